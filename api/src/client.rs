@@ -1,0 +1,313 @@
+//! The typed client: every REST call the CLI, the Slurm front door and the benchmarks make.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ErrorBody, ListResponse};
+use crate::http::{encode_component, HttpClient, HttpError, Response};
+use crate::job::{Job, JobAddParameter, JobTerminateParameter, TaskCountsResult};
+use crate::node::ComputeNode;
+use crate::pool::{Pool, PoolAddParameter};
+use crate::task::{NodeFile, Task, TaskAddCollectionParameter, TaskAddCollectionResult, TaskAddParameter};
+
+/// Where a cluster is and the token to use: the contents of `client.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// Base URL of the head's REST API.
+    pub url: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The head could not be reached or answered garbage.
+    #[error("talking to the head at {url}: {source}")]
+    Http {
+        /// The head's URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: HttpError,
+    },
+    /// The head refused the call.
+    #[error("{status} {}: {}", .body.code, .body.message.value)]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Azure-style error body.
+        body: ErrorBody,
+    },
+    /// The head's answer did not parse.
+    #[error("unexpected answer from the head ({status}): {message}")]
+    Decode {
+        /// HTTP status.
+        status: u16,
+        /// What did not parse.
+        message: String,
+    },
+    /// No cluster could be found.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ClientError {
+    /// The HTTP status when the head answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The default state directory: `$XDG_STATE_HOME/gangway`, else `~/.local/state/gangway`.
+    pub fn default_state_dir() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("gangway");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        PathBuf::from(home).join(".local/state/gangway")
+    }
+
+    /// Reads `DIR/client.json`.
+    pub fn from_state_dir(dir: &Path) -> Result<ClientConfig, ClientError> {
+        let path = dir.join("client.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ClientError::Config(format!(
+                "no cluster found: cannot read {} ({e}); start one with `gangway up`, or set GANGWAY_URL and GANGWAY_TOKEN",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Config(format!("{} is not valid: {e}", path.display())))
+    }
+
+    /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, else `state_dir` (from `--state-dir`
+    /// or `GANGWAY_STATE_DIR`), else the default state directory.
+    pub fn discover(state_dir: Option<&Path>) -> Result<ClientConfig, ClientError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let (Some(url), Some(token)) = (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
+            return Ok(ClientConfig { url, token });
+        }
+        match state_dir.map(Path::to_path_buf).or_else(|| env("GANGWAY_STATE_DIR").map(PathBuf::from)) {
+            Some(dir) => ClientConfig::from_state_dir(&dir),
+            None => ClientConfig::from_state_dir(&ClientConfig::default_state_dir()),
+        }
+    }
+}
+
+/// A connection to one head.
+pub struct Client {
+    http: HttpClient,
+    auth: String,
+}
+
+/// A `$filter` and paging for list calls.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// OData filter.
+    pub filter: Option<String>,
+    /// Page size (≤ 1000).
+    pub max_results: Option<u32>,
+}
+
+impl Client {
+    /// A client for `config`.
+    pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
+        let http =
+            HttpClient::new(&config.url).map_err(|source| ClientError::Http { url: config.url.clone(), source })?;
+        Ok(Client { http, auth: format!("Bearer {}", config.token) })
+    }
+
+    /// Sends one request and returns the raw response (errors only for transport failures).
+    pub fn raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        let mut headers = vec![("Authorization", self.auth.as_str()), ("Content-Type", "application/json")];
+        headers.extend_from_slice(extra);
+        self.http
+            .request(method, path, &headers, body)
+            .map_err(|source| ClientError::Http { url: self.http.base_url().to_owned(), source })
+    }
+
+    fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("wire types serialize"));
+        let resp = self.raw(method, path, bytes.as_deref(), &[])?;
+        decode(resp)
+    }
+
+    fn call_empty(&mut self, method: &str, path: &str, body: Option<&impl Serialize>) -> Result<(), ClientError> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("wire types serialize"));
+        let resp = self.raw(method, path, bytes.as_deref(), &[])?;
+        check(resp).map(|_| ())
+    }
+
+    fn list_all<T: DeserializeOwned>(&mut self, path: &str, opts: &ListOptions) -> Result<Vec<T>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(f) = &opts.filter {
+            query.push(format!("$filter={}", encode_component(f)));
+        }
+        if let Some(m) = opts.max_results {
+            query.push(format!("maxresults={m}"));
+        }
+        let mut next = if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) };
+        let mut out = Vec::new();
+        loop {
+            let page: ListResponse<T> = self.call(GET, &next, None::<&()>)?;
+            out.extend(page.value);
+            match page.next_link {
+                // Links are absolute; keep the path and query.
+                Some(link) => next = strip_origin(&link).to_owned(),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `POST /pools`.
+    pub fn add_pool(&mut self, p: &PoolAddParameter) -> Result<(), ClientError> {
+        self.call_empty("POST", "/pools", Some(p))
+    }
+    /// `GET /pools`.
+    pub fn list_pools(&mut self) -> Result<Vec<Pool>, ClientError> {
+        self.list_all("/pools", &ListOptions::default())
+    }
+    /// `GET /pools/{id}`.
+    pub fn get_pool(&mut self, id: &str) -> Result<Pool, ClientError> {
+        self.call(GET, &format!("/pools/{}", encode_component(id)), None::<&()>)
+    }
+    /// `DELETE /pools/{id}`.
+    pub fn delete_pool(&mut self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/pools/{}", encode_component(id)), None::<&()>)
+    }
+    /// `POST /jobs`.
+    pub fn add_job(&mut self, j: &JobAddParameter) -> Result<(), ClientError> {
+        self.call_empty("POST", "/jobs", Some(j))
+    }
+    /// `GET /jobs`.
+    pub fn list_jobs(&mut self, opts: &ListOptions) -> Result<Vec<Job>, ClientError> {
+        self.list_all("/jobs", opts)
+    }
+    /// `GET /jobs/{id}`.
+    pub fn get_job(&mut self, id: &str) -> Result<Job, ClientError> {
+        self.call(GET, &job_path(id), None::<&()>)
+    }
+    /// `POST /jobs/{id}/terminate`.
+    pub fn terminate_job(&mut self, id: &str, reason: Option<String>) -> Result<(), ClientError> {
+        self.call_empty(
+            "POST",
+            &format!("{}/terminate", job_path(id)),
+            Some(&JobTerminateParameter { terminate_reason: reason }),
+        )
+    }
+    /// `DELETE /jobs/{id}`.
+    pub fn delete_job(&mut self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &job_path(id), None::<&()>)
+    }
+    /// `GET /jobs/{id}/taskcounts`.
+    pub fn task_counts(&mut self, id: &str) -> Result<TaskCountsResult, ClientError> {
+        self.call(GET, &format!("{}/taskcounts", job_path(id)), None::<&()>)
+    }
+    /// `POST /jobs/{id}/tasks`.
+    pub fn add_task(&mut self, job: &str, t: &TaskAddParameter) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("{}/tasks", job_path(job)), Some(t))
+    }
+    /// `POST /jobs/{id}/addtaskcollection`.
+    pub fn add_task_collection(
+        &mut self,
+        job: &str,
+        tasks: Vec<TaskAddParameter>,
+    ) -> Result<TaskAddCollectionResult, ClientError> {
+        self.call(
+            "POST",
+            &format!("{}/addtaskcollection", job_path(job)),
+            Some(&TaskAddCollectionParameter { value: tasks }),
+        )
+    }
+    /// `GET /jobs/{id}/tasks`.
+    pub fn list_tasks(&mut self, job: &str, opts: &ListOptions) -> Result<Vec<Task>, ClientError> {
+        self.list_all(&format!("{}/tasks", job_path(job)), opts)
+    }
+    /// `GET /jobs/{id}/tasks/{tid}`.
+    pub fn get_task(&mut self, job: &str, task: &str) -> Result<Task, ClientError> {
+        self.call(GET, &task_path(job, task), None::<&()>)
+    }
+    /// `POST /jobs/{id}/tasks/{tid}/terminate`.
+    pub fn terminate_task(&mut self, job: &str, task: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("{}/terminate", task_path(job, task)), None::<&()>)
+    }
+    /// `GET /jobs/{id}/tasks/{tid}/files`.
+    pub fn list_task_files(&mut self, job: &str, task: &str) -> Result<Vec<NodeFile>, ClientError> {
+        self.list_all(&format!("{}/files?recursive=true", task_path(job, task)), &ListOptions::default())
+    }
+    /// `GET /jobs/{id}/tasks/{tid}/files/{path}` from byte `offset` on.
+    pub fn get_task_file(&mut self, job: &str, task: &str, path: &str, offset: u64) -> Result<Vec<u8>, ClientError> {
+        let url = format!(
+            "{}/files/{}",
+            task_path(job, task),
+            path.split('/').map(encode_component).collect::<Vec<_>>().join("/")
+        );
+        let range = format!("bytes={offset}-");
+        let extra: &[(&str, &str)] = if offset > 0 { &[("Range", range.as_str())] } else { &[] };
+        let resp = self.raw(GET, &url, None, extra)?;
+        if resp.status == 416 {
+            return Ok(Vec::new());
+        }
+        Ok(check(resp)?.body)
+    }
+    /// `GET /pools/{pool}/nodes` for every pool, or `GET /nodes` when `pool` is None.
+    pub fn list_nodes(&mut self, pool: Option<&str>) -> Result<Vec<ComputeNode>, ClientError> {
+        match pool {
+            Some(p) => self.list_all(&format!("/pools/{}/nodes", encode_component(p)), &ListOptions::default()),
+            None => self.list_all("/nodes", &ListOptions::default()),
+        }
+    }
+    /// `GET /nodes/{id}`.
+    pub fn get_node(&mut self, id: &str) -> Result<ComputeNode, ClientError> {
+        self.call(GET, &format!("/nodes/{}", encode_component(id)), None::<&()>)
+    }
+}
+
+const GET: &str = "GET";
+
+fn job_path(id: &str) -> String {
+    format!("/jobs/{}", encode_component(id))
+}
+
+fn task_path(job: &str, task: &str) -> String {
+    format!("/jobs/{}/tasks/{}", encode_component(job), encode_component(task))
+}
+
+fn strip_origin(link: &str) -> &str {
+    match link.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => link,
+    }
+}
+
+fn check(resp: Response) -> Result<Response, ClientError> {
+    if (200..300).contains(&resp.status) {
+        return Ok(resp);
+    }
+    match serde_json::from_slice::<ErrorBody>(&resp.body) {
+        Ok(body) => Err(ClientError::Api { status: resp.status, body }),
+        Err(_) => Err(ClientError::Decode { status: resp.status, message: resp.text() }),
+    }
+}
+
+fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+    let resp = check(resp)?;
+    serde_json::from_slice(&resp.body).map_err(|e| ClientError::Decode { status: resp.status, message: e.to_string() })
+}

@@ -1,0 +1,183 @@
+//! Jobs: a priority, constraints and a pool, holding tasks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::common::EnvironmentSetting;
+use crate::time::{IsoDuration, Timestamp};
+
+/// `poolInfo` of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolInformation {
+    /// The pool the job's tasks run on.
+    pub pool_id: String,
+}
+
+/// Job-level constraints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobConstraints {
+    /// Measured from job creation; the job is terminated when it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_clock_time: Option<IsoDuration>,
+    /// Default retry count for the job's tasks (-1: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_task_retry_count: Option<i32>,
+}
+
+/// What happens when every task of the job has completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnAllTasksComplete {
+    /// Nothing: the job stays active.
+    #[default]
+    NoAction,
+    /// The job is terminated (reason `AllTasksComplete`).
+    TerminateJob,
+}
+
+/// What happens when a task of the job fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTaskFailure {
+    /// Nothing.
+    #[default]
+    NoAction,
+    /// Apply the task's exit options' job action.
+    PerformExitOptionsJobAction,
+}
+
+/// The body of `POST /jobs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobAddParameter {
+    /// Job id.
+    pub id: String,
+    /// Free-form name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// −1000..1000, higher first (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Wall clock and retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<JobConstraints>,
+    /// The pool (when absent, the pool `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_info: Option<PoolInformation>,
+    /// Terminate the job when all tasks complete?
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    /// What a task failure does to the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_task_failure: Option<OnTaskFailure>,
+    /// Environment for every task of the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_environment_settings: Vec<EnvironmentSetting>,
+}
+
+/// Job lifecycle state (see the reference's state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Tasks may be added and run.
+    Active,
+    /// Being disabled.
+    Disabling,
+    /// Nothing is scheduled.
+    Disabled,
+    /// Being re-enabled.
+    Enabling,
+    /// Running tasks are being killed.
+    Terminating,
+    /// Done; accepts no changes.
+    Completed,
+    /// Being deleted.
+    Deleting,
+}
+
+/// `executionInfo` of a job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecutionInformation {
+    /// When the job was created (it starts at once).
+    pub start_time: Option<Timestamp>,
+    /// When it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// The pool it runs on.
+    pub pool_id: String,
+    /// Why it ended: `UserTerminate`, `MaxWallClockTimeExpiry`, `AllTasksComplete`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_reason: Option<String>,
+}
+
+/// A job as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Job id.
+    pub id: String,
+    /// Free-form name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Current state.
+    pub state: JobState,
+    /// When it entered that state.
+    pub state_transition_time: Timestamp,
+    /// The state before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<JobState>,
+    /// When it was created.
+    pub creation_time: Timestamp,
+    /// −1000..1000.
+    pub priority: i32,
+    /// Wall clock and retries.
+    pub constraints: JobConstraints,
+    /// Its pool.
+    pub pool_info: PoolInformation,
+    /// Terminate when all tasks complete?
+    pub on_all_tasks_complete: OnAllTasksComplete,
+    /// What a task failure does.
+    pub on_task_failure: OnTaskFailure,
+    /// Environment for every task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_environment_settings: Vec<EnvironmentSetting>,
+    /// Start, end, reason.
+    pub execution_info: JobExecutionInformation,
+}
+
+/// `{"active", "running", "completed", "succeeded", "failed"}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCounts {
+    /// Waiting to run.
+    pub active: u64,
+    /// Running now.
+    pub running: u64,
+    /// Completed (succeeded + failed).
+    pub completed: u64,
+    /// Completed with result success.
+    pub succeeded: u64,
+    /// Completed with result failure.
+    pub failed: u64,
+}
+
+/// The body of `GET /jobs/{id}/taskcounts`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCountsResult {
+    /// Tasks by state.
+    pub task_counts: TaskCounts,
+    /// Task slots by state.
+    pub task_slot_counts: TaskCounts,
+}
+
+/// The body of `POST /jobs/{id}/terminate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobTerminateParameter {
+    /// Recorded as `executionInfo.terminateReason` (default `UserTerminate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_reason: Option<String>,
+}

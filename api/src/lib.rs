@@ -1,0 +1,23 @@
+//! gangway's wire types and its typed client.
+//!
+//! Only this crate defines what crosses a process boundary: the REST resources (Azure Batch's
+//! shapes and camelCase names), the head↔launcher messages, and the client the CLI, the Slurm
+//! front door and the benchmarks use. Internal state elsewhere does not derive `Serialize`.
+
+pub mod client;
+pub mod cmdline;
+pub mod common;
+pub mod http;
+pub mod job;
+pub mod messages;
+pub mod node;
+pub mod pool;
+pub mod task;
+pub mod time;
+
+pub use common::{EnvironmentSetting, ErrorBody, ListResponse};
+pub use job::*;
+pub use node::*;
+pub use pool::*;
+pub use task::*;
+pub use time::{IsoDuration, Timestamp};

@@ -1,0 +1,240 @@
+//! Messages between the head and a launcher.
+//!
+//! The launcher connects out to the head (`GET /v1/launcher` with `Upgrade: gangway-launcher`
+//! and the cluster secret as bearer token); after `101 Switching Protocols` both sides exchange
+//! these messages as JSON, one per line. Every message about a task names its `attempt`, so a
+//! report from an attempt the head has already given up on is recognised and ignored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::TaskFailureInformation;
+use crate::time::Timestamp;
+use gangway_topology::NodeResources;
+
+/// The path launchers connect to.
+pub const LAUNCHER_PATH: &str = "/v1/launcher";
+/// The `Upgrade` protocol name.
+pub const LAUNCHER_PROTOCOL: &str = "gangway-launcher/1";
+
+/// Identifies one attempt at running a task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptId {
+    /// Job id.
+    pub job: String,
+    /// Task id.
+    pub task: String,
+    /// Attempt number, counting retries and requeues.
+    pub attempt: u32,
+}
+
+/// Launcher → head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LauncherMessage {
+    /// First message on every connection.
+    Hello(Hello),
+    /// Liveness, sent every `heartbeat_ms`.
+    Heartbeat,
+    /// A task attempt ended; repeated on every reconnect until the head acknowledges it.
+    TaskFinished(TaskFinished),
+    /// Answer to [`HeadMessage::ReadFiles`].
+    Files {
+        /// The request it answers.
+        req: u64,
+        /// What was found.
+        result: FilesResult,
+    },
+}
+
+/// Contents or listing of a task's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FilesResult {
+    /// Bytes of one file from the requested offset (base64), and the file's full size.
+    Data {
+        /// Base64 of the bytes.
+        data: String,
+        /// Size of the whole file.
+        size: u64,
+    },
+    /// The task directory's entries.
+    List {
+        /// Entries, paths relative to the task directory.
+        files: Vec<crate::task::NodeFile>,
+    },
+    /// The file or directory does not exist.
+    NotFound,
+    /// The range starts past the end of the file.
+    RangeNotSatisfiable {
+        /// Size of the whole file.
+        size: u64,
+    },
+    /// Anything else.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Registration: who the node is, what it has, and what it is doing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// Node name (unique in the cluster).
+    pub name: String,
+    /// Address other nodes and users reach it at.
+    pub address: String,
+    /// The pool it joins.
+    pub pool: String,
+    /// Its hardware.
+    pub resources: NodeResources,
+    /// Its root directory (`AZ_BATCH_NODE_ROOT_DIR`).
+    pub root_dir: String,
+    /// Attempts still running on it (after a reconnect).
+    pub running: Vec<AttemptId>,
+    /// Ended attempts the head has not acknowledged yet.
+    pub finished: Vec<TaskFinished>,
+    /// Random id of this launcher process: a new one means the launcher restarted.
+    pub boot_id: String,
+}
+
+/// The end of one attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskFinished {
+    /// Which attempt.
+    pub id: AttemptId,
+    /// Exit code (128+N when killed by signal N); absent when the command never started.
+    pub exit_code: Option<i32>,
+    /// Why it failed beyond its exit code (command not found, time limit, terminated).
+    pub failure: Option<TaskFailureInformation>,
+    /// When the process started.
+    pub start_time: Option<Timestamp>,
+    /// When it was reaped.
+    pub end_time: Timestamp,
+    /// Peak memory of its cgroup, when known.
+    pub max_rss_bytes: Option<u64>,
+}
+
+/// Head → launcher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HeadMessage {
+    /// Registration accepted.
+    Welcome(Welcome),
+    /// Run an attempt.
+    StartTask(StartTask),
+    /// Kill an attempt (grace period, then SIGKILL).
+    KillTask {
+        /// Which attempt.
+        id: AttemptId,
+        /// `TaskTerminated`, `JobTerminated`, …: becomes the failure code.
+        reason: String,
+    },
+    /// The head has durably recorded this attempt's end.
+    Ack {
+        /// Which attempt.
+        id: AttemptId,
+    },
+    /// Read a task file (`path` set) or list the task directory (`path` absent).
+    ReadFiles {
+        /// Echoed in the answer.
+        req: u64,
+        /// Job id.
+        job: String,
+        /// Task id.
+        task: String,
+        /// Relative path inside the task directory, already checked not to escape it.
+        path: Option<String>,
+        /// First byte.
+        offset: u64,
+        /// At most this many bytes.
+        len: u64,
+    },
+    /// Remove a task's directory now (job deleted).
+    RemoveTaskDir {
+        /// Job id.
+        job: String,
+        /// Task id.
+        task: String,
+    },
+}
+
+/// Reply to [`Hello`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Welcome {
+    /// How often to heartbeat.
+    pub heartbeat_ms: u64,
+    /// Attempts the launcher reported running that the head no longer wants: kill them.
+    pub kill: Vec<AttemptId>,
+}
+
+/// Everything a launcher needs to run one attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartTask {
+    /// Which attempt.
+    pub id: AttemptId,
+    /// The pool (for `AZ_BATCH_POOL_ID`).
+    pub pool: String,
+    /// The command line, to be split into arguments (no shell).
+    pub command_line: String,
+    /// Job common environment overlaid by the task's own.
+    pub env: Vec<(String, String)>,
+    /// Kill after this many milliseconds from start.
+    pub max_wall_clock_ms: Option<u64>,
+    /// Keep the task directory this long after it ends.
+    pub retention_ms: u64,
+    /// Slots it occupies (exported as `GANGWAY_SLOTS`).
+    pub slots: u32,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (file contents travel inside JSON lines).
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes [`base64_encode`]'s output.
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = B64.iter().position(|&b| b == c).ok_or_else(|| format!("invalid base64 character {:?}", c as char))?;
+        acc = acc << 6 | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        for n in 0..40u8 {
+            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+        }
+        assert!(base64_decode("a*b").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Tasks: one command line, its constraints and its execution record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::common::EnvironmentSetting;
+use crate::time::{IsoDuration, Timestamp};
+
+/// Task-level constraints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskConstraints {
+    /// Measured from the start of each attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_clock_time: Option<IsoDuration>,
+    /// How long the task directory is kept after completion (default 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_time: Option<IsoDuration>,
+    /// Retries after a non-zero exit (0 default; −1 unlimited; N gives N+1 attempts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_task_retry_count: Option<i32>,
+}
+
+/// The body of `POST /jobs/{id}/tasks` (and one element of a task collection).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskAddParameter {
+    /// Task id, unique in its job.
+    pub id: String,
+    /// Free-form name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The command, split into arguments and run without a shell.
+    pub command_line: String,
+    /// Extra environment (overrides the job's common settings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Wall clock, retention and retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<TaskConstraints>,
+    /// Slots the task occupies on its node (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_slots: Option<u32>,
+}
+
+/// The body of `POST /jobs/{id}/addtaskcollection`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskAddCollectionParameter {
+    /// At most 100 tasks.
+    pub value: Vec<TaskAddParameter>,
+}
+
+/// Outcome of one task of a collection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAddResult {
+    /// `success` or `clienterror`.
+    pub status: String,
+    /// The task's id.
+    pub task_id: String,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::common::ErrorBody>,
+}
+
+/// The body returned by `addtaskcollection`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskAddCollectionResult {
+    /// One result per submitted task, in order.
+    pub value: Vec<TaskAddResult>,
+}
+
+/// Task lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Queued (or requeued).
+    Active,
+    /// Waiting for the job preparation task on its node.
+    Preparing,
+    /// Running on a node.
+    Running,
+    /// Done (succeeded or failed).
+    Completed,
+}
+
+impl TaskState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Active => "active",
+            TaskState::Preparing => "preparing",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+        }
+    }
+}
+
+/// `success` or `failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskExecutionResult {
+    /// Exit code 0.
+    Success,
+    /// Anything else.
+    Failure,
+}
+
+/// `usererror` or `servererror`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorCategory {
+    /// The task's own doing (bad command, non-zero exit, time limit).
+    UserError,
+    /// gangway's or the node's doing.
+    ServerError,
+}
+
+/// Why a task failed beyond its exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailureInformation {
+    /// usererror or servererror.
+    pub category: ErrorCategory,
+    /// `TaskEnded` (time limit), `CommandNotFound`, `TaskTerminated`, `FailureExitCode`, `NodeLost`, …
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+/// `executionInfo` of a task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskExecutionInformation {
+    /// When the latest attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    /// When the task completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// Exit code of the last attempt (128+N for a signal N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed, when it did not just exit non-zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<TaskFailureInformation>,
+    /// Retries so far (non-zero exits).
+    pub retry_count: u32,
+    /// When the last retry started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retry_time: Option<Timestamp>,
+    /// Requeues by the system (node lost, node operations); not counted as retries.
+    pub requeue_count: u32,
+    /// When the last requeue happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_requeue_time: Option<Timestamp>,
+    /// success or failure, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskExecutionResult>,
+}
+
+/// Where a task ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeNodeInformation {
+    /// The node's pool.
+    pub pool_id: String,
+    /// The node.
+    pub node_id: String,
+    /// The task directory on that node.
+    pub task_root_directory: String,
+}
+
+/// A task as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// Task id.
+    pub id: String,
+    /// Free-form name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// When it was added.
+    pub creation_time: Timestamp,
+    /// Current state.
+    pub state: TaskState,
+    /// When it entered that state.
+    pub state_transition_time: Timestamp,
+    /// The state before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<TaskState>,
+    /// When it entered the previous state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state_transition_time: Option<Timestamp>,
+    /// The command line.
+    pub command_line: String,
+    /// Its own environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Effective constraints (job defaults applied).
+    pub constraints: TaskConstraints,
+    /// Slots it occupies.
+    pub required_slots: u32,
+    /// The execution record.
+    pub execution_info: TaskExecutionInformation,
+    /// Where it runs or ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<ComputeNodeInformation>,
+}
+
+/// One entry of `GET …/files`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFile {
+    /// Path relative to the task directory (`stdout.txt`, `wd/out.dat`).
+    pub name: String,
+    /// Whether it is a directory.
+    pub is_directory: bool,
+    /// Size and time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<FileProperties>,
+}
+
+/// Size and modification time of a [`NodeFile`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileProperties {
+    /// Bytes.
+    pub content_length: u64,
+    /// Modification time.
+    pub last_modified: Timestamp,
+}

@@ -1,0 +1,206 @@
+//! The launcher's control stream to the head: connect out, upgrade, hello, then JSON lines;
+//! reconnect with backoff after any drop, keeping tasks running and reports until acknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gangway_api::messages::{HeadMessage, Hello, LauncherMessage, LAUNCHER_PATH, LAUNCHER_PROTOCOL};
+use gangway_topology::NodeResources;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::executor::{Executor, StopReason};
+
+/// Who this launcher is.
+pub struct Identity {
+    /// Node name.
+    pub name: String,
+    /// Address reported to the head.
+    pub address: Option<String>,
+    /// Pool to join.
+    pub pool: String,
+    /// Hardware.
+    pub resources: NodeResources,
+    /// Random per process.
+    pub boot_id: String,
+}
+
+/// Why a session with the head ended.
+enum Ended {
+    /// Worth retrying.
+    Dropped(String),
+    /// The head refused this launcher: retrying will not help.
+    Refused(String),
+}
+
+/// Keeps a session with the head up until the process is told to stop; returns an error
+/// only when the head refuses this launcher for good (wrong secret, unknown pool).
+pub async fn run(head: &str, secret: &str, me: &Identity, exec: Arc<Executor>) -> anyhow::Result<()> {
+    let (host, port) = parse_head_url(head)?;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match session(&host, port, secret, me, &exec).await {
+            Ended::Refused(why) => bail!("the head at {head} refused this launcher: {why}"),
+            Ended::Dropped(why) => {
+                // A session that got as far as the welcome starts the backoff afresh.
+                if exec.out.lock().expect("lock").take().is_some() {
+                    backoff = Duration::from_millis(50);
+                }
+                tracing::warn!(head, why, retry_in = ?backoff, "not connected to the head");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// `http://host:port[/]` → (host, port).
+pub fn parse_head_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url.strip_prefix("http://").with_context(|| format!("head URL '{url}' must start with http://"))?;
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').with_context(|| format!("head URL '{url}' needs a port"))?;
+    let port = port.parse().with_context(|| format!("head URL '{url}' has a bad port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+}
+
+async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<Executor>) -> Ended {
+    let stream = match TcpStream::connect((host, port)).await {
+        Ok(s) => s,
+        Err(e) => return Ended::Dropped(format!("connecting to {host}:{port}: {e}")),
+    };
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let req = format!(
+        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {secret}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
+    );
+    if let Err(e) = wr.write_all(req.as_bytes()).await {
+        return Ended::Dropped(e.to_string());
+    }
+    let mut status = String::new();
+    if let Err(e) = rd.read_line(&mut status).await {
+        return Ended::Dropped(e.to_string());
+    }
+    loop {
+        let mut line = String::new();
+        match rd.read_line(&mut line).await {
+            Ok(0) | Err(_) => return Ended::Dropped("connection closed during upgrade".into()),
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {}
+        }
+    }
+    if !status.starts_with("HTTP/1.1 101") {
+        if status.contains(" 401 ") {
+            return Ended::Refused("wrong cluster secret (see the head's cluster.secret)".into());
+        }
+        return Ended::Dropped(format!("unexpected answer to the upgrade: {}", status.trim()));
+    }
+    let hello = Hello {
+        name: me.name.clone(),
+        address: me.address.clone().unwrap_or(local),
+        pool: me.pool.clone(),
+        resources: me.resources.clone(),
+        root_dir: exec.layout.root.to_string_lossy().into_owned(),
+        running: exec.running_ids(),
+        finished: exec.unacked(),
+        boot_id: me.boot_id.clone(),
+    };
+    let mut line = serde_json::to_vec(&LauncherMessage::Hello(hello)).expect("messages serialize");
+    line.push(b'\n');
+    if let Err(e) = wr.write_all(&line).await {
+        return Ended::Dropped(e.to_string());
+    }
+    let mut buf = Vec::new();
+    let welcome = match read_head(&mut rd, &mut buf).await {
+        Ok(Some(HeadMessage::Welcome(w))) => w,
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if text.contains("\"refused\"") {
+                return Ended::Refused(text.trim().to_owned());
+            }
+            return Ended::Dropped("the head did not welcome this launcher".into());
+        }
+        Err(e) => return Ended::Dropped(e),
+    };
+    tracing::info!(node = %me.name, "connected to the head");
+    for id in &welcome.kill {
+        exec.stop(id, StopReason::Killed("NodeReconciliation".into()));
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<LauncherMessage>();
+    *exec.out.lock().expect("lock") = Some(tx.clone());
+    // Reports that ended between the hello and now.
+    for f in exec.unacked() {
+        let _ = tx.send(LauncherMessage::TaskFinished(f));
+    }
+    let heartbeat = Duration::from_millis(welcome.heartbeat_ms.max(50));
+    let writer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(heartbeat);
+        let mut out = Vec::new();
+        loop {
+            out.clear();
+            tokio::select! {
+                _ = tick.tick() => serde_json::to_writer(&mut out, &LauncherMessage::Heartbeat).expect("serialize"),
+                m = rx.recv() => match m {
+                    Some(m) => serde_json::to_writer(&mut out, &m).expect("serialize"),
+                    None => return,
+                },
+            }
+            out.push(b'\n');
+            while let Ok(m) = rx.try_recv() {
+                serde_json::to_writer(&mut out, &m).expect("serialize");
+                out.push(b'\n');
+            }
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let why = loop {
+        let msg = match tokio::time::timeout(heartbeat * 3, read_head(&mut rd, &mut buf)).await {
+            Err(_) => break "the head went silent".to_owned(),
+            Ok(Err(e)) => break e,
+            Ok(Ok(None)) => break "the head closed the connection".to_owned(),
+            Ok(Ok(Some(m))) => m,
+        };
+        handle(msg, exec, &tx);
+    };
+    writer.abort();
+    Ended::Dropped(why)
+}
+
+fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<LauncherMessage>) {
+    match msg {
+        HeadMessage::StartTask(start) => exec.start(start),
+        HeadMessage::KillTask { id, reason } => exec.stop(&id, StopReason::Killed(reason)),
+        HeadMessage::Ack { id } => exec.acked(&id),
+        HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
+        HeadMessage::ReadFiles { req, job, task, path, offset, len } => {
+            let dir = exec.layout.task_dir(&job, &task);
+            let tx = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let result = crate::files::answer(&dir, path.as_deref(), offset, len);
+                let _ = tx.send(LauncherMessage::Files { req, result });
+            });
+        }
+        HeadMessage::Welcome(_) => tracing::warn!("unexpected second welcome; ignored"),
+    }
+}
+
+async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<HeadMessage>, String> {
+    buf.clear();
+    let n = (&mut *rd).take(16 << 20).read_until(b'\n', buf).await.map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<HeadMessage>(buf) {
+        Ok(m) => Ok(Some(m)),
+        Err(_) if String::from_utf8_lossy(buf).contains("\"refused\"") => Ok(None),
+        Err(e) => Err(format!("malformed message from the head: {e}")),
+    }
+}

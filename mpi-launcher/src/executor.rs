@@ -1,0 +1,357 @@
+//! Running task attempts: directories, environment, cgroup, process group, wall clock, kill.
+//!
+//! Each attempt is one tokio task that owns its child. The child starts in its own process
+//! group and (from `pre_exec`, before `exec`) in its own cgroup, with SIGKILL as its
+//! parent-death signal, so nothing it starts outlives it: terminate and wall-clock expiry send
+//! SIGTERM to the group and the cgroup, then SIGKILL after the grace period; when the main
+//! process exits, whatever it left behind in its cgroup is killed.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gangway_api::cmdline::split_command_line;
+use gangway_api::messages::{AttemptId, LauncherMessage, StartTask, TaskFinished};
+use gangway_api::{ErrorCategory, TaskFailureInformation, Timestamp};
+use tokio::sync::mpsc;
+
+use crate::cgroup::{NodeCgroups, TaskCgroup};
+use crate::layout::NodeLayout;
+
+/// The file in a task directory that records when the directory may be removed.
+pub const EXPIRY_MARKER: &str = ".gangway-expiry";
+
+/// Why a running attempt is being stopped.
+#[derive(Debug, Clone)]
+pub enum StopReason {
+    /// The head asked (terminate, job ended, node drained).
+    Killed(String),
+    /// Its wall-clock limit passed.
+    WallClock,
+    /// The launcher is shutting down.
+    Shutdown,
+}
+
+/// The attempts this launcher runs and the reports the head has not acknowledged.
+pub struct Executor {
+    pub(crate) layout: NodeLayout,
+    pub(crate) node: String,
+    pub(crate) account_url: String,
+    pub(crate) cgroups: Option<NodeCgroups>,
+    pub(crate) kill_grace: Duration,
+    running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
+    unacked: Mutex<HashMap<AttemptId, TaskFinished>>,
+    /// Task directories to remove when their attempt ends (job deleted meanwhile).
+    remove_after: Mutex<Vec<(String, String)>>,
+    /// The current connection to the head, if any.
+    pub(crate) out: Mutex<Option<mpsc::UnboundedSender<LauncherMessage>>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+impl Executor {
+    /// An executor for the node `node` rooted at `layout`.
+    pub fn new(
+        layout: NodeLayout,
+        node: String,
+        account_url: String,
+        cgroups: Option<NodeCgroups>,
+        kill_grace: Duration,
+    ) -> Executor {
+        Executor {
+            layout,
+            node,
+            account_url,
+            cgroups,
+            kill_grace,
+            running: Mutex::new(HashMap::new()),
+            unacked: Mutex::new(HashMap::new()),
+            remove_after: Mutex::new(Vec::new()),
+            out: Mutex::new(None),
+            seq: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Attempts running now.
+    pub fn running_ids(&self) -> Vec<AttemptId> {
+        self.running.lock().expect("lock").keys().cloned().collect()
+    }
+
+    /// Reports not yet acknowledged.
+    pub fn unacked(&self) -> Vec<TaskFinished> {
+        self.unacked.lock().expect("lock").values().cloned().collect()
+    }
+
+    /// The head has recorded this report.
+    pub fn acked(&self, id: &AttemptId) {
+        self.unacked.lock().expect("lock").remove(id);
+    }
+
+    /// Asks a running attempt to stop.
+    pub fn stop(&self, id: &AttemptId, why: StopReason) {
+        if let Some(tx) = self.running.lock().expect("lock").get(id) {
+            let _ = tx.send(why);
+        }
+    }
+
+    /// Stops every attempt (launcher shutdown) and waits until none runs.
+    pub async fn stop_all(&self) {
+        for tx in self.running.lock().expect("lock").values() {
+            let _ = tx.send(StopReason::Shutdown);
+        }
+        while !self.running.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Removes a task's directory now, or when its running attempt ends.
+    pub fn remove_task_dir(&self, job: &str, task: &str) {
+        let busy = self.running.lock().expect("lock").keys().any(|a| a.job == job && a.task == task);
+        if busy {
+            self.remove_after.lock().expect("lock").push((job.to_owned(), task.to_owned()));
+        } else {
+            let _ = std::fs::remove_dir_all(self.layout.task_dir(job, task));
+        }
+    }
+
+    /// Removes the task directory once its retention time has passed, unless a later
+    /// attempt of the same task is using it (each attempt rewrites the expiry marker).
+    fn schedule_removal(self: &Arc<Self>, id: &AttemptId, retention: Duration) {
+        let dir = self.layout.task_dir(&id.job, &id.task);
+        let expiry = Timestamp::now().plus(retention);
+        if std::fs::write(dir.join(EXPIRY_MARKER), expiry.0.to_string()).is_err() {
+            return;
+        }
+        self.remove_at(dir, expiry);
+    }
+
+    pub(crate) fn remove_at(self: &Arc<Self>, dir: std::path::PathBuf, expiry: Timestamp) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(expiry.millis_since(Timestamp::now()))).await;
+            let marker =
+                std::fs::read_to_string(dir.join(EXPIRY_MARKER)).ok().and_then(|s| s.trim().parse::<i64>().ok());
+            let busy = me.running.lock().expect("lock").keys().any(|a| me.layout.task_dir(&a.job, &a.task) == dir);
+            if !busy && marker.is_some_and(|m| m <= Timestamp::now().0) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        });
+    }
+
+    /// Re-arms retention for task directories left by an earlier run of the launcher.
+    pub fn resume_retention(self: &Arc<Self>) {
+        let Ok(jobs) = std::fs::read_dir(self.layout.root.join("workitems")) else { return };
+        for job in jobs.flatten() {
+            let Ok(tasks) = std::fs::read_dir(job.path().join("job-1")) else { continue };
+            for task in tasks.flatten() {
+                let dir = task.path();
+                let marker = std::fs::read_to_string(dir.join(EXPIRY_MARKER)).ok().and_then(|s| s.trim().parse().ok());
+                if let Some(ms) = marker {
+                    self.remove_at(dir, Timestamp(ms));
+                }
+            }
+        }
+    }
+
+    fn send(&self, msg: LauncherMessage) {
+        if let Some(tx) = self.out.lock().expect("lock").as_ref() {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Starts an attempt (a repeated start of a running attempt is ignored).
+    pub fn start(self: &Arc<Self>, start: StartTask) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut running = self.running.lock().expect("lock");
+            if running.contains_key(&start.id) {
+                return;
+            }
+            running.insert(start.id.clone(), tx);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = start.id.clone();
+            let retention = Duration::from_millis(start.retention_ms);
+            let report = me.run(start, rx).await;
+            me.schedule_removal(&id, retention);
+            me.running.lock().expect("lock").remove(&id);
+            let pending: Vec<_> = {
+                let mut r = me.remove_after.lock().expect("lock");
+                let (now, later) = r.drain(..).partition(|(j, t)| *j == id.job && *t == id.task);
+                *r = later;
+                now
+            };
+            for (j, t) in pending {
+                let _ = std::fs::remove_dir_all(me.layout.task_dir(&j, &t));
+            }
+            me.unacked.lock().expect("lock").insert(id, report.clone());
+            me.send(LauncherMessage::TaskFinished(report));
+        });
+    }
+
+    async fn run(self: &Arc<Self>, start: StartTask, mut stop_rx: mpsc::UnboundedReceiver<StopReason>) -> TaskFinished {
+        let id = start.id.clone();
+        let fail = |code: &str, message: String| TaskFinished {
+            id: id.clone(),
+            exit_code: None,
+            failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
+            start_time: None,
+            end_time: Timestamp::now(),
+            max_rss_bytes: None,
+        };
+        let task_dir = self.layout.task_dir(&id.job, &id.task);
+        let wd = task_dir.join("wd");
+        if let Err(e) = std::fs::create_dir_all(&wd) {
+            return server_failure(fail("TaskDirectory", format!("creating {}: {e}", wd.display())));
+        }
+        let argv = match split_command_line(&start.command_line) {
+            Ok(a) => a,
+            Err(e) => return fail("InvalidCommandLine", e),
+        };
+        let (stdout, stderr) = match (open_log(&task_dir, "stdout.txt"), open_log(&task_dir, "stderr.txt")) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
+            }
+        };
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup = match &self.cgroups {
+            Some(cg) => match cg.create_task(&format!("t{n}")) {
+                Ok(c) => Some(c),
+                Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
+            },
+            None => None,
+        };
+        let join_fds = match cgroup.as_ref().map(TaskCgroup::open_join_fds).transpose() {
+            Ok(fds) => fds.unwrap_or_default(),
+            Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
+        };
+        let raw_fds: Vec<i32> = join_fds.iter().map(|f| f.as_raw_fd()).collect();
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .envs(self.layout.task_env(&start, &self.node, &self.account_url))
+            .current_dir(&wd)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(false);
+        // SAFETY: the hook only makes async-signal-safe calls (write, prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                TaskCgroup::join_in_child(&raw_fds)?;
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Timestamp::now();
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                drop(join_fds);
+                release(cgroup).await;
+                let code =
+                    if e.kind() == std::io::ErrorKind::NotFound { "CommandNotFound" } else { "CommandLaunchFailed" };
+                return fail(code, format!("starting '{}': {e}", argv[0]));
+            }
+        };
+        drop(join_fds);
+        let pgid = child.id().map(|p| p as i32);
+        let deadline = start.max_wall_clock_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let wall = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut stopped: Option<StopReason> = None;
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = wall => { stopped = Some(StopReason::WallClock); self.terminate(&mut child, pgid, cgroup.as_ref()).await }
+            Some(why) = stop_rx.recv() => { stopped = Some(why); self.terminate(&mut child, pgid, cgroup.as_ref()).await }
+        };
+        // Whatever the main process left behind dies with it.
+        if let Some(pg) = pgid {
+            // SAFETY: plain kill(2) on our own child's process group.
+            unsafe { libc::kill(-pg, libc::SIGKILL) };
+        }
+        let max_rss = cgroup.as_ref().and_then(TaskCgroup::memory_peak);
+        release(cgroup).await;
+        let end = Timestamp::now();
+        let exit_code = match &status {
+            Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)),
+            Err(_) => None,
+        };
+        let failure = match stopped {
+            Some(StopReason::WallClock) => Some(TaskFailureInformation {
+                category: ErrorCategory::UserError,
+                code: "TaskEnded".into(),
+                message: "the task exceeded its maximum wall clock time and was killed".into(),
+            }),
+            Some(StopReason::Killed(reason)) => Some(TaskFailureInformation {
+                category: ErrorCategory::UserError,
+                code: reason.clone(),
+                message: format!("the task was killed ({reason})"),
+            }),
+            Some(StopReason::Shutdown) => Some(TaskFailureInformation {
+                category: ErrorCategory::ServerError,
+                code: "NodeShutdown".into(),
+                message: "the node's launcher shut down while the task ran".into(),
+            }),
+            None => None,
+        };
+        TaskFinished { id, exit_code, failure, start_time: Some(started), end_time: end, max_rss_bytes: max_rss }
+    }
+
+    /// SIGTERM to the process group and cgroup, then SIGKILL after the grace period.
+    async fn terminate(
+        &self,
+        child: &mut tokio::process::Child,
+        pgid: Option<i32>,
+        cgroup: Option<&TaskCgroup>,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        signal_tree(pgid, cgroup, libc::SIGTERM);
+        match tokio::time::timeout(self.kill_grace, child.wait()).await {
+            Ok(s) => s,
+            Err(_) => {
+                signal_tree(pgid, cgroup, libc::SIGKILL);
+                child.wait().await
+            }
+        }
+    }
+}
+
+fn signal_tree(pgid: Option<i32>, cgroup: Option<&TaskCgroup>, sig: i32) {
+    if let Some(pg) = pgid.filter(|p| *p > 0) {
+        // SAFETY: plain kill(2) on our own child's process group.
+        unsafe { libc::kill(-pg, sig) };
+    }
+    if let Some(cg) = cgroup {
+        cg.signal_all(sig);
+    }
+}
+
+/// Kills what is left in the cgroup and removes it (blocking work, off the async threads).
+async fn release(cgroup: Option<TaskCgroup>) {
+    if let Some(cg) = cgroup {
+        let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
+    }
+}
+
+fn server_failure(mut f: TaskFinished) -> TaskFinished {
+    if let Some(fi) = f.failure.as_mut() {
+        fi.category = ErrorCategory::ServerError;
+    }
+    f
+}
+
+fn open_log(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join(name))
+}

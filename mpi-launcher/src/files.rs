@@ -1,0 +1,126 @@
+//! Answers the head's file requests: a task directory's listing, or bytes of one file.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use gangway_api::messages::{base64_encode, FilesResult};
+use gangway_api::task::{FileProperties, NodeFile};
+use gangway_api::Timestamp;
+
+use crate::executor::EXPIRY_MARKER;
+
+/// Lists `task_dir` recursively, or reads `len` bytes of `path` from `offset`.
+pub fn answer(task_dir: &Path, path: Option<&str>, offset: u64, len: u64) -> FilesResult {
+    if !task_dir.is_dir() {
+        return FilesResult::NotFound;
+    }
+    match path {
+        None => {
+            let mut files = Vec::new();
+            list(task_dir, task_dir, &mut files);
+            files.sort_by(|a, b| a.name.cmp(&b.name));
+            FilesResult::List { files }
+        }
+        Some(p) => match inside(task_dir, p) {
+            Some(full) => read(&full, offset, len),
+            None => FilesResult::Error { message: format!("'{p}' is outside the task directory") },
+        },
+    }
+}
+
+/// The canonical path of `rel` if it stays inside `base` (symbolic links included).
+fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
+    if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let base = base.canonicalize().ok()?;
+    let full = match base.join(rel).canonicalize() {
+        Ok(f) => f,
+        // A missing file is reported as such, not as an escape.
+        Err(_) => return Some(base.join(rel)),
+    };
+    full.starts_with(&base).then_some(full)
+}
+
+fn read(path: &Path, offset: u64, len: u64) -> FilesResult {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FilesResult::NotFound,
+        Err(e) => return FilesResult::Error { message: format!("opening {}: {e}", path.display()) },
+    };
+    let size = match f.metadata() {
+        Ok(m) if m.is_dir() => return FilesResult::Error { message: format!("{} is a directory", path.display()) },
+        Ok(m) => m.len(),
+        Err(e) => return FilesResult::Error { message: e.to_string() },
+    };
+    if offset > size || (offset == size && size > 0 && len > 0) {
+        return FilesResult::RangeNotSatisfiable { size };
+    }
+    let mut buf = Vec::new();
+    let r = f.seek(SeekFrom::Start(offset)).and_then(|_| f.take(len).read_to_end(&mut buf));
+    match r {
+        Ok(_) => FilesResult::Data { data: base64_encode(&buf), size },
+        Err(e) => FilesResult::Error { message: format!("reading {}: {e}", path.display()) },
+    }
+}
+
+fn list(base: &Path, dir: &Path, out: &mut Vec<NodeFile>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        let name = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().into_owned();
+        if name == EXPIRY_MARKER {
+            continue;
+        }
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(Timestamp(0), |d| Timestamp(d.as_millis() as i64));
+        out.push(NodeFile {
+            name,
+            is_directory: meta.is_dir(),
+            properties: Some(FileProperties {
+                content_length: if meta.is_dir() { 0 } else { meta.len() },
+                last_modified: modified,
+            }),
+        });
+        if meta.is_dir() {
+            list(base, &path, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lists_and_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("task");
+        std::fs::create_dir_all(t.join("wd")).unwrap();
+        std::fs::write(t.join("stdout.txt"), b"hello world").unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), t.join("wd/link")).unwrap();
+        match answer(&t, Some("stdout.txt"), 6, 100) {
+            FilesResult::Data { data, size } => {
+                assert_eq!(size, 11);
+                assert_eq!(gangway_api::messages::base64_decode(&data).unwrap(), b"world");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(answer(&t, Some("stdout.txt"), 12, 1), FilesResult::RangeNotSatisfiable { size: 11 }));
+        assert!(matches!(answer(&t, Some("nope.txt"), 0, 1), FilesResult::NotFound));
+        assert!(matches!(answer(&t, Some("wd/link"), 0, 1), FilesResult::Error { .. }), "a symlink out is refused");
+        assert!(matches!(answer(&t, Some("../secret"), 0, 1), FilesResult::Error { .. }));
+        match answer(&t, None, 0, 0) {
+            FilesResult::List { files } => {
+                let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+                assert_eq!(names, ["stdout.txt", "wd", "wd/link"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

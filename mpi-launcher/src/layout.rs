@@ -1,0 +1,102 @@
+//! The Azure Batch directory layout under the node root, and each task's environment.
+
+use std::path::{Path, PathBuf};
+
+use gangway_api::messages::StartTask;
+
+/// Directories every node has under its root.
+pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
+
+/// The root of one node.
+#[derive(Debug, Clone)]
+pub struct NodeLayout {
+    /// `AZ_BATCH_NODE_ROOT_DIR`.
+    pub root: PathBuf,
+}
+
+impl NodeLayout {
+    /// Creates the node directories.
+    pub fn create(root: &Path) -> std::io::Result<NodeLayout> {
+        for d in NODE_DIRS {
+            std::fs::create_dir_all(root.join(d))?;
+        }
+        Ok(NodeLayout { root: root.to_path_buf() })
+    }
+
+    /// `workitems/<job>/job-1/<task>`: the task directory (`AZ_BATCH_TASK_DIR`).
+    pub fn task_dir(&self, job: &str, task: &str) -> PathBuf {
+        self.root.join("workitems").join(job).join("job-1").join(task)
+    }
+
+    /// The environment of a task attempt: a small inherited base, the `AZ_BATCH_*` variables
+    /// of the reference, then the job's and the task's own settings.
+    pub fn task_env(&self, start: &StartTask, node: &str, account_url: &str) -> Vec<(String, String)> {
+        let task_dir = self.task_dir(&start.id.job, &start.id.task);
+        let wd = task_dir.join("wd");
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let mut env: Vec<(String, String)> = Vec::new();
+        for key in ["LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR"] {
+            if let Ok(v) = std::env::var(key) {
+                env.push((key.into(), v));
+            }
+        }
+        let base_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let shared = self.root.join("shared");
+        env.push(("PATH".into(), format!("{base_path}:{}:{}", s(&shared), s(&wd))));
+        env.push(("HOME".into(), s(&wd)));
+        env.push(("PWD".into(), s(&wd)));
+        let az = [
+            ("AZ_BATCH_ACCOUNT_NAME", "gangway".to_owned()),
+            ("AZ_BATCH_ACCOUNT_URL", account_url.to_owned()),
+            ("AZ_BATCH_POOL_ID", start.pool.clone()),
+            ("AZ_BATCH_NODE_ID", node.to_owned()),
+            ("AZ_BATCH_NODE_IS_DEDICATED", "true".to_owned()),
+            ("AZ_BATCH_NODE_ROOT_DIR", s(&self.root)),
+            ("AZ_BATCH_NODE_SHARED_DIR", s(&shared)),
+            ("AZ_BATCH_NODE_STARTUP_DIR", s(&self.root.join("startup"))),
+            ("AZ_BATCH_NODE_MOUNTS_DIR", s(&self.root.join("fsmounts"))),
+            ("AZ_BATCH_JOB_ID", start.id.job.clone()),
+            ("AZ_BATCH_TASK_ID", start.id.task.clone()),
+            ("AZ_BATCH_TASK_DIR", s(&task_dir)),
+            ("AZ_BATCH_TASK_WORKING_DIR", s(&wd)),
+            ("GANGWAY_ATTEMPT", start.id.attempt.to_string()),
+            ("GANGWAY_SLOTS", start.slots.to_string()),
+        ];
+        env.extend(az.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        // The job's and the task's settings come last and win.
+        env.extend(start.env.iter().cloned());
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gangway_api::messages::AttemptId;
+
+    #[test]
+    fn environment_follows_the_reference() {
+        let layout = NodeLayout { root: PathBuf::from("/r") };
+        let start = StartTask {
+            id: AttemptId { job: "j1".into(), task: "t1".into(), attempt: 2 },
+            pool: "p".into(),
+            command_line: "x".into(),
+            env: vec![("FOO".into(), "bar".into()), ("AZ_BATCH_POOL_ID".into(), "override".into())],
+            max_wall_clock_ms: None,
+            retention_ms: 0,
+            slots: 1,
+        };
+        let env = layout.task_env(&start, "node1", "http://h:1");
+        let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("AZ_BATCH_TASK_DIR"), Some("/r/workitems/j1/job-1/t1"));
+        assert_eq!(get("AZ_BATCH_TASK_WORKING_DIR"), Some("/r/workitems/j1/job-1/t1/wd"));
+        assert_eq!(get("HOME"), Some("/r/workitems/j1/job-1/t1/wd"));
+        assert_eq!(get("AZ_BATCH_NODE_SHARED_DIR"), Some("/r/shared"));
+        assert_eq!(get("AZ_BATCH_NODE_STARTUP_DIR"), Some("/r/startup"));
+        assert_eq!(get("AZ_BATCH_NODE_ID"), Some("node1"));
+        assert_eq!(get("AZ_BATCH_JOB_ID"), Some("j1"));
+        assert_eq!(get("FOO"), Some("bar"));
+        assert_eq!(get("AZ_BATCH_POOL_ID"), Some("override"), "user settings win");
+        assert!(get("PATH").unwrap().ends_with(":/r/shared:/r/workitems/j1/job-1/t1/wd"));
+    }
+}

@@ -1,0 +1,106 @@
+//! `gangway-node`: the per-node launcher. It connects out to the head, registers, and runs
+//! the task attempts the head sends, each in its own process group and cgroup.
+
+use gangway_launcher::{cgroup, connection, executor, layout};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// The gangway node launcher.
+#[derive(Parser, Debug)]
+#[command(name = "gangway-node", version, about = "The gangway node launcher: joins a head and runs its tasks")]
+struct Args {
+    /// The head's URL (http://HOST:PORT).
+    #[arg(long, env = "GANGWAY_HEAD")]
+    head: String,
+    /// File holding the cluster secret (the head's cluster.secret).
+    #[arg(long)]
+    secret_file: PathBuf,
+    /// Node name (default: the hostname).
+    #[arg(long)]
+    name: Option<String>,
+    /// Root directory for task directories (AZ_BATCH_NODE_ROOT_DIR).
+    #[arg(long, default_value = "/var/lib/gangway/node")]
+    root: PathBuf,
+    /// Pool to join.
+    #[arg(long, default_value = "default")]
+    pool: String,
+    /// Address to report to the head (default: the local address of the connection).
+    #[arg(long)]
+    address: Option<String>,
+    /// Grace period between SIGTERM and SIGKILL when a task is killed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    kill_grace: Duration,
+    /// Run tasks without cgroups (process groups only).
+    #[arg(long)]
+    no_cgroups: bool,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG also works.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    gangway_api::time::parse_human_duration(s)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "node".into())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let level = std::env::var("RUST_LOG").unwrap_or(args.log_level.clone());
+    tracing_subscriber::fmt()
+        .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
+        .with_writer(std::io::stderr)
+        .init();
+    let secret = std::fs::read_to_string(&args.secret_file)
+        .with_context(|| format!("reading the cluster secret {}", args.secret_file.display()))?
+        .trim()
+        .to_owned();
+    let name = args.name.clone().unwrap_or_else(hostname);
+    gangway_api::common::validate_id("node", &name).map_err(anyhow::Error::msg)?;
+    let layout = layout::NodeLayout::create(&args.root)
+        .with_context(|| format!("creating the node root {}", args.root.display()))?;
+    let cgroups = if args.no_cgroups {
+        None
+    } else {
+        match cgroup::NodeCgroups::create(&name) {
+            Ok(cg) => Some(cg),
+            Err(e) => {
+                tracing::warn!(error = %e, "cgroups unavailable; tasks are contained by process groups only");
+                None
+            }
+        }
+    };
+    let resources = gangway_topology::discover::local_resources();
+    let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
+    let exec = Arc::new(executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace));
+    let me = connection::Identity { name, address: args.address.clone(), pool: args.pool.clone(), resources, boot_id };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = rt.block_on(async {
+        exec.resume_retention();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+        let r = tokio::select! {
+            r = connection::run(&args.head, &secret, &me, exec.clone()) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
+        };
+        tracing::info!("stopping: killing running tasks");
+        exec.stop_all().await;
+        r
+    });
+    // Dropping the executor removes the node's cgroups.
+    drop(exec);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}

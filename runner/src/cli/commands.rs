@@ -1,0 +1,447 @@
+//! The read and write commands: submit, job, task, node, pool, wait, status.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gangway_api::client::{Client, ClientError, ListOptions};
+use gangway_api::cmdline::join_command_line;
+use gangway_api::*;
+use serde::Serialize;
+
+use super::table::{opt, render};
+
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn lower<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// Options of `gangway submit`.
+pub struct Submit {
+    pub pool: Option<String>,
+    pub job: Option<String>,
+    pub name: Option<String>,
+    pub time: Option<Duration>,
+    pub retries: Option<i32>,
+    pub slots: Option<u32>,
+    pub wait: bool,
+    pub command: Vec<String>,
+}
+
+fn new_job_id() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    format!("job-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+/// Creates a job with one task (or adds a task to `--job`); prints the job id.
+pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
+    if s.command.is_empty() {
+        bail!("nothing to run: give the command after `--`, e.g. gangway submit -- /bin/hostname");
+    }
+    let constraints = TaskConstraints {
+        max_wall_clock_time: s.time.map(IsoDuration),
+        retention_time: None,
+        max_task_retry_count: s.retries,
+    };
+    let mut task = TaskAddParameter {
+        id: "1".into(),
+        display_name: s.name.clone(),
+        command_line: join_command_line(&s.command),
+        environment_settings: Vec::new(),
+        constraints: Some(constraints),
+        required_slots: s.slots,
+    };
+    let existing = match &s.job {
+        Some(id) => match c.get_job(id) {
+            Ok(_) => true,
+            Err(e) if e.status() == Some(404) => false,
+            Err(e) => return Err(e.into()),
+        },
+        None => false,
+    };
+    let job_id = s.job.clone().unwrap_or_else(new_job_id);
+    if existing {
+        if s.pool.is_some() {
+            bail!("--pool cannot change the pool of existing job '{job_id}'");
+        }
+        let n = c.list_tasks(&job_id, &ListOptions::default())?.len();
+        task.id = (n + 1).to_string();
+        loop {
+            match c.add_task(&job_id, &task) {
+                Err(e) if e.status() == Some(409) && e.to_string().contains("TaskExists") => {
+                    task.id = (task.id.parse::<u64>().unwrap_or(0) + 1).to_string();
+                }
+                r => break r?,
+            }
+        }
+    } else {
+        c.add_job(&JobAddParameter {
+            id: job_id.clone(),
+            display_name: s.name.clone(),
+            pool_info: s.pool.clone().map(|pool_id| PoolInformation { pool_id }),
+            on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
+            ..Default::default()
+        })?;
+        if let Err(e) = c.add_task(&job_id, &task) {
+            // Leave nothing half-submitted.
+            let _ = c.delete_job(&job_id);
+            return Err(e.into());
+        }
+    }
+    println!("{job_id}");
+    std::io::stdout().flush()?;
+    if !s.wait {
+        return Ok(0);
+    }
+    let t = wait_task(c, &job_id, &task.id)?;
+    Ok(exit_status(&t))
+}
+
+fn exit_status(t: &Task) -> i32 {
+    match (t.execution_info.exit_code, t.execution_info.result) {
+        (_, Some(TaskExecutionResult::Success)) => 0,
+        (Some(0) | None, _) => 1,
+        (Some(code), _) => code,
+    }
+}
+
+fn backoff(step: &mut u64) {
+    std::thread::sleep(Duration::from_millis(*step));
+    *step = (*step * 2).min(200);
+}
+
+fn wait_task(c: &mut Client, job: &str, task: &str) -> anyhow::Result<Task> {
+    let mut step = 5;
+    loop {
+        let t = c.get_task(job, task)?;
+        if t.state == TaskState::Completed {
+            return Ok(t);
+        }
+        backoff(&mut step);
+    }
+}
+
+/// `gangway wait JOB`: 0 when every task succeeded, else the first failing task's exit code.
+pub fn wait(c: &mut Client, job: &str) -> anyhow::Result<i32> {
+    let mut step = 5;
+    loop {
+        let j = c.get_job(job)?;
+        let tasks = c.list_tasks(job, &ListOptions::default())?;
+        let done = tasks.iter().all(|t| t.state == TaskState::Completed);
+        if (done && !tasks.is_empty()) || j.state == JobState::Completed {
+            let failed = tasks.iter().find(|t| t.execution_info.result != Some(TaskExecutionResult::Success));
+            return Ok(failed.map_or(0, exit_status));
+        }
+        backoff(&mut step);
+    }
+}
+
+/// `gangway job list|show|terminate|delete`.
+pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let need = || id.context("this command needs a job id");
+    match action {
+        "list" => {
+            let jobs = c.list_jobs(&ListOptions::default())?;
+            if json {
+                return print_json(&jobs);
+            }
+            let mut rows = Vec::new();
+            for j in &jobs {
+                let counts = c.task_counts(&j.id).map(|r| r.task_counts).unwrap_or_default();
+                rows.push(vec![
+                    j.id.clone(),
+                    lower(&j.state),
+                    j.pool_info.pool_id.clone(),
+                    j.priority.to_string(),
+                    counts.active.to_string(),
+                    counts.running.to_string(),
+                    counts.succeeded.to_string(),
+                    counts.failed.to_string(),
+                ]);
+            }
+            print!(
+                "{}",
+                render(&["JOB", "STATE", "POOL", "PRIORITY", "ACTIVE", "RUNNING", "SUCCEEDED", "FAILED"], &rows)
+            );
+        }
+        "show" => {
+            let j = c.get_job(need()?)?;
+            if json {
+                return print_json(&j);
+            }
+            let counts = c.task_counts(&j.id)?.task_counts;
+            println!("Job:        {}", j.id);
+            println!("State:      {}", lower(&j.state));
+            println!("Pool:       {}", j.pool_info.pool_id);
+            println!("Priority:   {}", j.priority);
+            println!("Created:    {}", j.creation_time);
+            println!("Ended:      {}", opt(j.execution_info.end_time));
+            println!("Reason:     {}", opt(j.execution_info.terminate_reason.as_ref()));
+            println!(
+                "Tasks:      {} active, {} running, {} succeeded, {} failed",
+                counts.active, counts.running, counts.succeeded, counts.failed
+            );
+        }
+        "terminate" => {
+            c.terminate_job(need()?, None)?;
+            eprintln!("job {} terminating", need()?);
+        }
+        "delete" => {
+            c.delete_job(need()?)?;
+            eprintln!("job {} deleted", need()?);
+        }
+        other => bail!("unknown job command '{other}'"),
+    }
+    Ok(())
+}
+
+/// `gangway task list|show|logs|terminate`.
+pub fn task(
+    c: &mut Client,
+    action: &str,
+    job: &str,
+    task: Option<&str>,
+    json: bool,
+    stderr: bool,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let need = || task.context("this command needs a task id");
+    match action {
+        "list" => {
+            let tasks = c.list_tasks(job, &ListOptions::default())?;
+            if json {
+                return print_json(&tasks);
+            }
+            let rows: Vec<_> = tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        lower(&t.state),
+                        opt(t.node_info.as_ref().map(|n| &n.node_id)),
+                        opt(t.execution_info.exit_code),
+                        t.execution_info.retry_count.to_string(),
+                        t.command_line.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", render(&["TASK", "STATE", "NODE", "EXIT", "RETRIES", "COMMAND"], &rows));
+        }
+        "show" => {
+            let t = c.get_task(job, need()?)?;
+            if json {
+                return print_json(&t);
+            }
+            let e = &t.execution_info;
+            println!("Task:       {} (job {job})", t.id);
+            println!("State:      {}", lower(&t.state));
+            println!("Command:    {}", t.command_line);
+            println!("Node:       {}", opt(t.node_info.as_ref().map(|n| &n.node_id)));
+            println!("Started:    {}", opt(e.start_time));
+            println!("Ended:      {}", opt(e.end_time));
+            println!("Exit code:  {}", opt(e.exit_code));
+            println!("Result:     {}", opt(e.result.map(|r| lower(&r))));
+            println!("Retries:    {}   Requeues: {}", e.retry_count, e.requeue_count);
+            if let Some(f) = &e.failure_info {
+                println!("Failure:    {} ({}): {}", f.code, lower(&f.category), f.message);
+            }
+        }
+        "logs" => {
+            let tid = need()?;
+            let file = if stderr { "stderr.txt" } else { "stdout.txt" };
+            let mut offset = 0u64;
+            let mut step = 20;
+            loop {
+                let done = !follow || c.get_task(job, tid)?.state == TaskState::Completed;
+                let data = match c.get_task_file(job, tid, file, offset) {
+                    Ok(d) => d,
+                    Err(e) if follow && matches!(e.status(), Some(404 | 503)) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                };
+                offset += data.len() as u64;
+                std::io::stdout().write_all(&data)?;
+                std::io::stdout().flush()?;
+                if done && data.is_empty() {
+                    return Ok(());
+                }
+                if data.is_empty() {
+                    backoff(&mut step);
+                } else {
+                    step = 20;
+                }
+            }
+        }
+        "terminate" => {
+            c.terminate_task(job, need()?)?;
+            eprintln!("task {} of job {job} terminated", need()?);
+        }
+        other => bail!("unknown task command '{other}'"),
+    }
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// `gangway node list|show`.
+pub fn node(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+    match action {
+        "list" => {
+            let nodes = c.list_nodes(None)?;
+            if json {
+                return print_json(&nodes);
+            }
+            let rows: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.id.clone(),
+                        n.pool_id.clone(),
+                        lower(&n.state),
+                        lower(&n.scheduling_state),
+                        n.ip_address.clone(),
+                        n.resources.cpus.to_string(),
+                        gib(n.resources.memory_bytes),
+                        n.resources.gpus.len().to_string(),
+                        n.running_tasks_count.to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render(&["NODE", "POOL", "STATE", "SCHEDULING", "ADDRESS", "CPUS", "MEMORY", "GPUS", "RUNNING"], &rows)
+            );
+        }
+        "show" => {
+            let n = c.get_node(id.context("this command needs a node id")?)?;
+            if json {
+                return print_json(&n);
+            }
+            println!("Node:       {}", n.id);
+            println!("Pool:       {}", n.pool_id);
+            println!("State:      {} (scheduling {})", lower(&n.state), lower(&n.scheduling_state));
+            println!("Address:    {}", n.ip_address);
+            println!(
+                "Resources:  {} CPUs, {} cores, {} memory",
+                n.resources.cpus,
+                n.resources.cores,
+                gib(n.resources.memory_bytes)
+            );
+            for g in &n.resources.gpus {
+                println!("GPU {}:      {} {} {}", g.index, g.name, g.uuid, g.pci_bus_id);
+            }
+            println!("Tasks run:  {} ({} succeeded)", n.total_tasks_run, n.total_tasks_succeeded);
+            for t in &n.recent_tasks {
+                println!("Running:    {}/{}", t.job_id, t.task_id);
+            }
+        }
+        other => bail!("unknown node command '{other}'"),
+    }
+    Ok(())
+}
+
+/// Options of `gangway pool create`.
+pub struct PoolCreate {
+    pub slots: Option<u32>,
+    pub fill: Option<NodeFillType>,
+    pub inter_node: bool,
+}
+
+/// `gangway pool list|show|create|delete`.
+pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: PoolCreate) -> anyhow::Result<()> {
+    let need = || id.context("this command needs a pool id");
+    match action {
+        "list" => {
+            let pools = c.list_pools()?;
+            if json {
+                return print_json(&pools);
+            }
+            let rows: Vec<_> = pools
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.clone(),
+                        lower(&p.state),
+                        p.current_dedicated_nodes.to_string(),
+                        p.task_slots_per_node.to_string(),
+                        lower(&p.task_scheduling_policy.node_fill_type),
+                        p.enable_inter_node_communication.to_string(),
+                    ]
+                })
+                .collect();
+            print!("{}", render(&["POOL", "STATE", "NODES", "SLOTS/NODE", "FILL", "INTER-NODE"], &rows));
+        }
+        "show" => {
+            let p = c.get_pool(need()?)?;
+            if json {
+                return print_json(&p);
+            }
+            println!("Pool:       {}", p.id);
+            println!("State:      {}", lower(&p.state));
+            println!("Nodes:      {}", p.current_dedicated_nodes);
+            println!("Slots/node: {}", p.task_slots_per_node);
+            println!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
+            println!("Inter-node: {}", p.enable_inter_node_communication);
+        }
+        "create" => {
+            c.add_pool(&PoolAddParameter {
+                id: need()?.to_owned(),
+                display_name: None,
+                task_slots_per_node: create.slots,
+                task_scheduling_policy: create.fill.map(|node_fill_type| TaskSchedulingPolicy { node_fill_type }),
+                enable_inter_node_communication: create.inter_node,
+            })?;
+            eprintln!("pool {} created", need()?);
+        }
+        "delete" => {
+            c.delete_pool(need()?)?;
+            eprintln!("pool {} deleted", need()?);
+        }
+        other => bail!("unknown pool command '{other}'"),
+    }
+    Ok(())
+}
+
+/// `gangway status`: one screen about the cluster.
+pub fn status(c: &mut Client, url: &str, json: bool) -> Result<(), ClientError> {
+    let nodes = c.list_nodes(None)?;
+    let jobs = c.list_jobs(&ListOptions::default())?;
+    let mut totals = TaskCounts::default();
+    for j in &jobs {
+        let t = c.task_counts(&j.id)?.task_counts;
+        totals.active += t.active;
+        totals.running += t.running;
+        totals.succeeded += t.succeeded;
+        totals.failed += t.failed;
+        totals.completed += t.completed;
+    }
+    if json {
+        let v = serde_json::json!({"url": url, "nodes": nodes.len(), "jobs": jobs.len(), "tasks": totals});
+        println!("{v}");
+        return Ok(());
+    }
+    println!("Cluster:  {url}");
+    let count = |s: NodeState| nodes.iter().filter(|n| n.state == s).count();
+    println!(
+        "Nodes:    {} ({} idle, {} running, {} unusable/unknown)",
+        nodes.len(),
+        count(NodeState::Idle),
+        count(NodeState::Running),
+        count(NodeState::Unusable) + count(NodeState::Unknown)
+    );
+    let active_jobs = jobs.iter().filter(|j| j.state == JobState::Active).count();
+    println!("Jobs:     {} ({} active)", jobs.len(), active_jobs);
+    println!(
+        "Tasks:    {} active, {} running, {} succeeded, {} failed",
+        totals.active, totals.running, totals.succeeded, totals.failed
+    );
+    Ok(())
+}

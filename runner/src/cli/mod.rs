@@ -1,0 +1,5 @@
+//! The `gangway` command line.
+
+pub mod cluster;
+pub mod commands;
+pub mod table;

@@ -1,0 +1,77 @@
+//! Tokens and the cluster secret, kept in the state directory with mode 0600.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// A new random secret: 32 bytes from the kernel, hex-encoded.
+pub fn random_secret() -> anyhow::Result<String> {
+    let mut buf = [0u8; 32];
+    let mut f = fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut buf).context("reading /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads the secret in `path`, creating it (mode 0600) on first use.
+pub fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let secret = random_secret()?;
+    write_private(path, secret.as_bytes())?;
+    Ok(secret)
+}
+
+/// Writes `data` to `path` atomically with mode 0600.
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(data).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Compares a presented bearer token with the expected one in constant time.
+pub fn token_matches(header: Option<&str>, expected: &str) -> bool {
+    let Some(presented) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+        return false;
+    };
+    let (a, b) = (presented.trim().as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(token_matches(Some("Bearer abc"), "abc"));
+        assert!(!token_matches(Some("Bearer abd"), "abc"));
+        assert!(!token_matches(Some("abc"), "abc"));
+        assert!(!token_matches(None, "abc"));
+        assert!(!token_matches(Some("Bearer "), "abc"));
+    }
+
+    #[test]
+    fn secrets_persist_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cluster.secret");
+        let a = load_or_create_secret(&p).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(load_or_create_secret(&p).unwrap(), a);
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,55 @@
+//! API errors: an HTTP status and an Azure-style body naming the problem.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gangway_api::ErrorBody;
+
+/// An error answer. Every one leaves the head's state as it was.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Azure-style code and message.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError { status, body: ErrorBody::new(code, message) }
+    }
+    /// 400 for a value that is not acceptable.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidPropertyValue", message)
+    }
+    /// 404 for a missing resource.
+    pub fn not_found(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+    /// 409 for a conflict with the current state.
+    pub fn conflict(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Parses a JSON request body; the error names the field and the problem as serde reports it.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredProperty",
+            "the request body is empty; a JSON object is required",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() { "InvalidRequestBody" } else { "InvalidPropertyValue" };
+        ApiError::new(StatusCode::BAD_REQUEST, code, format!("the request body is not valid: {e}"))
+    })
+}

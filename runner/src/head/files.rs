@@ -1,0 +1,180 @@
+//! Task files: the head asks the node that ran the task, over its launcher stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gangway_api::messages::{base64_decode, FilesResult, HeadMessage};
+use gangway_api::{ListResponse, NodeFile};
+
+use super::error::ApiError;
+use super::routes::parse_range;
+use super::state::resources::{job_not_found, task_not_found};
+use super::Head;
+
+/// Bytes asked of a launcher per message.
+const CHUNK: u64 = 4 << 20;
+/// Largest whole-file answer; bigger files are read with `Range`.
+const MAX_BODY: u64 = 256 << 20;
+/// How long a launcher may take to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Rejects paths that could leave the task directory.
+pub fn check_relative_path(path: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| {
+        Err(ApiError::invalid(format!("file path '{path}' {why}; paths are relative to the task directory")))
+    };
+    if path.is_empty() {
+        return bad("is empty");
+    }
+    if path.starts_with('/') {
+        return bad("is absolute");
+    }
+    if path.contains('\0') || path.contains('\\') {
+        return bad("contains a NUL or backslash");
+    }
+    if path.split('/').any(|c| c == "..") {
+        return bad("contains '..'");
+    }
+    Ok(())
+}
+
+async fn ask(
+    head: &Arc<Head>,
+    job: &str,
+    task: &str,
+    path: Option<String>,
+    offset: u64,
+    len: u64,
+) -> Result<FilesResult, ApiError> {
+    let tx = head.read(|st| {
+        let j = st.jobs.get(job).ok_or_else(|| job_not_found(job))?;
+        let t = j.tasks.get(task).ok_or_else(|| task_not_found(job, task))?;
+        let node = t.wire.node_info.as_ref().map(|n| n.node_id.clone()).ok_or_else(|| {
+            ApiError::not_found(
+                "FileNotFound",
+                format!("task '{task}' has not run on any node yet, so it has no files"),
+            )
+        })?;
+        let conn = st.nodes.get(&node).and_then(|n| n.conn.as_ref()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NodeNotConnected",
+                format!("node '{node}', which holds the task's files, is not connected"),
+            )
+        })?;
+        Ok::<_, ApiError>(conn.tx.clone())
+    })?;
+    let req = head.new_request_id();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    head.file_requests.lock().expect("file request lock").insert(req, answer_tx);
+    let msg = HeadMessage::ReadFiles { req, job: job.to_owned(), task: task.to_owned(), path, offset, len };
+    let sent = tx.send(msg).is_ok();
+    let answer =
+        if sent { tokio::time::timeout(ANSWER_TIMEOUT, answer_rx).await.ok().and_then(Result::ok) } else { None };
+    head.file_requests.lock().expect("file request lock").remove(&req);
+    answer.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "NodeDidNotAnswer",
+            "the node did not answer the file request in time",
+        )
+    })
+}
+
+/// Routes a launcher's answer to the waiting request.
+pub fn answered(head: &Head, req: u64, result: FilesResult) {
+    if let Some(tx) = head.file_requests.lock().expect("file request lock").remove(&req) {
+        let _ = tx.send(result);
+    }
+}
+
+fn node_error(result: FilesResult, what: &str) -> ApiError {
+    match result {
+        FilesResult::NotFound => ApiError::not_found("FileNotFound", format!("{what} does not exist")),
+        FilesResult::Error { message } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "NodeFileError", message),
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "UnexpectedNodeAnswer",
+            "the node answered the file request with something else",
+        ),
+    }
+}
+
+/// `GET /jobs/{job}/tasks/{task}/files`.
+pub async fn list_task_files(
+    State(head): State<Arc<Head>>,
+    Path((job, task)): Path<(String, String)>,
+) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
+    match ask(&head, &job, &task, None, 0, 0).await? {
+        FilesResult::List { files } => Ok(Json(ListResponse { value: files, next_link: None })),
+        other => Err(node_error(other, "the task directory")),
+    }
+}
+
+/// `GET /jobs/{job}/tasks/{task}/files/{path}`, with `Range` support.
+pub async fn get_task_file(
+    State(head): State<Arc<Head>>,
+    Path((job, task, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_relative_path(&path)?;
+    let range = parse_range(&headers)?;
+    let (first, last) = range.unwrap_or((0, None));
+    let mut body = Vec::new();
+    let mut offset = first;
+    let size = loop {
+        let want = last.map_or(CHUNK, |l| (l + 1).saturating_sub(offset).min(CHUNK));
+        match ask(&head, &job, &task, Some(path.clone()), offset, want).await? {
+            FilesResult::Data { data, size } => {
+                let bytes = base64_decode(&data)
+                    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UnexpectedNodeAnswer", e))?;
+                offset += bytes.len() as u64;
+                body.extend_from_slice(&bytes);
+                let end = last.map_or(size, |l| (l + 1).min(size));
+                if bytes.is_empty() || offset >= end {
+                    break size;
+                }
+                if body.len() as u64 > MAX_BODY {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "FileTooLarge",
+                        format!("'{path}' is larger than {MAX_BODY} bytes; read it in parts with a Range header"),
+                    ));
+                }
+            }
+            FilesResult::RangeNotSatisfiable { size } => {
+                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))])
+                    .into_response());
+            }
+            other => return Err(node_error(other, &format!("file '{path}'"))),
+        }
+    };
+    let mut resp =
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream".to_owned())], body.clone()).into_response();
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let end = first + body.len() as u64;
+        let value = format!("bytes {first}-{}/{size}", end.saturating_sub(1));
+        resp.headers_mut().insert(header::CONTENT_RANGE, value.parse().expect("ascii header"));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_relative_path;
+
+    #[test]
+    fn paths_that_escape_are_refused() {
+        for ok in ["stdout.txt", "wd/out.dat", "wd/a/b.txt", "wd/..x"] {
+            assert!(check_relative_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "wd/../../x", "wd/..", "a\\b"] {
+            assert!(check_relative_path(bad).is_err(), "{bad}");
+        }
+    }
+}

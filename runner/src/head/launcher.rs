@@ -1,0 +1,143 @@
+//! The head's end of a launcher's control stream: HTTP upgrade, then JSON lines.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gangway_api::messages::{HeadMessage, LauncherMessage, LAUNCHER_PROTOCOL};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::error::ApiError;
+use super::{auth, files, Head};
+
+/// Longest line a launcher may send (file answers carry up to 4 MiB of base64).
+const MAX_LINE: u64 = 8 << 20;
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /v1/launcher` with `Upgrade`: authenticates with the cluster secret and takes over the connection.
+pub async fn upgrade(State(head): State<Arc<Head>>, mut req: Request) -> Response {
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !auth::token_matches(presented, &head.secret) {
+        tracing::warn!("launcher refused: wrong or missing cluster secret");
+        return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "the cluster secret is not valid")
+            .into_response();
+    }
+    let wants = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()) == Some(LAUNCHER_PROTOCOL);
+    if !wants {
+        return ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "UpgradeRequired",
+            format!("this endpoint needs Upgrade: {LAUNCHER_PROTOCOL}"),
+        )
+        .into_response();
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => serve(head, TokioIo::new(io)).await,
+            Err(e) => tracing::warn!(error = %e, "launcher upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, LAUNCHER_PROTOCOL)
+        .header(header::CONNECTION, "upgrade")
+        .body(Body::empty())
+        .expect("static response")
+}
+
+async fn read_message<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<LauncherMessage>, String> {
+    buf.clear();
+    let n = (&mut *rd).take(MAX_LINE).read_until(b'\n', buf).await.map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(format!("message longer than {MAX_LINE} bytes or cut off"));
+    }
+    serde_json::from_slice(buf).map(Some).map_err(|e| format!("malformed message: {e}"))
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: S) {
+    let (rd, mut wr) = tokio::io::split(io);
+    let mut rd = BufReader::new(rd);
+    let mut buf = Vec::new();
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_message(&mut rd, &mut buf)).await {
+        Ok(Ok(Some(LauncherMessage::Hello(h)))) => h,
+        other => {
+            tracing::warn!(?other, "launcher connection closed: the first message must be hello");
+            return;
+        }
+    };
+    let name = hello.name.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeadMessage>();
+    let (registered, _) = head.apply(|st, fx| st.register(hello, tx.clone(), fx));
+    let (generation, welcome) = match registered {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(node = %name, error = %e, "launcher refused");
+            let line = serde_json::json!({"type": "refused", "reason": e.to_string()});
+            let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
+            return;
+        }
+    };
+    tracing::info!(node = %name, generation, "launcher connected");
+    // The welcome goes out before anything queued for this connection.
+    let welcome = serde_json::to_vec(&HeadMessage::Welcome(welcome)).expect("messages serialize");
+    let writer = tokio::spawn(async move {
+        let mut out = welcome;
+        out.push(b'\n');
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+        while let Some(msg) = rx.recv().await {
+            out.clear();
+            serde_json::to_writer(&mut out, &msg).expect("messages serialize");
+            out.push(b'\n');
+            // Batch what is already queued into one write.
+            while let Ok(more) = rx.try_recv() {
+                serde_json::to_writer(&mut out, &more).expect("messages serialize");
+                out.push(b'\n');
+            }
+            if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = head.read(|st| st.heartbeat) * 3;
+    loop {
+        let msg = match tokio::time::timeout(deadline, read_message(&mut rd, &mut buf)).await {
+            Err(_) => {
+                tracing::warn!(node = %name, "no heartbeat from launcher; dropping its connection");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(node = %name, error = %e, "dropping launcher connection");
+                break;
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(m))) => m,
+        };
+        match msg {
+            LauncherMessage::Heartbeat => {}
+            LauncherMessage::TaskFinished(f) => {
+                head.apply(|st, fx| st.finish_attempt(&name, f, fx));
+            }
+            LauncherMessage::Files { req, result } => files::answered(&head, req, result),
+            LauncherMessage::Hello(_) => {
+                tracing::warn!(node = %name, "second hello on one connection; dropping it");
+                break;
+            }
+        }
+    }
+    writer.abort();
+    tracing::info!(node = %name, generation, "launcher disconnected");
+    head.apply(|st, fx| st.disconnected(&name, generation, fx));
+}

@@ -1,0 +1,178 @@
+//! The head node: REST API, launcher connections, state and store.
+//!
+//! Data flow: an HTTP handler or a launcher message calls [`Head::apply`], which runs a
+//! change on [`HeadState`] under one lock, hands the resulting records to the store, and
+//! — once the store reports them durable — sends the launcher messages and wakes the
+//! handler. Timers (node lost, job deadline) fire back through the same path.
+
+pub mod auth;
+pub mod error;
+mod files;
+pub mod filter;
+mod launcher;
+mod listing;
+mod routes;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use gangway_api::client::ClientConfig;
+use gangway_api::messages::FilesResult;
+use gangway_api::{PoolAddParameter, TaskSchedulingPolicy};
+use tokio::sync::oneshot;
+
+use crate::store::{SqliteStore, Store};
+pub use state::{Effects, HeadState, Timer};
+
+/// How the head is run.
+#[derive(Debug, Clone)]
+pub struct HeadConfig {
+    /// Where `state.db`, `client.json` and `cluster.secret` live.
+    pub state_dir: PathBuf,
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// How long a node may be out of contact before its tasks are requeued.
+    pub node_timeout: Duration,
+    /// How often launchers heartbeat.
+    pub heartbeat: Duration,
+    /// Slots per node of the `default` pool when the head creates it.
+    pub default_pool_slots: u32,
+}
+
+/// The running head, shared by every connection.
+pub struct Head {
+    state: Mutex<HeadState>,
+    store: Arc<SqliteStore>,
+    token: String,
+    secret: String,
+    url: String,
+    file_requests: Mutex<HashMap<u64, oneshot::Sender<FilesResult>>>,
+    next_request: AtomicU64,
+}
+
+impl Head {
+    /// Runs one change under the lock and returns its result and a future that resolves
+    /// when the change is durable (after which its messages have been sent).
+    pub fn apply<R>(self: &Arc<Self>, f: impl FnOnce(&mut HeadState, &mut Effects) -> R) -> (R, oneshot::Receiver<()>) {
+        let mut fx = Effects::default();
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut st = self.state.lock().expect("head state lock");
+        let r = f(&mut st, &mut fx);
+        let Effects { writes, sends, timers } = fx;
+        // Submitted under the lock, so the store sees changes in the order they were made.
+        self.store.submit(
+            writes,
+            Some(Box::new(move || {
+                for (tx, msg) in sends {
+                    let _ = tx.send(msg);
+                }
+                let _ = done_tx.send(());
+            })),
+        );
+        drop(st);
+        for t in timers {
+            self.arm(t);
+        }
+        (r, done_rx)
+    }
+
+    /// Like [`Head::apply`], and waits until the change is durable.
+    pub async fn apply_durable<R>(self: &Arc<Self>, f: impl FnOnce(&mut HeadState, &mut Effects) -> R) -> R {
+        let (r, done) = self.apply(f);
+        let _ = done.await;
+        r
+    }
+
+    /// Reads the state without changing it.
+    pub fn read<R>(&self, f: impl FnOnce(&HeadState) -> R) -> R {
+        f(&self.state.lock().expect("head state lock"))
+    }
+
+    fn arm(self: &Arc<Self>, t: Timer) {
+        let head = self.clone();
+        tokio::spawn(async move {
+            match t {
+                Timer::NodeLost { node, generation, after } => {
+                    tokio::time::sleep(after).await;
+                    head.apply(|st, fx| st.node_lost(&node, generation, fx));
+                }
+                Timer::JobDeadline { job, at } => {
+                    let wait = at.millis_since(gangway_api::Timestamp::now());
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    head.apply(|st, fx| st.job_deadline(&job, fx));
+                }
+            }
+        });
+    }
+
+    fn new_request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Starts the head and serves until SIGINT or SIGTERM.
+pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating the state directory {}", config.state_dir.display()))?;
+    let dir = &config.state_dir;
+    let token = auth::load_or_create_secret(&dir.join("admin.token"))?;
+    let secret = auth::load_or_create_secret(&dir.join("cluster.secret"))?;
+    let store = Arc::new(SqliteStore::open(dir)?);
+    let snapshot = store.load()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the listening address")?;
+    let url = format!("http://{addr}");
+    let head = Arc::new(Head {
+        state: Mutex::new(HeadState::new(config.node_timeout, config.heartbeat)),
+        store: store.clone(),
+        token: token.clone(),
+        secret,
+        url: url.clone(),
+        file_requests: Mutex::new(HashMap::new()),
+        next_request: AtomicU64::new(1),
+    });
+    let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
+    restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
+    let has_default = head.read(|st| st.pools.contains_key("default"));
+    if !has_default {
+        let pool = PoolAddParameter {
+            id: "default".into(),
+            display_name: None,
+            task_slots_per_node: Some(config.default_pool_slots),
+            task_scheduling_policy: Some(TaskSchedulingPolicy::default()),
+            enable_inter_node_communication: true,
+        };
+        head.apply_durable(|st, fx| st.add_pool(pool, fx))
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the default pool: {}", e.body.message.value))?;
+    }
+    let client = ClientConfig { url: url.clone(), token };
+    let json = serde_json::to_vec_pretty(&client).expect("client config serializes");
+    auth::write_private(&dir.join("client.json"), &json)?;
+    tracing::info!(%url, state_dir = %dir.display(), "head listening");
+
+    let app = routes::router(head.clone());
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    tokio::select! {
+        r = axum::serve(listener, app) => r.context("serving HTTP")?,
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    // Everything acknowledged is already durable; this flushes what is still queued.
+    store.close();
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The REST routes: thin handlers that parse, call [`HeadState`](super::HeadState), and answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gangway_api::*;
+
+use super::error::{parse_body, ApiError};
+use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
+use super::state::resources::{job_not_found, pool_not_found, task_not_found};
+use super::{auth, files, launcher, Head};
+
+type H = State<Arc<Head>>;
+type Q = Query<HashMap<String, String>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Most tasks one `addtaskcollection` call may carry.
+pub const MAX_COLLECTION: usize = 100;
+
+/// Every route; all but `/openapi.json` and the launcher stream need the admin token.
+pub fn router(head: Arc<Head>) -> Router {
+    let api = Router::new()
+        .route("/pools", get(list_pools).post(add_pool))
+        .route("/pools/{pool}", get(get_pool).delete(delete_pool))
+        .route("/pools/{pool}/nodes", get(list_pool_nodes))
+        .route("/pools/{pool}/nodes/{node}", get(get_pool_node))
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/{node}", get(get_node))
+        .route("/jobs", get(list_jobs).post(add_job))
+        .route("/jobs/{job}", get(get_job).delete(delete_job))
+        .route("/jobs/{job}/terminate", post(terminate_job))
+        .route("/jobs/{job}/taskcounts", get(task_counts))
+        .route("/jobs/{job}/tasks", get(list_tasks).post(add_task))
+        .route("/jobs/{job}/addtaskcollection", post(add_task_collection))
+        .route("/jobs/{job}/tasks/{task}", get(get_task))
+        .route("/jobs/{job}/tasks/{task}/terminate", post(terminate_task))
+        .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
+        .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
+        .route_layer(middleware::from_fn_with_state(head.clone(), require_token));
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
+        .merge(api)
+        .fallback(|| async {
+            ApiError::not_found("ResourceNotFound", "no such resource; see /openapi.json for the API")
+        })
+        .with_state(head)
+}
+
+async fn require_token(State(head): H, req: Request, next: Next) -> Response {
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !auth::token_matches(presented, &head.token) {
+        let msg = if presented.is_none() {
+            "this call needs an Authorization: Bearer <token> header (the token is in client.json)"
+        } else {
+            "the bearer token is not valid for this cluster"
+        };
+        return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
+    }
+    next.run(req).await
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+}
+
+async fn list_pools(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<Pool>>> {
+    head.read(|st| page(st.pools.iter().map(|(k, p)| (k.as_str(), &p.wire)), &q, POOL_FIELDS, &head.url, "/pools"))
+        .map(Json)
+}
+
+async fn add_pool(State(head): H, body: Bytes) -> ApiResult<StatusCode> {
+    let p: PoolAddParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| st.add_pool(p, fx)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_pool(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Pool>> {
+    head.read(|st| st.pools.get(&id).map(|p| p.wire.clone())).ok_or_else(|| pool_not_found(&id)).map(Json)
+}
+
+async fn delete_pool(State(head): H, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.delete_pool(&id, fx)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn list_nodes(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<ComputeNode>>> {
+    head.read(|st| page(st.nodes.iter().map(|(k, n)| (k.as_str(), &n.wire)), &q, NODE_FIELDS, &head.url, "/nodes"))
+        .map(Json)
+}
+
+async fn list_pool_nodes(
+    State(head): H,
+    Path(pool): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Json<ListResponse<ComputeNode>>> {
+    head.read(|st| {
+        if !st.pools.contains_key(&pool) {
+            return Err(pool_not_found(&pool));
+        }
+        let nodes = st.nodes.iter().filter(|(_, n)| n.wire.pool_id == pool).map(|(k, n)| (k.as_str(), &n.wire));
+        page(nodes, &q, NODE_FIELDS, &head.url, &format!("/pools/{pool}/nodes"))
+    })
+    .map(Json)
+}
+
+fn node_not_found(id: &str) -> ApiError {
+    ApiError::not_found("NodeNotFound", format!("node '{id}' is not known to this head"))
+}
+
+async fn get_node(State(head): H, Path(id): Path<String>) -> ApiResult<Json<ComputeNode>> {
+    head.read(|st| st.nodes.get(&id).map(|n| n.wire.clone())).ok_or_else(|| node_not_found(&id)).map(Json)
+}
+
+async fn get_pool_node(State(head): H, Path((pool, id)): Path<(String, String)>) -> ApiResult<Json<ComputeNode>> {
+    head.read(|st| st.nodes.get(&id).filter(|n| n.wire.pool_id == pool).map(|n| n.wire.clone()))
+        .ok_or_else(|| node_not_found(&id))
+        .map(Json)
+}
+
+async fn list_jobs(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {
+    head.read(|st| page(st.jobs.iter().map(|(k, j)| (k.as_str(), &j.wire)), &q, JOB_FIELDS, &head.url, "/jobs"))
+        .map(Json)
+}
+
+async fn add_job(State(head): H, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobAddParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| st.add_job(p, fx)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_job(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id)).map(Json)
+}
+
+async fn delete_job(State(head): H, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.delete_job(&id, fx)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn terminate_job(State(head): H, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobTerminateParameter =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_body(&body)? };
+    head.apply_durable(|st, fx| st.terminate_job(&id, p.terminate_reason, fx)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn task_counts(State(head): H, Path(id): Path<String>) -> ApiResult<Json<TaskCountsResult>> {
+    head.read(|st| st.task_counts(&id)).map(Json)
+}
+
+async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> ApiResult<Json<ListResponse<Task>>> {
+    head.read(|st| {
+        let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
+        page(
+            j.tasks.iter().map(|(k, t)| (k.as_str(), &t.wire)),
+            &q,
+            TASK_FIELDS,
+            &head.url,
+            &format!("/jobs/{job}/tasks"),
+        )
+    })
+    .map(Json)
+}
+
+async fn add_task(State(head): H, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: TaskAddParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| st.add_task(&job, p, fx)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Adds up to 100 tasks; each gets its own result, as in Azure Batch. The job must exist and
+/// be active, or nothing is added.
+async fn add_task_collection(
+    State(head): H,
+    Path(job): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<TaskAddCollectionResult>> {
+    let p: TaskAddCollectionParameter = parse_body(&body)?;
+    if p.value.len() > MAX_COLLECTION {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            format!("the collection holds {} tasks; at most {MAX_COLLECTION} may be added in one call", p.value.len()),
+        ));
+    }
+    let results = head
+        .apply_durable(|st, fx| {
+            let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
+            if j.wire.state != JobState::Active {
+                return Err(ApiError::conflict(
+                    "JobNotActive",
+                    format!("job '{job}' is not active; no tasks can be added"),
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            let results = p
+                .value
+                .into_iter()
+                .map(|t| {
+                    let id = t.id.clone();
+                    let r = if seen.insert(id.clone()) {
+                        st.add_task(&job, t, fx)
+                    } else {
+                        Err(ApiError::conflict("TaskExists", format!("task '{id}' appears twice in the collection")))
+                    };
+                    match r {
+                        Ok(()) => TaskAddResult { status: "success".into(), task_id: id, error: None },
+                        Err(e) => TaskAddResult { status: "clienterror".into(), task_id: id, error: Some(e.body) },
+                    }
+                })
+                .collect();
+            Ok(results)
+        })
+        .await?;
+    Ok(Json(TaskAddCollectionResult { value: results }))
+}
+
+async fn get_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
+    head.read(|st| {
+        let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
+        j.tasks.get(&task).map(|t| t.wire.clone()).ok_or_else(|| task_not_found(&job, &task))
+    })
+    .map(Json)
+}
+
+async fn terminate_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.terminate_task(&job, &task, fx)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The `Range: bytes=N-[M]` header, when present: (first byte, last byte inclusive).
+pub fn parse_range(headers: &HeaderMap) -> ApiResult<Option<(u64, Option<u64>)>> {
+    let Some(v) = headers.get(header::RANGE) else { return Ok(None) };
+    let s = v.to_str().unwrap_or("");
+    let bad = || ApiError::invalid(format!("Range '{s}' is not supported; use bytes=FIRST- or bytes=FIRST-LAST"));
+    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let first: u64 = a.trim().parse().map_err(|_| bad())?;
+    let last = if b.trim().is_empty() { None } else { Some(b.trim().parse::<u64>().map_err(|_| bad())?) };
+    if last.is_some_and(|l| l < first) {
+        return Err(bad());
+    }
+    Ok(Some((first, last)))
+}

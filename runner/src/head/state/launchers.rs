@@ -1,0 +1,328 @@
+//! Nodes: registration, attempts sent and reported, lost contact.
+
+use std::collections::{HashMap, HashSet};
+
+use gangway_api::cmdline::split_command_line;
+use gangway_api::messages::{AttemptId, HeadMessage, Hello, StartTask, TaskFinished, Welcome};
+use gangway_api::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{set_task_state, Conn, Effects, HeadState, NodeRec, Timer};
+use crate::scheduler::{Event, NodeKey, TaskKey};
+
+/// Why a launcher was turned away.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// It named a pool that does not exist.
+    #[error("pool '{0}' does not exist; create it first (gangway pool create {0})")]
+    UnknownPool(String),
+    /// Its name is not a valid node id.
+    #[error("{0}")]
+    BadName(String),
+}
+
+impl HeadState {
+    /// A launcher said hello on a new connection. Returns the connection's generation and
+    /// the welcome to send first.
+    pub fn register(
+        &mut self,
+        hello: Hello,
+        tx: UnboundedSender<HeadMessage>,
+        fx: &mut Effects,
+    ) -> Result<(u64, Welcome), RegisterError> {
+        common::validate_id("node", &hello.name).map_err(RegisterError::BadName)?;
+        tracing::debug!(node = %hello.name, boot = %hello.boot_id, "registering");
+        let pool_key = self.pools.get(&hello.pool).ok_or_else(|| RegisterError::UnknownPool(hello.pool.clone()))?.key;
+        let now = Timestamp::now();
+        let generation = self.new_generation();
+        let old = self.nodes.remove(&hello.name);
+        let key = old.as_ref().map_or_else(|| self.new_key() as NodeKey, |n| n.key);
+        // Out of scheduling until its reports are reconciled, so nothing lands on it meanwhile.
+        self.sched_event(Event::NodeDown { node: key }, fx);
+        let wire = ComputeNode {
+            id: hello.name.clone(),
+            pool_id: hello.pool.clone(),
+            state: NodeState::Idle,
+            scheduling_state: SchedulingState::Enabled,
+            state_transition_time: now,
+            last_boot_time: now,
+            ip_address: hello.address,
+            running_tasks_count: 0,
+            running_task_slots_count: 0,
+            total_tasks_run: old.as_ref().map_or(0, |n| n.wire.total_tasks_run),
+            total_tasks_succeeded: old.as_ref().map_or(0, |n| n.wire.total_tasks_succeeded),
+            recent_tasks: Vec::new(),
+            resources: hello.resources,
+        };
+        let conn = Some(Conn { tx, generation });
+        let running = old.map(|n| n.running).unwrap_or_default();
+        self.nodes.insert(hello.name.clone(), NodeRec { wire, key, conn, running });
+        for f in hello.finished {
+            self.finish_attempt(&hello.name, f, fx);
+        }
+        // Tasks the head believes run on this node: keep those it reports, requeue the rest.
+        let mut believed: HashSet<TaskKey> = self.awaiting_node.remove(&hello.name).unwrap_or_default();
+        let n = self.nodes.get_mut(&hello.name).expect("inserted above");
+        believed.extend(n.running.drain().map(|(k, _)| k));
+        let reported: HashSet<&AttemptId> = hello.running.iter().collect();
+        let mut running = HashMap::new();
+        for key in believed {
+            let Some(id) = self.attempt_of(key) else { continue };
+            let is_running = self.task_state(key) == Some(TaskState::Running);
+            if is_running && reported.contains(&id) {
+                running.insert(key, self.slots_of(key));
+            } else if is_running {
+                self.requeue(key, "the node no longer runs this attempt", fx);
+            }
+        }
+        let wanted: HashSet<AttemptId> = running.keys().filter_map(|k| self.attempt_of(*k)).collect();
+        let kill = hello.running.iter().filter(|a| !wanted.contains(a)).cloned().collect();
+        let used = running.values().sum();
+        self.nodes.get_mut(&hello.name).expect("inserted above").running = running;
+        self.refresh_pool_sizes();
+        self.refresh_node(&hello.name);
+        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable: true }, fx);
+        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill }))
+    }
+
+    /// The connection `generation` of `node` closed; the node is lost unless it returns in time.
+    pub fn disconnected(&mut self, node: &str, generation: u64, fx: &mut Effects) {
+        let Some(n) = self.nodes.get_mut(node) else { return };
+        if n.conn.as_ref().is_none_or(|c| c.generation != generation) {
+            return;
+        }
+        n.conn = None;
+        n.wire.state = NodeState::Unknown;
+        n.wire.state_transition_time = Timestamp::now();
+        let key = n.key;
+        self.sched_event(Event::NodeDown { node: key }, fx);
+        fx.timers.push(Timer::NodeLost { node: node.to_owned(), generation, after: self.node_timeout });
+    }
+
+    /// The node-lost timer fired: if the node is still away, it is unusable and its tasks requeued.
+    pub fn node_lost(&mut self, node: &str, generation: u64, fx: &mut Effects) {
+        let mut orphans: Vec<TaskKey> = Vec::new();
+        if generation == 0 {
+            // Tasks restored from the store whose node never came back after a head restart.
+            orphans.extend(self.awaiting_node.remove(node).unwrap_or_default());
+        } else if let Some(n) = self.nodes.get_mut(node) {
+            if n.conn.is_some() {
+                return;
+            }
+            n.wire.state = NodeState::Unusable;
+            n.wire.state_transition_time = Timestamp::now();
+            orphans.extend(n.running.drain().map(|(k, _)| k));
+            tracing::warn!(node, tasks = orphans.len(), "node lost; requeueing its tasks");
+        }
+        for key in orphans {
+            self.requeue(key, "the node was lost", fx);
+        }
+        self.refresh_node(node);
+    }
+
+    /// A launcher reported the end of an attempt. Stale or repeated reports change nothing;
+    /// every report is acknowledged once this change is durable.
+    pub fn finish_attempt(&mut self, node: &str, f: TaskFinished, fx: &mut Effects) {
+        if let Some(tx) = self.nodes.get(node).and_then(|n| n.conn.as_ref()).map(|c| c.tx.clone()) {
+            fx.sends.push((tx, HeadMessage::Ack { id: f.id.clone() }));
+        }
+        let Some(j) = self.jobs.get_mut(&f.id.job) else { return };
+        let Some(t) = j.tasks.get_mut(&f.id.task) else { return };
+        let on_node = t.wire.node_info.as_ref().is_some_and(|n| n.node_id == node);
+        if t.attempt != f.id.attempt || t.wire.state != TaskState::Running || !on_node {
+            return;
+        }
+        let key = t.key;
+        let slots = t.wire.required_slots;
+        if let Some(start) = f.start_time {
+            t.wire.execution_info.start_time = Some(start);
+        }
+        let killed_by_user = t.killing;
+        let retries_left = match t.wire.constraints.max_task_retry_count.unwrap_or(0) {
+            -1 => true,
+            n => (t.wire.execution_info.retry_count as i64) < n as i64,
+        };
+        let retry = killed_by_user.is_none() && f.exit_code.is_some_and(|c| c != 0) && retries_left;
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.running.remove(&key);
+            n.wire.total_tasks_run += 1;
+            if f.exit_code == Some(0) && f.failure.is_none() {
+                n.wire.total_tasks_succeeded += 1;
+            }
+        }
+        self.refresh_node(node);
+        if retry {
+            let (j, tid) = self.task_mut(key).expect("indexed");
+            let t = j.tasks.get_mut(&tid).expect("indexed");
+            j.running -= 1;
+            let info = &mut t.wire.execution_info;
+            info.retry_count += 1;
+            info.last_retry_time = Some(f.end_time);
+            info.exit_code = f.exit_code;
+            info.failure_info = f.failure;
+            set_task_state(&mut t.wire, TaskState::Active, f.end_time);
+            HeadState::put_task(&j.wire.id, t, fx);
+            let (job, task) = (j.wire.id.clone(), tid);
+            self.enqueue(&job, &task, fx);
+        } else {
+            let failure = match (killed_by_user, f.failure) {
+                (Some(reason), _) => Some(TaskFailureInformation {
+                    category: ErrorCategory::UserError,
+                    code: reason.into(),
+                    message: format!("the task was killed ({reason})"),
+                }),
+                (None, Some(fail)) => Some(fail),
+                (None, None) if f.exit_code != Some(0) => Some(TaskFailureInformation {
+                    category: ErrorCategory::UserError,
+                    code: "FailureExitCode".into(),
+                    message: "the task process exited with a non-zero exit code".into(),
+                }),
+                (None, None) => None,
+            };
+            self.complete_task(key, f.exit_code, failure, f.end_time, fx);
+        }
+        if let Some(n) = self.nodes.get(node) {
+            let node_key = n.key;
+            self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
+        }
+    }
+
+    /// Sends a task's next attempt to `node` (the scheduler has reserved its slots).
+    pub(crate) fn start_attempt(&mut self, key: TaskKey, node_key: NodeKey, fx: &mut Effects) {
+        let Some((node, pool)) =
+            self.nodes.values().find(|n| n.key == node_key).map(|n| (n.wire.id.clone(), n.wire.pool_id.clone()))
+        else {
+            return;
+        };
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let now = Timestamp::now();
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        t.attempt += 1;
+        set_task_state(&mut t.wire, TaskState::Running, now);
+        t.wire.execution_info.start_time = Some(now);
+        t.wire.node_info = Some(ComputeNodeInformation {
+            pool_id: pool.clone(),
+            node_id: node.clone(),
+            task_root_directory: format!("workitems/{}/job-1/{}", j.wire.id, t.wire.id),
+        });
+        j.running += 1;
+        HeadState::put_task(&j.wire.id, t, fx);
+        let mut env: Vec<(String, String)> =
+            j.wire.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+        env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
+        debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
+        let msg = HeadMessage::StartTask(StartTask {
+            id: AttemptId { job: j.wire.id.clone(), task: tid, attempt: t.attempt },
+            pool,
+            command_line: t.wire.command_line.clone(),
+            env,
+            max_wall_clock_ms: t
+                .wire
+                .constraints
+                .max_wall_clock_time
+                .filter(|d| !d.is_unlimited())
+                .map(|d| d.0.as_millis() as u64),
+            retention_ms: t.wire.constraints.retention_time.map_or(0, |d| d.0.as_millis().min(u64::MAX as u128) as u64),
+            slots: t.wire.required_slots,
+        });
+        let slots = t.wire.required_slots;
+        let n = self.nodes.get_mut(&node).expect("found above");
+        n.running.insert(key, slots);
+        if let Some(c) = &n.conn {
+            fx.sends.push((c.tx.clone(), msg));
+        }
+        self.refresh_node(&node);
+    }
+
+    /// Puts a running task back in the queue without counting a retry (a recovery requeue).
+    pub(crate) fn requeue(&mut self, key: TaskKey, why: &str, fx: &mut Effects) {
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        if t.wire.state != TaskState::Running {
+            return;
+        }
+        let now = Timestamp::now();
+        let job_active = j.wire.state == gangway_api::JobState::Active;
+        tracing::info!(job = %j.wire.id, task = %tid, attempt = t.attempt, why, "requeueing");
+        if let Some(reason) = t.killing {
+            // It was being killed anyway: it completes rather than runs again.
+            let failure = TaskFailureInformation {
+                category: ErrorCategory::ServerError,
+                code: reason.into(),
+                message: format!("the task was killed ({reason}) and its node was lost"),
+            };
+            self.complete_task(key, None, Some(failure), now, fx);
+            return;
+        }
+        j.running -= 1;
+        let info = &mut t.wire.execution_info;
+        info.requeue_count += 1;
+        info.last_requeue_time = Some(now);
+        set_task_state(&mut t.wire, TaskState::Active, now);
+        HeadState::put_task(&j.wire.id, t, fx);
+        let job = j.wire.id.clone();
+        if job_active {
+            self.enqueue(&job, &tid, fx);
+        } else {
+            self.maybe_complete_job(&job, fx);
+        }
+    }
+
+    /// A heartbeat arrived (liveness is the connection's read deadline; nothing to store).
+    pub fn heartbeat(&mut self, _node: &str) {}
+
+    fn attempt_of(&self, key: TaskKey) -> Option<AttemptId> {
+        let (job, task) = self.task_index.get(&key)?;
+        let t = self.jobs.get(job)?.tasks.get(task)?;
+        Some(AttemptId { job: job.clone(), task: task.clone(), attempt: t.attempt })
+    }
+
+    fn task_state(&self, key: TaskKey) -> Option<TaskState> {
+        let (job, task) = self.task_index.get(&key)?;
+        Some(self.jobs.get(job)?.tasks.get(task)?.wire.state)
+    }
+
+    fn slots_of(&self, key: TaskKey) -> u32 {
+        self.task_index
+            .get(&key)
+            .and_then(|(job, task)| self.jobs.get(job)?.tasks.get(task))
+            .map_or(1, |t| t.wire.required_slots)
+    }
+
+    /// Recomputes a node's running counts, state and task list.
+    pub(crate) fn refresh_node(&mut self, node: &str) {
+        let Some(n) = self.nodes.get(node) else { return };
+        let mut recent = Vec::new();
+        for key in n.running.keys() {
+            if let Some((job, task)) = self.task_index.get(key) {
+                recent.push(TaskInformation {
+                    job_id: job.clone(),
+                    task_id: task.clone(),
+                    task_state: TaskState::Running,
+                });
+            }
+        }
+        recent.sort_by(|a, b| (&a.job_id, &a.task_id).cmp(&(&b.job_id, &b.task_id)));
+        let n = self.nodes.get_mut(node).expect("checked");
+        n.wire.running_tasks_count = n.running.len() as u32;
+        n.wire.running_task_slots_count = n.running.values().sum();
+        n.wire.recent_tasks = recent;
+        if n.conn.is_some() {
+            let state = if n.running.is_empty() { NodeState::Idle } else { NodeState::Running };
+            if n.wire.state != state {
+                n.wire.state = state;
+                n.wire.state_transition_time = Timestamp::now();
+            }
+        }
+    }
+
+    fn refresh_pool_sizes(&mut self) {
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for n in self.nodes.values() {
+            *counts.entry(n.wire.pool_id.as_str()).or_default() += 1;
+        }
+        for p in self.pools.values_mut() {
+            p.wire.current_dedicated_nodes = counts.get(p.wire.id.as_str()).copied().unwrap_or(0);
+        }
+    }
+}

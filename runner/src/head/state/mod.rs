@@ -1,0 +1,204 @@
+//! The head's in-memory state: pools, jobs, tasks and nodes, and the scheduler core.
+//!
+//! Every change happens under one lock and yields [`Effects`]: records to persist, messages
+//! for launchers, timers to arm. The caller hands the records to the store and sends the
+//! messages only once they are durable, so a launcher never runs an attempt the head could
+//! forget, and a client never hears "done" for a change a crash could undo.
+
+mod launchers;
+pub(crate) mod resources;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use gangway_api::messages::HeadMessage;
+use gangway_api::{ComputeNode, Job, Pool, Task, TaskState, Timestamp};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::scheduler::{Decision, Event, NodeKey, PoolKey, QueueKey, Scheduler, TaskKey};
+use crate::store::Write;
+
+pub use launchers::RegisterError;
+
+/// Timers the caller arms; each fires back into the state, which checks it still applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Timer {
+    /// The node's connection `generation` dropped; if it has not come back by then, it is lost.
+    NodeLost { node: String, generation: u64, after: Duration },
+    /// The job's `maxWallClockTime` expires.
+    JobDeadline { job: String, at: Timestamp },
+}
+
+/// What a change asks the outside world to do.
+#[derive(Default)]
+pub struct Effects {
+    /// Records to persist.
+    pub writes: Vec<Write>,
+    /// Messages to send once the writes are durable.
+    pub sends: Vec<(UnboundedSender<HeadMessage>, HeadMessage)>,
+    /// Timers to arm.
+    pub timers: Vec<Timer>,
+}
+
+/// A pool and its scheduler key.
+pub(crate) struct PoolRec {
+    pub wire: Pool,
+    pub key: PoolKey,
+}
+
+/// A job, its tasks, and what the scheduler needs of it.
+pub(crate) struct JobRec {
+    pub wire: Job,
+    pub seq: u64,
+    pub tasks: BTreeMap<String, TaskRec>,
+    /// Tasks in state running.
+    pub running: usize,
+}
+
+/// A task and the bookkeeping of its current attempt.
+pub(crate) struct TaskRec {
+    pub wire: Task,
+    pub key: TaskKey,
+    pub seq: u64,
+    /// Number of the latest attempt sent to a node (0: never sent).
+    pub attempt: u32,
+    /// Why its kill was asked for, when it was.
+    pub killing: Option<&'static str>,
+}
+
+/// A launcher's live connection.
+pub(crate) struct Conn {
+    pub tx: UnboundedSender<HeadMessage>,
+    pub generation: u64,
+}
+
+/// A node known to the head.
+pub(crate) struct NodeRec {
+    pub wire: ComputeNode,
+    pub key: NodeKey,
+    pub conn: Option<Conn>,
+    /// Tasks running here and the slots each holds.
+    pub running: HashMap<TaskKey, u32>,
+}
+
+/// Everything the head knows.
+pub struct HeadState {
+    pub(crate) pools: BTreeMap<String, PoolRec>,
+    pub(crate) jobs: BTreeMap<String, JobRec>,
+    pub(crate) nodes: BTreeMap<String, NodeRec>,
+    /// Task key → (job, task).
+    pub(crate) task_index: HashMap<TaskKey, (String, String)>,
+    /// Tasks the store says were running on a node that has not reconnected since the head started.
+    pub(crate) awaiting_node: HashMap<String, HashSet<TaskKey>>,
+    pub(crate) sched: Scheduler,
+    pub(crate) node_timeout: Duration,
+    pub(crate) heartbeat: Duration,
+    next_key: u64,
+    next_seq: u64,
+    next_generation: u64,
+    decisions: Vec<Decision>,
+}
+
+impl HeadState {
+    /// An empty state.
+    pub fn new(node_timeout: Duration, heartbeat: Duration) -> HeadState {
+        HeadState {
+            pools: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            task_index: HashMap::new(),
+            awaiting_node: HashMap::new(),
+            sched: Scheduler::new(),
+            node_timeout,
+            heartbeat,
+            next_key: 1,
+            next_seq: 1,
+            next_generation: 1,
+            decisions: Vec::new(),
+        }
+    }
+
+    pub(crate) fn new_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    pub(crate) fn new_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub(crate) fn bump_seq(&mut self, seen: u64) {
+        self.next_seq = self.next_seq.max(seen);
+    }
+
+    pub(crate) fn new_generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// Feeds the scheduler and carries out what it decides.
+    pub(crate) fn sched_event(&mut self, ev: Event, fx: &mut Effects) {
+        let mut out = std::mem::take(&mut self.decisions);
+        self.sched.on_event(ev, &mut out);
+        for d in out.drain(..) {
+            match d {
+                Decision::Start { task, node } => self.start_attempt(task, node, fx),
+            }
+        }
+        self.decisions = out;
+    }
+
+    /// Queues a task of `job` with the scheduler.
+    pub(crate) fn enqueue(&mut self, job: &str, task: &str, fx: &mut Effects) {
+        let Some(j) = self.jobs.get(job) else { return };
+        let Some(pool) = self.pools.get(&j.wire.pool_info.pool_id) else { return };
+        let Some(t) = j.tasks.get(task) else { return };
+        let ev = Event::TaskQueued {
+            task: t.key,
+            pool: pool.key,
+            order: QueueKey::new(j.wire.priority, j.seq, t.seq),
+            slots: t.wire.required_slots,
+        };
+        self.sched_event(ev, fx);
+    }
+
+    pub(crate) fn task_mut(&mut self, key: TaskKey) -> Option<(&mut JobRec, String)> {
+        let (job, task) = self.task_index.get(&key)?;
+        let task = task.clone();
+        let j = self.jobs.get_mut(job)?;
+        Some((j, task))
+    }
+
+    pub(crate) fn put_task(job: &str, t: &TaskRec, fx: &mut Effects) {
+        fx.writes.push(Write::PutTask {
+            job: job.to_owned(),
+            id: t.wire.id.clone(),
+            seq: t.seq,
+            attempt: t.attempt,
+            body: serde_json::to_string(&t.wire).expect("tasks serialize"),
+        });
+    }
+
+    pub(crate) fn put_job(j: &JobRec, fx: &mut Effects) {
+        fx.writes.push(Write::PutJob {
+            id: j.wire.id.clone(),
+            seq: j.seq,
+            body: serde_json::to_string(&j.wire).expect("jobs serialize"),
+        });
+    }
+}
+
+/// Moves a task to `state`, recording the previous state and the times.
+pub(crate) fn set_task_state(t: &mut Task, state: TaskState, now: Timestamp) {
+    if t.state == state {
+        return;
+    }
+    t.previous_state = Some(t.state);
+    t.previous_state_transition_time = Some(t.state_transition_time);
+    t.state = state;
+    t.state_transition_time = now;
+}
+
+#[cfg(test)]
+mod tests;

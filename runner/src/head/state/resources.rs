@@ -1,0 +1,460 @@
+//! Pools, jobs and tasks: the REST operations that change them, and recovery from the store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gangway_api::cmdline::split_command_line;
+use gangway_api::common::validate_id;
+use gangway_api::messages::HeadMessage;
+use gangway_api::*;
+
+use super::{set_task_state, Effects, HeadState, JobRec, PoolRec, TaskRec, Timer};
+use crate::head::error::ApiError;
+use crate::scheduler::{Event, Fill};
+use crate::store::{Snapshot, Write};
+
+/// Azure's default retention: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// Azure's limit on `taskSlotsPerNode`.
+pub const MAX_SLOTS_PER_NODE: u32 = 256;
+
+impl HeadState {
+    /// `POST /pools`.
+    pub fn add_pool(&mut self, p: PoolAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
+        validate_id("pool", &p.id).map_err(ApiError::invalid)?;
+        let slots = p.task_slots_per_node.unwrap_or(1);
+        if slots == 0 || slots > MAX_SLOTS_PER_NODE {
+            return Err(ApiError::invalid(format!(
+                "taskSlotsPerNode is {slots}; it must be between 1 and {MAX_SLOTS_PER_NODE}"
+            )));
+        }
+        if self.pools.contains_key(&p.id) {
+            return Err(ApiError::conflict("PoolExists", format!("pool '{}' already exists", p.id)));
+        }
+        let wire = Pool {
+            id: p.id,
+            display_name: p.display_name,
+            state: PoolState::Active,
+            allocation_state: "steady".into(),
+            creation_time: Timestamp::now(),
+            task_slots_per_node: slots,
+            task_scheduling_policy: p.task_scheduling_policy.unwrap_or_default(),
+            enable_inter_node_communication: p.enable_inter_node_communication,
+            current_dedicated_nodes: 0,
+        };
+        fx.writes
+            .push(Write::PutPool { id: wire.id.clone(), body: serde_json::to_string(&wire).expect("pools serialize") });
+        self.insert_pool(wire, fx);
+        Ok(())
+    }
+
+    fn insert_pool(&mut self, wire: Pool, fx: &mut Effects) {
+        let key = self.new_key() as u32;
+        let fill = match wire.task_scheduling_policy.node_fill_type {
+            NodeFillType::Spread => Fill::Spread,
+            NodeFillType::Pack => Fill::Pack,
+        };
+        self.sched_event(Event::PoolAdded { pool: key, slots_per_node: wire.task_slots_per_node, fill }, fx);
+        self.pools.insert(wire.id.clone(), PoolRec { wire, key });
+    }
+
+    /// `DELETE /pools/{id}`: refused while nodes belong to it or unfinished jobs use it.
+    pub fn delete_pool(&mut self, id: &str, fx: &mut Effects) -> Result<(), ApiError> {
+        let pool = self.pools.get(id).ok_or_else(|| pool_not_found(id))?;
+        let nodes = self.nodes.values().filter(|n| n.wire.pool_id == id).count();
+        if nodes > 0 {
+            return Err(ApiError::conflict(
+                "PoolHasNodes",
+                format!("pool '{id}' still has {nodes} node(s); stop or move their launchers first"),
+            ));
+        }
+        if let Some(j) =
+            self.jobs.values().find(|j| j.wire.pool_info.pool_id == id && j.wire.state != JobState::Completed)
+        {
+            return Err(ApiError::conflict(
+                "PoolInUse",
+                format!("job '{}' (state {:?}) still uses pool '{id}'; terminate it first", j.wire.id, j.wire.state),
+            ));
+        }
+        let key = pool.key;
+        self.sched_event(Event::PoolRemoved { pool: key }, fx);
+        self.pools.remove(id);
+        fx.writes.push(Write::DeletePool { id: id.to_owned() });
+        Ok(())
+    }
+
+    /// `POST /jobs`.
+    pub fn add_job(&mut self, p: JobAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
+        validate_id("job", &p.id).map_err(ApiError::invalid)?;
+        let priority = p.priority.unwrap_or(0);
+        if !(-1000..=1000).contains(&priority) {
+            return Err(ApiError::invalid(format!("priority is {priority}; it must be between -1000 and 1000")));
+        }
+        let constraints = p.constraints.unwrap_or_default();
+        check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
+        let pool_id = p.pool_info.map_or_else(|| "default".to_owned(), |pi| pi.pool_id);
+        if !self.pools.contains_key(&pool_id) {
+            return Err(pool_not_found(&pool_id));
+        }
+        check_env(&p.common_environment_settings, "commonEnvironmentSettings")?;
+        if self.jobs.contains_key(&p.id) {
+            return Err(ApiError::conflict("JobExists", format!("job '{}' already exists", p.id)));
+        }
+        let now = Timestamp::now();
+        let wire = Job {
+            id: p.id,
+            display_name: p.display_name,
+            state: JobState::Active,
+            state_transition_time: now,
+            previous_state: None,
+            creation_time: now,
+            priority,
+            constraints,
+            pool_info: PoolInformation { pool_id: pool_id.clone() },
+            on_all_tasks_complete: p.on_all_tasks_complete.unwrap_or_default(),
+            on_task_failure: p.on_task_failure.unwrap_or_default(),
+            common_environment_settings: p.common_environment_settings,
+            execution_info: JobExecutionInformation {
+                start_time: Some(now),
+                end_time: None,
+                pool_id,
+                terminate_reason: None,
+            },
+        };
+        let seq = self.new_seq();
+        if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
+            fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: now.plus(limit.0) });
+        }
+        let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0 };
+        HeadState::put_job(&rec, fx);
+        self.jobs.insert(rec.wire.id.clone(), rec);
+        Ok(())
+    }
+
+    /// `POST /jobs/{id}/tasks` and each element of `addtaskcollection`.
+    pub fn add_task(&mut self, job_id: &str, p: TaskAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
+        let wire = self.validate_task(job_id, p)?;
+        let key = self.new_key();
+        let seq = self.new_seq();
+        let j = self.jobs.get_mut(job_id).expect("validated");
+        let rec = TaskRec { wire, key, seq, attempt: 0, killing: None };
+        HeadState::put_task(&j.wire.id, &rec, fx);
+        let id = rec.wire.id.clone();
+        j.tasks.insert(id.clone(), rec);
+        self.task_index.insert(key, (job_id.to_owned(), id.clone()));
+        self.enqueue(job_id, &id, fx);
+        Ok(())
+    }
+
+    /// Checks a task against its job and pool and builds its record; changes nothing.
+    pub fn validate_task(&self, job_id: &str, p: TaskAddParameter) -> Result<Task, ApiError> {
+        let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
+        if j.wire.state != JobState::Active {
+            return Err(ApiError::conflict(
+                "JobNotActive",
+                format!("job '{job_id}' is {:?}; tasks can be added only to an active job", j.wire.state)
+                    .to_lowercase(),
+            ));
+        }
+        validate_id("task", &p.id).map_err(ApiError::invalid)?;
+        if j.tasks.contains_key(&p.id) {
+            return Err(ApiError::conflict("TaskExists", format!("task '{}' already exists in job '{job_id}'", p.id)));
+        }
+        split_command_line(&p.command_line).map_err(|e| ApiError::invalid(format!("commandLine: {e}")))?;
+        check_env(&p.environment_settings, "environmentSettings")?;
+        let mut constraints = p.constraints.unwrap_or_default();
+        check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
+        constraints.max_task_retry_count =
+            Some(constraints.max_task_retry_count.or(j.wire.constraints.max_task_retry_count).unwrap_or(0));
+        constraints.retention_time.get_or_insert(IsoDuration(DEFAULT_RETENTION));
+        let slots = p.required_slots.unwrap_or(1);
+        let pool =
+            &self.pools.get(&j.wire.pool_info.pool_id).ok_or_else(|| pool_not_found(&j.wire.pool_info.pool_id))?.wire;
+        if slots == 0 || slots > pool.task_slots_per_node {
+            return Err(ApiError::invalid(format!(
+                "requiredSlots is {slots}; pool '{}' has {} slot(s) per node, so the task could never run (allowed: 1 to {})",
+                pool.id, pool.task_slots_per_node, pool.task_slots_per_node
+            )));
+        }
+        let now = Timestamp::now();
+        Ok(Task {
+            id: p.id,
+            display_name: p.display_name,
+            creation_time: now,
+            state: TaskState::Active,
+            state_transition_time: now,
+            previous_state: None,
+            previous_state_transition_time: None,
+            command_line: p.command_line,
+            environment_settings: p.environment_settings,
+            constraints,
+            required_slots: slots,
+            execution_info: TaskExecutionInformation::default(),
+            node_info: None,
+        })
+    }
+
+    /// `POST /jobs/{id}/tasks/{tid}/terminate`.
+    pub fn terminate_task(&mut self, job_id: &str, task_id: &str, fx: &mut Effects) -> Result<(), ApiError> {
+        let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
+        let t = j.tasks.get(task_id).ok_or_else(|| task_not_found(job_id, task_id))?;
+        match t.wire.state {
+            TaskState::Completed => Ok(()),
+            TaskState::Active => {
+                let key = t.key;
+                self.sched_event(Event::TaskWithdrawn { task: key }, fx);
+                let failure = TaskFailureInformation {
+                    category: ErrorCategory::UserError,
+                    code: "TaskTerminated".into(),
+                    message: "the task was terminated before it ran".into(),
+                };
+                self.complete_task(key, None, Some(failure), Timestamp::now(), fx);
+                Ok(())
+            }
+            TaskState::Running | TaskState::Preparing => {
+                let key = t.key;
+                self.kill_task(key, "TaskTerminated", fx);
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the task's node to kill its running attempt; the node's report completes it.
+    pub(crate) fn kill_task(&mut self, key: u64, reason: &'static str, fx: &mut Effects) {
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        t.killing = Some(reason);
+        let id = messages::AttemptId { job: j.wire.id.clone(), task: tid, attempt: t.attempt };
+        let node = t.wire.node_info.as_ref().map(|n| n.node_id.clone());
+        if let Some(conn) = node.and_then(|n| self.nodes.get(&n)).and_then(|n| n.conn.as_ref()) {
+            fx.sends.push((conn.tx.clone(), HeadMessage::KillTask { id, reason: reason.into() }));
+        }
+    }
+
+    /// `POST /jobs/{id}/terminate`.
+    pub fn terminate_job(&mut self, id: &str, reason: Option<String>, fx: &mut Effects) -> Result<(), ApiError> {
+        let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
+        match j.wire.state {
+            JobState::Completed | JobState::Terminating => {
+                return Err(ApiError::conflict(
+                    "JobCompleted",
+                    format!("job '{id}' is already {:?}", j.wire.state).to_lowercase(),
+                ))
+            }
+            JobState::Deleting => {
+                return Err(ApiError::conflict("JobBeingDeleted", format!("job '{id}' is being deleted")))
+            }
+            _ => {}
+        }
+        self.end_job(id, reason.unwrap_or_else(|| "UserTerminate".into()), fx);
+        Ok(())
+    }
+
+    /// Terminates a job: queued tasks never run (they stay active, as in Azure Batch),
+    /// running ones are killed; it completes when the last of them has ended.
+    pub(crate) fn end_job(&mut self, id: &str, reason: String, fx: &mut Effects) {
+        let Some(j) = self.jobs.get_mut(id) else { return };
+        let now = Timestamp::now();
+        j.wire.previous_state = Some(j.wire.state);
+        j.wire.state = JobState::Terminating;
+        j.wire.state_transition_time = now;
+        j.wire.execution_info.terminate_reason = Some(reason);
+        let mut withdraw = Vec::new();
+        let mut kill = Vec::new();
+        for t in j.tasks.values() {
+            match t.wire.state {
+                TaskState::Active => withdraw.push(t.key),
+                TaskState::Running | TaskState::Preparing => kill.push(t.key),
+                TaskState::Completed => {}
+            }
+        }
+        for key in withdraw {
+            self.sched_event(Event::TaskWithdrawn { task: key }, fx);
+        }
+        for key in kill {
+            self.kill_task(key, "JobTerminated", fx);
+        }
+        self.maybe_complete_job(id, fx);
+    }
+
+    /// A terminating job with nothing running is completed.
+    pub(crate) fn maybe_complete_job(&mut self, id: &str, fx: &mut Effects) {
+        let Some(j) = self.jobs.get_mut(id) else { return };
+        if j.wire.state == JobState::Terminating && j.running == 0 {
+            let now = Timestamp::now();
+            j.wire.previous_state = Some(JobState::Terminating);
+            j.wire.state = JobState::Completed;
+            j.wire.state_transition_time = now;
+            j.wire.execution_info.end_time = Some(now);
+        }
+        HeadState::put_job(j, fx);
+    }
+
+    /// `DELETE /jobs/{id}`: kills what runs, removes task directories on the nodes, forgets the job.
+    pub fn delete_job(&mut self, id: &str, fx: &mut Effects) -> Result<(), ApiError> {
+        let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
+        let keys: Vec<_> = j.tasks.values().map(|t| (t.key, t.wire.state)).collect();
+        for (key, state) in keys {
+            match state {
+                TaskState::Active => self.sched_event(Event::TaskWithdrawn { task: key }, fx),
+                TaskState::Running | TaskState::Preparing => self.kill_task(key, "JobDeleted", fx),
+                TaskState::Completed => {}
+            }
+        }
+        let j = self.jobs.remove(id).expect("checked");
+        for t in j.tasks.values() {
+            self.task_index.remove(&t.key);
+            let Some(node) = t.wire.node_info.as_ref().map(|n| &n.node_id) else { continue };
+            // Slots of a still-running task are released when its node reports the kill.
+            if let Some(conn) = self.nodes.get(node).and_then(|n| n.conn.as_ref()) {
+                let msg = HeadMessage::RemoveTaskDir { job: id.to_owned(), task: t.wire.id.clone() };
+                fx.sends.push((conn.tx.clone(), msg));
+            }
+        }
+        fx.writes.push(Write::DeleteJob { id: id.to_owned() });
+        Ok(())
+    }
+
+    /// Rebuilds the state from the store: queued tasks are queued again, tasks that were
+    /// running wait for their node to reconnect (or to be declared lost).
+    pub fn restore(&mut self, snap: Snapshot, fx: &mut Effects) -> Result<(), String> {
+        for body in snap.pools {
+            let wire: Pool = serde_json::from_str(&body).map_err(|e| format!("stored pool: {e}"))?;
+            self.insert_pool(wire, fx);
+        }
+        for (seq, body) in snap.jobs {
+            let wire: Job = serde_json::from_str(&body).map_err(|e| format!("stored job: {e}"))?;
+            self.bump_seq(seq);
+            if let (JobState::Active, Some(limit)) = (wire.state, wire.constraints.max_wall_clock_time) {
+                if !limit.is_unlimited() {
+                    fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: wire.creation_time.plus(limit.0) });
+                }
+            }
+            self.jobs.insert(wire.id.clone(), JobRec { wire, seq, tasks: BTreeMap::new(), running: 0 });
+        }
+        let mut queued = Vec::new();
+        for st in snap.tasks {
+            let wire: Task = serde_json::from_str(&st.body).map_err(|e| format!("stored task: {e}"))?;
+            self.bump_seq(st.seq);
+            let key = self.new_key();
+            let Some(j) = self.jobs.get_mut(&st.job) else { continue };
+            match wire.state {
+                TaskState::Active if j.wire.state == JobState::Active => queued.push((st.job.clone(), wire.id.clone())),
+                TaskState::Running | TaskState::Preparing => {
+                    j.running += 1;
+                    let node = wire.node_info.as_ref().map(|n| n.node_id.clone()).unwrap_or_default();
+                    if self.awaiting_node.entry(node.clone()).or_default().insert(key) && !node.is_empty() {
+                        fx.timers.push(Timer::NodeLost { node, generation: 0, after: self.node_timeout });
+                    }
+                }
+                _ => {}
+            }
+            self.task_index.insert(key, (st.job.clone(), wire.id.clone()));
+            j.tasks.insert(wire.id.clone(), TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing: None });
+        }
+        fx.timers.dedup();
+        for (job, task) in queued {
+            self.enqueue(&job, &task, fx);
+        }
+        Ok(())
+    }
+
+    /// Task counts and slot counts of a job.
+    pub fn task_counts(&self, id: &str) -> Result<TaskCountsResult, ApiError> {
+        let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
+        let mut r = TaskCountsResult::default();
+        for t in j.tasks.values() {
+            let slots = t.wire.required_slots as u64;
+            for (c, n) in [(&mut r.task_counts, 1), (&mut r.task_slot_counts, slots)] {
+                match t.wire.state {
+                    TaskState::Active => c.active += n,
+                    TaskState::Running | TaskState::Preparing => c.running += n,
+                    TaskState::Completed => {
+                        c.completed += n;
+                        match t.wire.execution_info.result {
+                            Some(TaskExecutionResult::Success) => c.succeeded += n,
+                            _ => c.failed += n,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Called when a job's wall-clock limit passes.
+    pub fn job_deadline(&mut self, id: &str, fx: &mut Effects) {
+        if self.jobs.get(id).is_some_and(|j| matches!(j.wire.state, JobState::Active | JobState::Disabled)) {
+            self.end_job(id, "MaxWallClockTimeExpiry".into(), fx);
+        }
+    }
+
+    /// Marks a task completed (exit code and failure as given) and updates its job.
+    pub(crate) fn complete_task(
+        &mut self,
+        key: u64,
+        exit_code: Option<i32>,
+        failure: Option<TaskFailureInformation>,
+        end: Timestamp,
+        fx: &mut Effects,
+    ) {
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        if matches!(t.wire.state, TaskState::Running | TaskState::Preparing) {
+            j.running -= 1;
+        }
+        set_task_state(&mut t.wire, TaskState::Completed, end);
+        let info = &mut t.wire.execution_info;
+        info.end_time = Some(end);
+        info.exit_code = exit_code;
+        info.result = Some(if exit_code == Some(0) && failure.is_none() {
+            TaskExecutionResult::Success
+        } else {
+            TaskExecutionResult::Failure
+        });
+        info.failure_info = failure;
+        t.killing = None;
+        HeadState::put_task(&j.wire.id, t, fx);
+        let job = j.wire.id.clone();
+        let all_done = j.tasks.values().all(|t| t.wire.state == TaskState::Completed);
+        let terminate = all_done
+            && j.wire.state == JobState::Active
+            && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob;
+        if terminate {
+            self.end_job(&job, "AllTasksComplete".into(), fx);
+        } else if j.wire.state == JobState::Terminating {
+            self.maybe_complete_job(&job, fx);
+        }
+    }
+}
+
+fn check_retry_count(n: Option<i32>, field: &str) -> Result<(), ApiError> {
+    match n {
+        Some(n) if n < -1 => Err(ApiError::invalid(format!("{field} is {n}; it must be -1 (unlimited) or more"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_env(env: &[EnvironmentSetting], field: &str) -> Result<(), ApiError> {
+    for e in env {
+        if e.name.is_empty() || e.name.contains('=') || e.name.contains('\0') || e.value.contains('\0') {
+            return Err(ApiError::invalid(format!(
+                "{field}: '{}' is not a valid environment variable name (it must be non-empty, without '=' or NUL)",
+                e.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn pool_not_found(id: &str) -> ApiError {
+    ApiError::not_found("PoolNotFound", format!("pool '{id}' does not exist"))
+}
+
+pub(crate) fn job_not_found(id: &str) -> ApiError {
+    ApiError::not_found("JobNotFound", format!("job '{id}' does not exist"))
+}
+
+pub(crate) fn task_not_found(job: &str, task: &str) -> ApiError {
+    ApiError::not_found("TaskNotFound", format!("task '{task}' does not exist in job '{job}'"))
+}

@@ -1,0 +1,10 @@
+//! The head node and the `gangway` CLI.
+//!
+//! - [`scheduler`]: the sans-I/O scheduler core (events in, decisions out).
+//! - [`store`]: the durable state store (SQLite, group commit).
+//! - [`head`]: the REST API, launcher connections and the state they change.
+//! - `cli` (in the binary): the `gangway` command.
+
+pub mod head;
+pub mod scheduler;
+pub mod store;

@@ -1,0 +1,227 @@
+//! `gangway`: the head node and the command-line client.
+
+mod cli;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gangway_api::client::{Client, ClientConfig};
+use gangway_api::NodeFillType;
+
+use cli::commands;
+
+#[derive(Parser)]
+#[command(name = "gangway", version, about = "Batch runner for MPI and GPU work on HPC clusters")]
+struct Cli {
+    /// State directory of the cluster (default: $GANGWAY_STATE_DIR, else ~/.local/state/gangway).
+    #[arg(long, global = true, env = "GANGWAY_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Print JSON instead of tables (read commands).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log level for `head` (error, warn, info, debug, trace); RUST_LOG also works.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    gangway_api::time::parse_human_duration(s)
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the head node (REST API, scheduler, state store).
+    Head {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8640")]
+        listen: SocketAddr,
+        /// How long a node may be out of contact before its tasks are requeued.
+        #[arg(long, default_value = "30s", value_parser = duration)]
+        node_timeout: Duration,
+        /// How often launchers heartbeat.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        heartbeat: Duration,
+        /// Task slots per node of the `default` pool, when the head creates it.
+        #[arg(long, default_value_t = 1)]
+        default_slots: u32,
+    },
+    /// Start an embedded cluster on this machine: a head and N launchers over loopback.
+    Up {
+        /// Number of launchers (node1…nodeN).
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+        /// Return once every node is idle, leaving the cluster running.
+        #[arg(long)]
+        detach: bool,
+        /// Task slots per node of the default pool (default: this machine's CPU count).
+        #[arg(long)]
+        slots_per_node: Option<u32>,
+        /// How long a node may be out of contact before its tasks are requeued.
+        #[arg(long, default_value = "30s")]
+        node_timeout: String,
+        /// Address for the head to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Stop the cluster `gangway up --detach` started.
+    Down,
+    /// Submit a command as a new job with one task (or a task of an existing job).
+    Submit {
+        /// Pool to run in (default: the pool `default`).
+        #[arg(long)]
+        pool: Option<String>,
+        /// Job id (adds a task when the job exists).
+        #[arg(long)]
+        job: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Wall-clock limit (90s, 10m, 2h, PT1H…).
+        #[arg(long, value_parser = duration)]
+        time: Option<Duration>,
+        /// Retries after a non-zero exit (-1: unlimited).
+        #[arg(long, allow_hyphen_values = true)]
+        retries: Option<i32>,
+        /// Task slots the task occupies.
+        #[arg(long)]
+        slots: Option<u32>,
+        /// Wait for the task and exit with its exit code.
+        #[arg(long)]
+        wait: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Jobs: list, show ID, terminate ID, delete ID.
+    Job {
+        /// list | show | terminate | delete
+        action: String,
+        /// Job id.
+        id: Option<String>,
+    },
+    /// Tasks: list JOB, show JOB TASK, logs JOB TASK, terminate JOB TASK.
+    Task {
+        /// list | show | logs | terminate
+        action: String,
+        /// Job id.
+        job: String,
+        /// Task id.
+        task: Option<String>,
+        /// logs: show stderr.txt instead of stdout.txt.
+        #[arg(long)]
+        stderr: bool,
+        /// logs: keep printing until the task completes.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Nodes: list, show ID.
+    Node {
+        /// list | show
+        action: String,
+        /// Node id.
+        id: Option<String>,
+    },
+    /// Pools: list, show ID, create ID, delete ID.
+    Pool {
+        /// list | show | create | delete
+        action: String,
+        /// Pool id.
+        id: Option<String>,
+        /// create: task slots per node.
+        #[arg(long)]
+        slots: Option<u32>,
+        /// create: spread or pack.
+        #[arg(long, value_parser = ["spread", "pack"])]
+        fill: Option<String>,
+        /// create: allow multi-instance tasks.
+        #[arg(long)]
+        inter_node: bool,
+    },
+    /// Wait until every task of a job has completed; exit 0 if all succeeded.
+    Wait {
+        /// Job id.
+        job: String,
+    },
+    /// A one-screen summary of the cluster.
+    Status,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("gangway: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn state_dir(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(ClientConfig::default_state_dir)
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let client = || -> anyhow::Result<(Client, ClientConfig)> {
+        let config = ClientConfig::discover(cli.state_dir.as_deref())?;
+        Ok((Client::new(&config)?, config))
+    };
+    match cli.cmd {
+        Cmd::Head { listen, node_timeout, heartbeat, default_slots } => {
+            let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
+            tracing_subscriber::fmt()
+                .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
+                .with_writer(std::io::stderr)
+                .init();
+            let config = gangway_runner::head::HeadConfig {
+                state_dir: state_dir(&cli.state_dir),
+                listen,
+                node_timeout,
+                heartbeat,
+                default_pool_slots: default_slots,
+            };
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            rt.block_on(gangway_runner::head::serve(config))?;
+            Ok(0)
+        }
+        Cmd::Up { nodes, detach, slots_per_node, node_timeout, listen } => {
+            let cpus = gangway_topology::discover::local_resources().cpus;
+            cli::cluster::up(cli::cluster::UpOptions {
+                nodes,
+                state_dir: state_dir(&cli.state_dir),
+                detach,
+                slots_per_node: slots_per_node.unwrap_or(cpus),
+                node_timeout,
+                listen,
+            })?;
+            Ok(0)
+        }
+        Cmd::Down => cli::cluster::down(&state_dir(&cli.state_dir)).map(|_| 0),
+        Cmd::Submit { pool, job, name, time, retries, slots, wait, command } => {
+            let (mut c, _) = client()?;
+            commands::submit(&mut c, commands::Submit { pool, job, name, time, retries, slots, wait, command })
+        }
+        Cmd::Job { action, id } => commands::job(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),
+        Cmd::Task { action, job, task, stderr, follow } => {
+            commands::task(&mut client()?.0, &action, &job, task.as_deref(), cli.json, stderr, follow).map(|_| 0)
+        }
+        Cmd::Node { action, id } => commands::node(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),
+        Cmd::Pool { action, id, slots, fill, inter_node } => {
+            let fill = fill.map(|f| if f == "pack" { NodeFillType::Pack } else { NodeFillType::Spread });
+            let create = commands::PoolCreate { slots, fill, inter_node };
+            commands::pool(&mut client()?.0, &action, id.as_deref(), cli.json, create).map(|_| 0)
+        }
+        Cmd::Wait { job } => commands::wait(&mut client()?.0, &job),
+        Cmd::Status => {
+            let (mut c, config) = client()?;
+            commands::status(&mut c, &config.url, cli.json)?;
+            Ok(0)
+        }
+    }
+}

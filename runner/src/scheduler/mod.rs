@@ -1,0 +1,219 @@
+//! The scheduler core: a sans-I/O state machine, events in, decisions out.
+//!
+//! It knows pools (slots per node, fill type), nodes (free slots, whether they take work) and
+//! the queue of runnable tasks; it never touches sockets, files or clocks. The head feeds it
+//! events and carries out the [`Decision`]s; tests and the benchmark drive it directly.
+//!
+//! Policy: within a pool, tasks run in order of job priority (higher first), then job
+//! creation order, then task submission order. A task that fits no node right now does not
+//! hold up smaller tasks behind it, but the look-past is bounded ([`MAX_LOOKAHEAD`]) so a pass
+//! costs O(decisions × log nodes), never a scan of the whole queue.
+
+mod queue;
+
+use std::collections::{BTreeSet, HashMap};
+
+use queue::Queue;
+pub use queue::QueueKey;
+
+/// A pool, as the scheduler numbers it.
+pub type PoolKey = u32;
+/// A node, as the scheduler numbers it.
+pub type NodeKey = u32;
+/// A task, as the scheduler numbers it (unique for the head's lifetime).
+pub type TaskKey = u64;
+
+/// How a pool places tasks on nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// The node with the most free slots.
+    Spread,
+    /// The node with the fewest free slots that still fits.
+    Pack,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A pool exists.
+    PoolAdded { pool: PoolKey, slots_per_node: u32, fill: Fill },
+    /// A pool is gone (it has no nodes).
+    PoolRemoved { pool: PoolKey },
+    /// A node joined (or came back) with `used` slots already taken by tasks it still runs.
+    NodeUp { node: NodeKey, pool: PoolKey, used: u32, schedulable: bool },
+    /// A node went away; its tasks are the head's business.
+    NodeDown { node: NodeKey },
+    /// A node's scheduling state changed.
+    NodeSchedulable { node: NodeKey, schedulable: bool },
+    /// A task became runnable.
+    TaskQueued { task: TaskKey, pool: PoolKey, order: QueueKey, slots: u32 },
+    /// A queued task will not run after all (terminated, job deleted).
+    TaskWithdrawn { task: TaskKey },
+    /// A running task released its slots.
+    TaskReleased { node: NodeKey, slots: u32 },
+}
+
+/// What the head must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Start `task` on `node` (its slots are now taken).
+    Start { task: TaskKey, node: NodeKey },
+}
+
+/// How far past an unplaceable task a pass looks for smaller ones.
+pub const MAX_LOOKAHEAD: usize = 64;
+
+#[derive(Debug)]
+struct PoolState {
+    slots_per_node: u32,
+    fill: Fill,
+    queue: Queue,
+    /// (free slots, node) for schedulable nodes with at least one free slot.
+    free: BTreeSet<(u32, NodeKey)>,
+}
+
+#[derive(Debug)]
+struct NodeState {
+    pool: PoolKey,
+    free: u32,
+    schedulable: bool,
+}
+
+/// The scheduler core.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    pools: HashMap<PoolKey, PoolState>,
+    nodes: HashMap<NodeKey, NodeState>,
+    queued: HashMap<TaskKey, (PoolKey, QueueKey)>,
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new() -> Scheduler {
+        Scheduler::default()
+    }
+
+    /// Applies `ev` and appends the decisions it makes possible to `out`.
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<Decision>) {
+        match ev {
+            Event::PoolAdded { pool, slots_per_node, fill } => {
+                self.pools
+                    .insert(pool, PoolState { slots_per_node, fill, queue: Queue::default(), free: BTreeSet::new() });
+            }
+            Event::PoolRemoved { pool } => {
+                if let Some(p) = self.pools.remove(&pool) {
+                    for (_, task) in p.queue.iter() {
+                        self.queued.remove(&task.task);
+                    }
+                }
+            }
+            Event::NodeUp { node, pool, used, schedulable } => {
+                self.remove_node(node);
+                let Some(p) = self.pools.get_mut(&pool) else { return };
+                let free = p.slots_per_node.saturating_sub(used);
+                self.nodes.insert(node, NodeState { pool, free, schedulable });
+                if schedulable && free > 0 {
+                    p.free.insert((free, node));
+                }
+                self.schedule_pool(pool, out);
+            }
+            Event::NodeDown { node } => self.remove_node(node),
+            Event::NodeSchedulable { node, schedulable } => {
+                let Some(n) = self.nodes.get_mut(&node) else { return };
+                let pool = n.pool;
+                let p = self.pools.get_mut(&pool).expect("a node's pool exists");
+                p.free.remove(&(n.free, node));
+                n.schedulable = schedulable;
+                if schedulable && n.free > 0 {
+                    p.free.insert((n.free, node));
+                }
+                self.schedule_pool(pool, out);
+            }
+            Event::TaskQueued { task, pool, order, slots } => {
+                let Some(p) = self.pools.get_mut(&pool) else { return };
+                p.queue.push(order, task, slots);
+                self.queued.insert(task, (pool, order));
+                self.schedule_pool(pool, out);
+            }
+            Event::TaskWithdrawn { task } => {
+                if let Some((pool, order)) = self.queued.remove(&task) {
+                    if let Some(p) = self.pools.get_mut(&pool) {
+                        p.queue.remove(order);
+                    }
+                }
+            }
+            Event::TaskReleased { node, slots } => {
+                let Some(n) = self.nodes.get_mut(&node) else { return };
+                let pool = n.pool;
+                let p = self.pools.get_mut(&pool).expect("a node's pool exists");
+                p.free.remove(&(n.free, node));
+                n.free = (n.free + slots).min(p.slots_per_node);
+                if n.schedulable && n.free > 0 {
+                    p.free.insert((n.free, node));
+                }
+                self.schedule_pool(pool, out);
+            }
+        }
+    }
+
+    /// Tasks waiting in the queue of `pool`.
+    pub fn queued_len(&self, pool: PoolKey) -> usize {
+        self.pools.get(&pool).map_or(0, |p| p.queue.len())
+    }
+
+    /// Free slots on `node`.
+    pub fn free_slots(&self, node: NodeKey) -> Option<u32> {
+        self.nodes.get(&node).map(|n| n.free)
+    }
+
+    /// Whether `slots` could ever fit a node of `pool`.
+    pub fn fits_pool(&self, pool: PoolKey, slots: u32) -> bool {
+        self.pools.get(&pool).is_some_and(|p| slots <= p.slots_per_node)
+    }
+
+    fn remove_node(&mut self, node: NodeKey) {
+        if let Some(n) = self.nodes.remove(&node) {
+            if let Some(p) = self.pools.get_mut(&n.pool) {
+                p.free.remove(&(n.free, node));
+            }
+        }
+    }
+
+    fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>) {
+        let Some(p) = self.pools.get_mut(&pool) else { return };
+        let mut cursor = None;
+        let mut skipped = 0;
+        while let Some(&(max_free, _)) = p.free.last() {
+            let Some((order, entry)) = p.queue.next_after(cursor) else { break };
+            let chosen = if entry.slots > max_free {
+                None
+            } else {
+                match p.fill {
+                    // Most free slots; among equals the lowest node key, for determinism.
+                    Fill::Spread => p.free.range((max_free, 0)..).next().copied(),
+                    Fill::Pack => p.free.range((entry.slots, 0)..).next().copied(),
+                }
+            };
+            let Some((free, node)) = chosen else {
+                skipped += 1;
+                if skipped >= MAX_LOOKAHEAD {
+                    break;
+                }
+                cursor = Some(order);
+                continue;
+            };
+            p.free.remove(&(free, node));
+            let left = free - entry.slots;
+            if left > 0 {
+                p.free.insert((left, node));
+            }
+            self.nodes.get_mut(&node).expect("free index holds known nodes").free = left;
+            p.queue.remove(order);
+            self.queued.remove(&entry.task);
+            out.push(Decision::Start { task: entry.task, node });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! The state store: durable records of pools, jobs and tasks.
+//!
+//! Records are the API resources themselves (their JSON) plus the few internal columns the
+//! head needs to rebuild its state (creation order, attempt number). A write is acknowledged
+//! (its callback runs) only after the transaction holding it is committed and fsync'ed; many
+//! writes share one commit (group commit), so durability does not cap throughput.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// One change to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Insert or replace a pool.
+    PutPool { id: String, body: String },
+    /// Remove a pool.
+    DeletePool { id: String },
+    /// Insert or replace a job.
+    PutJob { id: String, seq: u64, body: String },
+    /// Remove a job and all its tasks.
+    DeleteJob { id: String },
+    /// Insert or replace a task.
+    PutTask { job: String, id: String, seq: u64, attempt: u32, body: String },
+}
+
+/// What the store holds, read back at start-up.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Pool bodies.
+    pub pools: Vec<String>,
+    /// (seq, body) of every job, in creation order.
+    pub jobs: Vec<(u64, String)>,
+    /// (job, seq, attempt, body) of every task, in creation order.
+    pub tasks: Vec<StoredTask>,
+}
+
+/// A task as stored.
+#[derive(Debug)]
+pub struct StoredTask {
+    /// Its job's id.
+    pub job: String,
+    /// Creation order.
+    pub seq: u64,
+    /// Attempt number of its latest (or current) run.
+    pub attempt: u32,
+    /// The task resource.
+    pub body: String,
+}
+
+/// Runs once the writes it was submitted with are durable.
+pub type Durable = Box<dyn FnOnce() + Send>;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening or migrating the database.
+    #[error("opening the state store {path}: {source}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading it back.
+    #[error("reading the state store: {0}")]
+    Load(#[source] rusqlite::Error),
+}
+
+/// A durable store with group commit.
+pub trait Store: Send + Sync {
+    /// Everything stored, for rebuilding the head's state.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Queues `writes`; `done` runs after they are committed and synced, in submission order.
+    fn submit(&self, writes: Vec<Write>, done: Option<Durable>);
+}
