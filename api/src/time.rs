@@ -222,35 +222,34 @@ fn parse_iso_duration(s: &str) -> Option<IsoDuration> {
     Some(IsoDuration(Duration::from_millis((secs * 1000.0).round() as u64)))
 }
 
-/// Parses a user-friendly duration for the CLI: `90`, `90s`, `10m`, `2h`, `1d`, `1h30m`, or ISO 8601.
+/// Parses a user-friendly duration for the CLI: `90`, `90s`, `250ms`, `10m`, `2h`, `1d`, `1h30m`, or ISO 8601.
 pub fn parse_human_duration(s: &str) -> Result<Duration, String> {
     if s.starts_with(['P', 'p']) {
         return IsoDuration::parse(s).map(|d| d.0);
     }
-    let err = || format!("'{s}' is not a duration (like 90s, 10m, 2h, 1d, 1h30m or PT10M)");
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let v: u64 = num.parse().map_err(|_| err())?;
-        num.clear();
-        total += v * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(err()),
-        };
-    }
-    if !num.is_empty() {
-        total += num.parse::<u64>().map_err(|_| err())?;
-    } else if s.is_empty() {
+    let err = || format!("'{s}' is not a duration (like 250ms, 90s, 10m, 2h, 1d, 1h30m or PT10M)");
+    if s.is_empty() {
         return Err(err());
     }
-    Ok(Duration::from_secs(total))
+    let mut total_ms = 0u64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let v: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let ms = match &rest[..unit_len] {
+            "" | "s" => 1000,
+            "ms" => 1,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(err()),
+        };
+        rest = &rest[unit_len..];
+        total_ms = v.checked_mul(ms).and_then(|x| x.checked_add(total_ms)).ok_or_else(err)?;
+    }
+    Ok(Duration::from_millis(total_ms))
 }
 
 #[cfg(test)]
@@ -303,7 +302,9 @@ mod tests {
         assert_eq!(parse_human_duration("10m").unwrap().as_secs(), 600);
         assert_eq!(parse_human_duration("1h30m").unwrap().as_secs(), 5400);
         assert_eq!(parse_human_duration("PT2H").unwrap().as_secs(), 7200);
-        for bad in ["", "m", "10x", "1.5h"] {
+        assert_eq!(parse_human_duration("250ms").unwrap().as_millis(), 250);
+        assert_eq!(parse_human_duration("1m30s").unwrap().as_secs(), 90);
+        for bad in ["", "m", "10x", "1.5h", "10mss"] {
             assert!(parse_human_duration(bad).is_err(), "{bad}");
         }
     }

@@ -11,3 +11,17 @@ pub mod connection;
 pub mod executor;
 pub mod files;
 pub mod layout;
+
+/// The name of a launcher's cgroup subtree: its node name plus a hash of its root directory,
+/// so two launchers with the same name on one host (test clusters, two `gangway up`s) never
+/// share (and kill) each other's cgroups, while a restarted launcher finds its own again.
+pub fn cgroup_name(node: &str, root: &std::path::Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    // FNV-1a: stable across runs and Rust versions, unlike std's hasher.
+    let hash = root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{node}-{:08x}", hash as u32)
+}

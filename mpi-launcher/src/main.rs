@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
     let cgroups = if args.no_cgroups {
         None
     } else {
-        match cgroup::NodeCgroups::create(&name) {
+        match cgroup::NodeCgroups::create(&gangway_launcher::cgroup_name(&name, &args.root)) {
             Ok(cg) => Some(cg),
             Err(e) => {
                 tracing::warn!(error = %e, "cgroups unavailable; tasks are contained by process groups only");

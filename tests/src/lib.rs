@@ -1,1 +1,253 @@
-//! Helpers for the integration tests.
+//! A test cluster of real processes: one `gangway head` and N `gangway-node` launchers on
+//! loopback, each with its own root directory in a temporary directory. Everything is torn
+//! down on drop (launchers first, so they kill their tasks and remove their cgroups), also
+//! when a test fails.
+//!
+//! The binaries are not built here: run `cargo build --bins` first (the README's test
+//! command does); they are found next to the test executable's `deps/` directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gangway_api::client::{Client, ClientConfig};
+use gangway_api::NodeState;
+
+/// Path of a workspace binary (`gangway`, `gangway-node`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` before the tests", path.display());
+    path
+}
+
+/// Polls `f` every few milliseconds until it returns Some, or panics after `timeout` naming `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut step = Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(step);
+        step = (step * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// How to start a cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Launchers (node1…nodeN).
+    pub nodes: usize,
+    /// Slots per node of the default pool.
+    pub slots: u32,
+    /// Head's node-lost timeout.
+    pub node_timeout: &'static str,
+    /// Launcher heartbeat.
+    pub heartbeat: &'static str,
+    /// Launcher kill grace.
+    pub kill_grace: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { nodes: 2, slots: 2, node_timeout: "2s", heartbeat: "300ms", kill_grace: "1s" }
+    }
+}
+
+/// A running test cluster.
+pub struct Cluster {
+    /// Holds the state directory and every node root.
+    pub dir: tempfile::TempDir,
+    /// The head process.
+    pub head: Option<Child>,
+    /// Launcher processes by index (node1 is 0).
+    pub nodes: Vec<Option<Child>>,
+    /// The head's URL and admin token.
+    pub config: ClientConfig,
+    opts: Options,
+    listen: String,
+}
+
+impl Cluster {
+    /// Starts a head and `opts.nodes` launchers and waits until every node is idle.
+    pub fn start(opts: Options) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("gangway-test").tempdir().expect("temp dir");
+        let mut c = Cluster {
+            dir,
+            head: None,
+            nodes: Vec::new(),
+            config: ClientConfig { url: String::new(), token: String::new() },
+            opts: opts.clone(),
+            listen: "127.0.0.1:0".into(),
+        };
+        c.start_head();
+        for i in 0..opts.nodes {
+            let child = c.spawn_node(i);
+            c.nodes.push(Some(child));
+        }
+        c.wait_idle(opts.nodes);
+        c
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A node's root directory.
+    pub fn node_root(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{}", i + 1))
+    }
+
+    /// Starts (or restarts, on the same port) the head.
+    pub fn start_head(&mut self) {
+        let state = self.state_dir();
+        std::fs::create_dir_all(&state).expect("state dir");
+        let _ = std::fs::remove_file(state.join("client.json"));
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("head.log")).expect("log");
+        let child = Command::new(bin("gangway"))
+            .args(["head", "--state-dir"])
+            .arg(&state)
+            .args(["--listen", &self.listen, "--default-slots", &self.opts.slots.to_string()])
+            .args([
+                "--node-timeout",
+                self.opts.node_timeout,
+                "--heartbeat",
+                self.opts.heartbeat,
+                "--log-level",
+                "debug",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting gangway head");
+        self.head = Some(child);
+        self.config =
+            wait_for(Duration::from_secs(20), "the head's client.json", || ClientConfig::from_state_dir(&state).ok());
+        self.listen = self.config.url.trim_start_matches("http://").to_owned();
+    }
+
+    /// SIGKILLs the head.
+    pub fn kill_head(&mut self) {
+        if let Some(mut h) = self.head.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+
+    fn spawn_node(&self, i: usize) -> Child {
+        let name = format!("node{}", i + 1);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log");
+        Command::new(bin("gangway-node"))
+            .args(["--head", &self.config.url, "--secret-file"])
+            .arg(self.state_dir().join("cluster.secret"))
+            .args(["--name", &name, "--root"])
+            .arg(self.node_root(i))
+            .args(["--kill-grace", self.opts.kill_grace, "--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting gangway-node")
+    }
+
+    /// (Re)starts launcher `i`.
+    pub fn start_node(&mut self, i: usize) {
+        let child = self.spawn_node(i);
+        self.nodes[i] = Some(child);
+    }
+
+    /// SIGKILLs launcher `i` (its task processes die with it: they have it as parent-death signal).
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut n) = self.nodes[i].take() {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+
+    /// A client with the admin token.
+    pub fn client(&self) -> Client {
+        Client::new(&self.config).expect("client")
+    }
+
+    /// Waits until at least `n` nodes are idle.
+    pub fn wait_idle(&self, n: usize) {
+        let mut c = self.client();
+        wait_for(Duration::from_secs(20), "nodes to become idle", || {
+            let nodes = c.list_nodes(None).ok()?;
+            (nodes.iter().filter(|x| x.state == NodeState::Idle).count() >= n).then_some(())
+        });
+    }
+
+    /// Runs the `gangway` CLI against this cluster; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(bin("gangway"))
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .args(args)
+            .env_remove("GANGWAY_URL")
+            .env_remove("GANGWAY_TOKEN")
+            .output()
+            .expect("running gangway");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The head's log so far (for assertion messages).
+    pub fn head_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("head.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.iter_mut().flatten() {
+            // SAFETY: kill(2) on a child we started.
+            unsafe { libc::kill(n.id() as i32, libc::SIGTERM) };
+        }
+        for n in self.nodes.iter_mut().filter_map(Option::take) {
+            let mut n = n;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = n.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        self.kill_head();
+    }
+}
+
+/// Cgroup directories a launcher left behind (there should be none once it stopped).
+pub fn leftover_cgroups(node: &str, root: &Path) -> Vec<PathBuf> {
+    let node = gangway_launcher::cgroup_name(node, root);
+    let mut out = Vec::new();
+    for root in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpuset",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/unified",
+    ] {
+        let p = Path::new(root).join(format!("gangway.{node}"));
+        if p.exists() {
+            out.push(p);
+        }
+    }
+    out
+}
