@@ -72,7 +72,11 @@ fn a_killed_launchers_tasks_are_requeued_and_complete_elsewhere() {
     c.add_job(&JobAddParameter { id: "lost".into(), ..Default::default() }).unwrap();
     let marker = format!("1.{}", 1000 + std::process::id() % 9000);
     let tasks = (0..4)
-        .map(|i| TaskAddParameter { id: format!("t{i}"), command_line: format!("sleep {marker}"), ..Default::default() })
+        .map(|i| TaskAddParameter {
+            id: format!("t{i}"),
+            command_line: format!("sleep {marker}"),
+            ..Default::default()
+        })
         .collect();
     c.add_task_collection("lost", tasks).unwrap();
     let on_node1: Vec<String> = wait_for(Duration::from_secs(10), "four running tasks", || {
@@ -91,7 +95,11 @@ fn a_killed_launchers_tasks_are_requeued_and_complete_elsewhere() {
         });
         assert_eq!(t.execution_info.result, Some(TaskExecutionResult::Success));
         assert_eq!(t.node_info.unwrap().node_id, "node2");
-        assert_eq!((t.execution_info.requeue_count, t.execution_info.retry_count), (1, 0), "a recovery requeue is no retry");
+        assert_eq!(
+            (t.execution_info.requeue_count, t.execution_info.retry_count),
+            (1, 0),
+            "a recovery requeue is no retry"
+        );
     }
     let n = c.get_node("node1").unwrap();
     assert_eq!(n.state, NodeState::Unusable);
@@ -106,7 +114,11 @@ fn up_detach_and_down_leave_nothing_behind() {
     let state = dir.path().join("state");
     let gangway = |args: &[&str]| {
         let out = Command::new(bin("gangway")).arg("--state-dir").arg(&state).args(args).output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, _, err) = gangway(&["up", "--nodes", "2", "--detach", "--slots-per-node", "1"]);
     assert_eq!(code, 0, "{err}");
@@ -117,7 +129,8 @@ fn up_detach_and_down_leave_nothing_behind() {
     assert_eq!(code, 0);
     let (_, out, _) = gangway(&["task", "logs", job.trim(), "1"]);
     assert!(out == "node1\n" || out == "node2\n", "{out}");
-    let pids: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join("cluster.pids")).unwrap()).unwrap();
+    let pids: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("cluster.pids")).unwrap()).unwrap();
     let (code, _, err) = gangway(&["down"]);
     assert_eq!(code, 0, "{err}");
     let mut all = vec![pids["head"].as_i64().unwrap()];

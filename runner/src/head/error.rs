@@ -48,8 +48,15 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             "the request body is empty; a JSON object is required",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() { "InvalidRequestBody" } else { "InvalidPropertyValue" };
+    // The path names the field at fault: serde_json alone says only "expected i32 at column 27".
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let code =
+            if e.inner().is_syntax() || e.inner().is_eof() { "InvalidRequestBody" } else { "InvalidPropertyValue" };
         ApiError::new(StatusCode::BAD_REQUEST, code, format!("the request body is not valid: {e}"))
-    })
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", format!("the request body is not valid: {e}"))
+    })?;
+    Ok(parsed)
 }

@@ -160,6 +160,10 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     tracing::info!(%url, state_dir = %dir.display(), "head listening");
 
     let app = routes::router(head.clone());
+    // Small request/response pairs and launcher messages must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");

@@ -16,9 +16,12 @@ use super::{Durable, Snapshot, Store, StoreError, StoredTask, Write};
 /// How many batches one commit may take, so a flood of writes still acknowledges steadily.
 const MAX_BATCHES_PER_COMMIT: usize = 4096;
 
+/// Writes submitted together and what to run once they are durable.
+type Batch = (Vec<Write>, Option<Durable>);
+
 /// The embedded SQLite store (`state.db` in the head's state directory).
 pub struct SqliteStore {
-    tx: Mutex<Option<mpsc::Sender<(Vec<Write>, Option<Durable>)>>>,
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     path: String,
 }
@@ -69,7 +72,7 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(Vec<Write>, Option<Durable>)>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
@@ -92,7 +95,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(Vec<Write>, Option<Dura
     }
 }
 
-fn commit(conn: &mut Connection, batches: &[(Vec<Write>, Option<Durable>)]) -> Result<(), rusqlite::Error> {
+fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     {
         let mut put_task = tx.prepare_cached(
@@ -204,7 +207,9 @@ mod tests {
         let a = acked.clone();
         store.submit(
             vec![Write::DeleteJob { id: "j".into() }],
-            Some(Box::new(move || drop(a.fetch_add(1, Ordering::SeqCst)))),
+            Some(Box::new(move || {
+                a.fetch_add(1, Ordering::SeqCst);
+            })),
         );
         store.close();
         assert_eq!(acked.load(Ordering::SeqCst), 1);

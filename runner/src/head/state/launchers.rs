@@ -56,7 +56,7 @@ impl HeadState {
         };
         let conn = Some(Conn { tx, generation });
         let running = old.map(|n| n.running).unwrap_or_default();
-        self.nodes.insert(hello.name.clone(), NodeRec { wire, key, conn, running });
+        self.nodes.insert(hello.name.clone(), NodeRec { wire, key, conn, generation, running });
         for f in hello.finished {
             self.finish_attempt(&hello.name, f, fx);
         }
@@ -75,7 +75,10 @@ impl HeadState {
                 self.requeue(key, "the node no longer runs this attempt", fx);
             }
         }
-        let wanted: HashSet<AttemptId> = running.keys().filter_map(|k| self.attempt_of(*k)).collect();
+        // One being killed keeps its slots until its report, but is killed again: the
+        // KillTask may have been lost with the old connection (or the head restarted).
+        let wanted: HashSet<AttemptId> =
+            running.keys().filter(|k| !self.is_killing(**k)).filter_map(|k| self.attempt_of(*k)).collect();
         let kill = hello.running.iter().filter(|a| !wanted.contains(a)).cloned().collect();
         let used = running.values().sum();
         self.nodes.get_mut(&hello.name).expect("inserted above").running = running;
@@ -106,7 +109,7 @@ impl HeadState {
             // Tasks restored from the store whose node never came back after a head restart.
             orphans.extend(self.awaiting_node.remove(node).unwrap_or_default());
         } else if let Some(n) = self.nodes.get_mut(node) {
-            if n.conn.is_some() {
+            if n.conn.is_some() || n.generation != generation {
                 return;
             }
             n.wire.state = NodeState::Unusable;
@@ -149,6 +152,11 @@ impl HeadState {
             if f.exit_code == Some(0) && f.failure.is_none() {
                 n.wire.total_tasks_succeeded += 1;
             }
+        }
+        // A restored attempt reported ended is no longer awaited on this node (a retry may
+        // start elsewhere before the node's registration reconciles what it runs).
+        if let Some(awaited) = self.awaiting_node.get_mut(node) {
+            awaited.remove(&key);
         }
         self.refresh_node(node);
         if retry {
@@ -275,6 +283,11 @@ impl HeadState {
         let (job, task) = self.task_index.get(&key)?;
         let t = self.jobs.get(job)?.tasks.get(task)?;
         Some(AttemptId { job: job.clone(), task: task.clone(), attempt: t.attempt })
+    }
+
+    fn is_killing(&self, key: TaskKey) -> bool {
+        let Some((job, task)) = self.task_index.get(&key) else { return false };
+        self.jobs.get(job).and_then(|j| j.tasks.get(task)).is_some_and(|t| t.killing.is_some())
     }
 
     fn task_state(&self, key: TaskKey) -> Option<TaskState> {

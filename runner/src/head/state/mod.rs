@@ -77,6 +77,8 @@ pub(crate) struct NodeRec {
     pub wire: ComputeNode,
     pub key: NodeKey,
     pub conn: Option<Conn>,
+    /// Generation of its latest connection (only that one's node-lost timer applies).
+    pub generation: u64,
     /// Tasks running here and the slots each holds.
     pub running: HashMap<TaskKey, u32>,
 }

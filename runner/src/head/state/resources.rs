@@ -349,8 +349,11 @@ impl HeadState {
                 }
                 _ => {}
             }
+            // A terminating job's running tasks were being killed (end_job): they still are.
+            let running = matches!(wire.state, TaskState::Running | TaskState::Preparing);
+            let killing = (running && j.wire.state == JobState::Terminating).then_some("JobTerminated");
             self.task_index.insert(key, (st.job.clone(), wire.id.clone()));
-            j.tasks.insert(wire.id.clone(), TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing: None });
+            j.tasks.insert(wire.id.clone(), TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing });
         }
         fx.timers.dedup();
         for (job, task) in queued {
