@@ -204,6 +204,10 @@ impl Client {
     pub fn get_job(&mut self, id: &str) -> Result<Job, ClientError> {
         self.call(GET, &job_path(id), None::<&()>)
     }
+    /// `PATCH /jobs/{id}`.
+    pub fn patch_job(&mut self, id: &str, patch: &impl Serialize) -> Result<(), ClientError> {
+        self.call_empty("PATCH", &job_path(id), Some(patch))
+    }
     /// `POST /jobs/{id}/terminate`.
     pub fn terminate_job(&mut self, id: &str, reason: Option<String>) -> Result<(), ClientError> {
         self.call_empty(

@@ -181,3 +181,21 @@ pub struct JobTerminateParameter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminate_reason: Option<String>,
 }
+
+/// The body of `PATCH /jobs/{id}`: the properties given are changed, the rest kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPatchParameter {
+    /// New priority (−1000..1000); tasks not yet running move in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// New constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<JobConstraints>,
+    /// New completion behaviour; `terminatejob` on a job whose tasks have all completed ends it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    /// New failure behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_task_failure: Option<OnTaskFailure>,
+}

@@ -90,6 +90,9 @@ enum Cmd {
         /// Task slots the task occupies.
         #[arg(long)]
         slots: Option<u32>,
+        /// Run N copies of the command as tasks 1..N (each sees its own AZ_BATCH_TASK_ID).
+        #[arg(long, default_value_t = 1)]
+        tasks: u32,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -203,9 +206,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Down => cli::cluster::down(&state_dir(&cli.state_dir)).map(|_| 0),
-        Cmd::Submit { pool, job, name, time, retries, slots, wait, command } => {
+        Cmd::Submit { pool, job, name, time, retries, slots, tasks, wait, command } => {
             let (mut c, _) = client()?;
-            commands::submit(&mut c, commands::Submit { pool, job, name, time, retries, slots, wait, command })
+            commands::submit(&mut c, commands::Submit { pool, job, name, time, retries, slots, tasks, wait, command })
         }
         Cmd::Job { action, id } => commands::job(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),
         Cmd::Task { action, job, task, stderr, follow } => {

@@ -28,6 +28,7 @@ pub struct Submit {
     pub time: Option<Duration>,
     pub retries: Option<i32>,
     pub slots: Option<u32>,
+    pub tasks: u32,
     pub wait: bool,
     pub command: Vec<String>,
 }
@@ -58,6 +59,9 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         constraints: Some(constraints),
         required_slots: s.slots,
     };
+    if s.tasks == 0 {
+        bail!("--tasks must be at least 1");
+    }
     let existing = match &s.job {
         Some(id) => match c.get_job(id) {
             Ok(_) => true,
@@ -67,41 +71,49 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         None => false,
     };
     let job_id = s.job.clone().unwrap_or_else(new_job_id);
-    if existing {
-        if s.pool.is_some() {
-            bail!("--pool cannot change the pool of existing job '{job_id}'");
-        }
-        let n = c.list_tasks(&job_id, &ListOptions::default())?.len();
-        task.id = (n + 1).to_string();
-        loop {
-            match c.add_task(&job_id, &task) {
-                Err(e) if e.status() == Some(409) && e.to_string().contains("TaskExists") => {
-                    task.id = (task.id.parse::<u64>().unwrap_or(0) + 1).to_string();
-                }
-                r => break r?,
-            }
-        }
-    } else {
+    if existing && s.pool.is_some() {
+        bail!("--pool cannot change the pool of existing job '{job_id}'");
+    }
+    let first = if existing { c.list_tasks(&job_id, &ListOptions::default())?.len() as u64 + 1 } else { 1 };
+    let ids: Vec<String> = (first..first + s.tasks as u64).map(|i| i.to_string()).collect();
+    if !existing {
         c.add_job(&JobAddParameter {
             id: job_id.clone(),
             display_name: s.name.clone(),
             pool_info: s.pool.clone().map(|pool_id| PoolInformation { pool_id }),
-            on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
             ..Default::default()
         })?;
-        if let Err(e) = c.add_task(&job_id, &task) {
-            // Leave nothing half-submitted.
-            let _ = c.delete_job(&job_id);
-            return Err(e.into());
+    }
+    for chunk in ids.chunks(100) {
+        let batch = chunk.iter().map(|id| TaskAddParameter { id: id.clone(), ..task.clone() }).collect();
+        let refused: Vec<String> = match c.add_task_collection(&job_id, batch) {
+            Ok(r) => r.value.into_iter().filter_map(|x| x.error.map(|e| format!("task {}: {}", x.task_id, e.message.value))).collect(),
+            Err(e) => vec![e.to_string()],
+        };
+        if !refused.is_empty() {
+            if !existing {
+                // Leave nothing half-submitted.
+                let _ = c.delete_job(&job_id);
+            }
+            bail!("the head refused the submission: {}", refused.join("; "));
         }
     }
+    if !existing {
+        // Like a Slurm job, a submitted job ends when its tasks have.
+        let patch = serde_json::json!({"onAllTasksComplete": "terminatejob"});
+        c.patch_job(&job_id, &patch)?;
+    }
+    task.id = ids[0].clone();
     println!("{job_id}");
     std::io::stdout().flush()?;
     if !s.wait {
         return Ok(0);
     }
-    let t = wait_task(c, &job_id, &task.id)?;
-    Ok(exit_status(&t))
+    if s.tasks == 1 {
+        let t = wait_task(c, &job_id, &task.id)?;
+        return Ok(exit_status(&t));
+    }
+    wait(c, &job_id)
 }
 
 fn exit_status(t: &Task) -> i32 {

@@ -34,7 +34,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/nodes", get(list_nodes))
         .route("/nodes/{node}", get(get_node))
         .route("/jobs", get(list_jobs).post(add_job))
-        .route("/jobs/{job}", get(get_job).delete(delete_job))
+        .route("/jobs/{job}", get(get_job).delete(delete_job).patch(patch_job))
         .route("/jobs/{job}/terminate", post(terminate_job))
         .route("/jobs/{job}/taskcounts", get(task_counts))
         .route("/jobs/{job}/tasks", get(list_tasks).post(add_task))
@@ -138,6 +138,12 @@ async fn add_job(State(head): H, body: Bytes) -> ApiResult<StatusCode> {
 
 async fn get_job(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Job>> {
     head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id)).map(Json)
+}
+
+async fn patch_job(State(head): H, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobPatchParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| st.patch_job(&id, p, fx)).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn delete_job(State(head): H, Path(id): Path<String>) -> ApiResult<StatusCode> {

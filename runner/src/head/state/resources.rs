@@ -131,6 +131,52 @@ impl HeadState {
         Ok(())
     }
 
+    /// `PATCH /jobs/{id}`.
+    pub fn patch_job(&mut self, id: &str, p: JobPatchParameter, fx: &mut Effects) -> Result<(), ApiError> {
+        let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
+        if matches!(j.wire.state, JobState::Completed | JobState::Terminating | JobState::Deleting) {
+            return Err(ApiError::conflict("JobCompleted", format!("job '{id}' has ended and cannot be changed")));
+        }
+        if let Some(priority) = p.priority.filter(|p| !(-1000..=1000).contains(p)) {
+            return Err(ApiError::invalid(format!("priority is {priority}; it must be between -1000 and 1000")));
+        }
+        if let Some(c) = &p.constraints {
+            check_retry_count(c.max_task_retry_count, "constraints.maxTaskRetryCount")?;
+        }
+        let j = self.jobs.get_mut(id).expect("checked");
+        if let Some(c) = p.constraints {
+            j.wire.constraints = c;
+            if let Some(limit) = c.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
+                fx.timers.push(Timer::JobDeadline { job: id.to_owned(), at: j.wire.creation_time.plus(limit.0) });
+            }
+        }
+        if let Some(v) = p.on_all_tasks_complete {
+            j.wire.on_all_tasks_complete = v;
+        }
+        if let Some(v) = p.on_task_failure {
+            j.wire.on_task_failure = v;
+        }
+        let requeue = p.priority.is_some_and(|np| np != j.wire.priority);
+        if let Some(priority) = p.priority {
+            j.wire.priority = priority;
+        }
+        HeadState::put_job(j, fx);
+        let queued: Vec<(u64, String)> =
+            j.tasks.values().filter(|t| t.wire.state == TaskState::Active).map(|t| (t.key, t.wire.id.clone())).collect();
+        let all_done = j.tasks.values().all(|t| t.wire.state == TaskState::Completed);
+        if requeue && j.wire.state == JobState::Active {
+            for (key, task) in queued {
+                self.sched_event(Event::TaskWithdrawn { task: key }, fx);
+                self.enqueue(id, &task, fx);
+            }
+        }
+        let j = &self.jobs[id];
+        if all_done && j.wire.state == JobState::Active && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob {
+            self.end_job(id, "AllTasksComplete".into(), fx);
+        }
+        Ok(())
+    }
+
     /// `POST /jobs/{id}/tasks` and each element of `addtaskcollection`.
     pub fn add_task(&mut self, job_id: &str, p: TaskAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
         let wire = self.validate_task(job_id, p)?;
