@@ -44,7 +44,10 @@ fn bench(c: &mut Criterion) {
                 node = (node + 1) % NODES;
                 next += 1;
                 let order = QueueKey::new((next % 7) as i32, next / 100, next);
-                s.on_event(Event::TaskQueued { task: next, pool: 0, order, slots: 1 + (next % 3 == 0) as u32 }, &mut out);
+                s.on_event(
+                    Event::TaskQueued { task: next, pool: 0, order, slots: 1 + (next % 3 == 0) as u32 },
+                    &mut out,
+                );
                 black_box(&out);
             })
         });

@@ -87,7 +87,11 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
     for chunk in ids.chunks(100) {
         let batch = chunk.iter().map(|id| TaskAddParameter { id: id.clone(), ..task.clone() }).collect();
         let refused: Vec<String> = match c.add_task_collection(&job_id, batch) {
-            Ok(r) => r.value.into_iter().filter_map(|x| x.error.map(|e| format!("task {}: {}", x.task_id, e.message.value))).collect(),
+            Ok(r) => r
+                .value
+                .into_iter()
+                .filter_map(|x| x.error.map(|e| format!("task {}: {}", x.task_id, e.message.value)))
+                .collect(),
             Err(e) => vec![e.to_string()],
         };
         if !refused.is_empty() {

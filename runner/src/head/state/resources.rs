@@ -161,8 +161,12 @@ impl HeadState {
             j.wire.priority = priority;
         }
         HeadState::put_job(j, fx);
-        let queued: Vec<(u64, String)> =
-            j.tasks.values().filter(|t| t.wire.state == TaskState::Active).map(|t| (t.key, t.wire.id.clone())).collect();
+        let queued: Vec<(u64, String)> = j
+            .tasks
+            .values()
+            .filter(|t| t.wire.state == TaskState::Active)
+            .map(|t| (t.key, t.wire.id.clone()))
+            .collect();
         let all_done = j.tasks.values().all(|t| t.wire.state == TaskState::Completed);
         if requeue && j.wire.state == JobState::Active {
             for (key, task) in queued {
@@ -171,7 +175,10 @@ impl HeadState {
             }
         }
         let j = &self.jobs[id];
-        if all_done && j.wire.state == JobState::Active && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob {
+        if all_done
+            && j.wire.state == JobState::Active
+            && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob
+        {
             self.end_job(id, "AllTasksComplete".into(), fx);
         }
         Ok(())
