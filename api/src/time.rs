@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A point in time, milliseconds since the Unix epoch (UTC).
+/// A point in time, microseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
@@ -17,17 +17,27 @@ impl Timestamp {
     /// The current wall-clock time.
     pub fn now() -> Timestamp {
         let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Timestamp(d.as_millis() as i64)
+        Timestamp(d.as_micros() as i64)
     }
 
     /// Milliseconds elapsed from `earlier` to `self` (0 when `earlier` is later).
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        self.micros_since(earlier) / 1000
+    }
+
+    /// Microseconds elapsed from `earlier` to `self` (0 when `earlier` is later).
+    pub fn micros_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0).max(0) as u64
+    }
+
+    /// From milliseconds since the epoch.
+    pub fn from_millis(ms: i64) -> Timestamp {
+        Timestamp(ms.saturating_mul(1000))
     }
 
     /// `self` moved forward by `d`.
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(self.0.saturating_add(d.as_micros().min(i64::MAX as u128) as i64))
     }
 
     /// Parses an RFC 3339 timestamp (`Z` or a numeric offset, optional fraction).
@@ -38,12 +48,12 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
+        let us = self.0.rem_euclid(1_000_000);
+        let secs = self.0.div_euclid(1_000_000);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{us:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
     }
 }
 
@@ -102,15 +112,15 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         return None;
     }
     let mut rest = &s[19..];
-    let mut ms = 0i64;
+    let mut us = 0i64;
     if let Some(frac) = rest.strip_prefix('.') {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
         if n == 0 {
             return None;
         }
         let digits = &frac[..n];
-        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
-        ms = padded.parse().ok()?;
+        let padded: String = digits.chars().chain("000000".chars()).take(6).collect();
+        us = padded.parse().ok()?;
         rest = &frac[n..];
     }
     let offset_min = match rest {
@@ -123,7 +133,7 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     };
     let days = days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    Some(Timestamp(secs * 1000 + ms))
+    Some(Timestamp(secs * 1_000_000 + us))
 }
 
 /// An ISO 8601 duration such as `PT10M`; Azure's maximum (`P10675199DT2H48M5.4775807S`)
@@ -259,10 +269,10 @@ mod tests {
     #[test]
     fn timestamps_round_trip() {
         for s in [
-            "1970-01-01T00:00:00.000Z",
-            "2026-11-23T07:00:12.123Z",
-            "2000-02-29T23:59:59.999Z",
-            "1969-12-31T23:59:59.000Z",
+            "1970-01-01T00:00:00.000000Z",
+            "2026-11-23T07:00:12.123456Z",
+            "2000-02-29T23:59:59.999000Z",
+            "1969-12-31T23:59:59.000000Z",
         ] {
             let t = Timestamp::parse(s).unwrap();
             assert_eq!(t.to_string(), s);
@@ -271,7 +281,8 @@ mod tests {
             Timestamp::parse("2026-11-23T08:00:12+01:00").unwrap(),
             Timestamp::parse("2026-11-23T07:00:12Z").unwrap()
         );
-        assert_eq!(Timestamp::parse("1970-01-01T00:00:01.5Z").unwrap(), Timestamp(1500));
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:01.5Z").unwrap(), Timestamp::from_millis(1500));
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:01.1234567Z").unwrap(), Timestamp(1_123_456));
         for bad in ["", "2026-13-01T00:00:00Z", "2026-11-23", "2026-11-23T07:00:12", "2026-11-23T07:00:12.Z"] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }

@@ -3,7 +3,10 @@
 //! single tasks one at a time on the idle cluster and reports submit→start latency.
 //!
 //! `cargo build --release --bins && target/release/gangway-e2e-bench [--tasks 2000] [--nodes 1]
-//! [--slots-per-node N] [--samples 200]`
+//! [--slots-per-node N] [--samples 200] [--nodes-dir DIR]`
+//!
+//! The head's state (and its fsyncs) live in `$TMPDIR`; `--nodes-dir` puts the nodes' task
+//! directories elsewhere (a node-local scratch such as /dev/shm).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,10 +21,11 @@ struct Args {
     nodes: u32,
     slots: Option<u32>,
     samples: usize,
+    nodes_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { tasks: 2000, nodes: 1, slots: None, samples: 200 };
+    let mut a = Args { tasks: 2000, nodes: 1, slots: None, samples: 200, nodes_dir: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -30,6 +34,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--nodes" => a.nodes = value()?.parse()?,
             "--slots-per-node" => a.slots = Some(value()?.parse()?),
             "--samples" => a.samples = value()?.parse()?,
+            "--nodes-dir" => a.nodes_dir = Some(PathBuf::from(value()?)),
             other => bail!("unknown option {other}; see the source's header for usage"),
         }
     }
@@ -46,6 +51,9 @@ fn main() -> anyhow::Result<()> {
     let state = tempdir()?;
     let mut up = Command::new(&gangway);
     up.arg("--state-dir").arg(&state).args(["up", "--detach", "--nodes", &args.nodes.to_string()]);
+    if let Some(d) = &args.nodes_dir {
+        up.arg("--nodes-dir").arg(d.join(format!("gangway-bench-{}", std::process::id())));
+    }
     if let Some(s) = args.slots {
         up.args(["--slots-per-node", &s.to_string()]);
     }
@@ -55,6 +63,9 @@ fn main() -> anyhow::Result<()> {
     let result = measure(&args, &state);
     let _ = Command::new(&gangway).arg("--state-dir").arg(&state).arg("down").status();
     let _ = std::fs::remove_dir_all(&state);
+    if let Some(d) = &args.nodes_dir {
+        let _ = std::fs::remove_dir_all(d.join(format!("gangway-bench-{}", std::process::id())));
+    }
     result
 }
 
@@ -93,7 +104,7 @@ fn measure(args: &Args, state: &std::path::Path) -> anyhow::Result<()> {
     }
     let tasks = c.list_tasks("throughput", &ListOptions::default())?;
     let last_end = tasks.iter().filter_map(|t| t.execution_info.end_time).max().context("no end time")?;
-    let secs = last_end.millis_since(start_wall) as f64 / 1000.0;
+    let secs = last_end.micros_since(start_wall) as f64 / 1e6;
     let failed = tasks.iter().filter(|t| t.execution_info.result != Some(TaskExecutionResult::Success)).count();
 
     // Latency on an idle cluster.
@@ -101,7 +112,6 @@ fn measure(args: &Args, state: &std::path::Path) -> anyhow::Result<()> {
     let mut lat = Vec::with_capacity(args.samples);
     for i in 0..args.samples {
         let t0 = Timestamp::now();
-        let t0_fine = std::time::SystemTime::now();
         let id = format!("l{i}");
         c.add_task(
             "latency",
@@ -115,9 +125,7 @@ fn measure(args: &Args, state: &std::path::Path) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_micros(500));
         };
         let started = t.execution_info.start_time.context("no start time")?;
-        let _ = t0;
-        let t0_ms = t0_fine.duration_since(std::time::UNIX_EPOCH)?.as_secs_f64() * 1000.0;
-        lat.push(started.0 as f64 - t0_ms);
+        lat.push(started.micros_since(t0) as f64 / 1000.0);
     }
     lat.sort_by(f64::total_cmp);
     println!(

@@ -369,10 +369,16 @@ impl NodeCgroups {
     }
 
     /// A child cgroup for one task; a stale one of the same name is killed and recreated.
-    pub fn create_task(&self, name: &str) -> Result<TaskCgroup, CgroupError> {
+    /// On v1 only the `pids` hierarchy is used (tracking is all a task needs by default, and
+    /// each extra hierarchy costs a mkdir/rmdir per task); `with_cpuset` adds `cpuset` for
+    /// tasks that are bound to CPUs.
+    pub fn create_task(&self, name: &str, with_cpuset: bool) -> Result<TaskCgroup, CgroupError> {
         check_name(name)?;
         let mut task = TaskCgroup { version: self.version, dirs: Vec::new() };
-        for nd in &self.dirs {
+        let want = if with_cpuset { PIDS | CPUSET } else { PIDS };
+        let has_pids = self.dirs.iter().any(|d| d.ctl & PIDS != 0);
+        let use_dir = |d: &&Dir| self.version == CgroupVersion::V2 || !has_pids || d.ctl & want != 0;
+        for nd in self.dirs.iter().filter(use_dir) {
             let path = nd.path.join(name);
             if path.exists() {
                 clear_tree(&path, self.version);
@@ -597,7 +603,7 @@ mod tests {
     fn join_track_kill(node: NodeCgroups) {
         let reaper = Reaper::new();
         eprintln!("{:?} node dirs {:?}", node.version(), node.paths());
-        let task = node.create_task("t1").unwrap();
+        let task = node.create_task("t1", true).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let pids = task.pids();
         assert!(pids.contains(&(child.0.id() as i32)), "{pids:?}");
@@ -655,7 +661,7 @@ mod tests {
     #[test]
     fn cpus_memory_and_add_pid() {
         let Some(node) = node("cpus") else { return };
-        let task = node.create_task("t2").unwrap();
+        let task = node.create_task("t2", true).unwrap();
         let all = task.cpus().expect("cpuset in use");
         assert!(!all.is_empty());
         task.set_cpus(&all[..1]).unwrap();
@@ -674,14 +680,14 @@ mod tests {
     #[test]
     fn stale_node_dir_is_reused_and_cleaned() {
         let Some(first) = node("stale") else { return };
-        let task = first.create_task("old").unwrap();
+        let task = first.create_task("old", false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let old_dirs = owned(task.paths());
         // Like a restart after a crash: the dirs and a task process are still there.
         let second = node("stale").unwrap();
         assert_eq!(child.0.wait().unwrap().signal(), Some(SIGKILL));
         assert!(old_dirs.iter().all(|d| !d.exists()), "{old_dirs:?}");
-        let t = second.create_task("old").unwrap();
+        let t = second.create_task("old", false).unwrap();
         assert!(t.pids().is_empty());
         // The first handles now only find already-removed dirs, which their drops tolerate.
         drop((t, second, task, first));

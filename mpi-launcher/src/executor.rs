@@ -8,9 +8,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::cgroup::{NodeCgroups, TaskCgroup};
 use crate::layout::NodeLayout;
+use crate::spawn;
 
 /// The file in a task directory that records when the directory may be removed.
 pub const EXPIRY_MARKER: &str = ".gangway-expiry";
@@ -218,9 +217,21 @@ impl Executor {
                 return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
             }
         };
+        let env = dedup_env(self.layout.task_env(&start, &self.node, &self.account_url));
+        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsString::from(v));
+        let program = match spawn::resolve_program(&argv[0], path_var.as_deref(), &wd) {
+            Ok(p) => p,
+            Err(e) => return fail("CommandNotFound", format!("starting '{}': {e}", argv[0])),
+        };
+        // The descriptors in the spec must stay open until the spawn: keep their owners here.
+        let stdin = devnull_or(&stdout);
+        let spec = match build_spec(&program, &argv, &env, &wd, [&stdin, &stdout, &stderr]) {
+            Ok(s) => s,
+            Err(e) => return fail("CommandLaunchFailed", format!("starting '{}': {e}", argv[0])),
+        };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cgroup = match &self.cgroups {
-            Some(cg) => match cg.create_task(&format!("t{n}")) {
+            Some(cg) => match cg.create_task(&format!("t{n}"), false) {
                 Ok(c) => Some(c),
                 Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
             },
@@ -230,40 +241,20 @@ impl Executor {
             Ok(fds) => fds.unwrap_or_default(),
             Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
         };
-        let raw_fds: Vec<i32> = join_fds.iter().map(|f| f.as_raw_fd()).collect();
-        let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .envs(self.layout.task_env(&start, &self.node, &self.account_url))
-            .current_dir(&wd)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .process_group(0)
-            .kill_on_drop(false);
-        // SAFETY: the hook only makes async-signal-safe calls (write, prctl, getppid).
-        unsafe {
-            cmd.pre_exec(move || {
-                TaskCgroup::join_in_child(&raw_fds)?;
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let spec = spawn::SpawnSpec { cgroup_fds: join_fds.iter().map(|f| f.as_raw_fd()).collect(), ..spec };
         let started = Timestamp::now();
-        let mut child = match cmd.spawn() {
+        let spawned = spawn::spawn(&spec).and_then(spawn::Child::new);
+        drop((join_fds, spec, stdin, stdout, stderr));
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                drop(join_fds);
                 release(cgroup).await;
                 let code =
                     if e.kind() == std::io::ErrorKind::NotFound { "CommandNotFound" } else { "CommandLaunchFailed" };
                 return fail(code, format!("starting '{}': {e}", argv[0]));
             }
         };
-        drop(join_fds);
-        let pgid = child.id().map(|p| p as i32);
+        let pgid = Some(child.pid());
         let deadline = start.max_wall_clock_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let wall = async {
             match deadline {
@@ -282,13 +273,11 @@ impl Executor {
             // SAFETY: plain kill(2) on our own child's process group.
             unsafe { libc::kill(-pg, libc::SIGKILL) };
         }
-        let max_rss = cgroup.as_ref().and_then(TaskCgroup::memory_peak);
+        let max_rss =
+            cgroup.as_ref().and_then(TaskCgroup::memory_peak).or(status.as_ref().ok().map(|e| e.max_rss_bytes));
         release(cgroup).await;
         let end = Timestamp::now();
-        let exit_code = match &status {
-            Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)),
-            Err(_) => None,
-        };
+        let exit_code = status.as_ref().ok().map(|e| e.code);
         let failure = match stopped {
             Some(StopReason::WallClock) => Some(TaskFailureInformation {
                 category: ErrorCategory::UserError,
@@ -313,10 +302,10 @@ impl Executor {
     /// SIGTERM to the process group and cgroup, then SIGKILL after the grace period.
     async fn terminate(
         &self,
-        child: &mut tokio::process::Child,
+        child: &mut spawn::Child,
         pgid: Option<i32>,
         cgroup: Option<&TaskCgroup>,
-    ) -> std::io::Result<std::process::ExitStatus> {
+    ) -> std::io::Result<spawn::Exit> {
         signal_tree(pgid, cgroup, libc::SIGTERM);
         match tokio::time::timeout(self.kill_grace, child.wait()).await {
             Ok(s) => s,
@@ -350,6 +339,39 @@ fn server_failure(mut f: TaskFinished) -> TaskFinished {
         fi.category = ErrorCategory::ServerError;
     }
     f
+}
+
+/// Keeps the last value of each variable (later settings override earlier ones).
+fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<_> = env.into_iter().rev().filter(|(k, _)| seen.insert(k.clone())).collect();
+    out.reverse();
+    out
+}
+
+fn devnull_or(fallback: &std::fs::File) -> std::fs::File {
+    std::fs::File::open("/dev/null").or_else(|_| fallback.try_clone()).expect("/dev/null or a log file")
+}
+
+fn build_spec(
+    program: &Path,
+    argv: &[String],
+    env: &[(String, String)],
+    wd: &Path,
+    stdio: [&std::fs::File; 3],
+) -> std::io::Result<spawn::SpawnSpec> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(spawn::SpawnSpec {
+        program: spawn::cstring("the program path", program.as_os_str().as_bytes())?,
+        argv: argv.iter().map(|a| spawn::cstring("an argument", a)).collect::<Result<_, _>>()?,
+        envp: env
+            .iter()
+            .map(|(k, v)| spawn::cstring("an environment variable", format!("{k}={v}")))
+            .collect::<Result<_, _>>()?,
+        cwd: spawn::cstring("the working directory", wd.as_os_str().as_bytes())?,
+        stdio: [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()],
+        cgroup_fds: Vec::new(),
+    })
 }
 
 fn open_log(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {

@@ -77,7 +77,7 @@ fn list(base: &Path, dir: &Path, out: &mut Vec<NodeFile>) {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(Timestamp(0), |d| Timestamp(d.as_millis() as i64));
+            .map_or(Timestamp(0), |d| Timestamp(d.as_micros() as i64));
         out.push(NodeFile {
             name,
             is_directory: meta.is_dir(),

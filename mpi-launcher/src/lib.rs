@@ -11,6 +11,7 @@ pub mod connection;
 pub mod executor;
 pub mod files;
 pub mod layout;
+pub mod spawn;
 
 /// The name of a launcher's cgroup subtree: its node name plus a hash of its root directory,
 /// so two launchers with the same name on one host (test clusters, two `gangway up`s) never

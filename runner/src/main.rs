@@ -67,6 +67,9 @@ enum Cmd {
         /// Address for the head to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Directory for the nodes' root directories (default: STATE_DIR/nodes), e.g. a local scratch disk.
+        #[arg(long)]
+        nodes_dir: Option<PathBuf>,
     },
     /// Stop the cluster `gangway up --detach` started.
     Down,
@@ -193,7 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             rt.block_on(gangway_runner::head::serve(config))?;
             Ok(0)
         }
-        Cmd::Up { nodes, detach, slots_per_node, node_timeout, listen } => {
+        Cmd::Up { nodes, detach, slots_per_node, node_timeout, listen, nodes_dir } => {
             let cpus = gangway_topology::discover::local_resources().cpus;
             cli::cluster::up(cli::cluster::UpOptions {
                 nodes,
@@ -202,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 slots_per_node: slots_per_node.unwrap_or(cpus),
                 node_timeout,
                 listen,
+                nodes_dir,
             })?;
             Ok(0)
         }

@@ -51,7 +51,13 @@ fn killing_the_head_mid_run_loses_nothing_and_runs_nothing_twice() {
     for t in &tasks {
         let i: usize = t.id[1..].parse().unwrap();
         assert_eq!(t.state, TaskState::Completed);
-        assert_eq!(t.execution_info.exit_code, Some(expected_exit(i)), "task {} has its real exit code", t.id);
+        assert_eq!(
+            t.execution_info.exit_code,
+            Some(expected_exit(i)),
+            "task {} has its real exit code: {:?}",
+            t.id,
+            t.execution_info
+        );
         assert_eq!(t.execution_info.retry_count, 0);
     }
     let mut runs: HashMap<String, usize> = HashMap::new();

@@ -69,6 +69,8 @@ pub struct UpOptions {
     pub node_timeout: String,
     /// Address for the head to listen on.
     pub listen: String,
+    /// Where the node root directories go (default: STATE_DIR/nodes).
+    pub nodes_dir: Option<PathBuf>,
 }
 
 /// Starts the head and N launchers; waits until every node is idle.
@@ -113,7 +115,7 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
             cmd.args(["--head", &config.url, "--secret-file"])
                 .arg(dir.join("cluster.secret"))
                 .args(["--name", &name, "--root"])
-                .arg(dir.join("nodes").join(&name))
+                .arg(o.nodes_dir.clone().unwrap_or_else(|| dir.join("nodes")).join(&name))
                 .stdout(log_file(dir, &format!("{name}.log"))?)
                 .stderr(log_file(dir, &format!("{name}.log"))?);
             pids.nodes.push(spawn(cmd, o.detach)?);
