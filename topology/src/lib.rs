@@ -6,6 +6,7 @@
 //! crate does no I/O, and discovery is kept in [`discover`].
 
 pub mod discover;
+pub mod model;
 
 use serde::{Deserialize, Serialize};
 
