@@ -6,7 +6,14 @@
 //! crate does no I/O, and discovery is kept in [`discover`].
 
 pub mod discover;
+pub mod fabric;
+pub mod gang;
+pub mod hostlist;
+pub mod hwloc;
 pub mod model;
+pub mod nvml;
+pub mod placement;
+pub mod sysfs;
 
 use serde::{Deserialize, Serialize};
 
