@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::TaskFailureInformation;
 use crate::time::Timestamp;
+use gangway_topology::model::NodeTopology;
 use gangway_topology::NodeResources;
 
 /// The path launchers connect to.
@@ -32,7 +33,7 @@ pub struct AttemptId {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LauncherMessage {
     /// First message on every connection.
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// Liveness, sent every `heartbeat_ms`.
     Heartbeat,
     /// A task attempt ended; repeated on every reconnect until the head acknowledges it.
@@ -95,6 +96,9 @@ pub struct Hello {
     pub finished: Vec<TaskFinished>,
     /// Random id of this launcher process: a new one means the launcher restarted.
     pub boot_id: String,
+    /// Its detailed topology (cores, NUMA, GPUs, NICs), for placement.
+    #[serde(default)]
+    pub topology: Option<NodeTopology>,
 }
 
 /// The end of one attempt.

@@ -83,4 +83,8 @@ pub struct ComputeNode {
     pub recent_tasks: Vec<TaskInformation>,
     /// Cores, memory, GPUs.
     pub resources: NodeResources,
+    /// Packages, NUMA nodes, cores, GPUs and NICs with their locality, as the launcher found
+    /// them (or as declared with `gangway-node --topology-xml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<gangway_topology::model::NodeTopology>,
 }

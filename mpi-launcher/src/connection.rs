@@ -13,6 +13,11 @@ use tokio::sync::mpsc;
 
 use crate::executor::{Executor, StopReason};
 
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the upgrade and the welcome may take once connected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Who this launcher is.
 pub struct Identity {
     /// Node name.
@@ -23,6 +28,8 @@ pub struct Identity {
     pub pool: String,
     /// Hardware.
     pub resources: NodeResources,
+    /// Detailed topology, when discovered or declared.
+    pub topology: Option<gangway_topology::model::NodeTopology>,
     /// Random per process.
     pub boot_id: String,
 }
@@ -66,9 +73,11 @@ pub fn parse_head_url(url: &str) -> anyhow::Result<(String, u16)> {
 }
 
 async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<Executor>) -> Ended {
-    let stream = match TcpStream::connect((host, port)).await {
-        Ok(s) => s,
-        Err(e) => return Ended::Dropped(format!("connecting to {host}:{port}: {e}")),
+    // A cut link makes SYNs vanish; without a bound the kernel retries for minutes.
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Ended::Dropped(format!("connecting to {host}:{port}: {e}")),
+        Err(_) => return Ended::Dropped(format!("connecting to {host}:{port}: timed out")),
     };
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
@@ -81,8 +90,10 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
         return Ended::Dropped(e.to_string());
     }
     let mut status = String::new();
-    if let Err(e) = rd.read_line(&mut status).await {
-        return Ended::Dropped(e.to_string());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_line(&mut status)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Ended::Dropped(e.to_string()),
+        Err(_) => return Ended::Dropped("no answer to the upgrade".into()),
     }
     loop {
         let mut line = String::new();
@@ -107,14 +118,18 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
         running: exec.running_ids(),
         finished: exec.unacked(),
         boot_id: me.boot_id.clone(),
+        topology: me.topology.clone(),
     };
-    let mut line = serde_json::to_vec(&LauncherMessage::Hello(hello)).expect("messages serialize");
+    let mut line = serde_json::to_vec(&LauncherMessage::Hello(Box::new(hello))).expect("messages serialize");
     line.push(b'\n');
     if let Err(e) = wr.write_all(&line).await {
         return Ended::Dropped(e.to_string());
     }
     let mut buf = Vec::new();
-    let welcome = match read_head(&mut rd, &mut buf).await {
+    let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut rd, &mut buf))
+        .await
+        .unwrap_or(Err("no welcome from the head".into()))
+    {
         Ok(Some(HeadMessage::Welcome(w))) => w,
         Ok(_) => {
             let text = String::from_utf8_lossy(&buf).into_owned();

@@ -35,6 +35,9 @@ struct Args {
     /// Grace period between SIGTERM and SIGKILL when a task is killed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     kill_grace: Duration,
+    /// Report this hwloc XML topology instead of the machine's own (simulates big nodes in tests).
+    #[arg(long)]
+    topology_xml: Option<PathBuf>,
     /// Run tasks without cgroups (process groups only).
     #[arg(long)]
     no_cgroups: bool,
@@ -45,6 +48,30 @@ struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     gangway_api::time::parse_human_duration(s)
+}
+
+/// What the node reports: a declared topology, else what discovery finds, else /proc.
+fn node_resources(
+    xml: Option<&std::path::Path>,
+) -> anyhow::Result<(gangway_topology::NodeResources, Option<gangway_topology::model::NodeTopology>)> {
+    let local = gangway_topology::discover::local_resources();
+    if let Some(path) = xml {
+        let topo = gangway_topology::hwloc::from_xml_file(path)
+            .with_context(|| format!("reading the declared topology {}", path.display()))?;
+        return Ok((topo.resources(), Some(topo)));
+    }
+    match gangway_topology::hwloc::discover_local() {
+        Ok(topo) => {
+            let mut r = topo.resources();
+            // Some VMs show less NUMA-local memory in sysfs than the kernel's total.
+            r.memory_bytes = r.memory_bytes.max(local.memory_bytes);
+            Ok((r, Some(topo)))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "topology discovery failed; reporting CPUs and memory from /proc");
+            Ok((local, None))
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -77,10 +104,17 @@ fn main() -> anyhow::Result<()> {
             }
         }
     };
-    let resources = gangway_topology::discover::local_resources();
+    let (resources, topology) = node_resources(args.topology_xml.as_deref())?;
     let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
     let exec = Arc::new(executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace));
-    let me = connection::Identity { name, address: args.address.clone(), pool: args.pool.clone(), resources, boot_id };
+    let me = connection::Identity {
+        name,
+        address: args.address.clone(),
+        pool: args.pool.clone(),
+        resources,
+        topology,
+        boot_id,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -155,6 +155,24 @@ enum Cmd {
     },
     /// A one-screen summary of the cluster.
     Status,
+    /// Show a node's topology as a tree, plan per-rank placement on it, or pick a gang on a fabric.
+    Topo {
+        /// Read this hwloc XML file instead of the local machine.
+        #[arg(long)]
+        xml: Option<PathBuf>,
+        /// Use an hwloc synthetic topology (`pack:2 numa:2 core:8 pu:2`).
+        #[arg(long)]
+        synthetic: Option<String>,
+        /// Plan ranks: `ranks=8,gpus-per-rank=1[,cpus-per-rank=4][,bind=cores][,gpu-bind=closest]`.
+        #[arg(long)]
+        plan: Option<String>,
+        /// A Slurm topology.conf describing the switch tree.
+        #[arg(long)]
+        fabric: Option<PathBuf>,
+        /// With --fabric: the gang a request would take on the empty fabric (`nodes=16[,max-leaves=2]`).
+        #[arg(long)]
+        gang: Option<String>,
+    },
 }
 
 fn main() {
@@ -225,6 +243,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::pool(&mut client()?.0, &action, id.as_deref(), cli.json, create).map(|_| 0)
         }
         Cmd::Wait { job } => commands::wait(&mut client()?.0, &job),
+        Cmd::Topo { xml, synthetic, plan, fabric, gang } => {
+            use cli::topo;
+            topo::check_sources(xml.is_some(), synthetic.is_some(), fabric.is_some(), plan.is_some(), gang.is_some())?;
+            if let Some(f) = fabric {
+                print!("{}", topo::fabric(&f, gang.as_deref(), cli.json)?);
+                return Ok(0);
+            }
+            let source = match (&xml, &synthetic) {
+                (Some(x), _) => topo::Source::Xml(x),
+                (_, Some(s)) => topo::Source::Synthetic(s),
+                _ => topo::Source::Local,
+            };
+            let t = topo::load(source)?;
+            match plan {
+                Some(spec) => print!("{}", topo::plan(&t, &spec, cli.json)?),
+                None if cli.json => println!("{}", serde_json::to_string_pretty(&t)?),
+                None => print!("{}", topo::tree(&t)),
+            }
+            Ok(0)
+        }
         Cmd::Status => {
             let (mut c, config) = client()?;
             commands::status(&mut c, &config.url, cli.json)?;

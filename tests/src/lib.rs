@@ -6,6 +6,8 @@
 //! The binaries are not built here: run `cargo build --bins` first (the README's test
 //! command does); they are found next to the test executable's `deps/` directory.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,11 +51,13 @@ pub struct Options {
     pub heartbeat: &'static str,
     /// Launcher kill grace.
     pub kill_grace: &'static str,
+    /// A declared hwloc XML topology for every launcher (`--topology-xml`).
+    pub topology_xml: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { nodes: 2, slots: 2, node_timeout: "2s", heartbeat: "300ms", kill_grace: "1s" }
+        Options { nodes: 2, slots: 2, node_timeout: "2s", heartbeat: "300ms", kill_grace: "1s", topology_xml: None }
     }
 }
 
@@ -147,13 +151,16 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("{name}.log")))
             .expect("log");
-        Command::new(bin("gangway-node"))
-            .args(["--head", &self.config.url, "--secret-file"])
+        let mut cmd = Command::new(bin("gangway-node"));
+        cmd.args(["--head", &self.config.url, "--secret-file"])
             .arg(self.state_dir().join("cluster.secret"))
             .args(["--name", &name, "--root"])
             .arg(self.node_root(i))
-            .args(["--kill-grace", self.opts.kill_grace, "--log-level", "debug"])
-            .stdin(Stdio::null())
+            .args(["--kill-grace", self.opts.kill_grace, "--log-level", "debug"]);
+        if let Some(x) = &self.opts.topology_xml {
+            cmd.arg("--topology-xml").arg(x);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -231,6 +238,11 @@ impl Drop for Cluster {
         }
         self.kill_head();
     }
+}
+
+/// A topology fixture kept in the repository (`topology/tests/fixtures`).
+pub fn topology_fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../topology/tests/fixtures").join(rel)
 }
 
 /// Cgroup directories a launcher left behind (there should be none once it stopped).

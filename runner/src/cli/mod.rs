@@ -3,3 +3,4 @@
 pub mod cluster;
 pub mod commands;
 pub mod table;
+pub mod topo;

@@ -70,7 +70,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
     let mut rd = BufReader::new(rd);
     let mut buf = Vec::new();
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_message(&mut rd, &mut buf)).await {
-        Ok(Ok(Some(LauncherMessage::Hello(h)))) => h,
+        Ok(Ok(Some(LauncherMessage::Hello(h)))) => *h,
         other => {
             tracing::warn!(?other, "launcher connection closed: the first message must be hello");
             return;

@@ -53,6 +53,7 @@ impl HeadState {
             total_tasks_succeeded: old.as_ref().map_or(0, |n| n.wire.total_tasks_succeeded),
             recent_tasks: Vec::new(),
             resources: hello.resources,
+            topology: hello.topology,
         };
         let conn = Some(Conn { tx, generation });
         let running = old.map(|n| n.running).unwrap_or_default();

@@ -132,6 +132,7 @@ impl Sim {
             running: running.iter().map(|a| id(a)).collect(),
             finished,
             boot_id: "boot".into(),
+            topology: None,
         };
         let (generation, welcome) = self.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
         self.conns.insert(name.into(), (rx, generation));
