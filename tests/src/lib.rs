@@ -38,6 +38,48 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Starts `gangway head` with its state in `dir/state` and its log in `dir/head.log`, and
+/// waits for its `client.json`.
+pub fn spawn_head(dir: &Path, listen: &str, slots: u32, node_timeout: &str, heartbeat: &str) -> (Child, ClientConfig) {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let _ = std::fs::remove_file(state.join("client.json"));
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("head.log")).expect("log");
+    let child = Command::new(bin("gangway"))
+        .args(["head", "--state-dir"])
+        .arg(&state)
+        .args(["--listen", listen, "--default-slots", &slots.to_string()])
+        .args(["--node-timeout", node_timeout, "--heartbeat", heartbeat, "--log-level", "debug"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("starting gangway head");
+    let config =
+        wait_for(Duration::from_secs(20), "the head's client.json", || ClientConfig::from_state_dir(&state).ok());
+    (child, config)
+}
+
+/// Stops launchers the way an operator would (SIGTERM, so they kill their tasks and remove
+/// their cgroups), then SIGKILLs any that did not exit within 15 s.
+pub fn stop_launchers(children: Vec<Child>) {
+    for c in &children {
+        // SAFETY: kill(2) on a child we started.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    }
+    for mut c in children {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// How to start a cluster.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -108,31 +150,10 @@ impl Cluster {
 
     /// Starts (or restarts, on the same port) the head.
     pub fn start_head(&mut self) {
-        let state = self.state_dir();
-        std::fs::create_dir_all(&state).expect("state dir");
-        let _ = std::fs::remove_file(state.join("client.json"));
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("head.log")).expect("log");
-        let child = Command::new(bin("gangway"))
-            .args(["head", "--state-dir"])
-            .arg(&state)
-            .args(["--listen", &self.listen, "--default-slots", &self.opts.slots.to_string()])
-            .args([
-                "--node-timeout",
-                self.opts.node_timeout,
-                "--heartbeat",
-                self.opts.heartbeat,
-                "--log-level",
-                "debug",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting gangway head");
+        let (child, config) =
+            spawn_head(self.dir.path(), &self.listen, self.opts.slots, self.opts.node_timeout, self.opts.heartbeat);
         self.head = Some(child);
-        self.config =
-            wait_for(Duration::from_secs(20), "the head's client.json", || ClientConfig::from_state_dir(&state).ok());
+        self.config = config;
         self.listen = self.config.url.trim_start_matches("http://").to_owned();
     }
 
@@ -220,22 +241,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in self.nodes.iter_mut().flatten() {
-            // SAFETY: kill(2) on a child we started.
-            unsafe { libc::kill(n.id() as i32, libc::SIGTERM) };
-        }
-        for n in self.nodes.iter_mut().filter_map(Option::take) {
-            let mut n = n;
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = n.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = n.kill();
-            let _ = n.wait();
-        }
+        stop_launchers(self.nodes.iter_mut().filter_map(Option::take).collect());
         self.kill_head();
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use gangway_api::client::{Client, ClientConfig};
 use gangway_api::NodeState;
 
-use crate::{bin, wait_for};
+use crate::{bin, spawn_head, stop_launchers, wait_for};
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip: {e}"))?;
@@ -153,34 +153,14 @@ impl NetCluster {
 
     /// Starts the head on the bridge address (outside every namespace).
     pub fn start_head(&mut self) {
-        let state = self.state_dir();
-        std::fs::create_dir_all(&state).expect("state dir");
-        let _ = std::fs::remove_file(state.join("client.json"));
-        let log = File::options().create(true).append(true).open(self.dir.path().join("head.log")).expect("log");
         let listen = match self.config.url.strip_prefix("http://") {
             Some(addr) => addr.to_owned(),
             None => format!("10.201.{}.1:0", self.subnet),
         };
-        let child = Command::new(bin("gangway"))
-            .args(["head", "--state-dir"])
-            .arg(&state)
-            .args(["--listen", &listen, "--default-slots", &self.opts.slots.to_string()])
-            .args([
-                "--node-timeout",
-                self.opts.node_timeout,
-                "--heartbeat",
-                self.opts.heartbeat,
-                "--log-level",
-                "debug",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting gangway head");
+        let (child, config) =
+            spawn_head(self.dir.path(), &listen, self.opts.slots, self.opts.node_timeout, self.opts.heartbeat);
         self.head = Some(child);
-        self.config =
-            wait_for(Duration::from_secs(20), "the head's client.json", || ClientConfig::from_state_dir(&state).ok());
+        self.config = config;
     }
 
     /// SIGKILLs the head.
@@ -264,25 +244,7 @@ impl NetCluster {
 
 impl Drop for NetCluster {
     fn drop(&mut self) {
-        for h in &self.hosts {
-            if let Some(c) = &h.launcher {
-                // SAFETY: kill(2) on a child we started.
-                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            }
-        }
-        for h in &mut self.hosts {
-            if let Some(mut c) = h.launcher.take() {
-                let deadline = std::time::Instant::now() + Duration::from_secs(15);
-                while std::time::Instant::now() < deadline {
-                    if let Ok(Some(_)) = c.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
+        stop_launchers(self.hosts.iter_mut().filter_map(|h| h.launcher.take()).collect());
         self.kill_head();
         self.teardown_network();
     }
