@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::common::{ErrorBody, ListResponse};
 use crate::http::{encode_component, HttpClient, HttpError, Response};
 use crate::job::{Job, JobAddParameter, JobTerminateParameter, TaskCountsResult};
-use crate::node::ComputeNode;
-use crate::pool::{Pool, PoolAddParameter};
+use crate::node::{ComputeNode, ComputeNodeDeallocationOption, NodeDisableSchedulingParameter};
+use crate::pool::{NodeRemoveParameter, Pool, PoolAddParameter};
 use crate::task::{NodeFile, Task, TaskAddCollectionParameter, TaskAddCollectionResult, TaskAddParameter};
 
 /// Where a cluster is and the token to use: the contents of `client.json`.
@@ -282,12 +282,40 @@ impl Client {
     pub fn get_node(&mut self, id: &str) -> Result<ComputeNode, ClientError> {
         self.call(GET, &format!("/nodes/{}", encode_component(id)), None::<&()>)
     }
+    /// `POST /pools/{pool}/nodes/{node}/disablescheduling`.
+    pub fn disable_node_scheduling(
+        &mut self,
+        pool: &str,
+        node: &str,
+        option: Option<ComputeNodeDeallocationOption>,
+    ) -> Result<(), ClientError> {
+        let body = NodeDisableSchedulingParameter { node_disable_scheduling_option: option };
+        self.call_empty("POST", &format!("{}/disablescheduling", pool_node_path(pool, node)), Some(&body))
+    }
+    /// `POST /pools/{pool}/nodes/{node}/enablescheduling`.
+    pub fn enable_node_scheduling(&mut self, pool: &str, node: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("{}/enablescheduling", pool_node_path(pool, node)), None::<&()>)
+    }
+    /// `POST /pools/{pool}/removenodes`.
+    pub fn remove_nodes(
+        &mut self,
+        pool: &str,
+        nodes: &[String],
+        option: Option<ComputeNodeDeallocationOption>,
+    ) -> Result<(), ClientError> {
+        let body = NodeRemoveParameter { node_list: nodes.to_vec(), node_deallocation_option: option };
+        self.call_empty("POST", &format!("/pools/{}/removenodes", encode_component(pool)), Some(&body))
+    }
 }
 
 const GET: &str = "GET";
 
 fn job_path(id: &str) -> String {
     format!("/jobs/{}", encode_component(id))
+}
+
+fn pool_node_path(pool: &str, node: &str) -> String {
+    format!("/pools/{}/nodes/{}", encode_component(pool), encode_component(node))
 }
 
 fn task_path(job: &str, task: &str) -> String {

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::StartTaskInformation;
 use crate::task::TaskFailureInformation;
 use crate::time::Timestamp;
 use gangway_topology::model::NodeTopology;
@@ -38,6 +39,9 @@ pub enum LauncherMessage {
     Heartbeat,
     /// A task attempt ended; repeated on every reconnect until the head acknowledges it.
     TaskFinished(TaskFinished),
+    /// How the pool's start task is going: sent when each of its attempts starts, when it
+    /// completes, after every welcome, and in answer to a repeated [`HeadMessage::RunStartTask`].
+    StartTaskStatus(StartTaskInformation),
     /// Answer to [`HeadMessage::ReadFiles`].
     Files {
         /// The request it answers.
@@ -160,6 +164,24 @@ pub enum HeadMessage {
         /// Task id.
         task: String,
     },
+    /// Run the pool's start task, unless this launcher process already ran (or runs) it: then
+    /// only report its status again.
+    RunStartTask(RunStartTask),
+    /// The node was removed from its pool: stop every task, remove the cgroups and exit.
+    Leave,
+}
+
+/// The pool's start task, as a launcher runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunStartTask {
+    /// The pool (for `AZ_BATCH_POOL_ID`).
+    pub pool: String,
+    /// The command line, to be split into arguments (no shell).
+    pub command_line: String,
+    /// Its own environment settings.
+    pub env: Vec<(String, String)>,
+    /// Reruns after a non-zero exit (-1: unlimited).
+    pub max_task_retry_count: i32,
 }
 
 /// Reply to [`Hello`].

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::TaskState;
+use crate::pool::StartTask;
+use crate::task::{TaskExecutionResult, TaskFailureInformation, TaskState};
 use crate::time::Timestamp;
 pub use gangway_topology::NodeResources;
 
@@ -87,4 +88,72 @@ pub struct ComputeNode {
     /// them (or as declared with `gangway-node --topology-xml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<gangway_topology::model::NodeTopology>,
+    /// Its pool's start task, when the pool has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_task: Option<StartTask>,
+    /// How the start task's latest run is going, once the launcher has started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_task_info: Option<StartTaskInformation>,
+}
+
+/// running or completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTaskState {
+    /// Running now (possibly a retry).
+    Running,
+    /// Ended: it succeeded, or failed with no retries left.
+    Completed,
+}
+
+/// `startTaskInfo` of a node: the start task's run since the launcher (re)started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartTaskInformation {
+    /// running or completed.
+    pub state: StartTaskState,
+    /// When its latest attempt started.
+    pub start_time: Timestamp,
+    /// When it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// Exit code of its latest attempt (absent while running or when it never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed beyond its exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<TaskFailureInformation>,
+    /// Reruns after a non-zero exit so far.
+    pub retry_count: u32,
+    /// When the latest rerun started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retry_time: Option<Timestamp>,
+    /// success or failure, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskExecutionResult>,
+}
+
+/// What happens to the tasks running on a node whose scheduling is disabled or that is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeNodeDeallocationOption {
+    /// Kill them and requeue them at once (a recovery requeue, not a retry).
+    #[default]
+    Requeue,
+    /// Kill them; they complete as failed and do not run again.
+    Terminate,
+    /// Let them finish; start nothing new.
+    TaskCompletion,
+}
+
+/// Azure's name for the option of `disablescheduling` (the same three values).
+pub type DisableComputeNodeSchedulingOption = ComputeNodeDeallocationOption;
+
+/// The body of `POST /pools/{pool}/nodes/{node}/disablescheduling` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeDisableSchedulingParameter {
+    /// What happens to the node's running tasks (default requeue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_disable_scheduling_option: Option<DisableComputeNodeSchedulingOption>,
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::common::EnvironmentSetting;
+use crate::node::ComputeNodeDeallocationOption;
 use crate::time::Timestamp;
 
 /// How tasks are spread over a pool's nodes.
@@ -23,8 +25,30 @@ pub struct TaskSchedulingPolicy {
     pub node_fill_type: NodeFillType,
 }
 
+/// `startTask` of a pool: a command every node runs when its launcher joins (and again after
+/// every launcher restart), before or while it takes tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartTask {
+    /// The command line, split into arguments without a shell.
+    pub command_line: String,
+    /// Its environment (no `AZ_BATCH_JOB_ID` or `AZ_BATCH_TASK_ID`: it belongs to no job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Whether the node waits for it to succeed before taking tasks (default true).
+    #[serde(default = "yes")]
+    pub wait_for_success: bool,
+    /// Reruns after a non-zero exit (default 0; -1: unlimited).
+    #[serde(default)]
+    pub max_task_retry_count: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// The body of `POST /pools`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PoolAddParameter {
     /// Pool id.
@@ -41,6 +65,9 @@ pub struct PoolAddParameter {
     /// Whether multi-instance tasks may run here.
     #[serde(default)]
     pub enable_inter_node_communication: bool,
+    /// Run on every node as it joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_task: Option<StartTask>,
 }
 
 /// Pool lifecycle state.
@@ -76,4 +103,18 @@ pub struct Pool {
     pub enable_inter_node_communication: bool,
     /// Nodes currently in the pool.
     pub current_dedicated_nodes: u32,
+    /// Run on every node as it joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_task: Option<StartTask>,
+}
+
+/// The body of `POST /pools/{pool}/removenodes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeRemoveParameter {
+    /// The nodes to remove (1 to 100, all of this pool).
+    pub node_list: Vec<String>,
+    /// What happens to their running tasks (default requeue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_deallocation_option: Option<ComputeNodeDeallocationOption>,
 }

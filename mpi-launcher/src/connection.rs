@@ -40,6 +40,8 @@ enum Ended {
     Dropped(String),
     /// The head refused this launcher: retrying will not help.
     Refused(String),
+    /// The head removed this node from its pool.
+    Left,
 }
 
 /// Keeps a session with the head up until the process is told to stop; returns an error
@@ -50,6 +52,10 @@ pub async fn run(head: &str, secret: &str, me: &Identity, exec: Arc<Executor>) -
     loop {
         match session(&host, port, secret, me, &exec).await {
             Ended::Refused(why) => bail!("the head at {head} refused this launcher: {why}"),
+            Ended::Left => {
+                tracing::info!(head, "removed from the pool by the head; leaving");
+                return Ok(());
+            }
             Ended::Dropped(why) => {
                 // A session that got as far as the welcome starts the backoff afresh.
                 if exec.out.lock().expect("lock").take().is_some() {
@@ -150,6 +156,10 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
     for f in exec.unacked() {
         let _ = tx.send(LauncherMessage::TaskFinished(f));
     }
+    // The start task may have ended while the head could not hear it (or the head forgot).
+    if let Some(status) = exec.start_task_status() {
+        let _ = tx.send(LauncherMessage::StartTaskStatus(status));
+    }
     let heartbeat = Duration::from_millis(welcome.heartbeat_ms.max(50));
     let writer = tokio::spawn(async move {
         let mut tick = tokio::time::interval(heartbeat);
@@ -180,14 +190,26 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
             Ok(Ok(None)) => break "the head closed the connection".to_owned(),
             Ok(Ok(Some(m))) => m,
         };
-        handle(msg, exec, &tx);
+        if handle(msg, exec, &tx) == Flow::Leave {
+            writer.abort();
+            return Ended::Left;
+        }
     };
     writer.abort();
     Ended::Dropped(why)
 }
 
-fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<LauncherMessage>) {
+/// Whether the session goes on after a message.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Leave,
+}
+
+fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<LauncherMessage>) -> Flow {
     match msg {
+        HeadMessage::RunStartTask(spec) => exec.run_start_task(spec),
+        HeadMessage::Leave => return Flow::Leave,
         HeadMessage::StartTask(start) => exec.start(start),
         HeadMessage::KillTask { id, reason } => exec.stop(&id, StopReason::Killed(reason)),
         HeadMessage::Ack { id } => exec.acked(&id),
@@ -202,6 +224,7 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         }
         HeadMessage::Welcome(_) => tracing::warn!("unexpected second welcome; ignored"),
     }
+    Flow::Continue
 }
 
 async fn read_head<R: tokio::io::AsyncRead + Unpin>(

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::cgroup::{NodeCgroups, TaskCgroup};
 use crate::layout::NodeLayout;
 use crate::spawn;
+use crate::startup::StartTaskSlot;
 
 /// The file in a task directory that records when the directory may be removed.
 pub const EXPIRY_MARKER: &str = ".gangway-expiry";
@@ -35,6 +36,34 @@ pub enum StopReason {
     Shutdown,
 }
 
+/// One process to run: a task attempt or the pool's start task.
+pub(crate) struct Launch {
+    /// Holds `stdout.txt`, `stderr.txt` and the working directory `wd`.
+    pub dir: PathBuf,
+    /// Split into arguments without a shell.
+    pub command_line: String,
+    /// Its whole environment (later settings of a variable win).
+    pub env: Vec<(String, String)>,
+    /// Killed (failure `TaskEnded`) once this has passed.
+    pub max_wall_clock: Option<Duration>,
+    /// Starts its cgroup's name: `t` for tasks, `s` for the start task.
+    pub cgroup_prefix: char,
+}
+
+/// How a process ended.
+pub(crate) struct Outcome {
+    /// Exit code (128+N when killed by signal N); absent when it never started.
+    pub exit_code: Option<i32>,
+    /// Why it failed beyond its exit code.
+    pub failure: Option<TaskFailureInformation>,
+    /// When it started.
+    pub start_time: Option<Timestamp>,
+    /// When it was reaped.
+    pub end_time: Timestamp,
+    /// Peak memory of its cgroup, when known.
+    pub max_rss_bytes: Option<u64>,
+}
+
 /// The attempts this launcher runs and the reports the head has not acknowledged.
 pub struct Executor {
     pub(crate) layout: NodeLayout,
@@ -48,6 +77,8 @@ pub struct Executor {
     remove_after: Mutex<Vec<(String, String)>>,
     /// The current connection to the head, if any.
     pub(crate) out: Mutex<Option<mpsc::UnboundedSender<LauncherMessage>>>,
+    /// The pool's start task in this process.
+    pub(crate) start_task: Mutex<StartTaskSlot>,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -70,6 +101,7 @@ impl Executor {
             unacked: Mutex::new(HashMap::new()),
             remove_after: Mutex::new(Vec::new()),
             out: Mutex::new(None),
+            start_task: Mutex::new(StartTaskSlot::default()),
             seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -96,12 +128,12 @@ impl Executor {
         }
     }
 
-    /// Stops every attempt (launcher shutdown) and waits until none runs.
+    /// Stops every attempt and the start task (launcher shutdown) and waits until none runs.
     pub async fn stop_all(&self) {
         for tx in self.running.lock().expect("lock").values() {
             let _ = tx.send(StopReason::Shutdown);
         }
-        while !self.running.lock().expect("lock").is_empty() {
+        while self.stop_start_task(StopReason::Shutdown) || !self.running.lock().expect("lock").is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -155,7 +187,7 @@ impl Executor {
         }
     }
 
-    fn send(&self, msg: LauncherMessage) {
+    pub(crate) fn send(&self, msg: LauncherMessage) {
         if let Some(tx) = self.out.lock().expect("lock").as_ref() {
             let _ = tx.send(msg);
         }
@@ -193,31 +225,54 @@ impl Executor {
     }
 
     async fn run(self: &Arc<Self>, start: StartTask, mut stop_rx: mpsc::UnboundedReceiver<StopReason>) -> TaskFinished {
-        let id = start.id.clone();
-        let fail = |code: &str, message: String| TaskFinished {
-            id: id.clone(),
+        let launch = Launch {
+            dir: self.layout.task_dir(&start.id.job, &start.id.task),
+            command_line: start.command_line.clone(),
+            env: self.layout.task_env(&start, &self.node, &self.account_url),
+            max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
+            cgroup_prefix: 't',
+        };
+        let o = self.run_process(launch, &mut stop_rx).await;
+        TaskFinished {
+            id: start.id,
+            exit_code: o.exit_code,
+            failure: o.failure,
+            start_time: o.start_time,
+            end_time: o.end_time,
+            max_rss_bytes: o.max_rss_bytes,
+        }
+    }
+
+    /// Runs one process to its end: its directories and log files, its own process group
+    /// and cgroup, its wall clock, and a stop when asked.
+    pub(crate) async fn run_process(
+        self: &Arc<Self>,
+        launch: Launch,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+    ) -> Outcome {
+        let fail = |code: &str, message: String| Outcome {
             exit_code: None,
             failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
             start_time: None,
             end_time: Timestamp::now(),
             max_rss_bytes: None,
         };
-        let task_dir = self.layout.task_dir(&id.job, &id.task);
+        let task_dir = &launch.dir;
         let wd = task_dir.join("wd");
         if let Err(e) = std::fs::create_dir_all(&wd) {
             return server_failure(fail("TaskDirectory", format!("creating {}: {e}", wd.display())));
         }
-        let argv = match split_command_line(&start.command_line) {
+        let argv = match split_command_line(&launch.command_line) {
             Ok(a) => a,
             Err(e) => return fail("InvalidCommandLine", e),
         };
-        let (stdout, stderr) = match (open_log(&task_dir, "stdout.txt"), open_log(&task_dir, "stderr.txt")) {
+        let (stdout, stderr) = match (open_log(task_dir, "stdout.txt"), open_log(task_dir, "stderr.txt")) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
                 return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
             }
         };
-        let env = dedup_env(self.layout.task_env(&start, &self.node, &self.account_url));
+        let env = dedup_env(launch.env);
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsString::from(v));
         let program = match spawn::resolve_program(&argv[0], path_var.as_deref(), &wd) {
             Ok(p) => p,
@@ -231,7 +286,7 @@ impl Executor {
         };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cgroup = match &self.cgroups {
-            Some(cg) => match cg.create_task(&format!("t{n}"), false) {
+            Some(cg) => match cg.create_task(&format!("{}{n}", launch.cgroup_prefix), false) {
                 Ok(c) => Some(c),
                 Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
             },
@@ -255,7 +310,7 @@ impl Executor {
             }
         };
         let pgid = Some(child.pid());
-        let deadline = start.max_wall_clock_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let deadline = launch.max_wall_clock.map(|d| tokio::time::Instant::now() + d);
         let wall = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -296,7 +351,7 @@ impl Executor {
             }),
             None => None,
         };
-        TaskFinished { id, exit_code, failure, start_time: Some(started), end_time: end, max_rss_bytes: max_rss }
+        Outcome { exit_code, failure, start_time: Some(started), end_time: end, max_rss_bytes: max_rss }
     }
 
     /// SIGTERM to the process group and cgroup, then SIGKILL after the grace period.
@@ -334,7 +389,7 @@ async fn release(cgroup: Option<TaskCgroup>) {
     }
 }
 
-fn server_failure(mut f: TaskFinished) -> TaskFinished {
+fn server_failure(mut f: Outcome) -> Outcome {
     if let Some(fi) = f.failure.as_mut() {
         fi.category = ErrorCategory::ServerError;
     }

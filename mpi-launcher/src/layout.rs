@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gangway_api::messages::StartTask;
+use gangway_api::messages::{RunStartTask, StartTask};
 
 /// Directories every node has under its root.
 pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
@@ -28,10 +28,38 @@ impl NodeLayout {
         self.root.join("workitems").join(job).join("job-1").join(task)
     }
 
+    /// `startup/`: the start task's directory (`AZ_BATCH_NODE_STARTUP_DIR`).
+    pub fn startup_dir(&self) -> PathBuf {
+        self.root.join("startup")
+    }
+
     /// The environment of a task attempt: a small inherited base, the `AZ_BATCH_*` variables
     /// of the reference, then the job's and the task's own settings.
     pub fn task_env(&self, start: &StartTask, node: &str, account_url: &str) -> Vec<(String, String)> {
         let task_dir = self.task_dir(&start.id.job, &start.id.task);
+        let mut env = self.base_env(&start.pool, node, account_url, &task_dir);
+        env.extend([
+            ("AZ_BATCH_JOB_ID".to_owned(), start.id.job.clone()),
+            ("AZ_BATCH_TASK_ID".to_owned(), start.id.task.clone()),
+            ("GANGWAY_ATTEMPT".to_owned(), start.id.attempt.to_string()),
+            ("GANGWAY_SLOTS".to_owned(), start.slots.to_string()),
+        ]);
+        // The job's and the task's settings come last and win.
+        env.extend(start.env.iter().cloned());
+        env
+    }
+
+    /// The start task's environment: the same as a task's, but in `startup/` and without
+    /// `AZ_BATCH_JOB_ID` and `AZ_BATCH_TASK_ID` (it belongs to no job).
+    pub fn start_task_env(&self, start: &RunStartTask, node: &str, account_url: &str) -> Vec<(String, String)> {
+        let mut env = self.base_env(&start.pool, node, account_url, &self.startup_dir());
+        env.extend(start.env.iter().cloned());
+        env
+    }
+
+    /// What every process gets: an inherited base, `PATH`, `HOME`, `PWD` and the node's and
+    /// its directory's `AZ_BATCH_*` variables.
+    fn base_env(&self, pool: &str, node: &str, account_url: &str, task_dir: &Path) -> Vec<(String, String)> {
         let wd = task_dir.join("wd");
         let s = |p: &Path| p.to_string_lossy().into_owned();
         let mut env: Vec<(String, String)> = Vec::new();
@@ -48,23 +76,17 @@ impl NodeLayout {
         let az = [
             ("AZ_BATCH_ACCOUNT_NAME", "gangway".to_owned()),
             ("AZ_BATCH_ACCOUNT_URL", account_url.to_owned()),
-            ("AZ_BATCH_POOL_ID", start.pool.clone()),
+            ("AZ_BATCH_POOL_ID", pool.to_owned()),
             ("AZ_BATCH_NODE_ID", node.to_owned()),
             ("AZ_BATCH_NODE_IS_DEDICATED", "true".to_owned()),
             ("AZ_BATCH_NODE_ROOT_DIR", s(&self.root)),
             ("AZ_BATCH_NODE_SHARED_DIR", s(&shared)),
-            ("AZ_BATCH_NODE_STARTUP_DIR", s(&self.root.join("startup"))),
+            ("AZ_BATCH_NODE_STARTUP_DIR", s(&self.startup_dir())),
             ("AZ_BATCH_NODE_MOUNTS_DIR", s(&self.root.join("fsmounts"))),
-            ("AZ_BATCH_JOB_ID", start.id.job.clone()),
-            ("AZ_BATCH_TASK_ID", start.id.task.clone()),
-            ("AZ_BATCH_TASK_DIR", s(&task_dir)),
+            ("AZ_BATCH_TASK_DIR", s(task_dir)),
             ("AZ_BATCH_TASK_WORKING_DIR", s(&wd)),
-            ("GANGWAY_ATTEMPT", start.id.attempt.to_string()),
-            ("GANGWAY_SLOTS", start.slots.to_string()),
         ];
         env.extend(az.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        // The job's and the task's settings come last and win.
-        env.extend(start.env.iter().cloned());
         env
     }
 }
@@ -98,5 +120,26 @@ mod tests {
         assert_eq!(get("FOO"), Some("bar"));
         assert_eq!(get("AZ_BATCH_POOL_ID"), Some("override"), "user settings win");
         assert!(get("PATH").unwrap().ends_with(":/r/shared:/r/workitems/j1/job-1/t1/wd"));
+    }
+
+    #[test]
+    fn the_start_task_runs_in_startup_without_a_job() {
+        let layout = NodeLayout { root: PathBuf::from("/r") };
+        let start = RunStartTask {
+            pool: "p".into(),
+            command_line: "x".into(),
+            env: vec![("FOO".into(), "bar".into())],
+            max_task_retry_count: 0,
+        };
+        let env = layout.start_task_env(&start, "node1", "http://h:1");
+        let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("AZ_BATCH_TASK_DIR"), Some("/r/startup"));
+        assert_eq!(get("AZ_BATCH_TASK_WORKING_DIR"), Some("/r/startup/wd"));
+        assert_eq!((get("HOME"), get("PWD")), (Some("/r/startup/wd"), Some("/r/startup/wd")));
+        assert_eq!(get("AZ_BATCH_NODE_STARTUP_DIR"), Some("/r/startup"));
+        assert_eq!(get("AZ_BATCH_NODE_SHARED_DIR"), Some("/r/shared"));
+        assert_eq!((get("AZ_BATCH_POOL_ID"), get("AZ_BATCH_NODE_ID")), (Some("p"), Some("node1")));
+        assert_eq!((get("AZ_BATCH_JOB_ID"), get("AZ_BATCH_TASK_ID")), (None, None));
+        assert_eq!(get("FOO"), Some("bar"));
     }
 }

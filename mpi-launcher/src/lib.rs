@@ -5,6 +5,7 @@
 //! - [`cgroup`]: cgroup v1/v2 containment.
 //! - [`layout`]: the Azure Batch directory layout and task environment.
 //! - [`files`]: answers to the head's file requests.
+//! - [`startup`]: the pool's start task.
 
 pub mod cgroup;
 pub mod connection;
@@ -12,6 +13,7 @@ pub mod executor;
 pub mod files;
 pub mod layout;
 pub mod spawn;
+pub mod startup;
 
 /// The name of a launcher's cgroup subtree: its node name plus a hash of its root directory,
 /// so two launchers with the same name on one host (test clusters, two `gangway up`s) never

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gangway_api::client::{Client, ClientConfig};
-use gangway_api::NodeFillType;
+use gangway_api::{NodeFillType, StartTask};
 
 use cli::commands;
 
@@ -125,12 +125,15 @@ enum Cmd {
         #[arg(long, short)]
         follow: bool,
     },
-    /// Nodes: list, show ID.
+    /// Nodes: list, show ID, disable ID, enable ID, remove ID.
     Node {
-        /// list | show
+        /// list | show | disable | enable | remove
         action: String,
         /// Node id.
         id: Option<String>,
+        /// disable, remove: what happens to the node's running tasks (default requeue).
+        #[arg(long, value_parser = ["requeue", "terminate", "taskcompletion"])]
+        option: Option<String>,
     },
     /// Pools: list, show ID, create ID, delete ID.
     Pool {
@@ -147,6 +150,15 @@ enum Cmd {
         /// create: allow multi-instance tasks.
         #[arg(long)]
         inter_node: bool,
+        /// create: a command every node runs when it joins (split like a task's, no shell).
+        #[arg(long)]
+        start_task: Option<String>,
+        /// create: whether nodes wait for the start task to succeed before taking tasks (default true).
+        #[arg(long, requires = "start_task")]
+        start_task_wait: Option<bool>,
+        /// create: reruns of the start task after a non-zero exit (-1: unlimited; default 0).
+        #[arg(long, requires = "start_task", allow_hyphen_values = true)]
+        start_task_retries: Option<i32>,
     },
     /// Wait until every task of a job has completed; exit 0 if all succeeded.
     Wait {
@@ -236,10 +248,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Task { action, job, task, stderr, follow } => {
             commands::task(&mut client()?.0, &action, &job, task.as_deref(), cli.json, stderr, follow).map(|_| 0)
         }
-        Cmd::Node { action, id } => commands::node(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),
-        Cmd::Pool { action, id, slots, fill, inter_node } => {
+        Cmd::Node { action, id, option } => {
+            let option = option.map(|o| commands::deallocation_option(&o)).transpose()?;
+            commands::node(&mut client()?.0, &action, id.as_deref(), cli.json, option).map(|_| 0)
+        }
+        Cmd::Pool { action, id, slots, fill, inter_node, start_task, start_task_wait, start_task_retries } => {
             let fill = fill.map(|f| if f == "pack" { NodeFillType::Pack } else { NodeFillType::Spread });
-            let create = commands::PoolCreate { slots, fill, inter_node };
+            let start_task = start_task.map(|command_line| StartTask {
+                command_line,
+                environment_settings: Vec::new(),
+                wait_for_success: start_task_wait.unwrap_or(true),
+                max_task_retry_count: start_task_retries.unwrap_or(0),
+            });
+            let create = commands::PoolCreate { slots, fill, inter_node, start_task };
             commands::pool(&mut client()?.0, &action, id.as_deref(), cli.json, create).map(|_| 0)
         }
         Cmd::Wait { job } => commands::wait(&mut client()?.0, &job),

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gangway_api::client::{Client, ClientConfig};
-use gangway_api::NodeState;
+use gangway_api::{NodeState, PoolAddParameter};
 
 /// Path of a workspace binary (`gangway`, `gangway-node`).
 pub fn bin(name: &str) -> PathBuf {
@@ -95,11 +95,21 @@ pub struct Options {
     pub kill_grace: &'static str,
     /// A declared hwloc XML topology for every launcher (`--topology-xml`).
     pub topology_xml: Option<PathBuf>,
+    /// A pool to create before the launchers start, and for them to join (instead of `default`).
+    pub pool: Option<PoolAddParameter>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { nodes: 2, slots: 2, node_timeout: "2s", heartbeat: "300ms", kill_grace: "1s", topology_xml: None }
+        Options {
+            nodes: 2,
+            slots: 2,
+            node_timeout: "2s",
+            heartbeat: "300ms",
+            kill_grace: "1s",
+            topology_xml: None,
+            pool: None,
+        }
     }
 }
 
@@ -130,11 +140,18 @@ impl Cluster {
             listen: "127.0.0.1:0".into(),
         };
         c.start_head();
+        if let Some(p) = &opts.pool {
+            c.client().add_pool(p).expect("creating the test pool");
+        }
         for i in 0..opts.nodes {
             let child = c.spawn_node(i);
             c.nodes.push(Some(child));
         }
-        c.wait_idle(opts.nodes);
+        if opts.pool.is_some() {
+            c.wait_settled(opts.nodes);
+        } else {
+            c.wait_idle(opts.nodes);
+        }
         c
     }
 
@@ -178,6 +195,9 @@ impl Cluster {
             .args(["--name", &name, "--root"])
             .arg(self.node_root(i))
             .args(["--kill-grace", self.opts.kill_grace, "--log-level", "debug"]);
+        if let Some(p) = &self.opts.pool {
+            cmd.args(["--pool", &p.id]);
+        }
         if let Some(x) = &self.opts.topology_xml {
             cmd.arg("--topology-xml").arg(x);
         }
@@ -213,6 +233,16 @@ impl Cluster {
         wait_for(Duration::from_secs(20), "nodes to become idle", || {
             let nodes = c.list_nodes(None).ok()?;
             (nodes.iter().filter(|x| x.state == NodeState::Idle).count() >= n).then_some(())
+        });
+    }
+
+    /// Waits until at least `n` nodes have joined and are past their start task (or failed it).
+    pub fn wait_settled(&self, n: usize) {
+        let mut c = self.client();
+        wait_for(Duration::from_secs(20), "nodes to finish their start task", || {
+            let nodes = c.list_nodes(None).ok()?;
+            let settled = |s: NodeState| !matches!(s, NodeState::Starting | NodeState::WaitingForStartTask);
+            (nodes.iter().filter(|x| settled(x.state)).count() >= n).then_some(())
         });
     }
 

@@ -307,8 +307,24 @@ fn gib(bytes: u64) -> String {
     format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// `gangway node list|show`.
-pub fn node(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+/// `--option` of `gangway node disable|remove`.
+pub fn deallocation_option(s: &str) -> anyhow::Result<ComputeNodeDeallocationOption> {
+    serde_json::from_value(serde_json::Value::from(s))
+        .with_context(|| format!("--option '{s}' is not valid; use requeue, terminate or taskcompletion"))
+}
+
+/// `gangway node list|show|disable|enable|remove`.
+pub fn node(
+    c: &mut Client,
+    action: &str,
+    id: Option<&str>,
+    json: bool,
+    option: Option<ComputeNodeDeallocationOption>,
+) -> anyhow::Result<()> {
+    let need = || id.context("this command needs a node id");
+    if option.is_some() && !matches!(action, "disable" | "remove") {
+        bail!("--option applies only to `node disable` and `node remove`");
+    }
     match action {
         "list" => {
             let nodes = c.list_nodes(None)?;
@@ -358,6 +374,38 @@ pub fn node(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyho
             for t in &n.recent_tasks {
                 println!("Running:    {}/{}", t.job_id, t.task_id);
             }
+            if let (Some(st), info) = (&n.start_task, &n.start_task_info) {
+                println!("Start task: {}", st.command_line);
+                match info {
+                    None => println!("            not started yet"),
+                    Some(i) => println!(
+                        "            {} (result {}, exit code {}, {} retries)",
+                        lower(&i.state),
+                        opt(i.result.map(|r| lower(&r))),
+                        opt(i.exit_code),
+                        i.retry_count
+                    ),
+                }
+            }
+        }
+        "disable" | "enable" | "remove" => {
+            // The pool paths are Azure's; the node's own record says which pool it is in.
+            let node = need()?;
+            let pool = c.get_node(node)?.pool_id;
+            match action {
+                "disable" => {
+                    c.disable_node_scheduling(&pool, node, option)?;
+                    eprintln!("node {node}: scheduling disabled");
+                }
+                "enable" => {
+                    c.enable_node_scheduling(&pool, node)?;
+                    eprintln!("node {node}: scheduling enabled");
+                }
+                _ => {
+                    c.remove_nodes(&pool, &[node.to_owned()], option)?;
+                    eprintln!("node {node} is leaving pool {pool}");
+                }
+            }
         }
         other => bail!("unknown node command '{other}'"),
     }
@@ -369,6 +417,7 @@ pub struct PoolCreate {
     pub slots: Option<u32>,
     pub fill: Option<NodeFillType>,
     pub inter_node: bool,
+    pub start_task: Option<StartTask>,
 }
 
 /// `gangway pool list|show|create|delete`.
@@ -406,6 +455,12 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
             println!("Slots/node: {}", p.task_slots_per_node);
             println!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
             println!("Inter-node: {}", p.enable_inter_node_communication);
+            if let Some(st) = &p.start_task {
+                println!(
+                    "Start task: {} (wait for success: {}, retries: {})",
+                    st.command_line, st.wait_for_success, st.max_task_retry_count
+                );
+            }
         }
         "create" => {
             c.add_pool(&PoolAddParameter {
@@ -414,6 +469,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 task_slots_per_node: create.slots,
                 task_scheduling_policy: create.fill.map(|node_fill_type| TaskSchedulingPolicy { node_fill_type }),
                 enable_inter_node_communication: create.inter_node,
+                start_task: create.start_task,
             })?;
             eprintln!("pool {} created", need()?);
         }

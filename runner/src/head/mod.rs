@@ -149,6 +149,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             task_slots_per_node: Some(config.default_pool_slots),
             task_scheduling_policy: Some(TaskSchedulingPolicy::default()),
             enable_inter_node_communication: true,
+            start_task: None,
         };
         head.apply_durable(|st, fx| st.add_pool(pool, fx))
             .await

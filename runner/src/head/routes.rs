@@ -14,7 +14,7 @@ use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
-use super::state::resources::{job_not_found, pool_not_found, task_not_found};
+use super::state::resources::{job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::{auth, files, launcher, Head};
 
 type H = State<Arc<Head>>;
@@ -31,8 +31,13 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/pools/{pool}", get(get_pool).delete(delete_pool))
         .route("/pools/{pool}/nodes", get(list_pool_nodes))
         .route("/pools/{pool}/nodes/{node}", get(get_pool_node))
+        .route("/pools/{pool}/nodes/{node}/disablescheduling", post(disable_pool_node_scheduling))
+        .route("/pools/{pool}/nodes/{node}/enablescheduling", post(enable_pool_node_scheduling))
+        .route("/pools/{pool}/removenodes", post(remove_nodes))
         .route("/nodes", get(list_nodes))
         .route("/nodes/{node}", get(get_node))
+        .route("/nodes/{node}/disablescheduling", post(disable_node_scheduling))
+        .route("/nodes/{node}/enablescheduling", post(enable_node_scheduling))
         .route("/jobs", get(list_jobs).post(add_job))
         .route("/jobs/{job}", get(get_job).delete(delete_job).patch(patch_job))
         .route("/jobs/{job}/terminate", post(terminate_job))
@@ -111,10 +116,6 @@ async fn list_pool_nodes(
     .map(Json)
 }
 
-fn node_not_found(id: &str) -> ApiError {
-    ApiError::not_found("NodeNotFound", format!("node '{id}' is not known to this head"))
-}
-
 async fn get_node(State(head): H, Path(id): Path<String>) -> ApiResult<Json<ComputeNode>> {
     head.read(|st| st.nodes.get(&id).map(|n| n.wire.clone())).ok_or_else(|| node_not_found(&id)).map(Json)
 }
@@ -123,6 +124,49 @@ async fn get_pool_node(State(head): H, Path((pool, id)): Path<(String, String)>)
     head.read(|st| st.nodes.get(&id).filter(|n| n.wire.pool_id == pool).map(|n| n.wire.clone()))
         .ok_or_else(|| node_not_found(&id))
         .map(Json)
+}
+
+/// The optional body of `disablescheduling`.
+fn disable_option(body: &[u8]) -> ApiResult<Option<ComputeNodeDeallocationOption>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(parse_body::<NodeDisableSchedulingParameter>(body)?.node_disable_scheduling_option)
+}
+
+async fn disable_pool_node_scheduling(
+    State(head): H,
+    Path((pool, node)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let option = disable_option(&body)?;
+    head.apply_durable(|st, fx| st.disable_node_scheduling(Some(&pool), &node, option, fx)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn disable_node_scheduling(State(head): H, Path(node): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let option = disable_option(&body)?;
+    head.apply_durable(|st, fx| st.disable_node_scheduling(None, &node, option, fx)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn enable_pool_node_scheduling(
+    State(head): H,
+    Path((pool, node)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.enable_node_scheduling(Some(&pool), &node, fx)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn enable_node_scheduling(State(head): H, Path(node): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.enable_node_scheduling(None, &node, fx)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn remove_nodes(State(head): H, Path(pool): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: NodeRemoveParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| st.remove_nodes(&pool, p, fx)).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 async fn list_jobs(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use gangway_api::cmdline::split_command_line;
-use gangway_api::messages::{AttemptId, HeadMessage, Hello, StartTask, TaskFinished, Welcome};
+use gangway_api::messages::{AttemptId, HeadMessage, Hello, RunStartTask, StartTask, TaskFinished, Welcome};
 use gangway_api::*;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -39,11 +39,26 @@ impl HeadState {
         let key = old.as_ref().map_or_else(|| self.new_key() as NodeKey, |n| n.key);
         // Out of scheduling until its reports are reconciled, so nothing lands on it meanwhile.
         self.sched_event(Event::NodeDown { node: key }, fx);
+        let start_task = self.pools[&hello.pool].wire.start_task.clone();
+        // The start task runs once per launcher process: a plain reconnect keeps its status.
+        let same_boot = old.as_ref().is_some_and(|n| n.boot_id == hello.boot_id && n.wire.pool_id == hello.pool);
+        let (start_task_info, wait_for_start) = match &old {
+            Some(n) if same_boot => (n.wire.start_task_info.clone(), n.wait_for_start),
+            _ => (None, start_task.as_ref().is_some_and(|s| s.wait_for_success)),
+        };
+        let run_start_task = start_task.as_ref().filter(|_| !same_boot).map(|s| {
+            HeadMessage::RunStartTask(RunStartTask {
+                pool: hello.pool.clone(),
+                command_line: s.command_line.clone(),
+                env: s.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+                max_task_retry_count: s.max_task_retry_count,
+            })
+        });
         let wire = ComputeNode {
             id: hello.name.clone(),
             pool_id: hello.pool.clone(),
-            state: NodeState::Idle,
-            scheduling_state: SchedulingState::Enabled,
+            state: NodeState::Starting,
+            scheduling_state: old.as_ref().map_or(SchedulingState::Enabled, |n| n.wire.scheduling_state),
             state_transition_time: now,
             last_boot_time: now,
             ip_address: hello.address,
@@ -54,10 +69,26 @@ impl HeadState {
             recent_tasks: Vec::new(),
             resources: hello.resources,
             topology: hello.topology,
+            start_task,
+            start_task_info,
         };
-        let conn = Some(Conn { tx, generation });
+        let conn = Some(Conn { tx: tx.clone(), generation });
+        // Set only once its reports are reconciled: a leaving node must not leave half-registered.
+        let leaving = old.as_ref().is_some_and(|n| n.leaving);
         let running = old.map(|n| n.running).unwrap_or_default();
-        self.nodes.insert(hello.name.clone(), NodeRec { wire, key, conn, generation, running });
+        let boot_id = hello.boot_id.clone();
+        let rec = NodeRec {
+            wire,
+            key,
+            conn,
+            generation,
+            running,
+            boot_id,
+            leaving: false,
+            wait_for_start,
+            schedulable: false,
+        };
+        self.nodes.insert(hello.name.clone(), rec);
         for f in hello.finished {
             self.finish_attempt(&hello.name, f, fx);
         }
@@ -82,10 +113,19 @@ impl HeadState {
             running.keys().filter(|k| !self.is_killing(**k)).filter_map(|k| self.attempt_of(*k)).collect();
         let kill = hello.running.iter().filter(|a| !wanted.contains(a)).cloned().collect();
         let used = running.values().sum();
-        self.nodes.get_mut(&hello.name).expect("inserted above").running = running;
+        let n = self.nodes.get_mut(&hello.name).expect("inserted above");
+        n.running = running;
+        n.leaving = leaving;
+        let schedulable = n.takes_tasks();
+        n.schedulable = schedulable;
         self.refresh_pool_sizes();
         self.refresh_node(&hello.name);
-        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable: true }, fx);
+        if let Some(msg) = run_start_task {
+            tracing::info!(node = %hello.name, boot = %hello.boot_id, "sending the pool's start task");
+            fx.sends.push((tx, msg));
+        }
+        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable }, fx);
+        self.maybe_leave(&hello.name, fx);
         Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill }))
     }
 
@@ -96,6 +136,7 @@ impl HeadState {
             return;
         }
         n.conn = None;
+        n.schedulable = false;
         n.wire.state = NodeState::Unknown;
         n.wire.state_transition_time = Timestamp::now();
         let key = n.key;
@@ -122,6 +163,7 @@ impl HeadState {
             self.requeue(key, "the node was lost", fx);
         }
         self.refresh_node(node);
+        self.maybe_leave(node, fx);
     }
 
     /// A launcher reported the end of an attempt. Stale or repeated reports change nothing;
@@ -194,6 +236,7 @@ impl HeadState {
             let node_key = n.key;
             self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
         }
+        self.maybe_leave(node, fx);
     }
 
     /// Sends a task's next attempt to `node` (the scheduler has reserved its slots).
@@ -280,13 +323,13 @@ impl HeadState {
     /// A heartbeat arrived (liveness is the connection's read deadline; nothing to store).
     pub fn heartbeat(&mut self, _node: &str) {}
 
-    fn attempt_of(&self, key: TaskKey) -> Option<AttemptId> {
+    pub(crate) fn attempt_of(&self, key: TaskKey) -> Option<AttemptId> {
         let (job, task) = self.task_index.get(&key)?;
         let t = self.jobs.get(job)?.tasks.get(task)?;
         Some(AttemptId { job: job.clone(), task: task.clone(), attempt: t.attempt })
     }
 
-    fn is_killing(&self, key: TaskKey) -> bool {
+    pub(crate) fn is_killing(&self, key: TaskKey) -> bool {
         let Some((job, task)) = self.task_index.get(&key) else { return false };
         self.jobs.get(job).and_then(|j| j.tasks.get(task)).is_some_and(|t| t.killing.is_some())
     }
@@ -322,7 +365,7 @@ impl HeadState {
         n.wire.running_task_slots_count = n.running.values().sum();
         n.wire.recent_tasks = recent;
         if n.conn.is_some() {
-            let state = if n.running.is_empty() { NodeState::Idle } else { NodeState::Running };
+            let state = n.live_state();
             if n.wire.state != state {
                 n.wire.state = state;
                 n.wire.state_transition_time = Timestamp::now();
@@ -330,7 +373,7 @@ impl HeadState {
         }
     }
 
-    fn refresh_pool_sizes(&mut self) {
+    pub(crate) fn refresh_pool_sizes(&mut self) {
         let mut counts: HashMap<&str, u32> = HashMap::new();
         for n in self.nodes.values() {
             *counts.entry(n.wire.pool_id.as_str()).or_default() += 1;

@@ -6,6 +6,7 @@
 //! forget, and a client never hears "done" for a change a crash could undo.
 
 mod launchers;
+mod nodes;
 pub(crate) mod resources;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -81,6 +82,14 @@ pub(crate) struct NodeRec {
     pub generation: u64,
     /// Tasks running here and the slots each holds.
     pub running: HashMap<TaskKey, u32>,
+    /// The `boot_id` of its launcher process: a new one reruns the start task.
+    pub boot_id: String,
+    /// Removal was asked for: it leaves once nothing runs on it.
+    pub leaving: bool,
+    /// Its launcher process runs a start task with `waitForSuccess`: no tasks until it succeeds.
+    pub wait_for_start: bool,
+    /// Whether the scheduler was last told it takes new tasks.
+    pub schedulable: bool,
 }
 
 /// Everything the head knows.

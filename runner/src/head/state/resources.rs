@@ -28,6 +28,12 @@ impl HeadState {
                 "taskSlotsPerNode is {slots}; it must be between 1 and {MAX_SLOTS_PER_NODE}"
             )));
         }
+        if let Some(st) = &p.start_task {
+            split_command_line(&st.command_line)
+                .map_err(|e| ApiError::invalid(format!("startTask.commandLine: {e}")))?;
+            check_env(&st.environment_settings, "startTask.environmentSettings")?;
+            check_retry_count(Some(st.max_task_retry_count), "startTask.maxTaskRetryCount")?;
+        }
         if self.pools.contains_key(&p.id) {
             return Err(ApiError::conflict("PoolExists", format!("pool '{}' already exists", p.id)));
         }
@@ -41,6 +47,7 @@ impl HeadState {
             task_scheduling_policy: p.task_scheduling_policy.unwrap_or_default(),
             enable_inter_node_communication: p.enable_inter_node_communication,
             current_dedicated_nodes: 0,
+            start_task: p.start_task,
         };
         fx.writes
             .push(Write::PutPool { id: wire.id.clone(), body: serde_json::to_string(&wire).expect("pools serialize") });
@@ -505,6 +512,10 @@ fn check_env(env: &[EnvironmentSetting], field: &str) -> Result<(), ApiError> {
 
 pub(crate) fn pool_not_found(id: &str) -> ApiError {
     ApiError::not_found("PoolNotFound", format!("pool '{id}' does not exist"))
+}
+
+pub(crate) fn node_not_found(id: &str) -> ApiError {
+    ApiError::not_found("NodeNotFound", format!("node '{id}' is not known to this head"))
 }
 
 pub(crate) fn job_not_found(id: &str) -> ApiError {

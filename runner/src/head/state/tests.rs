@@ -10,6 +10,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::{Effects, HeadState, Timer};
 use crate::store::{Snapshot, StoredTask, Write};
 
+mod nodes;
+
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends a change's messages, as the store callback does once its writes are durable.
@@ -35,6 +37,8 @@ fn show(m: &HeadMessage) -> String {
         HeadMessage::StartTask(s) => format!("start {}", show_id(&s.id)),
         HeadMessage::KillTask { id, reason } => format!("kill {} {reason}", show_id(id)),
         HeadMessage::Ack { id } => format!("ack {}", show_id(id)),
+        HeadMessage::RunStartTask(r) => format!("run start task {}", r.command_line),
+        HeadMessage::Leave => "leave".into(),
         other => format!("{other:?}"),
     }
 }
@@ -70,15 +74,19 @@ impl Sim {
     /// A head with pool `p`.
     fn with_pool(slots: u32, fill: NodeFillType) -> Sim {
         let mut sim = Sim::new();
+        sim.pool("p", slots, fill, None);
+        sim
+    }
+
+    fn pool(&mut self, id: &str, slots: u32, fill: NodeFillType, start_task: Option<StartTask>) {
         let p = PoolAddParameter {
-            id: "p".into(),
-            display_name: None,
+            id: id.into(),
             task_slots_per_node: Some(slots),
             task_scheduling_policy: Some(TaskSchedulingPolicy { node_fill_type: fill }),
-            enable_inter_node_communication: false,
+            start_task,
+            ..Default::default()
         };
-        sim.apply(|st, fx| st.add_pool(p, fx)).unwrap();
-        sim
+        self.apply(|st, fx| st.add_pool(p, fx)).unwrap();
     }
 
     /// Runs one change, keeps its writes and timers, and delivers its messages.
@@ -122,16 +130,28 @@ impl Sim {
 
     /// Registers launcher `name` on a new connection; returns the welcome's kill list.
     fn connect(&mut self, name: &str, running: &[&str], finished: Vec<TaskFinished>) -> Vec<String> {
+        self.connect_to(name, "p", "boot", running, finished)
+    }
+
+    /// Registers launcher process `boot` of node `name` in `pool` on a new connection.
+    fn connect_to(
+        &mut self,
+        name: &str,
+        pool: &str,
+        boot: &str,
+        running: &[&str],
+        finished: Vec<TaskFinished>,
+    ) -> Vec<String> {
         let (tx, rx) = unbounded_channel();
         let hello = Hello {
             name: name.into(),
             address: "10.0.0.1".into(),
-            pool: "p".into(),
+            pool: pool.into(),
             resources: Default::default(),
             root_dir: "/var/gangway".into(),
             running: running.iter().map(|a| id(a)).collect(),
             finished,
-            boot_id: "boot".into(),
+            boot_id: boot.into(),
             topology: None,
         };
         let (generation, welcome) = self.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
