@@ -1,1 +1,41 @@
-//! placeholder
+//! Slurm's front door for gangway: sbatch's options and `#SBATCH` lines, time limits, job
+//! arrays, dependencies and output file patterns read exactly as Slurm 22.05 reads them
+//! (checked against `shared/reference/slurm-22.05/`), and the multi-call `gangway-slurm`
+//! binary that answers to `sbatch`, `srun`, `squeue`, `scancel`, `sinfo`, `scontrol`, `sacct`
+//! and `salloc`.
+//!
+//! Layout:
+//! - [`resolve`](mod@resolve): a script plus a command line → [`Resolved`], the job they ask for
+//!   (what `gangway-slurm parse` prints). It drives `getopt` (glibc's `getopt_long`
+//!   rules), `script` (the `#SBATCH` reader), `options` (sbatch's option table and how each
+//!   option applies), `values` (readers for single option values) and `gpus`.
+//! - [`time`](mod@time), [`begin`], [`array`](mod@array), [`dependency`], [`patterns`]: the value grammars, each
+//!   usable on its own.
+//! - [`scontrol`]: `scontrol show hostnames|hostlist`, on `gangway_topology::hostlist`.
+//!
+//! Everything here is pure (no clocks, no environment) except [`resolve()`], which reads the
+//! script file. Nothing panics on any input: every malformed value is a [`SlurmError`] worded
+//! as sbatch words it ([`SlurmError::render`]).
+
+pub mod array;
+pub mod begin;
+pub mod dependency;
+mod error;
+mod getopt;
+mod gpus;
+mod options;
+pub mod patterns;
+pub mod resolve;
+pub mod scontrol;
+mod script;
+pub mod time;
+mod values;
+
+pub use error::{ScriptProblem, SlurmError};
+pub use getopt::GetoptError;
+pub use gpus::GpuRequest;
+pub use resolve::{
+    resolve, resolve_command_line, resolve_source, split_command_line, CommandLine, MemoryRequest, NodeRange, Resolved,
+    SubmitOptions,
+};
+pub use values::{Export, ExportMode, ExportVar, SignalSpec, Switches};

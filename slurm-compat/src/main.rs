@@ -1,0 +1,167 @@
+//! `gangway-slurm`: one binary for every Slurm command. It acts as the command it is called as
+//! (`sbatch`, `srun`, … through the links `install-shims` makes), or as
+//! `gangway-slurm <command> …`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use gangway_slurm::{resolve, resolve_command_line, scontrol, SlurmError};
+
+/// The Slurm commands this binary stands in for.
+const COMMANDS: [&str; 8] = ["sbatch", "srun", "salloc", "squeue", "scancel", "sinfo", "scontrol", "sacct"];
+
+const USAGE: &str = "\
+usage: gangway-slurm <command> [ARGS...]
+  parse SCRIPT [SBATCH-OPTIONS...]   print, as JSON, the job a batch script asks for
+  parse [SBATCH-OPTIONS...] [SCRIPT [ARGS...]]   the same, from a whole sbatch command line
+  install-shims DIR                  make sbatch, srun, ... links to this binary in DIR
+  scontrol show hostnames|hostlist|hostlistsorted [LIST]
+  sbatch|srun|salloc|squeue|scancel|sinfo|scontrol|sacct ...   (called by those names too)
+";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os().map(|a: OsString| a.to_string_lossy().into_owned()).collect();
+    let called_as = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
+    let (command, args) = if COMMANDS.contains(&called_as.as_str()) {
+        (called_as.as_str(), argv.get(1..).unwrap_or_default())
+    } else {
+        match argv.get(1) {
+            Some(c) => (c.as_str(), argv.get(2..).unwrap_or_default()),
+            None => {
+                eprint!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match command {
+        "parse" => parse(args),
+        "install-shims" => install_shims(args),
+        "scontrol" => scontrol_command(args),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        c if COMMANDS.contains(&c) => not_implemented(c),
+        other => {
+            eprintln!("gangway-slurm: unknown command `{other}`");
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn not_implemented(command: &str) -> ExitCode {
+    eprintln!("gangway-slurm: {command} is not implemented yet");
+    ExitCode::from(2)
+}
+
+/// `parse SCRIPT [OPTIONS…]`, or `parse [OPTIONS…] [SCRIPT [ARGS…]]` when the first word is an
+/// option.
+fn parse(args: &[String]) -> ExitCode {
+    let resolved = match args.first() {
+        None => {
+            eprintln!("gangway-slurm: parse needs a batch script (or --wrap)");
+            return ExitCode::from(2);
+        }
+        Some(first) if first.starts_with('-') && first != "-" => {
+            resolve_command_line(args, |path| std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()))
+        }
+        Some(script) => resolve(script, &args[1..]),
+    };
+    match resolved {
+        Ok(job) => match serde_json::to_string_pretty(&job) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gangway-slurm: writing JSON: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(e: &SlurmError) {
+    eprintln!("{}", e.render("sbatch"));
+    if let Some(detail) = e.detail() {
+        eprintln!("  ({detail})");
+    }
+}
+
+/// `install-shims DIR`: links named after every Slurm command, pointing at this binary.
+fn install_shims(args: &[String]) -> ExitCode {
+    let [dir] = args else {
+        eprintln!("usage: gangway-slurm install-shims DIR");
+        return ExitCode::from(2);
+    };
+    match make_shims(Path::new(dir)) {
+        Ok(target) => {
+            for c in COMMANDS {
+                println!("{dir}/{c} -> {}", target.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("gangway-slurm: install-shims: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn make_shims(dir: &Path) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+    let target = exe.canonicalize().unwrap_or(exe);
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for command in COMMANDS {
+        let link = dir.join(command);
+        match std::fs::symlink_metadata(&link) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::remove_file(&link).map_err(|e| format!("replacing {}: {e}", link.display()))?;
+            }
+            Ok(_) => return Err(format!("{} exists and is not a link; not replacing it", link.display())),
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| format!("linking {}: {e}", link.display()))?;
+    }
+    Ok(target)
+}
+
+/// `scontrol show hostnames|hostlist|hostlistsorted [LIST]`; the rest needs the cluster.
+fn scontrol_command(args: &[String]) -> ExitCode {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (what, list) = match words.as_slice() {
+        ["show", what, list] => (*what, list.to_string()),
+        ["show", what] if what.starts_with("hostlist") || *what == "hostnames" => {
+            match std::env::var("SLURM_JOB_NODELIST") {
+                Ok(list) => (*what, list),
+                Err(_) => {
+                    eprintln!("scontrol: error: {what}: no list given and SLURM_JOB_NODELIST is not set");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => return not_implemented("scontrol"),
+    };
+    let out = match what {
+        "hostnames" => scontrol::show_hostnames(&list),
+        "hostlist" => scontrol::show_hostlist(&list, false),
+        "hostlistsorted" => scontrol::show_hostlist(&list, true),
+        _ => return not_implemented("scontrol"),
+    };
+    match out {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            eprint!("{text}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The `gangway-slurm` binary: `parse`, `scontrol show hostnames|hostlist`, `install-shims` and
+//! the multi-call dispatch by program name.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gangway-slurm");
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    Command::new(program).args(args).env_remove("SLURM_JOB_NODELIST").output().expect("running gangway-slurm")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn parse_prints_the_job_as_json() {
+    let out = run(BIN, &["parse", &fixture("job-e.sh")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(job["name"], "refjob");
+    assert_eq!(job["output"], "slurm-%j.out");
+    assert_eq!(job["dependencies"]["conditions"][0]["type"], "afterok");
+    assert_eq!(job["nodes"]["min"], 1);
+
+    let out = run(BIN, &["parse", &fixture("job-mn1.sh"), "-N", "2", "--time=30"]);
+    let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((job["nodes"]["min"].as_u64(), job["time_limit_s"].as_u64()), (Some(2), Some(1800)));
+
+    // A whole sbatch command line, when the first word is an option.
+    let out = run(BIN, &["parse", "-J", "w", "--wrap=hostname"]);
+    let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(job["name"], "w");
+    let out = run(BIN, &["parse", "-n", "3", &fixture("job-a.sh"), "arg1"]);
+    let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((job["ntasks"].as_u64(), job["name"].as_str()), (Some(3), Some("job-a.sh")));
+}
+
+#[test]
+fn parse_errors_are_slurms() {
+    for (args, first_line) in [
+        (&["--bogus"][..], "sbatch: unrecognized option '--bogus'"),
+        (&["--time=abc"], "sbatch: error: Invalid --time specification"),
+        (&["--nodes=0"], "sbatch: error: \"0\" is not a valid node count"),
+        (&["--array=5-1"], "sbatch: error: Batch job submission failed: Invalid job array specification"),
+    ] {
+        let path = fixture("job-a.sh");
+        let mut argv = vec!["parse", path.as_str()];
+        argv.extend_from_slice(args);
+        let out = run(BIN, &argv);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out).lines().next(), Some(first_line), "{args:?}");
+        assert!(stdout(&out).is_empty());
+    }
+    let out = run(BIN, &["parse", "/nonexistent/job.sh"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("sbatch: error: Unable to open file /nonexistent/job.sh"));
+    let out = run(BIN, &["parse", &fixture("job-a.sh"), "--time=1:2:3:4"]);
+    assert!(stderr(&out).contains("(Invalid time limit specification `1:2:3:4`"), "{}", stderr(&out));
+}
+
+/// `hostlist-examples.txt`: each `$ scontrol show …` line and the output under it.
+#[test]
+fn scontrol_matches_the_reference_examples() {
+    let text = std::fs::read_to_string(fixture("hostlist-examples.txt")).unwrap();
+    let mut cases = 0;
+    for block in text.split("$ ").filter(|b| !b.is_empty()) {
+        let (command, expected) = block.split_once('\n').unwrap();
+        let words: Vec<String> = command.split_whitespace().map(|w| w.trim_matches('"').to_string()).collect();
+        assert_eq!(words[0], "scontrol");
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let out = run(BIN, &args);
+        assert_eq!(format!("{}{}", stderr(&out), stdout(&out)), expected, "{command}");
+        assert_eq!(out.status.success(), !expected.contains("Invalid hostlist"), "{command}");
+        cases += 1;
+    }
+    assert_eq!(cases, 11);
+}
+
+#[test]
+fn scontrol_takes_the_job_nodelist_by_default() {
+    let out =
+        Command::new(BIN).args(["scontrol", "show", "hostnames"]).env("SLURM_JOB_NODELIST", "n[1-2]").output().unwrap();
+    assert_eq!(stdout(&out), "n1\nn2\n");
+    let out = run(BIN, &["scontrol", "show", "hostnames"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(BIN, &["scontrol", "show", "job", "12"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "gangway-slurm: scontrol is not implemented yet\n");
+}
+
+#[test]
+fn install_shims_makes_a_multi_call_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let shims = dir.path().join("bin");
+    let out = run(BIN, &["install-shims", shims.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for command in ["sbatch", "srun", "salloc", "squeue", "scancel", "sinfo", "scontrol", "sacct"] {
+        let link = shims.join(command);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{command}");
+        assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(BIN).unwrap());
+    }
+    let out = run(shims.join("scontrol"), &["show", "hostlist", "n1,n2,n3"]);
+    assert_eq!(stdout(&out), "n[1-3]\n");
+    for command in ["sbatch", "squeue", "sacct"] {
+        let out = run(shims.join(command), &["-h"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert_eq!(stderr(&out), format!("gangway-slurm: {command} is not implemented yet\n"));
+    }
+    // Running it again replaces the links; a regular file is left alone.
+    assert!(run(BIN, &["install-shims", shims.to_str().unwrap()]).status.success());
+    std::fs::remove_file(shims.join("sinfo")).unwrap();
+    std::fs::write(shims.join("sinfo"), "mine").unwrap();
+    let out = run(BIN, &["install-shims", shims.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(shims.join("sinfo")).unwrap(), "mine");
+    assert!(Path::new(&shims).join("sbatch").exists());
+}
+
+#[test]
+fn dispatch() {
+    let out = run(BIN, &["srun", "hostname"]);
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(2), "gangway-slurm: srun is not implemented yet\n"));
+    let out = run(BIN, &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("gangway-slurm: unknown command `frobnicate`"));
+    let out = run(BIN, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(BIN, &["--help"]);
+    assert!(out.status.success() && stdout(&out).contains("install-shims DIR"));
+}
