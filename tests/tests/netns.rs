@@ -65,3 +65,56 @@ fn a_cut_link_makes_the_node_unusable_and_it_returns_when_restored() {
         (c.get_node("host2").ok()?.state == NodeState::Idle).then_some(())
     });
 }
+
+#[test]
+fn across_hosts_a_killed_launcher_and_a_restarted_head_lose_nothing() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let mut cluster = NetCluster::start(NetOptions { hosts: 3, slots: 2, ..Default::default() });
+    let log = cluster.dir.path().join("ran.log");
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mh".into(), ..Default::default() }).unwrap();
+    let tasks = (0..60)
+        .map(|i| TaskAddParameter {
+            id: format!("t{i:02}"),
+            command_line: format!("/bin/sh -c 'sleep 0.3; echo $AZ_BATCH_TASK_ID >> {}; exit {}'", log.display(), i % 3),
+            ..Default::default()
+        })
+        .collect();
+    c.add_task_collection("mh", tasks).unwrap();
+    wait_for(Duration::from_secs(30), "tasks to run on every host", || {
+        let nodes = c.list_nodes(None).ok()?;
+        (nodes.iter().filter(|n| n.running_tasks_count > 0).count() == 3).then_some(())
+    });
+    // A host's launcher dies mid-task, then the head dies too and comes back.
+    cluster.kill_launcher(2);
+    cluster.kill_head();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.start_head();
+    let mut c = cluster.client();
+    wait_for(Duration::from_secs(120), "every task to complete", || {
+        (c.task_counts("mh").ok()?.task_counts.completed == 60).then_some(())
+    });
+    let tasks = c.list_tasks("mh", &Default::default()).unwrap();
+    for t in &tasks {
+        let i: i32 = t.id[1..].parse().unwrap();
+        assert_eq!(t.execution_info.exit_code, Some(i % 3), "{} has its real exit code: {:?}", t.id, t.execution_info);
+        assert_eq!(t.execution_info.retry_count, 0);
+    }
+    assert!(tasks.iter().any(|t| t.execution_info.requeue_count > 0), "the lost host's tasks were requeued");
+    assert!(tasks.iter().all(|t| t.node_info.as_ref().unwrap().node_id != "host3" || t.execution_info.requeue_count == 0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for line in text.lines() {
+        *seen.entry(line.to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 60, "every task ran");
+    // Tasks on the killed host died with its launcher (parent-death signal) before writing.
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "ran to completion twice: {twice:?}");
+    // Nodes are not persisted: after the restart the head knows only the hosts that came back.
+    let nodes: Vec<String> = c.list_nodes(None).unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(nodes, ["host1", "host2"]);
+}
