@@ -79,7 +79,11 @@ fn across_hosts_a_killed_launcher_and_a_restarted_head_lose_nothing() {
     let tasks = (0..60)
         .map(|i| TaskAddParameter {
             id: format!("t{i:02}"),
-            command_line: format!("/bin/sh -c 'sleep 0.3; echo $AZ_BATCH_TASK_ID >> {}; exit {}'", log.display(), i % 3),
+            command_line: format!(
+                "/bin/sh -c 'sleep 0.3; echo $AZ_BATCH_TASK_ID >> {}; exit {}'",
+                log.display(),
+                i % 3
+            ),
             ..Default::default()
         })
         .collect();
@@ -104,7 +108,9 @@ fn across_hosts_a_killed_launcher_and_a_restarted_head_lose_nothing() {
         assert_eq!(t.execution_info.retry_count, 0);
     }
     assert!(tasks.iter().any(|t| t.execution_info.requeue_count > 0), "the lost host's tasks were requeued");
-    assert!(tasks.iter().all(|t| t.node_info.as_ref().unwrap().node_id != "host3" || t.execution_info.requeue_count == 0));
+    assert!(tasks
+        .iter()
+        .all(|t| t.node_info.as_ref().unwrap().node_id != "host3" || t.execution_info.requeue_count == 0));
     let text = std::fs::read_to_string(&log).unwrap();
     let mut seen = std::collections::HashMap::new();
     for line in text.lines() {

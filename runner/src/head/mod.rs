@@ -116,11 +116,61 @@ impl Head {
     }
 }
 
+/// How long a connection may take to send a request's headers (also bounds idle keep-alive):
+/// a silent client cannot hold a descriptor forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection.
+async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            // Out of descriptors or a connection reset before accept: keep serving the others.
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small request/response pairs and launcher messages must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every launcher holds one stream.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on plain structs.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(from = old, to = lim.rlim_max, "raised the open-files limit");
+            }
+        }
+    }
+}
+
 /// Starts the head and serves until SIGINT or SIGTERM.
 pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating the state directory {}", config.state_dir.display()))?;
     let dir = &config.state_dir;
+    raise_fd_limit();
     let token = auth::load_or_create_secret(&dir.join("admin.token"))?;
     let secret = auth::load_or_create_secret(&dir.join("cluster.secret"))?;
     let store = Arc::new(SqliteStore::open(dir)?);
@@ -161,10 +211,6 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     tracing::info!(%url, state_dir = %dir.display(), "head listening");
 
     let app = routes::router(head.clone());
-    // Small request/response pairs and launcher messages must not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
@@ -174,7 +220,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        r = axum::serve(listener, app) => r.context("serving HTTP")?,
+        r = accept_loop(listener, app) => r.context("serving HTTP")?,
         _ = shutdown => tracing::info!("shutting down"),
     }
     // Everything acknowledged is already durable; this flushes what is still queued.

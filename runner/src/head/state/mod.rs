@@ -54,6 +54,8 @@ pub(crate) struct JobRec {
     pub tasks: BTreeMap<String, TaskRec>,
     /// Tasks in state running.
     pub running: usize,
+    /// Tasks in state completed (kept so "all tasks complete" is O(1), not a scan per completion).
+    pub completed: usize,
 }
 
 /// A task and the bookkeeping of its current attempt.

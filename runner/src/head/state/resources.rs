@@ -132,7 +132,7 @@ impl HeadState {
         if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
             fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: now.plus(limit.0) });
         }
-        let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0 };
+        let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
         HeadState::put_job(&rec, fx);
         self.jobs.insert(rec.wire.id.clone(), rec);
         Ok(())
@@ -174,7 +174,7 @@ impl HeadState {
             .filter(|t| t.wire.state == TaskState::Active)
             .map(|t| (t.key, t.wire.id.clone()))
             .collect();
-        let all_done = j.tasks.values().all(|t| t.wire.state == TaskState::Completed);
+        let all_done = j.completed == j.tasks.len();
         if requeue && j.wire.state == JobState::Active {
             for (key, task) in queued {
                 self.sched_event(Event::TaskWithdrawn { task: key }, fx);
@@ -390,7 +390,7 @@ impl HeadState {
                     fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: wire.creation_time.plus(limit.0) });
                 }
             }
-            self.jobs.insert(wire.id.clone(), JobRec { wire, seq, tasks: BTreeMap::new(), running: 0 });
+            self.jobs.insert(wire.id.clone(), JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 });
         }
         let mut queued = Vec::new();
         for st in snap.tasks {
@@ -408,6 +408,9 @@ impl HeadState {
                     }
                 }
                 _ => {}
+            }
+            if wire.state == TaskState::Completed {
+                j.completed += 1;
             }
             // A terminating job's running tasks were being killed (end_job): they still are.
             let running = matches!(wire.state, TaskState::Running | TaskState::Preparing);
@@ -463,9 +466,12 @@ impl HeadState {
     ) {
         let Some((j, tid)) = self.task_mut(key) else { return };
         let t = j.tasks.get_mut(&tid).expect("indexed");
-        if matches!(t.wire.state, TaskState::Running | TaskState::Preparing) {
-            j.running -= 1;
+        match t.wire.state {
+            TaskState::Running | TaskState::Preparing => j.running -= 1,
+            TaskState::Completed => j.completed -= 1,
+            TaskState::Active => {}
         }
+        j.completed += 1;
         set_task_state(&mut t.wire, TaskState::Completed, end);
         let info = &mut t.wire.execution_info;
         info.end_time = Some(end);
@@ -479,7 +485,7 @@ impl HeadState {
         t.killing = None;
         HeadState::put_task(&j.wire.id, t, fx);
         let job = j.wire.id.clone();
-        let all_done = j.tasks.values().all(|t| t.wire.state == TaskState::Completed);
+        let all_done = j.completed == j.tasks.len();
         let terminate = all_done
             && j.wire.state == JobState::Active
             && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob;
