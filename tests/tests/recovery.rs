@@ -150,3 +150,36 @@ fn up_detach_and_down_leave_nothing_behind() {
     }
     assert!(!state.join("cluster.pids").exists());
 }
+
+#[test]
+fn nodes_and_their_scheduling_state_survive_a_head_restart() {
+    let mut cluster = Cluster::start(Options { nodes: 2, slots: 1, ..Options::default() });
+    let mut c = cluster.client();
+    let r = c.raw("POST", "/pools/default/nodes/node2/disablescheduling", Some(b"{}"), &[]).unwrap();
+    assert!(r.status < 300, "{}", r.text());
+    cluster.kill_node(0);
+    cluster.kill_head();
+    cluster.start_head();
+    let mut c = cluster.client();
+    // Known at once, before any launcher has said hello again.
+    let nodes = c.list_nodes(None).unwrap();
+    assert_eq!(nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["node1", "node2"]);
+    wait_for(Duration::from_secs(20), "node2 to come back disabled (offline) and node1 to be lost", || {
+        let n1 = c.get_node("node1").ok()?;
+        let n2 = c.get_node("node2").ok()?;
+        (n2.state == NodeState::Offline
+            && n2.scheduling_state == SchedulingState::Disabled
+            && n1.state == NodeState::Unusable)
+            .then_some(())
+    });
+    // Nothing may run on the disabled node; with node1 back, the task runs there.
+    cluster.start_node(0);
+    c.add_job(&JobAddParameter { id: "after".into(), ..Default::default() }).unwrap();
+    c.add_task("after", &TaskAddParameter { id: "t".into(), command_line: "/bin/true".into(), ..Default::default() })
+        .unwrap();
+    let t = wait_for(Duration::from_secs(20), "the task", || {
+        let t = c.get_task("after", "t").ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    });
+    assert_eq!(t.node_info.unwrap().node_id, "node1");
+}

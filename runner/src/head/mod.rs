@@ -64,6 +64,7 @@ impl Head {
         let (done_tx, done_rx) = oneshot::channel();
         let mut st = self.state.lock().expect("head state lock");
         let r = f(&mut st, &mut fx);
+        st.flush_nodes(&mut fx);
         let Effects { writes, sends, timers } = fx;
         // Submitted under the lock, so the store sees changes in the order they were made.
         self.store.submit(

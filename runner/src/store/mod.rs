@@ -22,6 +22,25 @@ pub enum Write {
     DeleteJob { id: String },
     /// Insert or replace a task.
     PutTask { job: String, id: String, seq: u64, attempt: u32, body: String },
+    /// Insert or replace a node (its resource and what the head must remember of its launcher).
+    PutNode(StoredNode),
+    /// Forget a node (it left its pool).
+    DeleteNode { id: String },
+}
+
+/// A node as stored: the resource plus the launcher facts that must survive a head restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredNode {
+    /// Node id.
+    pub id: String,
+    /// The node resource.
+    pub body: String,
+    /// Its launcher's boot id (a new one reruns the pool's start task).
+    pub boot_id: String,
+    /// Removal was asked for.
+    pub leaving: bool,
+    /// Its start task with waitForSuccess has not succeeded.
+    pub wait_for_start: bool,
 }
 
 /// What the store holds, read back at start-up.
@@ -33,6 +52,8 @@ pub struct Snapshot {
     pub jobs: Vec<(u64, String)>,
     /// (job, seq, attempt, body) of every task, in creation order.
     pub tasks: Vec<StoredTask>,
+    /// Every node, by id.
+    pub nodes: Vec<StoredNode>,
 }
 
 /// A task as stored.

@@ -11,7 +11,7 @@ use std::thread;
 
 use rusqlite::{params, Connection};
 
-use super::{Durable, Snapshot, Store, StoreError, StoredTask, Write};
+use super::{Durable, Snapshot, Store, StoreError, StoredNode, StoredTask, Write};
 
 /// How many batches one commit may take, so a flood of writes still acknowledges steadily.
 const MAX_BATCHES_PER_COMMIT: usize = 4096;
@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, body
 CREATE TABLE IF NOT EXISTS tasks (
     job TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (job, id)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, boot_id TEXT NOT NULL, leaving INTEGER NOT NULL, wait_for_start INTEGER NOT NULL
 );
 ";
 
@@ -120,6 +123,15 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                             params![id, *seq as i64, body],
                         )?;
                     }
+                    Write::PutNode(n) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO nodes (id, body, boot_id, leaving, wait_for_start) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![n.id, n.body, n.boot_id, n.leaving, n.wait_for_start],
+                        )?;
+                    }
+                    Write::DeleteNode { id } => {
+                        tx.execute("DELETE FROM nodes WHERE id = ?1", params![id])?;
+                    }
                     Write::DeleteJob { id } => {
                         tx.execute("DELETE FROM tasks WHERE job = ?1", params![id])?;
                         tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
@@ -147,6 +159,21 @@ impl Store for SqliteStore {
         snap.tasks = q
             .query_map([], |r| {
                 Ok(StoredTask { job: r.get(0)?, seq: r.get::<_, i64>(1)? as u64, attempt: r.get(2)?, body: r.get(3)? })
+            })
+            .and_then(Iterator::collect)
+            .map_err(StoreError::Load)?;
+        let mut q = conn
+            .prepare("SELECT id, body, boot_id, leaving, wait_for_start FROM nodes ORDER BY id")
+            .map_err(StoreError::Load)?;
+        snap.nodes = q
+            .query_map([], |r| {
+                Ok(StoredNode {
+                    id: r.get(0)?,
+                    body: r.get(1)?,
+                    boot_id: r.get(2)?,
+                    leaving: r.get(3)?,
+                    wait_for_start: r.get(4)?,
+                })
             })
             .and_then(Iterator::collect)
             .map_err(StoreError::Load)?;
@@ -188,6 +215,18 @@ mod tests {
         }
         store.submit(vec![Write::PutJob { id: "j".into(), seq: 1, body: "{}".into() }], None);
         store.submit(vec![Write::PutPool { id: "p".into(), body: "{\"id\":\"p\"}".into() }], None);
+        let node = StoredNode {
+            id: "n1".into(),
+            body: "{}".into(),
+            boot_id: "b".into(),
+            leaving: true,
+            wait_for_start: false,
+        };
+        store.submit(vec![Write::PutNode(node.clone())], None);
+        store.submit(
+            vec![Write::PutNode(StoredNode { id: "n2".into(), ..node.clone() }), Write::DeleteNode { id: "n2".into() }],
+            None,
+        );
         store.submit(
             vec![Write::PutTask { job: "j".into(), id: "t0".into(), seq: 0, attempt: 2, body: "{}".into() }],
             None,
@@ -198,6 +237,16 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let snap = store.load().unwrap();
         assert_eq!(snap.pools.len(), 1);
+        assert_eq!(
+            snap.nodes,
+            vec![StoredNode {
+                id: "n1".into(),
+                body: "{}".into(),
+                boot_id: "b".into(),
+                leaving: true,
+                wait_for_start: false
+            }]
+        );
         assert_eq!(snap.jobs, vec![(1, "{}".to_string())]);
         assert_eq!(snap.tasks.len(), 100);
         assert_eq!((snap.tasks[0].seq, snap.tasks[0].attempt), (0, 2), "an update keeps the task's place");

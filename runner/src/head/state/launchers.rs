@@ -75,6 +75,7 @@ impl HeadState {
         let conn = Some(Conn { tx: tx.clone(), generation });
         // Set only once its reports are reconciled: a leaving node must not leave half-registered.
         let leaving = old.as_ref().is_some_and(|n| n.leaving);
+        let old_persisted = old.as_ref().and_then(|n| n.persisted.clone());
         let running = old.map(|n| n.running).unwrap_or_default();
         let boot_id = hello.boot_id.clone();
         let rec = NodeRec {
@@ -87,6 +88,7 @@ impl HeadState {
             leaving: false,
             wait_for_start,
             schedulable: false,
+            persisted: old_persisted,
         };
         self.nodes.insert(hello.name.clone(), rec);
         for f in hello.finished {
@@ -142,6 +144,7 @@ impl HeadState {
         let key = n.key;
         self.sched_event(Event::NodeDown { node: key }, fx);
         fx.timers.push(Timer::NodeLost { node: node.to_owned(), generation, after: self.node_timeout });
+        self.refresh_node(node);
     }
 
     /// The node-lost timer fired: if the node is still away, it is unusable and its tasks requeued.
@@ -150,10 +153,8 @@ impl HeadState {
         if generation == 0 {
             // Tasks restored from the store whose node never came back after a head restart.
             orphans.extend(self.awaiting_node.remove(node).unwrap_or_default());
-        } else if let Some(n) = self.nodes.get_mut(node) {
-            if n.conn.is_some() || n.generation != generation {
-                return;
-            }
+        }
+        if let Some(n) = self.nodes.get_mut(node).filter(|n| n.conn.is_none() && n.generation == generation) {
             n.wire.state = NodeState::Unusable;
             n.wire.state_transition_time = Timestamp::now();
             orphans.extend(n.running.drain().map(|(k, _)| k));
@@ -360,6 +361,7 @@ impl HeadState {
             }
         }
         recent.sort_by(|a, b| (&a.job_id, &a.task_id).cmp(&(&b.job_id, &b.task_id)));
+        self.dirty_nodes.insert(node.to_owned());
         let n = self.nodes.get_mut(node).expect("checked");
         n.wire.running_tasks_count = n.running.len() as u32;
         n.wire.running_task_slots_count = n.running.values().sum();

@@ -92,6 +92,36 @@ pub(crate) struct NodeRec {
     pub wait_for_start: bool,
     /// Whether the scheduler was last told it takes new tasks.
     pub schedulable: bool,
+    /// What was last persisted of it (None: never), so it is written only when that changes.
+    pub persisted: Option<NodeFacts>,
+}
+
+/// What of a node is worth persisting: everything but its moment-to-moment task counts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NodeFacts {
+    state: gangway_api::NodeState,
+    scheduling_state: gangway_api::SchedulingState,
+    start_task: Option<(gangway_api::StartTaskState, Option<i32>, u32)>,
+    boot_id: String,
+    leaving: bool,
+    wait_for_start: bool,
+    address: String,
+}
+
+impl NodeRec {
+    pub(crate) fn facts(&self) -> NodeFacts {
+        use gangway_api::NodeState;
+        NodeFacts {
+            // Idle and running alternate with every task; both mean "up".
+            state: if self.wire.state == NodeState::Running { NodeState::Idle } else { self.wire.state },
+            scheduling_state: self.wire.scheduling_state,
+            start_task: self.wire.start_task_info.as_ref().map(|i| (i.state, i.exit_code, i.retry_count)),
+            boot_id: self.boot_id.clone(),
+            leaving: self.leaving,
+            wait_for_start: self.wait_for_start,
+            address: self.wire.ip_address.clone(),
+        }
+    }
 }
 
 /// Everything the head knows.
@@ -103,6 +133,8 @@ pub struct HeadState {
     pub(crate) task_index: HashMap<TaskKey, (String, String)>,
     /// Tasks the store says were running on a node that has not reconnected since the head started.
     pub(crate) awaiting_node: HashMap<String, HashSet<TaskKey>>,
+    /// Nodes whose persisted facts may have changed since the last flush.
+    pub(crate) dirty_nodes: HashSet<String>,
     pub(crate) sched: Scheduler,
     pub(crate) node_timeout: Duration,
     pub(crate) heartbeat: Duration,
@@ -121,6 +153,7 @@ impl HeadState {
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
             awaiting_node: HashMap::new(),
+            dirty_nodes: HashSet::new(),
             sched: Scheduler::new(),
             node_timeout,
             heartbeat,
@@ -191,6 +224,28 @@ impl HeadState {
             attempt: t.attempt,
             body: serde_json::to_string(&t.wire).expect("tasks serialize"),
         });
+    }
+
+    /// Persists the nodes whose facts changed (or that were forgotten) during this change.
+    pub fn flush_nodes(&mut self, fx: &mut Effects) {
+        for name in std::mem::take(&mut self.dirty_nodes) {
+            let Some(n) = self.nodes.get_mut(&name) else {
+                fx.writes.push(Write::DeleteNode { id: name });
+                continue;
+            };
+            let facts = n.facts();
+            if n.persisted.as_ref() == Some(&facts) {
+                continue;
+            }
+            fx.writes.push(Write::PutNode(crate::store::StoredNode {
+                id: name,
+                body: serde_json::to_string(&n.wire).expect("nodes serialize"),
+                boot_id: n.boot_id.clone(),
+                leaving: n.leaving,
+                wait_for_start: n.wait_for_start,
+            }));
+            n.persisted = Some(facts);
+        }
     }
 
     pub(crate) fn put_job(j: &JobRec, fx: &mut Effects) {

@@ -157,6 +157,7 @@ impl HeadState {
             return;
         }
         let n = self.nodes.remove(node).expect("checked");
+        self.dirty_nodes.insert(node.to_owned());
         self.sched_event(Event::NodeDown { node: n.key }, fx);
         if let Some(c) = &n.conn {
             fx.sends.push((c.tx.clone(), HeadMessage::Leave));

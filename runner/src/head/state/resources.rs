@@ -382,6 +382,31 @@ impl HeadState {
             let wire: Pool = serde_json::from_str(&body).map_err(|e| format!("stored pool: {e}"))?;
             self.insert_pool(wire, fx);
         }
+        for stored in snap.nodes {
+            let mut wire: ComputeNode = serde_json::from_str(&stored.body).map_err(|e| format!("stored node: {e}"))?;
+            // Not connected until its launcher says hello again; lost if it does not in time.
+            wire.state = NodeState::Unknown;
+            wire.running_tasks_count = 0;
+            wire.running_task_slots_count = 0;
+            wire.recent_tasks.clear();
+            let key = self.new_key() as crate::scheduler::NodeKey;
+            let mut rec = super::NodeRec {
+                wire,
+                key,
+                conn: None,
+                generation: 0,
+                running: std::collections::HashMap::new(),
+                boot_id: stored.boot_id,
+                leaving: stored.leaving,
+                wait_for_start: stored.wait_for_start,
+                schedulable: false,
+                persisted: None,
+            };
+            rec.persisted = Some(rec.facts());
+            fx.timers.push(Timer::NodeLost { node: stored.id.clone(), generation: 0, after: self.node_timeout });
+            self.nodes.insert(stored.id, rec);
+        }
+        self.refresh_pool_sizes();
         for (seq, body) in snap.jobs {
             let wire: Job = serde_json::from_str(&body).map_err(|e| format!("stored job: {e}"))?;
             self.bump_seq(seq);

@@ -93,6 +93,8 @@ impl Sim {
     fn apply<R>(&mut self, f: impl FnOnce(&mut HeadState, &mut Effects) -> R) -> R {
         let mut fx = Effects::default();
         let r = f(&mut self.st, &mut fx);
+        // As Head::apply does.
+        self.st.flush_nodes(&mut fx);
         self.writes.append(&mut fx.writes);
         self.timers.append(&mut fx.timers);
         deliver(fx);
@@ -210,6 +212,7 @@ impl Sim {
     /// What the store holds after the writes so far: the latest record of each thing.
     fn snapshot(&self) -> Snapshot {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let mut nodes = BTreeMap::new();
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -221,6 +224,12 @@ impl Sim {
                 Write::PutTask { job, id, seq, attempt, body } => {
                     tasks.insert((job.clone(), id), StoredTask { job, seq, attempt, body });
                 }
+                Write::PutNode(n) => {
+                    nodes.insert(n.id.clone(), n);
+                }
+                Write::DeleteNode { id } => {
+                    nodes.remove(&id);
+                }
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -228,7 +237,7 @@ impl Sim {
         jobs.sort_by_key(|(seq, _)| *seq);
         let mut tasks: Vec<_> = tasks.into_values().collect();
         tasks.sort_by_key(|t| t.seq);
-        Snapshot { pools: pools.into_values().collect(), jobs, tasks }
+        Snapshot { pools: pools.into_values().collect(), jobs, tasks, nodes: nodes.into_values().collect() }
     }
 
     /// A new head (no launchers yet) rebuilt from this one's store.
