@@ -20,6 +20,41 @@ pub struct TaskConstraints {
     pub max_task_retry_count: Option<i32>,
 }
 
+/// A file a task needs on its node before it starts, from exactly one source.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceFile {
+    /// Where it goes, relative to the task's working directory (or the task directory for a
+    /// multi-instance task's common files).
+    pub file_path: String,
+    /// Download it from this HTTP URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_url: Option<String>,
+    /// gangway: copy it from this absolute path on the node (a shared file system, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// gangway: a file uploaded to the head with `PUT /files/{name}` (`gangway file put`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_file: Option<String>,
+    /// Octal permission bits, like `0755`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<String>,
+}
+
+/// `multiInstanceSettings`: run the task on several nodes at once (an MPI job).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MultiInstanceSettings {
+    /// Nodes (instances) the task needs, one instance per node.
+    pub number_of_instances: u32,
+    /// Run on every instance before the application starts (e.g. start an MPI daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination_command_line: Option<String>,
+    /// Downloaded by every instance into the task directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_resource_files: Vec<ResourceFile>,
+}
+
 /// The body of `POST /jobs/{id}/tasks` (and one element of a task collection).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
