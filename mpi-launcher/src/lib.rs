@@ -6,12 +6,14 @@
 //! - [`layout`]: the Azure Batch directory layout and task environment.
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
+//! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
 
 pub mod cgroup;
 pub mod connection;
 pub mod executor;
 pub mod files;
 pub mod layout;
+pub mod pmi;
 pub mod spawn;
 pub mod startup;
 
