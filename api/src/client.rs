@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{ErrorBody, ListResponse};
+use crate::files::UploadedFile;
 use crate::http::{encode_component, HttpClient, HttpError, Response};
 use crate::job::{Job, JobAddParameter, JobTerminateParameter, TaskCountsResult};
 use crate::node::{ComputeNode, ComputeNodeDeallocationOption, NodeDisableSchedulingParameter};
@@ -296,6 +297,27 @@ impl Client {
     pub fn enable_node_scheduling(&mut self, pool: &str, node: &str) -> Result<(), ClientError> {
         self.call_empty("POST", &format!("{}/enablescheduling", pool_node_path(pool, node)), None::<&()>)
     }
+    /// `PUT /files/{name}`: stores `data` in the head's file store under `name`.
+    pub fn put_file(&mut self, name: &str, data: &[u8]) -> Result<(), ClientError> {
+        let headers = [("Authorization", self.auth.as_str()), ("Content-Type", "application/octet-stream")];
+        let resp = self
+            .http
+            .request("PUT", &file_path(name), &headers, Some(data))
+            .map_err(|source| ClientError::Http { url: self.http.base_url().to_owned(), source })?;
+        check(resp).map(|_| ())
+    }
+    /// `GET /files`: the files in the head's file store.
+    pub fn list_files(&mut self) -> Result<Vec<UploadedFile>, ClientError> {
+        self.list_all("/files", &ListOptions::default())
+    }
+    /// `GET /files/{name}`: a stored file's bytes.
+    pub fn get_file(&mut self, name: &str) -> Result<Vec<u8>, ClientError> {
+        Ok(check(self.raw(GET, &file_path(name), None, &[])?)?.body)
+    }
+    /// `DELETE /files/{name}`.
+    pub fn delete_file(&mut self, name: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &file_path(name), None::<&()>)
+    }
     /// `POST /pools/{pool}/removenodes`.
     pub fn remove_nodes(
         &mut self,
@@ -312,6 +334,10 @@ const GET: &str = "GET";
 
 fn job_path(id: &str) -> String {
     format!("/jobs/{}", encode_component(id))
+}
+
+fn file_path(name: &str) -> String {
+    format!("/files/{}", encode_component(name))
 }
 
 fn pool_node_path(pool: &str, node: &str) -> String {

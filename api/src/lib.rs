@@ -7,6 +7,7 @@
 pub mod client;
 pub mod cmdline;
 pub mod common;
+pub mod files;
 pub mod http;
 pub mod job;
 pub mod messages;
@@ -16,6 +17,7 @@ pub mod task;
 pub mod time;
 
 pub use common::{EnvironmentSetting, ErrorBody, ListResponse};
+pub use files::UploadedFile;
 pub use job::*;
 pub use node::*;
 pub use pool::*;

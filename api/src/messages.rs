@@ -39,6 +39,13 @@ pub enum LauncherMessage {
     Heartbeat,
     /// A task attempt ended; repeated on every reconnect until the head acknowledges it.
     TaskFinished(TaskFinished),
+    /// An instance of a multi-instance attempt ran its coordination command successfully.
+    InstanceReady {
+        /// Which attempt.
+        id: AttemptId,
+        /// Which instance.
+        instance: u32,
+    },
     /// How the pool's start task is going: sent when each of its attempts starts, when it
     /// completes, after every welcome, and in answer to a repeated [`HeadMessage::RunStartTask`].
     StartTaskStatus(StartTaskInformation),
@@ -120,6 +127,9 @@ pub struct TaskFinished {
     pub end_time: Timestamp,
     /// Peak memory of its cgroup, when known.
     pub max_rss_bytes: Option<u64>,
+    /// The instance, for a multi-instance attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u32>,
 }
 
 /// Head → launcher.
@@ -129,13 +139,18 @@ pub enum HeadMessage {
     /// Registration accepted.
     Welcome(Welcome),
     /// Run an attempt.
-    StartTask(StartTask),
+    StartTask(Box<StartTask>),
     /// Kill an attempt (grace period, then SIGKILL).
     KillTask {
         /// Which attempt.
         id: AttemptId,
         /// `TaskTerminated`, `JobTerminated`, …: becomes the failure code.
         reason: String,
+    },
+    /// Every instance of this multi-instance attempt has coordinated: the primary runs the application.
+    RunApplication {
+        /// Which attempt.
+        id: AttemptId,
     },
     /// The head has durably recorded this attempt's end.
     Ack {
@@ -193,6 +208,23 @@ pub struct Welcome {
     pub kill: Vec<AttemptId>,
 }
 
+/// One node's part of a multi-instance attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePlan {
+    /// This instance (0 is the primary, which runs the application).
+    pub instance: u32,
+    /// Addresses of every instance's node, in instance order.
+    pub hosts: Vec<String>,
+    /// Names of those nodes.
+    pub nodes: Vec<String>,
+    /// CPUs of those nodes (for `CCP_NODES`).
+    pub cpus: Vec<u32>,
+    /// Run on every instance first.
+    pub coordination_command_line: Option<String>,
+    /// Fetched into the task directory by every instance.
+    pub common_resource_files: Vec<crate::task::ResourceFile>,
+}
+
 /// Everything a launcher needs to run one attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StartTask {
@@ -210,6 +242,12 @@ pub struct StartTask {
     pub retention_ms: u64,
     /// Slots it occupies (exported as `GANGWAY_SLOTS`).
     pub slots: u32,
+    /// This node's part of a multi-instance attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_instance: Option<InstancePlan>,
+    /// Files to fetch into the working directory before starting (checked at submit).
+    #[serde(default)]
+    pub resource_files: Vec<crate::task::ResourceFile>,
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -75,6 +75,12 @@ pub struct TaskAddParameter {
     /// Slots the task occupies on its node (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_slots: Option<u32>,
+    /// Run on several nodes at once (an MPI job): one instance per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_instance_settings: Option<MultiInstanceSettings>,
+    /// Files fetched into the working directory before the command starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<ResourceFile>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -236,6 +242,12 @@ pub struct Task {
     pub constraints: TaskConstraints,
     /// Slots it occupies.
     pub required_slots: u32,
+    /// Its instances, when it is a multi-instance task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_instance_settings: Option<MultiInstanceSettings>,
+    /// Files fetched into the working directory before the command starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<ResourceFile>,
     /// The execution record.
     pub execution_info: TaskExecutionInformation,
     /// Where it runs or ran.
@@ -264,4 +276,43 @@ pub struct FileProperties {
     pub content_length: u64,
     /// Modification time.
     pub last_modified: Timestamp,
+}
+
+/// State of one instance of a multi-instance task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubtaskState {
+    /// Getting its files and running the coordination command.
+    Preparing,
+    /// Coordinated; waiting for (or running) the application.
+    Running,
+    /// Ended.
+    Completed,
+}
+
+/// One instance of a multi-instance task (`GET …/subtasksinfo`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubtaskInformation {
+    /// Instance number (0 is the primary; subtasksinfo lists 1..n-1).
+    pub id: u32,
+    /// Where it runs.
+    pub node_info: ComputeNodeInformation,
+    /// Its state.
+    pub state: SubtaskState,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// Exit code of its coordination command (or of the application, on the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<TaskFailureInformation>,
+    /// success or failure, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskExecutionResult>,
 }

@@ -22,7 +22,7 @@ fn loaded(fill: Fill) -> (Scheduler, u64) {
     for task in 0..QUEUED {
         let order = QueueKey::new((task % 7) as i32, task / 100, task);
         let slots = 1 + (task % 3 == 0) as u32;
-        s.on_event(Event::TaskQueued { task, pool: 0, order, slots }, &mut out);
+        s.on_event(Event::TaskQueued { task, pool: 0, order, slots, gang: None }, &mut out);
     }
     assert!(out.is_empty());
     (s, QUEUED)
@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
                 next += 1;
                 let order = QueueKey::new((next % 7) as i32, next / 100, next);
                 s.on_event(
-                    Event::TaskQueued { task: next, pool: 0, order, slots: 1 + (next % 3 == 0) as u32 },
+                    Event::TaskQueued { task: next, pool: 0, order, slots: 1 + (next % 3 == 0) as u32, gang: None },
                     &mut out,
                 );
                 black_box(&out);

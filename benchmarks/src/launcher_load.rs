@@ -340,6 +340,7 @@ async fn simulate(
                     start_time: Some(now),
                     end_time: now,
                     max_rss_bytes: None,
+                    instance: None,
                 };
                 let _ = tx.send(f);
             }

@@ -210,8 +210,9 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
     match msg {
         HeadMessage::RunStartTask(spec) => exec.run_start_task(spec),
         HeadMessage::Leave => return Flow::Leave,
-        HeadMessage::StartTask(start) => exec.start(start),
+        HeadMessage::StartTask(start) => exec.start(*start),
         HeadMessage::KillTask { id, reason } => exec.stop(&id, StopReason::Killed(reason)),
+        HeadMessage::RunApplication { id } => exec.run_application(&id),
         HeadMessage::Ack { id } => exec.acked(&id),
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
         HeadMessage::ReadFiles { req, job, task, path, offset, len } => {

@@ -50,6 +50,15 @@ pub(crate) struct Launch {
     pub cgroup_prefix: char,
 }
 
+/// How `run_in` treats what a process leaves behind.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunMode {
+    /// Leave processes it started in the background running (in its cgroup).
+    pub keep_leftovers: bool,
+    /// Append to stdout.txt/stderr.txt instead of starting them afresh.
+    pub append_logs: bool,
+}
+
 /// How a process ended.
 pub(crate) struct Outcome {
     /// Exit code (128+N when killed by signal N); absent when it never started.
@@ -69,6 +78,10 @@ pub struct Executor {
     pub(crate) layout: NodeLayout,
     pub(crate) node: String,
     pub(crate) account_url: String,
+    /// The cluster secret, for fetching `uploadedFile` resource files from the head.
+    pub(crate) secret: String,
+    /// Primaries of multi-instance attempts waiting for the head's go-ahead.
+    pub(crate) go: Mutex<HashMap<AttemptId, tokio::sync::oneshot::Sender<()>>>,
     pub(crate) cgroups: Option<NodeCgroups>,
     pub(crate) kill_grace: Duration,
     running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
@@ -95,6 +108,7 @@ impl Executor {
             layout,
             node,
             account_url,
+            secret: String::new(),
             cgroups,
             kill_grace,
             running: Mutex::new(HashMap::new()),
@@ -102,6 +116,7 @@ impl Executor {
             remove_after: Mutex::new(Vec::new()),
             out: Mutex::new(None),
             start_task: Mutex::new(StartTaskSlot::default()),
+            go: Mutex::new(HashMap::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -207,7 +222,10 @@ impl Executor {
         tokio::spawn(async move {
             let id = start.id.clone();
             let retention = Duration::from_millis(start.retention_ms);
-            let report = me.run(start, rx).await;
+            let report = match start.multi_instance.clone() {
+                Some(plan) => me.run_instance(start, plan, rx).await,
+                None => me.run(start, rx).await,
+            };
             me.schedule_removal(&id, retention);
             me.running.lock().expect("lock").remove(&id);
             let pending: Vec<_> = {
@@ -232,7 +250,10 @@ impl Executor {
             max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
             cgroup_prefix: 't',
         };
-        let o = self.run_process(launch, &mut stop_rx).await;
+        let o = match self.fetch_resource_files(&start, &launch.dir).await {
+            Ok(()) => self.run_process(launch, &mut stop_rx).await,
+            Err(failed) => failed,
+        };
         TaskFinished {
             id: start.id,
             exit_code: o.exit_code,
@@ -240,6 +261,7 @@ impl Executor {
             start_time: o.start_time,
             end_time: o.end_time,
             max_rss_bytes: o.max_rss_bytes,
+            instance: None,
         }
     }
 
@@ -249,6 +271,43 @@ impl Executor {
         self: &Arc<Self>,
         launch: Launch,
         stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+    ) -> Outcome {
+        let cgroup = match self.new_cgroup(launch.cgroup_prefix) {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        let o = self.run_in(launch, cgroup.as_ref(), stop_rx, RunMode::default()).await;
+        release(cgroup).await;
+        o
+    }
+
+    /// A fresh cgroup for a process (None where the launcher runs without cgroups).
+    pub(crate) fn new_cgroup(&self, prefix: char) -> Result<Option<TaskCgroup>, Outcome> {
+        let Some(cg) = &self.cgroups else { return Ok(None) };
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cg.create_task(&format!("{prefix}{n}"), false).map(Some).map_err(|e| {
+            server_failure(Outcome {
+                exit_code: None,
+                failure: Some(TaskFailureInformation {
+                    category: ErrorCategory::ServerError,
+                    code: "CgroupFailed".into(),
+                    message: e.to_string(),
+                }),
+                start_time: None,
+                end_time: Timestamp::now(),
+                max_rss_bytes: None,
+            })
+        })
+    }
+
+    /// Runs one process inside `cgroup` (which the caller creates and releases, so several
+    /// processes can share one — a multi-instance task's coordination command and application).
+    pub(crate) async fn run_in(
+        self: &Arc<Self>,
+        launch: Launch,
+        cgroup: Option<&TaskCgroup>,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        mode: RunMode,
     ) -> Outcome {
         let fail = |code: &str, message: String| Outcome {
             exit_code: None,
@@ -266,7 +325,10 @@ impl Executor {
             Ok(a) => a,
             Err(e) => return fail("InvalidCommandLine", e),
         };
-        let (stdout, stderr) = match (open_log(task_dir, "stdout.txt"), open_log(task_dir, "stderr.txt")) {
+        let (stdout, stderr) = match (
+            open_log(task_dir, "stdout.txt", mode.append_logs),
+            open_log(task_dir, "stderr.txt", mode.append_logs),
+        ) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
                 return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
@@ -284,15 +346,7 @@ impl Executor {
             Ok(s) => s,
             Err(e) => return fail("CommandLaunchFailed", format!("starting '{}': {e}", argv[0])),
         };
-        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let cgroup = match &self.cgroups {
-            Some(cg) => match cg.create_task(&format!("{}{n}", launch.cgroup_prefix), false) {
-                Ok(c) => Some(c),
-                Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
-            },
-            None => None,
-        };
-        let join_fds = match cgroup.as_ref().map(TaskCgroup::open_join_fds).transpose() {
+        let join_fds = match cgroup.map(TaskCgroup::open_join_fds).transpose() {
             Ok(fds) => fds.unwrap_or_default(),
             Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
         };
@@ -303,7 +357,6 @@ impl Executor {
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                release(cgroup).await;
                 let code =
                     if e.kind() == std::io::ErrorKind::NotFound { "CommandNotFound" } else { "CommandLaunchFailed" };
                 return fail(code, format!("starting '{}': {e}", argv[0]));
@@ -320,17 +373,16 @@ impl Executor {
         let mut stopped: Option<StopReason> = None;
         let status = tokio::select! {
             s = child.wait() => s,
-            _ = wall => { stopped = Some(StopReason::WallClock); self.terminate(&mut child, pgid, cgroup.as_ref()).await }
-            Some(why) = stop_rx.recv() => { stopped = Some(why); self.terminate(&mut child, pgid, cgroup.as_ref()).await }
+            _ = wall => { stopped = Some(StopReason::WallClock); self.terminate(&mut child, pgid, cgroup).await }
+            Some(why) = stop_rx.recv() => { stopped = Some(why); self.terminate(&mut child, pgid, cgroup).await }
         };
-        // Whatever the main process left behind dies with it.
-        if let Some(pg) = pgid {
+        // Whatever the main process left behind dies with it (unless the caller keeps it: a
+        // coordination command's daemons live until the multi-instance task ends).
+        if let Some(pg) = pgid.filter(|_| !mode.keep_leftovers) {
             // SAFETY: plain kill(2) on our own child's process group.
             unsafe { libc::kill(-pg, libc::SIGKILL) };
         }
-        let max_rss =
-            cgroup.as_ref().and_then(TaskCgroup::memory_peak).or(status.as_ref().ok().map(|e| e.max_rss_bytes));
-        release(cgroup).await;
+        let max_rss = cgroup.and_then(TaskCgroup::memory_peak).or(status.as_ref().ok().map(|e| e.max_rss_bytes));
         let end = Timestamp::now();
         let exit_code = status.as_ref().ok().map(|e| e.code);
         let failure = match stopped {
@@ -383,7 +435,7 @@ fn signal_tree(pgid: Option<i32>, cgroup: Option<&TaskCgroup>, sig: i32) {
 }
 
 /// Kills what is left in the cgroup and removes it (blocking work, off the async threads).
-async fn release(cgroup: Option<TaskCgroup>) {
+pub(crate) async fn release(cgroup: Option<TaskCgroup>) {
     if let Some(cg) = cgroup {
         let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
     }
@@ -429,6 +481,6 @@ fn build_spec(
     })
 }
 
-fn open_log(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join(name))
+fn open_log(dir: &Path, name: &str, append: bool) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(dir.join(name))
 }

@@ -107,6 +107,8 @@ mod tests {
             max_wall_clock_ms: None,
             retention_ms: 0,
             slots: 1,
+            resource_files: Vec::new(),
+            multi_instance: None,
         };
         let env = layout.task_env(&start, "node1", "http://h:1");
         let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

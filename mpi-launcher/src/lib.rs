@@ -6,14 +6,17 @@
 //! - [`layout`]: the Azure Batch directory layout and task environment.
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
+//! - [`resource_files`]: fetching a task's resource files before it starts.
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
 
 pub mod cgroup;
 pub mod connection;
 pub mod executor;
 pub mod files;
+pub mod instances;
 pub mod layout;
 pub mod pmi;
+pub mod resource_files;
 pub mod spawn;
 pub mod startup;
 

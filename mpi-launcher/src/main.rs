@@ -106,7 +106,10 @@ fn main() -> anyhow::Result<()> {
     };
     let (resources, topology) = node_resources(args.topology_xml.as_deref())?;
     let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
-    let exec = Arc::new(executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace));
+    let exec = Arc::new(
+        executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)
+            .with_secret(secret.clone()),
+    );
     let me = connection::Identity {
         name,
         address: args.address.clone(),

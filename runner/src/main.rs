@@ -96,6 +96,13 @@ enum Cmd {
         /// Run N copies of the command as tasks 1..N (each sees its own AZ_BATCH_TASK_ID).
         #[arg(long, default_value_t = 1)]
         tasks: u32,
+        /// Run one multi-instance task on N whole nodes (an MPI job): the command runs on the
+        /// primary once the coordination command has run on every node.
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// With --nodes: the coordination command line, run on every instance first.
+        #[arg(long)]
+        coordination: Option<String>,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -167,6 +174,16 @@ enum Cmd {
     },
     /// A one-screen summary of the cluster.
     Status,
+    /// The head's file store (for `uploadedFile` resource files): put LOCAL, list, delete NAME.
+    File {
+        /// put | list | delete
+        action: String,
+        /// put: the local file; delete: the stored file's name.
+        arg: Option<String>,
+        /// put: store it under this name (default: the local file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Show a node's topology as a tree, plan per-rank placement on it, or pick a gang on a fabric.
     Topo {
         /// Read this hwloc XML file instead of the local machine.
@@ -240,9 +257,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Down => cli::cluster::down(&state_dir(&cli.state_dir)).map(|_| 0),
-        Cmd::Submit { pool, job, name, time, retries, slots, tasks, wait, command } => {
+        Cmd::Submit { pool, job, name, time, retries, slots, tasks, nodes, coordination, wait, command } => {
             let (mut c, _) = client()?;
-            commands::submit(&mut c, commands::Submit { pool, job, name, time, retries, slots, tasks, wait, command })
+            commands::submit(
+                &mut c,
+                commands::Submit { pool, job, name, time, retries, slots, tasks, nodes, coordination, wait, command },
+            )
         }
         Cmd::Job { action, id } => commands::job(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),
         Cmd::Task { action, job, task, stderr, follow } => {
@@ -283,6 +303,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 None => print!("{}", topo::tree(&t)),
             }
             Ok(0)
+        }
+        Cmd::File { action, arg, name } => {
+            cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
         }
         Cmd::Status => {
             let (mut c, config) = client()?;

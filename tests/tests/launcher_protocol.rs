@@ -382,6 +382,7 @@ fn report(job: &str, task: &str, attempt: u32, exit_code: i32) -> TaskFinished {
         start_time: Some(Timestamp::now()),
         end_time: Timestamp::now(),
         max_rss_bytes: None,
+        instance: None,
     }
 }
 

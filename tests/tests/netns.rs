@@ -125,3 +125,53 @@ fn across_hosts_a_killed_launcher_and_a_restarted_head_lose_nothing() {
         (c.get_node("host3").ok()?.state == NodeState::Unusable).then_some(())
     });
 }
+
+#[test]
+fn a_four_node_multi_instance_task_across_hosts() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let cluster = NetCluster::start(NetOptions { hosts: 4, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mi".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter {
+        id: "t".into(),
+        command_line: "/bin/sh -c 'echo app $AZ_BATCH_HOST_LIST $AZ_BATCH_MASTER_NODE'".into(),
+        multi_instance_settings: Some(MultiInstanceSettings {
+            number_of_instances: 4,
+            coordination_command_line: Some(
+                "/bin/sh -c 'echo coord $AZ_BATCH_NODE_ID $AZ_BATCH_IS_CURRENT_NODE_MASTER $AZ_BATCH_NODE_LIST $CCP_NODES'".into(),
+            ),
+            common_resource_files: Vec::new(),
+        }),
+        ..Default::default()
+    };
+    c.add_task("mi", &task).unwrap();
+    let t = wait_for(Duration::from_secs(30), "the 4-node task", || {
+        let t = c.get_task("mi", "t").ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    });
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}", t.execution_info);
+    let primary = t.node_info.unwrap().node_id;
+    let out = String::from_utf8(c.get_task_file("mi", "t", "stdout.txt", 0).unwrap()).unwrap();
+    let app = out.lines().find(|l| l.starts_with("app ")).expect("the application ran on the primary");
+    let listed: Vec<&str> = app.split(' ').nth(1).unwrap().split(',').collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    let mut addrs: Vec<&str> = cluster.hosts.iter().map(|h| h.address.as_str()).collect();
+    addrs.sort();
+    assert_eq!(sorted, addrs, "AZ_BATCH_HOST_LIST lists the four addresses: {app}");
+    let primary_addr = &cluster.hosts.iter().find(|h| h.name == primary).unwrap().address;
+    assert_eq!(listed[0], primary_addr.as_str(), "the primary is first");
+    assert!(app.ends_with(&format!("{primary_addr}:6000")), "{app}");
+    // Coordination ran on all four hosts, each in its own namespace, with the same lists.
+    for (k, h) in cluster.hosts.iter().enumerate() {
+        let stdout = std::fs::read_to_string(cluster.root(k).join("workitems/mi/job-1/t/stdout.txt")).unwrap();
+        let coord =
+            stdout.lines().find(|l| l.starts_with("coord ")).unwrap_or_else(|| panic!("no coordination on {}", h.name));
+        let master = if h.name == primary { "true" } else { "false" };
+        assert!(coord.starts_with(&format!("coord {} {master} {}", h.name, listed.join(";"))), "{coord}");
+        assert!(coord.contains(&format!(" 4 {} ", listed[0])), "CCP_NODES: {coord}");
+    }
+}

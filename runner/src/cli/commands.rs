@@ -29,6 +29,10 @@ pub struct Submit {
     pub retries: Option<i32>,
     pub slots: Option<u32>,
     pub tasks: u32,
+    /// Instances of a multi-instance task (one per node).
+    pub nodes: Option<u32>,
+    /// Its coordination command line.
+    pub coordination: Option<String>,
     pub wait: bool,
     pub command: Vec<String>,
 }
@@ -58,7 +62,16 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         environment_settings: Vec::new(),
         constraints: Some(constraints),
         required_slots: s.slots,
+        resource_files: Vec::new(),
+        multi_instance_settings: s.nodes.map(|n| MultiInstanceSettings {
+            number_of_instances: n,
+            coordination_command_line: s.coordination.clone(),
+            common_resource_files: Vec::new(),
+        }),
     };
+    if s.coordination.is_some() && s.nodes.is_none() {
+        bail!("--coordination needs --nodes N (it runs on every instance of a multi-instance task)");
+    }
     if s.tasks == 0 {
         bail!("--tasks must be at least 1");
     }

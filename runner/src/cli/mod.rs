@@ -2,5 +2,6 @@
 
 pub mod cluster;
 pub mod commands;
+pub mod file;
 pub mod table;
 pub mod topo;

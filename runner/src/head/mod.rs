@@ -13,6 +13,7 @@ mod launcher;
 mod listing;
 mod routes;
 pub mod state;
+mod uploads;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct Head {
     token: String,
     secret: String,
     url: String,
+    /// `STATE_DIR/files`: the file store (`/files`).
+    files_dir: PathBuf,
     file_requests: Mutex<HashMap<u64, oneshot::Sender<FilesResult>>>,
     next_request: AtomicU64,
 }
@@ -174,6 +177,8 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     raise_fd_limit();
     let token = auth::load_or_create_secret(&dir.join("admin.token"))?;
     let secret = auth::load_or_create_secret(&dir.join("cluster.secret"))?;
+    let files_dir = uploads::files_dir(dir);
+    uploads::init(&files_dir).with_context(|| format!("creating the file store {}", files_dir.display()))?;
     let store = Arc::new(SqliteStore::open(dir)?);
     let snapshot = store.load()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -187,6 +192,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         token: token.clone(),
         secret,
         url: url.clone(),
+        files_dir,
         file_requests: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
     });

@@ -15,7 +15,7 @@ use gangway_api::*;
 use super::error::{parse_body, ApiError};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{job_not_found, node_not_found, pool_not_found, task_not_found};
-use super::{auth, files, launcher, Head};
+use super::{auth, files, launcher, uploads, Head};
 
 type H = State<Arc<Head>>;
 type Q = Query<HashMap<String, String>>;
@@ -24,7 +24,8 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Most tasks one `addtaskcollection` call may carry.
 pub const MAX_COLLECTION: usize = 100;
 
-/// Every route; all but `/openapi.json` and the launcher stream need the admin token.
+/// Every route; all but `/openapi.json` and the launcher stream need the admin token
+/// (`/files` checks it itself: launchers may read stored files with the cluster secret).
 pub fn router(head: Arc<Head>) -> Router {
     let api = Router::new()
         .route("/pools", get(list_pools).post(add_pool))
@@ -46,12 +47,15 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/addtaskcollection", post(add_task_collection))
         .route("/jobs/{job}/tasks/{task}", get(get_task))
         .route("/jobs/{job}/tasks/{task}/terminate", post(terminate_task))
+        .route("/jobs/{job}/tasks/{task}/subtasksinfo", get(subtasks_info))
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
         .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
         .route_layer(middleware::from_fn_with_state(head.clone(), require_token));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
+        .route("/files", get(uploads::list_files))
+        .route("/files/{name}", get(uploads::get_file).put(uploads::put_file).delete(uploads::delete_file))
         .merge(api)
         .fallback(|| async {
             ApiError::not_found("ResourceNotFound", "no such resource; see /openapi.json for the API")
@@ -279,6 +283,13 @@ async fn get_task(State(head): H, Path((job, task)): Path<(String, String)>) -> 
         j.tasks.get(&task).map(|t| t.wire.clone()).ok_or_else(|| task_not_found(&job, &task))
     })
     .map(Json)
+}
+
+async fn subtasks_info(
+    State(head): H,
+    Path((job, task)): Path<(String, String)>,
+) -> ApiResult<Json<ListResponse<SubtaskInformation>>> {
+    head.read(|st| st.subtasks_info(&job, &task)).map(|value| Json(ListResponse { value, next_link: None }))
 }
 
 async fn terminate_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {

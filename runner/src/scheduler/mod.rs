@@ -45,8 +45,8 @@ pub enum Event {
     NodeDown { node: NodeKey },
     /// A node's scheduling state changed.
     NodeSchedulable { node: NodeKey, schedulable: bool },
-    /// A task became runnable.
-    TaskQueued { task: TaskKey, pool: PoolKey, order: QueueKey, slots: u32 },
+    /// A task became runnable: `slots` on one node, or (with `gang`) that many whole idle nodes.
+    TaskQueued { task: TaskKey, pool: PoolKey, order: QueueKey, slots: u32, gang: Option<u32> },
     /// A queued task will not run after all (terminated, job deleted).
     TaskWithdrawn { task: TaskKey },
     /// A running task released its slots.
@@ -54,10 +54,12 @@ pub enum Event {
 }
 
 /// What the head must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Start `task` on `node` (its slots are now taken).
     Start { task: TaskKey, node: NodeKey },
+    /// Start one instance of `task` on each of `nodes`, in instance order (all their slots are taken).
+    StartGang { task: TaskKey, nodes: Vec<NodeKey> },
 }
 
 /// How far past an unplaceable task a pass looks for smaller ones.
@@ -129,9 +131,9 @@ impl Scheduler {
                 }
                 self.schedule_pool(pool, out);
             }
-            Event::TaskQueued { task, pool, order, slots } => {
+            Event::TaskQueued { task, pool, order, slots, gang } => {
                 let Some(p) = self.pools.get_mut(&pool) else { return };
-                p.queue.push(order, task, slots);
+                p.queue.push(order, task, slots, gang);
                 self.queued.insert(task, (pool, order));
                 self.schedule_pool(pool, out);
             }
@@ -185,16 +187,14 @@ impl Scheduler {
         let mut skipped = 0;
         while let Some(&(max_free, _)) = p.free.last() {
             let Some((order, entry)) = p.queue.next_after(cursor) else { break };
-            let chosen = if entry.slots > max_free {
-                None
-            } else {
-                match p.fill {
-                    // Most free slots; among equals the lowest node key, for determinism.
-                    Fill::Spread => p.free.range((max_free, 0)..).next().copied(),
-                    Fill::Pack => p.free.range((entry.slots, 0)..).next().copied(),
+            let placed = match entry.gang {
+                Some(n) => {
+                    Self::place_gang(p, n, &mut self.nodes).map(|nodes| Decision::StartGang { task: entry.task, nodes })
                 }
+                None => Self::place_one(p, entry.slots, max_free, &mut self.nodes)
+                    .map(|node| Decision::Start { task: entry.task, node }),
             };
-            let Some((free, node)) = chosen else {
+            let Some(decision) = placed else {
                 skipped += 1;
                 if skipped >= MAX_LOOKAHEAD {
                     break;
@@ -202,16 +202,53 @@ impl Scheduler {
                 cursor = Some(order);
                 continue;
             };
-            p.free.remove(&(free, node));
-            let left = free - entry.slots;
-            if left > 0 {
-                p.free.insert((left, node));
-            }
-            self.nodes.get_mut(&node).expect("free index holds known nodes").free = left;
             p.queue.remove(order);
             self.queued.remove(&entry.task);
-            out.push(Decision::Start { task: entry.task, node });
+            out.push(decision);
         }
+    }
+
+    /// Takes `slots` on one node as the pool's fill type says.
+    fn place_one(
+        p: &mut PoolState,
+        slots: u32,
+        max_free: u32,
+        nodes: &mut HashMap<NodeKey, NodeState>,
+    ) -> Option<NodeKey> {
+        if slots > max_free {
+            return None;
+        }
+        let (free, node) = match p.fill {
+            // Most free slots; among equals the lowest node key, for determinism.
+            Fill::Spread => p.free.range((max_free, 0)..).next().copied(),
+            Fill::Pack => p.free.range((slots, 0)..).next().copied(),
+        }?;
+        p.free.remove(&(free, node));
+        let left = free - slots;
+        if left > 0 {
+            p.free.insert((left, node));
+        }
+        nodes.get_mut(&node).expect("free index holds known nodes").free = left;
+        Some(node)
+    }
+
+    /// Takes `n` whole idle nodes (every slot free), lowest keys first.
+    fn place_gang(p: &mut PoolState, n: u32, nodes: &mut HashMap<NodeKey, NodeState>) -> Option<Vec<NodeKey>> {
+        let whole = p.slots_per_node;
+        let chosen: Vec<NodeKey> = p.free.range((whole, 0)..).take(n as usize).map(|&(_, node)| node).collect();
+        if chosen.len() < n as usize || n == 0 {
+            return None;
+        }
+        for node in &chosen {
+            p.free.remove(&(whole, *node));
+            nodes.get_mut(node).expect("free index holds known nodes").free = 0;
+        }
+        Some(chosen)
+    }
+
+    /// Nodes of `pool` that could ever hold a gang instance (every node, busy or not).
+    pub fn pool_node_count(&self, pool: PoolKey) -> usize {
+        self.nodes.values().filter(|n| n.pool == pool).count()
     }
 }
 

@@ -24,6 +24,8 @@ impl QueueKey {
 pub(super) struct Entry {
     pub task: super::TaskKey,
     pub slots: u32,
+    /// Whole nodes it needs at once (multi-instance), or None for `slots` on one node.
+    pub gang: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -32,8 +34,8 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, slots: u32) {
-        self.entries.insert(key, Entry { task, slots });
+    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, slots: u32, gang: Option<u32>) {
+        self.entries.insert(key, Entry { task, slots, gang });
     }
 
     pub fn remove(&mut self, key: QueueKey) {

@@ -23,12 +23,25 @@ impl Sim {
     fn submit(&mut self, priority: i32, job: u64, slots: u32) -> TaskKey {
         self.next_task += 1;
         let task = self.next_task;
-        self.ev(Event::TaskQueued { task, pool: 0, order: QueueKey::new(priority, job, task), slots });
+        self.ev(Event::TaskQueued { task, pool: 0, order: QueueKey::new(priority, job, task), slots, gang: None });
         task
     }
 
     fn take(&mut self) -> Vec<(TaskKey, NodeKey)> {
-        self.out.drain(..).map(|Decision::Start { task, node }| (task, node)).collect()
+        self.out
+            .drain(..)
+            .map(|d| match d {
+                Decision::Start { task, node } => (task, node),
+                Decision::StartGang { .. } => panic!("unexpected gang {d:?}"),
+            })
+            .collect()
+    }
+
+    fn gang(&mut self, n: u32) -> TaskKey {
+        self.next_task += 1;
+        let task = self.next_task;
+        self.ev(Event::TaskQueued { task, pool: 0, order: QueueKey::new(0, 1, task), slots: 0, gang: Some(n) });
+        task
     }
 }
 
@@ -126,4 +139,26 @@ fn lookahead_is_bounded() {
     }
     sim.submit(0, 1, 1);
     assert!(sim.take().is_empty(), "the small task sits beyond the look-ahead bound");
+}
+
+#[test]
+fn a_gang_takes_whole_idle_nodes_at_once() {
+    let mut sim = Sim::new(2, Fill::Spread, &[1, 2, 3]);
+    let busy = sim.submit(0, 1, 1); // half of node 1
+    assert_eq!(sim.take(), vec![(busy, 1)]);
+    let g = sim.gang(2);
+    assert_eq!(sim.out.drain(..).collect::<Vec<_>>(), vec![Decision::StartGang { task: g, nodes: vec![2, 3] }]);
+    assert_eq!((sim.s.free_slots(2), sim.s.free_slots(3)), (Some(0), Some(0)));
+    // Three whole nodes are not there until node 1 and the gang's nodes are free again.
+    let g3 = sim.gang(3);
+    let small = sim.submit(0, 1, 1);
+    assert_eq!(sim.take(), vec![(small, 1)], "a small task behind the waiting gang still runs");
+    for node in [2, 3] {
+        sim.ev(Event::TaskReleased { node, slots: 2 });
+    }
+    sim.ev(Event::TaskReleased { node: 1, slots: 1 });
+    assert!(sim.out.is_empty(), "node 1 still runs the small task");
+    sim.ev(Event::TaskReleased { node: 1, slots: 1 });
+    assert_eq!(sim.out.drain(..).collect::<Vec<_>>(), vec![Decision::StartGang { task: g3, nodes: vec![1, 2, 3] }]);
+    assert_eq!(sim.s.pool_node_count(0), 3);
 }

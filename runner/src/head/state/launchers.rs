@@ -173,9 +173,18 @@ impl HeadState {
         if let Some(tx) = self.nodes.get(node).and_then(|n| n.conn.as_ref()).map(|c| c.tx.clone()) {
             fx.sends.push((tx, HeadMessage::Ack { id: f.id.clone() }));
         }
+        // An instance of a multi-instance task: it releases its own node, and ends the task
+        // only when it is the primary or it failed.
+        let (f, single) = match f.instance {
+            Some(i) => match self.finish_instance(node, &f, i, fx) {
+                Some(outcome) => (outcome, false),
+                None => return self.maybe_leave(node, fx),
+            },
+            None => (f, true),
+        };
         let Some(j) = self.jobs.get_mut(&f.id.job) else { return };
         let Some(t) = j.tasks.get_mut(&f.id.task) else { return };
-        let on_node = t.wire.node_info.as_ref().is_some_and(|n| n.node_id == node);
+        let on_node = !single || t.wire.node_info.as_ref().is_some_and(|n| n.node_id == node);
         if t.attempt != f.id.attempt || t.wire.state != TaskState::Running || !on_node {
             return;
         }
@@ -190,7 +199,7 @@ impl HeadState {
             n => (t.wire.execution_info.retry_count as i64) < n as i64,
         };
         let retry = killed_by_user.is_none() && f.exit_code.is_some_and(|c| c != 0) && retries_left;
-        if let Some(n) = self.nodes.get_mut(node) {
+        if let Some(n) = self.nodes.get_mut(node).filter(|_| single) {
             n.running.remove(&key);
             n.wire.total_tasks_run += 1;
             if f.exit_code == Some(0) && f.failure.is_none() {
@@ -233,7 +242,7 @@ impl HeadState {
             };
             self.complete_task(key, f.exit_code, failure, f.end_time, fx);
         }
-        if let Some(n) = self.nodes.get(node) {
+        if let Some(n) = self.nodes.get(node).filter(|_| single) {
             let node_key = n.key;
             self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
         }
@@ -260,24 +269,8 @@ impl HeadState {
         });
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
-        let mut env: Vec<(String, String)> =
-            j.wire.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
-        env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(StartTask {
-            id: AttemptId { job: j.wire.id.clone(), task: tid, attempt: t.attempt },
-            pool,
-            command_line: t.wire.command_line.clone(),
-            env,
-            max_wall_clock_ms: t
-                .wire
-                .constraints
-                .max_wall_clock_time
-                .filter(|d| !d.is_unlimited())
-                .map(|d| d.0.as_millis() as u64),
-            retention_ms: t.wire.constraints.retention_time.map_or(0, |d| d.0.as_millis().min(u64::MAX as u128) as u64),
-            slots: t.wire.required_slots,
-        });
+        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool)));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -289,6 +282,15 @@ impl HeadState {
 
     /// Puts a running task back in the queue without counting a retry (a recovery requeue).
     pub(crate) fn requeue(&mut self, key: TaskKey, why: &str, fx: &mut Effects) {
+        // A multi-instance task is requeued whole: its other instances are stopped first
+        // (their nodes stay taken until they report).
+        let gang = self.task_mut(key).is_some_and(|(j, tid)| {
+            let t = &j.tasks[&tid];
+            t.wire.state == TaskState::Running && t.killing.is_none() && !t.instances.is_empty()
+        });
+        if gang {
+            self.kill_instances(key, "Requeued", None, fx);
+        }
         let Some((j, tid)) = self.task_mut(key) else { return };
         let t = j.tasks.get_mut(&tid).expect("indexed");
         if t.wire.state != TaskState::Running {
@@ -383,5 +385,28 @@ impl HeadState {
         for p in self.pools.values_mut() {
             p.wire.current_dedicated_nodes = counts.get(p.wire.id.as_str()).copied().unwrap_or(0);
         }
+    }
+}
+
+/// The start message of a task's current attempt (the part common to every instance).
+pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> StartTask {
+    let mut env: Vec<(String, String)> =
+        job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
+    StartTask {
+        id: AttemptId { job: job.id.clone(), task: t.wire.id.clone(), attempt: t.attempt },
+        pool,
+        command_line: t.wire.command_line.clone(),
+        env,
+        max_wall_clock_ms: t
+            .wire
+            .constraints
+            .max_wall_clock_time
+            .filter(|d| !d.is_unlimited())
+            .map(|d| d.0.as_millis() as u64),
+        retention_ms: t.wire.constraints.retention_time.map_or(0, |d| d.0.as_millis().min(u64::MAX as u128) as u64),
+        slots: t.wire.required_slots,
+        resource_files: t.wire.resource_files.clone(),
+        multi_instance: None,
     }
 }

@@ -5,8 +5,10 @@
 //! messages only once they are durable, so a launcher never runs an attempt the head could
 //! forget, and a client never hears "done" for a change a crash could undo.
 
+mod gangs;
 mod launchers;
 mod nodes;
+mod resource_files;
 pub(crate) mod resources;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -67,6 +69,8 @@ pub(crate) struct TaskRec {
     pub attempt: u32,
     /// Why its kill was asked for, when it was.
     pub killing: Option<&'static str>,
+    /// The instances of its current attempt, when it is a multi-instance task.
+    pub instances: Vec<gangs::InstanceRec>,
 }
 
 /// A launcher's live connection.
@@ -190,6 +194,7 @@ impl HeadState {
         for d in out.drain(..) {
             match d {
                 Decision::Start { task, node } => self.start_attempt(task, node, fx),
+                Decision::StartGang { task, nodes } => self.start_gang(task, nodes, fx),
             }
         }
         self.decisions = out;
@@ -205,6 +210,7 @@ impl HeadState {
             pool: pool.key,
             order: QueueKey::new(j.wire.priority, j.seq, t.seq),
             slots: t.wire.required_slots,
+            gang: t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances),
         };
         self.sched_event(ev, fx);
     }

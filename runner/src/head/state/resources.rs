@@ -197,7 +197,7 @@ impl HeadState {
         let key = self.new_key();
         let seq = self.new_seq();
         let j = self.jobs.get_mut(job_id).expect("validated");
-        let rec = TaskRec { wire, key, seq, attempt: 0, killing: None };
+        let rec = TaskRec { wire, key, seq, attempt: 0, killing: None, instances: Vec::new() };
         HeadState::put_task(&j.wire.id, &rec, fx);
         let id = rec.wire.id.clone();
         j.tasks.insert(id.clone(), rec);
@@ -222,6 +222,7 @@ impl HeadState {
         }
         split_command_line(&p.command_line).map_err(|e| ApiError::invalid(format!("commandLine: {e}")))?;
         check_env(&p.environment_settings, "environmentSettings")?;
+        super::resource_files::check_resource_files(&p.resource_files, "resourceFiles")?;
         let mut constraints = p.constraints.unwrap_or_default();
         check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
         constraints.max_task_retry_count =
@@ -236,6 +237,14 @@ impl HeadState {
                 pool.id, pool.task_slots_per_node, pool.task_slots_per_node
             )));
         }
+        // A multi-instance task takes whole nodes: each instance holds all of its node's slots.
+        let slots = match &p.multi_instance_settings {
+            Some(m) => {
+                self.check_multi_instance(&pool.id, m)?;
+                pool.task_slots_per_node
+            }
+            None => slots,
+        };
         let now = Timestamp::now();
         Ok(Task {
             id: p.id,
@@ -249,6 +258,8 @@ impl HeadState {
             environment_settings: p.environment_settings,
             constraints,
             required_slots: slots,
+            multi_instance_settings: p.multi_instance_settings,
+            resource_files: p.resource_files,
             execution_info: TaskExecutionInformation::default(),
             node_info: None,
         })
@@ -284,6 +295,10 @@ impl HeadState {
         let Some((j, tid)) = self.task_mut(key) else { return };
         let t = j.tasks.get_mut(&tid).expect("indexed");
         t.killing = Some(reason);
+        if !t.instances.is_empty() {
+            // Every instance, on every node; the primary's report completes the task.
+            return self.kill_instances(key, reason, None, fx);
+        }
         let id = messages::AttemptId { job: j.wire.id.clone(), task: tid, attempt: t.attempt };
         let node = t.wire.node_info.as_ref().map(|n| n.node_id.clone());
         if let Some(conn) = node.and_then(|n| self.nodes.get(&n)).and_then(|n| n.conn.as_ref()) {
@@ -425,6 +440,24 @@ impl HeadState {
             let Some(j) = self.jobs.get_mut(&st.job) else { continue };
             match wire.state {
                 TaskState::Active if j.wire.state == JobState::Active => queued.push((st.job.clone(), wire.id.clone())),
+                // Its instances' progress was not stored: run it again, whole. The nodes still
+                // running the old attempt are told to kill it when they say hello.
+                TaskState::Running | TaskState::Preparing if wire.multi_instance_settings.is_some() => {
+                    let mut wire = wire;
+                    let now = Timestamp::now();
+                    wire.execution_info.requeue_count += 1;
+                    wire.execution_info.last_requeue_time = Some(now);
+                    set_task_state(&mut wire, TaskState::Active, now);
+                    let rec =
+                        TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing: None, instances: Vec::new() };
+                    HeadState::put_task(&st.job, &rec, fx);
+                    if j.wire.state == JobState::Active {
+                        queued.push((st.job.clone(), rec.wire.id.clone()));
+                    }
+                    self.task_index.insert(key, (st.job.clone(), rec.wire.id.clone()));
+                    j.tasks.insert(rec.wire.id.clone(), rec);
+                    continue;
+                }
                 TaskState::Running | TaskState::Preparing => {
                     j.running += 1;
                     let node = wire.node_info.as_ref().map(|n| n.node_id.clone()).unwrap_or_default();
@@ -441,7 +474,10 @@ impl HeadState {
             let running = matches!(wire.state, TaskState::Running | TaskState::Preparing);
             let killing = (running && j.wire.state == JobState::Terminating).then_some("JobTerminated");
             self.task_index.insert(key, (st.job.clone(), wire.id.clone()));
-            j.tasks.insert(wire.id.clone(), TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing });
+            j.tasks.insert(
+                wire.id.clone(),
+                TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing, instances: Vec::new() },
+            );
         }
         fx.timers.dedup();
         for (job, task) in queued {

@@ -53,6 +53,7 @@ fn exited(a: &str, code: i32) -> TaskFinished {
         start_time: Some(now),
         end_time: now,
         max_rss_bytes: None,
+        instance: None,
     }
 }
 

@@ -1,0 +1,206 @@
+//! One instance of a multi-instance task on this node, as Azure Batch runs it: fetch the
+//! common resource files into the task directory, run the coordination command (its
+//! background processes stay up, in the instance's cgroup), tell the head, then — on the
+//! primary, once the head says every instance is ready — run the application. Every
+//! instance ends when the head says so (the primary's exit, a failure, a requeue).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gangway_api::messages::{InstancePlan, LauncherMessage, StartTask, TaskFinished};
+use gangway_api::{ErrorCategory, TaskFailureInformation, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::executor::{release, Executor, Launch, Outcome, RunMode, StopReason};
+use crate::resource_files::fetch;
+
+/// The environment Azure Batch gives every instance of a multi-instance task.
+pub fn instance_env(plan: &InstancePlan, task_dir: &Path) -> Vec<(String, String)> {
+    let hosts = &plan.hosts;
+    let ccp: Vec<String> = hosts.iter().zip(&plan.cpus).map(|(h, c)| format!("{h} {c}")).collect();
+    vec![
+        ("AZ_BATCH_HOST_LIST".into(), hosts.join(",")),
+        ("AZ_BATCH_NODE_LIST".into(), hosts.join(";")),
+        ("AZ_BATCH_MASTER_NODE".into(), format!("{}:6000", hosts.first().map_or("", String::as_str))),
+        ("AZ_BATCH_IS_CURRENT_NODE_MASTER".into(), (plan.instance == 0).to_string()),
+        ("AZ_BATCH_TASK_SHARED_DIR".into(), task_dir.to_string_lossy().into_owned()),
+        ("CCP_NODES".into(), format!("{} {}", hosts.len(), ccp.join(" "))),
+        ("GANGWAY_INSTANCE".into(), plan.instance.to_string()),
+    ]
+}
+
+fn failed(code: &str, message: String) -> Outcome {
+    Outcome {
+        exit_code: None,
+        failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
+        start_time: None,
+        end_time: Timestamp::now(),
+        max_rss_bytes: None,
+    }
+}
+
+impl Executor {
+    /// The head says every instance coordinated: the primary may run the application.
+    pub fn run_application(&self, id: &gangway_api::messages::AttemptId) {
+        if let Some(go) = self.go.lock().expect("lock").remove(id) {
+            let _ = go.send(());
+        }
+    }
+
+    /// Runs this node's instance to its end and returns its report.
+    pub(crate) async fn run_instance(
+        self: &Arc<Self>,
+        start: StartTask,
+        plan: InstancePlan,
+        mut stop_rx: mpsc::UnboundedReceiver<StopReason>,
+    ) -> TaskFinished {
+        let (go_tx, go_rx) = oneshot::channel();
+        self.go.lock().expect("lock").insert(start.id.clone(), go_tx);
+        let o = self.instance_outcome(&start, &plan, &mut stop_rx, go_rx).await;
+        self.go.lock().expect("lock").remove(&start.id);
+        TaskFinished {
+            id: start.id,
+            exit_code: o.exit_code,
+            failure: o.failure,
+            start_time: o.start_time,
+            end_time: o.end_time,
+            max_rss_bytes: o.max_rss_bytes,
+            instance: Some(plan.instance),
+        }
+    }
+
+    async fn instance_outcome(
+        self: &Arc<Self>,
+        start: &StartTask,
+        plan: &InstancePlan,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        go_rx: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let dir = self.layout.task_dir(&start.id.job, &start.id.task);
+        if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
+            return failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
+        }
+        if let Err(e) = fetch(&plan.common_resource_files, &dir, &self.account_url, &self.secret).await {
+            return failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
+        }
+        if let Err(o) = self.fetch_resource_files(start, &dir).await {
+            return o;
+        }
+        let mut env = self.layout.task_env(start, &self.node, &self.account_url);
+        env.extend(instance_env(plan, &dir));
+        let cgroup = match self.new_cgroup('m') {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        let launch = |command_line: String, max_wall_clock: Option<Duration>| Launch {
+            dir: dir.clone(),
+            command_line,
+            env: env.clone(),
+            max_wall_clock,
+            cgroup_prefix: 'm',
+        };
+        let mut coordination = None;
+        if let Some(cmd) = &plan.coordination_command_line {
+            let keep = RunMode { keep_leftovers: true, append_logs: false };
+            let mut o = self.run_in(launch(cmd.clone(), None), cgroup.as_ref(), stop_rx, keep).await;
+            if o.exit_code != Some(0) || o.failure.is_some() {
+                o.failure.get_or_insert_with(|| TaskFailureInformation {
+                    category: ErrorCategory::UserError,
+                    code: "CoordinationCommandFailed".into(),
+                    message: format!("the coordination command exited with {:?}", o.exit_code),
+                });
+                self.end_instance(cgroup).await;
+                return o;
+            }
+            coordination = Some(o);
+        }
+        self.send(LauncherMessage::InstanceReady { id: start.id.clone(), instance: plan.instance });
+        if plan.instance == 0 {
+            let stopped = tokio::select! {
+                _ = go_rx => None,
+                why = stop_rx.recv() => Some(why.unwrap_or(StopReason::Shutdown)),
+            };
+            let o = match stopped {
+                None => {
+                    let app = launch(start.command_line.clone(), start.max_wall_clock_ms.map(Duration::from_millis));
+                    let append = RunMode { keep_leftovers: false, append_logs: coordination.is_some() };
+                    self.run_in(app, cgroup.as_ref(), stop_rx, append).await
+                }
+                Some(why) => stopped_outcome(why, coordination),
+            };
+            self.end_instance(cgroup).await;
+            return o;
+        }
+        // A subtask lives (with whatever its coordination started) until the head ends it.
+        let why = stop_rx.recv().await.unwrap_or(StopReason::Shutdown);
+        self.end_instance(cgroup).await;
+        stopped_outcome(why, coordination)
+    }
+
+    /// SIGTERM to the instance's cgroup, the grace period, then SIGKILL, and its removal.
+    async fn end_instance(&self, cgroup: Option<crate::cgroup::TaskCgroup>) {
+        if let Some(cg) = &cgroup {
+            cg.signal_all(libc::SIGTERM);
+            let deadline = tokio::time::Instant::now() + self.kill_grace;
+            while !cg.pids().is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        release(cgroup).await;
+    }
+}
+
+/// How an instance ended when the head stopped it: ending with the task is a normal end.
+fn stopped_outcome(why: StopReason, coordination: Option<Outcome>) -> Outcome {
+    let failure = match why {
+        StopReason::Killed(reason) if reason == "TaskEnded" => None,
+        StopReason::Killed(reason) => Some(TaskFailureInformation {
+            category: ErrorCategory::UserError,
+            message: format!("the instance was killed ({reason})"),
+            code: reason,
+        }),
+        StopReason::WallClock => Some(TaskFailureInformation {
+            category: ErrorCategory::UserError,
+            code: "TaskEnded".into(),
+            message: "the task exceeded its maximum wall clock time".into(),
+        }),
+        StopReason::Shutdown => Some(TaskFailureInformation {
+            category: ErrorCategory::ServerError,
+            code: "NodeShutdown".into(),
+            message: "the node's launcher shut down".into(),
+        }),
+    };
+    Outcome {
+        exit_code: coordination.as_ref().and_then(|c| c.exit_code).or(Some(0)),
+        start_time: coordination.as_ref().and_then(|c| c.start_time),
+        max_rss_bytes: coordination.and_then(|c| c.max_rss_bytes),
+        failure,
+        end_time: Timestamp::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_in_the_reference_formats() {
+        let plan = InstancePlan {
+            instance: 1,
+            hosts: vec!["10.0.0.4".into(), "10.0.0.5".into()],
+            nodes: vec!["a".into(), "b".into()],
+            cpus: vec![1, 1],
+            coordination_command_line: None,
+            common_resource_files: Vec::new(),
+        };
+        let env: std::collections::HashMap<_, _> =
+            instance_env(&plan, Path::new("/r/workitems/j/job-1/t")).into_iter().collect();
+        assert_eq!(env["AZ_BATCH_HOST_LIST"], "10.0.0.4,10.0.0.5");
+        assert_eq!(env["AZ_BATCH_NODE_LIST"], "10.0.0.4;10.0.0.5");
+        assert_eq!(env["AZ_BATCH_MASTER_NODE"], "10.0.0.4:6000");
+        assert_eq!(env["AZ_BATCH_IS_CURRENT_NODE_MASTER"], "false");
+        assert_eq!(env["AZ_BATCH_TASK_SHARED_DIR"], "/r/workitems/j/job-1/t");
+        assert_eq!(env["CCP_NODES"], "2 10.0.0.4 1 10.0.0.5 1");
+    }
+}

@@ -1,0 +1,372 @@
+//! Fetching a task's resource files into its working directory before it starts.
+//!
+//! Each file comes from exactly one source: `path` (a copy of a file on the node),
+//! `httpUrl` (plain HTTP only, for now) or `uploadedFile` (the head's file store, read with the
+//! cluster secret). The head checked every field at submit; they are checked again here because
+//! this is where a bad `filePath` would do harm: nothing is ever written outside `dest`, and a
+//! file is written to a temporary name and renamed, so a symlink left in `dest` by an earlier
+//! attempt is replaced, not followed.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use gangway_api::files::{check_file_path, parse_file_mode, validate_file_name};
+use gangway_api::http::{encode_component, HttpClient, HttpError};
+use gangway_api::messages::StartTask;
+use gangway_api::{ErrorBody, ErrorCategory, ResourceFile, TaskFailureInformation, Timestamp};
+
+use crate::executor::{Executor, Outcome};
+
+/// The failure code of an attempt whose resource files could not be fetched (Azure's term).
+pub const DOWNLOAD_FAILED: &str = "ResourceFileDownloadFailed";
+
+impl Executor {
+    /// Sets the cluster secret the launcher fetches `uploadedFile` resource files with.
+    pub fn with_secret(mut self, secret: String) -> Executor {
+        self.secret = secret;
+        self
+    }
+
+    /// Fetches an attempt's resource files into `task_dir/wd`. A failure is the attempt's
+    /// outcome: no exit code, so the head does not retry it (a pre-processing error).
+    pub(crate) async fn fetch_resource_files(&self, start: &StartTask, task_dir: &Path) -> Result<(), Outcome> {
+        if start.resource_files.is_empty() {
+            return Ok(());
+        }
+        let wd = task_dir.join("wd");
+        fetch(&start.resource_files, &wd, &self.account_url, &self.secret).await.map_err(|e| {
+            tracing::info!(job = %start.id.job, task = %start.id.task, error = %e, "resource file download failed");
+            Outcome {
+                exit_code: None,
+                failure: Some(TaskFailureInformation {
+                    category: ErrorCategory::UserError,
+                    code: DOWNLOAD_FAILED.into(),
+                    message: e.to_string(),
+                }),
+                start_time: None,
+                end_time: Timestamp::now(),
+                max_rss_bytes: None,
+            }
+        })
+    }
+}
+
+/// Why a resource file could not be put in place. Every message names the file and its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceFileError {
+    /// The file's description is not usable (no or several sources, bad mode, bad name).
+    #[error("resource file '{file}': {why}")]
+    Invalid {
+        /// Its `filePath`.
+        file: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// `filePath` would land outside the working directory.
+    #[error("resource file '{file}': refused: {why}")]
+    Escape {
+        /// Its `filePath`.
+        file: String,
+        /// How it escapes.
+        why: String,
+    },
+    /// Copying from `path` failed.
+    #[error("resource file '{file}' from path {from}: {err}")]
+    Copy {
+        /// Its `filePath`.
+        file: String,
+        /// The source path.
+        from: String,
+        /// What went wrong.
+        #[source]
+        err: io::Error,
+    },
+    /// The `httpUrl` uses https, which the launcher's HTTP client cannot speak yet.
+    #[error("resource file '{file}' from httpUrl {url}: https URLs are not supported yet (use http://, path or uploadedFile)")]
+    HttpsUnsupported {
+        /// Its `filePath`.
+        file: String,
+        /// The URL.
+        url: String,
+    },
+    /// Downloading (from `httpUrl` or the head's file store) failed.
+    #[error("resource file '{file}' from {from}: {why}")]
+    Download {
+        /// Its `filePath`.
+        file: String,
+        /// `httpUrl …` or `uploadedFile …`.
+        from: String,
+        /// What went wrong (transport error or the server's status and message).
+        why: String,
+    },
+    /// Writing it into the working directory failed.
+    #[error("resource file '{file}': writing {path}: {err}")]
+    Write {
+        /// Its `filePath`.
+        file: String,
+        /// Where.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        err: io::Error,
+    },
+}
+
+/// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
+/// the first failure. `head_url` and `secret` are for `uploadedFile`.
+pub async fn fetch(files: &[ResourceFile], dest: &Path, head_url: &str, secret: &str) -> Result<(), ResourceFileError> {
+    for f in files {
+        fetch_one(f, dest, head_url, secret).await?;
+    }
+    Ok(())
+}
+
+enum Source<'a> {
+    Path(&'a str),
+    Http(&'a str),
+    Uploaded(&'a str),
+}
+
+fn source_of(f: &ResourceFile) -> Result<Source<'_>, ResourceFileError> {
+    match (&f.path, &f.http_url, &f.uploaded_file) {
+        (Some(p), None, None) => Ok(Source::Path(p)),
+        (None, Some(u), None) => Ok(Source::Http(u)),
+        (None, None, Some(n)) => Ok(Source::Uploaded(n)),
+        _ => Err(ResourceFileError::Invalid {
+            file: f.file_path.clone(),
+            why: "exactly one of httpUrl, path and uploadedFile must be set".into(),
+        }),
+    }
+}
+
+async fn fetch_one(f: &ResourceFile, dest: &Path, head_url: &str, secret: &str) -> Result<(), ResourceFileError> {
+    let file = f.file_path.clone();
+    check_file_path(&f.file_path).map_err(|why| ResourceFileError::Escape { file: file.clone(), why })?;
+    let mode = f
+        .file_mode
+        .as_deref()
+        .map(parse_file_mode)
+        .transpose()
+        .map_err(|why| ResourceFileError::Invalid { file: file.clone(), why: format!("fileMode: {why}") })?;
+    let source = source_of(f)?;
+    let target = prepare_target(dest, &f.file_path)?;
+    let tmp = tmp_name(&target);
+    let written = match source {
+        Source::Path(from) => copy(&file, from, &tmp).await,
+        Source::Http(url) => {
+            let bytes = download_url(&file, url).await?;
+            write(&file, &tmp, bytes).await
+        }
+        Source::Uploaded(name) => {
+            validate_file_name(name).map_err(|why| ResourceFileError::Invalid {
+                file: file.clone(),
+                why: format!("uploadedFile: {why}"),
+            })?;
+            let bytes = download_uploaded(&file, name, head_url, secret).await?;
+            write(&file, &tmp, bytes).await
+        }
+    };
+    let finished = written.and_then(|()| {
+        let werr = |err| ResourceFileError::Write { file: file.clone(), path: target.clone(), err };
+        if let Some(m) = mode {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m)).map_err(werr)?;
+        }
+        std::fs::rename(&tmp, &target).map_err(werr)
+    });
+    if finished.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    finished
+}
+
+/// Creates the parent directories of `dest/rel` and checks that they resolve inside `dest`
+/// (a directory on the way could be a symlink an earlier attempt left).
+fn prepare_target(dest: &Path, rel: &str) -> Result<PathBuf, ResourceFileError> {
+    let target = dest.join(rel);
+    let werr = |path: &Path, err| ResourceFileError::Write { file: rel.to_owned(), path: path.to_owned(), err };
+    std::fs::create_dir_all(dest).map_err(|e| werr(dest, e))?;
+    let parent = target.parent().unwrap_or(dest);
+    std::fs::create_dir_all(parent).map_err(|e| werr(parent, e))?;
+    let root = dest.canonicalize().map_err(|e| werr(dest, e))?;
+    let real = parent.canonicalize().map_err(|e| werr(parent, e))?;
+    if !real.starts_with(&root) {
+        return Err(ResourceFileError::Escape {
+            file: rel.to_owned(),
+            why: format!("its directory resolves to {}, outside the working directory", real.display()),
+        });
+    }
+    Ok(target)
+}
+
+fn tmp_name(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(format!(".{name}.gangway-{}", std::process::id()))
+}
+
+async fn copy(file: &str, from: &str, tmp: &Path) -> Result<(), ResourceFileError> {
+    let (from_owned, tmp_owned) = (from.to_owned(), tmp.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        if !std::fs::metadata(&from_owned)?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        std::fs::copy(&from_owned, &tmp_owned).map(|_| ())
+    })
+    .await
+    .unwrap_or_else(|e| Err(io::Error::other(e)));
+    r.map_err(|err| ResourceFileError::Copy { file: file.to_owned(), from: from.to_owned(), err })
+}
+
+async fn write(file: &str, tmp: &Path, bytes: Vec<u8>) -> Result<(), ResourceFileError> {
+    tokio::fs::write(tmp, bytes).await.map_err(|err| ResourceFileError::Write {
+        file: file.to_owned(),
+        path: tmp.to_owned(),
+        err,
+    })
+}
+
+/// Splits `http://authority/path?query` into the base the client takes and the request path.
+fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split('#').next().unwrap_or("");
+    let at = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(at);
+    let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+    Some((format!("{scheme}://{authority}"), path))
+}
+
+async fn download_url(file: &str, url: &str) -> Result<Vec<u8>, ResourceFileError> {
+    if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return Err(ResourceFileError::HttpsUnsupported { file: file.to_owned(), url: url.to_owned() });
+    }
+    let from = format!("httpUrl {url}");
+    let (base, path) = split_url(url).ok_or_else(|| ResourceFileError::Download {
+        file: file.to_owned(),
+        from: from.clone(),
+        why: "not a URL".into(),
+    })?;
+    get(file, from, base, path, None).await
+}
+
+async fn download_uploaded(file: &str, name: &str, head: &str, secret: &str) -> Result<Vec<u8>, ResourceFileError> {
+    let path = format!("/files/{}", encode_component(name));
+    get(file, format!("uploadedFile {name}"), head.to_owned(), path, Some(format!("Bearer {secret}"))).await
+}
+
+/// One GET with the blocking client, off the runtime's threads; anything but 2xx is an error.
+async fn get(
+    file: &str,
+    from: String,
+    base: String,
+    path: String,
+    auth: Option<String>,
+) -> Result<Vec<u8>, ResourceFileError> {
+    let r = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut client = HttpClient::new(&base).map_err(|e: HttpError| e.to_string())?;
+        let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("Authorization", a)).into_iter().collect();
+        let resp = client.request("GET", &path, &headers, None).map_err(|e| e.to_string())?;
+        if (200..300).contains(&resp.status) {
+            return Ok(resp.body);
+        }
+        let detail = serde_json::from_slice::<ErrorBody>(&resp.body)
+            .map(|b| format!("{}: {}", b.code, b.message.value))
+            .unwrap_or_else(|_| resp.text().chars().take(200).collect());
+        Err(format!("the server answered {}: {}", resp.status, detail.trim()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    r.map_err(|why| ResourceFileError::Download { file: file.to_owned(), from, why })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_path(file: &str, src: &Path, mode: Option<&str>) -> ResourceFile {
+        ResourceFile {
+            file_path: file.into(),
+            path: Some(src.to_string_lossy().into_owned()),
+            file_mode: mode.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    async fn run(files: &[ResourceFile], dest: &Path) -> Result<(), ResourceFileError> {
+        fetch(files, dest, "http://127.0.0.1:9", "secret").await
+    }
+
+    #[tokio::test]
+    async fn resource_files_copy_from_paths_into_subdirectories_with_modes() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::write(src.path().join("b.txt"), "data").unwrap();
+        let files = [
+            from_path("run.sh", &src.path().join("a.sh"), Some("0755")),
+            from_path("in/deep/b.txt", &src.path().join("b.txt"), Some("600")),
+        ];
+        run(&files, dest.path()).await.unwrap();
+        let meta = |p: &str| std::fs::metadata(dest.path().join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(std::fs::read_to_string(dest.path().join("run.sh")).unwrap(), "#!/bin/sh\necho hi\n");
+        assert_eq!(std::fs::read_to_string(dest.path().join("in/deep/b.txt")).unwrap(), "data");
+        assert_eq!(meta("run.sh"), 0o755);
+        assert_eq!(meta("in/deep/b.txt"), 0o600);
+        // Nothing but the files themselves is left behind.
+        let names: Vec<_> = std::fs::read_dir(dest.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn resource_files_that_would_escape_are_refused() {
+        let src = tempfile::tempdir().unwrap();
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("wd");
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(src.path().join("x"), "x").unwrap();
+        for bad in ["../x", "a/../../x", "/tmp/x", ""] {
+            let e = run(&[from_path(bad, &src.path().join("x"), None)], &dest).await.unwrap_err();
+            assert!(matches!(e, ResourceFileError::Escape { .. }), "{bad}: {e}");
+        }
+        // A symlinked directory left in the working directory is not followed out of it.
+        std::os::unix::fs::symlink(outer.path(), dest.join("link")).unwrap();
+        let e = run(&[from_path("link/x", &src.path().join("x"), None)], &dest).await.unwrap_err();
+        assert!(matches!(e, ResourceFileError::Escape { .. }), "{e}");
+        assert!(!outer.path().join("x").exists());
+        // A symlink in the file's place is replaced, not written through.
+        std::os::unix::fs::symlink(outer.path().join("victim"), dest.join("f")).unwrap();
+        run(&[from_path("f", &src.path().join("x"), None)], &dest).await.unwrap();
+        assert!(!outer.path().join("victim").exists());
+        assert_eq!(std::fs::read_to_string(dest.join("f")).unwrap(), "x");
+    }
+
+    #[tokio::test]
+    async fn resource_file_errors_name_the_file_and_the_source() {
+        let dest = tempfile::tempdir().unwrap();
+        let e = run(&[from_path("a", Path::new("/no/such/file"), None)], dest.path()).await.unwrap_err();
+        assert!(matches!(e, ResourceFileError::Copy { .. }));
+        let msg = e.to_string();
+        assert!(msg.contains("'a'") && msg.contains("/no/such/file"), "{msg}");
+
+        let https = ResourceFile { file_path: "b".into(), http_url: Some("https://h/b".into()), ..Default::default() };
+        let msg = run(&[https], dest.path()).await.unwrap_err().to_string();
+        assert!(msg.contains("https URLs are not supported yet") && msg.contains("'b'"), "{msg}");
+
+        let up = ResourceFile { file_path: "c".into(), uploaded_file: Some("c.sh".into()), ..Default::default() };
+        let msg = run(&[up], dest.path()).await.unwrap_err().to_string();
+        assert!(msg.contains("uploadedFile c.sh") && msg.contains("'c'"), "{msg}");
+
+        let two = ResourceFile { uploaded_file: Some("x".into()), ..from_path("d", Path::new("/x"), None) };
+        assert!(matches!(run(&[two], dest.path()).await.unwrap_err(), ResourceFileError::Invalid { .. }));
+        let mode = from_path("e", Path::new("/x"), Some("999"));
+        assert!(run(&[mode], dest.path()).await.unwrap_err().to_string().contains("fileMode"));
+        assert!(!dest.path().join("a").exists());
+    }
+
+    #[test]
+    fn urls_split_into_base_and_path() {
+        let s = |u| split_url(u).unwrap();
+        assert_eq!(s("http://h:8/a/b?c=1#f"), ("http://h:8".into(), "/a/b?c=1".into()));
+        assert_eq!(s("http://h"), ("http://h".into(), "/".into()));
+        assert_eq!(s("http://h?q"), ("http://h".into(), "/?q".into()));
+    }
+}

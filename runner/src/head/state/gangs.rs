@@ -1,0 +1,229 @@
+//! Multi-instance tasks, as Azure Batch runs them: one instance per node on a gang of whole
+//! idle nodes; every instance runs the coordination command; once all have, the primary
+//! (instance 0) runs the application; its exit ends every instance and gives the task's exit
+//! code; any instance failing fails (and retries) the whole task; losing a node requeues it whole.
+
+use gangway_api::messages::{AttemptId, HeadMessage, InstancePlan, StartTask, TaskFinished};
+use gangway_api::*;
+
+use super::{set_task_state, Effects, HeadState};
+use crate::head::error::ApiError;
+use crate::scheduler::{Event, NodeKey, TaskKey};
+
+/// One instance of the current attempt of a multi-instance task.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceRec {
+    pub node: String,
+    pub state: SubtaskState,
+    pub start_time: Timestamp,
+    pub end_time: Option<Timestamp>,
+    pub exit_code: Option<i32>,
+    pub failure: Option<TaskFailureInformation>,
+}
+
+impl HeadState {
+    /// Checks a multi-instance request against its pool: refused at submit when the pool does
+    /// not allow inter-node communication or has fewer nodes than it asks for (Azure would
+    /// leave such a task active forever).
+    pub(crate) fn check_multi_instance(&self, pool_id: &str, m: &MultiInstanceSettings) -> Result<(), ApiError> {
+        let pool = self.pools.get(pool_id).ok_or_else(|| super::resources::pool_not_found(pool_id))?;
+        if !pool.wire.enable_inter_node_communication {
+            return Err(ApiError::invalid(format!(
+                "multiInstanceSettings: pool '{pool_id}' does not enable inter-node communication (enableInterNodeCommunication is false)"
+            )));
+        }
+        let n = m.number_of_instances;
+        if n == 0 {
+            return Err(ApiError::invalid("multiInstanceSettings.numberOfInstances must be at least 1"));
+        }
+        if let Some(c) = &m.coordination_command_line {
+            gangway_api::cmdline::split_command_line(c)
+                .map_err(|e| ApiError::invalid(format!("multiInstanceSettings.coordinationCommandLine: {e}")))?;
+        }
+        let have = self.nodes.values().filter(|x| x.wire.pool_id == pool_id && !x.leaving).count();
+        if n as usize > have {
+            return Err(ApiError::invalid(format!(
+                "multiInstanceSettings.numberOfInstances is {n}; pool '{pool_id}' has {have} node(s), so the task could never run"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends one instance of a task's next attempt to each of `nodes` (their slots are taken).
+    pub(crate) fn start_gang(&mut self, key: TaskKey, node_keys: Vec<NodeKey>, fx: &mut Effects) {
+        let names: Vec<String> = node_keys
+            .iter()
+            .filter_map(|k| self.nodes.values().find(|n| n.key == *k).map(|n| n.wire.id.clone()))
+            .collect();
+        if names.len() != node_keys.len() {
+            return;
+        }
+        let hosts: Vec<String> = names.iter().map(|n| self.nodes[n].wire.ip_address.clone()).collect();
+        let cpus: Vec<u32> = names.iter().map(|n| self.nodes[n].wire.resources.cpus).collect();
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let now = Timestamp::now();
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        let Some(m) = t.wire.multi_instance_settings.clone() else { return };
+        t.attempt += 1;
+        set_task_state(&mut t.wire, TaskState::Running, now);
+        t.wire.execution_info.start_time = Some(now);
+        let pool = j.wire.pool_info.pool_id.clone();
+        t.wire.node_info = Some(ComputeNodeInformation {
+            pool_id: pool.clone(),
+            node_id: names[0].clone(),
+            task_root_directory: format!("workitems/{}/job-1/{}", j.wire.id, t.wire.id),
+        });
+        t.instances = names
+            .iter()
+            .map(|n| InstanceRec {
+                node: n.clone(),
+                state: SubtaskState::Preparing,
+                start_time: now,
+                end_time: None,
+                exit_code: None,
+                failure: None,
+            })
+            .collect();
+        j.running += 1;
+        HeadState::put_task(&j.wire.id, t, fx);
+        let base = super::launchers::attempt_message(&j.wire, t, pool);
+        let primary_files = t.wire.resource_files.clone();
+        for (i, name) in names.iter().enumerate() {
+            let n = self.nodes.get_mut(name).expect("found above");
+            let whole = self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node);
+            n.running.insert(key, whole);
+            let msg = StartTask {
+                // The task's own resource files go to the primary only, as in Azure Batch.
+                resource_files: if i == 0 { primary_files.clone() } else { Vec::new() },
+                multi_instance: Some(InstancePlan {
+                    instance: i as u32,
+                    hosts: hosts.clone(),
+                    nodes: names.clone(),
+                    cpus: cpus.clone(),
+                    coordination_command_line: m.coordination_command_line.clone(),
+                    common_resource_files: m.common_resource_files.clone(),
+                }),
+                ..base.clone()
+            };
+            if let Some(c) = &n.conn {
+                fx.sends.push((c.tx.clone(), HeadMessage::StartTask(Box::new(msg))));
+            }
+            self.refresh_node(name);
+        }
+    }
+
+    /// An instance coordinated; when every instance has, the primary runs the application.
+    pub fn instance_ready(&mut self, node: &str, id: AttemptId, instance: u32, fx: &mut Effects) {
+        let Some(j) = self.jobs.get_mut(&id.job) else { return };
+        let Some(t) = j.tasks.get_mut(&id.task) else { return };
+        if t.attempt != id.attempt || t.wire.state != TaskState::Running {
+            return;
+        }
+        let Some(inst) = t.instances.get_mut(instance as usize).filter(|i| i.node == node) else { return };
+        inst.state = SubtaskState::Running;
+        if t.instances.iter().all(|i| i.state == SubtaskState::Running) && t.killing.is_none() {
+            let primary = t.instances[0].node.clone();
+            if let Some(c) = self.nodes.get(&primary).and_then(|n| n.conn.as_ref()) {
+                fx.sends.push((c.tx.clone(), HeadMessage::RunApplication { id }));
+            }
+        }
+    }
+
+    /// An instance ended. Its node's slots are released whatever the attempt; for the
+    /// current attempt, the primary's end ends the task, and a failing instance fails it.
+    /// Returns Some(outcome) when the task must now complete or retry, as a single task would.
+    pub(crate) fn finish_instance(
+        &mut self,
+        node: &str,
+        f: &TaskFinished,
+        instance: u32,
+        fx: &mut Effects,
+    ) -> Option<TaskFinished> {
+        let key = self.jobs.get(&f.id.job)?.tasks.get(&f.id.task)?.key;
+        if let Some(n) = self.nodes.get_mut(node) {
+            if let Some(slots) = n.running.remove(&key) {
+                n.wire.total_tasks_run += 1;
+                let node_key = n.key;
+                self.refresh_node(node);
+                self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
+            }
+        }
+        let j = self.jobs.get_mut(&f.id.job)?;
+        let t = j.tasks.get_mut(&f.id.task)?;
+        // The record belongs to the attempt: it is kept even after the task has moved on.
+        let inst = t.instances.get_mut(instance as usize).filter(|i| i.node == node && t.attempt == f.id.attempt)?;
+        inst.state = SubtaskState::Completed;
+        inst.end_time = Some(f.end_time);
+        inst.exit_code = f.exit_code;
+        inst.failure = f.failure.clone();
+        let failed = f.exit_code != Some(0) || f.failure.is_some();
+        if t.wire.state != TaskState::Running || (instance != 0 && !failed) {
+            return None;
+        }
+        // The task ends now: the primary finished, or an instance failed.
+        let key = t.key;
+        let mut outcome = f.clone();
+        if instance != 0 {
+            outcome.failure = Some(TaskFailureInformation {
+                category: ErrorCategory::UserError,
+                code: "SubtaskFailed".into(),
+                message: format!(
+                    "instance {instance} on node '{node}' failed ({}); the whole task fails",
+                    f.failure.as_ref().map_or_else(|| format!("exit code {:?}", f.exit_code), |x| x.message.clone())
+                ),
+            });
+        }
+        self.kill_instances(key, "TaskEnded", Some(instance), fx);
+        Some(outcome)
+    }
+
+    /// Asks every node still running an instance of the task's current attempt to stop it.
+    pub(crate) fn kill_instances(&mut self, key: TaskKey, reason: &str, except: Option<u32>, fx: &mut Effects) {
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = &j.tasks[&tid];
+        let id = AttemptId { job: j.wire.id.clone(), task: tid.clone(), attempt: t.attempt };
+        let targets: Vec<String> = t
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(i, inst)| Some(*i as u32) != except && inst.state != SubtaskState::Completed)
+            .map(|(_, inst)| inst.node.clone())
+            .collect();
+        for node in targets {
+            if let Some(c) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
+                fx.sends.push((c.tx.clone(), HeadMessage::KillTask { id: id.clone(), reason: reason.into() }));
+            }
+        }
+    }
+
+    /// `GET /jobs/{job}/tasks/{task}/subtasksinfo`: the instances but the primary.
+    pub fn subtasks_info(&self, job: &str, task: &str) -> Result<Vec<SubtaskInformation>, ApiError> {
+        let j = self.jobs.get(job).ok_or_else(|| super::resources::job_not_found(job))?;
+        let t = j.tasks.get(task).ok_or_else(|| super::resources::task_not_found(job, task))?;
+        Ok(t.instances
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, inst)| SubtaskInformation {
+                id: i as u32,
+                node_info: ComputeNodeInformation {
+                    pool_id: j.wire.pool_info.pool_id.clone(),
+                    node_id: inst.node.clone(),
+                    task_root_directory: format!("workitems/{job}/job-1/{task}"),
+                },
+                state: inst.state,
+                start_time: Some(inst.start_time),
+                end_time: inst.end_time,
+                exit_code: inst.exit_code,
+                failure_info: inst.failure.clone(),
+                result: (inst.state == SubtaskState::Completed).then(|| {
+                    if inst.exit_code == Some(0) && inst.failure.is_none() {
+                        TaskExecutionResult::Success
+                    } else {
+                        TaskExecutionResult::Failure
+                    }
+                }),
+            })
+            .collect())
+    }
+}
