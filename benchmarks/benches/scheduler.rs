@@ -17,7 +17,7 @@ fn loaded(fill: Fill) -> (Scheduler, u64) {
     let mut out = Vec::new();
     s.on_event(Event::PoolAdded { pool: 0, slots_per_node: SLOTS, fill }, &mut out);
     for node in 0..NODES {
-        s.on_event(Event::NodeUp { node, pool: 0, used: SLOTS, schedulable: true }, &mut out);
+        s.on_event(Event::NodeUp { node, pool: 0, used: SLOTS, schedulable: true, place: None }, &mut out);
     }
     for task in 0..QUEUED {
         let order = QueueKey::new((task % 7) as i32, task / 100, task);

@@ -49,6 +49,10 @@ enum Cmd {
         /// Task slots per node of the `default` pool, when the head creates it.
         #[arg(long, default_value_t = 1)]
         default_slots: u32,
+        /// A Slurm topology.conf describing the switch tree: multi-instance tasks land on the
+        /// nodes with the fewest switches between them.
+        #[arg(long)]
+        fabric: Option<PathBuf>,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -225,7 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Ok((Client::new(&config)?, config))
     };
     match cli.cmd {
-        Cmd::Head { listen, node_timeout, heartbeat, default_slots } => {
+        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
                 .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
@@ -237,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 node_timeout,
                 heartbeat,
                 default_pool_slots: default_slots,
+                fabric,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

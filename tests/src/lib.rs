@@ -41,6 +41,18 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// Starts `gangway head` with its state in `dir/state` and its log in `dir/head.log`, and
 /// waits for its `client.json`.
 pub fn spawn_head(dir: &Path, listen: &str, slots: u32, node_timeout: &str, heartbeat: &str) -> (Child, ClientConfig) {
+    spawn_head_with(dir, listen, slots, node_timeout, heartbeat, &[])
+}
+
+/// [`spawn_head`] with extra arguments for `gangway head` (such as `--fabric FILE`).
+pub fn spawn_head_with(
+    dir: &Path,
+    listen: &str,
+    slots: u32,
+    node_timeout: &str,
+    heartbeat: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (Child, ClientConfig) {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("state dir");
     let _ = std::fs::remove_file(state.join("client.json"));
@@ -50,6 +62,7 @@ pub fn spawn_head(dir: &Path, listen: &str, slots: u32, node_timeout: &str, hear
         .arg(&state)
         .args(["--listen", listen, "--default-slots", &slots.to_string()])
         .args(["--node-timeout", node_timeout, "--heartbeat", heartbeat, "--log-level", "debug"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use gangway_api::client::{Client, ClientConfig};
 use gangway_api::NodeState;
 
-use crate::{bin, spawn_head, stop_launchers, wait_for};
+use crate::{bin, spawn_head_with, stop_launchers, wait_for};
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip: {e}"))?;
@@ -46,11 +46,13 @@ pub struct NetOptions {
     pub heartbeat: &'static str,
     /// Declared topology per host (None: the machine's own).
     pub topology_xml: Option<PathBuf>,
+    /// A topology.conf for the head (`--fabric`).
+    pub fabric: Option<PathBuf>,
 }
 
 impl Default for NetOptions {
     fn default() -> NetOptions {
-        NetOptions { hosts: 2, slots: 1, node_timeout: "2s", heartbeat: "300ms", topology_xml: None }
+        NetOptions { hosts: 2, slots: 1, node_timeout: "2s", heartbeat: "300ms", topology_xml: None, fabric: None }
     }
 }
 
@@ -157,8 +159,18 @@ impl NetCluster {
             Some(addr) => addr.to_owned(),
             None => format!("10.201.{}.1:0", self.subnet),
         };
-        let (child, config) =
-            spawn_head(self.dir.path(), &listen, self.opts.slots, self.opts.node_timeout, self.opts.heartbeat);
+        let extra: Vec<&std::ffi::OsStr> = match &self.opts.fabric {
+            Some(f) => vec!["--fabric".as_ref(), f.as_os_str()],
+            None => Vec::new(),
+        };
+        let (child, config) = spawn_head_with(
+            self.dir.path(),
+            &listen,
+            self.opts.slots,
+            self.opts.node_timeout,
+            self.opts.heartbeat,
+            &extra,
+        );
         self.head = Some(child);
         self.config = config;
     }

@@ -175,3 +175,69 @@ fn a_four_node_multi_instance_task_across_hosts() {
         assert!(coord.contains(&format!(" 4 {} ", listed[0])), "CCP_NODES: {coord}");
     }
 }
+
+#[test]
+fn with_a_two_leaf_fabric_a_gang_lands_under_one_leaf() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        conf.path(),
+        "SwitchName=leaf1 Nodes=host[1-3]\nSwitchName=leaf2 Nodes=host[4-6]\nSwitchName=spine Switches=leaf[1-2]\n",
+    )
+    .unwrap();
+    let cluster =
+        NetCluster::start(NetOptions { hosts: 6, fabric: Some(conf.path().to_path_buf()), ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "g".into(), ..Default::default() }).unwrap();
+    // Make host1 and host2 (both on leaf1) busy: leaf1 keeps one idle node, leaf2 three. The
+    // other hosts take no work while the busy tasks are placed.
+    let set = |c: &mut gangway_api::client::Client, host: &str, on: bool| {
+        let op = if on { "enablescheduling" } else { "disablescheduling" };
+        let r = c.raw("POST", &format!("/pools/default/nodes/{host}/{op}"), Some(b"{}"), &[]).unwrap();
+        assert!(r.status < 300, "{}", r.text());
+    };
+    for h in ["host3", "host4", "host5", "host6"] {
+        set(&mut c, h, false);
+    }
+    for i in 0..2 {
+        c.add_task(
+            "g",
+            &TaskAddParameter { id: format!("busy{i}"), command_line: "sleep 30".into(), ..Default::default() },
+        )
+        .unwrap();
+    }
+    let busy: Vec<String> = wait_for(Duration::from_secs(20), "two busy tasks", || {
+        let ts = c.list_tasks("g", &Default::default()).ok()?;
+        let nodes: Vec<String> =
+            ts.iter().filter(|t| t.state == TaskState::Running).map(|t| t.node_info.clone().unwrap().node_id).collect();
+        (nodes.len() == 2).then_some(nodes)
+    });
+    let mut sorted = busy.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["host1", "host2"]);
+    for h in ["host3", "host4", "host5", "host6"] {
+        set(&mut c, h, true);
+    }
+    let leaf = |h: &str| if ["host1", "host2", "host3"].contains(&h) { 1 } else { 2 };
+    let task = TaskAddParameter {
+        id: "gang".into(),
+        command_line: "/bin/true".into(),
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        ..Default::default()
+    };
+    c.add_task("g", &task).unwrap();
+    let t = wait_for(Duration::from_secs(20), "the gang", || {
+        let t = c.get_task("g", "gang").ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    });
+    let mut gang = vec![t.node_info.unwrap().node_id];
+    let sub: ListResponse<SubtaskInformation> =
+        serde_json::from_slice(&c.raw("GET", "/jobs/g/tasks/gang/subtasksinfo", None, &[]).unwrap().body).unwrap();
+    gang.extend(sub.value.into_iter().map(|s| s.node_info.node_id));
+    assert_eq!(gang.len(), 2);
+    assert!(gang.iter().all(|h| !busy.contains(h)), "the gang avoids busy nodes: {gang:?} vs {busy:?}");
+    assert_eq!((leaf(&gang[0]), leaf(&gang[1])), (2, 2), "both instances under leaf2: {gang:?} (busy {busy:?})");
+}

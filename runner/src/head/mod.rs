@@ -44,6 +44,8 @@ pub struct HeadConfig {
     pub heartbeat: Duration,
     /// Slots per node of the `default` pool when the head creates it.
     pub default_pool_slots: u32,
+    /// A Slurm `topology.conf`: gangs are placed under the lowest common switch.
+    pub fabric: Option<PathBuf>,
 }
 
 /// The running head, shared by every connection.
@@ -179,6 +181,17 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     let secret = auth::load_or_create_secret(&dir.join("cluster.secret"))?;
     let files_dir = uploads::files_dir(dir);
     uploads::init(&files_dir).with_context(|| format!("creating the file store {}", files_dir.display()))?;
+    let fabric = match &config.fabric {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading the fabric {}", path.display()))?;
+            let f = gangway_topology::fabric::Fabric::parse(&text)
+                .map_err(|e| anyhow::anyhow!("the fabric {} is not valid: {e}", path.display()))?;
+            tracing::info!(nodes = f.node_count(), switches = f.switch_count(), "fabric loaded");
+            Some(f)
+        }
+        None => None,
+    };
     let store = Arc::new(SqliteStore::open(dir)?);
     let snapshot = store.load()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -196,6 +209,9 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         file_requests: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
     });
+    if let Some(f) = fabric {
+        head.state.lock().expect("head state lock").set_fabric(f);
+    }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
     let has_default = head.read(|st| st.pools.contains_key("default"));

@@ -39,8 +39,9 @@ pub enum Event {
     PoolAdded { pool: PoolKey, slots_per_node: u32, fill: Fill },
     /// A pool is gone (it has no nodes).
     PoolRemoved { pool: PoolKey },
-    /// A node joined (or came back) with `used` slots already taken by tasks it still runs.
-    NodeUp { node: NodeKey, pool: PoolKey, used: u32, schedulable: bool },
+    /// A node joined (or came back) with `used` slots already taken by tasks it still runs;
+    /// `place` is where the fabric (if any) has it.
+    NodeUp { node: NodeKey, pool: PoolKey, used: u32, schedulable: bool, place: Option<u32> },
     /// A node went away; its tasks are the head's business.
     NodeDown { node: NodeKey },
     /// A node's scheduling state changed.
@@ -79,6 +80,8 @@ struct NodeState {
     pool: PoolKey,
     free: u32,
     schedulable: bool,
+    /// Its node id in the fabric.
+    place: Option<u32>,
 }
 
 /// The scheduler core.
@@ -87,12 +90,19 @@ pub struct Scheduler {
     pools: HashMap<PoolKey, PoolState>,
     nodes: HashMap<NodeKey, NodeState>,
     queued: HashMap<TaskKey, (PoolKey, QueueKey)>,
+    /// The switch tree gangs are placed on (fewest switches between their nodes).
+    fabric: Option<std::sync::Arc<gangway_topology::fabric::Fabric>>,
 }
 
 impl Scheduler {
     /// An empty scheduler.
     pub fn new() -> Scheduler {
         Scheduler::default()
+    }
+
+    /// Places gangs on `fabric`: nodes under the lowest common switch, on the fewest leaves.
+    pub fn with_fabric(fabric: std::sync::Arc<gangway_topology::fabric::Fabric>) -> Scheduler {
+        Scheduler { fabric: Some(fabric), ..Scheduler::default() }
     }
 
     /// Applies `ev` and appends the decisions it makes possible to `out`.
@@ -109,11 +119,11 @@ impl Scheduler {
                     }
                 }
             }
-            Event::NodeUp { node, pool, used, schedulable } => {
+            Event::NodeUp { node, pool, used, schedulable, place } => {
                 self.remove_node(node);
                 let Some(p) = self.pools.get_mut(&pool) else { return };
                 let free = p.slots_per_node.saturating_sub(used);
-                self.nodes.insert(node, NodeState { pool, free, schedulable });
+                self.nodes.insert(node, NodeState { pool, free, schedulable, place });
                 if schedulable && free > 0 {
                     p.free.insert((free, node));
                 }
@@ -188,9 +198,8 @@ impl Scheduler {
         while let Some(&(max_free, _)) = p.free.last() {
             let Some((order, entry)) = p.queue.next_after(cursor) else { break };
             let placed = match entry.gang {
-                Some(n) => {
-                    Self::place_gang(p, n, &mut self.nodes).map(|nodes| Decision::StartGang { task: entry.task, nodes })
-                }
+                Some(n) => Self::place_gang(p, n, &mut self.nodes, self.fabric.as_deref())
+                    .map(|nodes| Decision::StartGang { task: entry.task, nodes }),
                 None => Self::place_one(p, entry.slots, max_free, &mut self.nodes)
                     .map(|node| Decision::Start { task: entry.task, node }),
             };
@@ -232,13 +241,23 @@ impl Scheduler {
         Some(node)
     }
 
-    /// Takes `n` whole idle nodes (every slot free), lowest keys first.
-    fn place_gang(p: &mut PoolState, n: u32, nodes: &mut HashMap<NodeKey, NodeState>) -> Option<Vec<NodeKey>> {
+    /// Takes `n` whole idle nodes (every slot free): on the fabric, the best gang
+    /// `select_gang` finds among them; without one (or for nodes it does not list), lowest keys first.
+    fn place_gang(
+        p: &mut PoolState,
+        n: u32,
+        nodes: &mut HashMap<NodeKey, NodeState>,
+        fabric: Option<&gangway_topology::fabric::Fabric>,
+    ) -> Option<Vec<NodeKey>> {
         let whole = p.slots_per_node;
-        let chosen: Vec<NodeKey> = p.free.range((whole, 0)..).take(n as usize).map(|&(_, node)| node).collect();
-        if chosen.len() < n as usize || n == 0 {
+        let idle: Vec<NodeKey> = p.free.range((whole, 0)..).map(|&(_, node)| node).collect();
+        if idle.len() < n as usize || n == 0 {
             return None;
         }
+        let chosen = match fabric {
+            Some(f) if idle.iter().all(|k| nodes[k].place.is_some()) => gang_on_fabric(f, &idle, n, nodes)?,
+            _ => idle.into_iter().take(n as usize).collect(),
+        };
         for node in &chosen {
             p.free.remove(&(whole, *node));
             nodes.get_mut(node).expect("free index holds known nodes").free = 0;
@@ -250,6 +269,39 @@ impl Scheduler {
     pub fn pool_node_count(&self, pool: PoolKey) -> usize {
         self.nodes.values().filter(|n| n.pool == pool).count()
     }
+}
+
+/// The gang `select_gang` picks among `idle` nodes on `fabric`. Builds the free index for this
+/// decision (O(fabric nodes)); gangs are rare next to single tasks, so this is not kept
+/// incrementally here (the topology crate's `FreeIndex` can be, when that matters).
+fn gang_on_fabric(
+    fabric: &gangway_topology::fabric::Fabric,
+    idle: &[NodeKey],
+    n: u32,
+    nodes: &HashMap<NodeKey, NodeState>,
+) -> Option<Vec<NodeKey>> {
+    use gangway_topology::fabric::NodeId;
+    use gangway_topology::gang::{select_gang, FreeIndex, GangRequest, NodeNeed, NodeSpec, Resources};
+    let size = fabric.node_count() as usize;
+    let one = Resources::new(1, 0, 0);
+    let specs = vec![NodeSpec { capacity: one, features: Vec::new() }; size];
+    let mut free = vec![Resources::ZERO; size];
+    let mut by_place = HashMap::new();
+    for k in idle {
+        let place = nodes[k].place? as usize;
+        if place < size {
+            free[place] = one;
+            by_place.insert(place as u32, *k);
+        }
+    }
+    let index = FreeIndex::with_free(fabric, &specs, &free).ok()?;
+    let req = GangRequest {
+        nodes: n,
+        per_node: NodeNeed { resources: one, exclusive: true, ..Default::default() },
+        max_leaves: None,
+    };
+    let gang = select_gang(fabric, &index, &req)?;
+    gang.nodes().iter().map(|NodeId(id)| by_place.get(id).copied()).collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ impl Sim {
         let mut sim = Sim { s: Scheduler::new(), out: Vec::new(), next_task: 0 };
         sim.ev(Event::PoolAdded { pool: 0, slots_per_node: slots, fill });
         for &n in nodes {
-            sim.ev(Event::NodeUp { node: n, pool: 0, used: 0, schedulable: true });
+            sim.ev(Event::NodeUp { node: n, pool: 0, used: 0, schedulable: true, place: None });
         }
         sim
     }
@@ -72,7 +72,7 @@ fn priority_then_job_order_then_task_order() {
     let new_job = sim.submit(0, 4, 1);
     let old_job_later_task = sim.submit(0, 2, 1);
     assert!(sim.take().is_empty(), "no node, no decisions");
-    sim.ev(Event::NodeUp { node: 7, pool: 0, used: 0, schedulable: true });
+    sim.ev(Event::NodeUp { node: 7, pool: 0, used: 0, schedulable: true, place: None });
     let mut order = Vec::new();
     for _ in 0..5 {
         let started = sim.take();
@@ -114,7 +114,7 @@ fn withdrawn_tasks_never_start() {
     let a = sim.submit(0, 1, 1);
     let b = sim.submit(0, 1, 1);
     sim.ev(Event::TaskWithdrawn { task: a });
-    sim.ev(Event::NodeUp { node: 1, pool: 0, used: 0, schedulable: true });
+    sim.ev(Event::NodeUp { node: 1, pool: 0, used: 0, schedulable: true, place: None });
     assert_eq!(sim.take(), vec![(b, 1)]);
     assert_eq!(sim.s.queued_len(0), 0);
 }
@@ -122,7 +122,7 @@ fn withdrawn_tasks_never_start() {
 #[test]
 fn a_returning_node_counts_the_slots_its_tasks_still_hold() {
     let mut sim = Sim::new(2, Fill::Spread, &[]);
-    sim.ev(Event::NodeUp { node: 1, pool: 0, used: 2, schedulable: true });
+    sim.ev(Event::NodeUp { node: 1, pool: 0, used: 2, schedulable: true, place: None });
     sim.submit(0, 1, 1);
     assert!(sim.take().is_empty());
     sim.ev(Event::TaskReleased { node: 1, slots: 1 });
@@ -161,4 +161,24 @@ fn a_gang_takes_whole_idle_nodes_at_once() {
     sim.ev(Event::TaskReleased { node: 1, slots: 1 });
     assert_eq!(sim.out.drain(..).collect::<Vec<_>>(), vec![Decision::StartGang { task: g3, nodes: vec![1, 2, 3] }]);
     assert_eq!(sim.s.pool_node_count(0), 3);
+}
+
+#[test]
+fn on_a_fabric_a_gang_lands_under_one_leaf() {
+    let conf = "SwitchName=leaf1 Nodes=n[1-4]\nSwitchName=leaf2 Nodes=n[5-8]\nSwitchName=spine Switches=leaf[1-2]\n";
+    let fabric = std::sync::Arc::new(gangway_topology::fabric::Fabric::parse(conf).unwrap());
+    let mut sim = Sim { s: Scheduler::with_fabric(fabric.clone()), out: Vec::new(), next_task: 0 };
+    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 1, fill: Fill::Spread });
+    // Node keys 1..8 are n1..n8; n1 (on leaf1) is busy.
+    for k in 1..=8u32 {
+        let place = fabric.node_id(&format!("n{k}")).unwrap().0;
+        sim.ev(Event::NodeUp { node: k, pool: 0, used: u32::from(k == 1), schedulable: true, place: Some(place) });
+    }
+    let g = sim.gang(4);
+    // The lowest keys (n2..n5) would straddle both leaves; leaf2 holds four idle nodes.
+    assert_eq!(sim.out.drain(..).collect::<Vec<_>>(), vec![Decision::StartGang { task: g, nodes: vec![5, 6, 7, 8] }]);
+    let g2 = sim.gang(2);
+    let Some(Decision::StartGang { task, nodes }) = sim.out.pop() else { panic!("no second gang") };
+    assert_eq!(task, g2);
+    assert!(nodes.iter().all(|k| (2..=4).contains(k)), "{nodes:?}");
 }

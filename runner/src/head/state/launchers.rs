@@ -126,7 +126,8 @@ impl HeadState {
             tracing::info!(node = %hello.name, boot = %hello.boot_id, "sending the pool's start task");
             fx.sends.push((tx, msg));
         }
-        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable }, fx);
+        let place = self.fabric.as_ref().and_then(|f| f.node_id(&hello.name)).map(|id| id.0);
+        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable, place }, fx);
         self.maybe_leave(&hello.name, fx);
         Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill }))
     }

@@ -140,6 +140,8 @@ pub struct HeadState {
     /// Nodes whose persisted facts may have changed since the last flush.
     pub(crate) dirty_nodes: HashSet<String>,
     pub(crate) sched: Scheduler,
+    /// The switch tree (`gangway head --fabric`), when there is one.
+    pub(crate) fabric: Option<std::sync::Arc<gangway_topology::fabric::Fabric>>,
     pub(crate) node_timeout: Duration,
     pub(crate) heartbeat: Duration,
     next_key: u64,
@@ -159,6 +161,7 @@ impl HeadState {
             awaiting_node: HashMap::new(),
             dirty_nodes: HashSet::new(),
             sched: Scheduler::new(),
+            fabric: None,
             node_timeout,
             heartbeat,
             next_key: 1,
@@ -166,6 +169,13 @@ impl HeadState {
             next_generation: 1,
             decisions: Vec::new(),
         }
+    }
+
+    /// Places gangs on `fabric` (set before any pool or node exists).
+    pub fn set_fabric(&mut self, fabric: gangway_topology::fabric::Fabric) {
+        let fabric = std::sync::Arc::new(fabric);
+        self.sched = Scheduler::with_fabric(fabric.clone());
+        self.fabric = Some(fabric);
     }
 
     pub(crate) fn new_key(&mut self) -> u64 {
