@@ -1,7 +1,8 @@
 //! Fetching a task's resource files into its working directory before it starts.
 //!
 //! Each file comes from exactly one source: `path` (a copy of a file on the node),
-//! `httpUrl` (plain HTTP only, for now) or `uploadedFile` (the head's file store, read with the
+//! `httpUrl` (plain `http://` through the crate's own client; `https://` through the system
+//! `curl`, which verifies the server against the system CA store) or `uploadedFile` (the head's file store, read with the
 //! cluster secret). The head checked every field at submit; they are checked again here because
 //! this is where a bad `filePath` would do harm: nothing is ever written outside `dest`, and a
 //! file is written to a temporary name and renamed, so a symlink left in `dest` by an earlier
@@ -82,14 +83,6 @@ pub enum ResourceFileError {
         #[source]
         err: io::Error,
     },
-    /// The `httpUrl` uses https, which the launcher's HTTP client cannot speak yet.
-    #[error("resource file '{file}' from httpUrl {url}: https URLs are not supported yet (use http://, path or uploadedFile)")]
-    HttpsUnsupported {
-        /// Its `filePath`.
-        file: String,
-        /// The URL.
-        url: String,
-    },
     /// Downloading (from `httpUrl` or the head's file store) failed.
     #[error("resource file '{file}' from {from}: {why}")]
     Download {
@@ -116,8 +109,20 @@ pub enum ResourceFileError {
 /// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
 /// the first failure. `head_url` and `secret` are for `uploadedFile`.
 pub async fn fetch(files: &[ResourceFile], dest: &Path, head_url: &str, secret: &str) -> Result<(), ResourceFileError> {
+    fetch_with(files, dest, head_url, secret, None).await
+}
+
+/// [`fetch`], with `ca_bundle` (when set) given to `curl` as `CURL_CA_BUNDLE` for `https://`
+/// URLs in place of the system CA store; only the child sees it.
+async fn fetch_with(
+    files: &[ResourceFile],
+    dest: &Path,
+    head_url: &str,
+    secret: &str,
+    ca_bundle: Option<&Path>,
+) -> Result<(), ResourceFileError> {
     for f in files {
-        fetch_one(f, dest, head_url, secret).await?;
+        fetch_one(f, dest, head_url, secret, ca_bundle).await?;
     }
     Ok(())
 }
@@ -140,7 +145,13 @@ fn source_of(f: &ResourceFile) -> Result<Source<'_>, ResourceFileError> {
     }
 }
 
-async fn fetch_one(f: &ResourceFile, dest: &Path, head_url: &str, secret: &str) -> Result<(), ResourceFileError> {
+async fn fetch_one(
+    f: &ResourceFile,
+    dest: &Path,
+    head_url: &str,
+    secret: &str,
+    ca_bundle: Option<&Path>,
+) -> Result<(), ResourceFileError> {
     let file = f.file_path.clone();
     check_file_path(&f.file_path).map_err(|why| ResourceFileError::Escape { file: file.clone(), why })?;
     let mode = f
@@ -154,6 +165,7 @@ async fn fetch_one(f: &ResourceFile, dest: &Path, head_url: &str, secret: &str) 
     let tmp = tmp_name(&target);
     let written = match source {
         Source::Path(from) => copy(&file, from, &tmp).await,
+        Source::Http(url) if is_https(url) => download_https(&file, url, &tmp, ca_bundle).await,
         Source::Http(url) => {
             let bytes = download_url(&file, url).await?;
             write(&file, &tmp, bytes).await
@@ -235,10 +247,59 @@ fn split_url(url: &str) -> Option<(String, String)> {
     Some((format!("{scheme}://{authority}"), path))
 }
 
-async fn download_url(file: &str, url: &str) -> Result<Vec<u8>, ResourceFileError> {
-    if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
-        return Err(ResourceFileError::HttpsUnsupported { file: file.to_owned(), url: url.to_owned() });
+fn is_https(url: &str) -> bool {
+    url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// The longest an `https://` download may take, in seconds (curl's `--max-time`).
+const HTTPS_MAX_TIME_S: u32 = 300;
+
+/// Downloads an `https://` URL into `tmp` with the system `curl`: https only (redirects
+/// included), the server's certificate verified (against `ca_bundle` when set, else the
+/// system CA store), any status but 2xx an error. curl's configuration files are not read.
+async fn download_https(file: &str, url: &str, tmp: &Path, ca_bundle: Option<&Path>) -> Result<(), ResourceFileError> {
+    let fail = |why: String| ResourceFileError::Download { file: file.to_owned(), from: format!("httpUrl {url}"), why };
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.arg("--disable")
+        .args(["--fail", "--silent", "--show-error", "--location"])
+        .args(["--proto", "=https", "--proto-redir", "=https"])
+        .args(["--max-time", &HTTPS_MAX_TIME_S.to_string()])
+        .arg("--output")
+        .arg(tmp)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(ca) = ca_bundle {
+        cmd.env("CURL_CA_BUNDLE", ca);
     }
+    let out = match cmd.output().await {
+        Ok(out) => out,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(fail(
+                "https downloads need the curl command, which is not installed on this node (install curl)".into(),
+            ))
+        }
+        Err(e) => return Err(fail(format!("running curl: {e}"))),
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr: String = stderr.trim().chars().take(500).collect();
+    let status = match out.status.code() {
+        Some(c) => format!("exit code {c}"),
+        None => format!("{}", out.status),
+    };
+    Err(fail(if stderr.is_empty() {
+        format!("curl failed ({status})")
+    } else {
+        format!("curl failed ({status}): {stderr}")
+    }))
+}
+
+async fn download_url(file: &str, url: &str) -> Result<Vec<u8>, ResourceFileError> {
     let from = format!("httpUrl {url}");
     let (base, path) = split_url(url).ok_or_else(|| ResourceFileError::Download {
         file: file.to_owned(),
@@ -347,9 +408,17 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("'a'") && msg.contains("/no/such/file"), "{msg}");
 
-        let https = ResourceFile { file_path: "b".into(), http_url: Some("https://h/b".into()), ..Default::default() };
+        // Nothing listens on port 9: curl's connection error, with its exit code.
+        let https = ResourceFile {
+            file_path: "b".into(),
+            http_url: Some("https://127.0.0.1:9/b".into()),
+            ..Default::default()
+        };
         let msg = run(&[https], dest.path()).await.unwrap_err().to_string();
-        assert!(msg.contains("https URLs are not supported yet") && msg.contains("'b'"), "{msg}");
+        assert!(
+            msg.contains("httpUrl https://127.0.0.1:9/b") && msg.contains("'b'") && msg.contains("exit code 7"),
+            "{msg}"
+        );
 
         let up = ResourceFile { file_path: "c".into(), uploaded_file: Some("c.sh".into()), ..Default::default() };
         let msg = run(&[up], dest.path()).await.unwrap_err().to_string();
@@ -368,5 +437,209 @@ mod tests {
         assert_eq!(s("http://h:8/a/b?c=1#f"), ("http://h:8".into(), "/a/b?c=1".into()));
         assert_eq!(s("http://h"), ("http://h".into(), "/".into()));
         assert_eq!(s("http://h?q"), ("http://h".into(), "/?q".into()));
+    }
+
+    /// `https://` through the system curl, against a throwaway CA and a python3 HTTPS server.
+    mod https {
+        use super::*;
+        use std::io::{BufRead, BufReader};
+        use std::process::{Child, Command, Stdio};
+
+        fn openssl(dir: &Path, args: &[&str]) {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        /// A self-signed CA `<name>.pem` (key `<name>.key`) in `dir`.
+        fn make_ca(dir: &Path, name: &str) {
+            let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN=gangway test {name}"));
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &pem,
+                    "-days",
+                    "2",
+                    "-subj",
+                    &subj,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            );
+        }
+
+        /// `server.pem`/`server.key` for localhost (and 127.0.0.1), signed by CA `ca`.
+        fn make_server_cert(dir: &Path, ca: &str) {
+            std::fs::write(
+                dir.join("ext.cnf"),
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            );
+            let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    &ca_pem,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-out",
+                    "server.pem",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "ext.cnf",
+                ],
+            );
+        }
+
+        const SERVER: &str = r#"
+import functools, http.server, ssl, sys
+root, cert, key = sys.argv[1:4]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+handler.log_message = lambda *a: None
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"#;
+
+        /// The python3 HTTPS server, killed (and reaped) on drop.
+        struct Server {
+            child: Child,
+            port: u16,
+        }
+
+        impl Drop for Server {
+            fn drop(&mut self) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+
+        /// Serves `dir/root` over https on 127.0.0.1 with `dir/server.{pem,key}`.
+        fn serve(dir: &Path) -> Server {
+            let child = Command::new("python3")
+                .arg("-c")
+                .arg(SERVER)
+                .arg(dir.join("root"))
+                .arg(dir.join("server.pem"))
+                .arg(dir.join("server.key"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("run python3");
+            let mut server = Server { child, port: 0 };
+            let mut line = String::new();
+            BufReader::new(server.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            server.port = line.trim().parse().unwrap_or_else(|_| panic!("python3 server said {line:?}"));
+            server
+        }
+
+        /// A tempdir with CAs `ca` (which signed the server's certificate) and `other`, a file
+        /// `root/data.bin`, and the server running.
+        fn setup() -> (tempfile::TempDir, Server) {
+            let dir = tempfile::tempdir().unwrap();
+            make_ca(dir.path(), "ca");
+            make_ca(dir.path(), "other");
+            make_server_cert(dir.path(), "ca");
+            std::fs::create_dir(dir.path().join("root")).unwrap();
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            std::fs::write(dir.path().join("root/data.bin"), data).unwrap();
+            let server = serve(dir.path());
+            (dir, server)
+        }
+
+        fn from_url(file: &str, url: &str, mode: Option<&str>) -> ResourceFile {
+            ResourceFile {
+                file_path: file.into(),
+                http_url: Some(url.into()),
+                file_mode: mode.map(Into::into),
+                ..Default::default()
+            }
+        }
+
+        #[tokio::test]
+        async fn resource_files_over_https_are_fetched_with_curl() {
+            let (dir, server) = setup();
+            let dest = tempfile::tempdir().unwrap();
+            let ca = dir.path().join("ca.pem");
+            let url = format!("https://localhost:{}/data.bin", server.port);
+            let files = [from_url("in/data.bin", &url, Some("0640"))];
+            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca)).await.unwrap();
+            let got = std::fs::read(dest.path().join("in/data.bin")).unwrap();
+            assert_eq!(got, std::fs::read(dir.path().join("root/data.bin")).unwrap());
+            let mode = std::fs::metadata(dest.path().join("in/data.bin")).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o640);
+            // Nothing but the file is left behind.
+            let names: Vec<_> =
+                std::fs::read_dir(dest.path().join("in")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names.len(), 1, "{names:?}");
+        }
+
+        #[tokio::test]
+        async fn resource_files_over_https_with_an_unverifiable_certificate_fail() {
+            let (dir, server) = setup();
+            let dest = tempfile::tempdir().unwrap();
+            let url = format!("https://localhost:{}/data.bin", server.port);
+            // Against another CA, and against the system store: the certificate does not verify.
+            for ca in [Some(dir.path().join("other.pem")), None] {
+                let e = fetch_with(&[from_url("d", &url, None)], dest.path(), "http://127.0.0.1:9", "s", ca.as_deref())
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, ResourceFileError::Download { .. }), "{e}");
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("httpUrl {url}")) && msg.contains("'d'"), "{msg}");
+                assert!(msg.contains("exit code 60") && msg.contains("certificate"), "{msg}");
+                assert!(std::fs::read_dir(dest.path()).unwrap().next().is_none(), "left a file behind");
+            }
+        }
+
+        #[tokio::test]
+        async fn resource_files_over_https_that_are_missing_fail_with_the_status() {
+            let (dir, server) = setup();
+            let dest = tempfile::tempdir().unwrap();
+            let ca = dir.path().join("ca.pem");
+            let url = format!("https://localhost:{}/nope.bin", server.port);
+            let e = fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca))
+                .await
+                .unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("httpUrl {url}")) && msg.contains("'n'"), "{msg}");
+            assert!(msg.contains("404") && msg.contains("exit code 22"), "{msg}");
+            assert!(std::fs::read_dir(dest.path()).unwrap().next().is_none(), "left a file behind");
+        }
     }
 }
