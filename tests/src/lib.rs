@@ -15,11 +15,14 @@ use std::time::{Duration, Instant};
 use gangway_api::client::{Client, ClientConfig};
 use gangway_api::{NodeState, PoolAddParameter};
 
-/// Path of a workspace binary (`gangway`, `gangway-node`).
+/// Path of a workspace binary (`gangway`, `gangway-node`): next to the running executable
+/// (a benchmark in target/release) or one level up (a test in target/debug/deps).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
-    let path = dir.join(name);
+    let here = exe.parent().expect("executable directory");
+    let candidates = [here.join(name), here.parent().map(|p| p.join(name)).unwrap_or_default()];
+    let found = candidates.iter().find(|p| p.is_file() && p.file_name() != exe.file_name());
+    let path = found.cloned().unwrap_or_else(|| candidates[1].clone());
     assert!(path.exists(), "{} is missing: run `cargo build --bins` before the tests", path.display());
     path
 }

@@ -241,3 +241,43 @@ fn with_a_two_leaf_fabric_a_gang_lands_under_one_leaf() {
     assert!(gang.iter().all(|h| !busy.contains(h)), "the gang avoids busy nodes: {gang:?} vs {busy:?}");
     assert_eq!((leaf(&gang[0]), leaf(&gang[1])), (2, 2), "both instances under leaf2: {gang:?} (busy {busy:?})");
 }
+
+#[test]
+fn a_multi_instance_task_on_a_lost_host_is_requeued_whole() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let mut cluster = NetCluster::start(NetOptions { hosts: 3, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "lost".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter {
+        id: "t".into(),
+        command_line: "/bin/sh -c 'sleep 4; echo done $AZ_BATCH_HOST_LIST'".into(),
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        ..Default::default()
+    };
+    c.add_task("lost", &task).unwrap();
+    let sub_node = wait_for(Duration::from_secs(20), "the task to run", || {
+        let t = c.get_task("lost", "t").ok()?;
+        if t.state != TaskState::Running {
+            return None;
+        }
+        let sub: ListResponse<SubtaskInformation> =
+            serde_json::from_slice(&c.raw("GET", "/jobs/lost/tasks/t/subtasksinfo", None, &[]).ok()?.body).ok()?;
+        sub.value.first().map(|s| s.node_info.node_id.clone())
+    });
+    let k = cluster.hosts.iter().position(|h| h.name == sub_node).unwrap();
+    cluster.kill_launcher(k);
+    let t = wait_for(Duration::from_secs(30), "the task to complete elsewhere", || {
+        let t = c.get_task("lost", "t").ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    });
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}", t.execution_info);
+    assert_eq!((t.execution_info.requeue_count, t.execution_info.retry_count), (1, 0), "requeued whole, not retried");
+    let sub: ListResponse<SubtaskInformation> =
+        serde_json::from_slice(&c.raw("GET", "/jobs/lost/tasks/t/subtasksinfo", None, &[]).unwrap().body).unwrap();
+    let mut nodes = vec![t.node_info.unwrap().node_id];
+    nodes.extend(sub.value.into_iter().map(|s| s.node_info.node_id));
+    assert!(!nodes.contains(&sub_node), "the second run avoided the lost host: {nodes:?}");
+}
