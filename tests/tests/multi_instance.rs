@@ -100,3 +100,38 @@ fn impossible_multi_instance_requests_are_refused_at_submit() {
     assert!(err.contains("enableInterNodeCommunication"), "{err}");
     assert!(c.list_tasks("j", &Default::default()).unwrap().is_empty(), "nothing was added");
 }
+
+#[test]
+fn common_resource_files_reach_every_instance_and_the_tasks_own_only_the_primary() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 1, ..Options::default() });
+    let mut c = cluster.client();
+    let src = cluster.dir.path().join("input.dat");
+    std::fs::write(&src, "shared input\n").unwrap();
+    c.add_job(&JobAddParameter { id: "rf".into(), ..Default::default() }).unwrap();
+    let file =
+        |to: &str| ResourceFile { file_path: to.into(), path: Some(src.display().to_string()), ..Default::default() };
+    let mut t = multi(
+        "t",
+        2,
+        Some("/bin/sh -c 'cat $AZ_BATCH_TASK_SHARED_DIR/common.dat; ls $AZ_BATCH_TASK_WORKING_DIR'"),
+        "/bin/sh -c 'cat own.dat'",
+    );
+    t.multi_instance_settings.as_mut().unwrap().common_resource_files = vec![file("common.dat")];
+    t.resource_files = vec![file("own.dat")];
+    c.add_task("rf", &t).unwrap();
+    let done = done(&mut c, "rf", "t");
+    assert_eq!(done.execution_info.exit_code, Some(0), "{:?}", done.execution_info);
+    let primary = done.node_info.unwrap().node_id;
+    for (k, node) in ["node1", "node2"].iter().enumerate() {
+        let out = std::fs::read_to_string(cluster.node_root(k).join("workitems/rf/job-1/t/stdout.txt")).unwrap();
+        assert!(out.starts_with("shared input\n"), "{node} got the common file in the task directory: {out:?}");
+        if *node == primary {
+            assert!(
+                out.contains("own.dat") && out.ends_with("shared input\n"),
+                "the primary has its own file in wd: {out:?}"
+            );
+        } else {
+            assert!(!out.contains("own.dat"), "a subtask does not get the task's own files: {out:?}");
+        }
+    }
+}
