@@ -177,12 +177,23 @@ impl Executor {
     pub(crate) fn remove_at(self: &Arc<Self>, dir: std::path::PathBuf, expiry: Timestamp) {
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(expiry.millis_since(Timestamp::now()))).await;
-            let marker =
-                std::fs::read_to_string(dir.join(EXPIRY_MARKER)).ok().and_then(|s| s.trim().parse::<i64>().ok());
-            let busy = me.running.lock().expect("lock").keys().any(|a| me.layout.task_dir(&a.job, &a.task) == dir);
-            if !busy && marker.is_some_and(|m| m <= Timestamp::now().0) {
-                let _ = std::fs::remove_dir_all(&dir);
+            let mut due = expiry;
+            loop {
+                // Timers may fire a little early: sleep until the marker's time has truly passed.
+                tokio::time::sleep(Duration::from_micros(due.micros_since(Timestamp::now()) + 1000)).await;
+                let marker =
+                    std::fs::read_to_string(dir.join(EXPIRY_MARKER)).ok().and_then(|s| s.trim().parse::<i64>().ok());
+                let busy = me.running.lock().expect("lock").keys().any(|a| me.layout.task_dir(&a.job, &a.task) == dir);
+                match marker {
+                    // A later attempt uses the directory (and schedules its own removal), or it is gone.
+                    _ if busy => return,
+                    None => return,
+                    Some(m) if m > Timestamp::now().0 => due = Timestamp(m),
+                    Some(_) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return;
+                    }
+                }
             }
         });
     }
