@@ -289,6 +289,18 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         stop_launchers(self.nodes.iter_mut().filter_map(Option::take).collect());
         self.kill_head();
+        for i in 0..self.nodes.len() {
+            remove_node_cgroups(&format!("node{}", i + 1), &self.node_root(i));
+        }
+    }
+}
+
+/// Removes (killing what is inside) the cgroups a launcher for `node` at `root` made: a
+/// launcher a test SIGKILLed and never restarted cannot do it itself.
+pub fn remove_node_cgroups(node: &str, root: &Path) {
+    if root.exists() {
+        // Creating reuses the directories after killing their contents; dropping removes them.
+        drop(gangway_launcher::cgroup::NodeCgroups::create(&gangway_launcher::cgroup_name(node, root)));
     }
 }
 

@@ -258,6 +258,9 @@ impl Drop for NetCluster {
     fn drop(&mut self) {
         stop_launchers(self.hosts.iter_mut().filter_map(|h| h.launcher.take()).collect());
         self.kill_head();
+        for k in 0..self.hosts.len() {
+            crate::remove_node_cgroups(&self.hosts[k].name, &self.root(k));
+        }
         self.teardown_network();
     }
 }
