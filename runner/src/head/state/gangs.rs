@@ -51,10 +51,7 @@ impl HeadState {
 
     /// Sends one instance of a task's next attempt to each of `nodes` (their slots are taken).
     pub(crate) fn start_gang(&mut self, key: TaskKey, node_keys: Vec<NodeKey>, fx: &mut Effects) {
-        let names: Vec<String> = node_keys
-            .iter()
-            .filter_map(|k| self.nodes.values().find(|n| n.key == *k).map(|n| n.wire.id.clone()))
-            .collect();
+        let names: Vec<String> = node_keys.iter().filter_map(|k| self.node_name(*k).map(str::to_owned)).collect();
         if names.len() != node_keys.len() {
             return;
         }

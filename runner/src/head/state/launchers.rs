@@ -37,6 +37,7 @@ impl HeadState {
         let generation = self.new_generation();
         let old = self.nodes.remove(&hello.name);
         let key = old.as_ref().map_or_else(|| self.new_key() as NodeKey, |n| n.key);
+        self.node_names.insert(key, hello.name.clone());
         // Out of scheduling until its reports are reconciled, so nothing lands on it meanwhile.
         self.sched_event(Event::NodeDown { node: key }, fx);
         let start_task = self.pools[&hello.pool].wire.start_task.clone();
@@ -252,8 +253,7 @@ impl HeadState {
 
     /// Sends a task's next attempt to `node` (the scheduler has reserved its slots).
     pub(crate) fn start_attempt(&mut self, key: TaskKey, node_key: NodeKey, fx: &mut Effects) {
-        let Some((node, pool)) =
-            self.nodes.values().find(|n| n.key == node_key).map(|n| (n.wire.id.clone(), n.wire.pool_id.clone()))
+        let Some((node, pool)) = self.node_name(node_key).map(|n| (n.to_owned(), self.nodes[n].wire.pool_id.clone()))
         else {
             return;
         };

@@ -139,6 +139,9 @@ pub struct HeadState {
     pub(crate) awaiting_node: HashMap<String, HashSet<TaskKey>>,
     /// Nodes whose persisted facts may have changed since the last flush.
     pub(crate) dirty_nodes: HashSet<String>,
+    /// Node key → node name (a key always names the same node), so a scheduler decision
+    /// finds its node without a scan.
+    pub(crate) node_names: HashMap<NodeKey, String>,
     pub(crate) sched: Scheduler,
     /// The switch tree (`gangway head --fabric`), when there is one.
     pub(crate) fabric: Option<std::sync::Arc<gangway_topology::fabric::Fabric>>,
@@ -160,6 +163,7 @@ impl HeadState {
             task_index: HashMap::new(),
             awaiting_node: HashMap::new(),
             dirty_nodes: HashSet::new(),
+            node_names: HashMap::new(),
             sched: Scheduler::new(),
             fabric: None,
             node_timeout,
@@ -176,6 +180,11 @@ impl HeadState {
         let fabric = std::sync::Arc::new(fabric);
         self.sched = Scheduler::with_fabric(fabric.clone());
         self.fabric = Some(fabric);
+    }
+
+    /// The node a scheduler key names, if it is still known.
+    pub(crate) fn node_name(&self, key: NodeKey) -> Option<&str> {
+        self.node_names.get(&key).map(String::as_str).filter(|n| self.nodes.contains_key(*n))
     }
 
     pub(crate) fn new_key(&mut self) -> u64 {

@@ -419,6 +419,7 @@ impl HeadState {
             };
             rec.persisted = Some(rec.facts());
             fx.timers.push(Timer::NodeLost { node: stored.id.clone(), generation: 0, after: self.node_timeout });
+            self.node_names.insert(key, stored.id.clone());
             self.nodes.insert(stored.id, rec);
         }
         self.refresh_pool_sizes();
