@@ -245,6 +245,9 @@ pub struct StartTask {
     /// This node's part of a multi-instance attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_instance: Option<InstancePlan>,
+    /// Start these MPI ranks (with PMI-1) instead of one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi: Option<crate::task::MpiSettings>,
     /// Files to fetch into the working directory before starting (checked at submit).
     #[serde(default)]
     pub resource_files: Vec<crate::task::ResourceFile>,

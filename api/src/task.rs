@@ -41,6 +41,44 @@ pub struct ResourceFile {
     pub file_mode: Option<String>,
 }
 
+/// gangway's managed MPI launch: the launcher starts the ranks itself (PMI-1 for MPICH-family
+/// MPIs), each pinned to its part of the node's placement plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MpiSettings {
+    /// Ranks on each node.
+    pub ranks_per_node: u32,
+    /// CPUs (cores; PUs with bind=threads) per rank; absent: the node's CPUs split evenly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_rank: Option<u32>,
+    /// GPUs per rank.
+    #[serde(default)]
+    pub gpus_per_rank: u32,
+    /// CPU binding: cores (default), threads, numa or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// GPU binding: closest (default), shared or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_bind: Option<String>,
+}
+
+impl MpiSettings {
+    /// The per-node placement request, in `gangway topo --plan` syntax.
+    pub fn placement_spec(&self) -> String {
+        let mut s = format!("ranks={},gpus-per-rank={}", self.ranks_per_node, self.gpus_per_rank);
+        if let Some(c) = self.cpus_per_rank {
+            s.push_str(&format!(",cpus-per-rank={c}"));
+        }
+        if let Some(b) = &self.bind {
+            s.push_str(&format!(",bind={b}"));
+        }
+        if let Some(g) = &self.gpu_bind {
+            s.push_str(&format!(",gpu-bind={g}"));
+        }
+        s
+    }
+}
+
 /// `multiInstanceSettings`: run the task on several nodes at once (an MPI job).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -78,6 +116,9 @@ pub struct TaskAddParameter {
     /// Run on several nodes at once (an MPI job): one instance per node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_instance_settings: Option<MultiInstanceSettings>,
+    /// gangway: launch MPI ranks directly, pinned to the node's placement plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi: Option<MpiSettings>,
     /// Files fetched into the working directory before the command starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_files: Vec<ResourceFile>,
@@ -245,6 +286,9 @@ pub struct Task {
     /// Its instances, when it is a multi-instance task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_instance_settings: Option<MultiInstanceSettings>,
+    /// Its managed MPI ranks, when the launcher starts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi: Option<MpiSettings>,
     /// Files fetched into the working directory before the command starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_files: Vec<ResourceFile>,

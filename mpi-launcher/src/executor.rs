@@ -48,6 +48,17 @@ pub(crate) struct Launch {
     pub max_wall_clock: Option<Duration>,
     /// Starts its cgroup's name: `t` for tasks, `s` for the start task.
     pub cgroup_prefix: char,
+    /// For an MPI rank: its PMI descriptor and its CPUs.
+    pub rank: Option<RankSetup>,
+}
+
+/// What makes a process an MPI rank.
+#[derive(Debug, Clone)]
+pub(crate) struct RankSetup {
+    /// The child's end of its PMI socket (`PMI_FD`), kept open across exec.
+    pub pmi_fd: std::os::fd::RawFd,
+    /// CPUs it is bound to (empty: not bound).
+    pub cpus: Vec<u32>,
 }
 
 /// How `run_in` treats what a process leaves behind.
@@ -80,6 +91,8 @@ pub struct Executor {
     pub(crate) account_url: String,
     /// The cluster secret, for fetching `uploadedFile` resource files from the head.
     pub(crate) secret: String,
+    /// This node's topology, for placing MPI ranks.
+    pub(crate) topology: Option<gangway_topology::model::NodeTopology>,
     /// Primaries of multi-instance attempts waiting for the head's go-ahead.
     pub(crate) go: Mutex<HashMap<AttemptId, tokio::sync::oneshot::Sender<()>>>,
     pub(crate) cgroups: Option<NodeCgroups>,
@@ -117,6 +130,7 @@ impl Executor {
             out: Mutex::new(None),
             start_task: Mutex::new(StartTaskSlot::default()),
             go: Mutex::new(HashMap::new()),
+            topology: None,
             seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -219,6 +233,12 @@ impl Executor {
         }
     }
 
+    /// Places MPI ranks on `topology` (without one, ranks run unbound).
+    pub fn with_topology(mut self, topology: Option<gangway_topology::model::NodeTopology>) -> Executor {
+        self.topology = topology;
+        self
+    }
+
     /// Starts an attempt (a repeated start of a running attempt is ignored).
     pub fn start(self: &Arc<Self>, start: StartTask) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -233,9 +253,10 @@ impl Executor {
         tokio::spawn(async move {
             let id = start.id.clone();
             let retention = Duration::from_millis(start.retention_ms);
-            let report = match start.multi_instance.clone() {
-                Some(plan) => me.run_instance(start, plan, rx).await,
-                None => me.run(start, rx).await,
+            let report = match (start.multi_instance.clone(), start.mpi.clone()) {
+                (Some(plan), _) => me.run_instance(start, plan, rx).await,
+                (None, Some(mpi)) => me.run_ranks(start, mpi, rx).await,
+                (None, None) => me.run(start, rx).await,
             };
             me.schedule_removal(&id, retention);
             me.running.lock().expect("lock").remove(&id);
@@ -260,6 +281,7 @@ impl Executor {
             env: self.layout.task_env(&start, &self.node, &self.account_url),
             max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
             cgroup_prefix: 't',
+            rank: None,
         };
         let o = match self.fetch_resource_files(&start, &launch.dir).await {
             Ok(()) => self.run_process(launch, &mut stop_rx).await,
@@ -361,7 +383,12 @@ impl Executor {
             Ok(fds) => fds.unwrap_or_default(),
             Err(e) => return server_failure(fail("CgroupFailed", e.to_string())),
         };
-        let spec = spawn::SpawnSpec { cgroup_fds: join_fds.iter().map(|f| f.as_raw_fd()).collect(), ..spec };
+        let spec = spawn::SpawnSpec {
+            cgroup_fds: join_fds.iter().map(|f| f.as_raw_fd()).collect(),
+            keep_fd: launch.rank.as_ref().map(|r| r.pmi_fd),
+            cpus: launch.rank.as_ref().map(|r| r.cpus.clone()),
+            ..spec
+        };
         let started = Timestamp::now();
         let spawned = spawn::spawn(&spec).and_then(spawn::Child::new);
         drop((join_fds, spec, stdin, stdout, stderr));
@@ -489,6 +516,8 @@ fn build_spec(
         cwd: spawn::cstring("the working directory", wd.as_os_str().as_bytes())?,
         stdio: [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()],
         cgroup_fds: Vec::new(),
+        keep_fd: None,
+        cpus: None,
     })
 }
 

@@ -99,6 +99,7 @@ impl Executor {
             env: env.clone(),
             max_wall_clock,
             cgroup_prefix: 'm',
+            rank: None,
         };
         let mut coordination = None;
         if let Some(cmd) = &plan.coordination_command_line {

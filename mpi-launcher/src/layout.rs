@@ -109,6 +109,7 @@ mod tests {
             slots: 1,
             resource_files: Vec::new(),
             multi_instance: None,
+            mpi: None,
         };
         let env = layout.task_env(&start, "node1", "http://h:1");
         let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

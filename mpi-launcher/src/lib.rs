@@ -16,6 +16,7 @@ pub mod files;
 pub mod instances;
 pub mod layout;
 pub mod pmi;
+pub mod ranks;
 pub mod resource_files;
 pub mod spawn;
 pub mod startup;

@@ -108,7 +108,8 @@ fn main() -> anyhow::Result<()> {
     let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
     let exec = Arc::new(
         executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)
-            .with_secret(secret.clone()),
+            .with_secret(secret.clone())
+            .with_topology(topology.clone()),
     );
     let me = connection::Identity {
         name,

@@ -30,6 +30,10 @@ pub struct SpawnSpec {
     pub stdio: [RawFd; 3],
     /// `cgroup.procs` files to write "0" to.
     pub cgroup_fds: Vec<RawFd>,
+    /// A descriptor the program inherits (an MPI rank's `PMI_FD`); all others close on exec.
+    pub keep_fd: Option<RawFd>,
+    /// CPUs (OS numbers) the process is bound to, from its rank's placement.
+    pub cpus: Option<Vec<u32>>,
 }
 
 /// Finds `program` the way `execvp` would, using `path` (the task's `PATH`).
@@ -67,6 +71,9 @@ struct ChildArgs {
     cgroup_fds: *const RawFd,
     cgroup_len: usize,
     parent: libc::pid_t,
+    keep_fd: RawFd,
+    cpus: libc::cpu_set_t,
+    bind: bool,
     /// Set by the child when something failed before or at exec; shared thanks to CLONE_VM.
     errno: i32,
 }
@@ -105,6 +112,12 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::getppid() != a.parent {
             libc::_exit(127);
         }
+        if a.keep_fd >= 0 && libc::fcntl(a.keep_fd, libc::F_SETFD, 0) != 0 {
+            fail(a);
+        }
+        if a.bind && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &a.cpus) != 0 {
+            fail(a);
+        }
         for (target, fd) in a.stdio.iter().enumerate() {
             if libc::dup2(*fd, target as i32) < 0 {
                 fail(a);
@@ -115,6 +128,20 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         libc::execve(a.program, a.argv, a.envp);
         fail(a)
+    }
+}
+
+/// A kernel CPU set holding `cpus` (numbers past the set's size are left out).
+fn cpu_set(cpus: &[u32]) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain bits; CPU_SET only sets one of them.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            if (c as usize) < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c as usize, &mut set);
+            }
+        }
+        set
     }
 }
 
@@ -134,6 +161,9 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         cgroup_len: spec.cgroup_fds.len(),
         // SAFETY: getpid(2) cannot fail.
         parent: unsafe { libc::getpid() },
+        keep_fd: spec.keep_fd.unwrap_or(-1),
+        cpus: cpu_set(spec.cpus.as_deref().unwrap_or(&[])),
+        bind: spec.cpus.as_ref().is_some_and(|c| !c.is_empty()),
         errno: 0,
     };
     // The child runs on its own stack inside our address space until it execs.
@@ -262,6 +292,8 @@ mod tests {
             cwd: cstring("cwd", "/tmp").unwrap(),
             stdio: [out, out, out],
             cgroup_fds: Vec::new(),
+            keep_fd: None,
+            cpus: None,
         }
     }
 

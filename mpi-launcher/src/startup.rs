@@ -87,6 +87,7 @@ impl Executor {
                 env: env.clone(),
                 max_wall_clock: None,
                 cgroup_prefix: 's',
+                rank: None,
             };
             let o = self.run_process(launch, &mut stop_rx).await;
             let succeeded = o.exit_code == Some(0) && o.failure.is_none();

@@ -107,6 +107,21 @@ enum Cmd {
         /// With --nodes: the coordination command line, run on every instance first.
         #[arg(long)]
         coordination: Option<String>,
+        /// Launch this many MPI ranks (PMI-1, MPICH family), each pinned to its placement.
+        #[arg(long)]
+        ranks_per_node: Option<u32>,
+        /// With --ranks-per-node: CPUs per rank (default: the node split evenly).
+        #[arg(long)]
+        cpus_per_rank: Option<u32>,
+        /// With --ranks-per-node: GPUs per rank.
+        #[arg(long, default_value_t = 0)]
+        gpus_per_rank: u32,
+        /// With --ranks-per-node: cores, threads, numa or none.
+        #[arg(long)]
+        bind: Option<String>,
+        /// With --ranks-per-node: closest, shared or none.
+        #[arg(long)]
+        gpu_bind: Option<String>,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -262,11 +277,47 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Down => cli::cluster::down(&state_dir(&cli.state_dir)).map(|_| 0),
-        Cmd::Submit { pool, job, name, time, retries, slots, tasks, nodes, coordination, wait, command } => {
+        Cmd::Submit {
+            pool,
+            job,
+            name,
+            time,
+            retries,
+            slots,
+            tasks,
+            nodes,
+            coordination,
+            ranks_per_node,
+            cpus_per_rank,
+            gpus_per_rank,
+            bind,
+            gpu_bind,
+            wait,
+            command,
+        } => {
             let (mut c, _) = client()?;
             commands::submit(
                 &mut c,
-                commands::Submit { pool, job, name, time, retries, slots, tasks, nodes, coordination, wait, command },
+                commands::Submit {
+                    pool,
+                    job,
+                    name,
+                    time,
+                    retries,
+                    slots,
+                    tasks,
+                    nodes,
+                    coordination,
+                    mpi: ranks_per_node.map(|ranks_per_node| gangway_api::MpiSettings {
+                        ranks_per_node,
+                        cpus_per_rank,
+                        gpus_per_rank,
+                        bind,
+                        gpu_bind,
+                    }),
+                    wait,
+                    command,
+                },
             )
         }
         Cmd::Job { action, id } => commands::job(&mut client()?.0, &action, id.as_deref(), cli.json).map(|_| 0),

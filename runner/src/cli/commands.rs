@@ -33,6 +33,8 @@ pub struct Submit {
     pub nodes: Option<u32>,
     /// Its coordination command line.
     pub coordination: Option<String>,
+    /// Managed MPI ranks on the node.
+    pub mpi: Option<MpiSettings>,
     pub wait: bool,
     pub command: Vec<String>,
 }
@@ -63,6 +65,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         constraints: Some(constraints),
         required_slots: s.slots,
         resource_files: Vec::new(),
+        mpi: s.mpi.clone(),
         multi_instance_settings: s.nodes.map(|n| MultiInstanceSettings {
             number_of_instances: n,
             coordination_command_line: s.coordination.clone(),

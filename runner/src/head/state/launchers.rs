@@ -409,5 +409,6 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> St
         slots: t.wire.required_slots,
         resource_files: t.wire.resource_files.clone(),
         multi_instance: None,
+        mpi: t.wire.mpi.clone(),
     }
 }

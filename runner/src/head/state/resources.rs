@@ -237,6 +237,19 @@ impl HeadState {
                 pool.id, pool.task_slots_per_node, pool.task_slots_per_node
             )));
         }
+        if let Some(m) = &p.mpi {
+            if p.multi_instance_settings.is_some() {
+                return Err(ApiError::invalid(
+                    "mpi with multiInstanceSettings: managed MPI ranks across several nodes are not supported yet; \
+                     use mpi on one node, or multiInstanceSettings with your own mpirun",
+                ));
+            }
+            if m.ranks_per_node == 0 {
+                return Err(ApiError::invalid("mpi.ranksPerNode must be at least 1"));
+            }
+            gangway_topology::placement::PlacementRequest::parse(&m.placement_spec())
+                .map_err(|e| ApiError::invalid(format!("mpi: {e}")))?;
+        }
         // A multi-instance task takes whole nodes: each instance holds all of its node's slots.
         let slots = match &p.multi_instance_settings {
             Some(m) => {
@@ -259,6 +272,7 @@ impl HeadState {
             constraints,
             required_slots: slots,
             multi_instance_settings: p.multi_instance_settings,
+            mpi: p.mpi,
             resource_files: p.resource_files,
             execution_info: TaskExecutionInformation::default(),
             node_info: None,

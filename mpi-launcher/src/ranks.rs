@@ -1,0 +1,224 @@
+//! Managed MPI on one node: the launcher starts the ranks itself, each in the task's cgroup,
+//! bound to its part of `plan_ranks`'s placement (CPUs by `sched_setaffinity` before exec, GPU
+//! and NIC variables in its environment) and connected to the launcher's PMI-1 server over
+//! `PMI_FD`. One rank failing (or aborting through PMI) kills every rank and fails the task.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gangway_api::messages::{StartTask, TaskFinished};
+use gangway_api::{ErrorCategory, MpiSettings, TaskFailureInformation, Timestamp};
+use gangway_topology::placement::{plan_ranks, Placement, PlacementRequest, RankPlacement};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::executor::{release, Executor, Launch, Outcome, RankSetup, RunMode, StopReason};
+use crate::pmi::{process_mapping, serve_node, NodeConfig, NodePmi, PmiEvent, RankSocket, SingleNode};
+
+fn failed(code: &str, message: String) -> Outcome {
+    Outcome {
+        exit_code: None,
+        failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
+        start_time: None,
+        end_time: Timestamp::now(),
+        max_rss_bytes: None,
+    }
+}
+
+/// A close-on-exec duplicate of `fd` (the rank's child end, kept open until every rank is done).
+fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The plan when the node's topology is unknown: ranks unbound, no device variables.
+fn unbound(ranks: u32) -> Placement {
+    Placement {
+        ranks: (0..ranks)
+            .map(|rank| RankPlacement {
+                rank,
+                cpus: Vec::new(),
+                cores: Vec::new(),
+                numa_nodes: Vec::new(),
+                gpus: Vec::new(),
+                nics: Vec::new(),
+                env: Default::default(),
+            })
+            .collect(),
+    }
+}
+
+impl Executor {
+    /// Runs the task's ranks on this node to their end and returns the task's report.
+    pub(crate) async fn run_ranks(
+        self: &Arc<Self>,
+        start: StartTask,
+        mpi: MpiSettings,
+        mut stop_rx: mpsc::UnboundedReceiver<StopReason>,
+    ) -> TaskFinished {
+        let o = self.ranks_outcome(&start, &mpi, &mut stop_rx).await;
+        TaskFinished {
+            id: start.id,
+            exit_code: o.exit_code,
+            failure: o.failure,
+            start_time: o.start_time,
+            end_time: o.end_time,
+            max_rss_bytes: o.max_rss_bytes,
+            instance: None,
+        }
+    }
+
+    async fn ranks_outcome(
+        self: &Arc<Self>,
+        start: &StartTask,
+        mpi: &MpiSettings,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+    ) -> Outcome {
+        let dir = self.layout.task_dir(&start.id.job, &start.id.task);
+        if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
+            return failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
+        }
+        if let Err(o) = self.fetch_resource_files(start, &dir).await {
+            return o;
+        }
+        // Every rank appends; the attempt starts them afresh.
+        for log in ["stdout.txt", "stderr.txt"] {
+            if let Err(e) = std::fs::File::create(dir.join(log)) {
+                return failed("TaskDirectory", format!("creating {log}: {e}"));
+            }
+        }
+        let size = mpi.ranks_per_node;
+        let plan = match (PlacementRequest::parse(&mpi.placement_spec()), &self.topology) {
+            (Err(e), _) => return failed("InvalidPlacement", e.to_string()),
+            (Ok(req), Some(t)) => match plan_ranks(t, &req) {
+                Ok(p) => p,
+                Err(e) => {
+                    return failed("PlacementFailed", format!("cannot place the ranks on node '{}': {e}", self.node))
+                }
+            },
+            (Ok(_), None) => unbound(size),
+        };
+        let mut sockets = Vec::new();
+        let mut kept = Vec::new();
+        for r in 0..size {
+            let made = RankSocket::new(r).and_then(|s| dup_cloexec(s.child_fd()).map(|d| (s, d)));
+            match made {
+                Ok((s, d)) => {
+                    sockets.push(s);
+                    kept.push(d);
+                }
+                Err(e) => return failed("PmiSetupFailed", format!("making rank {r}'s PMI socket: {e}")),
+            }
+        }
+        let cgroup = match self.new_cgroup('r') {
+            Ok(c) => Arc::new(c),
+            Err(o) => return o,
+        };
+        let base = self.layout.task_env(start, &self.node, &self.account_url);
+        let mut stops = Vec::new();
+        let mut ranks = JoinSet::new();
+        for (r, sock) in sockets.iter().enumerate() {
+            use std::os::fd::AsRawFd;
+            let rp = &plan.ranks[r];
+            let pmi_fd = kept[r].as_raw_fd();
+            let mut env = base.clone();
+            env.extend(rp.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            env.extend(sock.env(size));
+            env.push(("PMI_FD".into(), pmi_fd.to_string()));
+            for (k, v) in [
+                ("GANGWAY_RANK", r),
+                ("GANGWAY_LOCAL_RANK", r),
+                ("GANGWAY_NODE_RANK", 0),
+                ("GANGWAY_SIZE", size as usize),
+            ] {
+                env.push((k.into(), v.to_string()));
+            }
+            let launch = Launch {
+                dir: dir.clone(),
+                command_line: start.command_line.clone(),
+                env,
+                max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
+                cgroup_prefix: 'r',
+                rank: Some(RankSetup { pmi_fd, cpus: rp.cpus.clone() }),
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            stops.push(tx);
+            let (me, cg) = (self.clone(), cgroup.clone());
+            let mode = RunMode { keep_leftovers: false, append_logs: true };
+            ranks.spawn(async move { (r, me.run_in(launch, cg.as_ref().as_ref(), &mut rx, mode).await) });
+        }
+        let servers: Vec<(u32, OwnedFd)> = sockets.into_iter().map(|s| (s.rank, s.into_server())).collect();
+        let pmi = NodePmi::new(NodeConfig {
+            size,
+            local_ranks: (0..size).collect(),
+            kvsname: format!("gangway_{}_{}_{}", start.id.job, start.id.task, start.id.attempt),
+            process_mapping: process_mapping(&[size]),
+        });
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let server = tokio::spawn(async move { serve_node(pmi, servers, &SingleNode, events_tx).await });
+        let mut outcomes: Vec<Option<Outcome>> = (0..size).map(|_| None).collect();
+        let mut first_failure: Option<Outcome> = None;
+        let mut stopping = false;
+        let stop_all = |stops: &[mpsc::UnboundedSender<StopReason>], why: StopReason| {
+            for tx in stops {
+                let _ = tx.send(why.clone());
+            }
+        };
+        while outcomes.iter().any(Option::is_none) {
+            tokio::select! {
+                Some(done) = ranks.join_next() => {
+                    let Ok((r, o)) = done else { continue };
+                    let bad = o.exit_code != Some(0) || o.failure.is_some();
+                    if bad && first_failure.is_none() && !stopping {
+                        first_failure = Some(Outcome {
+                            exit_code: o.exit_code,
+                            failure: o.failure.clone(),
+                            start_time: o.start_time,
+                            end_time: o.end_time,
+                            max_rss_bytes: o.max_rss_bytes,
+                        });
+                        stopping = true;
+                        stop_all(&stops, StopReason::Killed("RankFailed".into()));
+                    }
+                    outcomes[r] = Some(o);
+                }
+                Some(why) = stop_rx.recv(), if !stopping => {
+                    stopping = true;
+                    stop_all(&stops, why);
+                }
+                Some(ev) = events.recv() => {
+                    if let PmiEvent::Abort { rank, code, .. } = &ev {
+                        if first_failure.is_none() {
+                            first_failure = Some(Outcome {
+                                exit_code: Some(*code),
+                                ..failed("MpiAbort", format!("rank {rank} called MPI_Abort with code {code}"))
+                            });
+                            stopping = true;
+                            stop_all(&stops, StopReason::Killed("MpiAbort".into()));
+                        }
+                    }
+                }
+            }
+        }
+        drop(kept);
+        server.abort();
+        release(Arc::into_inner(cgroup).flatten()).await;
+        let done: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        if let Some(f) = first_failure {
+            return f;
+        }
+        Outcome {
+            exit_code: Some(0),
+            failure: None,
+            start_time: done.iter().filter_map(|o| o.start_time).min(),
+            end_time: done.iter().map(|o| o.end_time).max().unwrap_or_else(Timestamp::now),
+            max_rss_bytes: done.iter().filter_map(|o| o.max_rss_bytes).max(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Managed MPI ranks on one node: a real MPICH program launched over PMI-1 by gangway-node
+//! (no mpiexec), ranks bound to the placement plan, and one failing rank failing the task.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gangway_api::*;
+use gangway_tests::{bin, wait_for, Cluster, Options};
+
+const HELLO_C: &str = r#"
+#include <mpi.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    int rank, size, sum, one;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    one = rank + 1;
+    MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    printf("rank=%d size=%d sum=%d\n", rank, size, sum);
+    MPI_Finalize();
+    return 0;
+}
+"#;
+
+fn compile_hello(dir: &Path) -> PathBuf {
+    let src = dir.join("hello.c");
+    let exe = dir.join("hello");
+    std::fs::write(&src, HELLO_C).unwrap();
+    let out = Command::new("mpicc.mpich")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("mpicc.mpich is not installed: run scripts/deps.sh (it installs mpich and libmpich-dev)");
+    assert!(out.status.success(), "mpicc.mpich failed: {}", String::from_utf8_lossy(&out.stderr));
+    exe
+}
+
+fn mpi_task(id: &str, cmd: &str, ranks: u32) -> TaskAddParameter {
+    TaskAddParameter {
+        id: id.into(),
+        command_line: cmd.into(),
+        mpi: Some(MpiSettings { ranks_per_node: ranks, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn done(c: &mut gangway_api::client::Client, job: &str, task: &str) -> Task {
+    wait_for(Duration::from_secs(60), "the MPI task", || {
+        let t = c.get_task(job, task).ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    })
+}
+
+#[test]
+fn an_mpich_program_runs_over_gangways_pmi_without_mpiexec() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let exe = compile_hello(cluster.dir.path());
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
+    c.add_task("mpi", &mpi_task("hello", &exe.display().to_string(), 2)).unwrap();
+    let t = done(&mut c, "mpi", "hello");
+    let out = String::from_utf8(c.get_task_file("mpi", "hello", "stdout.txt", 0).unwrap()).unwrap();
+    let err = String::from_utf8(c.get_task_file("mpi", "hello", "stderr.txt", 0).unwrap()).unwrap();
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{out}{err}", t.execution_info);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["rank=0 size=2 sum=3", "rank=1 size=2 sum=3"], "{err}");
+}
+
+#[test]
+fn ranks_are_bound_to_the_placement_plan() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let mut c = cluster.client();
+    let plan = Command::new(bin("gangway")).args(["topo", "--json", "--plan", "ranks=2"]).output().unwrap();
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    c.add_job(&JobAddParameter { id: "bind".into(), ..Default::default() }).unwrap();
+    let cmd =
+        "/bin/sh -c 'echo $GANGWAY_RANK $PMI_RANK $PMI_SIZE $(grep Cpus_allowed_list /proc/self/status | cut -f2)'";
+    c.add_task("bind", &mpi_task("t", cmd, 2)).unwrap();
+    let t = done(&mut c, "bind", "t");
+    assert_eq!(t.execution_info.exit_code, Some(0));
+    let out = String::from_utf8(c.get_task_file("bind", "t", "stdout.txt", 0).unwrap()).unwrap();
+    for r in 0..2usize {
+        let cpus: Vec<String> = plan["ranks"][r]["cpus"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        let want = format!("{r} {r} 2 {}", compact(&cpus));
+        assert!(out.lines().any(|l| l == want), "rank {r} should print {want:?}: {out}");
+    }
+}
+
+/// "0","1","2","5" → "0-2,5", as the kernel writes CPU lists.
+fn compact(cpus: &[String]) -> String {
+    let mut n: Vec<u32> = cpus.iter().map(|c| c.parse().unwrap()).collect();
+    n.sort_unstable();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < n.len() {
+        let start = n[i];
+        while i + 1 < n.len() && n[i + 1] == n[i] + 1 {
+            i += 1;
+        }
+        parts.push(if start == n[i] { start.to_string() } else { format!("{start}-{}", n[i]) });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[test]
+fn one_failing_rank_fails_the_task_and_kills_the_others() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "fail".into(), ..Default::default() }).unwrap();
+    let marker = 7000 + std::process::id() % 1000;
+    let cmd = format!("/bin/sh -c 'if [ $GANGWAY_RANK = 1 ]; then exit 3; fi; exec sleep {marker}'");
+    c.add_task("fail", &mpi_task("t", &cmd, 2)).unwrap();
+    let t = done(&mut c, "fail", "t");
+    assert_eq!(t.execution_info.exit_code, Some(3), "{:?}", t.execution_info);
+    let left = Command::new("pgrep").args(["-f", &format!("^sleep {marker}$")]).output().unwrap();
+    assert!(left.stdout.is_empty(), "rank 0 was left running: {}", String::from_utf8_lossy(&left.stdout));
+    let err =
+        c.add_task("fail", &TaskAddParameter { mpi: Some(MpiSettings::default()), ..mpi_task("zero", "/bin/true", 0) });
+    assert!(err.unwrap_err().to_string().contains("ranksPerNode"));
+}
