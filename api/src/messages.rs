@@ -39,6 +39,17 @@ pub enum LauncherMessage {
     Heartbeat,
     /// A task attempt ended; repeated on every reconnect until the head acknowledges it.
     TaskFinished(TaskFinished),
+    /// This node's MPI ranks entered a PMI fence: their puts since the last one.
+    PmiFence {
+        /// Which attempt.
+        id: AttemptId,
+        /// Which instance (node) of it.
+        instance: u32,
+        /// Fence number on that node (0, 1, …).
+        epoch: u32,
+        /// Key-value pairs put by this node's ranks.
+        puts: Vec<(String, String)>,
+    },
     /// An instance of a multi-instance attempt ran its coordination command successfully.
     InstanceReady {
         /// Which attempt.
@@ -146,6 +157,15 @@ pub enum HeadMessage {
         id: AttemptId,
         /// `TaskTerminated`, `JobTerminated`, …: becomes the failure code.
         reason: String,
+    },
+    /// Every node of a managed MPI attempt entered fence `epoch`: everyone's puts.
+    PmiFenceDone {
+        /// Which attempt.
+        id: AttemptId,
+        /// Fence number.
+        epoch: u32,
+        /// Every node's puts, in instance order.
+        puts: Vec<(String, String)>,
     },
     /// Every instance of this multi-instance attempt has coordinated: the primary runs the application.
     RunApplication {

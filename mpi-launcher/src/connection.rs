@@ -213,6 +213,11 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         HeadMessage::StartTask(start) => exec.start(*start),
         HeadMessage::KillTask { id, reason } => exec.stop(&id, StopReason::Killed(reason)),
         HeadMessage::RunApplication { id } => exec.run_application(&id),
+        HeadMessage::PmiFenceDone { id, epoch, puts } => {
+            if let Some(tx) = exec.fences.lock().expect("lock").remove(&(id, epoch)) {
+                let _ = tx.send(puts);
+            }
+        }
         HeadMessage::Ack { id } => exec.acked(&id),
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
         HeadMessage::ReadFiles { req, job, task, path, offset, len } => {

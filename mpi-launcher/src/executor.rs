@@ -36,6 +36,9 @@ pub enum StopReason {
     Shutdown,
 }
 
+/// Where the head's answer to a PMI fence goes.
+pub(crate) type FenceReply = tokio::sync::oneshot::Sender<Vec<(String, String)>>;
+
 /// One process to run: a task attempt or the pool's start task.
 pub(crate) struct Launch {
     /// Holds `stdout.txt`, `stderr.txt` and the working directory `wd`.
@@ -91,6 +94,8 @@ pub struct Executor {
     pub(crate) account_url: String,
     /// The cluster secret, for fetching `uploadedFile` resource files from the head.
     pub(crate) secret: String,
+    /// PMI fences of multi-node MPI ranks waiting for the head's answer.
+    pub(crate) fences: Mutex<HashMap<(AttemptId, u32), FenceReply>>,
     /// This node's topology, for placing MPI ranks.
     pub(crate) topology: Option<gangway_topology::model::NodeTopology>,
     /// Primaries of multi-instance attempts waiting for the head's go-ahead.
@@ -131,6 +136,7 @@ impl Executor {
             start_task: Mutex::new(StartTaskSlot::default()),
             go: Mutex::new(HashMap::new()),
             topology: None,
+            fences: Mutex::new(HashMap::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
         }
     }

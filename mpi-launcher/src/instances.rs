@@ -117,6 +117,24 @@ impl Executor {
             coordination = Some(o);
         }
         self.send(LauncherMessage::InstanceReady { id: start.id.clone(), instance: plan.instance });
+        if let Some(mpi) = &start.mpi {
+            // Managed MPI: every instance starts its ranks once all have coordinated.
+            let o = tokio::select! {
+                _ = go_rx => {
+                    let step = crate::ranks::StepLayout { node_rank: plan.instance, nodes: plan.hosts.len() as u32 };
+                    let fence = crate::ranks::HeadFence {
+                        exec: self.clone(),
+                        id: start.id.clone(),
+                        instance: plan.instance,
+                        epoch: std::sync::atomic::AtomicU32::new(0),
+                    };
+                    self.ranks_outcome(start, mpi, stop_rx, step, fence).await
+                }
+                why = stop_rx.recv() => stopped_outcome(why.unwrap_or(StopReason::Shutdown), coordination),
+            };
+            self.end_instance(cgroup).await;
+            return o;
+        }
         if plan.instance == 0 {
             let stopped = tokio::select! {
                 _ = go_rx => None,

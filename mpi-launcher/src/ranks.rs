@@ -14,7 +14,38 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::executor::{release, Executor, Launch, Outcome, RankSetup, RunMode, StopReason};
-use crate::pmi::{process_mapping, serve_node, NodeConfig, NodePmi, PmiEvent, RankSocket, SingleNode};
+use crate::pmi::{process_mapping, serve_node, FenceExchange, NodeConfig, NodePmi, PmiEvent, RankSocket, SingleNode};
+
+/// Where this node's ranks sit in the job step: node `node_rank` of `nodes`, each with the
+/// same number of ranks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepLayout {
+    pub node_rank: u32,
+    pub nodes: u32,
+}
+
+/// A fence exchanged through the head with the other nodes of a multi-node step.
+pub(crate) struct HeadFence {
+    pub exec: Arc<Executor>,
+    pub id: gangway_api::messages::AttemptId,
+    pub instance: u32,
+    pub epoch: std::sync::atomic::AtomicU32,
+}
+
+impl FenceExchange for HeadFence {
+    async fn exchange(&self, puts: Vec<(String, String)>) -> Result<Vec<(String, String)>, crate::pmi::io::FenceError> {
+        let epoch = self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exec.fences.lock().expect("lock").insert((self.id.clone(), epoch), tx);
+        self.exec.send(gangway_api::messages::LauncherMessage::PmiFence {
+            id: self.id.clone(),
+            instance: self.instance,
+            epoch,
+            puts,
+        });
+        rx.await.map_err(|_| crate::pmi::io::FenceError::StepEnded)
+    }
+}
 
 fn failed(code: &str, message: String) -> Outcome {
     Outcome {
@@ -62,7 +93,8 @@ impl Executor {
         mpi: MpiSettings,
         mut stop_rx: mpsc::UnboundedReceiver<StopReason>,
     ) -> TaskFinished {
-        let o = self.ranks_outcome(&start, &mpi, &mut stop_rx).await;
+        let single = StepLayout { node_rank: 0, nodes: 1 };
+        let o = self.ranks_outcome(&start, &mpi, &mut stop_rx, single, SingleNode).await;
         TaskFinished {
             id: start.id,
             exit_code: o.exit_code,
@@ -74,11 +106,13 @@ impl Executor {
         }
     }
 
-    async fn ranks_outcome(
+    pub(crate) async fn ranks_outcome<F: FenceExchange + Send + Sync + 'static>(
         self: &Arc<Self>,
         start: &StartTask,
         mpi: &MpiSettings,
         stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        step: StepLayout,
+        fence: F,
     ) -> Outcome {
         let dir = self.layout.task_dir(&start.id.job, &start.id.task);
         if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
@@ -93,7 +127,9 @@ impl Executor {
                 return failed("TaskDirectory", format!("creating {log}: {e}"));
             }
         }
-        let size = mpi.ranks_per_node;
+        let local = mpi.ranks_per_node;
+        let size = local * step.nodes;
+        let first = local * step.node_rank;
         let plan = match (PlacementRequest::parse(&mpi.placement_spec()), &self.topology) {
             (Err(e), _) => return failed("InvalidPlacement", e.to_string()),
             (Ok(req), Some(t)) => match plan_ranks(t, &req) {
@@ -102,11 +138,11 @@ impl Executor {
                     return failed("PlacementFailed", format!("cannot place the ranks on node '{}': {e}", self.node))
                 }
             },
-            (Ok(_), None) => unbound(size),
+            (Ok(_), None) => unbound(local),
         };
         let mut sockets = Vec::new();
         let mut kept = Vec::new();
-        for r in 0..size {
+        for r in first..first + local {
             let made = RankSocket::new(r).and_then(|s| dup_cloexec(s.child_fd()).map(|d| (s, d)));
             match made {
                 Ok((s, d)) => {
@@ -156,13 +192,13 @@ impl Executor {
         let servers: Vec<(u32, OwnedFd)> = sockets.into_iter().map(|s| (s.rank, s.into_server())).collect();
         let pmi = NodePmi::new(NodeConfig {
             size,
-            local_ranks: (0..size).collect(),
+            local_ranks: (first..first + local).collect(),
             kvsname: format!("gangway_{}_{}_{}", start.id.job, start.id.task, start.id.attempt),
-            process_mapping: process_mapping(&[size]),
+            process_mapping: process_mapping(&vec![local; step.nodes as usize]),
         });
         let (events_tx, mut events) = mpsc::unbounded_channel();
-        let server = tokio::spawn(async move { serve_node(pmi, servers, &SingleNode, events_tx).await });
-        let mut outcomes: Vec<Option<Outcome>> = (0..size).map(|_| None).collect();
+        let server = tokio::spawn(async move { serve_node(pmi, servers, &fence, events_tx).await });
+        let mut outcomes: Vec<Option<Outcome>> = (0..local).map(|_| None).collect();
         let mut first_failure: Option<Outcome> = None;
         let mut stopping = false;
         let stop_all = |stops: &[mpsc::UnboundedSender<StopReason>], why: StopReason| {

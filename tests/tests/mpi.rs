@@ -124,3 +124,29 @@ fn one_failing_rank_fails_the_task_and_kills_the_others() {
         c.add_task("fail", &TaskAddParameter { mpi: Some(MpiSettings::default()), ..mpi_task("zero", "/bin/true", 0) });
     assert!(err.unwrap_err().to_string().contains("ranksPerNode"));
 }
+
+#[test]
+fn an_mpich_program_runs_across_two_nodes_with_fences_through_the_head() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let exe = compile_hello(cluster.dir.path());
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mn".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter {
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        ..mpi_task("hello", &exe.display().to_string(), 2)
+    };
+    c.add_task("mn", &task).unwrap();
+    let t = done(&mut c, "mn", "hello");
+    let mut lines = Vec::new();
+    for k in 0..2 {
+        let out = std::fs::read_to_string(cluster.node_root(k).join("workitems/mn/job-1/hello/stdout.txt"))
+            .unwrap_or_default();
+        let err = std::fs::read_to_string(cluster.node_root(k).join("workitems/mn/job-1/hello/stderr.txt"))
+            .unwrap_or_default();
+        assert!(err.is_empty() || t.execution_info.exit_code == Some(0), "node{}: {err}", k + 1);
+        lines.extend(out.lines().map(str::to_owned));
+    }
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?} {lines:?}", t.execution_info);
+    lines.sort();
+    assert_eq!(lines, (0..4).map(|r| format!("rank={r} size=4 sum=10")).collect::<Vec<_>>());
+}

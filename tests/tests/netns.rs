@@ -281,3 +281,46 @@ fn a_multi_instance_task_on_a_lost_host_is_requeued_whole() {
     nodes.extend(sub.value.into_iter().map(|s| s.node_info.node_id));
     assert!(!nodes.contains(&sub_node), "the second run avoided the lost host: {nodes:?}");
 }
+
+#[test]
+fn mpich_ranks_across_namespace_hosts() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
+    let src = cluster.dir.path().join("hello.c");
+    std::fs::write(&src, "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) { int r, s, x, sum; MPI_Init(&c, &v); MPI_Comm_rank(MPI_COMM_WORLD, &r); MPI_Comm_size(MPI_COMM_WORLD, &s); x = r + 1; MPI_Allreduce(&x, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD); printf(\"rank=%d size=%d sum=%d\\n\", r, s, sum); MPI_Finalize(); return 0; }\n").unwrap();
+    let exe = cluster.dir.path().join("hello");
+    let cc = std::process::Command::new("mpicc.mpich")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("mpicc.mpich (scripts/deps.sh)");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter {
+        id: "t".into(),
+        command_line: exe.display().to_string(),
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        mpi: Some(MpiSettings { ranks_per_node: 2, ..Default::default() }),
+        ..Default::default()
+    };
+    c.add_task("mpi", &task).unwrap();
+    let t = wait_for(Duration::from_secs(60), "the MPI job", || {
+        let t = c.get_task("mpi", "t").ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    });
+    let mut lines = Vec::new();
+    let mut errs = String::new();
+    for k in 0..2 {
+        let dir = cluster.root(k).join("workitems/mpi/job-1/t");
+        lines.extend(std::fs::read_to_string(dir.join("stdout.txt")).unwrap_or_default().lines().map(str::to_owned));
+        errs.push_str(&std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default());
+    }
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{errs}", t.execution_info);
+    lines.sort();
+    assert_eq!(lines, (0..4).map(|r| format!("rank={r} size=4 sum=10")).collect::<Vec<_>>(), "{errs}");
+}

@@ -130,6 +130,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
             LauncherMessage::TaskFinished(f) => {
                 head.apply(|st, fx| st.finish_attempt(&name, f, fx));
             }
+            LauncherMessage::PmiFence { id, instance, epoch, puts } => {
+                head.apply(|st, fx| st.pmi_fence(&name, id, instance, epoch, puts, fx));
+            }
             LauncherMessage::InstanceReady { id, instance } => {
                 head.apply(|st, fx| st.instance_ready(&name, id, instance, fx));
             }

@@ -70,6 +70,7 @@ impl HeadState {
             node_id: names[0].clone(),
             task_root_directory: format!("workitems/{}/job-1/{}", j.wire.id, t.wire.id),
         });
+        t.fences.clear();
         t.instances = names
             .iter()
             .map(|n| InstanceRec {
@@ -119,9 +120,16 @@ impl HeadState {
         let Some(inst) = t.instances.get_mut(instance as usize).filter(|i| i.node == node) else { return };
         inst.state = SubtaskState::Running;
         if t.instances.iter().all(|i| i.state == SubtaskState::Running) && t.killing.is_none() {
-            let primary = t.instances[0].node.clone();
-            if let Some(c) = self.nodes.get(&primary).and_then(|n| n.conn.as_ref()) {
-                fx.sends.push((c.tx.clone(), HeadMessage::RunApplication { id }));
+            // The application runs on the primary; managed MPI ranks run on every instance.
+            let go: Vec<String> = if t.wire.mpi.is_some() {
+                t.instances.iter().map(|i| i.node.clone()).collect()
+            } else {
+                vec![t.instances[0].node.clone()]
+            };
+            for node in go {
+                if let Some(c) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
+                    fx.sends.push((c.tx.clone(), HeadMessage::RunApplication { id: id.clone() }));
+                }
             }
         }
     }
@@ -154,7 +162,14 @@ impl HeadState {
         inst.exit_code = f.exit_code;
         inst.failure = f.failure.clone();
         let failed = f.exit_code != Some(0) || f.failure.is_some();
-        if t.wire.state != TaskState::Running || (instance != 0 && !failed) {
+        if t.wire.state != TaskState::Running {
+            return None;
+        }
+        // Managed MPI ends when every node's ranks have ended well (or any failed); otherwise
+        // the primary's end is the task's.
+        let all_done = t.instances.iter().all(|i| i.state == SubtaskState::Completed);
+        let ends_task = failed || if t.wire.mpi.is_some() { all_done } else { instance == 0 };
+        if !ends_task {
             return None;
         }
         // The task ends now: the primary finished, or an instance failed.
@@ -189,6 +204,37 @@ impl HeadState {
         for node in targets {
             if let Some(c) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
                 fx.sends.push((c.tx.clone(), HeadMessage::KillTask { id: id.clone(), reason: reason.into() }));
+            }
+        }
+    }
+
+    /// A node's MPI ranks entered PMI fence `epoch`; once every instance has, each gets all
+    /// the puts (in instance order) and releases its ranks.
+    pub fn pmi_fence(
+        &mut self,
+        node: &str,
+        id: AttemptId,
+        instance: u32,
+        epoch: u32,
+        puts: Vec<(String, String)>,
+        fx: &mut Effects,
+    ) {
+        let Some(t) = self.jobs.get_mut(&id.job).and_then(|j| j.tasks.get_mut(&id.task)) else { return };
+        let n = t.instances.len();
+        if t.attempt != id.attempt || t.instances.get(instance as usize).is_none_or(|i| i.node != node) {
+            return;
+        }
+        let slot = t.fences.entry(epoch).or_insert_with(|| vec![None; n]);
+        slot[instance as usize] = Some(puts);
+        if slot.iter().any(Option::is_none) {
+            return;
+        }
+        let all: Vec<(String, String)> = t.fences.remove(&epoch).into_iter().flatten().flatten().flatten().collect();
+        let nodes: Vec<String> = t.instances.iter().map(|i| i.node.clone()).collect();
+        for node in nodes {
+            if let Some(c) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
+                let msg = HeadMessage::PmiFenceDone { id: id.clone(), epoch, puts: all.clone() };
+                fx.sends.push((c.tx.clone(), msg));
             }
         }
     }

@@ -71,7 +71,12 @@ pub(crate) struct TaskRec {
     pub killing: Option<&'static str>,
     /// The instances of its current attempt, when it is a multi-instance task.
     pub instances: Vec<gangs::InstanceRec>,
+    /// PMI fences of its managed MPI ranks in progress: each instance's puts, by fence number.
+    pub fences: std::collections::BTreeMap<u32, Vec<Option<KvPairs>>>,
 }
+
+/// PMI key-value pairs.
+pub(crate) type KvPairs = Vec<(String, String)>;
 
 /// A launcher's live connection.
 pub(crate) struct Conn {

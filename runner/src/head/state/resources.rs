@@ -197,7 +197,8 @@ impl HeadState {
         let key = self.new_key();
         let seq = self.new_seq();
         let j = self.jobs.get_mut(job_id).expect("validated");
-        let rec = TaskRec { wire, key, seq, attempt: 0, killing: None, instances: Vec::new() };
+        let rec =
+            TaskRec { wire, key, seq, attempt: 0, killing: None, instances: Vec::new(), fences: Default::default() };
         HeadState::put_task(&j.wire.id, &rec, fx);
         let id = rec.wire.id.clone();
         j.tasks.insert(id.clone(), rec);
@@ -238,12 +239,6 @@ impl HeadState {
             )));
         }
         if let Some(m) = &p.mpi {
-            if p.multi_instance_settings.is_some() {
-                return Err(ApiError::invalid(
-                    "mpi with multiInstanceSettings: managed MPI ranks across several nodes are not supported yet; \
-                     use mpi on one node, or multiInstanceSettings with your own mpirun",
-                ));
-            }
             if m.ranks_per_node == 0 {
                 return Err(ApiError::invalid("mpi.ranksPerNode must be at least 1"));
             }
@@ -463,8 +458,15 @@ impl HeadState {
                     wire.execution_info.requeue_count += 1;
                     wire.execution_info.last_requeue_time = Some(now);
                     set_task_state(&mut wire, TaskState::Active, now);
-                    let rec =
-                        TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing: None, instances: Vec::new() };
+                    let rec = TaskRec {
+                        wire,
+                        key,
+                        seq: st.seq,
+                        attempt: st.attempt,
+                        killing: None,
+                        instances: Vec::new(),
+                        fences: Default::default(),
+                    };
                     HeadState::put_task(&st.job, &rec, fx);
                     if j.wire.state == JobState::Active {
                         queued.push((st.job.clone(), rec.wire.id.clone()));
@@ -491,7 +493,15 @@ impl HeadState {
             self.task_index.insert(key, (st.job.clone(), wire.id.clone()));
             j.tasks.insert(
                 wire.id.clone(),
-                TaskRec { wire, key, seq: st.seq, attempt: st.attempt, killing, instances: Vec::new() },
+                TaskRec {
+                    wire,
+                    key,
+                    seq: st.seq,
+                    attempt: st.attempt,
+                    killing,
+                    instances: Vec::new(),
+                    fences: Default::default(),
+                },
             );
         }
         fx.timers.dedup();
