@@ -62,6 +62,8 @@ pub(crate) struct RankSetup {
     pub pmi_fd: std::os::fd::RawFd,
     /// CPUs it is bound to (empty: not bound).
     pub cpus: Vec<u32>,
+    /// NUMA nodes (OS numbers) its memory comes from (empty: the kernel's default).
+    pub mems: Vec<u32>,
 }
 
 /// How `run_in` treats what a process leaves behind.
@@ -322,9 +324,21 @@ impl Executor {
 
     /// A fresh cgroup for a process (None where the launcher runs without cgroups).
     pub(crate) fn new_cgroup(&self, prefix: char) -> Result<Option<TaskCgroup>, Outcome> {
+        self.new_cgroup_on(prefix, &[])
+    }
+
+    /// A fresh cgroup whose cpuset is `cpus` (all of the node's when empty, or when the
+    /// hierarchy offers no cpuset controller — the ranks' own affinity still binds them).
+    pub(crate) fn new_cgroup_on(&self, prefix: char, cpus: &[u32]) -> Result<Option<TaskCgroup>, Outcome> {
         let Some(cg) = &self.cgroups else { return Ok(None) };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        cg.create_task(&format!("{prefix}{n}"), false).map(Some).map_err(|e| {
+        let made = cg.create_task(&format!("{prefix}{n}"), !cpus.is_empty());
+        if let (Ok(task), false) = (&made, cpus.is_empty()) {
+            if let Err(e) = task.set_cpus(cpus) {
+                tracing::warn!(error = %e, "cannot restrict the task's cpuset; ranks are bound by affinity only");
+            }
+        }
+        made.map(Some).map_err(|e| {
             server_failure(Outcome {
                 exit_code: None,
                 failure: Some(TaskFailureInformation {
@@ -393,6 +407,7 @@ impl Executor {
             cgroup_fds: join_fds.iter().map(|f| f.as_raw_fd()).collect(),
             keep_fd: launch.rank.as_ref().map(|r| r.pmi_fd),
             cpus: launch.rank.as_ref().map(|r| r.cpus.clone()),
+            mems: launch.rank.as_ref().map(|r| r.mems.clone()),
             ..spec
         };
         let started = Timestamp::now();
@@ -524,6 +539,7 @@ fn build_spec(
         cgroup_fds: Vec::new(),
         keep_fd: None,
         cpus: None,
+        mems: None,
     })
 }
 

@@ -86,6 +86,12 @@ fn unbound(ranks: u32) -> Placement {
 }
 
 impl Executor {
+    /// OS numbers of NUMA nodes given by logical index (what `set_mempolicy` takes).
+    fn os_numa_nodes(&self, logical: &[u32]) -> Vec<u32> {
+        let Some(t) = &self.topology else { return Vec::new() };
+        logical.iter().filter_map(|i| t.numa_nodes.get(*i as usize).map(|n| n.os_index)).collect()
+    }
+
     /// Runs the task's ranks on this node to their end and returns the task's report.
     pub(crate) async fn run_ranks(
         self: &Arc<Self>,
@@ -152,7 +158,11 @@ impl Executor {
                 Err(e) => return failed("PmiSetupFailed", format!("making rank {r}'s PMI socket: {e}")),
             }
         }
-        let cgroup = match self.new_cgroup('r') {
+        // The task's cpuset is every CPU its ranks are bound to.
+        let mut all_cpus: Vec<u32> = plan.ranks.iter().flat_map(|r| r.cpus.iter().copied()).collect();
+        all_cpus.sort_unstable();
+        all_cpus.dedup();
+        let cgroup = match self.new_cgroup_on('r', &all_cpus) {
             Ok(c) => Arc::new(c),
             Err(o) => return o,
         };
@@ -168,9 +178,9 @@ impl Executor {
             env.extend(sock.env(size));
             env.push(("PMI_FD".into(), pmi_fd.to_string()));
             for (k, v) in [
-                ("GANGWAY_RANK", r),
+                ("GANGWAY_RANK", first as usize + r),
                 ("GANGWAY_LOCAL_RANK", r),
-                ("GANGWAY_NODE_RANK", 0),
+                ("GANGWAY_NODE_RANK", step.node_rank as usize),
                 ("GANGWAY_SIZE", size as usize),
             ] {
                 env.push((k.into(), v.to_string()));
@@ -181,7 +191,7 @@ impl Executor {
                 env,
                 max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
                 cgroup_prefix: 'r',
-                rank: Some(RankSetup { pmi_fd, cpus: rp.cpus.clone() }),
+                rank: Some(RankSetup { pmi_fd, cpus: rp.cpus.clone(), mems: self.os_numa_nodes(&rp.numa_nodes) }),
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             stops.push(tx);

@@ -34,6 +34,8 @@ pub struct SpawnSpec {
     pub keep_fd: Option<RawFd>,
     /// CPUs (OS numbers) the process is bound to, from its rank's placement.
     pub cpus: Option<Vec<u32>>,
+    /// NUMA nodes (OS numbers) its memory comes from: one node is preferred, several bound.
+    pub mems: Option<Vec<u32>>,
 }
 
 /// Finds `program` the way `execvp` would, using `path` (the task's `PATH`).
@@ -74,6 +76,8 @@ struct ChildArgs {
     keep_fd: RawFd,
     cpus: libc::cpu_set_t,
     bind: bool,
+    mem_mode: i32,
+    mem_mask: [libc::c_ulong; 16],
     /// Set by the child when something failed before or at exec; shared thanks to CLONE_VM.
     errno: i32,
 }
@@ -118,6 +122,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if a.bind && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &a.cpus) != 0 {
             fail(a);
         }
+        // A kernel without NUMA support refuses this; the rank still runs, its memory unplaced.
+        if a.mem_mode != 0 {
+            let maxnode = (a.mem_mask.len() * 8 * std::mem::size_of::<libc::c_ulong>()) as libc::c_ulong;
+            libc::syscall(libc::SYS_set_mempolicy, a.mem_mode, a.mem_mask.as_ptr(), maxnode);
+        }
         for (target, fd) in a.stdio.iter().enumerate() {
             if libc::dup2(*fd, target as i32) < 0 {
                 fail(a);
@@ -129,6 +138,27 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::execve(a.program, a.argv, a.envp);
         fail(a)
     }
+}
+
+/// `MPOL_PREFERRED` for one node, `MPOL_BIND` for several, 0 (leave it) for none.
+fn mem_mode(mems: Option<&[u32]>) -> i32 {
+    match mems.map_or(0, <[u32]>::len) {
+        0 => 0,
+        1 => 1, // MPOL_PREFERRED
+        _ => 2, // MPOL_BIND
+    }
+}
+
+/// The node mask `set_mempolicy` takes (nodes past 1023 are left out).
+fn node_mask(mems: &[u32]) -> [libc::c_ulong; 16] {
+    let bits = 8 * std::mem::size_of::<libc::c_ulong>();
+    let mut mask = [0 as libc::c_ulong; 16];
+    for &n in mems {
+        if let Some(word) = mask.get_mut(n as usize / bits) {
+            *word |= 1 << (n as usize % bits);
+        }
+    }
+    mask
 }
 
 /// A kernel CPU set holding `cpus` (numbers past the set's size are left out).
@@ -164,6 +194,8 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         keep_fd: spec.keep_fd.unwrap_or(-1),
         cpus: cpu_set(spec.cpus.as_deref().unwrap_or(&[])),
         bind: spec.cpus.as_ref().is_some_and(|c| !c.is_empty()),
+        mem_mode: mem_mode(spec.mems.as_deref()),
+        mem_mask: node_mask(spec.mems.as_deref().unwrap_or(&[])),
         errno: 0,
     };
     // The child runs on its own stack inside our address space until it execs.
@@ -294,6 +326,7 @@ mod tests {
             cgroup_fds: Vec::new(),
             keep_fd: None,
             cpus: None,
+            mems: None,
         }
     }
 

@@ -78,16 +78,35 @@ fn ranks_are_bound_to_the_placement_plan() {
     assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     c.add_job(&JobAddParameter { id: "bind".into(), ..Default::default() }).unwrap();
-    let cmd =
-        "/bin/sh -c 'echo $GANGWAY_RANK $PMI_RANK $PMI_SIZE $(grep Cpus_allowed_list /proc/self/status | cut -f2)'";
-    c.add_task("bind", &mpi_task("t", cmd, 2)).unwrap();
+    // What the kernel says of each rank: CPUs, memory policy, the cgroup's cpuset.
+    let script = cluster.dir.path().join("probe.sh");
+    std::fs::write(
+        &script,
+        r#"echo $GANGWAY_RANK $PMI_RANK $PMI_SIZE $(grep Cpus_allowed_list /proc/self/status | cut -f2)
+echo mem $GANGWAY_RANK $(grep -m1 -o -e 'prefer:[0-9]*' -e 'bind:[0-9,-]*' /proc/self/numa_maps)
+if [ -f /sys/fs/cgroup/cpuset/cpuset.cpus ]; then echo cpuset $(cat /sys/fs/cgroup/cpuset$(cat /proc/self/cpuset)/cpuset.cpus); fi
+"#,
+    )
+    .unwrap();
+    c.add_task("bind", &mpi_task("t", &format!("/bin/sh {}", script.display()), 2)).unwrap();
     let t = done(&mut c, "bind", "t");
     assert_eq!(t.execution_info.exit_code, Some(0));
     let out = String::from_utf8(c.get_task_file("bind", "t", "stdout.txt", 0).unwrap()).unwrap();
+    let mut all = Vec::new();
     for r in 0..2usize {
         let cpus: Vec<String> = plan["ranks"][r]["cpus"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
         let want = format!("{r} {r} 2 {}", compact(&cpus));
         assert!(out.lines().any(|l| l == want), "rank {r} should print {want:?}: {out}");
+        // Memory from the rank's own NUMA node (node 0 on a one-node machine).
+        let numa = plan["ranks"][r]["numa_nodes"][0].as_u64().unwrap();
+        assert!(out.lines().any(|l| l == format!("mem {r} prefer:{numa}")), "rank {r}'s memory policy: {out}");
+        all.extend(cpus);
+    }
+    // The task's cpuset (cgroup v1 here) holds every CPU its ranks are bound to.
+    all.sort();
+    all.dedup();
+    for line in out.lines().filter(|l| l.starts_with("cpuset ")) {
+        assert_eq!(line, format!("cpuset {}", compact(&all)), "{out}");
     }
 }
 
@@ -149,4 +168,26 @@ fn an_mpich_program_runs_across_two_nodes_with_fences_through_the_head() {
     assert_eq!(t.execution_info.exit_code, Some(0), "{:?} {lines:?}", t.execution_info);
     lines.sort();
     assert_eq!(lines, (0..4).map(|r| format!("rank={r} size=4 sum=10")).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failing_rank_on_another_node_fails_the_task_everywhere() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mnf".into(), ..Default::default() }).unwrap();
+    let marker = 8000 + std::process::id() % 1000;
+    // Rank 3 lives on the second node; the other three wait to be killed.
+    let cmd = format!("/bin/sh -c 'if [ $GANGWAY_RANK = 3 ]; then sleep 0.3; exit 3; fi; exec sleep {marker}'");
+    let task = TaskAddParameter {
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        ..mpi_task("t", &cmd, 2)
+    };
+    c.add_task("mnf", &task).unwrap();
+    let t = done(&mut c, "mnf", "t");
+    assert_eq!(t.execution_info.exit_code, Some(3), "{:?}", t.execution_info);
+    wait_for(Duration::from_secs(10), "every rank on every node to be gone", || {
+        let left = Command::new("pgrep").args(["-f", &format!("^sleep {marker}$")]).output().ok()?;
+        left.stdout.is_empty().then_some(())
+    });
+    cluster.wait_idle(2);
 }
