@@ -191,3 +191,20 @@ fn a_failing_rank_on_another_node_fails_the_task_everywhere() {
     });
     cluster.wait_idle(2);
 }
+
+#[test]
+fn a_multi_node_job_succeeds_when_its_last_node_finishes_after_the_primary() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "order".into(), ..Default::default() }).unwrap();
+    // The primary's ranks end at once; the other node's a little later.
+    let cmd = "/bin/sh -c 'if [ $GANGWAY_NODE_RANK = 1 ]; then sleep 0.5; fi; exit 0'";
+    let task = TaskAddParameter {
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: 2, ..Default::default() }),
+        ..mpi_task("t", cmd, 2)
+    };
+    c.add_task("order", &task).unwrap();
+    let t = done(&mut c, "order", "t");
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}", t.execution_info);
+    assert_eq!(t.execution_info.result, Some(TaskExecutionResult::Success), "{:?}", t.execution_info);
+}

@@ -175,7 +175,7 @@ impl HeadState {
         // The task ends now: the primary finished, or an instance failed.
         let key = t.key;
         let mut outcome = f.clone();
-        if instance != 0 {
+        if instance != 0 && failed {
             outcome.failure = Some(TaskFailureInformation {
                 category: ErrorCategory::UserError,
                 code: "SubtaskFailed".into(),
