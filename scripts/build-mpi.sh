@@ -12,17 +12,7 @@ case "$flavor" in
   *) echo "usage: $0 [openmpi|mpich]" >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "gangway: installing ${missing[*]}" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-command -v cargo >/dev/null || { echo "gangway: cargo is required (https://rustup.rs)" >&2; exit 1; }
+"$root/scripts/deps.sh" "${need[@]}"
 # Debian's `mpicc` alternative may point at MPICH when both are installed; Open MPI's own
 # wrapper is mpicc.openmpi.
 if [ "$flavor" = openmpi ] && command -v mpicc.openmpi >/dev/null; then mpicc=mpicc.openmpi; fi

@@ -89,6 +89,32 @@ pub(crate) struct Outcome {
     pub max_rss_bytes: Option<u64>,
 }
 
+impl Outcome {
+    /// An attempt that never got as far as its process: `code` (usererror) and why.
+    pub(crate) fn failed(code: &str, message: String) -> Outcome {
+        Outcome {
+            exit_code: None,
+            failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
+            start_time: None,
+            end_time: Timestamp::now(),
+            max_rss_bytes: None,
+        }
+    }
+
+    /// The report of attempt `id` (of `instance`, for a multi-instance task) that ended so.
+    pub(crate) fn into_report(self, id: AttemptId, instance: Option<u32>) -> TaskFinished {
+        TaskFinished {
+            id,
+            exit_code: self.exit_code,
+            failure: self.failure,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            max_rss_bytes: self.max_rss_bytes,
+            instance,
+        }
+    }
+}
+
 /// The attempts this launcher runs and the reports the head has not acknowledged.
 pub struct Executor {
     pub(crate) layout: NodeLayout,
@@ -295,15 +321,7 @@ impl Executor {
             Ok(()) => self.run_process(launch, &mut stop_rx).await,
             Err(failed) => failed,
         };
-        TaskFinished {
-            id: start.id,
-            exit_code: o.exit_code,
-            failure: o.failure,
-            start_time: o.start_time,
-            end_time: o.end_time,
-            max_rss_bytes: o.max_rss_bytes,
-            instance: None,
-        }
+        o.into_report(start.id, None)
     }
 
     /// Runs one process to its end: its directories and log files, its own process group

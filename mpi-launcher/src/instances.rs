@@ -30,16 +30,6 @@ pub fn instance_env(plan: &InstancePlan, task_dir: &Path) -> Vec<(String, String
     ]
 }
 
-fn failed(code: &str, message: String) -> Outcome {
-    Outcome {
-        exit_code: None,
-        failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
-        start_time: None,
-        end_time: Timestamp::now(),
-        max_rss_bytes: None,
-    }
-}
-
 impl Executor {
     /// The head says every instance coordinated: the primary may run the application.
     pub fn run_application(&self, id: &gangway_api::messages::AttemptId) {
@@ -59,15 +49,7 @@ impl Executor {
         self.go.lock().expect("lock").insert(start.id.clone(), go_tx);
         let o = self.instance_outcome(&start, &plan, &mut stop_rx, go_rx).await;
         self.go.lock().expect("lock").remove(&start.id);
-        TaskFinished {
-            id: start.id,
-            exit_code: o.exit_code,
-            failure: o.failure,
-            start_time: o.start_time,
-            end_time: o.end_time,
-            max_rss_bytes: o.max_rss_bytes,
-            instance: Some(plan.instance),
-        }
+        o.into_report(start.id, Some(plan.instance))
     }
 
     async fn instance_outcome(
@@ -79,10 +61,10 @@ impl Executor {
     ) -> Outcome {
         let dir = self.layout.task_dir(&start.id.job, &start.id.task);
         if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
-            return failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
+            return Outcome::failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
         }
         if let Err(e) = fetch(&plan.common_resource_files, &dir, &self.account_url, &self.secret).await {
-            return failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
+            return Outcome::failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
         }
         if let Err(o) = self.fetch_resource_files(start, &dir).await {
             return o;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gangway_api::messages::{StartTask, TaskFinished};
-use gangway_api::{ErrorCategory, MpiSettings, TaskFailureInformation, Timestamp};
+use gangway_api::{MpiSettings, Timestamp};
 use gangway_topology::placement::{plan_ranks, Placement, PlacementRequest, RankPlacement};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -44,16 +44,6 @@ impl FenceExchange for HeadFence {
             puts,
         });
         rx.await.map_err(|_| crate::pmi::io::FenceError::StepEnded)
-    }
-}
-
-fn failed(code: &str, message: String) -> Outcome {
-    Outcome {
-        exit_code: None,
-        failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
-        start_time: None,
-        end_time: Timestamp::now(),
-        max_rss_bytes: None,
     }
 }
 
@@ -101,15 +91,7 @@ impl Executor {
     ) -> TaskFinished {
         let single = StepLayout { node_rank: 0, nodes: 1 };
         let o = self.ranks_outcome(&start, &mpi, &mut stop_rx, single, SingleNode).await;
-        TaskFinished {
-            id: start.id,
-            exit_code: o.exit_code,
-            failure: o.failure,
-            start_time: o.start_time,
-            end_time: o.end_time,
-            max_rss_bytes: o.max_rss_bytes,
-            instance: None,
-        }
+        o.into_report(start.id, None)
     }
 
     pub(crate) async fn ranks_outcome<F: FenceExchange + Send + Sync + 'static>(
@@ -122,7 +104,7 @@ impl Executor {
     ) -> Outcome {
         let dir = self.layout.task_dir(&start.id.job, &start.id.task);
         if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
-            return failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
+            return Outcome::failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
         }
         if let Err(o) = self.fetch_resource_files(start, &dir).await {
             return o;
@@ -130,18 +112,21 @@ impl Executor {
         // Every rank appends; the attempt starts them afresh.
         for log in ["stdout.txt", "stderr.txt"] {
             if let Err(e) = std::fs::File::create(dir.join(log)) {
-                return failed("TaskDirectory", format!("creating {log}: {e}"));
+                return Outcome::failed("TaskDirectory", format!("creating {log}: {e}"));
             }
         }
         let local = mpi.ranks_per_node;
         let size = local * step.nodes;
         let first = local * step.node_rank;
         let plan = match (PlacementRequest::parse(&mpi.placement_spec()), &self.topology) {
-            (Err(e), _) => return failed("InvalidPlacement", e.to_string()),
+            (Err(e), _) => return Outcome::failed("InvalidPlacement", e.to_string()),
             (Ok(req), Some(t)) => match plan_ranks(t, &req) {
                 Ok(p) => p,
                 Err(e) => {
-                    return failed("PlacementFailed", format!("cannot place the ranks on node '{}': {e}", self.node))
+                    return Outcome::failed(
+                        "PlacementFailed",
+                        format!("cannot place the ranks on node '{}': {e}", self.node),
+                    )
                 }
             },
             (Ok(_), None) => unbound(local),
@@ -155,7 +140,7 @@ impl Executor {
                     sockets.push(s);
                     kept.push(d);
                 }
-                Err(e) => return failed("PmiSetupFailed", format!("making rank {r}'s PMI socket: {e}")),
+                Err(e) => return Outcome::failed("PmiSetupFailed", format!("making rank {r}'s PMI socket: {e}")),
             }
         }
         // The task's cpuset is every CPU its ranks are bound to.
@@ -243,7 +228,7 @@ impl Executor {
                         if first_failure.is_none() {
                             first_failure = Some(Outcome {
                                 exit_code: Some(*code),
-                                ..failed("MpiAbort", format!("rank {rank} called MPI_Abort with code {code}"))
+                                ..Outcome::failed("MpiAbort", format!("rank {rank} called MPI_Abort with code {code}"))
                             });
                             stopping = true;
                             stop_all(&stops, StopReason::Killed("MpiAbort".into()));

@@ -327,3 +327,31 @@ pub fn leftover_cgroups(node: &str, root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// An MPI program (C, MPICH) whose ranks print `rank=R size=S sum=T` (T = the allreduce of
+/// rank+1), compiled into `dir`. Panics, naming scripts/deps.sh, when MPICH is missing.
+pub fn compile_mpich_hello(dir: &Path) -> PathBuf {
+    const HELLO_C: &str = "#include <mpi.h>\n#include <stdio.h>\n\
+        int main(int argc, char **argv) {\n\
+            int rank, size, sum, one;\n\
+            MPI_Init(&argc, &argv);\n\
+            MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\
+            MPI_Comm_size(MPI_COMM_WORLD, &size);\n\
+            one = rank + 1;\n\
+            MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n\
+            printf(\"rank=%d size=%d sum=%d\\n\", rank, size, sum);\n\
+            MPI_Finalize();\n\
+            return 0;\n\
+        }\n";
+    let src = dir.join("hello.c");
+    let exe = dir.join("hello");
+    std::fs::write(&src, HELLO_C).expect("writing hello.c");
+    let out = Command::new("mpicc.mpich")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("mpicc.mpich is not installed: run scripts/deps.sh (it installs mpich and libmpich-dev)");
+    assert!(out.status.success(), "mpicc.mpich failed: {}", String::from_utf8_lossy(&out.stderr));
+    exe
+}

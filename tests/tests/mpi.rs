@@ -1,42 +1,11 @@
 //! Managed MPI ranks on one node: a real MPICH program launched over PMI-1 by gangway-node
 //! (no mpiexec), ranks bound to the placement plan, and one failing rank failing the task.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use gangway_api::*;
-use gangway_tests::{bin, wait_for, Cluster, Options};
-
-const HELLO_C: &str = r#"
-#include <mpi.h>
-#include <stdio.h>
-int main(int argc, char **argv) {
-    int rank, size, sum, one;
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    one = rank + 1;
-    MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    printf("rank=%d size=%d sum=%d\n", rank, size, sum);
-    MPI_Finalize();
-    return 0;
-}
-"#;
-
-fn compile_hello(dir: &Path) -> PathBuf {
-    let src = dir.join("hello.c");
-    let exe = dir.join("hello");
-    std::fs::write(&src, HELLO_C).unwrap();
-    let out = Command::new("mpicc.mpich")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("mpicc.mpich is not installed: run scripts/deps.sh (it installs mpich and libmpich-dev)");
-    assert!(out.status.success(), "mpicc.mpich failed: {}", String::from_utf8_lossy(&out.stderr));
-    exe
-}
+use gangway_tests::{bin, compile_mpich_hello, wait_for, Cluster, Options};
 
 fn mpi_task(id: &str, cmd: &str, ranks: u32) -> TaskAddParameter {
     TaskAddParameter {
@@ -57,7 +26,7 @@ fn done(c: &mut gangway_api::client::Client, job: &str, task: &str) -> Task {
 #[test]
 fn an_mpich_program_runs_over_gangways_pmi_without_mpiexec() {
     let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
-    let exe = compile_hello(cluster.dir.path());
+    let exe = compile_mpich_hello(cluster.dir.path());
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
     c.add_task("mpi", &mpi_task("hello", &exe.display().to_string(), 2)).unwrap();
@@ -147,7 +116,7 @@ fn one_failing_rank_fails_the_task_and_kills_the_others() {
 #[test]
 fn an_mpich_program_runs_across_two_nodes_with_fences_through_the_head() {
     let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
-    let exe = compile_hello(cluster.dir.path());
+    let exe = compile_mpich_hello(cluster.dir.path());
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "mn".into(), ..Default::default() }).unwrap();
     let task = TaskAddParameter {

@@ -289,16 +289,7 @@ fn mpich_ranks_across_namespace_hosts() {
         return;
     }
     let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
-    let src = cluster.dir.path().join("hello.c");
-    std::fs::write(&src, "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) { int r, s, x, sum; MPI_Init(&c, &v); MPI_Comm_rank(MPI_COMM_WORLD, &r); MPI_Comm_size(MPI_COMM_WORLD, &s); x = r + 1; MPI_Allreduce(&x, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD); printf(\"rank=%d size=%d sum=%d\\n\", r, s, sum); MPI_Finalize(); return 0; }\n").unwrap();
-    let exe = cluster.dir.path().join("hello");
-    let cc = std::process::Command::new("mpicc.mpich")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("mpicc.mpich (scripts/deps.sh)");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let exe = gangway_tests::compile_mpich_hello(cluster.dir.path());
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
     let task = TaskAddParameter {
