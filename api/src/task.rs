@@ -60,6 +60,10 @@ pub struct MpiSettings {
     /// GPU binding: closest (default), shared or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_bind: Option<String>,
+    /// How ranks are started: `pmi` (PMI-1, the MPICH family), `openmpi`, or `auto` (default:
+    /// the program's linked MPI library decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
 }
 
 impl MpiSettings {

@@ -75,6 +75,18 @@ fn unbound(ranks: u32) -> Placement {
     }
 }
 
+/// Which MPI a program is linked against, from the shared-library names in the file (a
+/// script, or a static or unknown binary, reads as the PMI family).
+pub fn linked_mpi(program: &std::path::Path) -> &'static str {
+    let Ok(bytes) = std::fs::read(program) else { return "pmi" };
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    if has(b"libmpi.so.40") || has(b"libopen-rte") || has(b"libopen-pal") {
+        "openmpi"
+    } else {
+        "pmi"
+    }
+}
+
 impl Executor {
     /// OS numbers of NUMA nodes given by logical index (what `set_mempolicy` takes).
     fn os_numa_nodes(&self, logical: &[u32]) -> Vec<u32> {
@@ -114,6 +126,30 @@ impl Executor {
             if let Err(e) = std::fs::File::create(dir.join(log)) {
                 return Outcome::failed("TaskDirectory", format!("creating {log}: {e}"));
             }
+        }
+        // Open MPI ranks given PMI-1 variables would each start as a singleton of size 1:
+        // refuse rather than run the job wrong.
+        let wanted = mpi.implementation.as_deref().unwrap_or("auto");
+        let program = gangway_api::cmdline::split_command_line(&start.command_line)
+            .ok()
+            .and_then(|argv| argv.first().cloned())
+            .map(|p| {
+                let path_var = std::env::var_os("PATH");
+                crate::spawn::resolve_program(&p, path_var.as_deref(), &dir.join("wd")).unwrap_or_else(|_| p.into())
+            });
+        let kind = match wanted {
+            "auto" => program.as_deref().map_or("pmi", linked_mpi),
+            other => other,
+        };
+        if kind == "openmpi" {
+            return Outcome::failed(
+                "MpiImplementationUnsupported",
+                format!(
+                    "{} is an Open MPI program; gangway starts MPICH-family ranks over PMI-1 only so far \
+                     (run Open MPI with multiInstanceSettings and your own mpirun, or set mpi.implementation=pmi)",
+                    program.map_or_else(|| start.command_line.clone(), |p| p.display().to_string())
+                ),
+            );
         }
         let local = mpi.ranks_per_node;
         let size = local * step.nodes;

@@ -122,6 +122,9 @@ enum Cmd {
         /// With --ranks-per-node: closest, shared or none.
         #[arg(long)]
         gpu_bind: Option<String>,
+        /// With --ranks-per-node: auto (the program's MPI library decides), pmi or openmpi.
+        #[arg(long = "mpi", value_parser = ["auto", "pmi", "openmpi"])]
+        mpi_impl: Option<String>,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -292,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             gpus_per_rank,
             bind,
             gpu_bind,
+            mpi_impl,
             wait,
             command,
         } => {
@@ -314,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         gpus_per_rank,
                         bind,
                         gpu_bind,
+                        implementation: mpi_impl,
                     }),
                     wait,
                     command,

@@ -177,3 +177,32 @@ fn a_multi_node_job_succeeds_when_its_last_node_finishes_after_the_primary() {
     assert_eq!(t.execution_info.exit_code, Some(0), "{:?}", t.execution_info);
     assert_eq!(t.execution_info.result, Some(TaskExecutionResult::Success), "{:?}", t.execution_info);
 }
+
+#[test]
+fn an_open_mpi_program_is_refused_rather_than_run_as_singletons() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let dir = cluster.dir.path();
+    std::fs::write(
+        dir.join("ompi.c"),
+        "#include <mpi.h>\nint main(int c, char **v) { MPI_Init(&c, &v); MPI_Finalize(); return 0; }\n",
+    )
+    .unwrap();
+    let cc = Command::new("mpicc.openmpi")
+        .arg("-o")
+        .arg(dir.join("ompi"))
+        .arg(dir.join("ompi.c"))
+        .output()
+        .expect("mpicc.openmpi is not installed: run scripts/deps.sh");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "ompi".into(), ..Default::default() }).unwrap();
+    c.add_task("ompi", &mpi_task("t", &dir.join("ompi").display().to_string(), 2)).unwrap();
+    let t = done(&mut c, "ompi", "t");
+    let f = t.execution_info.failure_info.expect("refused");
+    assert_eq!(f.code, "MpiImplementationUnsupported", "{}", f.message);
+    assert!(f.message.contains("Open MPI"), "{}", f.message);
+    let mut bad = mpi_task("bad", "/bin/true", 2);
+    bad.mpi.as_mut().unwrap().implementation = Some("lam".into());
+    let err = c.add_task("ompi", &bad).unwrap_err().to_string();
+    assert!(err.contains("mpi.implementation") && err.contains("auto, pmi or openmpi"), "{err}");
+}
