@@ -248,6 +248,11 @@ impl NetCluster {
         let _ = ip(&["link", "del", &self.bridge]);
     }
 
+    /// The bridge joining the hosts (its address is the head's).
+    pub fn bridge_name(&self) -> String {
+        self.bridge.clone()
+    }
+
     /// Whether the namespaces of this cluster still exist (for tests of the teardown itself).
     pub fn netns_names(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.netns.clone()).collect()
