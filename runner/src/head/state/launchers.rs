@@ -324,9 +324,6 @@ impl HeadState {
         }
     }
 
-    /// A heartbeat arrived (liveness is the connection's read deadline; nothing to store).
-    pub fn heartbeat(&mut self, _node: &str) {}
-
     pub(crate) fn attempt_of(&self, key: TaskKey) -> Option<AttemptId> {
         let (job, task) = self.task_index.get(&key)?;
         let t = self.jobs.get(job)?.tasks.get(task)?;
