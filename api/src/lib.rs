@@ -13,6 +13,7 @@ pub mod job;
 pub mod messages;
 pub mod node;
 pub mod pool;
+pub mod slurm;
 pub mod task;
 pub mod time;
 
