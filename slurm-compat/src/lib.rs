@@ -12,22 +12,35 @@
 //! - [`time`](mod@time), [`begin`], [`array`](mod@array), [`dependency`], [`patterns`]: the value grammars, each
 //!   usable on its own.
 //! - [`scontrol`]: `scontrol show hostnames|hostlist`, on `gangway_topology::hostlist`.
+//! - The read commands, each a pure formatter from the head's data plus parsed options to the
+//!   text Slurm 22.05 prints (columns, widths, time and exit-code spellings, errors):
+//!   [`queue`] (`squeue`, with [`queue_fields`]), [`acct`] (`sacct`), [`info`] (`sinfo`, node
+//!   states mapped in [`nodes`]), [`show`] (`scontrol show job|node|partition`), sharing
+//!   [`format`] (`%`-formats, padding, times, state/user/job-id lists).
 //!
 //! Everything here is pure (no clocks, no environment) except [`resolve()`], which reads the
 //! script file. Nothing panics on any input: every malformed value is a [`SlurmError`] worded
 //! as sbatch words it ([`SlurmError::render`]).
 
+pub mod acct;
+mod acct_time;
 pub mod array;
 pub mod begin;
 pub mod dependency;
 mod error;
+pub mod format;
 mod getopt;
 mod gpus;
+pub mod info;
+pub mod nodes;
 mod options;
 pub mod patterns;
+pub mod queue;
+pub mod queue_fields;
 pub mod resolve;
 pub mod scontrol;
 mod script;
+pub mod show;
 pub mod time;
 mod values;
 

@@ -1,0 +1,90 @@
+use super::*;
+use crate::format::fixtures::{ended, job, node, pool, running, NOW};
+use gangway_api::slurm::SlurmJobState::Completed;
+use gangway_api::NodeState;
+
+/// The reference record (`case-e-scontrol-show-job.txt`) rebuilt from the job it shows.
+#[test]
+fn job_layout_matches_the_reference() {
+    let mut j = ended(23, &["vm"], 0, 0, Completed, 0);
+    j.name = "refjob".into();
+    j.user = "root".into();
+    j.uid = 0;
+    j.gid = 0;
+    j.partition = "debug".into();
+    j.time_limit_s = None;
+    j.mem_per_cpu_mb = Some(128);
+    j.submit_time = crate::format::fixtures::at(-3);
+    j.eligible_time = Some(j.submit_time);
+    j.command = Some("/srv/slurm-peer/refwork/e.sh".into());
+    j.work_dir = "/srv/slurm-peer/refwork".into();
+    j.std_out = "/srv/slurm-peer/refwork/slurm-23.out".into();
+    j.std_err = j.std_out.clone();
+    let out = show_job(&[j], Some("23"), false, NOW);
+    let reference = include_str!("../tests/fixtures/case-e-scontrol-show-job.txt");
+    let differs: Vec<(&str, &str)> =
+        out.stdout.lines().zip(reference.lines()).filter(|(ours, theirs)| ours != theirs).collect();
+    // What gangway cannot know: the priority, the submitting host and the times of this run.
+    let expected_diffs = [
+        "   Priority=1 Nice=0 Account=(null) QOS=(null)",
+        "   SubmitTime=2026-11-23T09:39:57 EligibleTime=2026-11-23T09:39:57",
+        "   AccrueTime=2026-11-23T09:39:57",
+        "   StartTime=2026-11-23T09:40:00 EndTime=2026-11-23T09:40:00 Deadline=N/A",
+        "   SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-23T09:40:00 Scheduler=Main",
+        "   Partition=debug AllocNode:Sid=(null):0",
+    ];
+    assert_eq!(differs.iter().map(|(o, _)| *o).collect::<Vec<_>>(), expected_diffs, "{}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), reference.lines().count());
+    assert!(out.stdout.ends_with("   Power=\n   \n\n"));
+}
+
+#[test]
+fn one_liner_and_errors() {
+    let jobs = vec![running(11, &["node01"], 5), job(12)];
+    let out = show_job(&jobs, Some("11"), true, NOW);
+    assert_eq!(out.stdout.lines().count(), 1);
+    assert!(out.stdout.starts_with("JobId=11 JobName=job.sh UserId=alice(1000) GroupId=alice(1000) MCS_label=N/A"));
+    assert!(out.stdout.contains(" JobState=RUNNING Reason=None "));
+    assert!(out.stdout.contains(" NodeList=node01 BatchHost=node01 NumNodes=1 "));
+    let pending = show_job(&jobs, Some("12"), false, NOW).stdout;
+    assert!(pending.contains("   JobState=PENDING Reason=Priority Dependency=(null)\n"));
+    assert!(pending.contains("   NodeList=(null)\n   NumNodes=1 "));
+    assert!(!pending.contains("BatchHost"));
+    assert_eq!(show_job(&jobs, None, false, NOW).stdout.matches("JobId=").count(), 2);
+    let missing = show_job(&jobs, Some("999"), false, NOW);
+    assert_eq!((missing.stderr.as_str(), missing.code), ("slurm_load_jobs error: Invalid job id specified\n", 1));
+    assert_eq!(show_job(&jobs, Some("abc"), false, NOW).code, 1);
+    assert_eq!(split_flags(&["-o".into(), "show".into()]), (true, &["show".to_string()][..]));
+    assert!(!split_flags(&["show".into()]).0);
+}
+
+#[test]
+fn nodes_and_partitions() {
+    let pools = vec![pool("default", 4), pool("empty", 1)];
+    let nodes = vec![node("node01", "default", NodeState::Idle, 0), node("node02", "default", NodeState::Running, 1)];
+    let jobs = vec![running(11, &["node02"], 5)];
+    let n = show_node(&pools, &nodes, &jobs, Some("node02"), false).stdout;
+    assert!(n.starts_with("NodeName=node02 Arch="), "{n}");
+    assert!(n.contains("\n   CPUAlloc=1 CPUEfctv=4 CPUTot=4 CPULoad=N/A\n"), "{n}");
+    assert!(n.contains("\n   RealMemory=8192 AllocMem=0 FreeMem=N/A Sockets=1 Boards=1\n"), "{n}");
+    assert!(n.contains("\n   State=MIXED ThreadsPerCore=2 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A\n"), "{n}");
+    assert!(n.contains("\n   Partitions=default\n"), "{n}");
+    assert!(n.ends_with("\n\n"));
+    assert_eq!(show_node(&pools, &nodes, &jobs, None, false).stdout.matches("NodeName=").count(), 2);
+    let missing = show_node(&pools, &nodes, &jobs, Some("nope"), false);
+    assert_eq!((missing.stderr.as_str(), missing.code), ("Node nope not found\n", 1));
+
+    let p = show_partition(&pools, &nodes, &jobs, Some("default"), false).stdout;
+    assert!(p.starts_with("PartitionName=default\n   AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL\n"), "{p}");
+    assert!(p.contains("\n   AllocNodes=ALL Default=YES QoS=N/A\n"), "{p}");
+    assert!(p.contains("\n   Nodes=node[01-02]\n"), "{p}");
+    assert!(p.contains("\n   State=UP TotalCPUs=8 TotalNodes=2 SelectTypeParameters=NONE\n"), "{p}");
+    let empty = show_partition(&pools, &nodes, &jobs, Some("empty"), true).stdout;
+    assert!(
+        empty.starts_with("PartitionName=empty AllowGroups=ALL")
+            && empty.contains(" Default=NO ")
+            && empty.contains(" Nodes=(null) ")
+    );
+    let missing = show_partition(&pools, &nodes, &jobs, Some("nope"), false);
+    assert_eq!((missing.stderr.as_str(), missing.code), ("Partition nope not found\n", 1));
+}
