@@ -328,6 +328,30 @@ impl Client {
         let body = NodeRemoveParameter { node_list: nodes.to_vec(), node_deallocation_option: option };
         self.call_empty("POST", &format!("/pools/{}/removenodes", encode_component(pool)), Some(&body))
     }
+    /// `POST /slurm/jobs`: one sbatch.
+    pub fn slurm_submit(&mut self, s: &crate::slurm::SlurmSubmit) -> Result<crate::slurm::SlurmSubmitted, ClientError> {
+        self.call("POST", "/slurm/jobs", Some(s))
+    }
+    /// `GET /slurm/jobs`: every Slurm job.
+    pub fn slurm_jobs(&mut self) -> Result<crate::slurm::SlurmJobList, ClientError> {
+        self.call(GET, "/slurm/jobs", None::<&()>)
+    }
+    /// `GET /slurm/jobs/{id}`: one Slurm job or array element.
+    pub fn slurm_job(&mut self, id: u64) -> Result<crate::slurm::SlurmJob, ClientError> {
+        self.call(GET, &format!("/slurm/jobs/{id}"), None::<&()>)
+    }
+    /// `POST /slurm/cancel`: scancel.
+    pub fn slurm_cancel(&mut self, c: &crate::slurm::SlurmCancel) -> Result<crate::slurm::SlurmCancelled, ClientError> {
+        self.call("POST", "/slurm/cancel", Some(c))
+    }
+    /// `POST /slurm/jobs/{spec}/{action}`: `hold`, `release` or `requeue` of `N` or `N_i`.
+    pub fn slurm_control(&mut self, spec: &str, action: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("/slurm/jobs/{}/{action}", encode_component(spec)), None::<&()>)
+    }
+    /// `POST /slurm/jobs/{spec}/update`: `scontrol update`.
+    pub fn slurm_update(&mut self, spec: &str, u: &crate::slurm::SlurmUpdate) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("/slurm/jobs/{}/update", encode_component(spec)), Some(u))
+    }
 }
 
 const GET: &str = "GET";

@@ -145,6 +145,9 @@ pub struct Job {
     pub common_environment_settings: Vec<EnvironmentSetting>,
     /// Start, end, reason.
     pub execution_info: JobExecutionInformation,
+    /// For a job submitted with `sbatch`: what the Slurm front door needs of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<Box<crate::slurm::SlurmJobInfo>>,
 }
 
 /// `{"active", "running", "completed", "succeeded", "failed"}`.

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod node;
 pub mod pool;
 pub mod slurm;
+pub mod slurm_patterns;
 pub mod task;
 pub mod time;
 

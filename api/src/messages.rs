@@ -271,6 +271,28 @@ pub struct StartTask {
     /// Files to fetch into the working directory before starting (checked at submit).
     #[serde(default)]
     pub resource_files: Vec<crate::task::ResourceFile>,
+    /// A Slurm batch script to run instead of the command line (on the primary, for a
+    /// multi-instance attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchScript>,
+}
+
+/// How a launcher runs a Slurm batch script: written into the task directory and run with
+/// its own interpreter line, in the job's working directory, its output going straight to
+/// the files `--output`/`--error` name (as slurmd opens them), not to `stdout.txt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchScript {
+    /// The script's text.
+    pub script: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Absolute working directory.
+    pub work_dir: String,
+    /// Absolute path standard output is written to (truncated first).
+    pub stdout: String,
+    /// Absolute path for standard error; the same as `stdout` means one file for both.
+    pub stderr: String,
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -176,3 +176,248 @@ pub struct SlurmJobList {
     /// Every job and array element the head knows, in job id order.
     pub jobs: Vec<SlurmJob>,
 }
+
+/// The body of `POST /slurm/jobs`: one `sbatch`, already resolved by the front door (options,
+/// `#SBATCH` lines, `--export` applied to the submission environment, `--begin` made absolute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmSubmit {
+    /// `-p` (`None`: the default partition, pool `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `-J` or its default.
+    pub name: String,
+    /// The submitting user's name, uid and gid.
+    pub user: String,
+    /// Numeric uid.
+    pub uid: u32,
+    /// Numeric gid.
+    pub gid: u32,
+    /// `-A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `-q`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// `-C`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// The batch script's text (for `--wrap`, the script sbatch writes).
+    pub script: String,
+    /// Arguments after the script name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub script_args: Vec<String>,
+    /// The script's absolute path as submitted (`None` for `--wrap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Absolute working directory (`-D`, default the submit directory).
+    pub work_dir: String,
+    /// Where sbatch ran (`SLURM_SUBMIT_DIR`).
+    pub submit_dir: String,
+    /// Host sbatch ran on (`SLURM_SUBMIT_HOST`).
+    pub submit_host: String,
+    /// `-o` pattern.
+    pub output: String,
+    /// `-e` pattern; `None`: standard error goes to the output file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The environment the script starts with (`--export` already applied), `SLURM_*` aside.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// `-N` minimum.
+    pub nodes: u32,
+    /// `-N` maximum (`None`: as many as the tasks need, when `-N` gives no maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nodes: Option<u32>,
+    /// `-n` or its default.
+    pub ntasks: u32,
+    /// Whether `-n`/`--ntasks-per-node` was given (then `SLURM_NTASKS` is exported).
+    #[serde(default)]
+    pub ntasks_given: bool,
+    /// `--ntasks-per-node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntasks_per_node: Option<u32>,
+    /// `-c`.
+    pub cpus_per_task: u32,
+    /// Whether `-c` was given (then `SLURM_CPUS_PER_TASK` is exported).
+    #[serde(default)]
+    pub cpus_given: bool,
+    /// `--mem` in MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_per_node_mb: Option<u64>,
+    /// `--mem-per-cpu` in MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_per_cpu_mb: Option<u64>,
+    /// GPUs as a TRES string (`gres/gpu:2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gres: Option<String>,
+    /// `-t` in seconds (`None`: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<u64>,
+    /// `--begin`, absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begin: Option<Timestamp>,
+    /// `-H`.
+    #[serde(default)]
+    pub hold: bool,
+    /// `-d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<SlurmDependency>,
+    /// `-a`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<SlurmArray>,
+    /// `--requeue` (default) or `--no-requeue`.
+    #[serde(default = "yes")]
+    pub requeue: bool,
+    /// `--exclusive`: whole nodes.
+    #[serde(default)]
+    pub exclusive: bool,
+    /// `--test-only`: say where and when it would run; queue nothing.
+    #[serde(default)]
+    pub test_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `--dependency`, parsed by the front door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmDependency {
+    /// As Slurm writes it back (`afterok:16`): `SLURM_JOB_DEPENDENCY`, `squeue %E`.
+    pub text: String,
+    /// `?`-joined (any condition suffices) rather than `,`-joined (all must hold).
+    #[serde(default)]
+    pub any: bool,
+    /// The conditions.
+    pub conditions: Vec<SlurmCondition>,
+}
+
+/// One dependency condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmCondition {
+    /// `after`, `afterany`, `afterok`, `afternotok`, `aftercorr`, `afterburstbuffer` or `singleton`.
+    pub kind: String,
+    /// The job waited on (absent for `singleton`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u64>,
+    /// `N_i`: only this element of array `N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_task: Option<u32>,
+    /// `after:N+MIN`: minutes after the job started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<u32>,
+}
+
+/// A `--array`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmArray {
+    /// The indices, ascending.
+    pub indices: Vec<u32>,
+    /// `%N`: at most this many elements run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+}
+
+/// The answer to `POST /slurm/jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlurmSubmitted {
+    /// The job id (an array's id; with `--test-only`, the id it would get).
+    pub job_id: u64,
+    /// With `--test-only`: where and when it would start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_only: Option<SlurmTestOnly>,
+}
+
+/// Where and when a `--test-only` job would start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlurmTestOnly {
+    /// The earliest start (now when the nodes are free).
+    pub start_time: Timestamp,
+    /// CPUs it would use.
+    pub processors: u32,
+    /// Its nodes (compressed hostlist).
+    pub nodes: String,
+    /// Its partition.
+    pub partition: String,
+}
+
+/// The body of `POST /slurm/cancel` (`scancel`): the jobs every given filter matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmCancel {
+    /// Job ids as scancel takes them: `N` (a job, or every element of array `N`) or `N_i`.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// `-u`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `-n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `-t` (empty: any state).
+    #[serde(default)]
+    pub states: Vec<SlurmJobState>,
+    /// `-p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// The answer to `POST /slurm/cancel`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlurmCancelled {
+    /// Jobs being cancelled now (pending ones are cancelled at once, running ones killed).
+    pub cancelled: Vec<u64>,
+    /// Ids given that name no job.
+    pub invalid: Vec<String>,
+    /// Jobs that matched but had already ended.
+    pub finished: Vec<u64>,
+}
+
+/// The body of `POST /slurm/jobs/{id}/update` (`scontrol update JobId=N …`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmUpdate {
+    /// `TimeLimit=` in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<u64>,
+    /// `TimeLimit=UNLIMITED`.
+    #[serde(default)]
+    pub unlimited: bool,
+}
+
+/// What the head keeps of a Slurm job beside its gangway job (the `slurm` field of
+/// [`Job`](crate::Job)): persisted with it, so it survives a head restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlurmJobInfo {
+    /// Its own job id.
+    pub job_id: u64,
+    /// For an array element: the array's id and the element's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_job_id: Option<u64>,
+    /// The element's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_task_id: Option<u32>,
+    /// The submission as sbatch sent it (`testOnly` false).
+    pub request: SlurmSubmit,
+    /// Held (`-H`, `scontrol hold`).
+    #[serde(default)]
+    pub held: bool,
+    /// Requeues so far.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When it was submitted.
+    pub submit_time: Timestamp,
+    /// When its hold, begin time and dependency last cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_time: Option<Timestamp>,
+    /// The head's `host:port` (for `SLURM_WORKING_CLUSTER`).
+    pub cluster_addr: String,
+}

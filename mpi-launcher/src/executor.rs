@@ -138,6 +138,8 @@ pub struct Executor {
     pub(crate) out: Mutex<Option<mpsc::UnboundedSender<LauncherMessage>>>,
     /// The pool's start task in this process.
     pub(crate) start_task: Mutex<StartTaskSlot>,
+    /// Slurm batch scripts running, by task directory: their output files and working directory.
+    pub(crate) batch_io: Mutex<HashMap<PathBuf, gangway_api::messages::BatchScript>>,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -162,6 +164,7 @@ impl Executor {
             remove_after: Mutex::new(Vec::new()),
             out: Mutex::new(None),
             start_task: Mutex::new(StartTaskSlot::default()),
+            batch_io: Mutex::new(HashMap::new()),
             go: Mutex::new(HashMap::new()),
             topology: None,
             fences: Mutex::new(HashMap::new()),
@@ -274,7 +277,7 @@ impl Executor {
     }
 
     /// Starts an attempt (a repeated start of a running attempt is ignored).
-    pub fn start(self: &Arc<Self>, start: StartTask) {
+    pub fn start(self: &Arc<Self>, mut start: StartTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut running = self.running.lock().expect("lock");
@@ -282,6 +285,12 @@ impl Executor {
                 return;
             }
             running.insert(start.id.clone(), tx);
+        }
+        // A Slurm batch script runs where the application would (the primary of a gang).
+        let batch_dir = self.layout.task_dir(&start.id.job, &start.id.task);
+        let runs_batch = start.multi_instance.as_ref().is_none_or(|p| p.instance == 0);
+        if let Some(b) = if runs_batch { crate::batch::prepare(&mut start, &batch_dir) } else { None } {
+            self.batch_io.lock().expect("lock").insert(batch_dir.clone(), b);
         }
         let me = self.clone();
         tokio::spawn(async move {
@@ -293,6 +302,7 @@ impl Executor {
                 (None, None) => me.run(start, rx).await,
             };
             me.schedule_removal(&id, retention);
+            me.batch_io.lock().expect("lock").remove(&batch_dir);
             me.running.lock().expect("lock").remove(&id);
             let pending: Vec<_> = {
                 let mut r = me.remove_after.lock().expect("lock");
@@ -396,15 +406,24 @@ impl Executor {
             Ok(a) => a,
             Err(e) => return fail("InvalidCommandLine", e),
         };
-        let (stdout, stderr) = match (
-            open_log(task_dir, "stdout.txt", mode.append_logs),
-            open_log(task_dir, "stderr.txt", mode.append_logs),
-        ) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => {
-                return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
-            }
+        let batch = self.batch_io.lock().expect("lock").get(task_dir).cloned();
+        let (stdout, stderr) = match &batch {
+            // The job's own --output/--error files: a path it cannot open is its user's error.
+            Some(b) => match crate::batch::open_outputs(b) {
+                Ok(files) => files,
+                Err(e) => return fail("OutputFileFailed", e.to_string()),
+            },
+            None => match (
+                open_log(task_dir, "stdout.txt", mode.append_logs),
+                open_log(task_dir, "stderr.txt", mode.append_logs),
+            ) {
+                (Ok(o), Ok(e)) => (o, e),
+                (Err(e), _) | (_, Err(e)) => {
+                    return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
+                }
+            },
         };
+        let wd = batch.as_ref().map_or(wd, crate::batch::work_dir);
         let env = dedup_env(launch.env);
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsString::from(v));
         let program = match spawn::resolve_program(&argv[0], path_var.as_deref(), &wd) {

@@ -110,6 +110,7 @@ mod tests {
             resource_files: Vec::new(),
             multi_instance: None,
             mpi: None,
+            batch: None,
         };
         let env = layout.task_env(&start, "node1", "http://h:1");
         let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

@@ -7,8 +7,10 @@
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
 //! - [`resource_files`]: fetching a task's resource files before it starts.
+//! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
 
+pub mod batch;
 pub mod cgroup;
 pub mod connection;
 pub mod executor;

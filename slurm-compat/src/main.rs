@@ -38,6 +38,8 @@ fn main() -> ExitCode {
         "parse" => parse(args),
         "install-shims" => install_shims(args),
         "scontrol" => scontrol_command(args),
+        "sbatch" => gangway_slurm::submit::main(args),
+        "scancel" => gangway_slurm::cancel::main(args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -134,6 +136,9 @@ fn make_shims(dir: &Path) -> Result<PathBuf, String> {
 
 /// `scontrol show hostnames|hostlist|hostlistsorted [LIST]`; the rest needs the cluster.
 fn scontrol_command(args: &[String]) -> ExitCode {
+    if args.first().is_some_and(|w| gangway_slurm::control::handles(w)) {
+        return gangway_slurm::control::main(args);
+    }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let (what, list) = match words.as_slice() {
         ["show", what, list] => (*what, list.to_string()),

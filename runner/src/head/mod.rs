@@ -12,6 +12,7 @@ pub mod filter;
 mod launcher;
 mod listing;
 mod routes;
+mod slurm_routes;
 pub mod state;
 mod uploads;
 
@@ -112,6 +113,12 @@ impl Head {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     head.apply(|st, fx| st.job_deadline(&job, fx));
+                }
+                Timer::SlurmBegin { job, at } => {
+                    let wait = at.millis_since(gangway_api::Timestamp::now());
+                    // Rounded up: waking a moment early would find the job still before its time.
+                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                    head.apply(|st, fx| st.slurm_begin(job, fx));
                 }
             }
         });

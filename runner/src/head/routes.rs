@@ -50,6 +50,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/tasks/{task}/subtasksinfo", get(subtasks_info))
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
         .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
+        .merge(super::slurm_routes::router())
         .route_layer(middleware::from_fn_with_state(head.clone(), require_token));
     Router::new()
         .route("/openapi.json", get(openapi))

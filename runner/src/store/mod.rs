@@ -26,6 +26,8 @@ pub enum Write {
     PutNode(StoredNode),
     /// Forget a node (it left its pool).
     DeleteNode { id: String },
+    /// Set a named counter (Slurm's next job id): it only ever grows, so ids are never reused.
+    PutCounter { name: String, value: u64 },
 }
 
 /// A node as stored: the resource plus the launcher facts that must survive a head restart.
@@ -54,6 +56,8 @@ pub struct Snapshot {
     pub tasks: Vec<StoredTask>,
     /// Every node, by id.
     pub nodes: Vec<StoredNode>,
+    /// Named counters.
+    pub counters: Vec<(String, u64)>,
 }
 
 /// A task as stored.

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, boot_id TEXT NOT NULL, leaving INTEGER NOT NULL, wait_for_start INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
 fn open(path: &str) -> Result<Connection, rusqlite::Error> {
@@ -132,6 +133,12 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                     Write::DeleteNode { id } => {
                         tx.execute("DELETE FROM nodes WHERE id = ?1", params![id])?;
                     }
+                    Write::PutCounter { name, value } => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)",
+                            params![name, *value as i64],
+                        )?;
+                    }
                     Write::DeleteJob { id } => {
                         tx.execute("DELETE FROM tasks WHERE job = ?1", params![id])?;
                         tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
@@ -175,6 +182,11 @@ impl Store for SqliteStore {
                     wait_for_start: r.get(4)?,
                 })
             })
+            .and_then(Iterator::collect)
+            .map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT name, value FROM counters").map_err(StoreError::Load)?;
+        snap.counters = q
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
             .and_then(Iterator::collect)
             .map_err(StoreError::Load)?;
         Ok(snap)

@@ -391,7 +391,7 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> St
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
-    StartTask {
+    let mut msg = StartTask {
         id: AttemptId { job: job.id.clone(), task: t.wire.id.clone(), attempt: t.attempt },
         pool,
         command_line: t.wire.command_line.clone(),
@@ -407,5 +407,8 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> St
         resource_files: t.wire.resource_files.clone(),
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
-    }
+        batch: None,
+    };
+    super::slurm_view::add_batch(&mut msg, job, t);
+    msg
 }

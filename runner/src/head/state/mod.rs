@@ -10,6 +10,9 @@ mod launchers;
 mod nodes;
 mod resource_files;
 pub(crate) mod resources;
+pub(crate) mod slurm;
+pub(crate) mod slurm_control;
+pub(crate) mod slurm_view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -30,6 +33,8 @@ pub enum Timer {
     NodeLost { node: String, generation: u64, after: Duration },
     /// The job's `maxWallClockTime` expires.
     JobDeadline { job: String, at: Timestamp },
+    /// Slurm job `job`'s `--begin` time comes.
+    SlurmBegin { job: u64, at: Timestamp },
 }
 
 /// What a change asks the outside world to do.
@@ -152,6 +157,8 @@ pub struct HeadState {
     pub(crate) fabric: Option<std::sync::Arc<gangway_topology::fabric::Fabric>>,
     pub(crate) node_timeout: Duration,
     pub(crate) heartbeat: Duration,
+    /// Slurm jobs' ids, gates and arrays.
+    pub(crate) slurm: slurm::SlurmState,
     next_key: u64,
     next_seq: u64,
     next_generation: u64,
@@ -173,6 +180,7 @@ impl HeadState {
             fabric: None,
             node_timeout,
             heartbeat,
+            slurm: slurm::SlurmState::default(),
             next_key: 1,
             next_seq: 1,
             next_generation: 1,
@@ -215,6 +223,7 @@ impl HeadState {
     pub(crate) fn sched_event(&mut self, ev: Event, fx: &mut Effects) {
         let mut out = std::mem::take(&mut self.decisions);
         self.sched.on_event(ev, &mut out);
+        let started = !out.is_empty();
         for d in out.drain(..) {
             match d {
                 Decision::Start { task, node } => self.start_attempt(task, node, fx),
@@ -222,13 +231,27 @@ impl HeadState {
             }
         }
         self.decisions = out;
+        // A start may satisfy a Slurm `after:` dependency.
+        if started {
+            self.slurm_reevaluate(fx);
+        }
     }
 
     /// Queues a task of `job` with the scheduler.
     pub(crate) fn enqueue(&mut self, job: &str, task: &str, fx: &mut Effects) {
         let Some(j) = self.jobs.get(job) else { return };
-        let Some(pool) = self.pools.get(&j.wire.pool_info.pool_id) else { return };
+        // A Slurm job waits outside the scheduler while held, before its begin time, while
+        // its dependency is unmet or its array's running limit is reached.
+        if let Some(id) = j.wire.slurm.as_ref().map(|s| s.job_id) {
+            if self.slurm_gate(job).is_some() {
+                self.slurm.gated.insert(id);
+                return;
+            }
+            self.slurm.gated.remove(&id);
+        }
+        let Some(j) = self.jobs.get(job) else { return };
         let Some(t) = j.tasks.get(task) else { return };
+        let Some(pool) = self.pools.get(&j.wire.pool_info.pool_id) else { return };
         let ev = Event::TaskQueued {
             task: t.key,
             pool: pool.key,

@@ -127,6 +127,7 @@ impl HeadState {
                 pool_id,
                 terminate_reason: None,
             },
+            slurm: None,
         };
         let seq = self.new_seq();
         if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
@@ -508,6 +509,7 @@ impl HeadState {
             );
         }
         fx.timers.dedup();
+        self.slurm_restore(&snap.counters, fx);
         for (job, task) in queued {
             self.enqueue(&job, &task, fx);
         }
@@ -583,6 +585,7 @@ impl HeadState {
         } else if j.wire.state == JobState::Terminating {
             self.maybe_complete_job(&job, fx);
         }
+        self.slurm_task_completed(&job, fx);
     }
 }
 

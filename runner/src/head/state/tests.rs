@@ -213,7 +213,7 @@ impl Sim {
     /// What the store holds after the writes so far: the latest record of each thing.
     fn snapshot(&self) -> Snapshot {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-        let mut nodes = BTreeMap::new();
+        let (mut nodes, mut counters) = (BTreeMap::new(), BTreeMap::new());
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -231,6 +231,9 @@ impl Sim {
                 Write::DeleteNode { id } => {
                     nodes.remove(&id);
                 }
+                Write::PutCounter { name, value } => {
+                    counters.insert(name, value);
+                }
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -238,7 +241,13 @@ impl Sim {
         jobs.sort_by_key(|(seq, _)| *seq);
         let mut tasks: Vec<_> = tasks.into_values().collect();
         tasks.sort_by_key(|t| t.seq);
-        Snapshot { pools: pools.into_values().collect(), jobs, tasks, nodes: nodes.into_values().collect() }
+        Snapshot {
+            pools: pools.into_values().collect(),
+            jobs,
+            tasks,
+            nodes: nodes.into_values().collect(),
+            counters: counters.into_iter().collect(),
+        }
     }
 
     /// A new head (no launchers yet) rebuilt from this one's store.

@@ -1,0 +1,88 @@
+//! Slurm batch scripts: what a launcher does differently for an attempt whose `StartTask`
+//! carries a [`BatchScript`]. The script is written into the task directory and run with its
+//! own interpreter line (as slurmd runs `slurm_script`), in the job's working directory, with
+//! standard output and error going straight to the files the job's `--output`/`--error`
+//! patterns name instead of the task directory's `stdout.txt`/`stderr.txt`.
+//!
+//! The rest of the attempt (cgroup, process group, wall clock, kill, report) is the
+//! executor's ordinary path: `prepare` rewrites the command line, and `run_in` asks
+//! [`Executor::batch_io`] for the files of the task directory it is about to run in.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use gangway_api::messages::{BatchScript, StartTask};
+
+/// The script's file name in the task directory (slurmd's name for it).
+pub const SCRIPT_NAME: &str = "slurm_script";
+
+/// Writes the script of `start` into `task_dir` and points its command line at it, through
+/// `/bin/sh` only long enough to export `SLURM_TASK_PID` (the script's own pid: `exec`
+/// keeps it). Returns what `run_in` must use instead of the task directory's log files.
+pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
+    let batch = start.batch.clone()?;
+    let script = task_dir.join(SCRIPT_NAME);
+    if let Err(e) = write_script(&script, &batch.script) {
+        // Left to fail where every command that cannot start fails (CommandNotFound).
+        tracing::warn!(path = %script.display(), error = %e, "cannot write the batch script");
+    }
+    let mut words = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"".to_owned(),
+        SCRIPT_NAME.to_owned(),
+        script.to_string_lossy().into_owned(),
+    ];
+    words.extend(batch.args.iter().cloned());
+    start.command_line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+    Some(batch)
+}
+
+fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o700).open(path)?;
+    f.write_all(text.as_bytes())?;
+    // An existing file keeps its old mode through open(2): set it explicitly.
+    f.set_permissions(std::fs::Permissions::from_mode(0o700))
+}
+
+/// Single-quotes a word for `split_command_line` (`'` becomes `'\''`).
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// Opens the script's standard output and error as slurmd does: truncated, created with the
+/// user's umask, one file for both when the paths are the same. Returns (stdout, stderr).
+pub fn open_outputs(b: &BatchScript) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let open = |p: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(p)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("opening {p}: {e}")))
+    };
+    let out = open(&b.stdout)?;
+    let err = if b.stderr == b.stdout { out.try_clone()? } else { open(&b.stderr)? };
+    Ok((out, err))
+}
+
+/// The working directory of a batch script.
+pub fn work_dir(b: &BatchScript) -> PathBuf {
+    PathBuf::from(&b.work_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_words_split_back() {
+        for w in ["plain", "with space", "it's", "$HOME \"x\"", ""] {
+            assert_eq!(gangway_api::cmdline::split_command_line(&quote(w)).unwrap(), vec![w.to_owned()]);
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Slurm jobs in the head: `sbatch` submissions, and the gate that keeps a Slurm job's task
+//! out of the scheduler while it is held, before its `--begin`, while its dependency is unmet
+//! or while its array's `%max` elements run.
+//!
+//! A Slurm job N is the gangway job `"N"` in the pool its partition names, with one task,
+//! [`BATCH_TASK`], that runs the script (a multi-instance gang when it asks for several nodes:
+//! the primary runs the script, the other instances keep their nodes for `srun`). Everything
+//! only Slurm knows is in the job's `slurm` field ([`SlurmJobInfo`]), persisted with the job.
+//! Job ids come from a persisted counter, so they are never reused, even across restarts.
+//!
+//! The gate is re-evaluated whenever something it depends on may have changed: a task ends
+//! or starts, a job is released or updated, a begin timer fires. Only gated jobs are looked
+//! at, so a cluster with no gated job pays nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use gangway_api::slurm::{SlurmCondition, SlurmJobInfo, SlurmSubmit, SlurmSubmitted, SlurmTestOnly};
+use gangway_api::*;
+
+use super::{Effects, HeadState, Timer};
+use crate::head::error::ApiError;
+use crate::store::Write;
+
+/// The id of a Slurm job's only task: Slurm's name for the batch step.
+pub const BATCH_TASK: &str = "batch";
+/// The store counter holding the next job id.
+const COUNTER: &str = "slurm_next_job_id";
+
+/// The head's Slurm bookkeeping beside the jobs themselves (rebuilt from them on restore).
+#[derive(Debug)]
+pub(crate) struct SlurmState {
+    /// The next job id to hand out.
+    pub next_id: u64,
+    /// Jobs whose task is kept out of the scheduler, by job id.
+    pub gated: BTreeSet<u64>,
+    /// Array id → its elements' job ids.
+    pub arrays: HashMap<u64, Vec<u64>>,
+    /// Set while re-evaluating, so starts it causes do not re-enter it.
+    evaluating: bool,
+}
+
+impl Default for SlurmState {
+    fn default() -> SlurmState {
+        SlurmState { next_id: 1, gated: BTreeSet::new(), arrays: HashMap::new(), evaluating: false }
+    }
+}
+
+/// Where a dependency stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DepState {
+    Satisfied,
+    Pending,
+    Never,
+}
+
+/// How far a job waited on has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Waiting,
+    Started,
+    /// Ended; `true` when it succeeded.
+    Ended(bool),
+}
+
+pub(crate) fn invalid_partition(p: &str) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidPartition", format!("invalid partition specified: {p}"))
+}
+
+fn dependency_problem(what: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "JobDependencyProblem",
+        format!("Job dependency problem: {what}"),
+    )
+}
+
+fn node_config_unavailable(what: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "NodeConfigUnavailable",
+        format!("Requested node configuration is not available: {what}"),
+    )
+}
+
+impl HeadState {
+    /// `POST /slurm/jobs`: checks everything first (a refused job queues nothing and uses no
+    /// id), then creates one gangway job per job or array element, all in this one change.
+    pub fn slurm_submit(
+        &mut self,
+        mut req: SlurmSubmit,
+        cluster_addr: &str,
+        fx: &mut Effects,
+    ) -> Result<SlurmSubmitted, ApiError> {
+        let partition = req.partition.clone().unwrap_or_else(|| "default".to_owned());
+        let pool = self.pools.get(&partition).ok_or_else(|| invalid_partition(&partition))?;
+        let slots_per_node = pool.wire.task_slots_per_node;
+        if req.nodes == 0 || req.ntasks == 0 || req.cpus_per_task == 0 {
+            return Err(ApiError::invalid("nodes, ntasks and cpusPerTask must be at least 1"));
+        }
+        if !req.work_dir.starts_with('/') {
+            return Err(ApiError::invalid(format!("workDir '{}' is not an absolute path", req.work_dir)));
+        }
+        // Without a node count that pins it, the allocation grows to as many nodes as the
+        // tasks need, as Slurm's does (`-n 8` on 2-CPU nodes is 4 nodes).
+        if req.ntasks_per_node.is_none() {
+            let fit = slots_per_node / req.cpus_per_task;
+            let needed = if fit == 0 { u32::MAX } else { req.ntasks.div_ceil(fit) };
+            if needed > req.nodes && needed != u32::MAX && req.max_nodes.is_none_or(|m| needed <= m) {
+                req.nodes = needed;
+            }
+        }
+        let per_node = cpus_per_node(&req);
+        let need = if req.exclusive { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
+        if need > slots_per_node {
+            return Err(node_config_unavailable(format!(
+                "{need} CPUs on one node, and partition {partition} has {slots_per_node} per node"
+            )));
+        }
+        if req.nodes > 1 {
+            let have = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).count();
+            if req.nodes as usize > have {
+                return Err(node_config_unavailable(format!(
+                    "{} nodes, and partition {partition} has {have}",
+                    req.nodes
+                )));
+            }
+        }
+        if let Some(d) = &req.dependency {
+            for c in &d.conditions {
+                let Some(id) = c.job_id else { continue };
+                if !self.slurm_job_known(id, c.array_task) {
+                    let job = c.array_task.map_or(id.to_string(), |i| format!("{id}_{i}"));
+                    return Err(dependency_problem(format!("job {job} does not exist")));
+                }
+            }
+        }
+        if let Some(a) = &req.array {
+            if a.indices.is_empty() {
+                return Err(ApiError::invalid("array.indices is empty"));
+            }
+        }
+        let first = self.slurm.next_id;
+        if req.test_only {
+            return Ok(SlurmSubmitted { job_id: first, test_only: Some(self.slurm_test_only(&req, &partition)) });
+        }
+        req.partition = Some(partition.clone());
+        let indices: Vec<Option<u32>> = match &req.array {
+            Some(a) => a.indices.iter().map(|i| Some(*i)).collect(),
+            None => vec![None],
+        };
+        let count = indices.len() as u64;
+        self.slurm.next_id = first + count;
+        fx.writes.push(Write::PutCounter { name: COUNTER.into(), value: self.slurm.next_id });
+        let now = Timestamp::now();
+        // As in Slurm, the array's last element keeps the array's id; the others take the
+        // ids after it (reserved now, so `scancel N_i` and `squeue` name them at once).
+        let ids: Vec<u64> = (0..count).map(|k| if k + 1 == count { first } else { first + 1 + k }).collect();
+        if req.array.is_some() {
+            self.slurm.arrays.insert(first, ids.clone());
+        }
+        let request = SlurmSubmit { test_only: false, ..req };
+        for (id, index) in ids.iter().zip(indices) {
+            let info = SlurmJobInfo {
+                job_id: *id,
+                array_job_id: index.map(|_| first),
+                array_task_id: index,
+                request: request.clone(),
+                held: request.hold,
+                restarts: 0,
+                submit_time: now,
+                eligible_time: None,
+                cluster_addr: cluster_addr.to_owned(),
+            };
+            self.slurm_add_job(info, need, fx)?;
+        }
+        Ok(SlurmSubmitted { job_id: first, test_only: None })
+    }
+
+    /// Creates the gangway job and task of one Slurm job (or array element).
+    fn slurm_add_job(&mut self, info: SlurmJobInfo, slots: u32, fx: &mut Effects) -> Result<(), ApiError> {
+        let id = info.job_id.to_string();
+        let r = &info.request;
+        let job = JobAddParameter {
+            id: id.clone(),
+            display_name: Some(r.name.clone()),
+            priority: None,
+            constraints: None,
+            pool_info: r.partition.clone().map(|pool_id| PoolInformation { pool_id }),
+            on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
+            on_task_failure: None,
+            common_environment_settings: Vec::new(),
+        };
+        let task = TaskAddParameter {
+            id: BATCH_TASK.into(),
+            display_name: None,
+            // The launcher runs the script instead (StartTask.batch); this only names it.
+            command_line: "slurm_script".into(),
+            environment_settings: Vec::new(),
+            constraints: Some(TaskConstraints {
+                max_wall_clock_time: r.time_limit_s.map(|s| IsoDuration(Duration::from_secs(s))),
+                retention_time: None,
+                max_task_retry_count: Some(0),
+            }),
+            required_slots: Some(slots),
+            multi_instance_settings: (r.nodes > 1).then(|| MultiInstanceSettings {
+                number_of_instances: r.nodes,
+                coordination_command_line: None,
+                common_resource_files: Vec::new(),
+            }),
+            mpi: None,
+            resource_files: Vec::new(),
+        };
+        if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
+            fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });
+        }
+        self.add_job(job, fx)?;
+        let j = self.jobs.get_mut(&id).expect("just added");
+        j.wire.slurm = Some(Box::new(info));
+        // add_job queued the job's record without its Slurm part: replace it.
+        if matches!(fx.writes.last(), Some(Write::PutJob { id: last, .. }) if *last == id) {
+            fx.writes.pop();
+        }
+        HeadState::put_job(j, fx);
+        self.add_task(&id, task, fx)
+    }
+
+    /// Whether job `id` (element `index` of array `id`, when given) exists.
+    fn slurm_job_known(&self, id: u64, index: Option<u32>) -> bool {
+        match (index, self.slurm.arrays.get(&id)) {
+            (Some(i), Some(elements)) => {
+                elements.iter().any(|e| self.slurm_info(*e).and_then(|s| s.array_task_id) == Some(i))
+            }
+            (Some(_), None) => false,
+            (None, _) => self.slurm.arrays.contains_key(&id) || self.slurm_info(id).is_some(),
+        }
+    }
+
+    pub(crate) fn slurm_info(&self, id: u64) -> Option<&SlurmJobInfo> {
+        self.jobs.get(&id.to_string())?.wire.slurm.as_deref()
+    }
+
+    /// `--test-only`: the first nodes of the partition that could take it now.
+    fn slurm_test_only(&self, req: &SlurmSubmit, partition: &str) -> SlurmTestOnly {
+        let per_node = cpus_per_node(req);
+        let want = per_node.iter().copied().max().unwrap_or(1);
+        let mut free: Vec<&str> = self
+            .nodes
+            .values()
+            .filter(|n| n.wire.pool_id == partition && n.schedulable)
+            .filter(|n| {
+                let pool_slots = self.pools.get(partition).map_or(0, |p| p.wire.task_slots_per_node);
+                let used: u32 = n.running.values().sum();
+                if req.nodes > 1 {
+                    used == 0
+                } else {
+                    pool_slots.saturating_sub(used) >= want
+                }
+            })
+            .map(|n| n.wire.id.as_str())
+            .collect();
+        free.truncate(req.nodes as usize);
+        let names: Vec<String> = free.iter().map(|s| s.to_string()).collect();
+        SlurmTestOnly {
+            start_time: Timestamp::now(),
+            processors: per_node.iter().sum(),
+            nodes: gangway_topology::hostlist::compress_hostlist(&names),
+            partition: partition.to_owned(),
+        }
+    }
+
+    /// Why Slurm job `job` (a gangway job id) may not be queued now, if it may not.
+    pub(crate) fn slurm_gate(&self, job: &str) -> Option<&'static str> {
+        let info = self.jobs.get(job)?.wire.slurm.as_deref()?;
+        if info.held {
+            return Some("JobHeldUser");
+        }
+        if info.request.begin.is_some_and(|b| b > Timestamp::now()) {
+            return Some("BeginTime");
+        }
+        match self.slurm_dependency(info) {
+            DepState::Pending => return Some("Dependency"),
+            DepState::Never => return Some("DependencyNeverSatisfied"),
+            DepState::Satisfied => {}
+        }
+        let (Some(array), Some(max)) = (info.array_job_id, info.request.array.as_ref().and_then(|a| a.max_running))
+        else {
+            return None;
+        };
+        let released = self.slurm.arrays.get(&array).into_iter().flatten().filter(|e| **e != info.job_id).filter(|e| {
+            let Some(t) = self.jobs.get(&e.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else { return false };
+            match t.wire.state {
+                TaskState::Running | TaskState::Preparing => true,
+                TaskState::Active => !self.slurm.gated.contains(e),
+                TaskState::Completed => false,
+            }
+        });
+        (released.count() as u32 >= max).then_some("JobArrayTaskLimit")
+    }
+
+    /// Evaluates a job's `--dependency`.
+    pub(crate) fn slurm_dependency(&self, info: &SlurmJobInfo) -> DepState {
+        let Some(dep) = &info.request.dependency else { return DepState::Satisfied };
+        let states = dep.conditions.iter().map(|c| self.slurm_condition(info, c));
+        let states: Vec<DepState> = states.collect();
+        if dep.any {
+            if states.contains(&DepState::Satisfied) {
+                DepState::Satisfied
+            } else if states.iter().all(|s| *s == DepState::Never) {
+                DepState::Never
+            } else {
+                DepState::Pending
+            }
+        } else if states.contains(&DepState::Never) {
+            DepState::Never
+        } else if states.iter().all(|s| *s == DepState::Satisfied) {
+            DepState::Satisfied
+        } else {
+            DepState::Pending
+        }
+    }
+
+    fn slurm_condition(&self, me: &SlurmJobInfo, c: &SlurmCondition) -> DepState {
+        if c.kind == "singleton" {
+            let (name, uid) = (&me.request.name, me.request.uid);
+            let earlier_running = self.jobs.values().any(|j| {
+                let Some(s) = j.wire.slurm.as_deref() else { return false };
+                s.job_id < me.job_id
+                    && s.request.name == *name
+                    && s.request.uid == uid
+                    && !matches!(self.slurm_progress(s.job_id), Progress::Ended(_))
+            });
+            return if earlier_running { DepState::Pending } else { DepState::Satisfied };
+        }
+        let Some(id) = c.job_id else { return DepState::Satisfied };
+        // The jobs waited on: one job, one array element, or every element of an array.
+        let index = match (c.kind.as_str(), c.array_task) {
+            ("aftercorr", None) => me.array_task_id,
+            (_, i) => i,
+        };
+        let targets: Vec<u64> = match (self.slurm.arrays.get(&id), index) {
+            (Some(elements), Some(i)) => elements
+                .iter()
+                .copied()
+                .filter(|e| self.slurm_info(*e).and_then(|s| s.array_task_id) == Some(i))
+                .collect(),
+            (Some(elements), None) => elements.clone(),
+            (None, _) => vec![id],
+        };
+        let progress: Vec<Progress> = targets.iter().map(|t| self.slurm_progress(*t)).collect();
+        let all_ended = progress.iter().all(|p| matches!(p, Progress::Ended(_)));
+        match c.kind.as_str() {
+            "after" => {
+                if progress.iter().all(|p| *p != Progress::Waiting) {
+                    DepState::Satisfied
+                } else {
+                    DepState::Pending
+                }
+            }
+            "afterok" | "aftercorr" => {
+                if progress.contains(&Progress::Ended(false)) {
+                    DepState::Never
+                } else if all_ended {
+                    DepState::Satisfied
+                } else {
+                    DepState::Pending
+                }
+            }
+            "afternotok" => match (all_ended, progress.contains(&Progress::Ended(false))) {
+                (false, _) => DepState::Pending,
+                (true, true) => DepState::Satisfied,
+                (true, false) => DepState::Never,
+            },
+            // afterany, afterburstbuffer (no burst buffers: the same as afterany).
+            _ if all_ended => DepState::Satisfied,
+            _ => DepState::Pending,
+        }
+    }
+
+    /// How far Slurm job `id` has got; a job no longer known counts as ended, successfully.
+    fn slurm_progress(&self, id: u64) -> Progress {
+        let Some(t) = self.jobs.get(&id.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else {
+            return Progress::Ended(true);
+        };
+        match t.wire.state {
+            TaskState::Active => Progress::Waiting,
+            TaskState::Running | TaskState::Preparing => Progress::Started,
+            TaskState::Completed => Progress::Ended(t.wire.execution_info.result == Some(TaskExecutionResult::Success)),
+        }
+    }
+
+    /// Queues every gated job whose gate has opened (called after anything it depends on).
+    pub(crate) fn slurm_reevaluate(&mut self, fx: &mut Effects) {
+        if self.slurm.evaluating || self.slurm.gated.is_empty() {
+            return;
+        }
+        self.slurm.evaluating = true;
+        let mut opened = true;
+        // Queueing one array element can close the gate of the next: look again until stable.
+        while opened {
+            opened = false;
+            let gated: Vec<u64> = self.slurm.gated.iter().copied().collect();
+            for id in gated {
+                let job = id.to_string();
+                if self.slurm_gate(&job).is_some() {
+                    continue;
+                }
+                self.slurm.gated.remove(&id);
+                if let Some(j) = self.jobs.get_mut(&job) {
+                    if let Some(s) = j.wire.slurm.as_mut() {
+                        s.eligible_time = Some(Timestamp::now());
+                    }
+                    HeadState::put_job(j, fx);
+                }
+                self.enqueue(&job, BATCH_TASK, fx);
+                opened = true;
+            }
+        }
+        self.slurm.evaluating = false;
+    }
+
+    /// A task ended: a requeue asked of a Slurm job puts it back; gates may open.
+    pub(crate) fn slurm_task_completed(&mut self, job: &str, fx: &mut Effects) {
+        let Some(j) = self.jobs.get(job) else { return };
+        let Some(id) = j.wire.slurm.as_ref().map(|s| s.job_id) else { return self.slurm_reevaluate(fx) };
+        self.slurm.gated.remove(&id);
+        let requeued =
+            j.tasks.get(BATCH_TASK).and_then(|t| t.wire.execution_info.failure_info.as_ref()).map(|f| f.code.as_str())
+                == Some(super::slurm_control::REQUEUE_REASON);
+        if requeued {
+            self.slurm_reactivate(job, fx);
+        }
+        self.slurm_reevaluate(fx);
+    }
+
+    /// Restores the id counter and the array index (after the jobs are loaded).
+    pub(crate) fn slurm_restore(&mut self, counters: &[(String, u64)], fx: &mut Effects) {
+        let stored = counters.iter().find(|(n, _)| n == COUNTER).map_or(1, |(_, v)| *v);
+        let mut next = stored.max(1);
+        let mut elements: Vec<(u64, u32, u64)> = Vec::new();
+        for j in self.jobs.values() {
+            let Some(s) = j.wire.slurm.as_deref() else { continue };
+            next = next.max(s.job_id + 1);
+            let waiting = j.tasks.get(BATCH_TASK).is_some_and(|t| t.wire.state == TaskState::Active);
+            if let Some(at) = s.request.begin.filter(|b| waiting && *b > Timestamp::now()) {
+                fx.timers.push(Timer::SlurmBegin { job: s.job_id, at });
+            }
+            if let (Some(a), Some(i)) = (s.array_job_id, s.array_task_id) {
+                elements.push((a, i, s.job_id));
+            }
+        }
+        // In index order, as at submit.
+        elements.sort_unstable();
+        for (a, _, id) in elements {
+            self.slurm.arrays.entry(a).or_default().push(id);
+        }
+        self.slurm.next_id = next;
+    }
+
+    /// The begin timer of job `id` fired.
+    pub fn slurm_begin(&mut self, id: u64, fx: &mut Effects) {
+        if self.slurm.gated.contains(&id) {
+            self.slurm_reevaluate(fx);
+        }
+    }
+}
+
+/// CPUs of each node of the allocation: tasks spread in blocks (the first nodes take one
+/// more when they do not divide evenly, as Slurm's default distribution does) × `-c`.
+pub(crate) fn cpus_per_node(r: &SlurmSubmit) -> Vec<u32> {
+    tasks_per_node(r).iter().map(|t| t * r.cpus_per_task).collect()
+}
+
+/// Tasks on each node of the allocation.
+pub(crate) fn tasks_per_node(r: &SlurmSubmit) -> Vec<u32> {
+    let nodes = r.nodes.max(1);
+    if let Some(per) = r.ntasks_per_node {
+        return vec![per; nodes as usize];
+    }
+    let (base, extra) = (r.ntasks / nodes, r.ntasks % nodes);
+    (0..nodes).map(|i| (base + u32::from(i < extra)).max(1)).collect()
+}

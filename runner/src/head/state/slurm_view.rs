@@ -1,0 +1,261 @@
+//! Slurm jobs as Slurm shows them: [`SlurmJob`] for `squeue`, `sacct` and `scontrol show job`,
+//! and the batch script's start (its `SLURM_*` environment and output files) as slurmd
+//! would set them up, built when the job is sent to its first node.
+
+use gangway_api::messages::{BatchScript, StartTask};
+use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState};
+use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
+use gangway_api::*;
+use gangway_topology::hostlist::compress_hostlist;
+
+use super::slurm::{cpus_per_node, tasks_per_node, BATCH_TASK};
+use super::{HeadState, JobRec, TaskRec};
+
+/// Failure codes of a task ended by a kill someone asked for (`scancel`, a job terminate).
+const CANCEL_CODES: [&str; 3] = ["TaskTerminated", "JobTerminated", "JobDeleted"];
+
+impl HeadState {
+    /// Every Slurm job, in job id order.
+    pub fn slurm_jobs(&self) -> SlurmJobList {
+        let mut jobs: Vec<SlurmJob> = self.jobs.values().filter_map(|j| self.slurm_job_view(j)).collect();
+        jobs.sort_by_key(|j| j.job_id);
+        SlurmJobList { jobs }
+    }
+
+    /// One Slurm job (or array element) by its own id.
+    pub fn slurm_job(&self, id: u64) -> Option<SlurmJob> {
+        self.jobs.get(&id.to_string()).and_then(|j| self.slurm_job_view(j))
+    }
+
+    /// A job's Slurm state and reason.
+    pub(crate) fn slurm_state(&self, job: &str) -> (SlurmJobState, String) {
+        let Some(t) = self.jobs.get(job).and_then(|j| j.tasks.get(BATCH_TASK)) else {
+            return (SlurmJobState::Cancelled, "None".into());
+        };
+        match t.wire.state {
+            TaskState::Active => {
+                let reason = self.slurm_gate(job).unwrap_or("Resources");
+                (SlurmJobState::Pending, reason.into())
+            }
+            TaskState::Running | TaskState::Preparing if t.killing.is_some() => {
+                (SlurmJobState::Completing, "None".into())
+            }
+            TaskState::Running | TaskState::Preparing => (SlurmJobState::Running, "None".into()),
+            TaskState::Completed => {
+                let info = &t.wire.execution_info;
+                let code = info.failure_info.as_ref().map(|f| f.code.as_str());
+                match code {
+                    None if info.exit_code == Some(0) => (SlurmJobState::Completed, "None".into()),
+                    Some(c) if CANCEL_CODES.contains(&c) => (SlurmJobState::Cancelled, "None".into()),
+                    Some("TaskEnded") => (SlurmJobState::Timeout, "TimeLimit".into()),
+                    Some("NodeRemoved" | "NodeDisabled") => (SlurmJobState::NodeFail, "NodeDown".into()),
+                    _ => (SlurmJobState::Failed, "NonZeroExitCode".into()),
+                }
+            }
+        }
+    }
+
+    fn slurm_job_view(&self, j: &JobRec) -> Option<SlurmJob> {
+        let s = j.wire.slurm.as_deref()?;
+        let t = j.tasks.get(BATCH_TASK)?;
+        let r = &s.request;
+        let (state, reason) = self.slurm_state(&j.wire.id);
+        let nodes = allocation(t);
+        let info = &t.wire.execution_info;
+        // A process killed by a signal reports 128+N; Slurm shows exit code 0 and signal N
+        // when the kill was its own (cancel, time limit).
+        let killed = matches!(state, SlurmJobState::Cancelled | SlurmJobState::Timeout);
+        let (exit_code, signal) = match info.exit_code {
+            Some(c) if killed && c > 128 => (Some(0), Some(c - 128)),
+            other => (other, None),
+        };
+        let first = nodes.first().map_or("", String::as_str);
+        let (std_out, std_err) = output_paths(s, first);
+        let started = matches!(t.wire.state, TaskState::Running | TaskState::Preparing | TaskState::Completed);
+        Some(SlurmJob {
+            job_id: s.job_id,
+            array_job_id: s.array_job_id,
+            array_task_id: s.array_task_id,
+            name: r.name.clone(),
+            user: r.user.clone(),
+            uid: r.uid,
+            gid: r.gid,
+            partition: j.wire.pool_info.pool_id.clone(),
+            account: r.account.clone(),
+            qos: r.qos.clone(),
+            state,
+            reason,
+            dependency: r.dependency.as_ref().filter(|_| state == SlurmJobState::Pending).map(|d| d.text.clone()),
+            exit_code: info.end_time.and(exit_code),
+            signal,
+            submit_time: s.submit_time,
+            eligible_time: s.eligible_time.or(started.then_some(s.submit_time)),
+            start_time: info.start_time.filter(|_| started),
+            end_time: info.end_time.filter(|_| state.is_finished()),
+            begin_time: r.begin,
+            time_limit_s: r.time_limit_s,
+            min_nodes: r.nodes,
+            nodes,
+            ntasks: r.ntasks,
+            cpus_per_task: r.cpus_per_task,
+            num_cpus: cpus_per_node(r).iter().sum(),
+            mem_per_node_mb: r.mem_per_node_mb,
+            mem_per_cpu_mb: r.mem_per_cpu_mb,
+            gres: r.gres.clone(),
+            constraint: r.constraint.clone(),
+            command: r.command.clone(),
+            work_dir: r.work_dir.clone(),
+            std_out,
+            std_err,
+            held: s.held,
+            restarts: s.restarts,
+            requeue: r.requeue,
+            max_rss_kib: None,
+        })
+    }
+}
+
+/// The nodes a task runs (ran) on, in allocation order.
+fn allocation(t: &TaskRec) -> Vec<String> {
+    if !t.instances.is_empty() {
+        return t.instances.iter().map(|i| i.node.clone()).collect();
+    }
+    t.wire.node_info.iter().map(|n| n.node_id.clone()).collect()
+}
+
+/// The batch script's output and error paths, patterns expanded (`%N`: the first node).
+fn output_paths(s: &SlurmJobInfo, first_node: &str) -> (String, String) {
+    let r = &s.request;
+    let ctx = PatternContext {
+        job_id: s.job_id as u32,
+        array: s.array_job_id.zip(s.array_task_id).map(|(a, i)| (a as u32, i)),
+        job_name: &r.name,
+        user: &r.user,
+        node_name: first_node,
+        node_id: 0,
+        task_id: 0,
+        step: Step::Batch,
+    };
+    let out = expand_path(&r.output, &r.work_dir, &ctx);
+    let err = r.error.as_ref().map_or_else(|| out.clone(), |e| expand_path(e, &r.work_dir, &ctx));
+    (out, err)
+}
+
+/// Counts as Slurm compresses them: `2(x4)`, `3,2`.
+pub(crate) fn compress_counts(counts: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < counts.len() {
+        let run = counts[i..].iter().take_while(|c| **c == counts[i]).count();
+        parts.push(if run > 1 { format!("{}(x{run})", counts[i]) } else { counts[i].to_string() });
+        i += run;
+    }
+    parts.join(",")
+}
+
+/// Adds what a Slurm batch job's start needs to its attempt message: the script, its files
+/// and working directory, and the `SLURM_*` environment of the reference (`case-*.env`).
+pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec) {
+    let Some(s) = job.slurm.as_deref() else { return };
+    let r = &s.request;
+    let nodes = allocation(t);
+    let first = nodes.first().cloned().unwrap_or_default();
+    let (stdout, stderr) = output_paths(s, &first);
+    let nodelist = compress_hostlist(&nodes);
+    let tasks = tasks_per_node(r);
+    let cpus = cpus_per_node(r);
+    let id = s.job_id.to_string();
+    let mut env: Vec<(String, String)> = r.env.clone();
+    let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
+    set("SLURMD_NODENAME", first.clone());
+    if let (Some(array), Some(index), Some(a)) = (s.array_job_id, s.array_task_id, r.array.as_ref()) {
+        let step = {
+            let mut steps = a.indices.windows(2).map(|w| w[1] - w[0]);
+            match steps.next() {
+                Some(first) if steps.all(|d| d == first) => first,
+                _ => 1,
+            }
+        };
+        set("SLURM_ARRAY_JOB_ID", array.to_string());
+        set("SLURM_ARRAY_TASK_COUNT", a.indices.len().to_string());
+        set("SLURM_ARRAY_TASK_ID", index.to_string());
+        set("SLURM_ARRAY_TASK_MAX", a.indices.last().copied().unwrap_or(0).to_string());
+        set("SLURM_ARRAY_TASK_MIN", a.indices.first().copied().unwrap_or(0).to_string());
+        set("SLURM_ARRAY_TASK_STEP", step.to_string());
+    }
+    set("SLURM_CLUSTER_NAME", CLUSTER_NAME.into());
+    set("SLURM_CONF", SLURM_CONF.into());
+    set("SLURM_CPUS_ON_NODE", cpus.first().copied().unwrap_or(1).to_string());
+    if r.cpus_given {
+        set("SLURM_CPUS_PER_TASK", r.cpus_per_task.to_string());
+    }
+    set("SLURM_GTIDS", "0".into());
+    set("SLURM_JOBID", id.clone());
+    set("SLURM_JOB_ID", id);
+    set("SLURM_JOB_CPUS_PER_NODE", compress_counts(&cpus));
+    if let Some(d) = &r.dependency {
+        set("SLURM_JOB_DEPENDENCY", d.text.clone());
+    }
+    set("SLURM_JOB_GID", r.gid.to_string());
+    set("SLURM_JOB_NAME", r.name.clone());
+    set("SLURM_JOB_NODELIST", nodelist.clone());
+    set("SLURM_JOB_NUM_NODES", nodes.len().to_string());
+    set("SLURM_JOB_PARTITION", job.pool_info.pool_id.clone());
+    set("SLURM_JOB_UID", r.uid.to_string());
+    set("SLURM_JOB_USER", r.user.clone());
+    set("SLURM_LOCALID", "0".into());
+    if let Some(m) = r.mem_per_cpu_mb {
+        set("SLURM_MEM_PER_CPU", m.to_string());
+    }
+    if let Some(m) = r.mem_per_node_mb {
+        set("SLURM_MEM_PER_NODE", m.to_string());
+    }
+    set("SLURM_NNODES", nodes.len().to_string());
+    set("SLURM_NODEID", "0".into());
+    set("SLURM_NODELIST", nodelist);
+    set("SLURM_NODE_ALIASES", "(null)".into());
+    if r.ntasks_given {
+        set("SLURM_NPROCS", r.ntasks.to_string());
+        set("SLURM_NTASKS", r.ntasks.to_string());
+    }
+    if let Some(n) = r.ntasks_per_node {
+        set("SLURM_NTASKS_PER_NODE", n.to_string());
+    }
+    set("SLURM_PRIO_PROCESS", "0".into());
+    set("SLURM_PROCID", "0".into());
+    set("SLURM_SUBMIT_DIR", r.submit_dir.clone());
+    set("SLURM_SUBMIT_HOST", r.submit_host.clone());
+    set("SLURM_TASKS_PER_NODE", compress_counts(&tasks));
+    set("SLURM_TOPOLOGY_ADDR", first);
+    set("SLURM_TOPOLOGY_ADDR_PATTERN", "node".into());
+    // Slurm's `cluster:controller-address:port:protocol-version:select-plugin`.
+    let addr = s.cluster_addr.rsplit_once(':').map_or((s.cluster_addr.as_str(), "0"), |(h, p)| (h, p));
+    set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
+    set("PWD", r.work_dir.clone());
+    msg.env.extend(env);
+    msg.batch = Some(BatchScript {
+        script: r.script.clone(),
+        args: r.script_args.clone(),
+        work_dir: r.work_dir.clone(),
+        stdout,
+        stderr,
+    });
+}
+
+/// `SLURM_CLUSTER_NAME`.
+pub const CLUSTER_NAME: &str = "gangway";
+/// `SLURM_CONF`: where Slurm keeps its configuration. gangway has none; scripts that only
+/// check the variable is set (or pass it on) keep working.
+pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
+
+#[cfg(test)]
+mod tests {
+    use super::compress_counts;
+
+    #[test]
+    fn counts_compress_as_slurm_writes_them() {
+        for (counts, want) in [(&[1][..], "1"), (&[2, 2, 2, 2], "2(x4)"), (&[3, 2], "3,2"), (&[4, 4, 1], "4(x2),1")] {
+            assert_eq!(compress_counts(counts), want);
+        }
+    }
+}

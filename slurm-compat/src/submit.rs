@@ -1,0 +1,270 @@
+//! `sbatch`: resolve the command line and the script's `#SBATCH` lines, capture what the job
+//! takes from here (environment per `--export`, directories, user, host, `--begin` made
+//! absolute in local time), and submit it in one request. Anything malformed fails here,
+//! before the head is asked, with sbatch's own messages.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gangway_api::client::Client;
+use gangway_api::slurm::{SlurmArray, SlurmCondition, SlurmDependency, SlurmJob, SlurmSubmit};
+use gangway_api::Timestamp;
+
+use crate::begin::{BeginTime, CivilTime};
+use crate::cluster;
+use crate::dependency::{ArrayTask, Combine, Condition, Dependencies};
+use crate::{resolve_command_line, resolve_source, split_command_line, ExportMode, Resolved, SlurmError};
+
+/// Runs `sbatch ARGS…`.
+pub fn main(args: &[String]) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let resolved = resolve_args(args).map_err(|e| render(&e))?;
+    for w in &resolved.warnings {
+        eprintln!("sbatch: warning: {w}");
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("sbatch: error: getcwd failed: {e}"))?;
+    let script_path = split_command_line(args).ok().and_then(|c| c.script);
+    let req = build_request(&resolved, &cwd, script_path.as_deref())?;
+    let mut client = cluster::connect("sbatch")?;
+    let submitted = client.slurm_submit(&req).map_err(|e| submit_error(&e))?;
+    if let Some(t) = submitted.test_only {
+        eprintln!(
+            "sbatch: Job {} to start at {} using {} processors on nodes {} in partition {}",
+            submitted.job_id,
+            local_time(t.start_time),
+            t.processors,
+            t.nodes,
+            t.partition
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if resolved.submit.parsable {
+        println!("{}", submitted.job_id);
+    } else {
+        println!("Submitted batch job {}", submitted.job_id);
+    }
+    if resolved.submit.wait {
+        return wait(&mut client, submitted.job_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole command line, or the script from standard input when none is named.
+fn resolve_args(args: &[String]) -> Result<Resolved, SlurmError> {
+    let read = |path: &str| std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    match resolve_command_line(args, read) {
+        Err(SlurmError::NoScript) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|source| SlurmError::ReadScript { path: "-".into(), source })?;
+            resolve_source(Some(("sbatch", &text)), &split_command_line(args)?.options)
+        }
+        r => r,
+    }
+}
+
+fn render(e: &SlurmError) -> String {
+    match e.detail() {
+        Some(d) => format!("{}\n  ({d})", e.render("sbatch")),
+        None => e.render("sbatch"),
+    }
+}
+
+/// sbatch's words for the controller's refusals.
+fn submit_error(e: &gangway_api::client::ClientError) -> String {
+    let why = match cluster::code(e) {
+        Some("InvalidPartition") => {
+            return format!(
+                "sbatch: error: {}\nsbatch: error: Batch job submission failed: Invalid partition name specified",
+                cluster::message(e)
+            )
+        }
+        Some("JobDependencyProblem") => "Job dependency problem".to_owned(),
+        Some("NodeConfigUnavailable") => "Requested node configuration is not available".to_owned(),
+        _ => cluster::message(e),
+    };
+    format!("sbatch: error: Batch job submission failed: {why}")
+}
+
+/// The request for `resolved`, submitted from `cwd`.
+pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> Result<SlurmSubmit, String> {
+    let (user, uid, gid) = cluster::identity();
+    let cwd_s = cwd.to_string_lossy().into_owned();
+    let absolute = |p: &str| if p.starts_with('/') { p.to_owned() } else { cwd.join(p).to_string_lossy().into_owned() };
+    let work_dir = resolved.chdir.as_deref().map_or_else(|| cwd_s.clone(), absolute);
+    let sub = &resolved.submit;
+    let begin = sub.begin.map(absolute_begin).transpose()?;
+    Ok(SlurmSubmit {
+        partition: resolved.partition.clone(),
+        name: resolved.name.clone(),
+        user,
+        uid,
+        gid,
+        account: resolved.account.clone(),
+        qos: resolved.qos.clone(),
+        constraint: resolved.constraint.clone(),
+        script: sub.script.clone(),
+        script_args: sub.script_args.clone(),
+        command: script.filter(|_| sub.wrap.is_none()).map(absolute),
+        work_dir,
+        submit_dir: cwd_s,
+        submit_host: cluster::short_hostname(),
+        output: resolved.output.clone(),
+        error: Some(resolved.error.clone()).filter(|e| *e != resolved.output),
+        env: export_env(resolved),
+        nodes: resolved.nodes.min,
+        max_nodes: resolved.nodes.max,
+        ntasks: resolved.ntasks,
+        ntasks_given: sub.ntasks_given,
+        ntasks_per_node: resolved.ntasks_per_node,
+        cpus_per_task: resolved.cpus_per_task,
+        cpus_given: sub.cpus_given,
+        mem_per_node_mb: resolved.mem_mb.and_then(|m| m.per_node),
+        mem_per_cpu_mb: resolved.mem_mb.and_then(|m| m.per_cpu),
+        gres: resolved.gpus.as_ref().map(|g| {
+            let n = g.per_node.or(g.per_job).or(g.per_task).unwrap_or(0);
+            match &g.gpu_type {
+                Some(t) => format!("gres/gpu:{t}:{n}"),
+                None => format!("gres/gpu:{n}"),
+            }
+        }),
+        time_limit_s: resolved.time_limit_s,
+        begin,
+        hold: sub.hold,
+        dependency: resolved.dependencies.as_ref().map(dependency),
+        array: resolved.array.as_ref().map(|a| SlurmArray { indices: a.indices.clone(), max_running: a.max_running }),
+        requeue: sub.requeue.unwrap_or(true),
+        exclusive: resolved.exclusive,
+        test_only: sub.test_only,
+    })
+}
+
+/// The environment the job starts with: this one (`ALL`) or none, plus `--export`'s list.
+fn export_env(resolved: &Resolved) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = match resolved.export.mode {
+        ExportMode::All => std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| !k.is_empty())
+            .collect(),
+        ExportMode::None => Vec::new(),
+    };
+    for var in &resolved.export.vars {
+        let value = var.value.clone().or_else(|| std::env::var(&var.name).ok());
+        if let Some(v) = value {
+            env.retain(|(k, _)| *k != var.name);
+            env.push((var.name.clone(), v));
+        }
+    }
+    env
+}
+
+fn dependency(d: &Dependencies) -> SlurmDependency {
+    let conditions = d
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::Singleton => {
+                SlurmCondition { kind: "singleton".into(), job_id: None, array_task: None, delay_minutes: None }
+            }
+            Condition::After { kind, job, delay_minutes } => SlurmCondition {
+                kind: kind.as_str().into(),
+                job_id: Some(u64::from(job.job_id)),
+                array_task: match job.array_task {
+                    Some(ArrayTask::Index(i)) => Some(i),
+                    Some(ArrayTask::All) | None => None,
+                },
+                delay_minutes: *delay_minutes,
+            },
+        })
+        .collect();
+    SlurmDependency { text: d.to_string(), any: d.combine == Combine::Any, conditions }
+}
+
+/// `--begin` as an absolute time, local times read in this host's time zone.
+fn absolute_begin(b: BeginTime) -> Result<Timestamp, String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let secs = match b {
+        BeginTime::Epoch(s) => s,
+        BeginTime::Relative(d) => now.saturating_add(d),
+        local => {
+            let at = local.at(civil_now(now)).ok_or("sbatch: error: Invalid time specification")?;
+            to_epoch(at)
+        }
+    };
+    Ok(Timestamp(secs.saturating_mul(1_000_000)))
+}
+
+fn civil_now(now: i64) -> CivilTime {
+    // SAFETY: localtime_r fills `tm` from a valid time_t.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&(now as libc::time_t), &mut tm);
+        tm
+    };
+    CivilTime {
+        year: tm.tm_year + 1900,
+        month: (tm.tm_mon + 1) as u8,
+        day: tm.tm_mday as u8,
+        hour: tm.tm_hour as u8,
+        minute: tm.tm_min as u8,
+        second: tm.tm_sec as u8,
+    }
+}
+
+fn to_epoch(t: CivilTime) -> i64 {
+    // SAFETY: mktime reads and normalises a tm we own.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        tm.tm_year = t.year - 1900;
+        tm.tm_mon = i32::from(t.month) - 1;
+        tm.tm_mday = i32::from(t.day);
+        tm.tm_hour = i32::from(t.hour);
+        tm.tm_min = i32::from(t.minute);
+        tm.tm_sec = i32::from(t.second);
+        tm.tm_isdst = -1;
+        libc::mktime(&mut tm) as i64
+    }
+}
+
+/// A timestamp as Slurm prints times: local, `YYYY-MM-DDTHH:MM:SS`.
+pub fn local_time(t: Timestamp) -> String {
+    let c = civil_now(t.0.div_euclid(1_000_000));
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
+/// `-W`: waits for the job (every element of an array) to end; exits with its exit code.
+fn wait(client: &mut Client, id: u64) -> Result<ExitCode, String> {
+    // The head has no push channel for clients; polling backs off to 200 ms, which only
+    // costs this waiting process.
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let jobs = client.slurm_jobs().map_err(|e| format!("sbatch: error: {}", cluster::message(&e)))?;
+        let mine: Vec<&SlurmJob> = jobs.jobs.iter().filter(|j| j.job_id == id || j.array_job_id == Some(id)).collect();
+        if !mine.is_empty() && mine.iter().all(|j| j.state.is_finished()) {
+            let code = mine.iter().map(|j| exit_status(j)).max().unwrap_or(0);
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn exit_status(j: &SlurmJob) -> i32 {
+    match (j.exit_code, j.signal) {
+        (_, Some(sig)) => 128 + sig,
+        (Some(c), None) if c != 0 => c,
+        _ if j.state == gangway_api::slurm::SlurmJobState::Completed => 0,
+        (Some(c), None) => c.max(1),
+        (None, None) => 1,
+    }
+}
