@@ -60,12 +60,61 @@ pub enum LauncherMessage {
     /// How the pool's start task is going: sent when each of its attempts starts, when it
     /// completes, after every welcome, and in answer to a repeated [`HeadMessage::RunStartTask`].
     StartTaskStatus(StartTaskInformation),
+    /// gangway's remote-launch agent (Open MPI's `plm_rsh_agent`): a request to run a command
+    /// on another instance of the attempt, its end, or its cancellation, for the head to relay.
+    Agent(AgentRelay),
     /// Answer to [`HeadMessage::ReadFiles`].
     Files {
         /// The request it answers.
         req: u64,
         /// What was found.
         result: FilesResult,
+    },
+}
+
+/// What gangway's remote-launch agent asks for, relayed by the head between the instances of
+/// an Open MPI attempt (`mpirun` calls the agent instead of ssh; no node needs ssh).
+/// `Run` and `Kill` go to the instance on `host`; `Exited` goes back to instance `origin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AgentRelay {
+    /// Run `command` with `sh -c` in the cgroup of the attempt's instance on `host`.
+    Run {
+        /// Which attempt.
+        id: AttemptId,
+        /// The instance whose agent asks.
+        origin: u32,
+        /// The request's number on that instance.
+        req: u64,
+        /// The host as `mpirun` named it: a node name or address of one of the instances.
+        host: String,
+        /// The agent's words joined with spaces, as sshd joins them.
+        command: String,
+    },
+    /// The command of request `req` from instance `origin` ended.
+    Exited {
+        /// Which attempt.
+        id: AttemptId,
+        /// The instance whose agent asked.
+        origin: u32,
+        /// The request's number on that instance.
+        req: u64,
+        /// Its exit code (128+N for signal N); absent when it could not be started.
+        exit_code: Option<i32>,
+        /// Why it could not be started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The agent that asked went away (killed by `mpirun`): kill the command.
+    Kill {
+        /// Which attempt.
+        id: AttemptId,
+        /// The instance whose agent asked.
+        origin: u32,
+        /// The request's number on that instance.
+        req: u64,
+        /// Where the command runs.
+        host: String,
     },
 }
 
@@ -172,6 +221,8 @@ pub enum HeadMessage {
         /// Which attempt.
         id: AttemptId,
     },
+    /// A remote-launch agent message relayed from another instance of the attempt.
+    Agent(AgentRelay),
     /// The head has durably recorded this attempt's end.
     Ack {
         /// Which attempt.

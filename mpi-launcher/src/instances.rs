@@ -153,7 +153,7 @@ impl Executor {
 }
 
 /// How an instance ended when the head stopped it: ending with the task is a normal end.
-fn stopped_outcome(why: StopReason, coordination: Option<Outcome>) -> Outcome {
+pub(crate) fn stopped_outcome(why: StopReason, coordination: Option<Outcome>) -> Outcome {
     let failure = match why {
         StopReason::Killed(reason) if reason == "TaskEnded" => None,
         StopReason::Killed(reason) => Some(TaskFailureInformation {

@@ -9,7 +9,11 @@
 //! - [`resource_files`]: fetching a task's resource files before it starts.
 //! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
+//! - [`openmpi`], [`openmpi_files`], [`agent`], [`agent_cli`]: Open MPI ranks through `mpirun`
+//!   and gangway's remote-launch agent (`gangway-node rsh-agent`, `gangway-node rank-step`).
 
+pub mod agent;
+pub mod agent_cli;
 pub mod batch;
 pub mod cgroup;
 pub mod connection;
@@ -17,6 +21,8 @@ pub mod executor;
 pub mod files;
 pub mod instances;
 pub mod layout;
+pub mod openmpi;
+pub mod openmpi_files;
 pub mod pmi;
 pub mod ranks;
 pub mod resource_files;

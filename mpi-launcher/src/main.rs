@@ -79,6 +79,12 @@ fn hostname() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `gangway-node rsh-agent …` and `gangway-node rank-step -- …`: helpers of an Open MPI
+    // launch, run inside a task (see agent_cli.rs); they take no launcher options.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = gangway_launcher::agent_cli::run_helper(&argv) {
+        std::process::exit(code);
+    }
     let args = Args::parse();
     let level = std::env::var("RUST_LOG").unwrap_or(args.log_level.clone());
     tracing_subscriber::fmt()

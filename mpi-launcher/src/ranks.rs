@@ -89,7 +89,7 @@ pub fn linked_mpi(program: &std::path::Path) -> &'static str {
 
 impl Executor {
     /// OS numbers of NUMA nodes given by logical index (what `set_mempolicy` takes).
-    fn os_numa_nodes(&self, logical: &[u32]) -> Vec<u32> {
+    pub(crate) fn os_numa_nodes(&self, logical: &[u32]) -> Vec<u32> {
         let Some(t) = &self.topology else { return Vec::new() };
         logical.iter().filter_map(|i| t.numa_nodes.get(*i as usize).map(|n| n.os_index)).collect()
     }
@@ -128,29 +128,20 @@ impl Executor {
             }
         }
         // Open MPI ranks given PMI-1 variables would each start as a singleton of size 1:
-        // refuse rather than run the job wrong.
+        // they are started by mpirun through gangway's agent instead (openmpi.rs).
         let wanted = mpi.implementation.as_deref().unwrap_or("auto");
-        let program = gangway_api::cmdline::split_command_line(&start.command_line)
-            .ok()
-            .and_then(|argv| argv.first().cloned())
-            .map(|p| {
-                let path_var = std::env::var_os("PATH");
-                crate::spawn::resolve_program(&p, path_var.as_deref(), &dir.join("wd")).unwrap_or_else(|_| p.into())
-            });
         let kind = match wanted {
-            "auto" => program.as_deref().map_or("pmi", linked_mpi),
+            "auto" => gangway_api::cmdline::split_command_line(&start.command_line)
+                .ok()
+                .and_then(|argv| argv.first().cloned())
+                .map_or("pmi", |p| {
+                    let path_var = std::env::var_os("PATH");
+                    let found = crate::spawn::resolve_program(&p, path_var.as_deref(), &dir.join("wd"));
+                    let found = found.unwrap_or_else(|_| p.into());
+                    linked_mpi(&dir.join("wd").join(found))
+                }),
             other => other,
         };
-        if kind == "openmpi" {
-            return Outcome::failed(
-                "MpiImplementationUnsupported",
-                format!(
-                    "{} is an Open MPI program; gangway starts MPICH-family ranks over PMI-1 only so far \
-                     (run Open MPI with multiInstanceSettings and your own mpirun, or set mpi.implementation=pmi)",
-                    program.map_or_else(|| start.command_line.clone(), |p| p.display().to_string())
-                ),
-            );
-        }
         let local = mpi.ranks_per_node;
         let size = local * step.nodes;
         let first = local * step.node_rank;
@@ -167,6 +158,10 @@ impl Executor {
             },
             (Ok(_), None) => unbound(local),
         };
+        if kind == "openmpi" {
+            let s = crate::openmpi::OpenMpiStep { start, mpi, step, fence, plan, dir };
+            return self.openmpi_outcome(s, stop_rx).await;
+        }
         let mut sockets = Vec::new();
         let mut kept = Vec::new();
         for r in first..first + local {

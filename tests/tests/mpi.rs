@@ -1,5 +1,6 @@
 //! Managed MPI ranks on one node: a real MPICH program launched over PMI-1 by gangway-node
-//! (no mpiexec), ranks bound to the placement plan, and one failing rank failing the task.
+//! (no mpiexec), ranks bound to the placement plan, and one failing rank failing the task;
+//! an Open MPI program started through mpirun and gangway's agent on one node.
 
 use std::process::Command;
 use std::time::Duration;
@@ -179,12 +180,15 @@ fn a_multi_node_job_succeeds_when_its_last_node_finishes_after_the_primary() {
 }
 
 #[test]
-fn an_open_mpi_program_is_refused_rather_than_run_as_singletons() {
+fn an_open_mpi_program_on_one_node_runs_under_mpirun_not_as_singletons() {
     let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
     let dir = cluster.dir.path();
     std::fs::write(
         dir.join("ompi.c"),
-        "#include <mpi.h>\nint main(int c, char **v) { MPI_Init(&c, &v); MPI_Finalize(); return 0; }\n",
+        "#include <mpi.h>\n#include <stdio.h>\n#include <stdlib.h>\n\
+         int main(int c, char **v) { int r, n, s; MPI_Init(&c, &v); MPI_Comm_rank(MPI_COMM_WORLD, &r);\n\
+         MPI_Comm_size(MPI_COMM_WORLD, &n); MPI_Allreduce(&r, &s, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n\
+         printf(\"rank=%d size=%d sum=%d gangway_rank=%s\\n\", r, n, s, getenv(\"GANGWAY_RANK\")); MPI_Finalize(); return 0; }\n",
     )
     .unwrap();
     let cc = Command::new("mpicc.openmpi")
@@ -196,11 +200,15 @@ fn an_open_mpi_program_is_refused_rather_than_run_as_singletons() {
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "ompi".into(), ..Default::default() }).unwrap();
+    // `auto` finds Open MPI's libmpi in the program and starts it through mpirun and the agent.
     c.add_task("ompi", &mpi_task("t", &dir.join("ompi").display().to_string(), 2)).unwrap();
     let t = done(&mut c, "ompi", "t");
-    let f = t.execution_info.failure_info.expect("refused");
-    assert_eq!(f.code, "MpiImplementationUnsupported", "{}", f.message);
-    assert!(f.message.contains("Open MPI"), "{}", f.message);
+    let out = String::from_utf8(c.get_task_file("ompi", "t", "stdout.txt", 0).unwrap()).unwrap();
+    let err = String::from_utf8(c.get_task_file("ompi", "t", "stderr.txt", 0).unwrap()).unwrap();
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{out}{err}", t.execution_info);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["rank=0 size=2 sum=1 gangway_rank=0", "rank=1 size=2 sum=1 gangway_rank=1"], "{err}");
     let mut bad = mpi_task("bad", "/bin/true", 2);
     bad.mpi.as_mut().unwrap().implementation = Some("lam".into());
     let err = c.add_task("ompi", &bad).unwrap_err().to_string();

@@ -136,6 +136,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
             LauncherMessage::InstanceReady { id, instance } => {
                 head.apply(|st, fx| st.instance_ready(&name, id, instance, fx));
             }
+            LauncherMessage::Agent(relay) => {
+                head.apply(|st, fx| st.agent_relay(&name, relay, fx));
+            }
             LauncherMessage::StartTaskStatus(info) => {
                 head.apply(|st, fx| st.start_task_status(&name, generation, info, fx));
             }

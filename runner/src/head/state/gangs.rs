@@ -3,7 +3,7 @@
 //! (instance 0) runs the application; its exit ends every instance and gives the task's exit
 //! code; any instance failing fails (and retries) the whole task; losing a node requeues it whole.
 
-use gangway_api::messages::{AttemptId, HeadMessage, InstancePlan, StartTask, TaskFinished};
+use gangway_api::messages::{AgentRelay, AttemptId, HeadMessage, InstancePlan, StartTask, TaskFinished};
 use gangway_api::*;
 
 use super::{set_task_state, Effects, HeadState};
@@ -236,6 +236,57 @@ impl HeadState {
                 let msg = HeadMessage::PmiFenceDone { id: id.clone(), epoch, puts: all.clone() };
                 fx.sends.push((c.tx.clone(), msg));
             }
+        }
+    }
+
+    /// Relays a remote-launch agent message between the instances of an Open MPI attempt:
+    /// `Run` and `Kill` to the instance on the named host (a node name or address, as in
+    /// the hostfile), `Exited` back to the instance that asked. A `Run` naming no instance of
+    /// the attempt is answered at once with an error, so the agent (and `mpirun`) fail clearly.
+    pub fn agent_relay(&mut self, node: &str, relay: AgentRelay, fx: &mut Effects) {
+        let id = match &relay {
+            AgentRelay::Run { id, .. } | AgentRelay::Exited { id, .. } | AgentRelay::Kill { id, .. } => id,
+        };
+        let Some(t) = self.jobs.get(&id.job).and_then(|j| j.tasks.get(&id.task)) else { return };
+        if t.attempt != id.attempt || t.wire.state != TaskState::Running || !t.instances.iter().any(|i| i.node == node)
+        {
+            return;
+        }
+        let on_host = |host: &str| {
+            t.instances
+                .iter()
+                .map(|i| i.node.as_str())
+                .find(|n| *n == host || self.nodes.get(*n).is_some_and(|x| x.wire.ip_address == host))
+        };
+        let (target, msg) = match &relay {
+            AgentRelay::Run { id, origin, req, host, .. } => match on_host(host) {
+                Some(n) => (n.to_owned(), relay.clone()),
+                None => {
+                    let known: Vec<&str> = t.instances.iter().map(|i| i.node.as_str()).collect();
+                    let answer = AgentRelay::Exited {
+                        id: id.clone(),
+                        origin: *origin,
+                        req: *req,
+                        exit_code: None,
+                        error: Some(format!(
+                            "no instance of this task runs on '{host}' (its nodes: {})",
+                            known.join(", ")
+                        )),
+                    };
+                    (node.to_owned(), answer)
+                }
+            },
+            AgentRelay::Kill { host, .. } => match on_host(host) {
+                Some(n) => (n.to_owned(), relay.clone()),
+                None => return,
+            },
+            AgentRelay::Exited { origin, .. } => match t.instances.get(*origin as usize) {
+                Some(i) => (i.node.clone(), relay.clone()),
+                None => return,
+            },
+        };
+        if let Some(c) = self.nodes.get(&target).and_then(|n| n.conn.as_ref()) {
+            fx.sends.push((c.tx.clone(), HeadMessage::Agent(msg)));
         }
     }
 

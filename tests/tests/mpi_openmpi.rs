@@ -1,0 +1,223 @@
+//! Managed MPI with Open MPI across namespace hosts: the primary runs Open MPI's own `mpirun`,
+//! whose daemons reach the other host through gangway's remote-launch agent and the head (no
+//! ssh), with a hostfile and rankfile from the placement plans and a rank step that applies
+//! each rank's part of its node's plan. The program is the real `mpi-probe` built against
+//! Open MPI by `scripts/build-mpi.sh openmpi`; nothing is mocked.
+//!
+//! Needs root (namespaces, cgroups) like the other namespace tests; without it they say so
+//! and pass, as `netns.rs` does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gangway_api::*;
+use gangway_tests::netns::{available, NetCluster, NetOptions};
+use gangway_tests::{bin, wait_for};
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Builds the MPI programs for Open MPI (incremental after the first time) and returns their directory.
+fn build_open_mpi_programs() -> PathBuf {
+    let script = repo_root().join("scripts/build-mpi.sh");
+    let out = Command::new("timeout").arg("600").arg(&script).arg("openmpi").output().expect("running build-mpi.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "build-mpi.sh openmpi failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(stdout.lines().last().expect("build-mpi.sh names the binaries' directory").trim())
+}
+
+/// The plan gangway computes for `ranks` ranks on this machine (the namespace hosts report it).
+fn plan(ranks: u32) -> Value {
+    let out =
+        Command::new(bin("gangway")).args(["topo", "--json", "--plan", &format!("ranks={ranks}")]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn open_mpi_task(id: &str, command_line: &str, nodes: u32, implementation: Option<&str>) -> TaskAddParameter {
+    TaskAddParameter {
+        id: id.into(),
+        command_line: command_line.into(),
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: nodes, ..Default::default() }),
+        mpi: Some(MpiSettings {
+            ranks_per_node: 2,
+            implementation: implementation.map(String::from),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn completed(cluster: &NetCluster, job: &str, task: &str) -> Task {
+    let mut c = cluster.client();
+    wait_for(Duration::from_secs(120), "the Open MPI task to complete", || {
+        let t = c.get_task(job, task).ok()?;
+        (t.state == TaskState::Completed).then_some(t)
+    })
+}
+
+/// Every host's stdout and stderr of the task, for assertion messages.
+fn logs(cluster: &NetCluster, job: &str, task: &str) -> String {
+    let mut all = String::new();
+    for (k, h) in cluster.hosts.iter().enumerate() {
+        let dir = cluster.root(k).join(format!("workitems/{job}/job-1/{task}"));
+        for f in ["stdout.txt", "stderr.txt"] {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            all.push_str(&format!("--- {} {f}\n{text}", h.name));
+        }
+    }
+    all
+}
+
+/// Nothing of the task is left on any host: no process whose environment names one of its
+/// task directories (mpirun, orted, ranks, agents), no task cgroup under any launcher's, no
+/// temporary directory or agent socket.
+fn assert_nothing_left(cluster: &NetCluster, job: &str, task: &str) {
+    let dirs: Vec<String> = (0..cluster.hosts.len())
+        .map(|k| {
+            format!("AZ_BATCH_TASK_DIR={}", cluster.root(k).join(format!("workitems/{job}/job-1/{task}")).display())
+        })
+        .collect();
+    let processes = || -> Vec<String> {
+        let mut found = Vec::new();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(env) = std::fs::read(p.path().join("environ")) else { continue };
+            let env = String::from_utf8_lossy(&env);
+            if env.split('\0').any(|v| dirs.iter().any(|d| v == d)) {
+                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                found.push(format!("{:?}: {}", p.file_name(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
+            }
+        }
+        found
+    };
+    let cgroups = || -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for (k, h) in cluster.hosts.iter().enumerate() {
+            for node_cg in gangway_tests::leftover_cgroups(&h.name, &cluster.root(k)) {
+                found.extend(
+                    std::fs::read_dir(&node_cg)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir()),
+                );
+            }
+        }
+        found
+    };
+    wait_for(Duration::from_secs(15), "every process and cgroup of the task to be gone", || {
+        (processes().is_empty() && cgroups().is_empty()).then_some(())
+    });
+    let pids: Vec<String> =
+        cluster.hosts.iter().filter_map(|h| h.launcher.as_ref()).map(|l| format!("gangway.{}.", l.id())).collect();
+    let shm: Vec<String> = std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| pids.iter().any(|p| n.starts_with(p.as_str())))
+        .collect();
+    assert!(shm.is_empty(), "shared-memory directories left: {shm:?}");
+    for k in 0..cluster.hosts.len() {
+        let dir = cluster.root(k).join(format!("workitems/{job}/job-1/{task}"));
+        for left in ["tmp", ".gangway-agent.sock"] {
+            assert!(!dir.join(left).exists(), "{} is left in {}", left, dir.display());
+        }
+    }
+}
+
+#[test]
+fn open_mpi_ranks_on_two_namespace_hosts_follow_the_plan() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let programs = build_open_mpi_programs();
+    let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "ompi".into(), ..Default::default() }).unwrap();
+    // `auto`: the probe is linked to Open MPI's libmpi, so gangway runs it through mpirun.
+    let probe = programs.join("mpi-probe").display().to_string();
+    c.add_task("ompi", &open_mpi_task("probe", &probe, 2, None)).unwrap();
+    let t = completed(&cluster, "ompi", "probe");
+    let logs = logs(&cluster, "ompi", "probe");
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{logs}", t.execution_info);
+    let primary = t.node_info.as_ref().unwrap().node_id.clone();
+    let k0 = cluster.hosts.iter().position(|h| h.name == primary).unwrap();
+    let dir = cluster.root(k0).join("workitems/ompi/job-1/probe");
+
+    // Every rank's output reaches the primary's stdout.txt through mpirun.
+    let out = std::fs::read_to_string(dir.join("stdout.txt")).unwrap();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{logs}")))
+        .collect();
+    assert_eq!(lines.len(), 5, "{logs}");
+    assert_eq!(lines[4], serde_json::json!({ "allreduce_sum": 10 }), "{logs}");
+
+    // The hostfile and rankfile name the gang's nodes in instance order, bound to the plan.
+    let plan = plan(2);
+    let cpus = |local: usize| -> Vec<u64> {
+        plan["ranks"][local]["cpus"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+    };
+    let list = |c: &[u64]| c.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let sub: ListResponse<SubtaskInformation> =
+        serde_json::from_slice(&c.raw("GET", "/jobs/ompi/tasks/probe/subtasksinfo", None, &[]).unwrap().body).unwrap();
+    let nodes = [primary.clone(), sub.value[0].node_info.node_id.clone()];
+    let hostfile = std::fs::read_to_string(dir.join("openmpi.hostfile")).unwrap();
+    assert_eq!(hostfile, format!("{} slots=2\n{} slots=2\n", nodes[0], nodes[1]));
+    let rankfile = std::fs::read_to_string(dir.join("openmpi.rankfile")).unwrap();
+    let want: String = (0..4).map(|r| format!("rank {r}={} slot={}\n", nodes[r / 2], list(&cpus(r % 2)))).collect();
+    assert_eq!(rankfile, want);
+
+    // What the kernel applied to each rank, and its environment, is its node's plan.
+    for (r, line) in lines[..4].iter().enumerate() {
+        let local = r % 2;
+        let p = &plan["ranks"][local];
+        assert_eq!((line["rank"].as_u64(), line["size"].as_u64()), (Some(r as u64), Some(4)), "{line}");
+        let got: Vec<u64> = line["cpus"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(got, cpus(local), "rank {r}'s CPUs: {line}");
+        assert!(p["numa_nodes"].as_array().unwrap().contains(&line["numa_node"]), "rank {r}'s NUMA node: {line}");
+        assert_eq!(line["mempolicy"]["nodes"], p["numa_nodes"], "rank {r}'s memory policy: {line}");
+        let env = &line["env"];
+        assert_eq!(env["GANGWAY_RANK"], r.to_string(), "{line}");
+        assert_eq!(env["GANGWAY_LOCAL_RANK"], local.to_string(), "{line}");
+        for var in ["CUDA_VISIBLE_DEVICES", "UCX_NET_DEVICES"] {
+            assert_eq!(env[var], p["env"].get(var).cloned().unwrap_or(Value::Null), "rank {r}'s {var}: {line}");
+        }
+        assert_eq!(env["PMI_RANK"], Value::Null, "Open MPI ranks get no PMI-1 variables: {line}");
+    }
+    assert_nothing_left(&cluster, "ompi", "probe");
+}
+
+#[test]
+fn a_failing_open_mpi_rank_fails_the_task_with_its_code_and_leaves_nothing() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "fail".into(), ..Default::default() }).unwrap();
+    // Rank 3 lives on the second host; the other three wait to be killed.
+    let cmd = "/bin/sh -c 'if [ $GANGWAY_RANK = 3 ]; then sleep 0.3; exit 3; fi; exec sleep 600'";
+    c.add_task("fail", &open_mpi_task("t", cmd, 2, Some("openmpi"))).unwrap();
+    let t = completed(&cluster, "fail", "t");
+    assert_eq!(t.execution_info.exit_code, Some(3), "{:?}\n{}", t.execution_info, logs(&cluster, "fail", "t"));
+    assert_nothing_left(&cluster, "fail", "t");
+    cluster.wait_idle(2);
+
+    // A wall-clock limit ends the same way: everything on both hosts killed.
+    let mut timed = open_mpi_task("slow", "/bin/sh -c 'exec sleep 600'", 2, Some("openmpi"));
+    timed.constraints =
+        Some(TaskConstraints { max_wall_clock_time: Some(IsoDuration(Duration::from_secs(3))), ..Default::default() });
+    c.add_task("fail", &timed).unwrap();
+    let t = completed(&cluster, "fail", "slow");
+    let f = t.execution_info.failure_info.clone().unwrap_or_else(|| panic!("{:?}", t.execution_info));
+    assert_eq!(f.code, "TaskEnded", "{f:?}");
+    assert_nothing_left(&cluster, "fail", "slow");
+}
