@@ -65,6 +65,8 @@ pub struct SacctOptions {
     pub delimiter: String,
     /// The columns.
     pub fields: Vec<Field>,
+    /// No `--format`/`-b` was given: the columns are the default (`SACCT_FORMAT` may replace them).
+    pub default_fields: bool,
     /// `--help`: print this and exit 0.
     pub help: Option<&'static str>,
 }
@@ -267,6 +269,7 @@ pub fn parse_sacct_args(args: &[String], now: Timestamp) -> Result<SacctOptions,
     if !words.is_empty() {
         return Err(fail(format!("Unknown arguments: {}", words.join(" "))));
     }
+    o.default_fields = format.is_none();
     o.fields = parse_fields(format.as_deref().unwrap_or(DEFAULT_FIELDS)).map_err(fail)?;
     Ok(o)
 }

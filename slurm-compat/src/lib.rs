@@ -38,13 +38,14 @@ pub mod info;
 pub mod nodes;
 mod options;
 pub mod patterns;
+pub mod query;
 pub mod queue;
 pub mod queue_fields;
 pub mod resolve;
 pub mod scontrol;
 mod script;
-pub mod submit;
 pub mod show;
+pub mod submit;
 pub mod time;
 mod values;
 

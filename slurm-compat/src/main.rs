@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         "scontrol" => scontrol_command(args),
         "sbatch" => gangway_slurm::submit::main(args),
         "scancel" => gangway_slurm::cancel::main(args),
+        "squeue" => gangway_slurm::query::squeue_main(args),
+        "sinfo" => gangway_slurm::query::sinfo_main(args),
+        "sacct" => gangway_slurm::query::sacct_main(args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -138,6 +141,9 @@ fn make_shims(dir: &Path) -> Result<PathBuf, String> {
 fn scontrol_command(args: &[String]) -> ExitCode {
     if args.first().is_some_and(|w| gangway_slurm::control::handles(w)) {
         return gangway_slurm::control::main(args);
+    }
+    if let Some(code) = gangway_slurm::query::scontrol_show(args) {
+        return code;
     }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let (what, list) = match words.as_slice() {
