@@ -432,7 +432,8 @@ pub fn render_sacct(jobs: &[SlurmJob], o: &SacctOptions, my_uid: u32, now: Times
         }
     }
     let mut picked: Vec<&SlurmJob> = jobs.iter().filter(|j| selected(j, o, my_uid, now)).collect();
-    picked.sort_by_key(|j| (j.submit_time, j.job_id));
+    // sacct lists by job id; an array's elements together, by index.
+    picked.sort_by_key(|j| (j.array_job_id.unwrap_or(j.job_id), j.array_task_id));
     for job in picked {
         let steps: &[bool] = if o.allocations || job.start_time.is_none() { &[false] } else { &[false, true] };
         for &step in steps {

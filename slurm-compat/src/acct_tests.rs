@@ -143,7 +143,12 @@ fn arrays() {
     e.array_job_id = Some(40);
     e.array_task_id = Some(1);
     check(&[e.clone()], "-n -P -o jobid,jobidraw -j 40", "40_1|41\n40_1.batch|41.batch\n");
-    check(&[e], "-n -P -X -o jobid -j 40_1", "40_1\n");
+    check(&[e.clone()], "-n -P -X -o jobid -j 40_1", "40_1\n");
+    // The last element keeps the array's own id, as in Slurm; elements still list by index.
+    let mut last = job(40);
+    last.array_job_id = Some(40);
+    last.array_task_id = Some(2);
+    check(&[last, e], "-n -P -X -o jobid,jobidraw -j 40", "40_1|41\n40_2|40\n");
 }
 
 #[test]
