@@ -281,27 +281,23 @@ fn sort_key(job: &SlurmJob) -> (String, u8, u64, u32) {
 /// Folds the pending elements of each array (same name and partition) into one row, as
 /// squeue's `_combine_pending_array_tasks` does.
 fn fold_arrays<'a>(jobs: Vec<&'a SlurmJob>) -> Vec<Row<'a>> {
+    // One entry per (array, name, partition): its row and the indices folded into it, so the
+    // cost stays linear in the number of jobs.
+    let mut folded: std::collections::HashMap<(u64, &'a str, &'a str), (usize, Vec<u32>)> =
+        std::collections::HashMap::new();
     let mut rows: Vec<Row<'a>> = Vec::new();
-    let mut folded: Vec<(usize, Vec<u32>)> = Vec::new();
     for job in jobs {
-        let key = match (job.state, job.array_job_id, job.array_task_id) {
-            (SlurmJobState::Pending, Some(a), Some(t)) => Some((a, t)),
-            _ => None,
-        };
-        if let Some((array, task)) = key {
-            let same = folded.iter_mut().find(|(at, _)| {
-                let first = rows[*at].job;
-                first.array_job_id == Some(array) && first.name == job.name && first.partition == job.partition
-            });
-            if let Some((_, tasks)) = same {
+        if let (SlurmJobState::Pending, Some(array), Some(task)) = (job.state, job.array_job_id, job.array_task_id) {
+            let key = (array, job.name.as_str(), job.partition.as_str());
+            if let Some((_, tasks)) = folded.get_mut(&key) {
                 tasks.push(task);
                 continue;
             }
-            folded.push((rows.len(), vec![task]));
+            folded.insert(key, (rows.len(), vec![task]));
         }
         rows.push(Row { job, tasks: None });
     }
-    for (at, mut tasks) in folded {
+    for (at, mut tasks) in folded.into_values() {
         if tasks.len() > 1 {
             tasks.sort_unstable();
             tasks.dedup();
@@ -414,7 +410,7 @@ pub fn render_squeue(jobs: &[SlurmJob], o: &SqueueOptions, now: Timestamp) -> Ou
         }
     }
     let mut picked: Vec<&SlurmJob> = known.into_iter().filter(|j| selected(j, o)).collect();
-    picked.sort_by_key(|j| sort_key(j));
+    picked.sort_by_cached_key(|j| sort_key(j));
     if o.json {
         let list: Vec<serde_json::Value> = picked.iter().map(|j| job_json(j, now)).collect();
         let doc = serde_json::json!({ "meta": { "Slurm": { "release": "22.05.8" } }, "errors": [], "jobs": list });
