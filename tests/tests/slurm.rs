@@ -285,6 +285,28 @@ fn dependencies_gate_jobs() {
 }
 
 #[test]
+fn array_running_limit_is_kept() {
+    let s = Slurm::start(2, 2);
+    let array = s.sbatch(&["--array=1-6%2", "--wrap=sleep 0.3"]);
+    let ids: Vec<u64> = s.jobs().iter().filter(|j| j.array_job_id == Some(array)).map(|j| j.job_id).collect();
+    assert_eq!(ids.len(), 6);
+    let pending = wait_for(Duration::from_secs(30), "elements waiting on the array limit", || {
+        let jobs = s.jobs();
+        let limited = jobs.iter().filter(|j| j.reason == "JobArrayTaskLimit").count();
+        (limited > 0).then_some(limited)
+    });
+    assert!(pending <= 4, "{pending}");
+    let ended: Vec<SlurmJob> = ids.iter().map(|id| s.wait_end(*id)).collect();
+    // Four nodes' worth of slots, but never more than two elements at once.
+    // At each element's start, count the elements running (started, not yet ended).
+    for j in &ended {
+        let t = j.start_time.unwrap();
+        let running = ended.iter().filter(|k| k.start_time.unwrap() <= t && k.end_time.unwrap() > t).count();
+        assert!(running <= 2, "{running} elements ran at once");
+    }
+}
+
+#[test]
 fn refused_submissions_queue_nothing() {
     let s = Slurm::start(1, 2);
     let first = s.sbatch(&["--wrap=true"]);

@@ -1,0 +1,140 @@
+//! sbatch end to end: starts `gangway up --nodes N --detach`, runs `--jobs` invocations of the
+//! real `gangway-slurm sbatch --parsable --wrap=true` binary from `--submitters` threads at
+//! once, waits until every job has ended, and reports jobs per second (first submit to last
+//! job end) and the latency of one sbatch process (spawn to exit, which includes the
+//! durable submit).
+//!
+//! `cargo build --release -p gangway-benchmarks -p gangway-runner -p gangway-launcher -p gangway-slurm --bins &&
+//! target/release/gangway-sbatch-bench [--jobs 1000] [--submitters 4] [--nodes 1] [--slots-per-node N]
+//! [--nodes-dir DIR]`
+//!
+//! The head's state (and its fsyncs) live in `$TMPDIR`; `--nodes-dir` puts the nodes' task
+//! directories and the jobs' `slurm-N.out` files elsewhere (a scratch such as /dev/shm).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use gangway_api::client::{Client, ClientConfig};
+use gangway_api::slurm::SlurmJobState;
+use gangway_api::Timestamp;
+
+struct Args {
+    jobs: usize,
+    submitters: usize,
+    nodes: u32,
+    slots: Option<u32>,
+    nodes_dir: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args { jobs: 1000, submitters: 4, nodes: 1, slots: None, nodes_dir: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--jobs" => a.jobs = value()?.parse()?,
+            "--submitters" => a.submitters = value()?.parse::<usize>()?.max(1),
+            "--nodes" => a.nodes = value()?.parse()?,
+            "--slots-per-node" => a.slots = Some(value()?.parse()?),
+            "--nodes-dir" => a.nodes_dir = Some(PathBuf::from(value()?)),
+            other => bail!("unknown option {other}; see the source's header for usage"),
+        }
+    }
+    Ok(a)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let exe = std::env::current_exe()?;
+    let gangway = exe.with_file_name("gangway");
+    let tag = format!("gangway-sbatch-bench-{}", std::process::id());
+    let state = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&state)?;
+    let scratch = args.nodes_dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("{tag}-nodes"));
+    let mut up = Command::new(&gangway);
+    up.arg("--state-dir").arg(&state).args(["up", "--detach", "--nodes", &args.nodes.to_string()]);
+    up.arg("--nodes-dir").arg(&scratch);
+    if let Some(s) = args.slots {
+        up.args(["--slots-per-node", &s.to_string()]);
+    }
+    if !up.status().context("running gangway up")?.success() {
+        bail!("gangway up failed");
+    }
+    let result = measure(&args, &state, &scratch, &exe.with_file_name("gangway-slurm"));
+    let _ = Command::new(&gangway).arg("--state-dir").arg(&state).arg("down").status();
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn measure(args: &Args, state: &Path, scratch: &Path, sbatch: &Path) -> anyhow::Result<()> {
+    let mut c = Client::new(&ClientConfig::from_state_dir(state)?)?;
+    let slots = c.get_pool("default")?.task_slots_per_node;
+    let work = scratch.join("work");
+    std::fs::create_dir_all(&work)?;
+    let next = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(args.jobs));
+    let failures = AtomicUsize::new(0);
+    let start_wall = Timestamp::now();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..args.submitters {
+            s.spawn(|| {
+                while next.fetch_add(1, Ordering::Relaxed) < args.jobs {
+                    let t0 = Instant::now();
+                    let out = Command::new(sbatch)
+                        .args(["sbatch", "--parsable", "--wrap=true"])
+                        .current_dir(&work)
+                        .env("GANGWAY_STATE_DIR", state)
+                        .env_remove("GANGWAY_URL")
+                        .env_remove("GANGWAY_TOKEN")
+                        .stdin(Stdio::null())
+                        .output();
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    match out {
+                        Ok(o) if o.status.success() => latencies.lock().expect("lock").push(ms),
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let submitted = start.elapsed();
+    if failures.load(Ordering::Relaxed) > 0 {
+        bail!("{} sbatch invocations failed", failures.load(Ordering::Relaxed));
+    }
+    let jobs = loop {
+        let jobs = c.slurm_jobs()?.jobs;
+        if jobs.len() >= args.jobs && jobs.iter().all(|j| j.state.is_finished()) {
+            break jobs;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let last_end = jobs.iter().filter_map(|j| j.end_time).max().context("no end time")?;
+    let secs = last_end.micros_since(start_wall) as f64 / 1e6;
+    let failed = jobs.iter().filter(|j| j.state != SlurmJobState::Completed).count();
+    let mut lat = latencies.into_inner().expect("lock");
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{{\"nodes\": {}, \"slots_per_node\": {slots}, \"submitters\": {}, \"jobs\": {}, \"failed\": {failed}, \"submit_s\": {:.3}, \"run_s\": {secs:.3}, \"jobs_per_s\": {:.0}, \"sbatch_ms\": {{\"p50\": {:.2}, \"p99\": {:.2}, \"samples\": {}}}}}",
+        args.nodes,
+        args.submitters,
+        jobs.len(),
+        submitted.as_secs_f64(),
+        jobs.len() as f64 / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.len()
+    );
+    Ok(())
+}
