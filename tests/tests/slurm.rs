@@ -434,6 +434,65 @@ fn wait_test_only_begin_and_multi_node() {
 }
 
 #[test]
+fn requeue_a_running_job_export_and_chdir() {
+    let s = Slurm::start(1, 2);
+    // Requeue while running: killed, queued again, runs to the end the second time.
+    let script = "if [ -e first ]; then echo second >> log; else touch first; echo first >> log; sleep 30; fi";
+    let id = s.sbatch(&["--wrap", script]);
+    wait_for(Duration::from_secs(30), "the first run", || s.work().join("first").exists().then_some(()));
+    s.wait_state(id, SlurmJobState::Running);
+    let out = s.run("scontrol", &["requeue", &id.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for(Duration::from_secs(30), "the requeued run", || {
+        let j = s.job(id);
+        (j.state == SlurmJobState::Completed && j.restarts == 1).then_some(())
+    });
+    assert_eq!(std::fs::read_to_string(s.work().join("log")).unwrap(), "first\nsecond\n");
+
+    // --export=NONE,VAR=value: only the listed variable comes from the submitter; -D moves
+    // the working directory, and relative output paths with it.
+    std::fs::create_dir(s.work().join("sub")).unwrap();
+    let cmd = "echo \"$PWD ${FROM_SUBMIT-unset} ${LISTED-unset} $SLURM_SUBMIT_DIR\"";
+    let none = Command::new(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "--export=NONE,LISTED=yes", "-D", "sub", "-o", "none.out", "--wrap", cmd])
+        .current_dir(s.work())
+        .env("GANGWAY_STATE_DIR", s.cluster.state_dir())
+        .env("FROM_SUBMIT", "here")
+        .output()
+        .unwrap();
+    let none: u64 = String::from_utf8_lossy(&none.stdout).trim().parse().unwrap();
+    s.wait_end(none);
+    let sub = s.work().join("sub");
+    let text = std::fs::read_to_string(sub.join("none.out")).unwrap();
+    assert_eq!(text, format!("{} unset yes {}\n", sub.display(), s.work().display()));
+    let all = Command::new(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "-o", "all.out", "--wrap", cmd])
+        .current_dir(s.work())
+        .env("GANGWAY_STATE_DIR", s.cluster.state_dir())
+        .env("FROM_SUBMIT", "here")
+        .output()
+        .unwrap();
+    let all: u64 = String::from_utf8_lossy(&all.stdout).trim().parse().unwrap();
+    s.wait_end(all);
+    let text = std::fs::read_to_string(s.work().join("all.out")).unwrap();
+    assert_eq!(text, format!("{} here unset {}\n", s.work().display(), s.work().display()));
+
+    // A script on standard input is named `sbatch`, as in Slurm.
+    let mut child = Command::new(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable"])
+        .current_dir(s.work())
+        .env("GANGWAY_STATE_DIR", s.cluster.state_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"#!/bin/sh\n#SBATCH -J piped\ntrue\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let piped: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(s.wait_end(piped).name, "piped");
+}
+
+#[test]
 fn job_ids_and_holds_survive_a_head_restart() {
     let mut s = Slurm::start(1, 2);
     let a = s.sbatch(&["--wrap=true"]);
