@@ -1,11 +1,18 @@
-//! MPI launch overhead on the namespace cluster (needs root): a trivial MPICH program (MPI_Init,
-//! an allreduce, MPI_Finalize) on 1×2, 2×2 and 4×2 ranks, started by gangway (its launchers
-//! over PMI-1) and by `mpiexec.hydra` run by hand on the same namespace hosts (its proxies
-//! started in each host's namespace by an `ip netns exec` agent). Median wall time of each.
+//! MPI launch overhead on the namespace cluster (needs root): a trivial MPI program (MPI_Init,
+//! an allreduce, MPI_Finalize) on 1×2, 2×2 and 4×2 ranks, built for MPICH and for Open MPI.
+//! MPICH: started by gangway (its launchers over PMI-1) and by `mpiexec.hydra` run by hand.
+//! Open MPI: started by gangway (`mpirun` on the primary, daemons through gangway's agent and
+//! the head) and by Open MPI's `mpirun` run by hand with ssh replaced by a trivial agent.
+//! The hand-run launchers' agents start their daemons in each host's namespace with
+//! `ip netns exec` (Open MPI's with the per-host TMPDIR and shared-memory directory that fake
+//! hosts on one machine need). Median wall time of each; gangway's is submit → completed as
+//! seen by the REST API.
 //!
-//! `cargo build --release --bins && sudo target/release/gangway-mpi-launch-bench [--runs 10]`
+//! `cargo build --release -p gangway-benchmarks --bins && sudo target/release/gangway-mpi-launch-bench [--runs 10]`
+//! (`GANGWAY_BENCH_NO_HYDRA=1` / `GANGWAY_BENCH_NO_OPENMPI=1` leave those columns out.)
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,8 +21,67 @@ use gangway_api::*;
 use gangway_tests::netns::{available, NetCluster, NetOptions};
 
 fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The MPICH hello compiled again with Open MPI's wrapper.
+fn compile_open_mpi_hello(dir: &Path) -> anyhow::Result<PathBuf> {
+    let exe = dir.join("hello-openmpi");
+    let out = Command::new("mpicc.openmpi")
+        .arg("-o")
+        .arg(&exe)
+        .arg(dir.join("hello.c"))
+        .output()
+        .context("running mpicc.openmpi (scripts/deps.sh installs libopenmpi-dev)")?;
+    if !out.status.success() {
+        bail!("mpicc.openmpi failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(exe)
+}
+
+fn write_script(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// Runs `cmd` (with a 20 s limit) and returns its wall time in ms.
+fn timed_run(mut cmd: Command, what: &str) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(ms)
+}
+
+/// Submits one managed MPI task and returns submit → completed in ms.
+fn gangway_run(c: &mut gangway_api::client::Client, id: &str, exe: &Path, nodes: u32) -> anyhow::Result<f64> {
+    let task = TaskAddParameter {
+        id: id.into(),
+        command_line: exe.display().to_string(),
+        multi_instance_settings: (nodes > 1)
+            .then(|| MultiInstanceSettings { number_of_instances: nodes, ..Default::default() }),
+        mpi: Some(MpiSettings { ranks_per_node: 2, ..Default::default() }),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    c.add_task("launch", &task)?;
+    loop {
+        let t = c.get_task("launch", id)?;
+        if t.state == TaskState::Completed {
+            if t.execution_info.exit_code != Some(0) {
+                bail!("gangway run of {} failed: {:?}", exe.display(), t.execution_info);
+            }
+            return Ok(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,72 +96,89 @@ fn main() -> anyhow::Result<()> {
     if !available() {
         bail!("the namespace cluster needs root and iproute2");
     }
+    let with_hydra = std::env::var_os("GANGWAY_BENCH_NO_HYDRA").is_none();
+    let with_openmpi = std::env::var_os("GANGWAY_BENCH_NO_OPENMPI").is_none();
     let cluster = NetCluster::start(NetOptions { hosts: 4, slots: 2, ..Default::default() });
-    let exe = gangway_tests::compile_mpich_hello(cluster.dir.path());
+    let dir = cluster.dir.path();
+    let exe = gangway_tests::compile_mpich_hello(dir);
+    let ompi_exe = if with_openmpi { Some(compile_open_mpi_hello(dir)?) } else { None };
+    let mut case = String::new();
+    for h in &cluster.hosts {
+        case.push_str(&format!("  {}) ns={} ;;\n", h.address, h.netns));
+    }
     // hydra's launcher: `agent [-x] HOST WORDS…` runs the words (meant for a shell, as ssh
     // would) in HOST's namespace.
-    let agent = cluster.dir.path().join("netns-agent");
-    let mut map = String::new();
-    for h in &cluster.hosts {
-        map.push_str(&format!("  {}) ns={} ;;\n", h.address, h.netns));
-    }
-    std::fs::write(
+    let agent = dir.join("netns-agent");
+    write_script(
         &agent,
-        format!("#!/bin/sh\n[ \"$1\" = -x ] && shift\nhost=$1; shift\ncase $host in\n{map}  *) echo \"unknown host $host\" >&2; exit 1 ;;\nesac\nexec ip netns exec $ns sh -c \"$*\"\n"),
+        &format!("#!/bin/sh\n[ \"$1\" = -x ] && shift\nhost=$1; shift\ncase $host in\n{case}  *) echo \"unknown host $host\" >&2; exit 1 ;;\nesac\nexec ip netns exec $ns sh -c \"$*\"\n"),
     )?;
-    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755))?;
+    // Open MPI's: the same, with the directories each fake host needs of its own.
+    let ompi_agent = dir.join("netns-ompi-agent");
+    let shm = format!("/dev/shm/gangway-bench-{}", std::process::id());
+    write_script(
+        &ompi_agent,
+        &format!(
+            "#!/bin/sh\nhost=$1; shift\ncase $host in\n{case}  *) echo \"unknown host $host\" >&2; exit 1 ;;\nesac\n\
+             d={}/ompi-$host; mkdir -p $d {shm}/$host\n\
+             exec ip netns exec $ns env TMPDIR=$d OMPI_MCA_orte_tmpdir_base=$d OMPI_MCA_btl_vader_backing_directory={shm}/$host sh -c \"$*\"\n",
+            dir.display()
+        ),
+    )?;
     let bridge = cluster.bridge_name();
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "launch".into(), ..Default::default() })?;
-    println!("{:<6} {:>14} {:>16}", "RANKS", "gangway (ms)", "mpiexec.hydra (ms)");
+    println!(
+        "{:<6} {:>14} {:>19} {:>22} {:>12}",
+        "RANKS", "gangway (ms)", "mpiexec.hydra (ms)", "gangway openmpi (ms)", "mpirun (ms)"
+    );
     let mut n = 0;
-    for nodes in [1u32, 2, 4] {
-        let mut ours = Vec::new();
-        let mut hydra = Vec::new();
-        for _ in 0..runs {
-            n += 1;
-            let id = format!("t{n}");
-            let task = TaskAddParameter {
-                id: id.clone(),
-                command_line: exe.display().to_string(),
-                multi_instance_settings: (nodes > 1)
-                    .then(|| MultiInstanceSettings { number_of_instances: nodes, ..Default::default() }),
-                mpi: Some(MpiSettings { ranks_per_node: 2, ..Default::default() }),
-                ..Default::default()
-            };
-            let t0 = Instant::now();
-            c.add_task("launch", &task)?;
-            loop {
-                let t = c.get_task("launch", &id)?;
-                if t.state == TaskState::Completed {
-                    if t.execution_info.exit_code != Some(0) {
-                        bail!("gangway run failed: {:?}", t.execution_info);
-                    }
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            ours.push(t0.elapsed().as_secs_f64() * 1000.0);
+    let result = (|| -> anyhow::Result<()> {
+        for nodes in [1u32, 2, 4] {
+            let (mut ours, mut hydra, mut ours_ompi, mut mpirun) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let hosts: Vec<&str> = cluster.hosts[..nodes as usize].iter().map(|h| h.address.as_str()).collect();
-            if std::env::var_os("GANGWAY_BENCH_NO_HYDRA").is_some() {
-                hydra.push(0.0);
-                continue;
+            let np = (2 * nodes).to_string();
+            for _ in 0..runs {
+                n += 1;
+                ours.push(gangway_run(&mut c, &format!("t{n}"), &exe, nodes)?);
+                if with_hydra {
+                    let mut cmd = Command::new("timeout");
+                    cmd.args(["20", "mpiexec.hydra", "-launcher", "ssh", "-launcher-exec"])
+                        .arg(&agent)
+                        .args(["-iface", &bridge, "-hosts", &hosts.join(","), "-ppn", "2", "-n", &np])
+                        .arg(&exe);
+                    hydra.push(timed_run(cmd, "mpiexec.hydra")?);
+                }
+                let Some(ompi_exe) = &ompi_exe else { continue };
+                ours_ompi.push(gangway_run(&mut c, &format!("o{n}"), ompi_exe, nodes)?);
+                let slots: Vec<String> = hosts.iter().map(|h| format!("{h}:2")).collect();
+                let mut cmd = Command::new("timeout");
+                cmd.args(["20", "mpirun", "--mca", "plm_rsh_agent"])
+                    .arg(&ompi_agent)
+                    .args(["--host", &slots.join(","), "--map-by", "ppr:2:node", "--bind-to", "none", "-np", &np])
+                    .arg(ompi_exe)
+                    // The same transports gangway chooses on nodes without RDMA NICs.
+                    .envs([
+                        ("OMPI_MCA_pml", "ob1"),
+                        ("OMPI_MCA_btl", "self,vader,tcp"),
+                        ("OMPI_MCA_mtl", "^ofi,psm,psm2"),
+                        ("OMPI_MCA_osc", "^ucx"),
+                        ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
+                        ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
+                    ]);
+                mpirun.push(timed_run(cmd, "mpirun")?);
             }
-            let t0 = Instant::now();
-            let out = Command::new("timeout")
-                .arg("20")
-                .arg("mpiexec.hydra")
-                .args(["-launcher", "ssh", "-launcher-exec"])
-                .arg(&agent)
-                .args(["-iface", &bridge, "-hosts", &hosts.join(","), "-ppn", "2", "-n", &(2 * nodes).to_string()])
-                .arg(&exe)
-                .output()?;
-            hydra.push(t0.elapsed().as_secs_f64() * 1000.0);
-            if !out.status.success() {
-                bail!("mpiexec.hydra failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
+            println!(
+                "{:<6} {:>14.1} {:>19.1} {:>22.1} {:>12.1}",
+                format!("{nodes}x2"),
+                median(ours),
+                median(hydra),
+                median(ours_ompi),
+                median(mpirun)
+            );
         }
-        println!("{:<6} {:>14.1} {:>16.1}", format!("{nodes}x2"), median(ours), median(hydra));
-    }
-    Ok(())
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&shm);
+    result
 }

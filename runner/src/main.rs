@@ -107,7 +107,8 @@ enum Cmd {
         /// With --nodes: the coordination command line, run on every instance first.
         #[arg(long)]
         coordination: Option<String>,
-        /// Launch this many MPI ranks (PMI-1, MPICH family), each pinned to its placement.
+        /// Launch this many MPI ranks per node, each pinned to its placement (MPICH family over
+        /// PMI-1; Open MPI through mpirun and gangway's agent, see --mpi).
         #[arg(long)]
         ranks_per_node: Option<u32>,
         /// With --ranks-per-node: CPUs per rank (default: the node split evenly).
@@ -122,7 +123,12 @@ enum Cmd {
         /// With --ranks-per-node: closest, shared or none.
         #[arg(long)]
         gpu_bind: Option<String>,
-        /// With --ranks-per-node: auto (the program's MPI library decides), pmi or openmpi.
+        /// With --ranks-per-node: how ranks start. auto (default): the launcher reads the
+        /// program file (the command's first word, found on PATH or in the working directory)
+        /// and picks openmpi if it names Open MPI's libmpi.so.40/libopen-rte/libopen-pal, else
+        /// pmi (scripts and static binaries too: wrap Open MPI programs or say --mpi openmpi).
+        /// pmi: direct launch over PMI-1. openmpi: mpirun on the primary, its daemons started
+        /// through gangway's agent (no ssh), a rankfile from the placement.
         #[arg(long = "mpi", value_parser = ["auto", "pmi", "openmpi"])]
         mpi_impl: Option<String>,
         /// Wait for the task and exit with its exit code.
