@@ -45,6 +45,7 @@ pub mod resolve;
 pub mod scontrol;
 mod script;
 pub mod show;
+pub mod step;
 pub mod submit;
 pub mod time;
 mod values;

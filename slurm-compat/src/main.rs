@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         "install-shims" => install_shims(args),
         "scontrol" => scontrol_command(args),
         "sbatch" => gangway_slurm::submit::main(args),
+        "srun" => gangway_slurm::step::main(args),
         "scancel" => gangway_slurm::cancel::main(args),
         "squeue" => gangway_slurm::query::squeue_main(args),
         "sinfo" => gangway_slurm::query::sinfo_main(args),

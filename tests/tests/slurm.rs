@@ -21,13 +21,18 @@ fn fixture(name: &str) -> PathBuf {
 struct Slurm {
     cluster: Cluster,
     work: tempfile::TempDir,
+    /// `sbatch`, `srun`, … links, on the PATH sbatch exports to jobs.
+    shims: tempfile::TempDir,
 }
 
 impl Slurm {
     fn start(nodes: usize, slots: u32) -> Slurm {
         let cluster = Cluster::start(Options { nodes, slots, ..Options::default() });
         let work = tempfile::Builder::new().prefix("gangway-slurm-work").tempdir().expect("work dir");
-        Slurm { cluster, work }
+        let shims = tempfile::Builder::new().prefix("gangway-slurm-shims").tempdir().expect("shim dir");
+        let made = Command::new(bin("gangway-slurm")).arg("install-shims").arg(shims.path()).output().expect("shims");
+        assert!(made.status.success(), "install-shims: {}", String::from_utf8_lossy(&made.stderr));
+        Slurm { cluster, work, shims }
     }
 
     fn work(&self) -> &Path {
@@ -41,10 +46,16 @@ impl Slurm {
             .args(args)
             .current_dir(self.work())
             .env("GANGWAY_STATE_DIR", self.cluster.state_dir())
+            .env("PATH", self.path())
             .env_remove("GANGWAY_URL")
             .env_remove("GANGWAY_TOKEN")
             .output()
             .expect("running gangway-slurm")
+    }
+
+    /// `PATH` with the shims first.
+    fn path(&self) -> String {
+        format!("{}:{}", self.shims.path().display(), std::env::var("PATH").unwrap_or_default())
     }
 
     /// `sbatch --parsable ARGS…`: the job id.
@@ -210,11 +221,54 @@ fn reference_scripts_get_the_reference_environment() {
 }
 
 #[test]
+fn srun_steps_on_the_batch_host() {
+    let s = Slurm::start(1, 2);
+    let d = s.sbatch(&[&s.script("job-d.sh", "d.sh", |t| t)]);
+    let job = s.wait_end(d);
+    assert_eq!(job.state, SlurmJobState::Completed);
+    let work = s.work();
+    check_env(
+        &read_env(&work.join("case-d-batch-parent.env")),
+        &read_env(&fixture("case-d-batch-parent.env")),
+        &job,
+        work,
+    );
+    let reference = read_env(&fixture("case-d-srun-step.task1.env"));
+    for t in 0..2u32 {
+        let env = read_env(&work.join(format!("case-d-srun-step.task{t}.env")));
+        let mut reference = reference.clone();
+        // Site values: srun's sockets (gangway has none) and the umask.
+        for k in [
+            "SLURM_SRUN_COMM_PORT",
+            "SLURM_STEP_LAUNCHER_PORT",
+            "SLURM_LAUNCH_NODE_IPADDR",
+            "SLURM_SRUN_COMM_HOST",
+            "SLURM_UMASK",
+        ] {
+            reference.insert(k.into(), env.get(k).cloned().unwrap_or_else(|| panic!("{k} missing")));
+        }
+        reference.insert("SLURM_STEP_NODELIST".into(), job.nodes[0].clone());
+        reference.insert("SLURM_PROCID".into(), t.to_string());
+        reference.insert("SLURM_LOCALID".into(), t.to_string());
+        check_env(&env, &reference, &job, work);
+        assert_eq!(env["SLURM_STEP_NODELIST"], job.nodes[0]);
+        assert_eq!(env["SLURM_STEP_ID"], "0", "the first srun is step 0");
+    }
+    let label = std::fs::read_to_string(work.join("case-d-srun-label.txt")).unwrap();
+    let mut lines: Vec<&str> = label.lines().collect();
+    lines.sort();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    assert_eq!(lines, [format!("0: {host}"), format!("1: {host}")], "labels as in case-d-srun-label.txt");
+    // Outside a job there is no allocation to run in.
+    let out = s.run("srun", &["true"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("inside a batch job"));
+}
+
+#[test]
 fn output_file_patterns_match_the_reference() {
     let s = Slurm::start(2, 2);
-    // gangway's srun is not there yet: the step line of job-p.sh is left out.
-    let p =
-        s.script("job-p.sh", "p.sh", |t| t.lines().filter(|l| !l.starts_with("srun")).collect::<Vec<_>>().join("\n"));
+    let p = s.script("job-p.sh", "p.sh", |t| t);
     let p1 = s.sbatch(&["--output=pat-j%j-J%J-x%x-N%N-n%n-u%u-s%s-t%t-pct%%.out", "--error=pat-err-%j.err", &p]);
     let p2 = s.sbatch(&["--array=1-2", "--output=patarr-A%A-a%a-j%j-x%x.out", &p]);
     let p3 = s.sbatch(&["--array=5", "--output=patarr-pad-%3a-%5j.out", &p]);
@@ -238,6 +292,14 @@ fn output_file_patterns_match_the_reference() {
         (format!("patarr-pad-005-{p3:05}.out"), both),
         ("%x%j-escaped.out".to_owned(), both),
     ];
+    let steps: Vec<(String, &str)> = [p1, p2_1, p2_2, p3_5, p4]
+        .iter()
+        .flat_map(|j| {
+            let node = s.job(*j).nodes[0].clone();
+            (0..2).map(move |t| (format!("step-{j}.0.t{t}.n0.N{node}.out"), "step-line\n"))
+        })
+        .collect();
+    let expected: Vec<(String, &str)> = expected.into_iter().chain(steps).collect();
     let mut produced: Vec<String> = std::fs::read_dir(s.work())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
