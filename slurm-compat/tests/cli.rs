@@ -143,8 +143,8 @@ fn install_shims_makes_a_multi_call_binary() {
 
 #[test]
 fn dispatch() {
-    let out = run(BIN, &["srun", "hostname"]);
-    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(2), "gangway-slurm: srun is not implemented yet\n"));
+    let out = run(BIN, &["salloc", "hostname"]);
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(2), "gangway-slurm: salloc is not implemented yet\n"));
     let out = run(BIN, &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("gangway-slurm: unknown command `frobnicate`"));
