@@ -93,40 +93,42 @@ fn assert_nothing_left(cluster: &NetCluster, job: &str, task: &str) {
         }
         found
     };
-    let cgroups = || -> Vec<PathBuf> {
+    let cgroups = || -> Vec<String> {
         let mut found = Vec::new();
         for (k, h) in cluster.hosts.iter().enumerate() {
             for node_cg in gangway_tests::leftover_cgroups(&h.name, &cluster.root(k)) {
-                found.extend(
-                    std::fs::read_dir(&node_cg)
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir()),
-                );
+                let children = std::fs::read_dir(&node_cg).into_iter().flatten().flatten().map(|e| e.path());
+                found.extend(children.filter(|p| p.is_dir()).map(|p| format!("cgroup {}", p.display())));
             }
         }
         found
     };
-    wait_for(Duration::from_secs(15), "every process and cgroup of the task to be gone", || {
-        (processes().is_empty() && cgroups().is_empty()).then_some(())
-    });
     let pids: Vec<String> =
         cluster.hosts.iter().filter_map(|h| h.launcher.as_ref()).map(|l| format!("gangway.{}.", l.id())).collect();
-    let shm: Vec<String> = std::fs::read_dir("/dev/shm")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| pids.iter().any(|p| n.starts_with(p.as_str())))
-        .collect();
-    assert!(shm.is_empty(), "shared-memory directories left: {shm:?}");
-    for k in 0..cluster.hosts.len() {
-        let dir = cluster.root(k).join(format!("workitems/{job}/job-1/{task}"));
-        for left in ["tmp", ".gangway-agent.sock"] {
-            assert!(!dir.join(left).exists(), "{} is left in {}", left, dir.display());
+    let files = || -> Vec<String> {
+        let shm = std::fs::read_dir("/dev/shm").into_iter().flatten().flatten();
+        let mut found: Vec<String> = shm
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| pids.iter().any(|p| n.starts_with(p.as_str())))
+            .map(|n| format!("/dev/shm/{n}"))
+            .collect();
+        for k in 0..cluster.hosts.len() {
+            let dir = cluster.root(k).join(format!("workitems/{job}/job-1/{task}"));
+            let left = ["tmp", ".gangway-agent.sock"].into_iter().map(|f| dir.join(f)).filter(|p| p.exists());
+            found.extend(left.map(|p| p.display().to_string()));
         }
+        found
+    };
+    // The task completes when the primary reports; the other instances finish their cleanup
+    // (kill, cgroup removal, then their directories) a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<String> = [processes(), cgroups(), files()].concat();
+        if left.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "left behind by {job}/{task}: {left:#?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
