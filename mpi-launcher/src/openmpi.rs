@@ -255,7 +255,8 @@ impl Executor {
         };
         let hostfile = s.dir.join("openmpi.hostfile");
         let rankfile = s.dir.join("openmpi.rankfile");
-        let ranks = files::rankfile(&parts);
+        // bind=none plans give every rank all of the node's CPUs: Open MPI need not bind at all.
+        let ranks = if s.mpi.bind.as_deref() == Some("none") { None } else { files::rankfile(&parts) };
         let written = std::fs::write(&hostfile, files::hostfile(&parts))
             .and_then(|()| ranks.as_ref().map_or(Ok(()), |r| std::fs::write(&rankfile, r)));
         if let Err(e) = written {

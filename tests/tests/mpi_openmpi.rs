@@ -223,3 +223,35 @@ fn a_failing_open_mpi_rank_fails_the_task_with_its_code_and_leaves_nothing() {
     assert_eq!(f.code, "TaskEnded", "{f:?}");
     assert_nothing_left(&cluster, "fail", "slow");
 }
+
+#[test]
+fn open_mpi_ranks_with_bind_none_are_left_unbound() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let programs = build_open_mpi_programs();
+    let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "free".into(), ..Default::default() }).unwrap();
+    let mut task = open_mpi_task("probe", &programs.join("mpi-probe").display().to_string(), 2, Some("openmpi"));
+    task.mpi.as_mut().unwrap().bind = Some("none".into());
+    c.add_task("free", &task).unwrap();
+    let t = completed(&cluster, "free", "probe");
+    let logs = logs(&cluster, "free", "probe");
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{logs}", t.execution_info);
+    let primary = t.node_info.as_ref().unwrap().node_id.clone();
+    let k0 = cluster.hosts.iter().position(|h| h.name == primary).unwrap();
+    let dir = cluster.root(k0).join("workitems/free/job-1/probe");
+    // No rankfile: mpirun maps two ranks per node and binds nothing.
+    assert!(!dir.join("openmpi.rankfile").exists());
+    let machine: Vec<Value> = plan(1)["ranks"][0]["cpus"].as_array().unwrap().clone();
+    let out = std::fs::read_to_string(dir.join("stdout.txt")).unwrap();
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.last(), Some(&serde_json::json!({ "allreduce_sum": 10 })), "{logs}");
+    for (r, line) in lines[..4].iter().enumerate() {
+        assert_eq!(line["env"]["GANGWAY_RANK"], r.to_string(), "{line}");
+        assert_eq!(line["cpus"].as_array().unwrap(), &machine, "rank {r} should keep every CPU: {line}");
+    }
+    assert_nothing_left(&cluster, "free", "probe");
+}
