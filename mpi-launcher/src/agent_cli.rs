@@ -98,6 +98,15 @@ pub fn step_plan(plan: &str, world_rank: u32, local_rank: u32) -> Result<StepPla
         x.as_array().map(|a| a.iter().filter_map(|n| n.as_u64().map(|n| n as u32)).collect()).unwrap_or_default()
     };
     let node_rank = v["node_rank"].as_u64().ok_or("the plan file has no node_rank")?;
+    // Ranks are numbered node by node (the rankfile, or ppr:K:node): anything else would give
+    // this rank another rank's variables, so it is an error, not a guess.
+    if u64::from(world_rank) / ranks.len() as u64 != node_rank {
+        return Err(format!(
+            "mpirun started rank {world_rank} on node {node_rank}, whose ranks are {}..{}",
+            node_rank * ranks.len() as u64,
+            (node_rank + 1) * ranks.len() as u64
+        ));
+    }
     let mut env: Vec<(String, String)> = r["env"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
@@ -201,6 +210,7 @@ mod tests {
             assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert!(step_plan(plan, 4, 2).unwrap_err().contains("local rank 2"));
+        assert!(step_plan(plan, 1, 1).unwrap_err().contains("ranks are 2..4"));
         assert!(step_plan("nope", 0, 0).is_err());
     }
 }

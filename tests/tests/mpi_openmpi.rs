@@ -255,3 +255,21 @@ fn open_mpi_ranks_with_bind_none_are_left_unbound() {
     }
     assert_nothing_left(&cluster, "free", "probe");
 }
+
+#[test]
+fn the_agent_and_the_rank_step_refuse_to_run_outside_a_task() {
+    let agent = Command::new(bin("gangway-node"))
+        .args(["rsh-agent", "host2", "orted", "-mca", "ess", "\"env\""])
+        .env_remove("GANGWAY_AGENT_SOCKET")
+        .output()
+        .unwrap();
+    // 255, as ssh exits when it cannot reach the host.
+    assert_eq!(agent.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&agent.stderr).contains("GANGWAY_AGENT_SOCKET"), "{agent:?}");
+    let words = Command::new(bin("gangway-node")).args(["rsh-agent", "host2"]).output().unwrap();
+    assert_eq!(words.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&words.stderr).contains("nothing to run on 'host2'"), "{words:?}");
+    let step = Command::new(bin("gangway-node")).args(["rank-step", "--", "/bin/true"]).output().unwrap();
+    assert_eq!(step.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&step.stderr).contains("OMPI_COMM_WORLD_RANK"), "{step:?}");
+}
