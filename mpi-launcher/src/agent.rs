@@ -29,17 +29,11 @@ use crate::openmpi_files::join_command_line;
 /// The socket's name in the task directory.
 pub const SOCKET_NAME: &str = ".gangway-agent.sock";
 
-/// Sun paths hold 108 bytes with the terminating NUL.
-const MAX_SOCKET_PATH: usize = 107;
-
 static SITES: LazyLock<Mutex<HashMap<AttemptId, Arc<Site>>>> = LazyLock::new(Default::default);
 
 /// Why a site could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
-    /// The task directory's path is too long for a Unix socket.
-    #[error("the agent socket path {0} is longer than the {MAX_SOCKET_PATH} bytes a Unix socket allows; use a shorter --root")]
-    PathTooLong(String),
     /// Binding the socket failed.
     #[error("listening on the agent socket {path}")]
     Bind {
@@ -118,12 +112,11 @@ impl Site {
     pub fn open(exec: &Arc<Executor>, spec: SiteSpec) -> Result<SiteHandle, SiteError> {
         let socket = socket_path(&spec.dir);
         let shown = socket.to_string_lossy().into_owned();
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(SiteError::PathTooLong(shown));
-        }
         // A socket left by an earlier attempt of the same task would refuse the bind.
         let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(|source| SiteError::Bind { path: shown, source })?;
+        let listener = crate::agent_cli::short_socket_path(&socket)
+            .and_then(|(_dir, short)| UnixListener::bind(short))
+            .map_err(|source| SiteError::Bind { path: shown, source })?;
         let site = Arc::new(Site {
             exec: exec.clone(),
             id: spec.id,

@@ -17,6 +17,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 
 use crate::openmpi_files::agent_words;
 
@@ -35,6 +36,28 @@ pub fn run_helper(args: &[OsString]) -> Option<i32> {
         Some("rank-step") => Some(rank_step(&args[2..])),
         _ => None,
     }
+}
+
+/// The most a Unix socket address holds (108 bytes with the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A path to `socket` that fits a socket address: itself, or — task directories of long job
+/// and task ids do not fit — the same file through `/proc/self/fd` of its open directory,
+/// which must be kept open while the path is used.
+pub fn short_socket_path(socket: &Path) -> std::io::Result<(Option<std::fs::File>, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+        return Ok((None, socket.to_path_buf()));
+    }
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a socket path needs a directory and a name",
+        ));
+    };
+    let dir = std::fs::File::open(dir)?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    Ok((Some(dir), short))
 }
 
 /// `gangway-node rsh-agent …`; returns the exit code.
@@ -58,7 +81,11 @@ fn rsh_agent(args: &[String]) -> i32 {
 fn ask_launcher(host: &str, command: &str) -> Result<i32, String> {
     let path = std::env::var_os(SOCKET_ENV)
         .ok_or_else(|| format!("{SOCKET_ENV} is not set: the agent works only inside a gangway Open MPI task"))?;
-    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+    let connect = |p: &Path| {
+        let (_dir, short) = short_socket_path(p)?;
+        std::os::unix::net::UnixStream::connect(short)
+    };
+    let mut stream = connect(Path::new(&path))
         .map_err(|e| format!("connecting to the launcher at {}: {e}", path.to_string_lossy()))?;
     let mut line = serde_json::json!({ "host": host, "command": command }).to_string();
     line.push('\n');
@@ -190,6 +217,25 @@ fn apply_binding(cpus: &[u32], mems: &[u32]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockets_in_deep_task_directories_are_reached_through_their_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("j".repeat(64)).join("job-1").join("t".repeat(64));
+        std::fs::create_dir_all(&deep).unwrap();
+        let socket = deep.join(".gangway-agent.sock");
+        assert!(socket.as_os_str().len() > MAX_SOCKET_PATH);
+        let (_dir, short) = short_socket_path(&socket).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&short).unwrap();
+        assert!(socket.exists(), "bound in the task directory itself");
+        let (_dir2, short2) = short_socket_path(&socket).unwrap();
+        let mut client = std::os::unix::net::UnixStream::connect(short2).unwrap();
+        client.write_all(b"x").unwrap();
+        let (server, _) = listener.accept().unwrap();
+        drop(server);
+        let near = tmp.path().join("s.sock");
+        assert_eq!(short_socket_path(&near).unwrap().1, near);
+    }
 
     #[test]
     fn each_rank_takes_its_own_part_of_the_plan() {

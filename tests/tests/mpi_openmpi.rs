@@ -225,7 +225,7 @@ fn a_failing_open_mpi_rank_fails_the_task_with_its_code_and_leaves_nothing() {
 }
 
 #[test]
-fn open_mpi_ranks_with_bind_none_are_left_unbound() {
+fn open_mpi_ranks_with_bind_none_are_left_unbound_and_long_ids_work() {
     if !available() {
         eprintln!("skipped: needs root and iproute2");
         return;
@@ -234,15 +234,17 @@ fn open_mpi_ranks_with_bind_none_are_left_unbound() {
     let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "free".into(), ..Default::default() }).unwrap();
-    let mut task = open_mpi_task("probe", &programs.join("mpi-probe").display().to_string(), 2, Some("openmpi"));
+    // A long task id too: its agent socket's path is longer than a socket address holds.
+    let id = format!("unbound-{}", "x".repeat(56));
+    let mut task = open_mpi_task(&id, &programs.join("mpi-probe").display().to_string(), 2, Some("openmpi"));
     task.mpi.as_mut().unwrap().bind = Some("none".into());
     c.add_task("free", &task).unwrap();
-    let t = completed(&cluster, "free", "probe");
-    let logs = logs(&cluster, "free", "probe");
+    let t = completed(&cluster, "free", &id);
+    let logs = logs(&cluster, "free", &id);
     assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{logs}", t.execution_info);
     let primary = t.node_info.as_ref().unwrap().node_id.clone();
     let k0 = cluster.hosts.iter().position(|h| h.name == primary).unwrap();
-    let dir = cluster.root(k0).join("workitems/free/job-1/probe");
+    let dir = cluster.root(k0).join(format!("workitems/free/job-1/{id}"));
     // No rankfile: mpirun maps two ranks per node and binds nothing.
     assert!(!dir.join("openmpi.rankfile").exists());
     let machine: Vec<Value> = plan(1)["ranks"][0]["cpus"].as_array().unwrap().clone();
@@ -253,7 +255,7 @@ fn open_mpi_ranks_with_bind_none_are_left_unbound() {
         assert_eq!(line["env"]["GANGWAY_RANK"], r.to_string(), "{line}");
         assert_eq!(line["cpus"].as_array().unwrap(), &machine, "rank {r} should keep every CPU: {line}");
     }
-    assert_nothing_left(&cluster, "free", "probe");
+    assert_nothing_left(&cluster, "free", &id);
 }
 
 #[test]
