@@ -10,6 +10,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::{Effects, HeadState, Timer};
 use crate::store::{Snapshot, StoredTask, Write};
 
+mod gangs;
 mod nodes;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
