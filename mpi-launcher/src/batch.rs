@@ -32,11 +32,26 @@ pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
         "-c".to_owned(),
         "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"".to_owned(),
         SCRIPT_NAME.to_owned(),
-        script.to_string_lossy().into_owned(),
     ];
+    // The interpreter line is followed here, as the kernel would: exec'ing the script itself
+    // fails with ETXTBSY (exit 126) when a process the launcher is spawning at that moment
+    // still holds the descriptor the script was written through.
+    words.extend(interpreter(&batch.script));
+    words.push(script.to_string_lossy().into_owned());
     words.extend(batch.args.iter().cloned());
     start.command_line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
     Some(batch)
+}
+
+/// The `#!` line's interpreter and its optional single argument, as execve(2) splits it.
+fn interpreter(script: &str) -> Vec<String> {
+    let Some(line) = script.lines().next().and_then(|l| l.strip_prefix("#!")) else { return Vec::new() };
+    let line = line.trim();
+    match line.split_once([' ', '\t']) {
+        Some((interp, arg)) if !arg.trim().is_empty() => vec![interp.to_owned(), arg.trim().to_owned()],
+        _ if line.is_empty() => Vec::new(),
+        _ => vec![line.to_owned()],
+    }
 }
 
 fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
@@ -78,6 +93,14 @@ pub fn work_dir(b: &BatchScript) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interpreter_lines_split_as_execve_does() {
+        assert_eq!(interpreter("#!/bin/bash\ntrue"), ["/bin/bash"]);
+        assert_eq!(interpreter("#! /usr/bin/env  python3 \n"), ["/usr/bin/env", "python3"]);
+        assert_eq!(interpreter("#!/bin/sh -e -x\n"), ["/bin/sh", "-e -x"]);
+        assert!(interpreter("echo no interpreter\n").is_empty());
+    }
 
     #[test]
     fn quoted_words_split_back() {
