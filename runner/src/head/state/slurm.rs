@@ -36,13 +36,21 @@ pub(crate) struct SlurmState {
     pub gated: BTreeSet<u64>,
     /// Array id → its elements' job ids.
     pub arrays: HashMap<u64, Vec<u64>>,
+    /// Delay timers armed (job, when), so each is armed once.
+    wakes: std::collections::HashSet<(u64, Timestamp)>,
     /// Set while re-evaluating, so starts it causes do not re-enter it.
     evaluating: bool,
 }
 
 impl Default for SlurmState {
     fn default() -> SlurmState {
-        SlurmState { next_id: 1, gated: BTreeSet::new(), arrays: HashMap::new(), evaluating: false }
+        SlurmState {
+            next_id: 1,
+            gated: BTreeSet::new(),
+            arrays: HashMap::new(),
+            wakes: std::collections::HashSet::new(),
+            evaluating: false,
+        }
     }
 }
 
@@ -350,13 +358,10 @@ impl HeadState {
         let progress: Vec<Progress> = targets.iter().map(|t| self.slurm_progress(*t)).collect();
         let all_ended = progress.iter().all(|p| matches!(p, Progress::Ended(_)));
         match c.kind.as_str() {
-            "after" => {
-                if progress.iter().all(|p| *p != Progress::Waiting) {
-                    DepState::Satisfied
-                } else {
-                    DepState::Pending
-                }
-            }
+            "after" => match self.slurm_after_ready(&targets, c.delay_minutes) {
+                Some(at) if at <= Timestamp::now() => DepState::Satisfied,
+                _ => DepState::Pending,
+            },
             "afterok" | "aftercorr" => {
                 if progress.contains(&Progress::Ended(false)) {
                     DepState::Never
@@ -375,6 +380,37 @@ impl HeadState {
             _ if all_ended => DepState::Satisfied,
             _ => DepState::Pending,
         }
+    }
+
+    /// When `after:targets[+delay]` is met: every target started (or ended without starting)
+    /// and `delay` minutes have passed since the last start; `None` while one still waits.
+    fn slurm_after_ready(&self, targets: &[u64], delay_minutes: Option<u32>) -> Option<Timestamp> {
+        let mut latest = Timestamp(0);
+        for id in targets {
+            let Some(t) = self.jobs.get(&id.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else { continue };
+            if t.wire.state == TaskState::Active {
+                return None;
+            }
+            latest = latest.max(t.wire.execution_info.start_time.unwrap_or(Timestamp(0)));
+        }
+        Some(latest.plus(Duration::from_secs(60 * u64::from(delay_minutes.unwrap_or(0)))))
+    }
+
+    /// When a gated job's `after:N+MIN` delay runs out, if that is what it waits for.
+    fn slurm_after_wake(&self, id: u64) -> Option<Timestamp> {
+        let info = self.slurm_info(id)?;
+        let dep = info.request.dependency.as_ref()?;
+        let now = Timestamp::now();
+        dep.conditions
+            .iter()
+            .filter(|c| c.kind == "after" && c.delay_minutes.is_some())
+            .filter_map(|c| {
+                let target = c.job_id?;
+                let targets = self.slurm.arrays.get(&target).cloned().unwrap_or_else(|| vec![target]);
+                self.slurm_after_ready(&targets, c.delay_minutes)
+            })
+            .filter(|at| *at > now)
+            .min()
     }
 
     /// How far Slurm job `id` has got; a job no longer known counts as ended, successfully.
@@ -403,6 +439,12 @@ impl HeadState {
             for id in gated {
                 let job = id.to_string();
                 if self.slurm_gate(&job).is_some() {
+                    // Waiting for an `after:N+MIN` delay: wake up when it runs out.
+                    if let Some(at) = self.slurm_after_wake(id) {
+                        if self.slurm.wakes.insert((id, at)) {
+                            fx.timers.push(Timer::SlurmBegin { job: id, at });
+                        }
+                    }
                     continue;
                 }
                 self.slurm.gated.remove(&id);
