@@ -230,6 +230,13 @@ enum Cmd {
         #[arg(long)]
         gang: Option<String>,
     },
+    /// Run a Slurm command (`sbatch`, `srun`, `squeue`, `scancel`, `sinfo`, `scontrol`, `sacct`,
+    /// `parse`, `install-shims`) through `gangway-slurm`.
+    Slurm {
+        /// The command and its arguments, as Slurm's command takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -374,6 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
         }
+        Cmd::Slurm { args } => cli::cluster::slurm(&args, cli.state_dir.as_deref()),
         Cmd::Status => {
             let (mut c, config) = client()?;
             commands::status(&mut c, &config.url, cli.json)?;

@@ -186,3 +186,14 @@ fn sinfo_and_scontrol_show() {
     // The hostlist commands still work without asking the head.
     assert_eq!(s.ok("scontrol", &["show", "hostnames", "n[1-2]"]), "n1\nn2\n");
 }
+
+#[test]
+fn gangway_slurm_runs_the_slurm_commands_with_their_exit_codes() {
+    let run = |args: &[&str]| Command::new(bin("gangway")).arg("slurm").args(args).output().expect("gangway slurm");
+    let out = run(&["scontrol", "show", "hostlist", "n1,n2,n3,n7"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n[1-3,7]\n");
+    let out = run(&["squeue", "--foo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("squeue: unrecognized option '--foo'"));
+}

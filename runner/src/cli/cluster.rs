@@ -31,6 +31,17 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `gangway slurm COMMAND ARGS…`: becomes `gangway-slurm COMMAND ARGS…` (exec, so its exit
+/// status and signals are the command's own), pointed at this cluster's state directory.
+pub fn slurm(args: &[String], state_dir: Option<&Path>) -> anyhow::Result<i32> {
+    let mut cmd = Command::new(sibling_binary("gangway-slurm")?);
+    cmd.args(args);
+    if let Some(dir) = state_dir {
+        cmd.env("GANGWAY_STATE_DIR", dir);
+    }
+    Err(anyhow::Error::new(cmd.exec()).context("running gangway-slurm"))
+}
+
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
     let f = std::fs::File::create(dir.join(name)).with_context(|| format!("creating {}", dir.join(name).display()))?;
     Ok(Stdio::from(f))
