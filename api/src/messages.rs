@@ -207,6 +207,14 @@ pub enum HeadMessage {
         /// `TaskTerminated`, `JobTerminated`, …: becomes the failure code.
         reason: String,
     },
+    /// Send `signal` to every process of an attempt on this node (`scancel --signal`); the
+    /// attempt keeps running unless the signal ends it.
+    SignalTask {
+        /// Which attempt.
+        id: AttemptId,
+        /// The signal number.
+        signal: i32,
+    },
     /// Every node of a managed MPI attempt entered fence `epoch`: everyone's puts.
     PmiFenceDone {
         /// Which attempt.

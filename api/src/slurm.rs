@@ -366,6 +366,10 @@ pub struct SlurmCancel {
     /// `-p`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// `-s`/`--signal`: send this signal number to every process of each running job
+    /// instead of cancelling it (9, SIGKILL, cancels as Slurm does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 /// The answer to `POST /slurm/cancel`.
@@ -378,6 +382,12 @@ pub struct SlurmCancelled {
     pub invalid: Vec<String>,
     /// Jobs that matched but had already ended.
     pub finished: Vec<u64>,
+    /// With a signal: running jobs it was sent to.
+    #[serde(default)]
+    pub signaled: Vec<u64>,
+    /// With a signal: jobs left alone because they have not started ("Job is pending execution").
+    #[serde(default)]
+    pub pending: Vec<u64>,
 }
 
 /// The body of `POST /slurm/jobs/{id}/update` (`scontrol update JobId=N …`).

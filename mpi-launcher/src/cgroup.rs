@@ -204,6 +204,11 @@ fn read_trim(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
+/// The processes in a cgroup given by its directories (union over hierarchies).
+pub(crate) fn procs_of_paths(dirs: &[PathBuf]) -> Vec<i32> {
+    procs_of(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+}
+
 fn procs_of(dirs: &[&Path]) -> Vec<i32> {
     let mut pids = Vec::new();
     for d in dirs {

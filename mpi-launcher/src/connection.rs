@@ -212,6 +212,10 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         HeadMessage::Leave => return Flow::Leave,
         HeadMessage::StartTask(start) => exec.start(*start),
         HeadMessage::KillTask { id, reason } => exec.stop(&id, StopReason::Killed(reason)),
+        HeadMessage::SignalTask { id, signal } => {
+            let n = exec.signal(&id, signal);
+            tracing::info!(job = %id.job, task = %id.task, signal, processes = n, "signalled a task");
+        }
         HeadMessage::RunApplication { id } => exec.run_application(&id),
         HeadMessage::PmiFenceDone { id, epoch, puts } => {
             if let Some(tx) = exec.fences.lock().expect("lock").remove(&(id, epoch)) {

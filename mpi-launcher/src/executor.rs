@@ -138,6 +138,8 @@ pub struct Executor {
     pub(crate) out: Mutex<Option<mpsc::UnboundedSender<LauncherMessage>>>,
     /// The pool's start task in this process.
     pub(crate) start_task: Mutex<StartTaskSlot>,
+    /// Processes running now, by task directory: what a signal from the head reaches.
+    signal_targets: Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
     /// Slurm batch scripts running, by task directory: their output files and working directory.
     pub(crate) batch_io: Mutex<HashMap<PathBuf, gangway_api::messages::BatchScript>>,
     seq: std::sync::atomic::AtomicU64,
@@ -165,6 +167,7 @@ impl Executor {
             out: Mutex::new(None),
             start_task: Mutex::new(StartTaskSlot::default()),
             batch_io: Mutex::new(HashMap::new()),
+            signal_targets: Mutex::new(HashMap::new()),
             go: Mutex::new(HashMap::new()),
             topology: None,
             fences: Mutex::new(HashMap::new()),
@@ -192,6 +195,33 @@ impl Executor {
         if let Some(tx) = self.running.lock().expect("lock").get(id) {
             let _ = tx.send(why);
         }
+    }
+
+    /// Sends `sig` to every process of a running attempt on this node (`scancel --signal`):
+    /// everything in the cgroups of its processes, or their process groups where the launcher
+    /// runs without cgroups. Each process gets the signal once: a shell that traps it would
+    /// otherwise run its trap twice. Returns how many processes it reached.
+    pub fn signal(&self, id: &AttemptId, sig: i32) -> usize {
+        if !self.running.lock().expect("lock").contains_key(id) {
+            return 0;
+        }
+        let dir = self.layout.task_dir(&id.job, &id.task);
+        let targets = self.signal_targets.lock().expect("lock").get(&dir).cloned().unwrap_or_default();
+        let mut pids: Vec<i32> = Vec::new();
+        let mut groups: Vec<i32> = Vec::new();
+        for t in &targets {
+            match &t.cgroup {
+                Some(dirs) => pids.extend(crate::cgroup::procs_of_paths(dirs)),
+                None => groups.push(t.pgid),
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        groups.sort_unstable();
+        groups.dedup();
+        // SAFETY: plain kill(2); pids from cgroup.procs are positive, groups are our children's.
+        let sent = pids.iter().filter(|&&p| p > 0 && unsafe { libc::kill(p, sig) } == 0).count();
+        sent + groups.iter().filter(|&&g| g > 0 && unsafe { libc::kill(-g, sig) } == 0).count()
     }
 
     /// Stops every attempt and the start task (launcher shutdown) and waits until none runs.
@@ -459,6 +489,11 @@ impl Executor {
             }
         };
         let pgid = Some(child.pid());
+        let target = SignalTarget {
+            pgid: child.pid(),
+            cgroup: cgroup.map(|c| c.paths().into_iter().map(Path::to_path_buf).collect()),
+        };
+        let _registered = Registered::new(&self.signal_targets, task_dir.clone(), target);
         let deadline = launch.max_wall_clock.map(|d| tokio::time::Instant::now() + d);
         let wall = async {
             match deadline {
@@ -515,6 +550,43 @@ impl Executor {
             Err(_) => {
                 signal_tree(pgid, cgroup, libc::SIGKILL);
                 child.wait().await
+            }
+        }
+    }
+}
+
+/// One running process of an attempt, as a signal reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SignalTarget {
+    /// Its process group (its own pid).
+    pgid: i32,
+    /// Its cgroup's directories, when the launcher uses cgroups.
+    cgroup: Option<Vec<PathBuf>>,
+}
+
+/// Keeps a process in [`Executor::signal_targets`] while it runs (removed on every return path).
+struct Registered<'a> {
+    map: &'a Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
+    dir: PathBuf,
+    target: SignalTarget,
+}
+
+impl<'a> Registered<'a> {
+    fn new(map: &'a Mutex<HashMap<PathBuf, Vec<SignalTarget>>>, dir: PathBuf, target: SignalTarget) -> Self {
+        map.lock().expect("lock").entry(dir.clone()).or_default().push(target.clone());
+        Registered { map, dir, target }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().expect("lock");
+        if let Some(list) = map.get_mut(&self.dir) {
+            if let Some(k) = list.iter().position(|t| *t == self.target) {
+                list.swap_remove(k);
+            }
+            if list.is_empty() {
+                map.remove(&self.dir);
             }
         }
     }

@@ -47,6 +47,11 @@ pub fn main(args: &[String]) -> ExitCode {
                 eprintln!("scancel: error: Kill job error on job id {id}: Job/step already completing or completed");
                 failed = true;
             }
+            // Slurm signals only running jobs; a pending one is an error and stays pending.
+            for id in &done.pending {
+                eprintln!("scancel: error: Kill job error on job id {id}: Job is pending execution");
+                failed = true;
+            }
             if failed {
                 ExitCode::FAILURE
             } else {
@@ -122,7 +127,8 @@ pub fn parse(args: &[String]) -> Result<SlurmCancel, String> {
                 }
             }
             "-s" | "--signal" => {
-                return Err("--signal is not supported by gangway yet: scancel can only cancel jobs".into())
+                let v = value()?;
+                req.signal = Some(signal_number(&v).ok_or_else(|| format!("Unknown job signal: {v}"))?);
             }
             "-b" | "--batch" | "-f" | "--full" | "-Q" | "--quiet" | "-v" | "--verbose" | "-i" | "--interactive" => {
                 if inline.is_some() && !arg.starts_with("--") {
@@ -137,6 +143,41 @@ pub fn parse(args: &[String]) -> Result<SlurmCancel, String> {
         }
     }
     Ok(req)
+}
+
+/// Signal names as Slurm's `sig_name2num` reads them (any case, with or without `SIG`).
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ABRT", libc::SIGABRT),
+    ("KILL", libc::SIGKILL),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("URG", libc::SIGURG),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("XCPU", libc::SIGXCPU),
+    ("PIPE", libc::SIGPIPE),
+    ("WINCH", libc::SIGWINCH),
+];
+
+/// `--signal`'s value: a name (`USR1`, `SIGUSR1`, `usr1`) or a number (`10`); None when
+/// it is neither (scancel then sends nothing).
+pub fn signal_number(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        // 0 would only probe; numbers past SIGRTMAX name no signal.
+        return (1..=libc::SIGRTMAX()).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
 }
 
 /// `12`, `12_3`, `12_[1-3,5]` and comma lists of them, as the head takes ids (`N` or `N_i`).
@@ -211,6 +252,29 @@ mod tests {
         assert_eq!(r.jobs, ["12", "13_2", "14_1", "14_2", "14_3", "14_5"]);
         assert_eq!((r.user.as_deref(), r.name.as_deref()), (Some("alice"), Some("x")));
         assert_eq!(r.states, [SlurmJobState::Pending, SlurmJobState::Running]);
+    }
+
+    fn check_signal(word: &str, expected: Option<i32>) {
+        assert_eq!(signal_number(word), expected, "{word}");
+    }
+
+    #[test]
+    fn signal_names_and_numbers() {
+        check_signal("USR1", Some(libc::SIGUSR1));
+        check_signal("SIGUSR1", Some(libc::SIGUSR1));
+        check_signal("usr2", Some(libc::SIGUSR2));
+        check_signal("SigTerm", Some(libc::SIGTERM));
+        check_signal("KILL", Some(9));
+        check_signal("10", Some(10));
+        check_signal("9", Some(9));
+        for bad in ["", "0", "-1", "65", "USR3", "SIG", "SIGSIGUSR1", "1x", "USR1 2"] {
+            check_signal(bad, None);
+        }
+        let r = parse(&args("-s USR1 12")).unwrap();
+        assert_eq!((r.signal, r.jobs.as_slice()), (Some(libc::SIGUSR1), ["12".to_owned()].as_slice()));
+        assert_eq!(parse(&args("--signal=SIGTERM 12")).unwrap().signal, Some(libc::SIGTERM));
+        assert_eq!(parse(&args("-sHUP 12")).unwrap().signal, Some(libc::SIGHUP));
+        assert_eq!(parse(&args("-s BOGUS 12")), Err("Unknown job signal: BOGUS".to_owned()));
     }
 
     #[test]

@@ -577,3 +577,49 @@ fn job_ids_and_holds_survive_a_head_restart() {
     assert!(s.run("scontrol", &["release", &held.to_string()]).status.success());
     assert_eq!(s.wait_end(held).state, SlurmJobState::Completed);
 }
+
+#[test]
+fn scancel_signal_reaches_a_running_batch_script() {
+    let s = Slurm::start(2, 2);
+    // The trap is installed before `ready` is written; `sleep` (in the same cgroup) dies of
+    // the signal too, which only ends one nap early.
+    let script =
+        "#!/bin/sh\ntrap 'echo got USR1 >> signals.txt' USR1\necho up > ready\nwhile true; do sleep 0.2; done\n";
+    std::fs::write(s.work().join("trap.sh"), script).expect("writing the script");
+    // -N2: a gang, so the signal goes to both instances (the script runs on the primary).
+    let id = s.sbatch(&["-N2", "trap.sh"]);
+    s.wait_state(id, SlurmJobState::Running);
+    wait_for(Duration::from_secs(30), "the script to install its trap", || {
+        s.work().join("ready").exists().then_some(())
+    });
+
+    let out = s.run("scancel", &["--signal=USR1", &id.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signals = s.work().join("signals.txt");
+    wait_for(Duration::from_secs(30), "the trap to run", || {
+        std::fs::read_to_string(&signals).ok().filter(|t| t.contains("got USR1"))
+    });
+    let out = s.run("scancel", &["-s", "SIGUSR1", &id.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for(Duration::from_secs(30), "the trap to run again", || {
+        std::fs::read_to_string(&signals).ok().filter(|t| t.matches("got USR1").count() == 2)
+    });
+
+    // An unknown signal sends nothing; a pending job is not signalled and stays pending.
+    let out = s.run("scancel", &["--signal=USR3", &id.to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown job signal: USR3"));
+    let held = s.sbatch(&["-H", "--wrap=true"]);
+    let out = s.run("scancel", &["-s", "USR1", &held.to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Job is pending execution"), "{out:?}");
+    assert!(s.wait_pending(held, "JobHeldUser").held);
+
+    // The signalled job kept running; a plain scancel ends it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.job(id).state, SlurmJobState::Running);
+    assert_eq!(std::fs::read_to_string(&signals).unwrap().matches("got USR1").count(), 2, "each process once");
+    assert!(s.run("scancel", &[&id.to_string(), &held.to_string()]).status.success());
+    assert_eq!(s.wait_end(id).state, SlurmJobState::Cancelled);
+    assert_eq!(s.wait_end(held).state, SlurmJobState::Cancelled);
+}

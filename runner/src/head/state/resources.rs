@@ -319,6 +319,26 @@ impl HeadState {
         }
     }
 
+    /// Sends `signal` to every process of the task's running attempt, on every node that runs
+    /// an instance of it; nothing is recorded (a signal changes no state the head keeps).
+    pub(crate) fn signal_task(&mut self, job_id: &str, task_id: &str, signal: i32, fx: &mut Effects) {
+        let Some(t) = self.jobs.get(job_id).and_then(|j| j.tasks.get(task_id)) else { return };
+        if !matches!(t.wire.state, TaskState::Running | TaskState::Preparing) {
+            return;
+        }
+        let id = messages::AttemptId { job: job_id.to_owned(), task: task_id.to_owned(), attempt: t.attempt };
+        let nodes: Vec<String> = if t.instances.is_empty() {
+            t.wire.node_info.iter().map(|n| n.node_id.clone()).collect()
+        } else {
+            t.instances.iter().map(|i| i.node.clone()).collect()
+        };
+        for node in nodes {
+            if let Some(conn) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
+                fx.sends.push((conn.tx.clone(), HeadMessage::SignalTask { id: id.clone(), signal }));
+            }
+        }
+    }
+
     /// `POST /jobs/{id}/terminate`.
     pub fn terminate_job(&mut self, id: &str, reason: Option<String>, fx: &mut Effects) -> Result<(), ApiError> {
         let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;

@@ -12,6 +12,9 @@ use crate::scheduler::Event;
 /// The kill reason of `scontrol requeue`: the task's end puts the job back in the queue.
 pub const REQUEUE_REASON: &str = "SlurmRequeued";
 
+/// Signal 9: `scancel --signal=KILL` cancels the job.
+const SIGKILL: i32 = 9;
+
 fn invalid_job_id(spec: &str) -> ApiError {
     ApiError::not_found("InvalidJobId", format!("Invalid job id specified: {spec}"))
 }
@@ -39,7 +42,8 @@ impl HeadState {
         (index.is_none() && self.slurm_info(id).is_some()).then(|| vec![id])
     }
 
-    /// `POST /slurm/cancel`: pending jobs are cancelled at once, running ones killed.
+    /// `POST /slurm/cancel`: pending jobs are cancelled at once, running ones killed; with a
+    /// signal, running jobs are sent it and pending ones left as they are.
     pub fn slurm_cancel(&mut self, c: SlurmCancel, fx: &mut Effects) -> SlurmCancelled {
         let mut out = SlurmCancelled::default();
         let mut candidates: Vec<u64> = Vec::new();
@@ -69,6 +73,16 @@ impl HeadState {
             }
             if state.is_finished() {
                 out.finished.push(id);
+                continue;
+            }
+            // SIGKILL cancels, as in Slurm; any other signal goes to a running job's processes.
+            if let Some(signal) = c.signal.filter(|&s| s != SIGKILL) {
+                if state == SlurmJobState::Pending {
+                    out.pending.push(id);
+                } else {
+                    self.signal_task(&id.to_string(), BATCH_TASK, signal, fx);
+                    out.signaled.push(id);
+                }
                 continue;
             }
             self.slurm.gated.remove(&id);
