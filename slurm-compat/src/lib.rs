@@ -24,6 +24,7 @@
 
 pub mod acct;
 mod acct_time;
+pub mod allocate;
 pub mod array;
 pub mod begin;
 pub mod cancel;

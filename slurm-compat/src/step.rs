@@ -5,8 +5,8 @@
 //! output to srun's own (with `-l` labels) or to `-o`/`-e` pattern files.
 //!
 //! Not here yet: steps over several nodes (they need the other nodes' launchers), CPU and GPU
-//! binding (`--cpu-bind`, `--gpu-bind` are accepted and ignored), PMI for MPI ranks, and srun
-//! outside an allocation.
+//! binding (`--cpu-bind`, `--gpu-bind` are accepted and ignored), and PMI for MPI ranks.
+//! Outside an allocation, srun first gets one ([`crate::allocate`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -29,14 +29,20 @@ pub struct StepRequest {
     pub output: Option<String>,
     /// `-e`.
     pub error: Option<String>,
+    /// Allocation options for srun outside an allocation, as sbatch's long options
+    /// (`--partition=P`, `--time=T`, …); inside one they do not apply.
+    pub allocation: Vec<String>,
     /// The command and its arguments.
     pub command: Vec<String>,
 }
 
 /// Runs `srun ARGS…`.
 pub fn main(args: &[String]) -> ExitCode {
-    match parse(args).and_then(|r| run(&r)) {
-        Ok(code) => ExitCode::from(code),
+    let outside = env("SLURM_JOB_ID").is_none();
+    let ran =
+        parse(args).and_then(|r| if outside { crate::allocate::run(&r, args) } else { run(&r).map(ExitCode::from) });
+    match ran {
+        Ok(code) => code,
         Err(msg) => {
             eprintln!("srun: error: {msg}");
             ExitCode::FAILURE
@@ -85,7 +91,12 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             "-c" | "--cpus-per-task" => r.cpus_per_task = Some(count(&value)?),
             "-o" | "--output" => r.output = Some(value),
             "-e" | "--error" => r.error = Some(value),
-            "--mpi" | "--cpu-bind" | "--gpu-bind" | "-J" | "--job-name" | "-m" | "--distribution" => {}
+            "--mpi" | "--cpu-bind" | "--gpu-bind" | "-m" | "--distribution" => {}
+            "-J" | "--job-name" | "-p" | "--partition" | "-t" | "--time" | "-A" | "--account" | "-q" | "--qos"
+            | "-C" | "--constraint" | "-G" | "--gpus" | "--gres" | "--mem" | "--mem-per-cpu" | "--gpus-per-node"
+            | "--gpus-per-task" | "-w" | "--nodelist" | "--ntasks-per-node" => {
+                r.allocation.push(format!("{}={value}", long_name(&name)));
+            }
             _ => return Err(format!("unrecognized option '{arg}'")),
         }
     }
@@ -94,6 +105,21 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
         return Err("No command given to execute.".into());
     }
     Ok(r)
+}
+
+/// sbatch's long name for an srun option.
+fn long_name(name: &str) -> &str {
+    match name {
+        "-J" => "--job-name",
+        "-p" => "--partition",
+        "-t" => "--time",
+        "-A" => "--account",
+        "-q" => "--qos",
+        "-C" => "--constraint",
+        "-G" => "--gpus",
+        "-w" => "--nodelist",
+        long => long,
+    }
 }
 
 fn env(k: &str) -> Option<String> {

@@ -81,7 +81,7 @@ fn render(e: &SlurmError) -> String {
 }
 
 /// sbatch's words for the controller's refusals.
-fn submit_error(e: &gangway_api::client::ClientError) -> String {
+pub(crate) fn submit_error(e: &gangway_api::client::ClientError) -> String {
     let why = match cluster::code(e) {
         Some("InvalidPartition") => {
             return format!(
@@ -259,7 +259,7 @@ fn wait(client: &mut Client, id: u64) -> Result<ExitCode, String> {
     }
 }
 
-fn exit_status(j: &SlurmJob) -> i32 {
+pub(crate) fn exit_status(j: &SlurmJob) -> i32 {
     match (j.exit_code, j.signal) {
         (_, Some(sig)) => 128 + sig,
         (Some(c), None) if c != 0 => c,

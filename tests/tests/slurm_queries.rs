@@ -197,3 +197,31 @@ fn gangway_slurm_runs_the_slurm_commands_with_their_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("squeue: unrecognized option '--foo'"));
 }
+
+#[test]
+fn srun_outside_an_allocation_gets_one_and_relays_the_step() {
+    let s = Slurm::start();
+    let out = s.run("srun", &["-n", "2", "-l", "-J", "outside", "sh", "-c", "echo out $SLURM_PROCID; echo err >&2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["0: out 0", "1: out 1"]);
+    assert_eq!(stderr(&out).lines().filter(|l| l.ends_with("err")).count(), 2, "{}", stderr(&out));
+    // The allocation was a job of its own, named by -J, and it ended.
+    let acct = s.ok("sacct", &["-n", "-P", "-X", "--format=JobName,State,ExitCode"]);
+    assert!(acct.lines().any(|l| l == "outside|COMPLETED|0:0"), "{acct}");
+    // The step's exit code is srun's; the relay files are gone.
+    let out = s.run("srun", &["sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(s.work.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".gangway-srun"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Refused allocations say so and queue nothing.
+    let out = s.run("srun", &["-p", "nosuch", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("srun: error:"), "{}", stderr(&out));
+}
