@@ -1,5 +1,6 @@
 //! `scancel`: job ids (`N`, array elements `N_i`, `N_[1-3,5]`, comma lists) and the `-u`,
-//! `-n`, `-t`, `-p` filters, sent to the head in one request. Silent on success, as scancel is.
+//! `-n`, `-t`, `-p` filters, and `-s`/`--signal` (send a signal to running jobs instead of
+//! cancelling them), sent to the head in one request. Silent on success, as scancel is.
 
 use std::process::ExitCode;
 
