@@ -594,3 +594,28 @@ fn task_counts_tally_tasks_and_slots_by_outcome() {
     assert_eq!(counts.task_counts, tc(0, 1, 4, 2, 2));
     assert_eq!(counts.task_slot_counts, tc(0, 4, 5, 2, 3));
 }
+
+#[test]
+fn a_signal_goes_to_the_running_attempts_node_only() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    sim.node("n1");
+    sim.job("j", 0);
+    sim.tasks("j", &["a", "b"]);
+    assert_eq!(sim.starts("n1"), ["j/a#1"]);
+    // `b` is queued behind `a`: nothing to signal, nothing sent.
+    sim.apply(|st, fx| {
+        st.signal_task("j", "a", 12, fx);
+        st.signal_task("j", "b", 12, fx);
+        st.signal_task("j", "nope", 12, fx);
+    });
+    let sent = sim.sent("n1");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].starts_with("SignalTask") && sent[0].contains("\"a\"") && sent[0].contains("signal: 12"),
+        "{sent:?}"
+    );
+    sim.finish("n1", "j/a#1", 0);
+    sim.sent("n1");
+    sim.apply(|st, fx| st.signal_task("j", "a", 12, fx));
+    assert!(!sim.sent("n1").iter().any(|m| m.starts_with("SignalTask")), "an ended attempt gets no signal");
+}

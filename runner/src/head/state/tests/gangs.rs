@@ -89,3 +89,26 @@ fn an_unknown_host_is_answered_at_once_and_strangers_are_ignored() {
     assert!(relayed(&mut sim, &other).is_empty());
     assert!(relayed(&mut sim, third).is_empty());
 }
+
+/// Signal messages sent to `node` since the last look, as `(attempt, signal)`.
+fn signals(sim: &mut Sim, node: &str) -> Vec<(AttemptId, i32)> {
+    let rx = &mut sim.conns.get_mut(node).unwrap().0;
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|m| match m {
+            HeadMessage::SignalTask { id, signal } => Some((id, signal)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_signal_reaches_every_instance_and_records_nothing() {
+    let (mut sim, id, [primary, other]) = gang();
+    let writes = sim.writes.len();
+    sim.apply(|st, fx| st.signal_task("j", "t", 10, fx));
+    assert_eq!(signals(&mut sim, &primary), [(id.clone(), 10)]);
+    assert_eq!(signals(&mut sim, &other), [(id, 10)]);
+    assert!(signals(&mut sim, "n3").is_empty(), "the node outside the gang");
+    assert_eq!(sim.writes.len(), writes, "a signal changes nothing the head keeps");
+    assert_eq!(sim.task("j", "t").state, TaskState::Running);
+}
