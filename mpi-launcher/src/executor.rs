@@ -655,3 +655,7 @@ fn build_spec(
 fn open_log(dir: &Path, name: &str, append: bool) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(dir.join(name))
 }
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;
