@@ -260,9 +260,12 @@ fn srun_steps_on_the_batch_host() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let host = host.trim();
     assert_eq!(lines, [format!("0: {host}"), format!("1: {host}")], "labels as in case-d-srun-label.txt");
-    // Outside a job there is no allocation to run in.
-    let out = s.run("srun", &["true"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("inside a batch job"));
+    // Outside a job srun first gets an allocation (a job of its own), as Slurm's does.
+    let out = s.run("srun", &["-n2", "sh", "-c", "echo $SLURM_PROCID $SLURM_STEP_NUM_TASKS $SLURM_JOB_NAME"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["0 2 sh", "1 2 sh"]);
 }
 
 #[test]
