@@ -9,12 +9,12 @@
 //! directories elsewhere (a node-local scratch such as /dev/shm).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use gangway_api::client::{Client, ClientConfig, ListOptions};
 use gangway_api::*;
+use gangway_benchmarks::{percentile, LocalCluster};
 
 struct Args {
     tasks: usize,
@@ -41,38 +41,12 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let gangway = std::env::current_exe()?.with_file_name("gangway");
-    let state = tempdir()?;
-    let mut up = Command::new(&gangway);
-    up.arg("--state-dir").arg(&state).args(["up", "--detach", "--nodes", &args.nodes.to_string()]);
-    if let Some(d) = &args.nodes_dir {
-        up.arg("--nodes-dir").arg(d.join(format!("gangway-bench-{}", std::process::id())));
-    }
-    if let Some(s) = args.slots {
-        up.args(["--slots-per-node", &s.to_string()]);
-    }
-    if !up.status().context("running gangway up")?.success() {
-        bail!("gangway up failed");
-    }
-    let result = measure(&args, &state);
-    let _ = Command::new(&gangway).arg("--state-dir").arg(&state).arg("down").status();
-    let _ = std::fs::remove_dir_all(&state);
-    if let Some(d) = &args.nodes_dir {
-        let _ = std::fs::remove_dir_all(d.join(format!("gangway-bench-{}", std::process::id())));
-    }
-    result
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("gangway-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    let tag = format!("gangway-bench-{}", std::process::id());
+    let nodes_dir = args.nodes_dir.as_ref().map(|d| d.join(&tag));
+    let cluster = LocalCluster::up(&tag, args.nodes, args.slots, nodes_dir)?;
+    measure(&args, &cluster.state)
 }
 
 fn measure(args: &Args, state: &std::path::Path) -> anyhow::Result<()> {

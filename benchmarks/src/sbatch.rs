@@ -21,6 +21,7 @@ use anyhow::{bail, Context};
 use gangway_api::client::{Client, ClientConfig};
 use gangway_api::slurm::SlurmJobState;
 use gangway_api::Timestamp;
+use gangway_benchmarks::{percentile, LocalCluster};
 
 struct Args {
     jobs: usize,
@@ -47,32 +48,13 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let exe = std::env::current_exe()?;
-    let gangway = exe.with_file_name("gangway");
     let tag = format!("gangway-sbatch-bench-{}", std::process::id());
-    let state = std::env::temp_dir().join(&tag);
-    std::fs::create_dir_all(&state)?;
     let scratch = args.nodes_dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("{tag}-nodes"));
-    let mut up = Command::new(&gangway);
-    up.arg("--state-dir").arg(&state).args(["up", "--detach", "--nodes", &args.nodes.to_string()]);
-    up.arg("--nodes-dir").arg(&scratch);
-    if let Some(s) = args.slots {
-        up.args(["--slots-per-node", &s.to_string()]);
-    }
-    if !up.status().context("running gangway up")?.success() {
-        bail!("gangway up failed");
-    }
-    let result = measure(&args, &state, &scratch, &exe.with_file_name("gangway-slurm"));
-    let _ = Command::new(&gangway).arg("--state-dir").arg(&state).arg("down").status();
-    let _ = std::fs::remove_dir_all(&state);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    let cluster = LocalCluster::up(&tag, args.nodes, args.slots, Some(scratch.clone()))?;
+    let sbatch = std::env::current_exe()?.with_file_name("gangway-slurm");
+    measure(&args, &cluster.state, &scratch, &sbatch)
 }
 
 fn measure(args: &Args, state: &Path, scratch: &Path, sbatch: &Path) -> anyhow::Result<()> {

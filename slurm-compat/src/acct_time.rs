@@ -3,10 +3,11 @@
 //! resolved looking back, as sacct does: a time of day without a date is today, a date
 //! without a year is this year. UTC (see [`crate::format`]).
 
+use gangway_api::time::days_from_civil;
 use gangway_api::Timestamp;
 
 use crate::begin::{parse_begin, BeginTime, DateSpec};
-use crate::format::{civil_date, days_from_civil};
+use crate::format::civil_date;
 
 /// Midnight (UTC) of the day of `now`: sacct's default `-S`.
 pub fn midnight(now: Timestamp) -> Timestamp {

@@ -16,6 +16,8 @@
 //! Slurm skips every `T` before looking for a word, so it rejects `Today` and `TEATIME`; we
 //! accept any case.
 
+use gangway_api::time::{civil_from_days, days_from_civil};
+
 /// A parsed `--begin` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeginTime {
@@ -308,9 +310,9 @@ fn local_at(date: Option<DateSpec>, time: Option<(u8, u8, u8)>, now: CivilTime) 
     }
 }
 
+/// The time a possibly out-of-range date names (a day past its month's end counts on).
 fn normalize(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> CivilTime {
-    let days = days_from_civil(i64::from(year), u32::from(month), u32::from(day));
-    from_secs(days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second))
+    from_secs(to_secs(CivilTime { year, month, day, hour, minute, second }))
 }
 
 fn to_secs(t: CivilTime) -> i64 {
@@ -331,29 +333,7 @@ fn from_secs(secs: i64) -> CivilTime {
     }
 }
 
-// Howard Hinnant's algorithms, exact for the proleptic Gregorian calendar; a day past the end
-// of its month counts on into the next, as `mktime` normalises it.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! caller passes "now", and gangway's clusters run in UTC (so did the reference).
 
 use gangway_api::slurm::{SlurmJob, SlurmJobState};
+use gangway_api::time::civil_from_days;
 use gangway_api::Timestamp;
 
 /// One `%` field of a `-o` format: `%[.][width]letter` followed by literal text.
@@ -201,29 +202,7 @@ pub fn mem_str(value: u64, start_unit: usize) -> String {
     }
 }
 
-// Howard Hinnant's days-to-civil (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
 
-/// Days since the epoch of a civil date (the inverse of `civil_from_days`).
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// The civil date of a timestamp (UTC).
 pub(crate) fn civil_date(t: Timestamp) -> (i64, u32, u32) {
