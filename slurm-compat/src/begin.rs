@@ -333,8 +333,6 @@ fn from_secs(secs: i64) -> CivilTime {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,8 +202,6 @@ pub fn mem_str(value: u64, start_unit: usize) -> String {
     }
 }
 
-
-
 /// The civil date of a timestamp (UTC).
 pub(crate) fn civil_date(t: Timestamp) -> (i64, u32, u32) {
     civil_from_days(t.0.div_euclid(1_000_000).div_euclid(86_400))
