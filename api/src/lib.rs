@@ -14,7 +14,9 @@ pub mod messages;
 pub mod node;
 pub mod pool;
 pub mod slurm;
+pub mod slurm_bind;
 pub mod slurm_patterns;
+pub mod slurm_step;
 pub mod task;
 pub mod time;
 

@@ -431,3 +431,45 @@ pub struct SlurmJobInfo {
     /// The head's `host:port` (for `SLURM_WORKING_CLUSTER`).
     pub cluster_addr: String,
 }
+
+/// Counts as Slurm compresses them (`SLURM_TASKS_PER_NODE`, `SLURM_JOB_CPUS_PER_NODE`):
+/// `2(x4)`, `3,2`.
+pub fn compress_counts(counts: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < counts.len() {
+        let run = counts[i..].iter().take_while(|c| **c == counts[i]).count();
+        parts.push(if run > 1 { format!("{}(x{run})", counts[i]) } else { counts[i].to_string() });
+        i += run;
+    }
+    parts.join(",")
+}
+
+/// Counts as Slurm compresses them back into one number per node.
+pub fn expand_counts(text: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (n, times) = match part.split_once("(x") {
+            Some((n, t)) => (n, t.strip_suffix(')').and_then(|t| t.parse::<usize>().ok())),
+            None => (part, Some(1)),
+        };
+        match (n.parse::<u32>().ok(), times) {
+            (Some(n), Some(t)) => out.extend(std::iter::repeat_n(n, t)),
+            _ => return Err(format!("cannot read the counts '{text}'")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod counts_tests {
+    #[test]
+    fn counts_compress_and_expand_as_slurm_writes_them() {
+        for (counts, want) in [(&[1][..], "1"), (&[2, 2, 2, 2], "2(x4)"), (&[3, 2], "3,2"), (&[4, 4, 1], "4(x2),1")] {
+            assert_eq!(super::compress_counts(counts), want);
+            assert_eq!(super::expand_counts(want).as_deref(), Ok(counts));
+        }
+        assert!(super::expand_counts("x").is_err());
+        assert!(super::expand_counts("2(x").is_err());
+    }
+}

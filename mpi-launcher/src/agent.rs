@@ -1,8 +1,10 @@
-//! The launcher's side of gangway's remote-launch agent (Open MPI's `plm_rsh_agent`).
+//! The launcher's side of gangway's remote-launch agent (Open MPI's `plm_rsh_agent`, and
+//! srun's way to its steps' node parts).
 //!
-//! Every instance of an Open MPI attempt is a [`Site`]: a Unix socket in its task directory
-//! where the `rsh-agent` helpers started on this node (by `mpirun`, or by `orted` when it
-//! spawns further daemons down its tree) ask for a command on some host. A request for this
+//! Every instance of an Open MPI attempt, and of a Slurm batch gang, is a [`Site`]: a Unix
+//! socket in its task directory where the `rsh-agent` helpers started on this node (by
+//! `mpirun`, by `orted` when it spawns further daemons down its tree, or by `srun` for its
+//! steps' node parts) ask for a command on some host. A request for this
 //! node runs here at once; one for another node goes to the head, which relays it to that
 //! node's launcher, and its end comes back the same way. The command runs with `sh -c` in the
 //! instance's cgroup with the instance's environment, so the daemon and the ranks it starts
@@ -276,7 +278,8 @@ pub fn from_head(exec: &Arc<Executor>, relay: AgentRelay) {
             });
         }
         (AgentRelay::Run { id, origin, req, .. }, None) => {
-            let error = Some(format!("node '{}' runs no Open MPI instance of this attempt", exec.node));
+            let error =
+                Some(format!("node '{}' runs no instance of this attempt that takes remote commands", exec.node));
             exec.send(LauncherMessage::Agent(AgentRelay::Exited { id, origin, req, exit_code: None, error }));
         }
         (AgentRelay::Exited { req, exit_code, error, .. }, Some(site)) => {

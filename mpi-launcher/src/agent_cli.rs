@@ -34,6 +34,7 @@ pub fn run_helper(args: &[OsString]) -> Option<i32> {
             Some(rsh_agent(&args[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()))
         }
         Some("rank-step") => Some(rank_step(&args[2..])),
+        Some("slurm-step") => Some(crate::slurm_step::main(&args[2..])),
         _ => None,
     }
 }
@@ -183,7 +184,7 @@ fn rank_step(args: &[OsString]) -> i32 {
 }
 
 /// This process's CPUs and memory policy, as the launcher's spawn sets them for PMI ranks.
-fn apply_binding(cpus: &[u32], mems: &[u32]) -> std::io::Result<()> {
+pub(crate) fn apply_binding(cpus: &[u32], mems: &[u32]) -> std::io::Result<()> {
     if !cpus.is_empty() {
         // SAFETY: cpu_set_t is plain bits; CPU_SET only sets bits inside it.
         let rc = unsafe {

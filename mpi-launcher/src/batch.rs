@@ -22,6 +22,10 @@ pub const SCRIPT_NAME: &str = "slurm_script";
 /// keeps it). Returns what `run_in` must use instead of the task directory's log files.
 pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
     let batch = start.batch.clone()?;
+    // srun finds the launcher through it to start its steps' node parts.
+    if let Ok(me) = std::env::current_exe() {
+        start.env.push((gangway_api::slurm_step::NODE_BIN_ENV.into(), me.to_string_lossy().into_owned()));
+    }
     let script = task_dir.join(SCRIPT_NAME);
     if let Err(e) = write_script(&script, &batch.script) {
         // Left to fail where every command that cannot start fails (CommandNotFound).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gangway_api::messages::{InstancePlan, LauncherMessage, StartTask, TaskFinished};
+use gangway_api::slurm_step::NODE_BIN_ENV;
 use gangway_api::{ErrorCategory, TaskFailureInformation, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,11 +73,68 @@ impl Executor {
         let mut env = self.layout.task_env(start, &self.node, &self.account_url);
         env.extend(instance_env(plan, &dir));
         let cgroup = match self.new_cgroup('m') {
-            Ok(c) => c,
+            Ok(c) => Arc::new(c),
             Err(o) => return o,
         };
+        // A Slurm batch gang: srun on the primary starts its steps' node parts on every
+        // instance through the agent relay (slurm_step.rs), as Open MPI starts its daemons.
+        let site = match start.batch.is_some().then(|| self.batch_site(start, plan, &dir, &mut env, &cgroup)) {
+            Some(Ok(site)) => Some(site),
+            Some(Err(o)) => {
+                self.end_instance(unwrap_cgroup(cgroup).await).await;
+                return o;
+            }
+            None => None,
+        };
+        let o = self.instance_body(start, plan, &dir, env, &cgroup, stop_rx, go_rx).await;
+        if let Some(site) = site {
+            site.close().await;
+        }
+        self.end_instance(unwrap_cgroup(cgroup).await).await;
+        o
+    }
+
+    /// Opens the agent site of a batch gang's instance and tells its processes where it is.
+    fn batch_site(
+        self: &Arc<Self>,
+        start: &StartTask,
+        plan: &InstancePlan,
+        dir: &Path,
+        env: &mut Vec<(String, String)>,
+        cgroup: &Arc<Option<crate::cgroup::TaskCgroup>>,
+    ) -> Result<crate::agent::SiteHandle, Outcome> {
+        let me = std::env::current_exe()
+            .map_err(|e| Outcome::failed("TaskDirectory", format!("finding gangway-node's own path: {e}")))?;
+        env.push((NODE_BIN_ENV.into(), me.to_string_lossy().into_owned()));
+        let socket = crate::agent::socket_path(dir);
+        env.push((crate::agent_cli::SOCKET_ENV.into(), socket.to_string_lossy().into_owned()));
+        let mut aliases = vec![self.node.clone()];
+        aliases.extend(plan.hosts.get(plan.instance as usize).cloned());
+        let spec = crate::agent::SiteSpec {
+            id: start.id.clone(),
+            instance: plan.instance,
+            aliases,
+            dir: dir.to_path_buf(),
+            env: env.clone(),
+            cgroup: cgroup.clone(),
+        };
+        crate::agent::Site::open(self, spec).map_err(|e| Outcome::failed("TaskDirectory", e.to_string()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn instance_body(
+        self: &Arc<Self>,
+        start: &StartTask,
+        plan: &InstancePlan,
+        dir: &Path,
+        env: Vec<(String, String)>,
+        cgroup: &Arc<Option<crate::cgroup::TaskCgroup>>,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        go_rx: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let cgroup = cgroup.as_ref().as_ref();
         let launch = |command_line: String, max_wall_clock: Option<Duration>| Launch {
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             command_line,
             env: env.clone(),
             max_wall_clock,
@@ -86,14 +144,13 @@ impl Executor {
         let mut coordination = None;
         if let Some(cmd) = &plan.coordination_command_line {
             let keep = RunMode { keep_leftovers: true, append_logs: false };
-            let mut o = self.run_in(launch(cmd.clone(), None), cgroup.as_ref(), stop_rx, keep).await;
+            let mut o = self.run_in(launch(cmd.clone(), None), cgroup, stop_rx, keep).await;
             if o.exit_code != Some(0) || o.failure.is_some() {
                 o.failure.get_or_insert_with(|| TaskFailureInformation {
                     category: ErrorCategory::UserError,
                     code: "CoordinationCommandFailed".into(),
                     message: format!("the coordination command exited with {:?}", o.exit_code),
                 });
-                self.end_instance(cgroup).await;
                 return o;
             }
             coordination = Some(o);
@@ -101,7 +158,7 @@ impl Executor {
         self.send(LauncherMessage::InstanceReady { id: start.id.clone(), instance: plan.instance });
         if let Some(mpi) = &start.mpi {
             // Managed MPI: every instance starts its ranks once all have coordinated.
-            let o = tokio::select! {
+            return tokio::select! {
                 _ = go_rx => {
                     let step = crate::ranks::StepLayout { node_rank: plan.instance, nodes: plan.hosts.len() as u32 };
                     let fence = crate::ranks::HeadFence {
@@ -114,28 +171,23 @@ impl Executor {
                 }
                 why = stop_rx.recv() => stopped_outcome(why.unwrap_or(StopReason::Shutdown), coordination),
             };
-            self.end_instance(cgroup).await;
-            return o;
         }
         if plan.instance == 0 {
             let stopped = tokio::select! {
                 _ = go_rx => None,
                 why = stop_rx.recv() => Some(why.unwrap_or(StopReason::Shutdown)),
             };
-            let o = match stopped {
+            return match stopped {
                 None => {
                     let app = launch(start.command_line.clone(), start.max_wall_clock_ms.map(Duration::from_millis));
                     let append = RunMode { keep_leftovers: false, append_logs: coordination.is_some() };
-                    self.run_in(app, cgroup.as_ref(), stop_rx, append).await
+                    self.run_in(app, cgroup, stop_rx, append).await
                 }
                 Some(why) => stopped_outcome(why, coordination),
             };
-            self.end_instance(cgroup).await;
-            return o;
         }
         // A subtask lives (with whatever its coordination started) until the head ends it.
         let why = stop_rx.recv().await.unwrap_or(StopReason::Shutdown);
-        self.end_instance(cgroup).await;
         stopped_outcome(why, coordination)
     }
 
@@ -150,6 +202,19 @@ impl Executor {
         }
         release(cgroup).await;
     }
+}
+
+/// The cgroup back from the site's commands, which let go of it once the site is closed.
+async fn unwrap_cgroup(mut cgroup: Arc<Option<crate::cgroup::TaskCgroup>>) -> Option<crate::cgroup::TaskCgroup> {
+    for _ in 0..100 {
+        match Arc::try_unwrap(cgroup) {
+            Ok(cg) => return cg,
+            Err(still) => cgroup = still,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("an agent command still holds the instance's cgroup; it is left to the node's cleanup");
+    None
 }
 
 /// How an instance ended when the head stopped it: ending with the task is a normal end.

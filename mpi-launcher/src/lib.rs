@@ -9,6 +9,7 @@
 //! - [`resource_files`]: fetching a task's resource files before it starts.
 //! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
+//! - [`slurm_step`]: `gangway-node slurm-step`, one node's part of an `srun` job step.
 //! - [`openmpi`], [`openmpi_files`], [`agent`], [`agent_cli`]: Open MPI ranks through `mpirun`
 //!   and gangway's remote-launch agent (`gangway-node rsh-agent`, `gangway-node rank-step`).
 
@@ -26,6 +27,7 @@ pub mod openmpi_files;
 pub mod pmi;
 pub mod ranks;
 pub mod resource_files;
+pub mod slurm_step;
 pub mod spawn;
 pub mod startup;
 

@@ -47,6 +47,8 @@ pub mod scontrol;
 mod script;
 pub mod show;
 pub mod step;
+pub mod step_hub;
+pub mod step_layout;
 pub mod submit;
 pub mod time;
 mod values;

@@ -7,6 +7,7 @@
 //! command does); they are found next to the test executable's `deps/` directory.
 
 pub mod netns;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

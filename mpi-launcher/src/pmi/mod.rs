@@ -13,4 +13,4 @@ pub mod server;
 pub mod wire;
 
 pub use io::{inherit_fd, serve_node, FenceExchange, PmiEvent, RankSocket, SingleNode};
-pub use server::{process_mapping, Action, NodeConfig, NodePmi};
+pub use server::{process_mapping, process_mapping_of, Action, NodeConfig, NodePmi};

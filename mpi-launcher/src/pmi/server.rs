@@ -216,10 +216,29 @@ impl NodePmi {
 /// triple, as Hydra writes it: 2 nodes × 2 ranks → `(vector,(0,2,2))`. Nodes with no ranks
 /// are left out (and take no node id), since MPICH only groups ranks by node id.
 pub fn process_mapping(ranks_per_node: &[u32]) -> String {
+    let rank_nodes: Vec<u32> = (0u32..)
+        .zip(ranks_per_node.iter().filter(|c| **c > 0))
+        .flat_map(|(node, &count)| std::iter::repeat_n(node, count as usize))
+        .collect();
+    process_mapping_of(&rank_nodes)
+}
+
+/// `PMI_process_mapping` for any distribution, from each rank's node: every run of ranks on
+/// one node is a `(node,1,ranks)` triple, and consecutive nodes with equal runs merge
+/// (`[0,1,0,0]` → `(vector,(0,2,1),(0,1,2))`). The vector covers every rank once, so MPICH
+/// never repeats it.
+pub fn process_mapping_of(rank_nodes: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &node in rank_nodes {
+        match runs.last_mut() {
+            Some((n, count)) if *n == node => *count += 1,
+            _ => runs.push((node, 1)),
+        }
+    }
     let mut blocks: Vec<(u32, u32, u32)> = Vec::new();
-    for (node, &count) in (0u32..).zip(ranks_per_node.iter().filter(|c| **c > 0)) {
+    for (node, count) in runs {
         match blocks.last_mut() {
-            Some((_, nodes, ranks)) if *ranks == count => *nodes += 1,
+            Some((first, nodes, ranks)) if *ranks == count && *first + *nodes == node => *nodes += 1,
             _ => blocks.push((node, 1, count)),
         }
     }

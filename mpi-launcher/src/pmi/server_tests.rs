@@ -183,3 +183,13 @@ fn process_mappings() {
     check(&[2, 0, 2], "(vector,(0,2,2))");
     check(&[], "(vector)");
 }
+
+#[test]
+fn process_mappings_of_any_distribution() {
+    let check = |nodes: &[u32], expected: &str| assert_eq!(super::process_mapping_of(nodes), expected, "{nodes:?}");
+    // srun -m cyclic over two nodes where the second has one CPU (mn-distribution.txt).
+    check(&[0, 1, 0, 0, 0], "(vector,(0,2,1),(0,1,3))");
+    check(&[0, 1, 0, 1], "(vector,(0,2,1),(0,2,1))");
+    // plane=3 on the same allocation.
+    check(&[0, 0, 0, 1, 0], "(vector,(0,1,3),(1,1,1),(0,1,1))");
+}

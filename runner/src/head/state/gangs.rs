@@ -51,9 +51,19 @@ impl HeadState {
 
     /// Sends one instance of a task's next attempt to each of `nodes` (their slots are taken).
     pub(crate) fn start_gang(&mut self, key: TaskKey, node_keys: Vec<NodeKey>, fx: &mut Effects) {
-        let names: Vec<String> = node_keys.iter().filter_map(|k| self.node_name(*k).map(str::to_owned)).collect();
+        let mut names: Vec<String> = node_keys.iter().filter_map(|k| self.node_name(*k).map(str::to_owned)).collect();
         if names.len() != node_keys.len() {
             return;
+        }
+        // A Slurm job's batch host is the first node of its allocation in hostlist order, as
+        // in Slurm (SLURMD_NODENAME, srun's step layout and `%N` rely on it).
+        if self.task_mut(key).is_some_and(|(j, _)| j.wire.slurm.is_some()) {
+            let sorted = gangway_topology::hostlist::compress_hostlist(&names);
+            if let Ok(order) = gangway_topology::hostlist::expand_hostlist(&sorted) {
+                if order.len() == names.len() {
+                    names = order;
+                }
+            }
         }
         let hosts: Vec<String> = names.iter().map(|n| self.nodes[n].wire.ip_address.clone()).collect();
         let cpus: Vec<u32> = names.iter().map(|n| self.nodes[n].wire.resources.cpus).collect();

@@ -3,6 +3,7 @@
 //! would set them up, built when the job is sent to its first node.
 
 use gangway_api::messages::{BatchScript, StartTask};
+use gangway_api::slurm::compress_counts;
 use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
 use gangway_api::*;
@@ -141,18 +142,6 @@ fn output_paths(s: &SlurmJobInfo, first_node: &str) -> (String, String) {
     (out, err)
 }
 
-/// Counts as Slurm compresses them: `2(x4)`, `3,2`.
-pub(crate) fn compress_counts(counts: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < counts.len() {
-        let run = counts[i..].iter().take_while(|c| **c == counts[i]).count();
-        parts.push(if run > 1 { format!("{}(x{run})", counts[i]) } else { counts[i].to_string() });
-        i += run;
-    }
-    parts.join(",")
-}
-
 /// Adds what a Slurm batch job's start needs to its attempt message: the script, its files
 /// and working directory, and the `SLURM_*` environment of the reference (`case-*.env`).
 pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec) {
@@ -247,15 +236,3 @@ pub const CLUSTER_NAME: &str = "gangway";
 /// `SLURM_CONF`: where Slurm keeps its configuration. gangway has none; scripts that only
 /// check the variable is set (or pass it on) keep working.
 pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
-
-#[cfg(test)]
-mod tests {
-    use super::compress_counts;
-
-    #[test]
-    fn counts_compress_as_slurm_writes_them() {
-        for (counts, want) in [(&[1][..], "1"), (&[2, 2, 2, 2], "2(x4)"), (&[3, 2], "3,2"), (&[4, 4, 1], "4(x2),1")] {
-            assert_eq!(compress_counts(counts), want);
-        }
-    }
-}

@@ -1,0 +1,147 @@
+//! The wire between `srun` and the node parts of its job step.
+//!
+//! `srun` (in `gangway-slurm`) is the step's hub, as Slurm's srun is: it listens on a TCP
+//! port of the batch host and starts one part per node of the step — `gangway-node
+//! slurm-step ADDR NODE` — directly on its own node and through the launchers' agent relay
+//! (the one Open MPI's daemons use) on the others. Each part connects back, says
+//! [`PartMessage::Hello`] with the step's key, gets its [`StepStart`], starts its node's
+//! tasks, serves them PMI-1, and sends their output, fences and exits back. One JSON object
+//! per line in both directions.
+
+use serde::{Deserialize, Serialize};
+
+/// The variable carrying the step's key to a part (never on a command line that stays).
+pub const KEY_ENV: &str = "GANGWAY_STEP_KEY";
+/// The variable naming `gangway-node`'s path inside a Slurm batch job.
+pub const NODE_BIN_ENV: &str = "GANGWAY_NODE_BIN";
+
+/// Everything a part needs to start its node's tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStart {
+    /// `SLURM_JOB_ID`.
+    pub job_id: u32,
+    /// The step's id within its job.
+    pub step_id: u32,
+    /// This node's index in the step (`%n`).
+    pub node_index: u32,
+    /// This node's name (`%N`).
+    pub node_name: String,
+    /// Global ranks of this node's tasks, in local-id order.
+    pub ranks: Vec<u32>,
+    /// Tasks in the whole step.
+    pub ntasks: u32,
+    /// The tasks' environment: srun's, with the step's and this node's variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory (srun's).
+    pub cwd: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// `-o` pattern; `None` sends standard output back to srun.
+    pub output: Option<String>,
+    /// `-e` pattern; `None` sends standard error back to srun.
+    pub error: Option<String>,
+    /// Serve the tasks PMI-1 (`--mpi` other than `none`).
+    pub pmi: bool,
+    /// The PMI KVS name, the same on every node.
+    pub kvsname: String,
+    /// The step node of every rank, by rank (for `PMI_process_mapping`).
+    pub rank_nodes: Vec<u32>,
+    /// CPUs per task (`-c`).
+    pub cpus_per_task: u32,
+    /// `--cpu-bind`, as given.
+    pub cpu_bind: Option<String>,
+    /// `--gpu-bind`, as given.
+    pub gpu_bind: Option<String>,
+    /// `--gpus-per-task`.
+    pub gpus_per_task: Option<u32>,
+}
+
+/// From a part to srun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum PartMessage {
+    /// The first line: who this is, and the step's key.
+    Hello {
+        /// The part's node index.
+        node_index: u32,
+        /// The key srun gave it.
+        key: String,
+    },
+    /// A piece of a task's output.
+    Output {
+        /// The task.
+        rank: u32,
+        /// Standard error rather than output.
+        stderr: bool,
+        /// The bytes, as text when they are UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The bytes otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<Vec<u8>>,
+    },
+    /// The node's puts of PMI fence `epoch`.
+    Fence {
+        /// Fences are numbered from 0 on every node.
+        epoch: u32,
+        /// The node's puts since the last fence.
+        puts: Vec<(String, String)>,
+    },
+    /// A rank called `PMI_Abort`: the whole step must end.
+    Abort {
+        /// The rank.
+        rank: u32,
+        /// Its abort code.
+        code: i32,
+        /// Its message.
+        message: Option<String>,
+    },
+    /// A task ended.
+    Exited {
+        /// The task.
+        rank: u32,
+        /// Its exit code, or `None` when a signal ended it.
+        code: Option<i32>,
+        /// The signal that ended it.
+        signal: Option<i32>,
+    },
+    /// The part could not start its tasks.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// Every task of the node has ended and its output was sent.
+    Done,
+}
+
+impl PartMessage {
+    /// An output message for `data`.
+    pub fn output(rank: u32, stderr: bool, data: Vec<u8>) -> PartMessage {
+        match String::from_utf8(data) {
+            Ok(text) => PartMessage::Output { rank, stderr, text: Some(text), bytes: None },
+            Err(e) => PartMessage::Output { rank, stderr, text: None, bytes: Some(e.into_bytes()) },
+        }
+    }
+}
+
+/// From srun to a part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum SrunMessage {
+    /// Start the node's tasks.
+    Start(Box<StepStart>),
+    /// Fence `epoch` is complete: every node's puts.
+    FenceDone {
+        /// The fence.
+        epoch: u32,
+        /// Every node's puts.
+        all: Vec<(String, String)>,
+    },
+    /// Send `signal` to every task of the node.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// Kill every task of the node now (another task failed, or srun is going away).
+    Kill,
+}

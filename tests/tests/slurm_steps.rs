@@ -1,0 +1,197 @@
+//! `srun` steps across the nodes of a batch job: the reference's multi-node step environment
+//! (`mn-step-N4-n8.task*.env`), distributions (`mn-distribution.txt`), labels, exit codes,
+//! `-K`, CPU binding, and MPICH ranks over PMI-1 — on launchers sharing this host, and on
+//! hosts in separate network namespaces.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gangway_api::slurm::SlurmJobState;
+use gangway_tests::netns::{self, NetCluster, NetOptions};
+use gangway_tests::slurm::SlurmFrontDoor;
+use gangway_tests::{compile_mpich_hello, leftover_cgroups, Cluster, Options};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../slurm-compat/tests/fixtures").join(name)
+}
+
+fn read_env(path: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// Writes `script` into the work directory as `name`.
+fn script(slurm: &SlurmFrontDoor, name: &str, text: &str) -> String {
+    std::fs::write(slurm.work().join(name), text).expect("writing the script");
+    name.to_owned()
+}
+
+/// No task cgroup under any launcher's and no process of a task of these nodes is left (the
+/// instances end a moment after the job does).
+fn assert_nothing_left(nodes: &[(String, PathBuf)]) {
+    let roots: Vec<String> = nodes.iter().map(|(_, r)| format!("AZ_BATCH_NODE_ROOT_DIR={}", r.display())).collect();
+    let left = || -> Vec<String> {
+        let mut found = Vec::new();
+        for (name, root) in nodes {
+            for node_cg in leftover_cgroups(name, root) {
+                let children = std::fs::read_dir(&node_cg).into_iter().flatten().flatten().map(|e| e.path());
+                found.extend(children.filter(|p| p.is_dir()).map(|p| format!("cgroup {}", p.display())));
+            }
+        }
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(env) = std::fs::read(p.path().join("environ")) else { continue };
+            if String::from_utf8_lossy(&env).split('\0').any(|v| roots.iter().any(|r| v == r)) {
+                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                found.push(format!("{:?}: {}", p.file_name(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
+            }
+        }
+        found
+    };
+    let mut last = Vec::new();
+    let gone = wait_for_or(Duration::from_secs(15), || {
+        last = left();
+        last.is_empty()
+    });
+    assert!(gone, "left behind: {last:#?}");
+}
+
+/// Polls `f` until it is true or `timeout` passes; whether it became true.
+fn wait_for_or(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+#[test]
+fn srun_spans_the_nodes_of_a_batch_job() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    compile_mpich_hello(slurm.work());
+    let text = "#!/bin/bash\n\
+        srun -l printenv SLURMD_NODENAME > names.txt\n\
+        srun bash -c 'env | grep -E \"^SLURM|^PMI\" | sort > step.task$SLURM_PROCID.env'\n\
+        srun -l -m cyclic printenv SLURM_NODEID > cyclic.txt\n\
+        srun -N2 -n2 sh -c 'exit $((SLURM_PROCID + 3))' 2> fail.err; echo \"exit=$?\" > fail.code\n\
+        srun -l ./hello > mpi.txt\n\
+        srun -N1 -n1 --cpu-bind=verbose,map_cpu:0 grep Cpus_allowed_list /proc/self/status > bind.txt 2>&1\n\
+        srun -o 'out-%n-%t.txt' -N2 -n2 printenv SLURMD_NODENAME\n";
+    let id = slurm.sbatch(&["-N2", "--ntasks-per-node=2", "-o", "job.out", &script(&slurm, "mn.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    assert_eq!(job.state, SlurmJobState::Completed, "job output:\n{}", slurm.read("job.out"));
+    let (n1, n2) = (&job.nodes[0], &job.nodes[1]);
+
+    assert_eq!(
+        slurm.sorted_lines("names.txt"),
+        [format!("0: {n1}"), format!("1: {n1}"), format!("2: {n2}"), format!("3: {n2}")]
+    );
+
+    // The reference's names (a 4-node step there, 2 nodes here), and the values that follow
+    // from the step's shape.
+    let reference = read_env(&fixture("mn-step-N4-n8.task5.env"));
+    let names = |m: &BTreeMap<String, String>| -> Vec<String> {
+        m.keys().filter(|k| k.starts_with("SLURM") && *k != "SLURM_MEM_PER_CPU").cloned().collect()
+    };
+    for t in 0..4u32 {
+        let env = read_env(&slurm.work().join(format!("step.task{t}.env")));
+        assert_eq!(names(&env), names(&reference), "task {t}: SLURM_* names as in mn-step-N4-n8");
+        let node = t / 2;
+        let gtids = if node == 0 { "0,1" } else { "2,3" };
+        for (k, v) in [
+            ("SLURM_PROCID", t.to_string()),
+            ("SLURM_LOCALID", (t % 2).to_string()),
+            ("SLURM_NODEID", node.to_string()),
+            ("SLURM_GTIDS", gtids.to_owned()),
+            ("SLURMD_NODENAME", job.nodes[node as usize].clone()),
+            ("SLURM_STEP_NODELIST", "node[1-2]".to_owned()),
+            ("SLURM_STEP_TASKS_PER_NODE", "2(x2)".to_owned()),
+            ("SLURM_STEP_NUM_TASKS", "4".to_owned()),
+            ("SLURM_STEP_NUM_NODES", "2".to_owned()),
+            ("SLURM_STEP_ID", "1".to_owned()),
+            ("SLURM_DISTRIBUTION", "block".to_owned()),
+            ("SLURM_JOB_NODELIST", "node[1-2]".to_owned()),
+            ("PMI_RANK", t.to_string()),
+            ("PMI_SIZE", "4".to_owned()),
+        ] {
+            assert_eq!(env.get(k), Some(&v), "task {t}: {k}");
+        }
+    }
+
+    assert_eq!(slurm.sorted_lines("cyclic.txt"), ["0: 0", "1: 1", "2: 0", "3: 1"], "-m cyclic deals ranks");
+
+    assert_eq!(slurm.read("fail.code").trim(), "exit=4", "srun exits with the highest task exit code");
+    let err = slurm.read("fail.err");
+    assert!(err.contains(&format!("srun: error: {n1}: task 0: Exited with exit code 3")), "{err}");
+    assert!(err.contains(&format!("srun: error: {n2}: task 1: Exited with exit code 4")), "{err}");
+
+    let mpi = slurm.sorted_lines("mpi.txt");
+    let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
+    assert_eq!(mpi, want, "MPICH ranks over PMI-1 across both nodes");
+
+    let bind = slurm.read("bind.txt");
+    assert!(bind.contains("cpu-bind=MASK - node1, task  0  0 ["), "{bind}");
+    assert!(bind.contains("Cpus_allowed_list:\t0\n"), "{bind}");
+
+    assert_eq!(slurm.read("out-0-0.txt").trim(), n1.as_str());
+    assert_eq!(slurm.read("out-1-1.txt").trim(), n2.as_str());
+
+    let nodes: Vec<(String, PathBuf)> = (0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect();
+    assert_nothing_left(&nodes);
+}
+
+#[test]
+fn a_failing_task_with_kill_on_bad_exit_ends_the_step() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let text = "#!/bin/sh\n\
+        start=$(date +%s)\n\
+        srun -K -N2 -n2 sh -c 'if [ $SLURM_PROCID = 1 ]; then exit 7; fi; sleep 60'\n\
+        echo \"exit=$? took=$(( $(date +%s) - start ))\" > k.txt\n\
+        srun --mpi=pmix true 2> pmix.err; echo \"pmix=$?\" >> k.txt\n\
+        srun -N3 true 2> n3.err; echo \"n3=$?\" >> k.txt\n";
+    let id = slurm.sbatch(&["-N2", "-o", "job.out", &script(&slurm, "k.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
+    let k = slurm.read("k.txt");
+    let first = k.lines().next().unwrap_or_default();
+    let took: u64 = first.rsplit('=').next().and_then(|t| t.parse().ok()).unwrap_or(999);
+    assert!(first.starts_with("exit=137 ") || first.starts_with("exit=7 "), "{k}");
+    assert!(took < 30, "-K ended the sleeping task at once: {k}");
+    assert!(k.contains("pmix=1"), "{k}");
+    assert!(slurm.read("pmix.err").contains("Couldn't find the specified plugin name for mpi/pmix"));
+    assert!(k.contains("n3=1"), "{k}");
+    assert!(slurm.read("n3.err").contains("Only allocated 2 nodes asked for 3"));
+    assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
+}
+
+#[test]
+fn srun_steps_cross_namespace_hosts() {
+    if !netns::available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let c = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..NetOptions::default() });
+    let slurm = SlurmFrontDoor::new(c.config.clone());
+    compile_mpich_hello(slurm.work());
+    let text = "#!/bin/sh\n\
+        srun -l printenv SLURMD_NODENAME SLURM_LAUNCH_NODE_IPADDR > names.txt\n\
+        srun -l ./hello > mpi.txt\n";
+    let id = slurm.sbatch(&["-N2", "--ntasks-per-node=2", "-o", "job.out", &script(&slurm, "net.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
+    let first = &c.hosts.iter().find(|h| h.name == job.nodes[0]).expect("first host").address;
+    let names = slurm.sorted_lines("names.txt");
+    assert_eq!(names.len(), 8, "{names:?}");
+    for (r, node) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+        assert!(names.contains(&format!("{r}: {}", job.nodes[node])), "{names:?}");
+        assert!(names.contains(&format!("{r}: {first}")), "srun listens on the batch host's address: {names:?}");
+    }
+    let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
+    assert_eq!(slurm.sorted_lines("mpi.txt"), want);
+    assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
+}
