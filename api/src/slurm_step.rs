@@ -54,6 +54,21 @@ pub struct StepStart {
     pub gpu_bind: Option<String>,
     /// `--gpus-per-task`.
     pub gpus_per_task: Option<u32>,
+    /// Which tasks read srun's standard input (`-i`).
+    pub stdin_to: StdinTarget,
+}
+
+/// Which tasks get srun's standard input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdinTarget {
+    /// Every task (srun's default).
+    #[default]
+    All,
+    /// Only this task (`-i N`).
+    Task(u32),
+    /// None: the tasks read `/dev/null` (`-i none`).
+    None,
 }
 
 /// From a part to srun.
@@ -117,10 +132,8 @@ pub enum PartMessage {
 impl PartMessage {
     /// An output message for `data`.
     pub fn output(rank: u32, stderr: bool, data: Vec<u8>) -> PartMessage {
-        match String::from_utf8(data) {
-            Ok(text) => PartMessage::Output { rank, stderr, text: Some(text), bytes: None },
-            Err(e) => PartMessage::Output { rank, stderr, text: None, bytes: Some(e.into_bytes()) },
-        }
+        let (text, bytes) = text_or_bytes(data);
+        PartMessage::Output { rank, stderr, text, bytes }
     }
 }
 
@@ -144,4 +157,28 @@ pub enum SrunMessage {
     },
     /// Kill every task of the node now (another task failed, or srun is going away).
     Kill,
+    /// A piece of srun's standard input.
+    Input {
+        /// The bytes, as text when they are UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The bytes otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<Vec<u8>>,
+    },
+    /// srun's standard input ended.
+    InputEnd,
+}
+
+/// Bytes as a message's `text`, or `bytes` when they are not UTF-8.
+pub fn text_or_bytes(data: Vec<u8>) -> (Option<String>, Option<Vec<u8>>) {
+    match String::from_utf8(data) {
+        Ok(text) => (Some(text), None),
+        Err(e) => (None, Some(e.into_bytes())),
+    }
+}
+
+/// The bytes of a message's `text` or `bytes`.
+pub fn joined_bytes(text: Option<String>, bytes: Option<Vec<u8>>) -> Vec<u8> {
+    text.map(String::into_bytes).or(bytes).unwrap_or_default()
 }

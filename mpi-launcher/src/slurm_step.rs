@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use gangway_api::slurm_bind::{cpu_bind_env, cpu_sets, gpu_sets, mask_text, parse_cpu_bind, parse_gpu_bind, CpuSlot};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
-use gangway_api::slurm_step::{PartMessage, SrunMessage, StepStart, KEY_ENV};
+use gangway_api::slurm_step::{joined_bytes, PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -194,6 +194,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     };
 
     let mut sockets = Vec::new();
+    let mut inputs = Vec::new();
     let mut waits = tokio::task::JoinSet::new();
     let pgids: Arc<Mutex<Vec<i32>>> = Arc::default();
     for (local_id, &rank) in spec.ranks.iter().enumerate() {
@@ -217,7 +218,13 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 cmd.env(k, &list);
             }
         }
-        cmd.current_dir(&cwd).stdin(std::process::Stdio::null()).process_group(0).kill_on_drop(true);
+        let reads_input = match spec.stdin_to {
+            StdinTarget::All => true,
+            StdinTarget::Task(t) => t == rank,
+            StdinTarget::None => false,
+        };
+        let stdin = if reads_input { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        cmd.current_dir(&cwd).stdin(stdin).process_group(0).kill_on_drop(true);
         let out_file = open(&spec.output, rank)?;
         let err_file = open(&spec.error, rank)?;
         let to_srun = (out_file.is_none(), err_file.is_none());
@@ -237,6 +244,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         }
         let mut child = cmd.spawn().map_err(|e| format!("starting task {rank} ({}): {e}", spec.command[0]))?;
         let pid = child.id().unwrap_or(0) as i32;
+        inputs.extend(child.stdin.take());
         pgids.lock().expect("lock").push(pid);
         if cpu_bind.as_ref().is_some_and(|b| b.verbose) && !task_cpus.is_empty() {
             let note = format!(
@@ -271,6 +279,18 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         });
     }
     drop(files);
+    // srun's input goes to the tasks from a task of its own, so a task that does not read
+    // cannot hold up fences and signals.
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    tokio::spawn(async move {
+        while let Some(Some(data)) = input_rx.recv().await {
+            for w in &mut inputs {
+                let _ = w.write_all(&data).await;
+            }
+        }
+        // End of input (or srun gone): the tasks see EOF.
+        drop(inputs);
+    });
 
     let waiting: Waiting = Arc::default();
     let fence = SrunFence { tx: tx.clone(), waiting: waiting.clone(), epoch: AtomicU32::new(0) };
@@ -301,6 +321,12 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                     }
                     Ok(SrunMessage::Signal { signal }) => signal_all(&pgids, signal),
                     Ok(SrunMessage::Kill) => signal_all(&pgids, libc::SIGKILL),
+                    Ok(SrunMessage::Input { text, bytes }) => {
+                        let _ = input_tx.send(Some(joined_bytes(text, bytes)));
+                    }
+                    Ok(SrunMessage::InputEnd) => {
+                        let _ = input_tx.send(None);
+                    }
                     Ok(SrunMessage::Start(_)) | Err(_) => {}
                 },
                 // srun is gone: nobody can see the output or end the step any more.

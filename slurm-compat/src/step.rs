@@ -33,6 +33,8 @@ pub struct StepRequest {
     pub mpi: Option<String>,
     /// `-K/--kill-on-bad-exit`.
     pub kill_on_bad_exit: bool,
+    /// `-i/--input`: `none`, a task id, or a file to read instead of standard input.
+    pub input: Option<String>,
     /// `-o`.
     pub output: Option<String>,
     /// `-e`.
@@ -121,6 +123,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             "-o" | "--output" => r.output = Some(value),
             "-e" | "--error" => r.error = Some(value),
             "--mpi" => r.mpi = Some(value),
+            "-i" | "--input" => r.input = Some(value),
             "--cpu-bind" => r.cpu_bind = Some(value),
             "--gpu-bind" => r.gpu_bind = Some(value),
             "-m" | "--distribution" => r.distribution = Some(value),

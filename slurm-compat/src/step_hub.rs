@@ -18,7 +18,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gangway_api::slurm::expand_counts;
-use gangway_api::slurm_step::{PartMessage, SrunMessage, StepStart, KEY_ENV, NODE_BIN_ENV};
+use gangway_api::slurm_step::{
+    joined_bytes, text_or_bytes, PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV, NODE_BIN_ENV,
+};
 use gangway_topology::hostlist::expand_hostlist;
 
 use crate::step::{env, next_step_id, StepRequest};
@@ -139,6 +141,8 @@ enum Event {
     PartExited(u32, Option<i32>),
     /// srun got a signal.
     Signal(i32),
+    /// A piece of srun's input; `None` at its end.
+    Input(Option<Vec<u8>>),
 }
 
 /// Runs step `r` over the job's nodes and returns srun's exit code.
@@ -168,6 +172,15 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     if let Some(b) = &r.gpu_bind {
         gangway_api::slurm_bind::parse_gpu_bind(b)?;
     }
+    let (stdin_to, input_file) = match r.input.as_deref() {
+        None | Some("all") => (StdinTarget::All, None),
+        Some("none") => (StdinTarget::None, None),
+        Some(t) if t.parse::<u32>().is_ok() => (StdinTarget::Task(t.parse().unwrap_or(0)), None),
+        Some(path) => {
+            let f = std::fs::File::open(path).map_err(|e| format!("opening --input file {path}: {e}"))?;
+            (StdinTarget::All, Some(f))
+        }
+    };
     let plan = plan(r, job)?;
     let step = next_step_id()?;
     let host = env("AZ_BATCH_HOST_LIST")
@@ -217,6 +230,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 cpu_bind: r.cpu_bind.clone(),
                 gpu_bind: r.gpu_bind.clone(),
                 gpus_per_task: r.gpus_per_task,
+                stdin_to,
             }
         })
         .collect();
@@ -239,13 +253,37 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         let child = cmd.stdin(Stdio::null()).spawn().map_err(|e| format!("starting {bin}: {e}"))?;
         children.push(watch_part(child, i as u32, tx.clone()));
     }
-    drop(tx);
+    let input: Option<Box<dyn std::io::Read + Send>> = match (stdin_to, input_file) {
+        (StdinTarget::None, _) => None,
+        (_, Some(f)) => Some(Box::new(f)),
+        (_, None) => Some(Box::new(std::io::stdin())),
+    };
     let mut hub = Hub::new(starts, r.label, r.kill_on_bad_exit);
+    hub.input = input.map(|i| (i, tx.clone()));
+    drop(tx);
     let code = hub.serve(&rx);
     for c in children {
         let _ = c.join();
     }
     Ok(code)
+}
+
+/// Reads srun's input on a thread of its own and hands it to the loop.
+fn read_input(mut from: Box<dyn std::io::Read + Send>, tx: mpsc::Sender<Event>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(Event::Input(Some(buf[..n].to_vec()))).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Event::Input(None));
+    });
 }
 
 /// Waits for a part's process on a thread of its own.
@@ -340,6 +378,8 @@ struct Hub {
     failed: bool,
     killed: bool,
     last_interrupt: Option<Instant>,
+    /// srun's input, read once every part has connected.
+    input: Option<(Box<dyn std::io::Read + Send>, mpsc::Sender<Event>)>,
 }
 
 impl Hub {
@@ -357,6 +397,7 @@ impl Hub {
             failed: false,
             killed: false,
             last_interrupt: None,
+            input: None,
         }
     }
 
@@ -433,6 +474,11 @@ impl Hub {
                 if self.killed {
                     self.send(node as usize, &SrunMessage::Kill);
                 }
+                if self.parts.iter().all(|p| p.writer.is_some()) {
+                    if let Some((from, tx)) = self.input.take() {
+                        read_input(from, tx);
+                    }
+                }
             }
             Event::Message(node, m) => self.message(node, m),
             Event::Closed(node) => {
@@ -448,6 +494,11 @@ impl Hub {
                     self.node_failed(node, &why);
                 }
             }
+            Event::Input(Some(data)) => {
+                let (text, bytes) = text_or_bytes(data);
+                self.broadcast(&SrunMessage::Input { text, bytes });
+            }
+            Event::Input(None) => self.broadcast(&SrunMessage::InputEnd),
             Event::Signal(sig) => {
                 let now = Instant::now();
                 if sig == libc::SIGINT
@@ -469,8 +520,7 @@ impl Hub {
     fn message(&mut self, node: u32, m: PartMessage) {
         match m {
             PartMessage::Output { rank, stderr, text, bytes } => {
-                let data = text.map(String::into_bytes).or(bytes).unwrap_or_default();
-                self.output(rank, stderr, &data);
+                self.output(rank, stderr, &joined_bytes(text, bytes));
             }
             PartMessage::Fence { epoch, puts } => {
                 let n = self.parts.len();
