@@ -182,3 +182,80 @@ pub fn text_or_bytes(data: Vec<u8>) -> (Option<String>, Option<Vec<u8>>) {
 pub fn joined_bytes(text: Option<String>, bytes: Option<Vec<u8>>) -> Vec<u8> {
     text.map(String::into_bytes).or(bytes).unwrap_or_default()
 }
+
+/// The variable naming a salloc allocation's holder (`ADDR:PORT`) for the commands salloc runs.
+pub const SALLOC_ADDR_ENV: &str = "GANGWAY_SALLOC_ADDR";
+/// The variable carrying the allocation's key to the holder and to salloc's commands.
+pub const SALLOC_KEY_ENV: &str = "GANGWAY_SALLOC_KEY";
+
+/// What the holder of a salloc allocation (the job's batch script) tells salloc once it
+/// runs, through a file in the submit directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocReady {
+    /// The port it listens on, on the allocation's first node.
+    pub port: u16,
+    /// The job's `SLURM_*` environment, for salloc's command.
+    pub env: Vec<(String, String)>,
+}
+
+/// From salloc, or an srun run under it, to the allocation's holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum AllocRequest {
+    /// The first line: run `srun ARGS…` inside the allocation.
+    Srun {
+        /// The allocation's key.
+        key: String,
+        /// srun's arguments.
+        args: Vec<String>,
+        /// The caller's environment.
+        env: Vec<(String, String)>,
+        /// The caller's working directory.
+        cwd: String,
+    },
+    /// The first line: salloc's command ended; the allocation ends with its exit code.
+    Release {
+        /// The allocation's key.
+        key: String,
+        /// The command's exit code.
+        code: i32,
+    },
+    /// A piece of the caller's standard input.
+    Input {
+        /// The bytes, as text when they are UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The bytes otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<Vec<u8>>,
+    },
+    /// The caller's standard input ended.
+    InputEnd,
+    /// The caller got a signal: pass it to the srun inside.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+/// From the holder back to an srun run under salloc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum AllocReply {
+    /// Output of the srun inside.
+    Output {
+        /// Standard error rather than output.
+        stderr: bool,
+        /// The bytes, as text when they are UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The bytes otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<Vec<u8>>,
+    },
+    /// The srun inside exited with this code.
+    Exited {
+        /// Its exit code.
+        code: i32,
+    },
+}

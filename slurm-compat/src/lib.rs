@@ -43,6 +43,8 @@ pub mod query;
 pub mod queue;
 pub mod queue_fields;
 pub mod resolve;
+pub mod salloc;
+pub mod salloc_holder;
 pub mod scontrol;
 mod script;
 pub mod show;
@@ -57,7 +59,7 @@ pub use error::{ScriptProblem, SlurmError};
 pub use getopt::GetoptError;
 pub use gpus::GpuRequest;
 pub use resolve::{
-    resolve, resolve_command_line, resolve_source, split_command_line, CommandLine, MemoryRequest, NodeRange, Resolved,
-    SubmitOptions,
+    options_end, resolve, resolve_command_line, resolve_source, split_command_line, CommandLine, MemoryRequest,
+    NodeRange, Resolved, SubmitOptions,
 };
 pub use values::{Export, ExportMode, ExportVar, SignalSpec, Switches};

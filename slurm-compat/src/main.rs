@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         "scontrol" => scontrol_command(args),
         "sbatch" => gangway_slurm::submit::main(args),
         "srun" => gangway_slurm::step::main(args),
+        "salloc" => gangway_slurm::salloc::main(args),
+        "salloc-holder" => gangway_slurm::salloc_holder::main(),
         "scancel" => gangway_slurm::cancel::main(args),
         "squeue" => gangway_slurm::query::squeue_main(args),
         "sinfo" => gangway_slurm::query::sinfo_main(args),

@@ -147,6 +147,12 @@ pub fn resolve(script: &str, args: &[String]) -> Result<Resolved, SlurmError> {
     resolve_source(text.as_deref().map(|t| (script, t)), args)
 }
 
+/// Where sbatch's options end in `argv` (glibc's `+` rule): the index of the first word that
+/// is not an option or an option's value. salloc takes its command from there.
+pub fn options_end(argv: &[String]) -> Result<usize, SlurmError> {
+    Ok(scan(argv, SBATCH_OPTIONS)?.1)
+}
+
 /// Resolves a whole sbatch command line (`[OPTIONS…] [SCRIPT [ARGS…]]`), reading the script
 /// with `read`.
 pub fn resolve_command_line(

@@ -49,9 +49,14 @@ pub struct StepRequest {
 /// Runs `srun ARGS…`.
 pub fn main(args: &[String]) -> ExitCode {
     let outside = env("SLURM_JOB_ID").is_none();
+    // Under salloc, on the submit host: the allocation's holder runs this srun inside it.
+    let under_salloc =
+        !outside && env("AZ_BATCH_TASK_DIR").is_none() && env(gangway_api::slurm_step::SALLOC_ADDR_ENV).is_some();
     let ran = parse(args).and_then(|r| {
         if outside {
             crate::allocate::run(&r, args)
+        } else if under_salloc {
+            crate::salloc::forward_srun(args).map(ExitCode::from)
         } else {
             crate::step_hub::run(&r).map(ExitCode::from)
         }

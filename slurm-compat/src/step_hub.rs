@@ -108,7 +108,7 @@ fn node_bin() -> String {
 }
 
 /// A fresh random key for the step.
-fn new_key() -> Result<String, String> {
+pub(crate) fn new_key() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     std::io::Read::read_exact(
         &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("opening /dev/urandom: {e}"))?,
@@ -236,7 +236,10 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         .collect();
 
     let (tx, rx) = mpsc::channel();
-    block_signals_into(tx.clone());
+    let signals = tx.clone();
+    forward_signals(move |sig| {
+        let _ = signals.send(Event::Signal(sig));
+    });
     accept_parts(listener, key.clone(), tx.clone());
     let addr = format!("{host}:{port}");
     let here = env("SLURMD_NODENAME").unwrap_or_default();
@@ -327,9 +330,9 @@ fn accept_parts(listener: TcpListener, key: String, tx: mpsc::Sender<Event>) {
     });
 }
 
-/// Blocks the signals srun forwards and hands them to the loop from a thread of their own
-/// (children get an empty signal mask back when they start).
-fn block_signals_into(tx: mpsc::Sender<Event>) {
+/// Blocks the signals srun forwards and hands each to `f` on a thread of its own (children
+/// get an empty signal mask back when they start).
+pub(crate) fn forward_signals(mut f: impl FnMut(i32) + Send + 'static) {
     const FORWARDED: [i32; 6] =
         [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
     // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
@@ -345,9 +348,10 @@ fn block_signals_into(tx: mpsc::Sender<Event>) {
     std::thread::spawn(move || loop {
         let mut sig = 0;
         // SAFETY: sigwait on a set we own; it writes the signal into `sig`.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 || tx.send(Event::Signal(sig)).is_err() {
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             return;
         }
+        f(sig);
     });
 }
 

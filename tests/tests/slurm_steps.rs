@@ -199,3 +199,27 @@ fn srun_steps_cross_namespace_hosts() {
     assert_eq!(slurm.sorted_lines("mpi.txt"), want);
     assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
 }
+
+#[test]
+fn salloc_runs_a_command_whose_sruns_run_inside_the_allocation() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let command = "echo job=$SLURM_JOB_ID nodes=$SLURM_JOB_NODELIST n=$SLURM_NNODES; \
+        srun -l printenv SLURMD_NODENAME | sort; echo piped | srun -n1 cat; exit 5";
+    let out = slurm.run("salloc", &["-N2", "--ntasks-per-node=1", "sh", "-c", command]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "salloc exits with its command's code: {stderr}");
+    let id: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("salloc: Granted job allocation "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no grant line: {stderr}"));
+    assert!(stderr.contains(&format!("salloc: Relinquishing job allocation {id}")), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, [&format!("job={id} nodes=node[1-2] n=2"), "0: node1", "1: node2", "piped"], "{stderr}");
+    let job = slurm.wait_end(id, Duration::from_secs(30));
+    assert_eq!(job.exit_code, Some(5), "the allocation ends with the command's exit code");
+    let left: Vec<_> = std::fs::read_dir(slurm.work()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "salloc leaves nothing in the directory: {left:?}");
+    assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
+}
