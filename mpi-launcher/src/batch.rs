@@ -17,9 +17,12 @@ use gangway_api::messages::{BatchScript, StartTask};
 /// The script's file name in the task directory (slurmd's name for it).
 pub const SCRIPT_NAME: &str = "slurm_script";
 
-/// Writes the script of `start` into `task_dir` and points its command line at it, through
-/// `/bin/sh` only long enough to export `SLURM_TASK_PID` (the script's own pid: `exec`
-/// keeps it). Returns what `run_in` must use instead of the task directory's log files.
+/// The variable holding the batch script's own pid, which the spawn writes in the child.
+pub const TASK_PID_ENV: &str = "SLURM_TASK_PID";
+
+/// Writes the script of `start` into `task_dir` and points its command line at it: its
+/// interpreter with the script (the spawn sets `SLURM_TASK_PID` to the script's pid). Returns
+/// what `run_in` must use instead of the task directory's log files.
 pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
     let batch = start.batch.clone()?;
     // srun finds the launcher through it to start its steps' node parts.
@@ -31,16 +34,14 @@ pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
         // Left to fail where every command that cannot start fails (CommandNotFound).
         tracing::warn!(path = %script.display(), error = %e, "cannot write the batch script");
     }
-    let mut words = vec![
-        "/bin/sh".to_owned(),
-        "-c".to_owned(),
-        "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"".to_owned(),
-        SCRIPT_NAME.to_owned(),
-    ];
     // The interpreter line is followed here, as the kernel would: exec'ing the script itself
     // fails with ETXTBSY (exit 126) when a process the launcher is spawning at that moment
-    // still holds the descriptor the script was written through.
-    words.extend(interpreter(&batch.script));
+    // still holds the descriptor the script was written through. sbatch refuses scripts
+    // without one; `/bin/sh` stands in for a start task's hand-made script.
+    let mut words = interpreter(&batch.script);
+    if words.is_empty() {
+        words.push("/bin/sh".to_owned());
+    }
     words.push(script.to_string_lossy().into_owned());
     words.extend(batch.args.iter().cloned());
     start.command_line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");

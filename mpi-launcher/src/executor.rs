@@ -454,7 +454,11 @@ impl Executor {
             },
         };
         let wd = batch.as_ref().map_or(wd, crate::batch::work_dir);
-        let env = dedup_env(launch.env);
+        let mut env = dedup_env(launch.env);
+        // A batch script gets its own pid as SLURM_TASK_PID, written by the child (spawn.rs).
+        if batch.is_some() {
+            env.retain(|(k, _)| k != crate::batch::TASK_PID_ENV);
+        }
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsString::from(v));
         let program = match spawn::resolve_program(&argv[0], path_var.as_deref(), &wd) {
             Ok(p) => p,
@@ -463,7 +467,7 @@ impl Executor {
         // The descriptors in the spec must stay open until the spawn: keep their owners here.
         let stdin = devnull_or(&stdout);
         let spec = match build_spec(&program, &argv, &env, &wd, [&stdin, &stdout, &stderr]) {
-            Ok(s) => s,
+            Ok(s) => spawn::SpawnSpec { pid_env: batch.is_some().then_some(crate::batch::TASK_PID_ENV), ..s },
             Err(e) => return fail("CommandLaunchFailed", format!("starting '{}': {e}", argv[0])),
         };
         let join_fds = match cgroup.map(TaskCgroup::open_join_fds).transpose() {
@@ -649,6 +653,7 @@ fn build_spec(
         keep_fd: None,
         cpus: None,
         mems: None,
+        pid_env: None,
     })
 }
 

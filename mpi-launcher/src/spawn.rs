@@ -36,7 +36,13 @@ pub struct SpawnSpec {
     pub cpus: Option<Vec<u32>>,
     /// NUMA nodes (OS numbers) its memory comes from: one node is preferred, several bound.
     pub mems: Option<Vec<u32>>,
+    /// A variable set to the process's own pid (`SLURM_TASK_PID`: slurmd's name for the batch
+    /// script's pid), which only the child knows before it execs.
+    pub pid_env: Option<&'static str>,
 }
+
+/// Room for a pid's digits and the terminating NUL after `NAME=`.
+const PID_ROOM: usize = 12;
 
 /// Finds `program` the way `execvp` would, using `path` (the task's `PATH`).
 pub fn resolve_program(program: &str, path: Option<&OsStr>, cwd: &Path) -> io::Result<PathBuf> {
@@ -78,8 +84,35 @@ struct ChildArgs {
     bind: bool,
     mem_mode: i32,
     mem_mask: [libc::c_ulong; 16],
+    /// Where the child writes its pid's digits (`pid_env`'s value), or null.
+    pid_digits: *mut u8,
     /// Set by the child when something failed before or at exec; shared thanks to CLONE_VM.
     errno: i32,
+}
+
+/// Writes `pid` in decimal at `out`, NUL-terminated (at most 11 bytes). Async-signal-safe.
+///
+/// # Safety
+/// `out` must have room for 11 bytes.
+unsafe fn write_pid(pid: libc::pid_t, out: *mut u8) {
+    let mut digits = [0u8; 11];
+    let mut n = pid.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // SAFETY: the caller gives room for 11 bytes; a u32 has at most 10 digits.
+    unsafe {
+        for i in 0..len {
+            *out.add(i) = digits[len - 1 - i];
+        }
+        *out.add(len) = 0;
+    }
 }
 
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
@@ -135,6 +168,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::chdir(a.cwd) != 0 {
             fail(a);
         }
+        if !a.pid_digits.is_null() {
+            write_pid(libc::getpid(), a.pid_digits);
+        }
         libc::execve(a.program, a.argv, a.envp);
         fail(a)
     }
@@ -180,6 +216,13 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|e| e.as_ptr()).collect();
+    // `NAME=` and room for the digits the child writes (this buffer is shared with it).
+    let mut pid_var: Vec<u8> = spec.pid_env.map(|n| format!("{n}=").into_bytes()).unwrap_or_default();
+    let prefix = pid_var.len();
+    if spec.pid_env.is_some() {
+        pid_var.resize(prefix + PID_ROOM, 0);
+        envp.push(pid_var.as_ptr().cast());
+    }
     envp.push(std::ptr::null());
     let mut args = ChildArgs {
         program: spec.program.as_ptr(),
@@ -196,6 +239,12 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         bind: spec.cpus.as_ref().is_some_and(|c| !c.is_empty()),
         mem_mode: mem_mode(spec.mems.as_deref()),
         mem_mask: node_mask(spec.mems.as_deref().unwrap_or(&[])),
+        // SAFETY: `prefix + PID_ROOM` bytes were reserved above.
+        pid_digits: if spec.pid_env.is_some() {
+            unsafe { pid_var.as_mut_ptr().add(prefix) }
+        } else {
+            std::ptr::null_mut()
+        },
         errno: 0,
     };
     // The child runs on its own stack inside our address space until it execs.
@@ -327,7 +376,18 @@ mod tests {
             keep_fd: None,
             cpus: None,
             mems: None,
+            pid_env: None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_child_gets_its_own_pid_in_the_named_variable() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let spec =
+            SpawnSpec { pid_env: Some("MY_PID"), ..spec(&["sh", "-c", "echo $MY_PID $$"], f.as_file().as_raw_fd()) };
+        let pid = spawn(&spec).unwrap();
+        assert_eq!(Child::new(pid).unwrap().wait().await.unwrap().code, 0);
+        assert_eq!(std::fs::read_to_string(f.path()).unwrap(), format!("{pid} {pid}\n"));
     }
 
     #[tokio::test]
