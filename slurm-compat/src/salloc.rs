@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gangway_api::slurm_step::{
@@ -60,6 +61,84 @@ pub fn main(args: &[String]) -> ExitCode {
 /// `SIG_IGN`) is reset to the default in the command when it starts.
 extern "C" fn ignore(_: libc::c_int) {}
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Sets `handler` for the signals that end an interactive command.
+fn handle_signals(handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: both handlers only touch an atomic or nothing, which is async-signal-safe.
+    unsafe {
+        for s in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(s, handler as libc::sighandler_t);
+        }
+    }
+}
+
+/// A running allocation and its holder.
+pub struct Allocation {
+    /// The job id.
+    pub id: u64,
+    /// The holder's `ADDR:PORT`.
+    pub addr: String,
+    /// The allocation's key.
+    pub key: String,
+    /// What the holder wrote: the job's environment.
+    pub ready: AllocReady,
+}
+
+impl Allocation {
+    /// Asks for an allocation with sbatch's options `opts` (`prog` names the command in
+    /// messages), and waits until it runs and its holder is ready. Ctrl-C while waiting
+    /// cancels it.
+    pub fn get(prog: &str, opts: &[String]) -> Result<Allocation, String> {
+        let me = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+        let key = crate::step_hub::new_key()?;
+        let mut sbatch: Vec<String> = opts.to_vec();
+        sbatch.push("--output=/dev/null".into());
+        sbatch.push(format!("--wrap=exec '{}' salloc-holder", me.to_string_lossy().replace('\'', r"'\''")));
+        let resolved =
+            resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script"))).map_err(|e| e.render(prog))?;
+        let cwd = std::env::current_dir().map_err(|e| format!("getcwd failed: {e}"))?;
+        // The key reaches the holder through the job's exported environment.
+        std::env::set_var(SALLOC_KEY_ENV, &key);
+        let req = crate::submit::build_request(&resolved, &cwd, None);
+        std::env::remove_var(SALLOC_KEY_ENV);
+        let req = req?;
+        let mut client = cluster::connect(prog)?;
+        let id = client
+            .slurm_submit(&req)
+            .map_err(|e| {
+                crate::submit::submit_error(&e)
+                    .replace("sbatch: error: Batch job submission failed", "Job submit/allocate failed")
+            })?
+            .job_id;
+        handle_signals(on_interrupt);
+        let file = ready_file(Path::new(&req.work_dir), id);
+        match wait_ready(prog, &mut client, id, &file) {
+            Ok((addr, ready)) => Ok(Allocation { id, addr, key, ready }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&file);
+                let cancel = gangway_api::slurm::SlurmCancel { jobs: vec![id.to_string()], ..Default::default() };
+                let _ = client.slurm_cancel(&cancel);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the allocation with `code` (its job's exit code).
+    pub fn release(self, code: i32) {
+        let release = AllocRequest::Release { key: self.key, code };
+        if let Ok(mut s) = TcpStream::connect(&self.addr) {
+            let _ = writeln!(s, "{}", serde_json::to_string(&release).expect("wire types serialize"));
+            let mut done = String::new();
+            let _ = BufReader::new(s).read_line(&mut done);
+        }
+    }
+}
+
 fn run(args: &[String]) -> Result<i32, String> {
     let at = options_end(args).map_err(|e| e.render("salloc"))?;
     let (opts, command) = args.split_at(at);
@@ -68,53 +147,22 @@ fn run(args: &[String]) -> Result<i32, String> {
     } else {
         command.to_vec()
     };
-    let me = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
-    let key = crate::step_hub::new_key()?;
-    let mut sbatch: Vec<String> = opts.to_vec();
+    let mut opts = opts.to_vec();
     if !opts.iter().any(|o| o == "-J" || o.starts_with("--job-name") || (o.starts_with("-J") && o.len() > 2)) {
-        let name = command[0].rsplit('/').next().unwrap_or("salloc");
-        sbatch.push(format!("--job-name={name}"));
+        opts.push(format!("--job-name={}", command[0].rsplit('/').next().unwrap_or("salloc")));
     }
-    sbatch.push("--output=/dev/null".into());
-    sbatch.push(format!("--wrap=exec '{}' salloc-holder", me.to_string_lossy().replace('\'', r"'\''")));
-    let resolved =
-        resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script"))).map_err(|e| e.render("salloc"))?;
-    let cwd = std::env::current_dir().map_err(|e| format!("getcwd failed: {e}"))?;
-    // The key reaches the holder through the job's exported environment.
-    std::env::set_var(SALLOC_KEY_ENV, &key);
-    let req = crate::submit::build_request(&resolved, &cwd, None)?;
-    let mut client = cluster::connect("salloc")?;
-    let id = client
-        .slurm_submit(&req)
-        .map_err(|e| {
-            crate::submit::submit_error(&e)
-                .replace("sbatch: error: Batch job submission failed", "Job submit/allocate failed")
-        })?
-        .job_id;
-    // SAFETY: the handler does nothing, which is async-signal-safe.
-    unsafe {
-        for s in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(s, ignore as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        }
-    }
-    let file = ready_file(Path::new(&req.work_dir), id);
-    let (addr, ready) = match wait_ready(&mut client, id, &file) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&file);
-            let cancel = gangway_api::slurm::SlurmCancel { jobs: vec![id.to_string()], ..Default::default() };
-            let _ = client.slurm_cancel(&cancel);
-            return Err(e);
-        }
-    };
+    let alloc = Allocation::get("salloc", &opts)?;
+    let id = alloc.id;
+    handle_signals(ignore);
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
-    for (k, v) in ready.env.iter().filter(|(k, _)| !NOT_FOR_SALLOC.contains(&k.as_str())) {
+    for (k, v) in alloc.ready.env.iter().filter(|(k, _)| !NOT_FOR_SALLOC.contains(&k.as_str())) {
         cmd.env(k, v);
     }
-    cmd.env(SALLOC_ADDR_ENV, &addr).env(SALLOC_KEY_ENV, &key);
+    cmd.env(SALLOC_ADDR_ENV, &alloc.addr).env(SALLOC_KEY_ENV, &alloc.key);
     let code = match cmd.spawn() {
         Ok(mut child) => {
+            let mut client = cluster::connect("salloc")?;
             let status = wait_child(&mut child, &mut client, id);
             status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0))
         }
@@ -128,29 +176,35 @@ fn run(args: &[String]) -> Result<i32, String> {
         }
     };
     eprintln!("salloc: Relinquishing job allocation {id}");
-    let release = AllocRequest::Release { key, code };
-    if let Ok(mut s) = TcpStream::connect(&addr) {
-        let _ = writeln!(s, "{}", serde_json::to_string(&release).expect("wire types serialize"));
-        let mut done = String::new();
-        let _ = BufReader::new(s).read_line(&mut done);
-    }
+    alloc.release(code);
     Ok(code)
 }
 
 /// Waits for the job to run and its holder to write the rendezvous file; the holder's
 /// address and what it wrote.
-fn wait_ready(client: &mut gangway_api::client::Client, id: u64, file: &Path) -> Result<(String, AllocReady), String> {
+fn wait_ready(
+    prog: &str,
+    client: &mut gangway_api::client::Client,
+    id: u64,
+    file: &Path,
+) -> Result<(String, AllocReady), String> {
     let mut said_pending = false;
     let mut delay = Duration::from_millis(5);
     let mut running_since: Option<Instant> = None;
     loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("{prog}: Job allocation {id} has been revoked.");
+            return Err(format!("interrupted while waiting for job allocation {id}; it was cancelled"));
+        }
         let job = client.slurm_job(id).map_err(|e| format!("job {id}: {}", cluster::message(&e)))?;
         if job.state.is_finished() {
             return Err(format!("job allocation {id} ended before it could be used ({})", job.state.as_str()));
         }
         if job.state == gangway_api::slurm::SlurmJobState::Pending && !said_pending {
-            eprintln!("salloc: Pending job allocation {id}");
-            eprintln!("salloc: job {id} queued and waiting for resources");
+            if prog == "salloc" {
+                eprintln!("salloc: Pending job allocation {id}");
+            }
+            eprintln!("{prog}: job {id} queued and waiting for resources");
             said_pending = true;
         }
         if job.state == gangway_api::slurm::SlurmJobState::Running {
@@ -162,11 +216,13 @@ fn wait_ready(client: &mut gangway_api::client::Client, id: u64, file: &Path) ->
                 let first = job.nodes.first().cloned().unwrap_or_default();
                 let ip = client.get_node(&first).map(|n| n.ip_address).unwrap_or_else(|_| first.clone());
                 if said_pending {
-                    eprintln!("salloc: job {id} has been allocated resources");
+                    eprintln!("{prog}: job {id} has been allocated resources");
                 }
-                eprintln!("salloc: Granted job allocation {id}");
-                let nodes = gangway_topology::hostlist::compress_hostlist(&job.nodes);
-                eprintln!("salloc: Nodes {nodes} are ready for job");
+                if prog == "salloc" {
+                    eprintln!("salloc: Granted job allocation {id}");
+                    let nodes = gangway_topology::hostlist::compress_hostlist(&job.nodes);
+                    eprintln!("salloc: Nodes {nodes} are ready for job");
+                }
                 return Ok((format!("{ip}:{}", ready.port), ready));
             }
             if since.elapsed() > Duration::from_secs(60) {
@@ -213,7 +269,12 @@ fn wait_child(
 pub fn forward_srun(args: &[String]) -> Result<u8, String> {
     let addr = std::env::var(SALLOC_ADDR_ENV).map_err(|_| format!("{SALLOC_ADDR_ENV} is not set"))?;
     let key = std::env::var(SALLOC_KEY_ENV).unwrap_or_default();
-    let stream = TcpStream::connect(&addr).map_err(|e| format!("reaching the allocation at {addr}: {e}"))?;
+    forward_srun_to(&addr, key, args)
+}
+
+/// Runs `srun ARGS…` in the allocation whose holder is at `addr`.
+pub fn forward_srun_to(addr: &str, key: String, args: &[String]) -> Result<u8, String> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("reaching the allocation at {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let cwd = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?.to_string_lossy().into_owned();

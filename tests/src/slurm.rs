@@ -54,6 +54,19 @@ impl SlurmFrontDoor {
             .expect("running gangway-slurm")
     }
 
+    /// Runs `sh -c LINE` in the work directory, with the shims first on its `PATH`.
+    pub fn shell(&self, line: &str) -> Output {
+        Command::new("sh")
+            .args(["-c", line])
+            .current_dir(self.work())
+            .env("GANGWAY_URL", &self.config.url)
+            .env("GANGWAY_TOKEN", &self.config.token)
+            .env_remove("GANGWAY_STATE_DIR")
+            .env("PATH", self.path())
+            .output()
+            .expect("running sh")
+    }
+
     /// `sbatch --parsable ARGS…`: the job id.
     pub fn sbatch(&self, args: &[&str]) -> u64 {
         let mut all = vec!["--parsable"];

@@ -223,3 +223,21 @@ fn salloc_runs_a_command_whose_sruns_run_inside_the_allocation() {
     assert!(left.is_empty(), "salloc leaves nothing in the directory: {left:?}");
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
+
+#[test]
+fn srun_outside_an_allocation_relays_input_and_spans_nodes() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let out = slurm.shell("printf 'a\\nb\\n' | srun -N2 -n2 -l sort -r");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["0: a", "0: b", "1: a", "1: b"], "both tasks read srun's input");
+    let out = slurm.shell("srun -N2 -n2 sh -c 'exit $((SLURM_PROCID * 6))'");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("srun: error: node2: task 1: Exited with exit code 6"));
+    let left: Vec<_> = std::fs::read_dir(slurm.work()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "nothing left in the directory: {left:?}");
+    assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
+}
