@@ -17,14 +17,13 @@
 //!   [`queue`] (`squeue`, with [`queue_fields`]), [`acct`] (`sacct`), [`info`] (`sinfo`, node
 //!   states mapped in [`nodes`]), [`show`] (`scontrol show job|node|partition`), sharing
 //!   [`format`] (`%`-formats, padding, times, state/user/job-id lists).
-//!
 //! - The commands that run things: [`submit`] (sbatch), [`step`] with [`step_layout`] and
 //!   [`step_hub`] (srun inside a job: the step's hub over the job's nodes), [`salloc`] with
 //!   [`salloc_holder`] and [`allocate`] (allocations held for a command, and srun outside one).
 //!
 //! Everything in the parsers and formatters is pure (no clocks, no environment) except
-//! [`resolve()`], which reads the script file. Nothing panics on any input: every malformed value is a [`SlurmError`] worded
-//! as sbatch words it ([`SlurmError::render`]).
+//! [`resolve()`], which reads the script file. Nothing panics on any input: every malformed
+//! value is a [`SlurmError`] worded as sbatch words it ([`SlurmError::render`]).
 
 pub mod acct;
 mod acct_time;
