@@ -35,6 +35,14 @@ pub struct StepRequest {
     pub kill_on_bad_exit: bool,
     /// `-i/--input`: `none`, a task id, or a file to read instead of standard input.
     pub input: Option<String>,
+    /// `-O/--overcommit`: more tasks than CPUs.
+    pub overcommit: bool,
+    /// `--export`: `ALL` (the default), `NONE`, or a list of names and `NAME=value`.
+    pub export: Option<String>,
+    /// `-D/--chdir`: the tasks' working directory.
+    pub chdir: Option<String>,
+    /// `-x/--exclude`: nodes the step must not use.
+    pub exclude: Option<String>,
     /// `-o`.
     pub output: Option<String>,
     /// `-e`.
@@ -101,7 +109,26 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
                 | "--exclusive"
                 | "--unbuffered"
                 | "-u"
+                | "-O"
+                | "--overcommit"
+                | "-X"
+                | "--disable-status"
+                | "-E"
+                | "--preserve-env"
+                | "-Z"
+                | "--no-allocate"
+                | "-k"
+                | "--no-kill"
+                | "--contiguous"
+                | "--spread-job"
+                | "--use-min-nodes"
+                | "--propagate"
+                | "--pty"
+                | "--multi-prog"
         );
+        if matches!(name.as_str(), "--pty" | "--multi-prog") {
+            return Err(format!("{name} is not supported by gangway's srun"));
+        }
         // -K takes an optional value (`-K1`, `--kill-on-bad-exit=0`).
         let with_value = matches!(name.as_str(), "-K" | "--kill-on-bad-exit") && inline.is_some();
         if flag && !with_value {
@@ -110,6 +137,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             }
             r.label |= matches!(name.as_str(), "-l" | "--label");
             r.kill_on_bad_exit |= matches!(name.as_str(), "-K" | "--kill-on-bad-exit");
+            r.overcommit |= matches!(name.as_str(), "-O" | "--overcommit");
             continue;
         }
         let value = match inline {
@@ -123,7 +151,53 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
         let count = |v: &str| v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| format!("invalid {name}: {v}"));
         match name.as_str() {
             "-n" | "--ntasks" => r.ntasks = Some(count(&value)?),
-            "-N" | "--nodes" => r.nodes = Some(count(&value)?),
+            // `-N min-max`: the step takes the minimum.
+            "-N" | "--nodes" => r.nodes = Some(count(value.split('-').next().unwrap_or_default())?),
+            "--export" => r.export = Some(value),
+            "-D" | "--chdir" => r.chdir = Some(value),
+            "-x" | "--exclude" => r.exclude = Some(value),
+            // Accepted, and without effect on a gangway step.
+            "--hint"
+            | "--mem-bind"
+            | "--threads-per-core"
+            | "--ntasks-per-socket"
+            | "--ntasks-per-core"
+            | "--sockets-per-node"
+            | "--cores-per-socket"
+            | "--cpus-per-gpu"
+            | "--mem-per-gpu"
+            | "--gpus-per-socket"
+            | "--network"
+            | "--profile"
+            | "--signal"
+            | "--comment"
+            | "--switches"
+            | "--gres-flags"
+            | "--accel-bind"
+            | "--jobid"
+            | "--het-group"
+            | "-W"
+            | "--wait"
+            | "--prolog"
+            | "--epilog"
+            | "--task-prolog"
+            | "--task-epilog"
+            | "--slurmd-debug"
+            | "--open-mode"
+            | "--container"
+            | "-r"
+            | "--relative"
+            | "-d"
+            | "--dependency"
+            | "--cpu-freq"
+            | "--mail-type"
+            | "--mail-user"
+            | "--nice"
+            | "--priority"
+            | "--reservation"
+            | "--wckey"
+            | "--bcast"
+            | "--compress" => {}
             "-c" | "--cpus-per-task" => r.cpus_per_task = Some(count(&value)?),
             "-o" | "--output" => r.output = Some(value),
             "-e" | "--error" => r.error = Some(value),

@@ -51,6 +51,12 @@ fn plan(r: &StepRequest, job: u32) -> Result<Plan, String> {
     }
     let not_available =
         || format!("Unable to create step for job {job}: Requested node configuration is not available");
+    let excluded = match &r.exclude {
+        Some(x) => expand_hostlist(x).map_err(|e| format!("invalid --exclude '{x}': {e}"))?,
+        None => Vec::new(),
+    };
+    let (job_nodes, job_cpus): (Vec<String>, Vec<u32>) =
+        job_nodes.into_iter().zip(job_cpus).filter(|(n, _)| !excluded.contains(n)).unzip();
     let (mut nodes, mut cpus) = match &r.nodelist {
         None => (job_nodes, job_cpus),
         Some(w) => {
@@ -88,12 +94,29 @@ fn plan(r: &StepRequest, job: u32) -> Result<Plan, String> {
     let capacity: Vec<u32> = cpus.iter().map(|c| r.ntasks_per_node.unwrap_or(c / per_task)).collect();
     let too_many = || format!("Unable to create step for job {job}: More processors requested than permitted");
     let fits = cpus.iter().zip(&capacity).all(|(c, k)| *k > 0 && k * per_task <= *c);
-    if !fits || capacity.iter().sum::<u32>() < ntasks {
+    if !r.overcommit && (!fits || capacity.iter().sum::<u32>() < ntasks) {
         return Err(too_many());
     }
+    let capacity: Vec<u32> = capacity.into_iter().map(|k| k.max(1)).collect();
     let dist = r.distribution.as_deref().map(Distribution::parse).transpose()?.unwrap_or(Distribution::Block);
     let rank_nodes = place_tasks(ntasks, &capacity, dist);
     Ok(Plan { nodes, cpus, rank_nodes, dist, cpus_per_task })
+}
+
+/// The tasks' environment from srun's per `--export`: `ALL` (the default) keeps it; `NONE`
+/// keeps only the `SLURM_*` variables and what gangway itself needs (`AZ_BATCH_*`,
+/// `GANGWAY_*`); a list adds its names (from srun's environment) and `NAME=value`s to those,
+/// or to everything when it includes `ALL`.
+fn exported_env(export: Option<&str>, all: Vec<(String, String)>) -> Vec<(String, String)> {
+    let Some(spec) = export.filter(|s| !s.eq_ignore_ascii_case("ALL")) else { return all };
+    let items: Vec<&str> = spec.split(',').filter(|i| !i.is_empty()).collect();
+    let keep_all = items.iter().any(|i| i.eq_ignore_ascii_case("ALL"));
+    let names: Vec<&str> = items.iter().filter(|i| !i.contains('=')).copied().collect();
+    let always = |k: &str| k.starts_with("SLURM") || k.starts_with("AZ_BATCH_") || k.starts_with("GANGWAY_");
+    let mut env: Vec<(String, String)> =
+        all.into_iter().filter(|(k, _)| keep_all || always(k) || names.contains(&k.as_str())).collect();
+    env.extend(items.iter().filter_map(|i| i.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
+    env
 }
 
 /// `gangway-node`: where the launcher said it is, else next to this program, else on `PATH`.
@@ -202,8 +225,9 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         port,
         umask: &umask(),
     };
-    let own: Vec<(String, String)> = std::env::vars().collect();
-    let cwd = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?.to_string_lossy().into_owned();
+    let own = exported_env(r.export.as_deref(), std::env::vars().collect());
+    let here_dir = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
+    let cwd = r.chdir.as_ref().map_or(here_dir.clone(), |d| here_dir.join(d)).to_string_lossy().into_owned();
     let starts: Vec<StepStart> = (0..plan.nodes.len())
         .map(|i| {
             let mut env = own.clone();
@@ -634,6 +658,17 @@ fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_keeps_what_it_names() {
+        let all =
+            vec![("PATH".to_owned(), "/bin".to_owned()), ("SLURM_JOB_ID".into(), "3".into()), ("X".into(), "1".into())];
+        let keys = |e: Vec<(String, String)>| e.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(keys(exported_env(None, all.clone())), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1"]);
+        assert_eq!(keys(exported_env(Some("NONE"), all.clone())), ["SLURM_JOB_ID=3"]);
+        assert_eq!(keys(exported_env(Some("X,Y=2"), all.clone())), ["SLURM_JOB_ID=3", "X=1", "Y=2"]);
+        assert_eq!(keys(exported_env(Some("ALL,X=9"), all)), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1", "X=9"]);
+    }
 
     #[test]
     fn rank_lists_compress_as_srun_writes_them() {

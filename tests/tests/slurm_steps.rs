@@ -82,7 +82,9 @@ fn srun_spans_the_nodes_of_a_batch_job() {
         srun -N1 -n1 --cpu-bind=verbose,map_cpu:0 grep Cpus_allowed_list /proc/self/status > bind.txt 2>&1\n\
         srun -o 'out-%n-%t.txt' -N2 -n2 printenv SLURMD_NODENAME\n\
         echo hello | srun -N2 -n2 -l cat > input.txt\n\
-        echo only | srun -N2 -n2 -i 1 -l cat > input1.txt\n";
+        echo only | srun -N2 -n2 -i 1 -l cat > input1.txt\n\
+        mkdir -p sub; srun -N1 -n1 --export=NONE,FOO=bar -D sub sh -c 'echo $FOO ${HOME:-none} ${PWD##*/}' > export.txt\n\
+        srun -N1 -n3 true 2> oc.err; echo \"plain=$?\" > oc.txt; srun -O -N1 -n3 true; echo \"overcommit=$?\" >> oc.txt\n";
     let id = slurm.sbatch(&["-N2", "--ntasks-per-node=2", "-o", "job.out", &script(&slurm, "mn.sh", text)]);
     let job = slurm.wait_end(id, Duration::from_secs(60));
     assert_eq!(job.state, SlurmJobState::Completed, "job output:\n{}", slurm.read("job.out"));
@@ -141,6 +143,9 @@ fn srun_spans_the_nodes_of_a_batch_job() {
 
     assert_eq!(slurm.sorted_lines("input.txt"), ["0: hello", "1: hello"], "input goes to every task");
     assert_eq!(slurm.sorted_lines("input1.txt"), ["1: only"], "-i 1: to task 1 alone");
+    assert_eq!(slurm.read("export.txt"), "bar none sub\n", "--export=NONE,FOO=bar and -D");
+    assert_eq!(slurm.read("oc.txt"), "plain=1\novercommit=0\n", "{}", slurm.read("oc.err"));
+    assert!(slurm.read("oc.err").contains("More processors requested than permitted"));
     assert_eq!(slurm.read("out-0-0.txt").trim(), n1.as_str());
     assert_eq!(slurm.read("out-1-1.txt").trim(), n2.as_str());
 
