@@ -57,12 +57,17 @@ fn options(spec: &str) -> (bool, &str) {
     }
 }
 
-/// A number in decimal or `0x` hex.
+/// The most CPUs (and GPUs) a bind list may name: beyond any machine, small enough to build
+/// a mask from.
+const MAX_ID: u32 = 1 << 16;
+
+/// A CPU or GPU number in decimal or `0x` hex, below [`MAX_ID`].
 fn number(s: &str) -> Option<u32> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+    let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u32::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),
-    }
+    };
+    n.filter(|n| *n < MAX_ID)
 }
 
 /// A list `a,b*3,c`: an item followed by `*N` repeats N times.
@@ -70,7 +75,7 @@ fn list<T: Clone>(s: &str, item: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
     let mut out = Vec::new();
     for word in s.split(',') {
         let (v, times) = match word.split_once('*') {
-            Some((v, n)) => (v, n.parse::<usize>().ok().filter(|n| *n > 0)?),
+            Some((v, n)) => (v, n.parse::<usize>().ok().filter(|n| *n > 0 && *n <= MAX_ID as usize)?),
             None => (word, 1),
         };
         let v = item(v)?;
@@ -82,7 +87,7 @@ fn list<T: Clone>(s: &str, item: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
 /// The CPUs of a hex mask (`0x5` or `5`): 0 and 2.
 fn mask(s: &str) -> Option<Vec<u32>> {
     let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || hex.len() > (MAX_ID / 4) as usize || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut cpus = Vec::new();
@@ -255,6 +260,12 @@ pub fn gpu_sets(
             .collect()
     };
     let even = |per: u32| -> Result<Option<Vec<Vec<String>>>, String> {
+        if u64::from(per) * u64::from(tasks) > gpus.len() as u64 {
+            return Err(format!(
+                "{tasks} task(s) with {per} GPU(s) each need more than the {} GPU(s) the step has on this node",
+                gpus.len()
+            ));
+        }
         (0..tasks).map(|i| pick(&(i * per..(i + 1) * per).collect::<Vec<_>>())).collect::<Result<Vec<_>, _>>().map(Some)
     };
     let tasks_n = tasks.max(1);
@@ -293,7 +304,7 @@ mod tests {
         check("map_cpu:1,0", CpuBind::MapCpu(vec![1, 0]), false);
         check("verbose,map_cpu:0x2,3*2", CpuBind::MapCpu(vec![2, 3, 3]), true);
         check("mask_cpu:0x1,0x6", CpuBind::MaskCpu(vec![vec![0], vec![1, 2]]), false);
-        for bad in ["bogus", "map_cpu:", "map_cpu:x", "mask_cpu:0xg", "ldoms", "map_cpu:1*0"] {
+        for bad in ["bogus", "map_cpu:", "map_cpu:x", "mask_cpu:0xg", "ldoms", "map_cpu:1*0", "map_cpu:4000000000"] {
             assert!(parse_cpu_bind(bad).is_err(), "{bad}");
         }
     }
@@ -345,6 +356,7 @@ mod tests {
         assert_eq!(g("none", Some(1)), None);
         assert_eq!(g("", None), None);
         assert!(gpu_sets(Some(&GpuBind::MapGpu(vec![5])), None, &gpus, 1).is_err());
+        assert!(gpu_sets(None, Some(u32::MAX), &gpus, 2).is_err(), "refused before anything is built");
         assert!(parse_gpu_bind("single:0").is_err());
     }
 }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// The variable carrying the step's key to a part (never on a command line that stays).
 pub const KEY_ENV: &str = "GANGWAY_STEP_KEY";
+/// The variable that gives `gangway-node rsh-agent HOST` its words (instead of the command
+/// line, which anyone on the node can read).
+pub const AGENT_COMMAND_ENV: &str = "GANGWAY_AGENT_COMMAND";
 /// The variable naming `gangway-node`'s path inside a Slurm batch job.
 pub const NODE_BIN_ENV: &str = "GANGWAY_NODE_BIN";
 

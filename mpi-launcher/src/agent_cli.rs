@@ -63,7 +63,13 @@ pub fn short_socket_path(socket: &Path) -> std::io::Result<(Option<std::fs::File
 
 /// `gangway-node rsh-agent …`; returns the exit code.
 fn rsh_agent(args: &[String]) -> i32 {
-    let (host, command) = match agent_words(args) {
+    // srun passes its words in the environment, where they hold a key nobody else may read.
+    let from_env = std::env::var(gangway_api::slurm_step::AGENT_COMMAND_ENV).ok().filter(|_| args.len() == 1);
+    let words = match from_env {
+        Some(command) => Ok((args[0].clone(), command)),
+        None => agent_words(args),
+    };
+    let (host, command) = match words {
         Ok(w) => w,
         Err(e) => {
             eprintln!("{e}");

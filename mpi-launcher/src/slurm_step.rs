@@ -146,7 +146,11 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         None => vec![None; local as usize],
     };
     let gpu_bind = spec.gpu_bind.as_deref().map(parse_gpu_bind).transpose()?;
-    let visible: Vec<String> = lookup(&spec.env, "CUDA_VISIBLE_DEVICES")
+    // This node's GPUs: its own instance's variable first, then the one srun passed on.
+    let own_gpus = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    let visible: Vec<String> = own_gpus
+        .as_deref()
+        .or_else(|| lookup(&spec.env, "CUDA_VISIBLE_DEVICES"))
         .map(|v| v.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     let gpus = gpu_sets(gpu_bind.as_ref().map(|g| &g.bind), spec.gpus_per_task, &visible, local)?;
@@ -236,6 +240,11 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         // SAFETY: the closure only makes syscalls (sched_setaffinity, fcntl) on data it owns.
         unsafe {
             cmd.pre_exec(move || {
+                // A part that dies (even SIGKILLed) takes its tasks with it. The runtime has
+                // one thread, the parent, so the signal follows the part's own death.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if let Some(fd) = pmi_fd {
                     crate::pmi::inherit_fd(fd)?;
                 }
@@ -268,6 +277,12 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         let tx = tx.clone();
         waits.spawn(async move {
             let status = child.wait().await;
+            // What the task left running in its process group goes with it, as Slurm ends a
+            // step's leftovers: otherwise its output pipe (and PMI socket) would stay open.
+            if pid > 0 {
+                // SAFETY: kill(2) on the task's own process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
             for r in relays.into_iter().flatten() {
                 let _ = r.await;
             }

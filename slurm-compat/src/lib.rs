@@ -54,6 +54,7 @@ pub mod show;
 pub mod step;
 pub mod step_hub;
 pub mod step_layout;
+pub mod step_plan;
 pub mod submit;
 pub mod time;
 mod values;

@@ -17,6 +17,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gangway_api::slurm_step::{
@@ -51,7 +52,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(msg) => {
-            eprintln!("salloc: error: {msg}");
+            crate::step::report("salloc", &msg);
             ExitCode::FAILURE
         }
     }
@@ -95,18 +96,16 @@ impl Allocation {
     /// cancels it.
     pub fn get(prog: &str, opts: &[String]) -> Result<Allocation, String> {
         let me = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
-        let key = crate::step_hub::new_key()?;
+        let key = crate::step_plan::new_key()?;
         let mut sbatch: Vec<String> = opts.to_vec();
         sbatch.push("--output=/dev/null".into());
         sbatch.push(format!("--wrap=exec '{}' salloc-holder", me.to_string_lossy().replace('\'', r"'\''")));
         let resolved =
             resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script"))).map_err(|e| e.render(prog))?;
         let cwd = std::env::current_dir().map_err(|e| format!("getcwd failed: {e}"))?;
-        // The key reaches the holder through the job's exported environment.
-        std::env::set_var(SALLOC_KEY_ENV, &key);
-        let req = crate::submit::build_request(&resolved, &cwd, None);
-        std::env::remove_var(SALLOC_KEY_ENV);
-        let req = req?;
+        let mut req = crate::submit::build_request(&resolved, &cwd, None)?;
+        // The key reaches the holder through the job's environment, whatever --export says.
+        req.env.push((SALLOC_KEY_ENV.to_owned(), key.clone()));
         let mut client = cluster::connect(prog)?;
         let id = client
             .slurm_submit(&req)
@@ -131,7 +130,10 @@ impl Allocation {
     /// Ends the allocation with `code` (its job's exit code).
     pub fn release(self, code: i32) {
         let release = AllocRequest::Release { key: self.key, code };
-        if let Ok(mut s) = TcpStream::connect(&self.addr) {
+        let addr = self.addr.parse::<std::net::SocketAddr>();
+        let connected = addr.map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(10)));
+        if let Ok(Ok(mut s)) = connected {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = writeln!(s, "{}", serde_json::to_string(&release).expect("wire types serialize"));
             let mut done = String::new();
             let _ = BufReader::new(s).read_line(&mut done);
@@ -274,14 +276,20 @@ pub fn forward_srun(args: &[String]) -> Result<u8, String> {
 
 /// Runs `srun ARGS…` in the allocation whose holder is at `addr`.
 pub fn forward_srun_to(addr: &str, key: String, args: &[String]) -> Result<u8, String> {
+    // Signals are blocked (and handed to a thread) before any other thread exists, so none of
+    // them can end this process instead of reaching the srun inside.
+    let (signal_tx, signal_rx) = std::sync::mpsc::channel::<i32>();
+    crate::step_hub::forward_signals(move |signal| {
+        let _ = signal_tx.send(signal);
+    });
     let stream = TcpStream::connect(addr).map_err(|e| format!("reaching the allocation at {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    // Requests, input and signals share the connection one whole line at a time.
+    let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));
     let cwd = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?.to_string_lossy().into_owned();
     let first = AllocRequest::Srun { key, args: args.to_vec(), env: std::env::vars().collect(), cwd };
-    send(&mut writer, &first)?;
-    // Input and signals go to the srun inside from threads of their own.
-    let mut input_writer = writer.try_clone().map_err(|e| e.to_string())?;
+    send(&mut *writer.lock().expect("lock"), &first)?;
+    let input = writer.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut stdin = std::io::stdin();
@@ -290,16 +298,18 @@ pub fn forward_srun_to(addr: &str, key: String, args: &[String]) -> Result<u8, S
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let (text, bytes) = text_or_bytes(buf[..n].to_vec());
-                    if send(&mut input_writer, &AllocRequest::Input { text, bytes }).is_err() {
+                    if send(&mut *input.lock().expect("lock"), &AllocRequest::Input { text, bytes }).is_err() {
                         return;
                     }
                 }
             }
         }
-        let _ = send(&mut input_writer, &AllocRequest::InputEnd);
+        let _ = send(&mut *input.lock().expect("lock"), &AllocRequest::InputEnd);
     });
-    crate::step_hub::forward_signals(move |signal| {
-        let _ = send(&mut writer, &AllocRequest::Signal { signal });
+    std::thread::spawn(move || {
+        for signal in signal_rx {
+            let _ = send(&mut *writer.lock().expect("lock"), &AllocRequest::Signal { signal });
+        }
     });
     for line in BufReader::new(stream).lines() {
         let line = line.map_err(|e| format!("reading from the allocation: {e}"))?;

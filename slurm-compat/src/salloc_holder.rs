@@ -13,6 +13,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gangway_api::slurm_step::{joined_bytes, text_or_bytes, AllocReady, AllocReply, AllocRequest, SALLOC_KEY_ENV};
@@ -59,23 +60,30 @@ fn run() -> Result<i32, String> {
     }
     std::fs::rename(&tmp, &file).map_err(|e| format!("writing {}: {e}", file.display()))?;
     let own: Vec<(String, String)> = std::env::vars().filter(|(k, _)| job_variable(k)).collect();
+    // Each connection is read on a thread of its own, its first line within a few seconds,
+    // so a stray or stalled client holds up nobody; a release ends the process from there.
     for stream in listener.incoming().map_while(Result::ok) {
-        let mut lines = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-        let mut first = String::new();
-        if lines.read_line(&mut first).is_err() {
-            continue;
-        }
-        match serde_json::from_str::<AllocRequest>(&first) {
-            Ok(AllocRequest::Release { key: k, code }) if k == key => {
-                let _ = std::fs::remove_file(&file);
-                return Ok(code);
+        let (key, own, file) = (key.clone(), own.clone(), file.clone());
+        std::thread::spawn(move || {
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let Ok(clone) = stream.try_clone() else { return };
+            let mut lines = BufReader::new(clone);
+            let mut first = String::new();
+            if lines.read_line(&mut first).is_err() {
+                return;
             }
-            Ok(AllocRequest::Srun { key: k, args, env, cwd }) if k == key => {
-                let own = own.clone();
-                std::thread::spawn(move || serve_srun(stream, lines, &args, env, &cwd, &own));
+            let _ = stream.set_read_timeout(None);
+            match serde_json::from_str::<AllocRequest>(&first) {
+                Ok(AllocRequest::Release { key: k, code }) if k == key => {
+                    let _ = std::fs::remove_file(&file);
+                    std::process::exit(code.clamp(0, 255));
+                }
+                Ok(AllocRequest::Srun { key: k, args, env, cwd }) if k == key => {
+                    serve_srun(stream, lines, &args, env, &cwd, &own);
+                }
+                _ => {}
             }
-            _ => {}
-        }
+        });
     }
     Err("the listener stopped".into())
 }
@@ -110,6 +118,15 @@ fn serve_srun(
     };
     let pid = child.id() as i32;
     let mut stdin = child.stdin.take();
+    // Set once the srun is reaped: its pid must not be signalled after that.
+    let reaped = Arc::new(AtomicBool::new(false));
+    let done = reaped.clone();
+    let signal = move |sig: i32| {
+        if !done.load(Ordering::SeqCst) {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
     std::thread::spawn(move || {
         for line in lines.lines().map_while(Result::ok) {
             match serde_json::from_str::<AllocRequest>(&line) {
@@ -121,13 +138,14 @@ fn serve_srun(
                     }
                 }
                 Ok(AllocRequest::InputEnd) => stdin = None,
-                // SAFETY: kill(2) on our own child.
-                Ok(AllocRequest::Signal { signal }) => unsafe {
-                    libc::kill(pid, signal);
-                },
+                Ok(AllocRequest::Signal { signal: sig }) => signal(sig),
                 _ => {}
             }
         }
+        // The caller went away: nobody sees this srun's output any more.
+        signal(libc::SIGTERM);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        signal(libc::SIGKILL);
     });
     // Both relays write whole lines to the one connection, one at a time.
     let out = Arc::new(Mutex::new(stream));
@@ -153,6 +171,7 @@ fn serve_srun(
         })
         .collect();
     let status = child.wait();
+    reaped.store(true, Ordering::SeqCst);
     for r in relays {
         let _ = r.join();
     }

@@ -37,6 +37,8 @@ pub struct StepRequest {
     pub input: Option<String>,
     /// `-O/--overcommit`: more tasks than CPUs.
     pub overcommit: bool,
+    /// `-q/--quit-on-interrupt`: one Ctrl-C ends the step.
+    pub quit_on_interrupt: bool,
     /// `--export`: `ALL` (the default), `NONE`, or a list of names and `NAME=value`.
     pub export: Option<String>,
     /// `-D/--chdir`: the tasks' working directory.
@@ -72,9 +74,19 @@ pub fn main(args: &[String]) -> ExitCode {
     match ran {
         Ok(code) => code,
         Err(msg) => {
-            eprintln!("srun: error: {msg}");
+            report("srun", &msg);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints an error as `PROG: error: …`, once: messages that already name a command (the
+/// cluster lookup's, sbatch's submit errors) keep their own prefix.
+pub(crate) fn report(prog: &str, msg: &str) {
+    for line in msg.lines() {
+        let line = line.strip_prefix("sbatch: error: ").unwrap_or(line);
+        let line = line.strip_prefix(&format!("{prog}: error: ")).unwrap_or(line);
+        eprintln!("{prog}: error: {line}");
     }
 }
 
@@ -93,7 +105,10 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
         }
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if arg.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ if !arg.starts_with("--") && arg.len() > 2 => (arg[..2].to_owned(), Some(arg[2..].to_owned())),
+            _ if !arg.starts_with("--") && arg.chars().count() > 2 => {
+                let at = arg.char_indices().nth(2).map_or(arg.len(), |(i, _)| i);
+                (arg[..at].to_owned(), Some(arg[at..].to_owned()))
+            }
             _ => (arg.clone(), None),
         };
         let flag = matches!(
@@ -125,6 +140,11 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
                 | "--propagate"
                 | "--pty"
                 | "--multi-prog"
+                | "--verbose"
+                | "-s"
+                | "--oversubscribe"
+                | "-q"
+                | "--quit-on-interrupt"
         );
         if matches!(name.as_str(), "--pty" | "--multi-prog") {
             return Err(format!("{name} is not supported by gangway's srun"));
@@ -138,6 +158,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             r.label |= matches!(name.as_str(), "-l" | "--label");
             r.kill_on_bad_exit |= matches!(name.as_str(), "-K" | "--kill-on-bad-exit");
             r.overcommit |= matches!(name.as_str(), "-O" | "--overcommit");
+            r.quit_on_interrupt |= matches!(name.as_str(), "-q" | "--quit-on-interrupt");
             continue;
         }
         let value = match inline {
@@ -203,16 +224,16 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             "-e" | "--error" => r.error = Some(value),
             "--mpi" => r.mpi = Some(value),
             "-i" | "--input" => r.input = Some(value),
-            "--cpu-bind" => r.cpu_bind = Some(value),
+            "--cpu-bind" | "--cpu_bind" => r.cpu_bind = Some(value),
             "--gpu-bind" => r.gpu_bind = Some(value),
             "-m" | "--distribution" => r.distribution = Some(value),
             "-K" | "--kill-on-bad-exit" => r.kill_on_bad_exit = value != "0",
             "-J" | "--job-name" | "-p" | "--partition" | "-t" | "--time" | "-A" | "--account" | "-q" | "--qos"
             | "-C" | "--constraint" | "-G" | "--gpus" | "--gres" | "--mem" | "--mem-per-cpu" | "--gpus-per-node"
-            | "--gpus-per-task" | "-w" | "--nodelist" | "--ntasks-per-node" => {
+            | "--gpus-per-task" | "-w" | "--nodelist" | "--ntasks-per-node" | "--tasks-per-node" => {
                 match name.as_str() {
                     "-w" | "--nodelist" => r.nodelist = Some(value.clone()),
-                    "--ntasks-per-node" => r.ntasks_per_node = Some(count(&value)?),
+                    "--ntasks-per-node" | "--tasks-per-node" => r.ntasks_per_node = Some(count(&value)?),
                     "--gpus-per-task" => r.gpus_per_task = Some(count(&value)?),
                     _ => {}
                 }
@@ -239,6 +260,7 @@ fn long_name(name: &str) -> &str {
         "-C" => "--constraint",
         "-G" => "--gpus",
         "-w" => "--nodelist",
+        "--tasks-per-node" => "--ntasks-per-node",
         long => long,
     }
 }

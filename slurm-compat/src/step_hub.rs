@@ -17,149 +17,28 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gangway_api::slurm::expand_counts;
 use gangway_api::slurm_step::{
-    joined_bytes, text_or_bytes, PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV, NODE_BIN_ENV,
+    joined_bytes, text_or_bytes, PartMessage, SrunMessage, StdinTarget, StepStart, AGENT_COMMAND_ENV, KEY_ENV,
+    NODE_BIN_ENV,
 };
-use gangway_topology::hostlist::expand_hostlist;
 
 use crate::step::{env, next_step_id, StepRequest};
-use crate::step_layout::{place_tasks, ranks_by_node, step_env, Distribution, StepShape};
+use crate::step_layout::{ranks_by_node, step_env, StepShape};
+use crate::step_plan::{exported_env, node_bin, per_part, plan, umask, PatternNames};
 
 /// How long a node part may take to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where a step's tasks go.
-#[derive(Debug)]
-struct Plan {
-    nodes: Vec<String>,
-    cpus: Vec<u32>,
-    rank_nodes: Vec<u32>,
-    dist: Distribution,
-    cpus_per_task: Option<u32>,
-}
-
-/// Plans step `r` of job `job` on the job's allocation (from the batch environment).
-fn plan(r: &StepRequest, job: u32) -> Result<Plan, String> {
-    let host = env("SLURMD_NODENAME").unwrap_or_default();
-    let list = env("SLURM_JOB_NODELIST").unwrap_or_else(|| host.clone());
-    let job_nodes = expand_hostlist(&list).map_err(|e| format!("reading SLURM_JOB_NODELIST '{list}': {e}"))?;
-    let mut job_cpus = env("SLURM_JOB_CPUS_PER_NODE").map(|c| expand_counts(&c)).transpose()?.unwrap_or_default();
-    if job_cpus.len() != job_nodes.len() {
-        let on_node = env("SLURM_CPUS_ON_NODE").and_then(|c| c.parse().ok()).unwrap_or(1);
-        job_cpus = vec![on_node; job_nodes.len()];
-    }
-    let not_available =
-        || format!("Unable to create step for job {job}: Requested node configuration is not available");
-    let excluded = match &r.exclude {
-        Some(x) => expand_hostlist(x).map_err(|e| format!("invalid --exclude '{x}': {e}"))?,
-        None => Vec::new(),
-    };
-    let (job_nodes, job_cpus): (Vec<String>, Vec<u32>) =
-        job_nodes.into_iter().zip(job_cpus).filter(|(n, _)| !excluded.contains(n)).unzip();
-    let (mut nodes, mut cpus) = match &r.nodelist {
-        None => (job_nodes, job_cpus),
-        Some(w) => {
-            let wanted = expand_hostlist(w).map_err(|e| format!("invalid --nodelist '{w}': {e}"))?;
-            let mut picked = (Vec::new(), Vec::new());
-            for name in wanted {
-                let i = job_nodes.iter().position(|n| *n == name).ok_or_else(not_available)?;
-                picked.0.push(name);
-                picked.1.push(job_cpus[i]);
-            }
-            picked
-        }
-    };
-    if let Some(n) = r.nodes {
-        if n as usize > nodes.len() {
-            return Err(format!("Only allocated {} nodes asked for {n}", nodes.len()));
-        }
-    }
-    let cpus_per_task = r.cpus_per_task.or_else(|| env("SRUN_CPUS_PER_TASK").and_then(|c| c.parse().ok()));
-    let per_task = cpus_per_task.unwrap_or(1).max(1);
-    let mut count = r.nodes.map_or(nodes.len(), |n| n as usize);
-    let ntasks = r
-        .ntasks
-        .or_else(|| r.ntasks_per_node.map(|t| t * count as u32))
-        .or_else(|| r.nodes.is_none().then(|| env("SLURM_NTASKS").and_then(|n| n.parse().ok())).flatten())
-        .unwrap_or(count as u32);
-    if (ntasks as usize) < count {
-        if r.nodes.is_some() {
-            eprintln!("srun: Warning: can't run {ntasks} processes on {count} nodes, setting nnodes to {ntasks}");
-        }
-        count = ntasks as usize;
-    }
-    nodes.truncate(count);
-    cpus.truncate(count);
-    let capacity: Vec<u32> = cpus.iter().map(|c| r.ntasks_per_node.unwrap_or(c / per_task)).collect();
-    let too_many = || format!("Unable to create step for job {job}: More processors requested than permitted");
-    let fits = cpus.iter().zip(&capacity).all(|(c, k)| *k > 0 && k * per_task <= *c);
-    if !r.overcommit && (!fits || capacity.iter().sum::<u32>() < ntasks) {
-        return Err(too_many());
-    }
-    let capacity: Vec<u32> = capacity.into_iter().map(|k| k.max(1)).collect();
-    let dist = r.distribution.as_deref().map(Distribution::parse).transpose()?.unwrap_or(Distribution::Block);
-    let rank_nodes = place_tasks(ntasks, &capacity, dist);
-    Ok(Plan { nodes, cpus, rank_nodes, dist, cpus_per_task })
-}
-
-/// The tasks' environment from srun's per `--export`: `ALL` (the default) keeps it; `NONE`
-/// keeps only the `SLURM_*` variables and what gangway itself needs (`AZ_BATCH_*`,
-/// `GANGWAY_*`); a list adds its names (from srun's environment) and `NAME=value`s to those,
-/// or to everything when it includes `ALL`.
-fn exported_env(export: Option<&str>, all: Vec<(String, String)>) -> Vec<(String, String)> {
-    let Some(spec) = export.filter(|s| !s.eq_ignore_ascii_case("ALL")) else { return all };
-    let items: Vec<&str> = spec.split(',').filter(|i| !i.is_empty()).collect();
-    let keep_all = items.iter().any(|i| i.eq_ignore_ascii_case("ALL"));
-    let names: Vec<&str> = items.iter().filter(|i| !i.contains('=')).copied().collect();
-    let always = |k: &str| k.starts_with("SLURM") || k.starts_with("AZ_BATCH_") || k.starts_with("GANGWAY_");
-    let mut env: Vec<(String, String)> =
-        all.into_iter().filter(|(k, _)| keep_all || always(k) || names.contains(&k.as_str())).collect();
-    env.extend(items.iter().filter_map(|i| i.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
-    env
-}
-
-/// `gangway-node`: where the launcher said it is, else next to this program, else on `PATH`.
-fn node_bin() -> String {
-    env(NODE_BIN_ENV)
-        .or_else(|| {
-            let me = std::env::current_exe().ok()?;
-            let sibling = me.parent()?.join("gangway-node");
-            sibling.is_file().then(|| sibling.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "gangway-node".into())
-}
-
-/// A fresh random key for the step.
-pub(crate) fn new_key() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("opening /dev/urandom: {e}"))?,
-        &mut bytes,
-    )
-    .map_err(|e| format!("reading /dev/urandom: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The umask, as `SLURM_UMASK` writes it.
-fn umask() -> String {
-    // SAFETY: umask(2) cannot fail; it is set back at once.
-    let mask = unsafe {
-        let m = libc::umask(0o022);
-        libc::umask(m);
-        m
-    };
-    format!("{mask:04o}")
-}
+/// How long tasks get between SIGTERM and SIGKILL when srun ends a step (`-K`, Ctrl-C twice).
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// What the hub's loop hears about.
 enum Event {
-    /// A part connected and said hello.
-    Hello(u32, TcpStream),
-    /// A message from node `n`'s part.
-    Message(u32, PartMessage),
-    /// Node `n`'s connection closed.
-    Closed(u32),
+    /// A connection (numbered) said hello as node `n`'s part.
+    Hello(u32, u64, TcpStream),
+    /// A message from node `n`'s part on connection `c`.
+    Message(u32, u64, PartMessage),
+    /// Node `n`'s connection `c` closed.
+    Closed(u32, u64),
     /// Node `n`'s part process (or its agent) exited with this code.
     PartExited(u32, Option<i32>),
     /// srun got a signal.
@@ -212,7 +91,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         .unwrap_or_else(|| "127.0.0.1".into());
     let listener = TcpListener::bind((host.as_str(), 0)).map_err(|e| format!("listening on {host}: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let key = new_key()?;
+    let key = crate::step_plan::new_key()?;
     let ranks = ranks_by_node(&plan.rank_nodes, plan.nodes.len());
     let shape = StepShape {
         step,
@@ -225,6 +104,19 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         port,
         umask: &umask(),
     };
+    // Files that name no node or task are written by srun alone (as Slurm's srun does), so
+    // parts on several nodes do not truncate and overwrite one file; -e defaults to -o.
+    let error = r.error.clone().or_else(|| r.output.clone());
+    let names = PatternNames {
+        job,
+        step,
+        name: env("SLURM_JOB_NAME").unwrap_or_default(),
+        user: env("SLURM_JOB_USER").unwrap_or_default(),
+        node: plan.nodes[0].clone(),
+    };
+    let (out_here, err_here) =
+        (r.output.as_deref().filter(|p| !per_part(p)), error.as_deref().filter(|p| !per_part(p)));
+    let files = names.open_files(out_here, err_here)?;
     let own = exported_env(r.export.as_deref(), std::env::vars().collect());
     let here_dir = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
     let cwd = r.chdir.as_ref().map_or(here_dir.clone(), |d| here_dir.join(d)).to_string_lossy().into_owned();
@@ -245,8 +137,8 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 env,
                 cwd: cwd.clone(),
                 command: r.command.clone(),
-                output: r.output.clone(),
-                error: r.error.clone(),
+                output: r.output.clone().filter(|p| per_part(p)),
+                error: error.clone().filter(|p| per_part(p)),
                 pmi,
                 kvsname: format!("kvs_{job}_{step}"),
                 rank_nodes: plan.rank_nodes.clone(),
@@ -264,20 +156,24 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     forward_signals(move |sig| {
         let _ = signals.send(Event::Signal(sig));
     });
-    accept_parts(listener, key.clone(), tx.clone());
+    accept_parts(listener, key.clone(), plan.nodes.len() as u32, tx.clone());
     let addr = format!("{host}:{port}");
     let here = env("SLURMD_NODENAME").unwrap_or_default();
     let bin = node_bin();
     let mut children = Vec::new();
+    let mut pids = Vec::new();
     for (i, node) in plan.nodes.iter().enumerate() {
         let mut cmd = Command::new(&bin);
         if *node == here {
             cmd.args(["slurm-step", &addr, &i.to_string()]).env(KEY_ENV, &key);
         } else {
+            // The words (with the key) go to the agent in its environment, not on a command
+            // line anyone on the node can read for as long as the step runs.
             let line = format!("{KEY_ENV}={key} exec \"${NODE_BIN_ENV}\" slurm-step {addr} {i}");
-            cmd.args(["rsh-agent", node, &line]);
+            cmd.args(["rsh-agent", node]).env(AGENT_COMMAND_ENV, line);
         }
         let child = cmd.stdin(Stdio::null()).spawn().map_err(|e| format!("starting {bin}: {e}"))?;
+        pids.push(child.id() as i32);
         children.push(watch_part(child, i as u32, tx.clone()));
     }
     let input: Option<Box<dyn std::io::Read + Send>> = match (stdin_to, input_file) {
@@ -287,6 +183,10 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     };
     let mut hub = Hub::new(starts, r.label, r.kill_on_bad_exit);
     hub.input = input.map(|i| (i, tx.clone()));
+    hub.part_pids = pids;
+    hub.files = files;
+    hub.quit_on_interrupt = r.quit_on_interrupt;
+    hub.step_name = format!("StepId={job}.{step}");
     drop(tx);
     let code = hub.serve(&rx);
     for c in children {
@@ -321,34 +221,38 @@ fn watch_part(mut child: Child, node: u32, tx: mpsc::Sender<Event>) -> std::thre
     })
 }
 
-/// Accepts the parts' connections; each says hello and then streams its messages.
-fn accept_parts(listener: TcpListener, key: String, tx: mpsc::Sender<Event>) {
+/// Accepts the parts' connections; each says hello and then streams its messages. Only a
+/// hello with the step's key and a node index of the step gets through; the loop takes the
+/// first connection per node and ignores any other.
+fn accept_parts(listener: TcpListener, key: String, nodes: u32, tx: mpsc::Sender<Event>) {
     std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
+        for (conn, stream) in (0u64..).zip(listener.incoming().map_while(Result::ok)) {
             let (tx, key) = (tx.clone(), key.clone());
             std::thread::spawn(move || {
                 let _ = stream.set_nodelay(true);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let Ok(writer) = stream.try_clone() else { return };
                 let mut lines = BufReader::new(stream).lines();
                 let hello = lines.next().and_then(Result::ok).and_then(|l| serde_json::from_str(&l).ok());
                 let Some(PartMessage::Hello { node_index, key: theirs }) = hello else { return };
-                if theirs != key {
+                if theirs != key || node_index >= nodes {
                     return;
                 }
-                if tx.send(Event::Hello(node_index, writer)).is_err() {
+                let _ = writer.set_read_timeout(None);
+                if tx.send(Event::Hello(node_index, conn, writer)).is_err() {
                     return;
                 }
                 for line in lines.map_while(Result::ok) {
                     match serde_json::from_str::<PartMessage>(&line) {
                         Ok(m) => {
-                            if tx.send(Event::Message(node_index, m)).is_err() {
+                            if tx.send(Event::Message(node_index, conn, m)).is_err() {
                                 return;
                             }
                         }
                         Err(e) => eprintln!("srun: error: a garbled line from node part {node_index}: {e}"),
                     }
                 }
-                let _ = tx.send(Event::Closed(node_index));
+                let _ = tx.send(Event::Closed(node_index, conn));
             });
         }
     });
@@ -386,6 +290,8 @@ type Puts = Vec<(String, String)>;
 #[derive(Default)]
 struct Part {
     writer: Option<TcpStream>,
+    /// The connection the hub took for it.
+    conn: Option<u64>,
     done: bool,
     exited: bool,
 }
@@ -394,9 +300,16 @@ struct Part {
 struct Hub {
     starts: Vec<StepStart>,
     parts: Vec<Part>,
+    /// The parts' processes (or their agents), by node.
+    part_pids: Vec<i32>,
     label: bool,
     label_width: usize,
     kill_on_bad_exit: bool,
+    quit_on_interrupt: bool,
+    /// `StepId=J.S`, for status lines.
+    step_name: String,
+    /// The output and error files srun writes itself (`-o`/`-e` naming no node or task).
+    files: (Option<std::fs::File>, Option<std::fs::File>),
     /// Partial lines per (rank, stderr) when labelling.
     partial: HashMap<(u32, bool), Vec<u8>>,
     /// Each open fence's puts so far, by node.
@@ -405,6 +318,8 @@ struct Hub {
     ended: BTreeMap<u32, (Option<i32>, Option<i32>)>,
     failed: bool,
     killed: bool,
+    /// When a terminating step gets SIGKILL after its SIGTERM.
+    kill_at: Option<Instant>,
     last_interrupt: Option<Instant>,
     /// srun's input, read once every part has connected.
     input: Option<(Box<dyn std::io::Read + Send>, mpsc::Sender<Event>)>,
@@ -416,14 +331,19 @@ impl Hub {
         Hub {
             parts: starts.iter().map(|_| Part::default()).collect(),
             starts,
+            part_pids: Vec::new(),
             label,
             label_width: (ntasks.saturating_sub(1)).to_string().len(),
             kill_on_bad_exit,
+            quit_on_interrupt: false,
+            step_name: String::new(),
+            files: (None, None),
             partial: HashMap::new(),
             fences: BTreeMap::new(),
             ended: BTreeMap::new(),
             failed: false,
             killed: false,
+            kill_at: None,
             last_interrupt: None,
             input: None,
         }
@@ -451,6 +371,14 @@ impl Hub {
         }
     }
 
+    /// Ends every task as Slurm ends a step: SIGTERM, then SIGKILL a moment later.
+    fn terminate(&mut self) {
+        if self.kill_at.is_none() && !self.killed {
+            self.broadcast(&SrunMessage::Signal { signal: libc::SIGTERM });
+            self.kill_at = Some(Instant::now() + KILL_WAIT);
+        }
+    }
+
     fn node_failed(&mut self, node: u32, why: &str) {
         let name = self.starts[node as usize].node_name.clone();
         eprintln!("srun: error: {name}: {why}");
@@ -463,21 +391,26 @@ impl Hub {
     fn serve(&mut self, rx: &mpsc::Receiver<Event>) -> u8 {
         let started = Instant::now();
         while !self.parts.iter().all(|p| p.done && p.exited) {
-            let event = match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(e) => e,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if started.elapsed() > CONNECT_TIMEOUT {
-                        for n in 0..self.parts.len() {
-                            if self.parts[n].writer.is_none() && !self.parts[n].done {
-                                self.node_failed(n as u32, "the step's node part did not connect back in time");
-                            }
+            if started.elapsed() > CONNECT_TIMEOUT {
+                for n in 0..self.parts.len() {
+                    if self.parts[n].writer.is_none() && !self.parts[n].done {
+                        self.node_failed(n as u32, "the step's node part did not connect back in time");
+                        // Its agent (or the part itself) goes too, or nothing would end it.
+                        if let Some(pid) = self.part_pids.get(n) {
+                            // SAFETY: kill(2) on our own child; it is reaped by its watcher.
+                            unsafe { libc::kill(*pid, libc::SIGKILL) };
                         }
                     }
-                    continue;
                 }
+            }
+            if self.kill_at.is_some_and(|t| Instant::now() >= t) {
+                self.kill_all();
+            }
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => self.handle(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            self.handle(event);
+            }
         }
         self.flush_partial();
         self.report_failures();
@@ -492,11 +425,17 @@ impl Hub {
         code.clamp(0, 255) as u8
     }
 
+    /// Whether connection `conn` is the one the hub took for `node`.
+    fn current(&self, node: u32, conn: u64) -> bool {
+        self.parts.get(node as usize).is_some_and(|p| p.conn == Some(conn))
+    }
+
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Hello(node, writer) => {
-                let Some(part) = self.parts.get_mut(node as usize).filter(|p| p.writer.is_none()) else { return };
+            Event::Hello(node, conn, writer) => {
+                let Some(part) = self.parts.get_mut(node as usize).filter(|p| p.conn.is_none()) else { return };
                 part.writer = Some(writer);
+                part.conn = Some(conn);
                 let start = SrunMessage::Start(Box::new(self.starts[node as usize].clone()));
                 self.send(node as usize, &start);
                 if self.killed {
@@ -508,14 +447,15 @@ impl Hub {
                     }
                 }
             }
-            Event::Message(node, m) => self.message(node, m),
-            Event::Closed(node) => {
+            Event::Message(node, conn, m) if self.current(node, conn) => self.message(node, m),
+            Event::Closed(node, conn) if self.current(node, conn) => {
                 if !self.parts[node as usize].done {
                     self.node_failed(node, "lost the connection to the step's node part");
                 }
             }
+            Event::Message(..) | Event::Closed(..) => {}
             Event::PartExited(node, code) => {
-                let part = &mut self.parts[node as usize];
+                let Some(part) = self.parts.get_mut(node as usize) else { return };
                 part.exited = true;
                 if !part.done && part.writer.is_none() {
                     let why = format!("could not start the step's node part (exit code {})", code.unwrap_or(-1));
@@ -527,20 +467,31 @@ impl Hub {
                 self.broadcast(&SrunMessage::Input { text, bytes });
             }
             Event::Input(None) => self.broadcast(&SrunMessage::InputEnd),
-            Event::Signal(sig) => {
-                let now = Instant::now();
-                if sig == libc::SIGINT
-                    && self.last_interrupt.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-                {
-                    eprintln!("srun: forcing job termination");
-                    self.kill_all();
-                } else {
-                    if sig == libc::SIGINT {
-                        eprintln!("srun: interrupt (one more within 1 sec to abort)");
-                        self.last_interrupt = Some(now);
-                    }
-                    self.broadcast(&SrunMessage::Signal { signal: sig });
-                }
+            Event::Signal(libc::SIGINT) => self.interrupt(),
+            Event::Signal(sig) => self.broadcast(&SrunMessage::Signal { signal: sig }),
+        }
+    }
+
+    /// Ctrl-C, as Slurm's srun takes it: the first reports the tasks' state, a second within a
+    /// second sends them SIGINT and ends the step (`-q`: the first does).
+    fn interrupt(&mut self) {
+        let now = Instant::now();
+        let again = self.last_interrupt.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+        if again || self.quit_on_interrupt {
+            eprintln!("srun: sending Ctrl-C to {}", self.step_name);
+            self.broadcast(&SrunMessage::Signal { signal: libc::SIGINT });
+            self.terminate();
+            return;
+        }
+        self.last_interrupt = Some(now);
+        eprintln!("srun: interrupt (one more within 1 sec to abort)");
+        let ntasks = self.starts.first().map_or(0, |s| s.ntasks);
+        let running: Vec<u32> = (0..ntasks).filter(|r| !self.ended.contains_key(r)).collect();
+        let done: Vec<u32> = (0..ntasks).filter(|r| self.ended.contains_key(r)).collect();
+        for (what, ranks) in [("running", running), ("exited", done)] {
+            if !ranks.is_empty() {
+                let word = if ranks.len() == 1 { "task" } else { "tasks" };
+                eprintln!("srun: {} {word} {}: {what}", self.step_name, ranges(&ranks));
             }
         }
     }
@@ -570,7 +521,7 @@ impl Hub {
             PartMessage::Exited { rank, code, signal } => {
                 self.ended.insert(rank, (code, signal));
                 if code != Some(0) && self.kill_on_bad_exit {
-                    self.kill_all();
+                    self.terminate();
                 }
             }
             PartMessage::Failed { message } => self.node_failed(node, &message),
@@ -580,23 +531,26 @@ impl Hub {
     }
 
     fn output(&mut self, rank: u32, stderr: bool, data: &[u8]) {
-        let mut out: Box<dyn Write> = if stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-        if !self.label {
-            let _ = out.write_all(data);
-            let _ = out.flush();
-            return;
-        }
-        let buf = self.partial.entry((rank, stderr)).or_default();
-        buf.extend_from_slice(data);
-        let Some(end) = buf.iter().rposition(|b| *b == b'\n') else { return };
-        let whole: Vec<u8> = buf.drain(..=end).collect();
-        let mut text = Vec::with_capacity(whole.len() + 16);
-        for line in whole.split_inclusive(|b| *b == b'\n') {
-            text.extend_from_slice(format!("{rank:>w$}: ", w = self.label_width).as_bytes());
-            text.extend_from_slice(line);
-        }
-        let _ = out.write_all(&text);
-        let _ = out.flush();
+        let text = if self.label {
+            let buf = self.partial.entry((rank, stderr)).or_default();
+            buf.extend_from_slice(data);
+            let Some(end) = buf.iter().rposition(|b| *b == b'\n') else { return };
+            let whole: Vec<u8> = buf.drain(..=end).collect();
+            let mut text = Vec::with_capacity(whole.len() + 16);
+            for line in whole.split_inclusive(|b| *b == b'\n') {
+                text.extend_from_slice(format!("{rank:>w$}: ", w = self.label_width).as_bytes());
+                text.extend_from_slice(line);
+            }
+            text
+        } else {
+            data.to_vec()
+        };
+        let file = if stderr { self.files.1.as_mut() } else { self.files.0.as_mut() };
+        let _ = match (file, stderr) {
+            (Some(f), _) => f.write_all(&text),
+            (None, true) => std::io::stderr().write_all(&text),
+            (None, false) => std::io::stdout().write_all(&text).and_then(|()| std::io::stdout().flush()),
+        };
     }
 
     /// Output that did not end with a newline, labelled and ended.
@@ -658,17 +612,6 @@ fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn export_keeps_what_it_names() {
-        let all =
-            vec![("PATH".to_owned(), "/bin".to_owned()), ("SLURM_JOB_ID".into(), "3".into()), ("X".into(), "1".into())];
-        let keys = |e: Vec<(String, String)>| e.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-        assert_eq!(keys(exported_env(None, all.clone())), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1"]);
-        assert_eq!(keys(exported_env(Some("NONE"), all.clone())), ["SLURM_JOB_ID=3"]);
-        assert_eq!(keys(exported_env(Some("X,Y=2"), all.clone())), ["SLURM_JOB_ID=3", "X=1", "Y=2"]);
-        assert_eq!(keys(exported_env(Some("ALL,X=9"), all)), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1", "X=9"]);
-    }
 
     #[test]
     fn rank_lists_compress_as_srun_writes_them() {
