@@ -52,6 +52,7 @@ pub mod scontrol;
 mod script;
 pub mod show;
 pub mod step;
+pub mod step_events;
 pub mod step_hub;
 pub mod step_layout;
 pub mod step_plan;
