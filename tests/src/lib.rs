@@ -332,6 +332,15 @@ pub fn leftover_cgroups(node: &str, root: &Path) -> Vec<PathBuf> {
 /// An MPI program (C, MPICH) whose ranks print `rank=R size=S sum=T` (T = the allreduce of
 /// rank+1), compiled into `dir`. Panics, naming scripts/deps.sh, when MPICH is missing.
 pub fn compile_mpich_hello(dir: &Path) -> PathBuf {
+    compile_hello(dir, "mpicc.mpich", "hello")
+}
+
+/// The same program built against Open MPI, as `hello-ompi`.
+pub fn compile_openmpi_hello(dir: &Path) -> PathBuf {
+    compile_hello(dir, "mpicc.openmpi", "hello-ompi")
+}
+
+fn compile_hello(dir: &Path, compiler: &str, name: &str) -> PathBuf {
     const HELLO_C: &str = "#include <mpi.h>\n#include <stdio.h>\n\
         int main(int argc, char **argv) {\n\
             int rank, size, sum, one;\n\
@@ -344,15 +353,12 @@ pub fn compile_mpich_hello(dir: &Path) -> PathBuf {
             MPI_Finalize();\n\
             return 0;\n\
         }\n";
-    let src = dir.join("hello.c");
-    let exe = dir.join("hello");
-    std::fs::write(&src, HELLO_C).expect("writing hello.c");
-    let out = Command::new("mpicc.mpich")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("mpicc.mpich is not installed: run scripts/deps.sh (it installs mpich and libmpich-dev)");
-    assert!(out.status.success(), "mpicc.mpich failed: {}", String::from_utf8_lossy(&out.stderr));
+    let src = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
+    std::fs::write(&src, HELLO_C).expect("writing the MPI program");
+    let out = Command::new(compiler).arg("-o").arg(&exe).arg(&src).output().unwrap_or_else(|e| {
+        panic!("{compiler} cannot run ({e}): run scripts/deps.sh (it installs MPICH and Open MPI with their headers)")
+    });
+    assert!(out.status.success(), "{compiler} failed: {}", String::from_utf8_lossy(&out.stderr));
     exe
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gangway_api::slurm::SlurmJobState;
 use gangway_tests::netns::{self, NetCluster, NetOptions};
 use gangway_tests::slurm::SlurmFrontDoor;
-use gangway_tests::{compile_mpich_hello, leftover_cgroups, Cluster, Options};
+use gangway_tests::{compile_mpich_hello, compile_openmpi_hello, leftover_cgroups, Cluster, Options};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../slurm-compat/tests/fixtures").join(name)
@@ -197,9 +197,15 @@ fn srun_steps_cross_namespace_hosts() {
     let c = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..NetOptions::default() });
     let slurm = SlurmFrontDoor::new(c.config.clone());
     compile_mpich_hello(slurm.work());
+    compile_openmpi_hello(slurm.work());
+    // Open MPI's own mpirun inside the job starts its daemons with srun (its plm/slurm), as
+    // under Slurm. The fake hosts share one /dev/shm, so its shared-memory transport is off.
     let text = "#!/bin/sh\n\
         srun -l printenv SLURMD_NODENAME SLURM_LAUNCH_NODE_IPADDR > names.txt\n\
-        srun -l ./hello > mpi.txt\n";
+        srun -l ./hello > mpi.txt\n\
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,tcp\n\
+        mpirun -np 4 sh -c 'echo $OMPI_COMM_WORLD_RANK $SLURMD_NODENAME' > ompi-nodes.txt\n\
+        mpirun -np 4 ./hello-ompi > ompi.txt\n";
     let id = slurm.sbatch(&["-N2", "--ntasks-per-node=2", "-o", "job.out", &script(&slurm, "net.sh", text)]);
     let job = slurm.wait_end(id, Duration::from_secs(60));
     assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
@@ -212,6 +218,15 @@ fn srun_steps_cross_namespace_hosts() {
     }
     let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
     assert_eq!(slurm.sorted_lines("mpi.txt"), want);
+    let placed = [
+        format!("0 {}", job.nodes[0]),
+        format!("1 {}", job.nodes[0]),
+        format!("2 {}", job.nodes[1]),
+        format!("3 {}", job.nodes[1]),
+    ];
+    assert_eq!(slurm.sorted_lines("ompi-nodes.txt"), placed, "mpirun places 2 ranks per node as the job asked");
+    let want: Vec<String> = (0..4).map(|r| format!("rank={r} size=4 sum=10")).collect();
+    assert_eq!(slurm.sorted_lines("ompi.txt"), want, "an Open MPI program under mpirun in the job");
     assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
 }
 
