@@ -77,8 +77,11 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     };
     let plan = plan(r, job)?;
     let step = next_step_id()?;
+    // This node's address among the gang's (srun may run on any node of the job, e.g. from
+    // inside another step's task); 127.0.0.1 for a one-node job.
+    let instance: usize = env("GANGWAY_INSTANCE").and_then(|i| i.parse().ok()).unwrap_or(0);
     let host = env("AZ_BATCH_HOST_LIST")
-        .and_then(|h| h.split(',').next().map(str::to_owned))
+        .and_then(|h| h.split(',').nth(instance).map(str::to_owned))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());
     let listener = TcpListener::bind((host.as_str(), 0)).map_err(|e| format!("listening on {host}: {e}"))?;

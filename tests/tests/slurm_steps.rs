@@ -203,6 +203,7 @@ fn srun_steps_cross_namespace_hosts() {
     let text = "#!/bin/sh\n\
         srun -l printenv SLURMD_NODENAME SLURM_LAUNCH_NODE_IPADDR > names.txt\n\
         srun -l ./hello > mpi.txt\n\
+        srun -N1 -n1 -w host2 srun -N2 -n2 -l printenv SLURMD_NODENAME > nested.txt\n\
         export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,tcp\n\
         mpirun -np 4 sh -c 'echo $OMPI_COMM_WORLD_RANK $SLURMD_NODENAME' > ompi-nodes.txt\n\
         mpirun -np 4 ./hello-ompi > ompi.txt\n";
@@ -218,6 +219,8 @@ fn srun_steps_cross_namespace_hosts() {
     }
     let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
     assert_eq!(slurm.sorted_lines("mpi.txt"), want);
+    let nested = [format!("0: {}", job.nodes[0]), format!("1: {}", job.nodes[1])];
+    assert_eq!(slurm.sorted_lines("nested.txt"), nested, "an srun started on host2 runs its step from there");
     let placed = [
         format!("0 {}", job.nodes[0]),
         format!("1 {}", job.nodes[0]),
