@@ -352,6 +352,11 @@ impl Client {
     pub fn slurm_update(&mut self, spec: &str, u: &crate::slurm::SlurmUpdate) -> Result<(), ClientError> {
         self.call_empty("POST", &format!("/slurm/jobs/{}/update", encode_component(spec)), Some(u))
     }
+
+    /// `POST /slurm/jobs/{id}/step`: records (or updates) one of a running job's srun steps.
+    pub fn slurm_step(&mut self, job: u64, step: &crate::slurm::SlurmStep) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("/slurm/jobs/{job}/step"), Some(step))
+    }
 }
 
 const GET: &str = "GET";

@@ -164,6 +164,9 @@ pub struct SlurmJob {
     pub restarts: u32,
     /// `--requeue` (default) / `--no-requeue`.
     pub requeue: bool,
+    /// Its `srun` steps, as srun reported them, by step id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<SlurmStep>,
     /// The highest resident set size of its processes, in KiB, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rss_kib: Option<u64>,
@@ -430,6 +433,39 @@ pub struct SlurmJobInfo {
     pub eligible_time: Option<Timestamp>,
     /// The head's `host:port` (for `SLURM_WORKING_CLUSTER`).
     pub cluster_addr: String,
+    /// Its `srun` steps so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<SlurmStep>,
+}
+
+/// One `srun` step of a Slurm job, as its srun reports it (`POST /slurm/jobs/{id}/step`) when
+/// it starts and when it ends; sacct lists it as `N.S`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlurmStep {
+    /// The step id (`SLURM_STEP_ID`).
+    pub step_id: u32,
+    /// The program's name.
+    pub name: String,
+    /// Its nodes.
+    pub nodes: Vec<String>,
+    /// Its tasks.
+    pub ntasks: u32,
+    /// CPUs it uses (tasks × `-c`).
+    pub cpus: u32,
+    /// `RUNNING`, then `COMPLETED`, `FAILED` or `CANCELLED`.
+    pub state: SlurmJobState,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// The highest task exit code, once ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended a task, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 /// Counts as Slurm compresses them (`SLURM_TASKS_PER_NODE`, `SLURM_JOB_CPUS_PER_NODE`):

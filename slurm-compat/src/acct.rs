@@ -9,17 +9,17 @@
 //! `ALL` is not supported), `-b`/`--brief`. Accepted and ignored: `-D`, `-L`, `-M`, `-T`,
 //! `-v`, `--noconvert`, `-l` is refused.
 //!
-//! Steps: gangway's job list has no steps yet. Without `-X`, every job that has started also
-//! gets a `N.batch` line (the batch step sacct shows for every sbatch job: name `batch`, no
-//! partition, the job's state, exit code and times), so scripts that read the step lines keep
-//! working; `srun` steps and `N.extern` are not shown.
+//! Steps: without `-X`, every job that has started also gets a `N.batch` line (the batch step
+//! sacct shows for every sbatch job: name `batch`, no partition, the job's state, exit code
+//! and times), then a `N.S` line per `srun` step its sruns reported (name, nodes, tasks, CPUs,
+//! state, exit code, times). `N.extern` is not shown.
 //!
 //! Which jobs: with `-j`, those jobs whatever their times; otherwise jobs that were eligible
 //! or running between `-S` (default: midnight today, UTC) and `-E` (default: now), and unless
 //! `-a`/`-u` or run by uid 0, only the caller's own. A `CANCELLED` job reads `CANCELLED by
 //! UID` with the job owner's uid (gangway does not record who cancelled).
 
-use gangway_api::slurm::{SlurmJob, SlurmJobState};
+use gangway_api::slurm::{SlurmJob, SlurmJobState, SlurmStep};
 use gangway_api::Timestamp;
 
 use crate::acct_time::{midnight, parse_acct_time};
@@ -373,6 +373,34 @@ fn value(field: &str, job: &SlurmJob, step: bool, now: Timestamp) -> Option<Stri
     Some(v)
 }
 
+/// The value of `field` for `srun` step `s` of `job`; fields a step does not have of its own
+/// read as on the batch step.
+fn step_value(field: &str, job: &SlurmJob, s: &SlurmStep, now: Timestamp) -> Option<String> {
+    let end = s.end_time.unwrap_or(now);
+    let elapsed = end.millis_since(s.start_time) / 1000;
+    let v = match field {
+        "JobID" => format!("{}.{}", job_id_str(job), s.step_id),
+        "JobIDRaw" => format!("{}.{}", job.job_id, s.step_id),
+        "JobName" => s.name.clone(),
+        "AllocCPUS" | "NCPUS" | "ReqCPUS" => s.cpus.to_string(),
+        "AllocNodes" | "NNodes" => s.nodes.len().to_string(),
+        "AllocTRES" => format!("cpu={},node={}", s.cpus, s.nodes.len()),
+        "NodeList" => nodes_str(&s.nodes),
+        "NTasks" => s.ntasks.to_string(),
+        "State" => s.state.as_str().to_string(),
+        "ExitCode" => format!("{}:{}", s.exit_code.unwrap_or(0), s.signal.unwrap_or(0)),
+        "Start" => crate::format::iso_time(s.start_time),
+        "End" => time_or(s.end_time, "Unknown"),
+        "Elapsed" => clock_secs(elapsed),
+        "ElapsedRaw" => elapsed.to_string(),
+        "CPUTime" => clock_secs(elapsed * u64::from(s.cpus)),
+        "CPUTimeRAW" => (elapsed * u64::from(s.cpus)).to_string(),
+        "MaxRSS" => String::new(),
+        _ => return value(field, job, true, now),
+    };
+    Some(v)
+}
+
 /// sacct's `State`: the long name, `CANCELLED by UID` for a cancelled job.
 pub fn state_str(job: &SlurmJob) -> String {
     match job.state {
@@ -439,6 +467,14 @@ pub fn render_sacct(jobs: &[SlurmJob], o: &SacctOptions, my_uid: u32, now: Times
         for &step in steps {
             for (i, f) in o.fields.iter().enumerate() {
                 let text = value(f.name, job, step, now).unwrap_or_default();
+                cell(&mut out, &text, *f, o, i + 1 == n);
+            }
+            out.push('\n');
+        }
+        let sruns: &[SlurmStep] = if o.allocations || job.start_time.is_none() { &[] } else { &job.steps };
+        for s in sruns {
+            for (i, f) in o.fields.iter().enumerate() {
+                let text = step_value(f.name, job, s, now).unwrap_or_default();
                 cell(&mut out, &text, *f, o, i + 1 == n);
             }
             out.push('\n');

@@ -178,3 +178,43 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn srun_steps_follow_the_batch_step() {
+    let mut j = ended(21, &["node01", "node02"], 125, 200, Failed, 3);
+    j.steps = vec![
+        gangway_api::slurm::SlurmStep {
+            step_id: 0,
+            name: "hostname".into(),
+            nodes: vec!["node01".into(), "node02".into()],
+            ntasks: 4,
+            cpus: 4,
+            state: Completed,
+            start_time: at(-320),
+            end_time: Some(at(-318)),
+            exit_code: Some(0),
+            signal: None,
+        },
+        gangway_api::slurm::SlurmStep {
+            step_id: 1,
+            name: "solver".into(),
+            nodes: vec!["node02".into()],
+            ntasks: 1,
+            cpus: 2,
+            state: Failed,
+            start_time: at(-310),
+            end_time: Some(at(-200)),
+            exit_code: Some(3),
+            signal: None,
+        },
+    ];
+    check(
+        &[j.clone()],
+        "-n -P -j 21 --format=JobID,JobName,State,ExitCode,NNodes,NodeList,NTasks,AllocCPUS,Elapsed",
+        "21|job.sh|FAILED|3:0|2|node[01-02]||1|00:02:05\n\
+         21.batch|batch|FAILED|3:0|1|node01|1|1|00:02:05\n\
+         21.0|hostname|COMPLETED|0:0|2|node[01-02]|4|4|00:00:02\n\
+         21.1|solver|FAILED|3:0|1|node02|1|2|00:01:50\n",
+    );
+    check(&[j], "-n -P -X -j 21 --format=JobID", "21\n");
+}

@@ -53,6 +53,7 @@ pub fn job(id: u64) -> SlurmJob {
         held: false,
         restarts: 0,
         requeue: true,
+        steps: Vec::new(),
         max_rss_kib: None,
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Hub {
     ended: BTreeMap<u32, (Option<i32>, Option<i32>)>,
     failed: bool,
     killed: bool,
+    /// srun ended the step on a signal of its own (Ctrl-C twice, SIGTERM): `CANCELLED`.
+    cancelled: bool,
     /// When a terminating step gets SIGKILL after its SIGTERM.
     kill_at: Option<Instant>,
     last_interrupt: Option<Instant>,
@@ -79,6 +81,7 @@ impl Hub {
             ended: BTreeMap::new(),
             failed: false,
             killed: false,
+            cancelled: false,
             kill_at: None,
             last_interrupt: None,
             input: None,
@@ -161,6 +164,18 @@ impl Hub {
         code.clamp(0, 255) as u8
     }
 
+    /// How the step ended, for its record: its state and the signal that ended a task, if any.
+    pub(crate) fn step_state(&self, code: u8) -> (gangway_api::slurm::SlurmJobState, Option<i32>) {
+        use gangway_api::slurm::SlurmJobState;
+        let signal = self.ended.values().filter(|(c, _)| c.is_none()).filter_map(|(_, s)| *s).max();
+        let state = match (self.cancelled, code) {
+            (true, _) => SlurmJobState::Cancelled,
+            (false, 0) => SlurmJobState::Completed,
+            (false, _) => SlurmJobState::Failed,
+        };
+        (state, signal)
+    }
+
     /// Whether connection `conn` is the one the hub took for `node`.
     fn current(&self, node: u32, conn: u64) -> bool {
         self.parts.get(node as usize).is_some_and(|p| p.conn == Some(conn))
@@ -204,7 +219,10 @@ impl Hub {
             }
             Event::Input(None) => self.broadcast(&SrunMessage::InputEnd),
             Event::Signal(libc::SIGINT) => self.interrupt(),
-            Event::Signal(sig) => self.broadcast(&SrunMessage::Signal { signal: sig }),
+            Event::Signal(sig) => {
+                self.cancelled |= matches!(sig, libc::SIGTERM | libc::SIGKILL | libc::SIGHUP);
+                self.broadcast(&SrunMessage::Signal { signal: sig });
+            }
         }
     }
 
@@ -216,6 +234,7 @@ impl Hub {
         if again || self.quit_on_interrupt {
             eprintln!("srun: sending Ctrl-C to {}", self.step_name);
             self.broadcast(&SrunMessage::Signal { signal: libc::SIGINT });
+            self.cancelled = true;
             self.terminate();
             return;
         }

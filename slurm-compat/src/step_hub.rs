@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use gangway_api::slurm_step::{PartMessage, StdinTarget, StepStart, AGENT_COMMAND_ENV, KEY_ENV, NODE_BIN_ENV};
 
+use gangway_api::slurm::SlurmStep;
+
 use crate::step::{env, next_step_id, StepRequest};
 use crate::step_events::Hub;
 use crate::step_layout::{ranks_by_node, step_env, StepShape};
@@ -176,6 +178,22 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         (_, Some(f)) => Some(Box::new(f)),
         (_, None) => Some(Box::new(std::io::stdin())),
     };
+    let ntasks = plan.rank_nodes.len() as u32;
+    let record = StepRecord::start(
+        u64::from(job),
+        SlurmStep {
+            step_id: step,
+            name: r.command[0].rsplit('/').next().unwrap_or(&r.command[0]).to_owned(),
+            nodes: plan.nodes.clone(),
+            ntasks,
+            cpus: ntasks * plan.cpus_per_task.unwrap_or(1),
+            state: gangway_api::slurm::SlurmJobState::Running,
+            start_time: gangway_api::Timestamp::now(),
+            end_time: None,
+            exit_code: None,
+            signal: None,
+        },
+    );
     let mut hub = Hub::new(starts, r.label, r.kill_on_bad_exit);
     hub.input = input.map(|i| (i, tx.clone()));
     hub.part_pids = pids;
@@ -187,7 +205,42 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     for c in children {
         let _ = c.join();
     }
+    let (state, signal) = hub.step_state(code);
+    record.finish(state, code, signal);
     Ok(code)
+}
+
+/// The step's record with the head (`sacct` shows it as `N.S`), kept off the step's path: a
+/// thread reports the start, and the end waits for it. A job that cannot reach the head (no
+/// client configuration in its environment) records nothing, as a cluster without accounting.
+struct StepRecord {
+    job: u64,
+    step: SlurmStep,
+    started: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl StepRecord {
+    fn start(job: u64, step: SlurmStep) -> StepRecord {
+        let first = step.clone();
+        let started = std::thread::spawn(move || {
+            crate::cluster::connect("srun").ok().is_some_and(|mut c| c.slurm_step(job, &first).is_ok())
+        });
+        StepRecord { job, step, started: Some(started) }
+    }
+
+    fn finish(mut self, state: gangway_api::slurm::SlurmJobState, code: u8, signal: Option<i32>) {
+        let recorded = self.started.take().is_some_and(|h| h.join().unwrap_or(false));
+        if !recorded {
+            return;
+        }
+        self.step.state = state;
+        self.step.end_time = Some(gangway_api::Timestamp::now());
+        self.step.exit_code = Some(i32::from(code));
+        self.step.signal = signal;
+        if let Ok(mut c) = crate::cluster::connect("srun") {
+            let _ = c.slurm_step(self.job, &self.step);
+        }
+    }
 }
 
 /// Reads srun's input on a thread of its own and hands it to the loop.

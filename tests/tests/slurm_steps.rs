@@ -98,6 +98,15 @@ fn srun_spans_the_nodes_of_a_batch_job() {
         [format!("0: {n1}"), format!("1: {n1}"), format!("2: {n2}"), format!("3: {n2}")]
     );
 
+    // sacct lists the steps the job's sruns reported, after the batch step.
+    let acct =
+        slurm.run("sacct", &["-n", "-P", "-j", &id.to_string(), "--format=JobID,JobName,State,ExitCode,NNodes,NTasks"]);
+    let acct = String::from_utf8_lossy(&acct.stdout).into_owned();
+    let lines: Vec<&str> = acct.lines().collect();
+    assert_eq!(lines[1], format!("{id}.batch|batch|COMPLETED|0:0|1|1"), "{acct}");
+    assert_eq!(lines[2], format!("{id}.0|printenv|COMPLETED|0:0|2|4"), "{acct}");
+    assert!(lines.contains(&format!("{id}.3|sh|FAILED|4:0|2|2").as_str()), "{acct}");
+
     // The reference's names (a 4-node step there, 2 nodes here), and the values that follow
     // from the step's shape.
     let reference = read_env(&fixture("mn-step-N4-n8.task5.env"));

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gangway_api::slurm::{
-    SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmSubmit, SlurmSubmitted, SlurmUpdate,
+    SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmStep, SlurmSubmit, SlurmSubmitted, SlurmUpdate,
 };
 
 use super::error::{parse_body, ApiError};
@@ -17,7 +17,7 @@ use super::Head;
 type H = State<Arc<Head>>;
 
 /// `/slurm/jobs` (list, submit), `/slurm/jobs/{id}`, `/slurm/cancel` and the per-job
-/// `hold`, `release`, `requeue` and `update` operations.
+/// `hold`, `release`, `requeue`, `update` and `step` operations.
 pub fn router() -> Router<Arc<Head>> {
     Router::new()
         .route("/slurm/jobs", get(list).post(submit))
@@ -56,9 +56,13 @@ async fn control(State(head): H, Path((id, action)): Path<(String, String)>, bod
             let u: SlurmUpdate = parse_body(&body)?;
             head.apply_durable(|st, fx| st.slurm_update(&id, u, fx)).await
         }
+        "step" => {
+            let s: SlurmStep = parse_body(&body)?;
+            head.apply_durable(|st, fx| st.slurm_step(&id, s, fx)).await
+        }
         other => Err(ApiError::not_found(
             "ResourceNotFound",
-            format!("no Slurm operation '{other}'; use hold, release, requeue or update"),
+            format!("no Slurm operation '{other}'; use hold, release, requeue, update or step"),
         )),
     }
 }

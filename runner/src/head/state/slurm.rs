@@ -179,6 +179,7 @@ impl HeadState {
                 submit_time: now,
                 eligible_time: None,
                 cluster_addr: cluster_addr.to_owned(),
+                steps: Vec::new(),
             };
             self.slurm_add_job(info, need, fx)?;
         }

@@ -1,7 +1,7 @@
 //! Changing Slurm jobs after submission: `scancel`, `scontrol hold|release|update|requeue`.
 //! Every operation checks first and changes nothing when it refuses.
 
-use gangway_api::slurm::{SlurmCancel, SlurmCancelled, SlurmJobState, SlurmUpdate};
+use gangway_api::slurm::{SlurmCancel, SlurmCancelled, SlurmJobState, SlurmStep, SlurmUpdate};
 use gangway_api::*;
 
 use super::slurm::BATCH_TASK;
@@ -22,6 +22,9 @@ fn invalid_job_id(spec: &str) -> ApiError {
 fn not_pending(id: u64) -> ApiError {
     ApiError::conflict("JobNotPending", format!("Job is no longer pending execution: {id}"))
 }
+
+/// The most steps one job keeps a record of.
+pub const MAX_STEPS: usize = 10_000;
 
 impl HeadState {
     /// The Slurm jobs `spec` names: `N` (a job, or every element of array `N`) or `N_i`.
@@ -150,6 +153,33 @@ impl HeadState {
         Ok(())
     }
 
+    /// srun's report of a step of a running job: recorded (replacing the step's earlier
+    /// record), at most [`MAX_STEPS`] per job.
+    pub fn slurm_step(&mut self, spec: &str, step: SlurmStep, fx: &mut Effects) -> Result<(), ApiError> {
+        let id: u64 = spec.parse().map_err(|_| invalid_job_id(spec))?;
+        if self.slurm_state(&id.to_string()).0 != SlurmJobState::Running {
+            return Err(ApiError::conflict(
+                "InvalidJobState",
+                format!("job {id} is not running: its steps can no longer change"),
+            ));
+        }
+        let j = self.jobs.get_mut(&id.to_string()).ok_or_else(|| invalid_job_id(spec))?;
+        let Some(s) = j.wire.slurm.as_mut() else { return Err(invalid_job_id(spec)) };
+        let full = s.steps.len() >= MAX_STEPS;
+        match s.steps.iter_mut().find(|x| x.step_id == step.step_id) {
+            Some(x) => *x = step,
+            None if full => {
+                return Err(ApiError::conflict(
+                    "TooManySteps",
+                    format!("job {id} already has {MAX_STEPS} steps recorded"),
+                ))
+            }
+            None => s.steps.push(step),
+        }
+        HeadState::put_job(j, fx);
+        Ok(())
+    }
+
     /// `scontrol requeue`: a running job is killed and queued again; an ended one queued again.
     pub fn slurm_requeue(&mut self, spec: &str, fx: &mut Effects) -> Result<(), ApiError> {
         let ids = self.slurm_resolve(spec).ok_or_else(|| invalid_job_id(spec))?;
@@ -190,6 +220,8 @@ impl HeadState {
         }
         if let Some(s) = j.wire.slurm.as_mut() {
             s.restarts += 1;
+            // The new run numbers its steps from 0 again.
+            s.steps.clear();
         }
         let Some(t) = j.tasks.get_mut(BATCH_TASK) else { return };
         if t.wire.state != TaskState::Completed {

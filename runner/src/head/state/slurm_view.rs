@@ -111,6 +111,7 @@ impl HeadState {
             held: s.held,
             restarts: s.restarts,
             requeue: r.requeue,
+            steps: s.steps.clone(),
             max_rss_kib: None,
         })
     }
