@@ -466,6 +466,9 @@ pub struct SlurmStep {
     /// The signal that ended a task, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+    /// The highest resident set size of one of its tasks, in KiB, once ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_kib: Option<u64>,
 }
 
 /// Counts as Slurm compresses them (`SLURM_TASKS_PER_NODE`, `SLURM_JOB_CPUS_PER_NODE`):

@@ -129,7 +129,11 @@ pub enum PartMessage {
         message: String,
     },
     /// Every task of the node has ended and its output was sent.
-    Done,
+    Done {
+        /// The highest resident set size of one of the node's tasks, in KiB.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rss_kib: Option<u64>,
+    },
 }
 
 impl PartMessage {

@@ -84,10 +84,20 @@ async fn run(addr: &str, node: u32, key: String) -> Result<(), String> {
     if let Err(message) = &result {
         let _ = tx.send(PartMessage::Failed { message: message.clone() });
     }
-    let _ = tx.send(PartMessage::Done);
+    let _ = tx.send(PartMessage::Done { max_rss_kib: children_max_rss_kib() });
     drop(tx);
     let _ = writer.await;
     result
+}
+
+/// The highest resident set size of the tasks this part waited for (Linux reports KiB).
+fn children_max_rss_kib() -> Option<u64> {
+    // SAFETY: getrusage fills the struct we own.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) == 0).then_some(u)
+    };
+    usage.map(|u| u.ru_maxrss.max(0) as u64).filter(|k| *k > 0)
 }
 
 /// A fence through srun.

@@ -395,7 +395,7 @@ fn step_value(field: &str, job: &SlurmJob, s: &SlurmStep, now: Timestamp) -> Opt
         "ElapsedRaw" => elapsed.to_string(),
         "CPUTime" => clock_secs(elapsed * u64::from(s.cpus)),
         "CPUTimeRAW" => (elapsed * u64::from(s.cpus)).to_string(),
-        "MaxRSS" => String::new(),
+        "MaxRSS" => s.max_rss_kib.map(|k| mem_str(k, 0)).unwrap_or_default(),
         _ => return value(field, job, true, now),
     };
     Some(v)

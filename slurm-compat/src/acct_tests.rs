@@ -194,6 +194,7 @@ fn srun_steps_follow_the_batch_step() {
             end_time: Some(at(-318)),
             exit_code: Some(0),
             signal: None,
+            max_rss_kib: None,
         },
         gangway_api::slurm::SlurmStep {
             step_id: 1,
@@ -206,6 +207,7 @@ fn srun_steps_follow_the_batch_step() {
             end_time: Some(at(-200)),
             exit_code: Some(3),
             signal: None,
+            max_rss_kib: None,
         },
     ];
     check(

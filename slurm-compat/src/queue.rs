@@ -8,8 +8,10 @@
 //! `all`), `-p`, `-n`, `-A`, `-q`, `-w`, `-r` (array elements one per line; without it
 //! pending elements of one array fold into `123_[1-3]`, as squeue does). Accepted and
 //! ignored: `-a`, `--hide`, `-M`, `--local`, `--federation`, `--sibling`, `-v`, `-S`,
-//! `-P`, `--noconvert`, `--array-unique`. `-i` (iterate), `--start`, `-s` (steps) and
-//! `-L` (licenses) are refused with a message.
+//! `-P`, `--noconvert`, `--array-unique`. `-s` lists the running `srun` steps in squeue's
+//! step columns (`STEPID NAME PARTITION USER TIME NODELIST`), with `-h`, `-j`, `-u`, `-p` and
+//! `-s` with a list of `JOB.STEP` ids; `-o` with `-s` is refused. `-i` (iterate), `--start`
+//! and `-L` (licenses) are refused with a message.
 //!
 //! Like slurmctld with `MinJobAge=300`, a job that ended more than 300 s ago is gone: it is
 //! not listed even with `-t all`, and `-j` naming only it fails with `slurm_load_jobs error:
@@ -67,6 +69,8 @@ pub struct SqueueOptions {
     pub nodes: Option<Vec<String>>,
     /// `-r`.
     pub array_elements: bool,
+    /// `-s`: list steps, those `JOB.STEP` ids only when given.
+    pub steps: Option<Vec<String>>,
     /// `--help` / `--usage`: print this and exit 0.
     pub help: Option<&'static str>,
 }
@@ -194,7 +198,8 @@ pub fn parse_squeue_args(args: &[String], my_uid: u32) -> Result<SqueueOptions, 
             Opt::Help => o.help = Some(HELP),
             Opt::Usage => o.help = Some("Usage: squeue [-A account] [-j jobid] [-n name] [-o format] [-p partitions] [-t states] [-u user_name] [-ahjlrv]\n"),
             Opt::Version => o.help = Some("slurm 22.05.8 (gangway)\n"),
-            Opt::Iterate | Opt::Start | Opt::Steps | Opt::Licenses => {
+            Opt::Steps => o.steps = Some(comma_list(&value)),
+            Opt::Iterate | Opt::Start | Opt::Licenses => {
                 return Err(fail(format!("--{} is not supported by gangway's squeue", f.name)))
             }
             Opt::Jobs => {
@@ -225,8 +230,19 @@ pub fn parse_squeue_args(args: &[String], my_uid: u32) -> Result<SqueueOptions, 
             o.jobs = Some(parse_job_ids(&list).map_err(fail)?);
         }
     }
+    // `-s` alone takes its list from the next word, as `-j` does.
+    if o.steps.as_ref().is_some_and(Vec::is_empty) {
+        if let Some(list) = words.next() {
+            o.steps = Some(comma_list(&list));
+        }
+    }
     if let Some(extra) = words.next() {
         return Err(fail(format!("Unrecognized option: {extra}")));
+    }
+    if o.steps.is_some() && (o.format.is_some() || o.long_format.is_some() || o.json) {
+        return Err(fail(
+            "-s (--steps) prints squeue's step columns only; -o, -O and --json are not supported with it".into(),
+        ));
     }
     if o.long && o.format.is_some() {
         return Err(Output::fail(
@@ -411,6 +427,9 @@ pub fn render_squeue(jobs: &[SlurmJob], o: &SqueueOptions, now: Timestamp) -> Ou
     }
     let mut picked: Vec<&SlurmJob> = known.into_iter().filter(|j| selected(j, o)).collect();
     picked.sort_by_cached_key(|j| sort_key(j));
+    if let Some(wanted) = &o.steps {
+        return render_steps(&picked, wanted, o.no_header, now);
+    }
     if o.json {
         let list: Vec<serde_json::Value> = picked.iter().map(|j| job_json(j, now)).collect();
         let doc = serde_json::json!({ "meta": { "Slurm": { "release": "22.05.8" } }, "errors": [], "jobs": list });
@@ -449,6 +468,38 @@ pub fn render_squeue(jobs: &[SlurmJob], o: &SqueueOptions, now: Timestamp) -> Ou
             out.stdout.push_str(&c.suffix);
         }
         out.stdout.push('\n');
+    }
+    out
+}
+
+/// `squeue -s`: the running steps of `jobs` (`wanted`: only these `JOB.STEP` ids, when any),
+/// in squeue's default step format `%.15i %.8j %.9P %.8u %.9M %N`.
+fn render_steps(jobs: &[&SlurmJob], wanted: &[String], no_header: bool, now: Timestamp) -> Output {
+    let line = |id: &str, name: &str, part: &str, user: &str, time: &str, nodes: &str| {
+        format!(
+            "{} {} {} {} {} {}\n",
+            pad(id, 15, true, true),
+            pad(name, 8, true, true),
+            pad(part, 9, true, true),
+            pad(user, 8, true, true),
+            pad(time, 9, true, true),
+            nodes
+        )
+    };
+    let mut out = Output::default();
+    if !no_header {
+        out.stdout.push_str(&line("STEPID", "NAME", "PARTITION", "USER", "TIME", "NODELIST"));
+    }
+    for job in jobs.iter().filter(|j| j.state == SlurmJobState::Running) {
+        for s in job.steps.iter().filter(|s| s.state == SlurmJobState::Running) {
+            let id = format!("{}.{}", crate::format::job_id_str(job), s.step_id);
+            if !wanted.is_empty() && !wanted.contains(&id) {
+                continue;
+            }
+            let time = crate::format::squeue_secs(secs_between(s.start_time, now) as i64);
+            let nodes = crate::format::nodes_str(&s.nodes);
+            out.stdout.push_str(&line(&id, &s.name, &job.partition, &job.user, &time, &nodes));
+        }
     }
     out
 }

@@ -196,3 +196,32 @@ proptest::proptest! {
         let _ = squeue(&queue(), &line.join(" "));
     }
 }
+
+#[test]
+fn steps_list_the_running_sruns() {
+    let mut j = running(12, &["node01", "node02"], 100);
+    let step = |id: u32, name: &str, state, started: i64| gangway_api::slurm::SlurmStep {
+        step_id: id,
+        name: name.into(),
+        nodes: vec!["node01".into(), "node02".into()],
+        ntasks: 4,
+        cpus: 4,
+        state,
+        start_time: at(-started),
+        end_time: None,
+        exit_code: None,
+        signal: None,
+        max_rss_kib: None,
+    };
+    j.steps = vec![step(0, "hostname", Completed, 90), step(1, "solver", Running, 65)];
+    let header = "         STEPID     NAME PARTITION     USER      TIME NODELIST\n";
+    let row = "           12.1   solver   default    alice      1:05 node[01-02]\n";
+    check(&[j.clone()], "-s", &format!("{header}{row}"));
+    check(&[j.clone()], "-h --steps=12.1", row);
+    check(&[j.clone()], "-h -s 12.0", "");
+    check_err(
+        &[j],
+        "-s -o %i",
+        "squeue: error: -s (--steps) prints squeue's step columns only; -o, -O and --json are not supported with it\n",
+    );
+}

@@ -56,6 +56,8 @@ pub(crate) struct Hub {
     killed: bool,
     /// srun ended the step on a signal of its own (Ctrl-C twice, SIGTERM): `CANCELLED`.
     cancelled: bool,
+    /// The highest resident set size of one task, over the parts' reports.
+    pub(crate) max_rss_kib: Option<u64>,
     /// When a terminating step gets SIGKILL after its SIGTERM.
     kill_at: Option<Instant>,
     last_interrupt: Option<Instant>,
@@ -82,6 +84,7 @@ impl Hub {
             failed: false,
             killed: false,
             cancelled: false,
+            max_rss_kib: None,
             kill_at: None,
             last_interrupt: None,
             input: None,
@@ -280,7 +283,10 @@ impl Hub {
                 }
             }
             PartMessage::Failed { message } => self.node_failed(node, &message),
-            PartMessage::Done => self.parts[node as usize].done = true,
+            PartMessage::Done { max_rss_kib } => {
+                self.parts[node as usize].done = true;
+                self.max_rss_kib = self.max_rss_kib.max(max_rss_kib);
+            }
             PartMessage::Hello { .. } => {}
         }
     }

@@ -192,6 +192,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
             end_time: None,
             exit_code: None,
             signal: None,
+            max_rss_kib: None,
         },
     );
     let mut hub = Hub::new(starts, r.label, r.kill_on_bad_exit);
@@ -206,7 +207,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         let _ = c.join();
     }
     let (state, signal) = hub.step_state(code);
-    record.finish(state, code, signal);
+    record.finish(state, code, signal, hub.max_rss_kib);
     Ok(code)
 }
 
@@ -228,7 +229,7 @@ impl StepRecord {
         StepRecord { job, step, started: Some(started) }
     }
 
-    fn finish(mut self, state: gangway_api::slurm::SlurmJobState, code: u8, signal: Option<i32>) {
+    fn finish(mut self, state: gangway_api::slurm::SlurmJobState, code: u8, signal: Option<i32>, rss: Option<u64>) {
         let recorded = self.started.take().is_some_and(|h| h.join().unwrap_or(false));
         if !recorded {
             return;
@@ -237,6 +238,7 @@ impl StepRecord {
         self.step.end_time = Some(gangway_api::Timestamp::now());
         self.step.exit_code = Some(i32::from(code));
         self.step.signal = signal;
+        self.step.max_rss_kib = rss;
         if let Ok(mut c) = crate::cluster::connect("srun") {
             let _ = c.slurm_step(self.job, &self.step);
         }

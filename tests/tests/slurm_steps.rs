@@ -99,13 +99,15 @@ fn srun_spans_the_nodes_of_a_batch_job() {
     );
 
     // sacct lists the steps the job's sruns reported, after the batch step.
-    let acct =
-        slurm.run("sacct", &["-n", "-P", "-j", &id.to_string(), "--format=JobID,JobName,State,ExitCode,NNodes,NTasks"]);
+    let format = "--format=JobID,JobName,State,ExitCode,NNodes,NTasks,MaxRSS";
+    let acct = slurm.run("sacct", &["-n", "-P", "-j", &id.to_string(), format]);
     let acct = String::from_utf8_lossy(&acct.stdout).into_owned();
     let lines: Vec<&str> = acct.lines().collect();
-    assert_eq!(lines[1], format!("{id}.batch|batch|COMPLETED|0:0|1|1"), "{acct}");
-    assert_eq!(lines[2], format!("{id}.0|printenv|COMPLETED|0:0|2|4"), "{acct}");
-    assert!(lines.contains(&format!("{id}.3|sh|FAILED|4:0|2|2").as_str()), "{acct}");
+    assert!(lines[1].starts_with(&format!("{id}.batch|batch|COMPLETED|0:0|1|1|")), "{acct}");
+    let step0 = lines[2].strip_prefix(&format!("{id}.0|printenv|COMPLETED|0:0|2|4|"));
+    let rss_unit = |rss: &str| rss.len() > 1 && rss.ends_with(['K', 'M', 'G']);
+    assert!(step0.is_some_and(rss_unit), "the step and its MaxRSS: {acct}");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{id}.3|sh|FAILED|4:0|2|2|"))), "{acct}");
 
     // The reference's names (a 4-node step there, 2 nodes here), and the values that follow
     // from the step's shape.
@@ -281,5 +283,24 @@ fn srun_outside_an_allocation_relays_input_and_spans_nodes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("srun: error: node2: task 1: Exited with exit code 6"));
     let left: Vec<_> = std::fs::read_dir(slurm.work()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "nothing left in the directory: {left:?}");
+    assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
+}
+
+#[test]
+fn squeue_lists_a_running_step_and_scancel_ends_it() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let id = slurm.sbatch(&["-N2", "-o", "/dev/null", "--wrap", "srun -N2 -n2 sleep 60"]);
+    let row = gangway_tests::wait_for(Duration::from_secs(30), "the step to show in squeue -s", || {
+        let out = slurm.run("squeue", &["-h", "-s"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains(&format!("{id}.0"))).map(str::to_owned)
+    });
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let step = format!("{id}.0");
+    assert_eq!((words[0], words[1], words[2], words[5]), (step.as_str(), "sleep", "default", "node[1-2]"), "{row}");
+    let out = slurm.run("scancel", &[&id.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(slurm.wait_end(id, Duration::from_secs(30)).state, SlurmJobState::Cancelled);
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
