@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `bytes` random bytes from the kernel, hex-encoded: secrets, keys and generated ids.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// One environment variable of a task (`{"name": "X", "value": "1"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

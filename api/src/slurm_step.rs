@@ -91,12 +91,9 @@ pub enum PartMessage {
         rank: u32,
         /// Standard error rather than output.
         stderr: bool,
-        /// The bytes, as text when they are UTF-8.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// The bytes otherwise.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bytes: Option<Vec<u8>>,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
     },
     /// The node's puts of PMI fence `epoch`.
     Fence {
@@ -139,8 +136,7 @@ pub enum PartMessage {
 impl PartMessage {
     /// An output message for `data`.
     pub fn output(rank: u32, stderr: bool, data: Vec<u8>) -> PartMessage {
-        let (text, bytes) = text_or_bytes(data);
-        PartMessage::Output { rank, stderr, text, bytes }
+        PartMessage::Output { rank, stderr, data: data.into() }
     }
 }
 
@@ -166,28 +162,40 @@ pub enum SrunMessage {
     Kill,
     /// A piece of srun's standard input.
     Input {
-        /// The bytes, as text when they are UTF-8.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// The bytes otherwise.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bytes: Option<Vec<u8>>,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
     },
     /// srun's standard input ended.
     InputEnd,
 }
 
-/// Bytes as a message's `text`, or `bytes` when they are not UTF-8.
-pub fn text_or_bytes(data: Vec<u8>) -> (Option<String>, Option<Vec<u8>>) {
-    match String::from_utf8(data) {
-        Ok(text) => (Some(text), None),
-        Err(e) => (None, Some(e.into_bytes())),
+/// Bytes on the wire: `text` when they are UTF-8 (the usual case, and readable), `bytes`
+/// otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data {
+    /// The bytes, as text when they are UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The bytes otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(data: Vec<u8>) -> Data {
+        match String::from_utf8(data) {
+            Ok(text) => Data { text: Some(text), bytes: None },
+            Err(e) => Data { text: None, bytes: Some(e.into_bytes()) },
+        }
     }
 }
 
-/// The bytes of a message's `text` or `bytes`.
-pub fn joined_bytes(text: Option<String>, bytes: Option<Vec<u8>>) -> Vec<u8> {
-    text.map(String::into_bytes).or(bytes).unwrap_or_default()
+impl Data {
+    /// The bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.text.map(String::into_bytes).or(self.bytes).unwrap_or_default()
+    }
 }
 
 /// The variable naming a salloc allocation's holder (`ADDR:PORT`) for the commands salloc runs.
@@ -229,12 +237,9 @@ pub enum AllocRequest {
     },
     /// A piece of the caller's standard input.
     Input {
-        /// The bytes, as text when they are UTF-8.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// The bytes otherwise.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bytes: Option<Vec<u8>>,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
     },
     /// The caller's standard input ended.
     InputEnd,
@@ -253,16 +258,28 @@ pub enum AllocReply {
     Output {
         /// Standard error rather than output.
         stderr: bool,
-        /// The bytes, as text when they are UTF-8.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// The bytes otherwise.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bytes: Option<Vec<u8>>,
+        /// The bytes.
+        #[serde(flatten)]
+        data: Data,
     },
     /// The srun inside exited with this code.
     Exited {
         /// Its exit code.
         code: i32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_travel_as_text_when_they_can() {
+        let line = serde_json::to_string(&PartMessage::output(3, true, b"hi\n".to_vec())).unwrap();
+        assert_eq!(line, r#"{"t":"output","rank":3,"stderr":true,"text":"hi\n"}"#);
+        let odd = SrunMessage::Input { data: vec![0xff, b'a'].into() };
+        let back: SrunMessage = serde_json::from_str(&serde_json::to_string(&odd).unwrap()).unwrap();
+        let SrunMessage::Input { data } = back else { panic!("{back:?}") };
+        assert_eq!(data.into_bytes(), [0xff, b'a']);
+    }
 }

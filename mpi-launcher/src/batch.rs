@@ -26,8 +26,8 @@ pub const TASK_PID_ENV: &str = "SLURM_TASK_PID";
 pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
     let batch = start.batch.clone()?;
     // srun finds the launcher through it to start its steps' node parts.
-    if let Ok(me) = std::env::current_exe() {
-        start.env.push((gangway_api::slurm_step::NODE_BIN_ENV.into(), me.to_string_lossy().into_owned()));
+    if let Some(me) = node_bin() {
+        start.env.push((gangway_api::slurm_step::NODE_BIN_ENV.into(), me.to_owned()));
     }
     let script = task_dir.join(SCRIPT_NAME);
     if let Err(e) = write_script(&script, &batch.script) {
@@ -46,6 +46,13 @@ pub fn prepare(start: &mut StartTask, task_dir: &Path) -> Option<BatchScript> {
     words.extend(batch.args.iter().cloned());
     start.command_line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
     Some(batch)
+}
+
+/// This launcher's own path (`GANGWAY_NODE_BIN` of batch jobs), looked up once.
+pub(crate) fn node_bin() -> Option<&'static str> {
+    static PATH: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| std::env::current_exe().ok().map(|p| p.to_string_lossy().into_owned()));
+    PATH.as_deref()
 }
 
 /// The `#!` line's interpreter and its optional single argument, as execve(2) splits it.

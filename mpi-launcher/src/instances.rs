@@ -103,9 +103,9 @@ impl Executor {
         env: &mut Vec<(String, String)>,
         cgroup: &Arc<Option<crate::cgroup::TaskCgroup>>,
     ) -> Result<crate::agent::SiteHandle, Outcome> {
-        let me = std::env::current_exe()
-            .map_err(|e| Outcome::failed("TaskDirectory", format!("finding gangway-node's own path: {e}")))?;
-        env.push((NODE_BIN_ENV.into(), me.to_string_lossy().into_owned()));
+        let me = crate::batch::node_bin()
+            .ok_or_else(|| Outcome::failed("TaskDirectory", "finding gangway-node's own path failed".to_owned()))?;
+        env.push((NODE_BIN_ENV.into(), me.to_owned()));
         let socket = crate::agent::socket_path(dir);
         env.push((crate::agent_cli::SOCKET_ENV.into(), socket.to_string_lossy().into_owned()));
         let mut aliases = vec![self.node.clone()];

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use gangway_api::slurm_bind::{cpu_bind_env, cpu_sets, gpu_sets, mask_text, parse_cpu_bind, parse_gpu_bind, CpuSlot};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
-use gangway_api::slurm_step::{joined_bytes, PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV};
+use gangway_api::slurm_step::{PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -346,8 +346,8 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                     }
                     Ok(SrunMessage::Signal { signal }) => signal_all(&pgids, signal),
                     Ok(SrunMessage::Kill) => signal_all(&pgids, libc::SIGKILL),
-                    Ok(SrunMessage::Input { text, bytes }) => {
-                        let _ = input_tx.send(Some(joined_bytes(text, bytes)));
+                    Ok(SrunMessage::Input { data }) => {
+                        let _ = input_tx.send(Some(data.into_bytes()));
                     }
                     Ok(SrunMessage::InputEnd) => {
                         let _ = input_tx.send(None);

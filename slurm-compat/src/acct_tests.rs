@@ -1,5 +1,5 @@
 use super::*;
-use crate::format::fixtures::{at, ended, job, running, NOW};
+use crate::format::fixtures::{at, ended, job, running, step, NOW};
 use gangway_api::slurm::SlurmJobState::*;
 
 fn args(line: &str) -> Vec<String> {
@@ -182,34 +182,9 @@ proptest::proptest! {
 #[test]
 fn srun_steps_follow_the_batch_step() {
     let mut j = ended(21, &["node01", "node02"], 125, 200, Failed, 3);
-    j.steps = vec![
-        gangway_api::slurm::SlurmStep {
-            step_id: 0,
-            name: "hostname".into(),
-            nodes: vec!["node01".into(), "node02".into()],
-            ntasks: 4,
-            cpus: 4,
-            state: Completed,
-            start_time: at(-320),
-            end_time: Some(at(-318)),
-            exit_code: Some(0),
-            signal: None,
-            max_rss_kib: None,
-        },
-        gangway_api::slurm::SlurmStep {
-            step_id: 1,
-            name: "solver".into(),
-            nodes: vec!["node02".into()],
-            ntasks: 1,
-            cpus: 2,
-            state: Failed,
-            start_time: at(-310),
-            end_time: Some(at(-200)),
-            exit_code: Some(3),
-            signal: None,
-            max_rss_kib: None,
-        },
-    ];
+    let mut solver = step(1, "solver", &["node02"], 1, 310, Some((110, 3)));
+    solver.cpus = 2;
+    j.steps = vec![step(0, "hostname", &["node01", "node02"], 4, 320, Some((2, 0))), solver];
     check(
         &[j.clone()],
         "-n -P -j 21 --format=JobID,JobName,State,ExitCode,NNodes,NodeList,NTasks,AllocCPUS,Elapsed",

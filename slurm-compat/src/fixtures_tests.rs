@@ -1,7 +1,7 @@
 //! Test data: jobs, nodes and pools as the head would return them, around a fixed "now"
 //! (2026-11-23T09:40:00Z).
 
-use gangway_api::slurm::{SlurmJob, SlurmJobState};
+use gangway_api::slurm::{SlurmJob, SlurmJobState, SlurmStep};
 use gangway_api::{ComputeNode, NodeState, Pool, Timestamp};
 
 /// 2026-11-23T09:40:00Z.
@@ -112,4 +112,28 @@ pub fn node(id: &str, pool: &str, state: NodeState, busy: u32) -> ComputeNode {
     .expect("node fixture");
     n.state = state;
     n
+}
+
+/// Step `id` named `name` on `nodes` with `ntasks` tasks (one CPU each), started `started`
+/// seconds ago: running, or ended `ran` seconds after its start with `code` (`Completed` for
+/// 0, `Failed` otherwise).
+pub fn step(id: u32, name: &str, nodes: &[&str], ntasks: u32, started: i64, end: Option<(i64, i32)>) -> SlurmStep {
+    let state = match end {
+        None => SlurmJobState::Running,
+        Some((_, 0)) => SlurmJobState::Completed,
+        Some(_) => SlurmJobState::Failed,
+    };
+    SlurmStep {
+        step_id: id,
+        name: name.into(),
+        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        ntasks,
+        cpus: ntasks,
+        state,
+        start_time: at(-started),
+        end_time: end.map(|(ran, _)| at(ran - started)),
+        exit_code: end.map(|(_, code)| code),
+        signal: None,
+        max_rss_kib: None,
+    }
 }

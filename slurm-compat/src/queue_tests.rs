@@ -1,5 +1,5 @@
 use super::*;
-use crate::format::fixtures::{at, ended, job, running, NOW};
+use crate::format::fixtures::{at, ended, job, running, step, NOW};
 use gangway_api::slurm::SlurmJobState::*;
 
 fn args(line: &str) -> Vec<String> {
@@ -200,20 +200,9 @@ proptest::proptest! {
 #[test]
 fn steps_list_the_running_sruns() {
     let mut j = running(12, &["node01", "node02"], 100);
-    let step = |id: u32, name: &str, state, started: i64| gangway_api::slurm::SlurmStep {
-        step_id: id,
-        name: name.into(),
-        nodes: vec!["node01".into(), "node02".into()],
-        ntasks: 4,
-        cpus: 4,
-        state,
-        start_time: at(-started),
-        end_time: None,
-        exit_code: None,
-        signal: None,
-        max_rss_kib: None,
-    };
-    j.steps = vec![step(0, "hostname", Completed, 90), step(1, "solver", Running, 65)];
+
+    let both = ["node01", "node02"];
+    j.steps = vec![step(0, "hostname", &both, 4, 90, Some((10, 0))), step(1, "solver", &both, 4, 65, None)];
     let header = "         STEPID     NAME PARTITION     USER      TIME NODELIST\n";
     let row = "           12.1   solver   default    alice      1:05 node[01-02]\n";
     check(&[j.clone()], "-s", &format!("{header}{row}"));

@@ -20,9 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gangway_api::slurm_step::{
-    joined_bytes, text_or_bytes, AllocReady, AllocReply, AllocRequest, SALLOC_ADDR_ENV, SALLOC_KEY_ENV,
-};
+use gangway_api::slurm_step::{AllocReady, AllocReply, AllocRequest, SALLOC_ADDR_ENV, SALLOC_KEY_ENV};
 
 use crate::{cluster, options_end, resolve_command_line};
 
@@ -297,8 +295,8 @@ pub fn forward_srun_to(addr: &str, key: String, args: &[String]) -> Result<u8, S
             match std::io::Read::read(&mut stdin, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let (text, bytes) = text_or_bytes(buf[..n].to_vec());
-                    if send(&mut *input.lock().expect("lock"), &AllocRequest::Input { text, bytes }).is_err() {
+                    let data = buf[..n].to_vec().into();
+                    if send(&mut *input.lock().expect("lock"), &AllocRequest::Input { data }).is_err() {
                         return;
                     }
                 }
@@ -314,8 +312,8 @@ pub fn forward_srun_to(addr: &str, key: String, args: &[String]) -> Result<u8, S
     for line in BufReader::new(stream).lines() {
         let line = line.map_err(|e| format!("reading from the allocation: {e}"))?;
         match serde_json::from_str::<AllocReply>(&line) {
-            Ok(AllocReply::Output { stderr, text, bytes }) => {
-                let data = joined_bytes(text, bytes);
+            Ok(AllocReply::Output { stderr, data }) => {
+                let data = data.into_bytes();
                 let _ = if stderr { std::io::stderr().write_all(&data) } else { std::io::stdout().write_all(&data) };
                 let _ = std::io::stdout().flush();
             }

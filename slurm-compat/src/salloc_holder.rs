@@ -16,7 +16,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gangway_api::slurm_step::{joined_bytes, text_or_bytes, AllocReady, AllocReply, AllocRequest, SALLOC_KEY_ENV};
+use gangway_api::slurm_step::{AllocReady, AllocReply, AllocRequest, SALLOC_KEY_ENV};
 
 use crate::salloc::send;
 
@@ -109,9 +109,8 @@ fn serve_srun(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let (text, bytes) =
-                text_or_bytes(format!("srun: error: starting srun in the allocation: {e}\n").into_bytes());
-            let _ = send(&mut stream, &AllocReply::Output { stderr: true, text, bytes });
+            let data = format!("srun: error: starting srun in the allocation: {e}\n").into_bytes().into();
+            let _ = send(&mut stream, &AllocReply::Output { stderr: true, data });
             let _ = send(&mut stream, &AllocReply::Exited { code: 1 });
             return;
         }
@@ -130,9 +129,9 @@ fn serve_srun(
     std::thread::spawn(move || {
         for line in lines.lines().map_while(Result::ok) {
             match serde_json::from_str::<AllocRequest>(&line) {
-                Ok(AllocRequest::Input { text, bytes }) => {
+                Ok(AllocRequest::Input { data }) => {
                     if let Some(w) = stdin.as_mut() {
-                        if w.write_all(&joined_bytes(text, bytes)).is_err() {
+                        if w.write_all(&data.into_bytes()).is_err() {
                             stdin = None;
                         }
                     }
@@ -164,8 +163,8 @@ fn serve_srun(
                     if n == 0 {
                         break;
                     }
-                    let (text, bytes) = text_or_bytes(buf[..n].to_vec());
-                    let _ = send(&mut *out.lock().expect("lock"), &AllocReply::Output { stderr, text, bytes });
+                    let data = buf[..n].to_vec().into();
+                    let _ = send(&mut *out.lock().expect("lock"), &AllocReply::Output { stderr, data });
                 }
             })
         })

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gangway_api::slurm_step::{joined_bytes, text_or_bytes, PartMessage, SrunMessage, StepStart};
+use gangway_api::slurm_step::{PartMessage, SrunMessage, StepStart};
 
 use crate::step_hub::{read_input, Event};
 
@@ -217,8 +217,7 @@ impl Hub {
                 }
             }
             Event::Input(Some(data)) => {
-                let (text, bytes) = text_or_bytes(data);
-                self.broadcast(&SrunMessage::Input { text, bytes });
+                self.broadcast(&SrunMessage::Input { data: data.into() });
             }
             Event::Input(None) => self.broadcast(&SrunMessage::InputEnd),
             Event::Signal(libc::SIGINT) => self.interrupt(),
@@ -256,8 +255,8 @@ impl Hub {
 
     fn message(&mut self, node: u32, m: PartMessage) {
         match m {
-            PartMessage::Output { rank, stderr, text, bytes } => {
-                self.output(rank, stderr, &joined_bytes(text, bytes));
+            PartMessage::Output { rank, stderr, data } => {
+                self.output(rank, stderr, &data.into_bytes());
             }
             PartMessage::Fence { epoch, puts } => {
                 let n = self.parts.len();

@@ -114,7 +114,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let (out_here, err_here) =
         (r.output.as_deref().filter(|p| !per_part(p)), error.as_deref().filter(|p| !per_part(p)));
     let files = names.open_files(out_here, err_here)?;
-    let own = exported_env(r.export.as_deref(), std::env::vars().collect());
+    let own = exported_env(r.export.as_deref(), std::env::vars().collect())?;
     let here_dir = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
     let cwd = r.chdir.as_ref().map_or(here_dir.clone(), |d| here_dir.join(d)).to_string_lossy().into_owned();
     let starts: Vec<StepStart> = (0..plan.nodes.len())

@@ -101,20 +101,15 @@ pub(crate) fn plan(r: &StepRequest, job: u32) -> Result<Plan, String> {
     Ok(Plan { nodes, cpus, rank_nodes, dist, cpus_per_task })
 }
 
-/// The tasks' environment from srun's per `--export`: `ALL` (the default) keeps it; `NONE`
-/// keeps only the `SLURM_*` variables and what gangway itself needs (`AZ_BATCH_*`,
-/// `GANGWAY_*`); a list adds its names (from srun's environment) and `NAME=value`s to those,
-/// or to everything when it includes `ALL`.
-pub(crate) fn exported_env(export: Option<&str>, all: Vec<(String, String)>) -> Vec<(String, String)> {
-    let Some(spec) = export.filter(|s| !s.eq_ignore_ascii_case("ALL")) else { return all };
-    let items: Vec<&str> = spec.split(',').filter(|i| !i.is_empty()).collect();
-    let keep_all = items.iter().any(|i| i.eq_ignore_ascii_case("ALL"));
-    let names: Vec<&str> = items.iter().filter(|i| !i.contains('=')).copied().collect();
+/// The tasks' environment from srun's per `--export`, read as sbatch reads it: `ALL` (the
+/// default) keeps it; `NONE` keeps only the `SLURM_*` variables and what gangway itself needs
+/// (`AZ_BATCH_*`, `GANGWAY_*`); a list adds its names (from srun's environment) and
+/// `NAME=value`s to those, or to everything when it includes `ALL`.
+pub(crate) fn exported_env(export: Option<&str>, all: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
+    let Some(spec) = export else { return Ok(all) };
+    let export = crate::values::export(spec).map_err(|e| e.render("srun"))?;
     let always = |k: &str| k.starts_with("SLURM") || k.starts_with("AZ_BATCH_") || k.starts_with("GANGWAY_");
-    let mut env: Vec<(String, String)> =
-        all.into_iter().filter(|(k, _)| keep_all || always(k) || names.contains(&k.as_str())).collect();
-    env.extend(items.iter().filter_map(|i| i.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())));
-    env
+    Ok(export.apply(all, always))
 }
 
 /// `gangway-node`: where the launcher said it is, else next to this program, else on `PATH`.
@@ -128,15 +123,9 @@ pub(crate) fn node_bin() -> String {
         .unwrap_or_else(|| "gangway-node".into())
 }
 
-/// A fresh random key for the step.
+/// A fresh random key for a step or an allocation.
 pub(crate) fn new_key() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("opening /dev/urandom: {e}"))?,
-        &mut bytes,
-    )
-    .map_err(|e| format!("reading /dev/urandom: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    gangway_api::common::random_hex(16).map_err(|e| format!("reading /dev/urandom: {e}"))
 }
 
 /// The umask, as `SLURM_UMASK` writes it.
@@ -231,10 +220,13 @@ mod tests {
         let all =
             vec![("PATH".to_owned(), "/bin".to_owned()), ("SLURM_JOB_ID".into(), "3".into()), ("X".into(), "1".into())];
         let keys = |e: Vec<(String, String)>| e.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-        assert_eq!(keys(exported_env(None, all.clone())), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1"]);
-        assert_eq!(keys(exported_env(Some("NONE"), all.clone())), ["SLURM_JOB_ID=3"]);
-        assert_eq!(keys(exported_env(Some("X,Y=2"), all.clone())), ["SLURM_JOB_ID=3", "X=1", "Y=2"]);
-        assert_eq!(keys(exported_env(Some("ALL,X=9"), all)), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1", "X=9"]);
+        let export = |spec: Option<&str>| keys(exported_env(spec, all.clone()).unwrap());
+        assert_eq!(export(None), ["PATH=/bin", "SLURM_JOB_ID=3", "X=1"]);
+        assert_eq!(export(Some("NONE")), ["SLURM_JOB_ID=3"]);
+        assert_eq!(export(Some("X,Y=2")), ["SLURM_JOB_ID=3", "X=1", "Y=2"]);
+        // A listed value replaces srun's own (the variable appears once).
+        assert_eq!(export(Some("ALL,X=9")), ["PATH=/bin", "SLURM_JOB_ID=3", "X=9"]);
+        assert!(exported_env(Some("X='open"), all).is_err(), "bad --export is refused as sbatch refuses it");
     }
 
     #[test]

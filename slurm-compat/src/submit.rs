@@ -14,7 +14,7 @@ use gangway_api::Timestamp;
 use crate::begin::{BeginTime, CivilTime};
 use crate::cluster;
 use crate::dependency::{ArrayTask, Combine, Condition, Dependencies};
-use crate::{resolve_command_line, resolve_source, split_command_line, ExportMode, Resolved, SlurmError};
+use crate::{resolve_command_line, resolve_source, split_command_line, Resolved, SlurmError};
 
 /// Runs `sbatch ARGS…`.
 pub fn main(args: &[String]) -> ExitCode {
@@ -151,21 +151,11 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
 
 /// The environment the job starts with: this one (`ALL`) or none, plus `--export`'s list.
 fn export_env(resolved: &Resolved) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = match resolved.export.mode {
-        ExportMode::All => std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| !k.is_empty())
-            .collect(),
-        ExportMode::None => Vec::new(),
-    };
-    for var in &resolved.export.vars {
-        let value = var.value.clone().or_else(|| std::env::var(&var.name).ok());
-        if let Some(v) = value {
-            env.retain(|(k, _)| *k != var.name);
-            env.push((var.name.clone(), v));
-        }
-    }
-    env
+    let here = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    resolved.export.apply(here, |_| false)
 }
 
 fn dependency(d: &Dependencies) -> SlurmDependency {

@@ -282,6 +282,28 @@ pub struct ExportVar {
     pub value: Option<String>,
 }
 
+impl Export {
+    /// The environment this export gives, from `all` (the submitter's): all of it (`ALL`) or
+    /// only the variables `keep` names (`NONE`), then each listed variable with its given value
+    /// or, for a bare name, its value in `all`.
+    pub fn apply(&self, all: Vec<(String, String)>, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+        let own = |name: &str| all.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let values: Vec<(String, Option<String>)> =
+            self.vars.iter().map(|v| (v.name.clone(), v.value.clone().or_else(|| own(&v.name)))).collect();
+        let mut env: Vec<(String, String)> = match self.mode {
+            ExportMode::All => all,
+            ExportMode::None => all.into_iter().filter(|(k, _)| keep(k)).collect(),
+        };
+        for (name, value) in values {
+            if let Some(v) = value {
+                env.retain(|(k, _)| *k != name);
+                env.push((name, v));
+            }
+        }
+        env
+    }
+}
+
 impl Default for Export {
     fn default() -> Export {
         Export { mode: ExportMode::All, vars: Vec::new() }

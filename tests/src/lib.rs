@@ -329,6 +329,32 @@ pub fn leftover_cgroups(node: &str, root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Task cgroups still under the launcher cgroups of `nodes` (name, root): none once every
+/// task has ended and been cleaned up.
+pub fn task_cgroups_left(nodes: &[(String, PathBuf)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, root) in nodes {
+        for node_cg in leftover_cgroups(name, root) {
+            let children = std::fs::read_dir(&node_cg).into_iter().flatten().flatten().map(|e| e.path());
+            found.extend(children.filter(|p| p.is_dir()).map(|p| format!("cgroup {}", p.display())));
+        }
+    }
+    found
+}
+
+/// Processes whose environment holds one of `vars` (each `NAME=value`), as `pid: cmdline`.
+pub fn processes_with_env(vars: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(env) = std::fs::read(p.path().join("environ")) else { continue };
+        if String::from_utf8_lossy(&env).split('\0').any(|v| vars.iter().any(|d| v == d)) {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            found.push(format!("{:?}: {}", p.file_name(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
+        }
+    }
+    found
+}
+
 /// An MPI program (C, MPICH) whose ranks print `rank=R size=S sum=T` (T = the allreduce of
 /// rank+1), compiled into `dir`. Panics, naming scripts/deps.sh, when MPICH is missing.
 pub fn compile_mpich_hello(dir: &Path) -> PathBuf {

@@ -40,31 +40,26 @@ impl SlurmFrontDoor {
         format!("{}:{}", self.shims.path().display(), std::env::var("PATH").unwrap_or_default())
     }
 
-    /// Runs `gangway-slurm COMMAND ARGS…` in the work directory.
-    pub fn run(&self, command: &str, args: &[&str]) -> Output {
-        Command::new(bin("gangway-slurm"))
-            .arg(command)
-            .args(args)
-            .current_dir(self.work())
+    /// `program` set to run in the work directory against this cluster, with the shims first
+    /// on its `PATH`.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(self.work())
             .env("GANGWAY_URL", &self.config.url)
             .env("GANGWAY_TOKEN", &self.config.token)
             .env_remove("GANGWAY_STATE_DIR")
-            .env("PATH", self.path())
-            .output()
-            .expect("running gangway-slurm")
+            .env("PATH", self.path());
+        c
     }
 
-    /// Runs `sh -c LINE` in the work directory, with the shims first on its `PATH`.
+    /// Runs `gangway-slurm COMMAND ARGS…` in the work directory.
+    pub fn run(&self, command: &str, args: &[&str]) -> Output {
+        self.command(bin("gangway-slurm")).arg(command).args(args).output().expect("running gangway-slurm")
+    }
+
+    /// Runs `sh -c LINE` in the work directory.
     pub fn shell(&self, line: &str) -> Output {
-        Command::new("sh")
-            .args(["-c", line])
-            .current_dir(self.work())
-            .env("GANGWAY_URL", &self.config.url)
-            .env("GANGWAY_TOKEN", &self.config.token)
-            .env_remove("GANGWAY_STATE_DIR")
-            .env("PATH", self.path())
-            .output()
-            .expect("running sh")
+        self.command("sh").args(["-c", line]).output().expect("running sh")
     }
 
     /// `sbatch --parsable ARGS…`: the job id.

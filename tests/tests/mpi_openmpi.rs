@@ -81,28 +81,9 @@ fn assert_nothing_left(cluster: &NetCluster, job: &str, task: &str) {
             format!("AZ_BATCH_TASK_DIR={}", cluster.root(k).join(format!("workitems/{job}/job-1/{task}")).display())
         })
         .collect();
-    let processes = || -> Vec<String> {
-        let mut found = Vec::new();
-        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(env) = std::fs::read(p.path().join("environ")) else { continue };
-            let env = String::from_utf8_lossy(&env);
-            if env.split('\0').any(|v| dirs.iter().any(|d| v == d)) {
-                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{:?}: {}", p.file_name(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
-            }
-        }
-        found
-    };
-    let cgroups = || -> Vec<String> {
-        let mut found = Vec::new();
-        for (k, h) in cluster.hosts.iter().enumerate() {
-            for node_cg in gangway_tests::leftover_cgroups(&h.name, &cluster.root(k)) {
-                let children = std::fs::read_dir(&node_cg).into_iter().flatten().flatten().map(|e| e.path());
-                found.extend(children.filter(|p| p.is_dir()).map(|p| format!("cgroup {}", p.display())));
-            }
-        }
-        found
-    };
+    let processes = || gangway_tests::processes_with_env(&dirs);
+    let nodes: Vec<_> = cluster.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), cluster.root(k))).collect();
+    let cgroups = || gangway_tests::task_cgroups_left(&nodes);
     let pids: Vec<String> =
         cluster.hosts.iter().filter_map(|h| h.launcher.as_ref()).map(|l| format!("gangway.{}.", l.id())).collect();
     let files = || -> Vec<String> {

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use gangway_api::slurm::{SlurmJob, SlurmJobState};
+use gangway_tests::slurm::SlurmFrontDoor;
 use gangway_tests::{bin, wait_for, Cluster, Options};
 
 /// The reference fixtures.
@@ -17,55 +18,31 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// A cluster plus a work directory the scripts write into (the reference's
-/// `/srv/slurm-peer/refwork`).
+/// `/srv/slurm-peer/refwork`), with `sbatch`, `srun`, … shims on the `PATH` jobs inherit.
 struct Slurm {
     cluster: Cluster,
-    work: tempfile::TempDir,
-    /// `sbatch`, `srun`, … links, on the PATH sbatch exports to jobs.
-    shims: tempfile::TempDir,
+    door: SlurmFrontDoor,
 }
 
 impl Slurm {
     fn start(nodes: usize, slots: u32) -> Slurm {
         let cluster = Cluster::start(Options { nodes, slots, ..Options::default() });
-        let work = tempfile::Builder::new().prefix("gangway-slurm-work").tempdir().expect("work dir");
-        let shims = tempfile::Builder::new().prefix("gangway-slurm-shims").tempdir().expect("shim dir");
-        let made = Command::new(bin("gangway-slurm")).arg("install-shims").arg(shims.path()).output().expect("shims");
-        assert!(made.status.success(), "install-shims: {}", String::from_utf8_lossy(&made.stderr));
-        Slurm { cluster, work, shims }
+        let door = SlurmFrontDoor::new(cluster.config.clone());
+        Slurm { cluster, door }
     }
 
     fn work(&self) -> &Path {
-        self.work.path()
+        self.door.work()
     }
 
     /// Runs `gangway-slurm COMMAND ARGS…` in the work directory against this cluster.
     fn run(&self, command: &str, args: &[&str]) -> Output {
-        Command::new(bin("gangway-slurm"))
-            .arg(command)
-            .args(args)
-            .current_dir(self.work())
-            .env("GANGWAY_STATE_DIR", self.cluster.state_dir())
-            .env("PATH", self.path())
-            .env_remove("GANGWAY_URL")
-            .env_remove("GANGWAY_TOKEN")
-            .output()
-            .expect("running gangway-slurm")
-    }
-
-    /// `PATH` with the shims first.
-    fn path(&self) -> String {
-        format!("{}:{}", self.shims.path().display(), std::env::var("PATH").unwrap_or_default())
+        self.door.run(command, args)
     }
 
     /// `sbatch --parsable ARGS…`: the job id.
     fn sbatch(&self, args: &[&str]) -> u64 {
-        let mut all = vec!["--parsable"];
-        all.extend_from_slice(args);
-        let out = self.run("sbatch", &all);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "sbatch {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        stdout.trim().parse().unwrap_or_else(|_| panic!("sbatch printed {stdout:?}"))
+        self.door.sbatch(args)
     }
 
     /// A reference script copied into the work directory under `name`, its `/srv/…` paths
@@ -87,10 +64,7 @@ impl Slurm {
 
     /// Waits for job `id` to end.
     fn wait_end(&self, id: u64) -> SlurmJob {
-        let mut c = self.cluster.client();
-        wait_for(Duration::from_secs(30), &format!("job {id} to end"), || {
-            c.slurm_job(id).ok().filter(|j| j.state.is_finished())
-        })
+        self.door.wait_end(id, Duration::from_secs(30))
     }
 
     /// Waits until job `id` is pending for `reason`.

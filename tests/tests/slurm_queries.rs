@@ -5,32 +5,26 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use gangway_tests::slurm::SlurmFrontDoor;
 use gangway_tests::{bin, wait_for, Cluster, Options};
 
 /// A two-node cluster (pool `default`, 2 slots a node) and a directory to submit from.
 struct Slurm {
-    cluster: Cluster,
-    work: tempfile::TempDir,
+    /// Kept for its lifetime: dropping it stops the cluster.
+    _cluster: Cluster,
+    door: SlurmFrontDoor,
 }
 
 impl Slurm {
     fn start() -> Slurm {
         let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
-        let work = tempfile::Builder::new().prefix("gangway-slurm-queries").tempdir().expect("work dir");
-        Slurm { cluster, work }
+        let door = SlurmFrontDoor::new(cluster.config.clone());
+        Slurm { _cluster: cluster, door }
     }
 
     /// `gangway-slurm COMMAND ARGS…` against this cluster.
     fn run(&self, command: &str, args: &[&str]) -> Output {
-        Command::new(bin("gangway-slurm"))
-            .arg(command)
-            .args(args)
-            .current_dir(self.work.path())
-            .env("GANGWAY_STATE_DIR", self.cluster.state_dir())
-            .env_remove("GANGWAY_URL")
-            .env_remove("GANGWAY_TOKEN")
-            .output()
-            .expect("running gangway-slurm")
+        self.door.run(command, args)
     }
 
     /// Runs a command that must succeed; its standard output.
@@ -213,7 +207,7 @@ fn srun_outside_an_allocation_gets_one_and_relays_the_step() {
     // The step's exit code is srun's; the relay files are gone.
     let out = s.run("srun", &["sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let left: Vec<_> = std::fs::read_dir(s.work.path())
+    let left: Vec<_> = std::fs::read_dir(s.door.work())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

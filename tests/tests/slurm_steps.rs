@@ -10,7 +10,9 @@ use std::time::Duration;
 use gangway_api::slurm::SlurmJobState;
 use gangway_tests::netns::{self, NetCluster, NetOptions};
 use gangway_tests::slurm::SlurmFrontDoor;
-use gangway_tests::{compile_mpich_hello, compile_openmpi_hello, leftover_cgroups, Cluster, Options};
+use gangway_tests::{
+    compile_mpich_hello, compile_openmpi_hello, processes_with_env, task_cgroups_left, Cluster, Options,
+};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../slurm-compat/tests/fixtures").join(name)
@@ -31,23 +33,7 @@ fn script(slurm: &SlurmFrontDoor, name: &str, text: &str) -> String {
 /// instances end a moment after the job does).
 fn assert_nothing_left(nodes: &[(String, PathBuf)]) {
     let roots: Vec<String> = nodes.iter().map(|(_, r)| format!("AZ_BATCH_NODE_ROOT_DIR={}", r.display())).collect();
-    let left = || -> Vec<String> {
-        let mut found = Vec::new();
-        for (name, root) in nodes {
-            for node_cg in leftover_cgroups(name, root) {
-                let children = std::fs::read_dir(&node_cg).into_iter().flatten().flatten().map(|e| e.path());
-                found.extend(children.filter(|p| p.is_dir()).map(|p| format!("cgroup {}", p.display())));
-            }
-        }
-        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(env) = std::fs::read(p.path().join("environ")) else { continue };
-            if String::from_utf8_lossy(&env).split('\0').any(|v| roots.iter().any(|r| v == r)) {
-                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{:?}: {}", p.file_name(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
-            }
-        }
-        found
-    };
+    let left = || [task_cgroups_left(nodes), processes_with_env(&roots)].concat();
     let mut last = Vec::new();
     let gone = wait_for_or(Duration::from_secs(15), || {
         last = left();

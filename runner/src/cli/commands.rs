@@ -40,11 +40,7 @@ pub struct Submit {
 }
 
 fn new_job_id() -> String {
-    let mut b = [0u8; 4];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
-    format!("job-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!("job-{}", gangway_api::common::random_hex(4).unwrap_or_else(|_| "00000000".into()))
 }
 
 /// Creates a job with one task (or adds a task to `--job`); prints the job id.

@@ -9,10 +9,7 @@ use anyhow::Context;
 
 /// A new random secret: 32 bytes from the kernel, hex-encoded.
 pub fn random_secret() -> anyhow::Result<String> {
-    let mut buf = [0u8; 32];
-    let mut f = fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut buf).context("reading /dev/urandom")?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    gangway_api::common::random_hex(32).context("reading /dev/urandom")
 }
 
 /// Reads the secret in `path`, creating it (mode 0600) on first use.
