@@ -20,6 +20,9 @@ pub struct ClientConfig {
     pub url: String,
     /// Bearer token.
     pub token: String,
+    /// The head's Unix socket, for clients on its machine (tried before `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 /// Why a call failed.
@@ -92,7 +95,7 @@ impl ClientConfig {
     pub fn discover(state_dir: Option<&Path>) -> Result<ClientConfig, ClientError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let (Some(url), Some(token)) = (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
-            return Ok(ClientConfig { url, token });
+            return Ok(ClientConfig { url, token, socket: None });
         }
         match state_dir.map(Path::to_path_buf).or_else(|| env("GANGWAY_STATE_DIR").map(PathBuf::from)) {
             Some(dir) => ClientConfig::from_state_dir(&dir),
@@ -119,8 +122,11 @@ pub struct ListOptions {
 impl Client {
     /// A client for `config`.
     pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
-        let http =
+        let mut http =
             HttpClient::new(&config.url).map_err(|source| ClientError::Http { url: config.url.clone(), source })?;
+        if let Some(socket) = &config.socket {
+            http = http.with_unix_socket(socket);
+        }
         Ok(Client { http, auth: format!("Bearer {}", config.token) })
     }
 

@@ -1,20 +1,59 @@
-//! Minimal blocking HTTP/1.1 client over `std::net::TcpStream`.
+//! Minimal blocking HTTP/1.1 client over TCP, or over the head's Unix socket.
 //!
 //! The CLI and the benchmarks only ever talk to our own REST server over plain
 //! HTTP, so an async runtime plus a full client stack would cost build time and
 //! dependencies for nothing. This speaks just enough HTTP/1.1 for that server:
 //! keep-alive, and `Content-Length`, chunked and close-delimited bodies.
+//!
+//! A client on the head's own machine may be given the head's Unix socket: connecting
+//! there skips TCP's handshake and teardown, which is much of what a short command such as
+//! `sbatch` costs. When the socket cannot be reached (a state directory shared with
+//! another machine, a head that is gone) the client uses the URL as usual.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bounds on what a misbehaving peer can make us buffer before we give up.
 const MAX_LINE: u64 = 64 * 1024;
 const MAX_HEADERS: usize = 256;
 
-type Conn = BufReader<TcpStream>;
+type Conn = BufReader<Stream>;
+
+/// A connection to the server.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
 
 /// Everything that can go wrong while talking to the server.
 #[derive(Debug)]
@@ -91,6 +130,8 @@ pub struct HttpClient {
     prefix: String,
     conn: Option<Conn>,
     timeout: Duration,
+    /// The server's Unix socket, tried before TCP.
+    unix: Option<PathBuf>,
 }
 
 impl HttpClient {
@@ -112,13 +153,20 @@ impl HttpClient {
         let (host, port) = split_host_port(authority).ok_or_else(|| bad("invalid host or port"))?;
         let prefix = prefix.trim_end_matches('/').to_string();
         let (base, authority) = (format!("http://{authority}{prefix}"), authority.to_string());
-        Ok(Self { base, host, port, authority, prefix, conn: None, timeout: Duration::from_secs(60) })
+        Ok(Self { base, host, port, authority, prefix, conn: None, timeout: Duration::from_secs(60), unix: None })
     }
 
     /// Connect, read and write timeout (default 60 s); zero means none.
     pub fn with_timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self.conn = None; // an open socket would keep the old timeout
+        self
+    }
+
+    /// Connects through the Unix socket at `path` when it answers, and over TCP otherwise.
+    pub fn with_unix_socket(mut self, path: &Path) -> Self {
+        self.unix = Some(path.to_path_buf());
+        self.conn = None;
         self
     }
 
@@ -206,6 +254,11 @@ impl HttpClient {
     fn connect(&self) -> Result<Conn, HttpError> {
         let fail = |source| HttpError::Connect { addr: self.authority.clone(), source };
         let timeout = Some(self.timeout).filter(|t| !t.is_zero());
+        if let Some(s) = self.unix.as_deref().and_then(|p| UnixStream::connect(p).ok()) {
+            s.set_read_timeout(timeout).map_err(fail)?;
+            s.set_write_timeout(timeout).map_err(fail)?;
+            return Ok(BufReader::new(Stream::Unix(s)));
+        }
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no addresses");
         // Try every address: `localhost` often resolves to ::1 first while the server listens on IPv4.
         for addr in (self.host.as_str(), self.port).to_socket_addrs().map_err(fail)? {
@@ -215,7 +268,7 @@ impl HttpClient {
                     s.set_nodelay(true).map_err(fail)?;
                     s.set_read_timeout(timeout).map_err(fail)?;
                     s.set_write_timeout(timeout).map_err(fail)?;
-                    return Ok(BufReader::new(s));
+                    return Ok(BufReader::new(Stream::Tcp(s)));
                 }
                 Err(e) => last = e,
             }

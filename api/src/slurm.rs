@@ -190,7 +190,8 @@ pub struct SlurmSubmit {
     pub partition: Option<String>,
     /// `-J` or its default.
     pub name: String,
-    /// The submitting user's name, uid and gid.
+    /// The submitting user's name. Left out, the head names `uid` itself, as slurmctld does.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// Numeric uid.
     pub uid: u32,

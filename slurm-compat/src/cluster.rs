@@ -10,25 +10,10 @@ pub fn connect(prog: &str) -> Result<Client, String> {
     Client::new(&config).map_err(|e| format!("{prog}: error: {e}"))
 }
 
-/// The calling user: name, uid, gid.
-pub fn identity() -> (String, u32, u32) {
+/// The caller's uid and gid. Their user name is the head's to find, as it is slurmctld's.
+pub fn ids() -> (u32, u32) {
     // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    (user_name(uid).unwrap_or_else(|| uid.to_string()), uid, gid)
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: getpwuid_r writes into `pwd` and `buf`, both ours and large enough or it says ERANGE.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-        if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        Some(std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned())
-    }
+    unsafe { (libc::getuid(), libc::getgid()) }
 }
 
 /// This host's short name (`SLURM_SUBMIT_HOST`).

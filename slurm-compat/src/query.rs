@@ -58,7 +58,7 @@ fn nodes_and_pools(prog: &str) -> Result<Cluster, Output> {
 
 /// `squeue ARGS…`.
 pub fn squeue_main(args: &[String]) -> ExitCode {
-    let (_, uid, _) = cluster::identity();
+    let (uid, _) = cluster::ids();
     let mut opts = match crate::queue::parse_squeue_args(args, uid) {
         Ok(o) => o,
         Err(out) => return finish(out),
@@ -82,7 +82,7 @@ pub fn squeue_main(args: &[String]) -> ExitCode {
 /// `sacct ARGS…`.
 pub fn sacct_main(args: &[String]) -> ExitCode {
     let now = Timestamp::now();
-    let (_, uid, _) = cluster::identity();
+    let (uid, _) = cluster::ids();
     let mut opts = match crate::acct::parse_sacct_args(args, now) {
         Ok(o) => o,
         Err(out) => return finish(out),

@@ -98,7 +98,7 @@ pub(crate) fn submit_error(e: &gangway_api::client::ClientError) -> String {
 
 /// The request for `resolved`, submitted from `cwd`.
 pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> Result<SlurmSubmit, String> {
-    let (user, uid, gid) = cluster::identity();
+    let (uid, gid) = cluster::ids();
     let cwd_s = cwd.to_string_lossy().into_owned();
     let absolute = |p: &str| if p.starts_with('/') { p.to_owned() } else { cwd.join(p).to_string_lossy().into_owned() };
     let work_dir = resolved.chdir.as_deref().map_or_else(|| cwd_s.clone(), absolute);
@@ -107,7 +107,7 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
     Ok(SlurmSubmit {
         partition: resolved.partition.clone(),
         name: resolved.name.clone(),
-        user,
+        user: String::new(),
         uid,
         gid,
         account: resolved.account.clone(),

@@ -152,7 +152,7 @@ impl Cluster {
             dir,
             head: None,
             nodes: Vec::new(),
-            config: ClientConfig { url: String::new(), token: String::new() },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None },
             opts: opts.clone(),
             listen: "127.0.0.1:0".into(),
         };

@@ -109,7 +109,7 @@ impl NetCluster {
             dir,
             hosts: Vec::new(),
             head: None,
-            config: ClientConfig { url: String::new(), token: String::new() },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None },
             bridge: bridge.clone(),
             subnet,
             opts: opts.clone(),

@@ -168,7 +168,7 @@ fn bad_requests_are_refused_by_name_and_change_nothing() {
 
     // Without a token, or with a wrong one: 401, and a POST creates nothing.
     let mut anon = HttpClient::new(&cluster.config.url).unwrap();
-    let mut wrong = Client::new(&ClientConfig { url: cluster.config.url.clone(), token: "0".repeat(64) }).unwrap();
+    let mut wrong = Client::new(&ClientConfig { token: "0".repeat(64), ..cluster.config.clone() }).unwrap();
     let sneaky = br#"{"id":"sneaky"}"#;
     for (method, body) in [("GET", None), ("POST", Some(&sneaky[..]))] {
         let r = anon.request(method, "/jobs", &[("Content-Type", "application/json")], body).unwrap();
@@ -319,4 +319,25 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
         _ => {}
     }
+}
+
+#[test]
+fn clients_on_the_heads_machine_use_its_unix_socket_and_fall_back_to_tcp() {
+    let cluster = Cluster::start(Options { nodes: 0, ..Default::default() });
+    let socket = cluster.config.socket.clone().expect("client.json names the head's socket");
+    assert_eq!(socket, cluster.state_dir().join("head.sock"));
+    // A URL nothing listens on: only the socket can answer.
+    let dead_url = "http://127.0.0.1:1".to_string();
+    let through_socket = ClientConfig { url: dead_url.clone(), ..cluster.config.clone() };
+    let pools = Client::new(&through_socket).unwrap().list_pools().unwrap();
+    assert!(pools.iter().any(|p| p.id == "default"), "{pools:?}");
+    // The socket is checked like TCP: a wrong token is refused.
+    let wrong = ClientConfig { token: "0".repeat(64), ..through_socket.clone() };
+    assert_eq!(Client::new(&wrong).unwrap().list_pools().unwrap_err().status(), Some(401));
+    // No socket there (a state directory shared with another machine): the URL is used.
+    let elsewhere = ClientConfig { socket: Some(cluster.dir.path().join("nothing.sock")), ..cluster.config.clone() };
+    assert!(Client::new(&elsewhere).unwrap().list_pools().is_ok());
+    let neither = ClientConfig { url: dead_url, ..elsewhere };
+    let err = Client::new(&neither).unwrap().list_pools().unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }

@@ -15,10 +15,11 @@ mod routes;
 mod slurm_routes;
 pub mod state;
 mod uploads;
+mod users;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +61,8 @@ pub struct Head {
     files_dir: PathBuf,
     file_requests: Mutex<HashMap<u64, oneshot::Sender<FilesResult>>>,
     next_request: AtomicU64,
+    /// Names of the uids Slurm jobs are submitted by.
+    users: users::UserNames,
 }
 
 impl Head {
@@ -129,37 +132,49 @@ impl Head {
     }
 }
 
+/// The head's Unix socket in its state directory (named in `client.json`).
+pub const SOCKET_FILE: &str = "head.sock";
+
 /// How long a connection may take to send a request's headers (also bounds idle keep-alive):
 /// a silent client cannot hold a descriptor forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection.
-async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+/// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection. Accept
+/// errors (out of descriptors, a connection reset before accept) are retried by the listener.
+async fn accept_loop<L: axum::serve::Listener>(mut listener: L, app: axum::Router) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(c) => c,
-            // Out of descriptors or a connection reset before accept: keep serving the others.
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Small request/response pairs and launcher messages must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
+        let (io, _) = listener.accept().await;
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Listens on `path` (replacing a socket a previous head left), for clients on this machine.
+/// `None`, with a warning, when it cannot: clients then use TCP.
+fn bind_unix(path: &Path) -> Option<tokio::net::UnixListener> {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "cannot replace the old socket; serving TCP only");
+            return None;
+        }
+    }
+    match tokio::net::UnixListener::bind(path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot listen on a Unix socket; serving TCP only");
+            None
+        }
     }
 }
 
@@ -215,6 +230,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         files_dir,
         file_requests: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
+        users: users::UserNames::default(),
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
@@ -235,7 +251,10 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("creating the default pool: {}", e.body.message.value))?;
     }
-    let client = ClientConfig { url: url.clone(), token };
+    let socket_path = dir.join(SOCKET_FILE);
+    let unix = bind_unix(&socket_path);
+    let socket = unix.as_ref().map(|_| socket_path.clone());
+    let client = ClientConfig { url: url.clone(), token, socket };
     let json = serde_json::to_vec_pretty(&client).expect("client config serializes");
     auth::write_private(&dir.join("client.json"), &json)?;
     tracing::info!(%url, state_dir = %dir.display(), "head listening");
@@ -249,9 +268,23 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             _ = term.recv() => {},
         }
     };
+    // Small request/response pairs and launcher messages must not wait for Nagle's algorithm.
+    let tcp = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let serve_unix = async {
+        match unix {
+            Some(l) => accept_loop(l, app.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        r = accept_loop(listener, app) => r.context("serving HTTP")?,
+        _ = accept_loop(tcp, app.clone()) => {},
+        _ = serve_unix => {},
         _ = shutdown => tracing::info!("shutting down"),
+    }
+    if socket_path.exists() {
+        let _ = std::fs::remove_file(&socket_path);
     }
     // Everything acknowledged is already durable; this flushes what is still queued.
     store.close();

@@ -37,7 +37,10 @@ async fn show(State(head): H, Path(id): Path<String>) -> Result<Json<SlurmJob>, 
 }
 
 async fn submit(State(head): H, body: Bytes) -> Result<Json<SlurmSubmitted>, ApiError> {
-    let req: SlurmSubmit = parse_body(&body)?;
+    let mut req: SlurmSubmit = parse_body(&body)?;
+    if req.user.is_empty() {
+        req.user = head.users.name(req.uid).await;
+    }
     let addr = head.url.trim_start_matches("http://").to_owned();
     head.apply_durable(|st, fx| st.slurm_submit(req, &addr, fx)).await.map(Json)
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::thread;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, ToSql};
 
 use super::{Durable, Snapshot, Store, StoreError, StoredNode, StoredTask, Write};
 
@@ -101,49 +101,33 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
 
 fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
-    {
-        let mut put_task = tx.prepare_cached(
-            "INSERT INTO tasks (job, id, seq, attempt, body) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (job, id) DO UPDATE SET attempt = excluded.attempt, body = excluded.body",
-        )?;
-        for (writes, _) in batches {
-            for w in writes {
-                match w {
-                    Write::PutTask { job, id, seq, attempt, body } => {
-                        put_task.execute(params![job, id, *seq as i64, attempt, body])?;
-                    }
-                    Write::PutPool { id, body } => {
-                        tx.execute("INSERT OR REPLACE INTO pools (id, body) VALUES (?1, ?2)", params![id, body])?;
-                    }
-                    Write::DeletePool { id } => {
-                        tx.execute("DELETE FROM pools WHERE id = ?1", params![id])?;
-                    }
-                    Write::PutJob { id, seq, body } => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO jobs (id, seq, body) VALUES (?1, ?2, ?3)",
-                            params![id, *seq as i64, body],
-                        )?;
-                    }
-                    Write::PutNode(n) => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO nodes (id, body, boot_id, leaving, wait_for_start) VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![n.id, n.body, n.boot_id, n.leaving, n.wait_for_start],
-                        )?;
-                    }
-                    Write::DeleteNode { id } => {
-                        tx.execute("DELETE FROM nodes WHERE id = ?1", params![id])?;
-                    }
-                    Write::PutCounter { name, value } => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)",
-                            params![name, *value as i64],
-                        )?;
-                    }
-                    Write::DeleteJob { id } => {
-                        tx.execute("DELETE FROM tasks WHERE job = ?1", params![id])?;
-                        tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
-                    }
-                }
+    // Every statement is prepared once per connection and reused from its cache.
+    let run = |sql: &str, p: &[&dyn ToSql]| tx.prepare_cached(sql)?.execute(p).map(drop);
+    for w in batches.iter().flat_map(|(writes, _)| writes) {
+        match w {
+            Write::PutTask { job, id, seq, attempt, body } => run(
+                "INSERT INTO tasks (job, id, seq, attempt, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (job, id) DO UPDATE SET attempt = excluded.attempt, body = excluded.body",
+                params![job, id, *seq as i64, attempt, body],
+            )?,
+            Write::PutPool { id, body } => {
+                run("INSERT OR REPLACE INTO pools (id, body) VALUES (?1, ?2)", params![id, body])?
+            }
+            Write::DeletePool { id } => run("DELETE FROM pools WHERE id = ?1", params![id])?,
+            Write::PutJob { id, seq, body } => {
+                run("INSERT OR REPLACE INTO jobs (id, seq, body) VALUES (?1, ?2, ?3)", params![id, *seq as i64, body])?
+            }
+            Write::PutNode(n) => run(
+                "INSERT OR REPLACE INTO nodes (id, body, boot_id, leaving, wait_for_start) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![n.id, n.body, n.boot_id, n.leaving, n.wait_for_start],
+            )?,
+            Write::DeleteNode { id } => run("DELETE FROM nodes WHERE id = ?1", params![id])?,
+            Write::PutCounter { name, value } => {
+                run("INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)", params![name, *value as i64])?
+            }
+            Write::DeleteJob { id } => {
+                run("DELETE FROM tasks WHERE job = ?1", params![id])?;
+                run("DELETE FROM jobs WHERE id = ?1", params![id])?;
             }
         }
     }

@@ -1,0 +1,63 @@
+//! User names for uids. As in Slurm, the submitting host sends only its ids and the head names
+//! them (slurmctld does the same), so a submission does not pay for a passwd lookup, which on
+//! a site with LDAP or SSSD is a round trip. Names are remembered once found.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The names found so far, by uid.
+#[derive(Default)]
+pub struct UserNames(Mutex<HashMap<u32, String>>);
+
+impl UserNames {
+    /// `uid`'s name from the passwd database, or the number when it has none.
+    pub async fn name(&self, uid: u32) -> String {
+        if let Some(n) = self.0.lock().expect("user names lock").get(&uid) {
+            return n.clone();
+        }
+        // The lookup may block (a directory service): off the async workers.
+        match tokio::task::spawn_blocking(move || lookup(uid)).await.ok().flatten() {
+            Some(n) => {
+                self.0.lock().expect("user names lock").insert(uid, n.clone());
+                n
+            }
+            // Not remembered: a user added later gets their name.
+            None => uid.to_string(),
+        }
+    }
+}
+
+fn lookup(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: getpwuid_r writes into `pwd` and `buf`, both ours; ERANGE says `buf` is too small.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut out: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
+                return None;
+            }
+            return Some(std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_come_from_the_passwd_database_and_unknown_uids_stay_numbers() {
+        let names = UserNames::default();
+        assert_eq!(names.name(0).await, "root");
+        assert_eq!(names.0.lock().unwrap().get(&0).map(String::as_str), Some("root"));
+        let nobody = 4_000_000_000;
+        assert_eq!(names.name(nobody).await, nobody.to_string());
+        assert!(!names.0.lock().unwrap().contains_key(&nobody), "a missing name is looked up again next time");
+    }
+}
