@@ -255,6 +255,14 @@ pub struct SlurmSubmit {
     /// GPUs as a TRES string (`gres/gpu:2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gres: Option<String>,
+    /// GPUs each node of the job gets (`--gres=gpu:N`, `--gpus-per-node`, or `-G` and
+    /// `--gpus-per-task` shared over the nodes). A job with GPUs takes its nodes whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus_per_node: Option<u32>,
+    /// The GPU type asked for (`--gres=gpu:h100:2`): a node's GPUs must have it in their
+    /// name, ignoring case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
     /// `-t` in seconds (`None`: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,

@@ -23,6 +23,31 @@ pub struct GpuRequest {
     pub gpu_type: Option<String>,
 }
 
+impl GpuRequest {
+    /// The GPUs each of `nodes` nodes needs with `tasks_per_node` tasks on the busiest:
+    /// `--gres`/`--gpus-per-node` as given, `--gpus-per-task` times the tasks, `-G` spread
+    /// evenly; the most of these.
+    pub fn per_node_for(&self, nodes: u32, tasks_per_node: u32) -> Option<u32> {
+        let from_tasks = self.per_task.map(|t| t.saturating_mul(tasks_per_node));
+        let from_job = self.per_job.map(|j| j.div_ceil(nodes.max(1)));
+        [self.per_node, from_tasks, from_job].into_iter().flatten().max().filter(|&n| n > 0)
+    }
+
+    /// The variables sbatch sets for the job from these options (`SLURM_GPUS`,
+    /// `SLURM_GPUS_PER_TASK`), which an `srun` inside reads as its defaults.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let with_type = |n: u32| self.gpu_type.as_ref().map_or_else(|| n.to_string(), |t| format!("{t}:{n}"));
+        let mut env = Vec::new();
+        if let Some(n) = self.per_job {
+            env.push(("SLURM_GPUS".to_owned(), with_type(n)));
+        }
+        if let Some(n) = self.per_task {
+            env.push(("SLURM_GPUS_PER_TASK".to_owned(), with_type(n)));
+        }
+        env
+    }
+}
+
 /// A count of GPUs, possibly of a named type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuCount {
@@ -153,6 +178,22 @@ pub fn combine(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpus_per_node_follow_from_each_form_of_the_request() {
+        let req = |per_job, per_node, per_task| GpuRequest { per_job, per_node, per_task, gpu_type: None };
+        assert_eq!(req(None, Some(2), None).per_node_for(3, 5), Some(2));
+        assert_eq!(req(None, None, Some(1)).per_node_for(2, 3), Some(3));
+        assert_eq!(req(Some(5), None, None).per_node_for(2, 1), Some(3), "-G 5 over 2 nodes: 3 on the busiest");
+        assert_eq!(req(Some(4), Some(1), Some(1)).per_node_for(1, 2), Some(4), "the most of the forms");
+        assert_eq!(req(None, Some(0), None).per_node_for(1, 1), None);
+        let typed = GpuRequest { per_job: Some(2), per_task: Some(1), gpu_type: Some("h100".into()), per_node: None };
+        assert_eq!(
+            typed.env(),
+            [("SLURM_GPUS".to_owned(), "h100:2".to_owned()), ("SLURM_GPUS_PER_TASK".to_owned(), "h100:1".to_owned())]
+        );
+        assert!(req(None, Some(2), None).env().is_empty());
+    }
 
     fn gpus(count: u32, t: Option<&str>) -> GpuCount {
         GpuCount { count, gpu_type: t.map(String::from) }

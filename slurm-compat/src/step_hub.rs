@@ -117,6 +117,11 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let own = exported_env(r.export.as_deref(), std::env::vars().collect())?;
     let here_dir = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
     let cwd = r.chdir.as_ref().map_or(here_dir.clone(), |d| here_dir.join(d)).to_string_lossy().into_owned();
+    // The job's `--gpus-per-task` (`SLURM_GPUS_PER_TASK`, `[type:]N`) is srun's default.
+    let gpus_per_task = r.gpus_per_task.or_else(|| {
+        let v = env("SLURM_GPUS_PER_TASK")?;
+        v.rsplit(':').next()?.parse().ok()
+    });
     let starts: Vec<StepStart> = (0..plan.nodes.len())
         .map(|i| {
             let mut env = own.clone();
@@ -142,7 +147,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 cpus_per_task: plan.cpus_per_task.unwrap_or(1),
                 cpu_bind: r.cpu_bind.clone(),
                 gpu_bind: r.gpu_bind.clone(),
-                gpus_per_task: r.gpus_per_task,
+                gpus_per_task,
                 stdin_to,
             }
         })

@@ -90,7 +90,14 @@ pub(crate) fn submit_error(e: &gangway_api::client::ClientError) -> String {
             )
         }
         Some("JobDependencyProblem") => "Job dependency problem".to_owned(),
-        Some("NodeConfigUnavailable") => "Requested node configuration is not available".to_owned(),
+        Some("NodeConfigUnavailable") => {
+            // Slurm's last line, after one that says what could not be met.
+            let detail = cluster::message(e);
+            let detail = detail.trim_start_matches("Requested node configuration is not available: ");
+            return format!(
+                "sbatch: error: {detail}\nsbatch: error: Batch job submission failed: Requested node configuration is not available"
+            );
+        }
         _ => cluster::message(e),
     };
     format!("sbatch: error: Batch job submission failed: {why}")
@@ -138,6 +145,11 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
                 None => format!("gres/gpu:{n}"),
             }
         }),
+        gpus_per_node: resolved.gpus.as_ref().and_then(|g| {
+            let nodes = resolved.nodes.min.max(1);
+            g.per_node_for(nodes, resolved.ntasks_per_node.unwrap_or_else(|| resolved.ntasks.div_ceil(nodes)))
+        }),
+        gpu_type: resolved.gpus.as_ref().and_then(|g| g.gpu_type.clone()),
         time_limit_s: resolved.time_limit_s,
         begin,
         hold: sub.hold,
@@ -155,7 +167,11 @@ fn export_env(resolved: &Resolved) -> Vec<(String, String)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| !k.is_empty())
         .collect();
-    resolved.export.apply(here, |_| false)
+    let mut env = resolved.export.apply(here, |_| false);
+    if let Some(g) = &resolved.gpus {
+        env.extend(g.env());
+    }
+    env
 }
 
 fn dependency(d: &Dependencies) -> SlurmDependency {

@@ -67,6 +67,7 @@ impl HeadState {
         }
         let hosts: Vec<String> = names.iter().map(|n| self.nodes[n].wire.ip_address.clone()).collect();
         let cpus: Vec<u32> = names.iter().map(|n| self.nodes[n].wire.resources.cpus).collect();
+        let gpus = self.slurm_gpus(key, &names[0]);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -94,7 +95,7 @@ impl HeadState {
             .collect();
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
-        let base = super::launchers::attempt_message(&j.wire, t, pool);
+        let base = super::launchers::attempt_message(&j.wire, t, pool, &gpus);
         let primary_files = t.wire.resource_files.clone();
         for (i, name) in names.iter().enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");

@@ -257,6 +257,7 @@ impl HeadState {
         else {
             return;
         };
+        let gpus = self.slurm_gpus(key, &node);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -271,7 +272,7 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool)));
+        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, &gpus)));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -386,8 +387,9 @@ impl HeadState {
     }
 }
 
-/// The start message of a task's current attempt (the part common to every instance).
-pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> StartTask {
+/// The start message of a task's current attempt (the part common to every instance);
+/// `gpus` are the first node's, for a Slurm job that asks for GPUs.
+pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, gpus: &[gangway_topology::Gpu]) -> StartTask {
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
@@ -409,6 +411,6 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String) -> St
         mpi: t.wire.mpi.clone(),
         batch: None,
     };
-    super::slurm_view::add_batch(&mut msg, job, t);
+    super::slurm_view::add_batch(&mut msg, job, t, gpus);
     msg
 }

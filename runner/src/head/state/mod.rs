@@ -269,6 +269,18 @@ impl HeadState {
         Some((j, task))
     }
 
+    /// `node`'s GPUs when task `key` is a Slurm job that asks for GPUs (its environment names
+    /// them); nothing otherwise, so other tasks' starts copy nothing.
+    pub(crate) fn slurm_gpus(&mut self, key: TaskKey, node: &str) -> Vec<gangway_topology::Gpu> {
+        let wants = self
+            .task_mut(key)
+            .is_some_and(|(j, _)| j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some()));
+        match self.nodes.get(node) {
+            Some(n) if wants => n.wire.resources.gpus.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     pub(crate) fn put_task(job: &str, t: &TaskRec, fx: &mut Effects) {
         fx.writes.push(Write::PutTask {
             job: job.to_owned(),

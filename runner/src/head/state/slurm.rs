@@ -118,8 +118,15 @@ impl HeadState {
                 req.nodes = needed;
             }
         }
+        let gpus = req.gpus_per_node.filter(|&g| g > 0);
+        if let Some(g) = gpus {
+            self.check_gpus(&partition, g, req.gpu_type.as_deref())?;
+        }
         let per_node = cpus_per_node(&req);
-        let need = if req.exclusive { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
+        // A job with GPUs takes its nodes whole: the scheduler counts slots, not GPUs, so
+        // this is what keeps two jobs off the same GPUs.
+        let whole = req.exclusive || gpus.is_some();
+        let need = if whole { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
         if need > slots_per_node {
             return Err(node_config_unavailable(format!(
                 "{need} CPUs on one node, and partition {partition} has {slots_per_node} per node"
@@ -184,6 +191,28 @@ impl HeadState {
             self.slurm_add_job(info, need, fx)?;
         }
         Ok(SlurmSubmitted { job_id: first, test_only: None })
+    }
+
+    /// Refuses a job that wants `gpus` GPUs (of `gpu_type`) on each node unless every node
+    /// of `partition` has them: any of its nodes may be picked.
+    fn check_gpus(&self, partition: &str, gpus: u32, gpu_type: Option<&str>) -> Result<(), ApiError> {
+        let wanted = |name: &str| gpu_type.is_none_or(|t| name.to_lowercase().contains(&t.to_lowercase()));
+        let of_type = gpu_type.map_or_else(String::new, |t| format!(" {t}"));
+        let mut nodes: Vec<_> = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).collect();
+        nodes.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));
+        if nodes.is_empty() {
+            return Err(node_config_unavailable(format!("{gpus}{of_type} GPUs per node, and partition {partition} has no nodes")));
+        }
+        for n in nodes {
+            let have = n.wire.resources.gpus.iter().filter(|g| wanted(&g.name)).count();
+            if (have as u32) < gpus {
+                return Err(node_config_unavailable(format!(
+                    "{gpus}{of_type} GPUs per node, and node {} of partition {partition} has {have}",
+                    n.wire.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Creates the gangway job and task of one Slurm job (or array element).

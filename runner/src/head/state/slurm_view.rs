@@ -145,7 +145,7 @@ fn output_paths(s: &SlurmJobInfo, first_node: &str) -> (String, String) {
 
 /// Adds what a Slurm batch job's start needs to its attempt message: the script, its files
 /// and working directory, and the `SLURM_*` environment of the reference (`case-*.env`).
-pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec) {
+pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gangway_topology::Gpu]) {
     let Some(s) = job.slurm.as_deref() else { return };
     let r = &s.request;
     let nodes = allocation(t);
@@ -178,6 +178,19 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec) {
     set("SLURM_CPUS_ON_NODE", cpus.first().copied().unwrap_or(1).to_string());
     if r.cpus_given {
         set("SLURM_CPUS_PER_TASK", r.cpus_per_task.to_string());
+    }
+    if let Some(n) = r.gpus_per_node {
+        // The node's first GPUs of the type asked for; the job has the node to itself.
+        let wanted = |name: &str| r.gpu_type.as_ref().is_none_or(|t| name.to_lowercase().contains(&t.to_lowercase()));
+        let mut own: Vec<u32> = gpus.iter().filter(|g| wanted(&g.name)).map(|g| g.index).collect();
+        own.sort_unstable();
+        own.truncate(n as usize);
+        let list = own.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
+            set(k, list.clone());
+        }
+        set("SLURM_GPUS_ON_NODE", own.len().to_string());
+        set("SLURM_JOB_GPUS", list);
     }
     set("SLURM_GTIDS", "0".into());
     set("SLURM_JOBID", id.clone());
