@@ -44,7 +44,9 @@ fn gpu_jobs_get_their_nodes_gpus_and_take_the_nodes_whole() {
     ]);
     assert_eq!(door.wait_end(b, WAIT).state, SlurmJobState::Completed, "{}", door.read("b.out"));
     let lines = door.sorted_lines("b.out");
-    for want in ["0: 0", "1: 1", "2: 2", "CUDA_VISIBLE_DEVICES=0,1,2", "SLURM_GPUS_ON_NODE=3", "SLURM_GPUS_PER_TASK=h100:1"] {
+    for want in
+        ["0: 0", "1: 1", "2: 2", "CUDA_VISIBLE_DEVICES=0,1,2", "SLURM_GPUS_ON_NODE=3", "SLURM_GPUS_PER_TASK=h100:1"]
+    {
         assert!(lines.iter().any(|l| l == want), "{want} missing from {lines:?}");
     }
 

@@ -389,7 +389,12 @@ impl HeadState {
 
 /// The start message of a task's current attempt (the part common to every instance);
 /// `gpus` are the first node's, for a Slurm job that asks for GPUs.
-pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, gpus: &[gangway_topology::Gpu]) -> StartTask {
+pub(crate) fn attempt_message(
+    job: &Job,
+    t: &super::TaskRec,
+    pool: String,
+    gpus: &[gangway_topology::Gpu],
+) -> StartTask {
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));

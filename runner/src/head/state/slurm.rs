@@ -201,7 +201,9 @@ impl HeadState {
         let mut nodes: Vec<_> = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).collect();
         nodes.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));
         if nodes.is_empty() {
-            return Err(node_config_unavailable(format!("{gpus}{of_type} GPUs per node, and partition {partition} has no nodes")));
+            return Err(node_config_unavailable(format!(
+                "{gpus}{of_type} GPUs per node, and partition {partition} has no nodes"
+            )));
         }
         for n in nodes {
             let have = n.wire.resources.gpus.iter().filter(|g| wanted(&g.name)).count();
