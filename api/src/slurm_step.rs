@@ -39,6 +39,10 @@ pub struct StepStart {
     pub cwd: String,
     /// The program and its arguments.
     pub command: Vec<String>,
+    /// With `--multi-prog`: each of this node's tasks' own program and arguments, in the
+    /// order of `ranks` (empty: every task runs `command`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_commands: Vec<Vec<String>>,
     /// `-o` pattern; `None` sends standard output back to srun.
     pub output: Option<String>,
     /// `-e` pattern; `None` sends standard error back to srun.

@@ -213,7 +213,8 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     let pgids: Arc<Mutex<Vec<i32>>> = Arc::default();
     for (local_id, &rank) in spec.ranks.iter().enumerate() {
         let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.args(["-c", "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"", "srun"]).args(&spec.command);
+        let program = spec.rank_commands.get(local_id).unwrap_or(&spec.command);
+        cmd.args(["-c", "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"", "srun"]).args(program);
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("SLURM_PROCID", rank.to_string()).env("SLURM_LOCALID", local_id.to_string());
         let pmi_fd = if spec.pmi {
@@ -261,7 +262,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 crate::agent_cli::apply_binding(&bind, &[])
             });
         }
-        let mut child = cmd.spawn().map_err(|e| format!("starting task {rank} ({}): {e}", spec.command[0]))?;
+        let mut child = cmd.spawn().map_err(|e| format!("starting task {rank} ({}): {e}", program.join(" ")))?;
         let pid = child.id().unwrap_or(0) as i32;
         inputs.extend(child.stdin.take());
         pgids.lock().expect("lock").push(pid);

@@ -18,7 +18,8 @@
 //!   states mapped in [`nodes`]), [`show`] (`scontrol show job|node|partition`), sharing
 //!   [`format`] (`%`-formats, padding, times, state/user/job-id lists).
 //! - The commands that run things: [`submit`] (sbatch), [`step`] with [`step_layout`] and
-//!   [`step_hub`] (srun inside a job: the step's hub over the job's nodes), [`salloc`] with
+//!   [`step_hub`] (srun inside a job: the step's hub over the job's nodes; [`multi_prog`] reads
+//!   `--multi-prog` files), [`salloc`] with
 //!   [`salloc_holder`] and [`allocate`] (allocations held for a command, and srun outside one).
 //!
 //! Everything in the parsers and formatters is pure (no clocks, no environment) except
@@ -38,6 +39,7 @@ mod error;
 pub mod format;
 mod getopt;
 mod gpus;
+pub mod multi_prog;
 pub mod info;
 pub mod nodes;
 mod options;

@@ -39,6 +39,8 @@ pub struct StepRequest {
     pub overcommit: bool,
     /// `-q/--quit-on-interrupt`: one Ctrl-C ends the step.
     pub quit_on_interrupt: bool,
+    /// `--multi-prog`: the command is a file naming each task's program.
+    pub multi_prog: bool,
     /// `--export`: `ALL` (the default), `NONE`, or a list of names and `NAME=value`.
     pub export: Option<String>,
     /// `-D/--chdir`: the tasks' working directory.
@@ -146,7 +148,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
                 | "-q"
                 | "--quit-on-interrupt"
         );
-        if matches!(name.as_str(), "--pty" | "--multi-prog") {
+        if name == "--pty" {
             return Err(format!("{name} is not supported by gangway's srun"));
         }
         // -K takes an optional value (`-K1`, `--kill-on-bad-exit=0`).
@@ -159,6 +161,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             r.kill_on_bad_exit |= matches!(name.as_str(), "-K" | "--kill-on-bad-exit");
             r.overcommit |= matches!(name.as_str(), "-O" | "--overcommit");
             r.quit_on_interrupt |= matches!(name.as_str(), "-q" | "--quit-on-interrupt");
+            r.multi_prog |= name == "--multi-prog";
             continue;
         }
         let value = match inline {
@@ -312,5 +315,9 @@ mod tests {
         assert!(parse(&args("-n 0 true")).is_err());
         assert!(parse(&args("--bogus true")).is_err());
         assert!(parse(&args("-n 2")).is_err());
+        let m = parse(&args("--multi-prog -n 2 mpmd.conf")).unwrap();
+        assert!(m.multi_prog && m.command == ["mpmd.conf"]);
+        assert!(!parse(&args("-n 2 true")).unwrap().multi_prog);
+        assert_eq!(parse(&args("--pty bash")).unwrap_err(), "--pty is not supported by gangway's srun");
     }
 }

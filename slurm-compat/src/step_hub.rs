@@ -78,6 +78,13 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         }
     };
     let plan = plan(r, job)?;
+    let programs = match (r.multi_prog, r.command.first()) {
+        (true, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("unable to read --multi-prog file {file}: {e}"))?;
+            crate::multi_prog::commands(file, &text, plan.rank_nodes.len() as u32)?
+        }
+        _ => Vec::new(),
+    };
     let step = next_step_id()?;
     // This node's address among the gang's (srun may run on any node of the job, e.g. from
     // inside another step's task); 127.0.0.1 for a one-node job.
@@ -139,6 +146,11 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 env,
                 cwd: cwd.clone(),
                 command: r.command.clone(),
+                rank_commands: if programs.is_empty() {
+                    Vec::new()
+                } else {
+                    ranks[i].iter().map(|k| programs[*k as usize].clone()).collect()
+                },
                 output: r.output.clone().filter(|p| per_part(p)),
                 error: error.clone().filter(|p| per_part(p)),
                 pmi,

@@ -160,6 +160,30 @@ fn srun_spans_the_nodes_of_a_batch_job() {
 }
 
 #[test]
+fn multi_prog_runs_a_program_per_task_across_nodes() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let conf = "# srun -n4 --multi-prog mpmd.conf\n\
+        0,2   echo even:%t:%o\n\
+        *     sh -c 'echo rest:$SLURM_PROCID:$SLURMD_NODENAME'\n";
+    std::fs::write(slurm.work().join("mpmd.conf"), conf).unwrap();
+    std::fs::write(slurm.work().join("short.conf"), "0-2 true\n").unwrap();
+    let text = "#!/bin/sh\n\
+        srun -l -N2 -n4 -m cyclic --multi-prog mpmd.conf > mpmd.out\n\
+        srun -n4 --multi-prog short.conf 2> short.err; echo \"short=$?\" > short.txt\n";
+    let id = slurm.sbatch(&["-N2", "-n4", "-o", "job.out", &script(&slurm, "m.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
+    // Cyclic: tasks 0 and 2 on node1, 1 and 3 on node2.
+    let want = ["0: even:0:0", "1: rest:1:node2", "2: even:2:1", "3: rest:3:node2"];
+    assert_eq!(slurm.sorted_lines("mpmd.out"), want, "{}", slurm.read("job.out"));
+    assert_eq!(slurm.read("short.txt").trim(), "short=1");
+    let err = slurm.read("short.err");
+    assert!(err.contains("Configuration file short.conf invalid, no record for task id 3"), "{err}");
+    assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_failing_task_with_kill_on_bad_exit_ends_the_step() {
     let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
     let slurm = SlurmFrontDoor::new(cluster.config.clone());
