@@ -63,6 +63,19 @@ pub struct StepStart {
     pub gpus_per_task: Option<u32>,
     /// Which tasks read srun's standard input (`-i`).
     pub stdin_to: StdinTarget,
+    /// `--pty`: task 0 runs on a pseudo-terminal of this size (the node that has it makes
+    /// one; the other tasks' output goes to `/dev/null`, as in Slurm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<WindowSize>,
+}
+
+/// A terminal's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// Which tasks get srun's standard input.
@@ -172,6 +185,8 @@ pub enum SrunMessage {
     },
     /// srun's standard input ended.
     InputEnd,
+    /// srun's terminal changed size (`--pty`): the task's pseudo-terminal follows.
+    Resize(WindowSize),
 }
 
 /// Bytes on the wire: `text` when they are UTF-8 (the usual case, and readable), `bytes`

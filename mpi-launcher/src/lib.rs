@@ -25,6 +25,7 @@ pub mod layout;
 pub mod openmpi;
 pub mod openmpi_files;
 pub mod pmi;
+pub mod pty;
 pub mod ranks;
 pub mod resource_files;
 pub mod slurm_step;

@@ -208,7 +208,9 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     };
 
     let mut sockets = Vec::new();
-    let mut inputs = Vec::new();
+    let mut inputs: Vec<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = Vec::new();
+    // `--pty`: task 0's terminal (its master side), which srun's resizes reach.
+    let mut terminal: Option<std::os::fd::OwnedFd> = None;
     let mut waits = tokio::task::JoinSet::new();
     let pgids: Arc<Mutex<Vec<i32>>> = Arc::default();
     for (local_id, &rank) in spec.ranks.iter().enumerate() {
@@ -238,14 +240,34 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
             StdinTarget::Task(t) => t == rank,
             StdinTarget::None => false,
         };
-        let stdin = if reads_input { std::process::Stdio::piped() } else { std::process::Stdio::null() };
-        cmd.current_dir(&cwd).stdin(stdin).process_group(0).kill_on_drop(true);
-        let out_file = open(&spec.output, rank)?;
-        let err_file = open(&spec.error, rank)?;
-        let to_srun = (out_file.is_none(), err_file.is_none());
-        cmd.stdout(out_file.map_or_else(std::process::Stdio::piped, Into::into));
-        let mut verbose_file = err_file.as_ref().and_then(|f| f.try_clone().ok());
-        cmd.stderr(err_file.map_or_else(std::process::Stdio::piped, Into::into));
+        let pty = match spec.pty {
+            Some(size) if rank == 0 => {
+                Some(crate::pty::open(size).map_err(|e| format!("making task 0's pseudo-terminal: {e}"))?)
+            }
+            _ => None,
+        };
+        let mut verbose_file = None;
+        let mut to_srun = (false, false);
+        cmd.current_dir(&cwd).kill_on_drop(true);
+        if let Some(p) = &pty {
+            // The terminal is the task's input and output; it leads a session of its own.
+            let side = || p.slave.try_clone().map(std::process::Stdio::from).map_err(|e| e.to_string());
+            cmd.stdin(side()?).stdout(side()?).stderr(side()?);
+        } else if spec.pty.is_some() {
+            // As in Slurm, the tasks other than 0 write to /dev/null.
+            use std::process::Stdio;
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+        } else {
+            let stdin = if reads_input { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+            cmd.stdin(stdin).process_group(0);
+            let out_file = open(&spec.output, rank)?;
+            let err_file = open(&spec.error, rank)?;
+            to_srun = (out_file.is_none(), err_file.is_none());
+            cmd.stdout(out_file.map_or_else(std::process::Stdio::piped, Into::into));
+            verbose_file = err_file.as_ref().and_then(|f| f.try_clone().ok());
+            cmd.stderr(err_file.map_or_else(std::process::Stdio::piped, Into::into));
+        }
+        let controlling = pty.is_some();
         let task_cpus = cpus[local_id].clone().unwrap_or_default();
         let bind = task_cpus.clone();
         // SAFETY: the closure only makes syscalls (sched_setaffinity, fcntl) on data it owns.
@@ -259,12 +281,30 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 if let Some(fd) = pmi_fd {
                     crate::pmi::inherit_fd(fd)?;
                 }
+                if controlling {
+                    crate::pty::take_as_controlling()?;
+                }
                 crate::agent_cli::apply_binding(&bind, &[])
             });
         }
         let mut child = cmd.spawn().map_err(|e| format!("starting task {rank} ({}): {e}", program.join(" ")))?;
+        drop(cmd); // closes this process's copies of the terminal's task side
         let pid = child.id().unwrap_or(0) as i32;
-        inputs.extend(child.stdin.take());
+        inputs.extend(child.stdin.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>));
+        let mut terminal_output = None;
+        if let Some(p) = pty {
+            let side = || {
+                p.master
+                    .try_clone()
+                    .map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)))
+                    .map_err(|e| e.to_string())
+            };
+            if reads_input {
+                inputs.push(Box::new(side()?));
+            }
+            terminal_output = Some(tokio::spawn(relay(side()?, rank, false, tx.clone())));
+            terminal = Some(p.master);
+        }
         pgids.lock().expect("lock").push(pid);
         if cpu_bind.as_ref().is_some_and(|b| b.verbose) && !task_cpus.is_empty() {
             let note = format!(
@@ -284,6 +324,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         let relays = [
             child.stdout.take().filter(|_| to_srun.0).map(|o| tokio::spawn(relay(o, rank, false, tx.clone()))),
             child.stderr.take().filter(|_| to_srun.1).map(|e| tokio::spawn(relay(e, rank, true, tx.clone()))),
+            terminal_output,
         ];
         let tx = tx.clone();
         waits.spawn(async move {
@@ -308,13 +349,22 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     // srun's input goes to the tasks from a task of its own, so a task that does not read
     // cannot hold up fences and signals.
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    let on_terminal = terminal.is_some();
     tokio::spawn(async move {
         while let Some(Some(data)) = input_rx.recv().await {
             for w in &mut inputs {
                 let _ = w.write_all(&data).await;
+                let _ = w.flush().await;
             }
         }
-        // End of input (or srun gone): the tasks see EOF.
+        // End of input (or srun gone): the tasks see EOF; on a terminal, that is its EOF
+        // character (closing the master side would hang the terminal up instead).
+        if on_terminal {
+            for w in &mut inputs {
+                let _ = w.write_all(b"\x04").await;
+                let _ = w.flush().await;
+            }
+        }
         drop(inputs);
     });
 
@@ -352,6 +402,11 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                     }
                     Ok(SrunMessage::InputEnd) => {
                         let _ = input_tx.send(None);
+                    }
+                    Ok(SrunMessage::Resize(size)) => {
+                        if let Some(t) = &terminal {
+                            let _ = crate::pty::resize(t, size);
+                        }
                     }
                     Ok(SrunMessage::Start(_)) | Err(_) => {}
                 },

@@ -19,7 +19,7 @@
 //!   [`format`] (`%`-formats, padding, times, state/user/job-id lists).
 //! - The commands that run things: [`submit`] (sbatch), [`step`] with [`step_layout`] and
 //!   [`step_hub`] (srun inside a job: the step's hub over the job's nodes; [`multi_prog`] reads
-//!   `--multi-prog` files), [`salloc`] with
+//!   `--multi-prog` files; [`terminal`] is srun's own terminal under `--pty`), [`salloc`] with
 //!   [`salloc_holder`] and [`allocate`] (allocations held for a command, and srun outside one).
 //!
 //! Everything in the parsers and formatters is pure (no clocks, no environment) except
@@ -39,8 +39,8 @@ mod error;
 pub mod format;
 mod getopt;
 mod gpus;
-pub mod multi_prog;
 pub mod info;
+pub mod multi_prog;
 pub mod nodes;
 mod options;
 pub mod patterns;
@@ -59,6 +59,7 @@ pub mod step_hub;
 pub mod step_layout;
 pub mod step_plan;
 pub mod submit;
+pub mod terminal;
 pub mod time;
 mod values;
 

@@ -22,7 +22,8 @@ pub fn commands(name: &str, text: &str, ntasks: u32) -> Result<Vec<Vec<String>>,
             wildcard = Some((n, rest.to_owned()));
             continue;
         }
-        let list = rank_list(ranks).ok_or_else(|| invalid(format!("line {n}: `{ranks}` is not a list of task ranks")))?;
+        let list =
+            rank_list(ranks).ok_or_else(|| invalid(format!("line {n}: `{ranks}` is not a list of task ranks")))?;
         for (offset, rank) in list.into_iter().enumerate() {
             let slot = by_rank
                 .get_mut(rank as usize)

@@ -41,6 +41,8 @@ pub struct StepRequest {
     pub quit_on_interrupt: bool,
     /// `--multi-prog`: the command is a file naming each task's program.
     pub multi_prog: bool,
+    /// `--pty`: task 0 runs on a pseudo-terminal connected to srun's terminal.
+    pub pty: bool,
     /// `--export`: `ALL` (the default), `NONE`, or a list of names and `NAME=value`.
     pub export: Option<String>,
     /// `-D/--chdir`: the tasks' working directory.
@@ -65,6 +67,11 @@ pub fn main(args: &[String]) -> ExitCode {
     let under_salloc =
         !outside && env("AZ_BATCH_TASK_DIR").is_none() && env(gangway_api::slurm_step::SALLOC_ADDR_ENV).is_some();
     let ran = parse(args).and_then(|r| {
+        // Raw mode for as long as the step runs; an srun elsewhere that runs this one gets the size.
+        let _raw = r.pty.then(crate::terminal::Raw::enter);
+        if r.pty && (outside || under_salloc) {
+            std::env::set_var(crate::terminal::SIZE_ENV, crate::terminal::size_text(crate::terminal::size()));
+        }
         if outside {
             crate::allocate::run(&r, args)
         } else if under_salloc {
@@ -148,9 +155,6 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
                 | "-q"
                 | "--quit-on-interrupt"
         );
-        if name == "--pty" {
-            return Err(format!("{name} is not supported by gangway's srun"));
-        }
         // -K takes an optional value (`-K1`, `--kill-on-bad-exit=0`).
         let with_value = matches!(name.as_str(), "-K" | "--kill-on-bad-exit") && inline.is_some();
         if flag && !with_value {
@@ -162,6 +166,7 @@ pub fn parse(args: &[String]) -> Result<StepRequest, String> {
             r.overcommit |= matches!(name.as_str(), "-O" | "--overcommit");
             r.quit_on_interrupt |= matches!(name.as_str(), "-q" | "--quit-on-interrupt");
             r.multi_prog |= name == "--multi-prog";
+            r.pty |= name == "--pty";
             continue;
         }
         let value = match inline {
@@ -318,6 +323,6 @@ mod tests {
         let m = parse(&args("--multi-prog -n 2 mpmd.conf")).unwrap();
         assert!(m.multi_prog && m.command == ["mpmd.conf"]);
         assert!(!parse(&args("-n 2 true")).unwrap().multi_prog);
-        assert_eq!(parse(&args("--pty bash")).unwrap_err(), "--pty is not supported by gangway's srun");
+        assert!(parse(&args("--pty bash")).unwrap().pty);
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Hub {
     label_width: usize,
     kill_on_bad_exit: bool,
     pub(crate) quit_on_interrupt: bool,
+    /// `--pty`: srun's terminal size changes go to the task's terminal.
+    pub(crate) pty: bool,
     /// `StepId=J.S`, for status lines.
     pub(crate) step_name: String,
     /// The output and error files srun writes itself (`-o`/`-e` naming no node or task).
@@ -76,6 +78,7 @@ impl Hub {
             label_width: (ntasks.saturating_sub(1)).to_string().len(),
             kill_on_bad_exit,
             quit_on_interrupt: false,
+            pty: false,
             step_name: String::new(),
             files: (None, None),
             partial: HashMap::new(),
@@ -221,6 +224,12 @@ impl Hub {
             }
             Event::Input(None) => self.broadcast(&SrunMessage::InputEnd),
             Event::Signal(libc::SIGINT) => self.interrupt(),
+            // Not a signal for the tasks: with --pty their terminal takes the new size.
+            Event::Signal(libc::SIGWINCH) => {
+                if self.pty {
+                    self.broadcast(&SrunMessage::Resize(crate::terminal::size()));
+                }
+            }
             Event::Signal(sig) => {
                 self.cancelled |= matches!(sig, libc::SIGTERM | libc::SIGKILL | libc::SIGHUP);
                 self.broadcast(&SrunMessage::Signal { signal: sig });

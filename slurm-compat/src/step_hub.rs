@@ -69,6 +69,8 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         gangway_api::slurm_bind::parse_gpu_bind(b)?;
     }
     let (stdin_to, input_file) = match r.input.as_deref() {
+        // --pty: the terminal is task 0's.
+        None if r.pty => (StdinTarget::Task(0), None),
         None | Some("all") => (StdinTarget::All, None),
         Some("none") => (StdinTarget::None, None),
         Some(t) if t.parse::<u32>().is_ok() => (StdinTarget::Task(t.parse().unwrap_or(0)), None),
@@ -80,7 +82,8 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let plan = plan(r, job)?;
     let programs = match (r.multi_prog, r.command.first()) {
         (true, Some(file)) => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("unable to read --multi-prog file {file}: {e}"))?;
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("unable to read --multi-prog file {file}: {e}"))?;
             crate::multi_prog::commands(file, &text, plan.rank_nodes.len() as u32)?
         }
         _ => Vec::new(),
@@ -161,6 +164,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 gpu_bind: r.gpu_bind.clone(),
                 gpus_per_task,
                 stdin_to,
+                pty: r.pty.then(crate::terminal::size),
             }
         })
         .collect();
@@ -217,6 +221,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     hub.part_pids = pids;
     hub.files = files;
     hub.quit_on_interrupt = r.quit_on_interrupt;
+    hub.pty = r.pty;
     hub.step_name = format!("StepId={job}.{step}");
     drop(tx);
     let code = hub.serve(&rx);
@@ -328,8 +333,8 @@ fn accept_parts(listener: TcpListener, key: String, nodes: u32, tx: mpsc::Sender
 /// Blocks the signals srun forwards and hands each to `f` on a thread of its own (children
 /// get an empty signal mask back when they start).
 pub(crate) fn forward_signals(mut f: impl FnMut(i32) + Send + 'static) {
-    const FORWARDED: [i32; 6] =
-        [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+    const FORWARDED: [i32; 7] =
+        [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
     // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

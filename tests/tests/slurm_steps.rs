@@ -183,6 +183,64 @@ fn multi_prog_runs_a_program_per_task_across_nodes() {
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
 
+/// Runs `srun --pty sh -c 'stty size'` with a 30×100 terminal as its input and output, and
+/// prints what it wrote, its exit code, and whether srun gave the terminal its settings back.
+const PTY_DRIVER: &str = r#"
+import os, struct, subprocess, termios, fcntl, select
+master, slave = os.openpty()
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+before = termios.tcgetattr(slave)
+p = subprocess.Popen(["srun", "-n1", "--pty", "sh", "-c", "stty size; [ -t 0 ] && echo tty-in"],
+                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+code = p.wait()
+after = termios.tcgetattr(slave)
+out = b""
+while select.select([master], [], [], 0.5)[0]:
+    out += os.read(master, 4096)
+print(out.decode().replace("\r", ""))
+print("code=%d restored=%s" % (code, before == after))
+# A resize of srun's terminal reaches the task's (SIGWINCH there).
+p = subprocess.Popen(["srun", "-n1", "--pty", "sh", "-c",
+                      "trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.1; done"],
+                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+seen = b""
+while b"ready" not in seen and select.select([master], [], [], 20)[0]:
+    seen += os.read(master, 4096)
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+p.send_signal(28)
+code = p.wait(timeout=20)
+while select.select([master], [], [], 0.5)[0]:
+    seen += os.read(master, 4096)
+print("resized: " + seen.decode().replace("\r", "").replace("\n", " ") + "code=%d" % code)
+"#;
+
+#[test]
+fn srun_pty_gives_task_zero_a_terminal() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    std::fs::write(slurm.work().join("drive.py"), PTY_DRIVER).unwrap();
+    let text = "#!/bin/sh\n\
+        srun --pty sh -c 'tty; [ -t 0 ] && echo tty-in; stty size' < /dev/null > plain.out\n\
+        printf 'echo hi-$((6*7))\\nexit 3\\n' | srun --pty sh > typed.out; echo \"code=$?\" > typed.code\n\
+        python3 drive.py > driven.out 2>&1\n\
+        srun -n2 --pty sh -c 'echo task$SLURM_PROCID' < /dev/null > two.out\n";
+    let id = slurm.sbatch(&["-n2", "-o", "job.out", &script(&slurm, "p.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
+    let lines = |name: &str| -> Vec<String> { slurm.read(name).replace('\r', "").lines().map(str::to_owned).collect() };
+    let plain = lines("plain.out");
+    assert!(plain[0].starts_with("/dev/pts/"), "{plain:?}");
+    assert_eq!(plain[1..], ["tty-in", "24 80"], "a terminal of the default size when srun has none");
+    let typed = slurm.read("typed.out");
+    assert!(typed.contains("hi-42"), "the shell read its commands from the terminal: {typed:?}");
+    assert_eq!(slurm.read("typed.code").trim(), "code=3");
+    let driven = slurm.read("driven.out");
+    assert!(driven.contains("30 100\ntty-in\n"), "srun's terminal size reached the task's: {driven:?}");
+    assert!(driven.contains("code=0 restored=True"), "{driven:?}");
+    assert!(driven.contains("resized: ready 40 120 code=0"), "{driven:?}");
+    assert_eq!(lines("two.out"), ["task0"], "only task 0 is connected");
+}
+
 #[test]
 fn a_failing_task_with_kill_on_bad_exit_ends_the_step() {
     let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
