@@ -180,6 +180,16 @@ pub struct SlurmJobList {
     pub jobs: Vec<SlurmJob>,
 }
 
+impl SlurmSubmit {
+    /// The GPUs each of the job's `nodes` nodes gets, with `busiest` tasks on the busiest:
+    /// the most of `gpusPerNode`, `gpusPerTask` × `busiest`, and `gpus` spread evenly.
+    pub fn gpus_each_node(&self, busiest: u32) -> Option<u32> {
+        let from_tasks = self.gpus_per_task.map(|t| t.saturating_mul(busiest));
+        let from_job = self.gpus.map(|g| g.div_ceil(self.nodes.max(1)));
+        [self.gpus_per_node, from_tasks, from_job].into_iter().flatten().max().filter(|&g| g > 0)
+    }
+}
+
 /// The body of `POST /slurm/jobs`: one `sbatch`, already resolved by the front door (options,
 /// `#SBATCH` lines, `--export` applied to the submission environment, `--begin` made absolute).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,10 +265,18 @@ pub struct SlurmSubmit {
     /// GPUs as a TRES string (`gres/gpu:2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gres: Option<String>,
-    /// GPUs each node of the job gets (`--gres=gpu:N`, `--gpus-per-node`, or `-G` and
-    /// `--gpus-per-task` shared over the nodes). A job with GPUs takes its nodes whole.
+    /// GPUs per node asked for (`--gres=gpu:N`, `--gpus-per-node`). Once the node count is
+    /// known the head stores here what each node gets: the most of this, `gpusPerTask` times
+    /// the tasks of the busiest node, and `gpus` spread over the nodes. A job with GPUs takes
+    /// its nodes whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus_per_node: Option<u32>,
+    /// `--gpus-per-task`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus_per_task: Option<u32>,
+    /// `-G/--gpus`: GPUs for the whole job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
     /// The GPU type asked for (`--gres=gpu:h100:2`): a node's GPUs must have it in their
     /// name, ignoring case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -507,6 +525,36 @@ pub fn expand_counts(text: &str) -> Result<Vec<u32>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod gpus_tests {
+    use super::SlurmSubmit;
+
+    #[test]
+    fn gpus_per_node_follow_from_each_form_of_the_request() {
+        let req = |gpus, per_node, per_task, nodes| {
+            SlurmSubmit {
+            gpus,
+            gpus_per_node: per_node,
+            gpus_per_task: per_task,
+            nodes,
+            ..serde_json::from_str(
+                r#"{"name":"n","uid":0,"gid":0,"script":"","workDir":"/","submitDir":"/","submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":1}"#,
+            )
+            .unwrap()
+        }
+        };
+        assert_eq!(req(None, Some(2), None, 3).gpus_each_node(5), Some(2));
+        assert_eq!(
+            req(None, None, Some(1), 2).gpus_each_node(8),
+            Some(8),
+            "-n16 --gpus-per-task=1 on two 8-task nodes"
+        );
+        assert_eq!(req(Some(5), None, None, 2).gpus_each_node(1), Some(3), "-G 5 over 2 nodes: 3 on the busiest");
+        assert_eq!(req(Some(4), Some(1), Some(1), 1).gpus_each_node(2), Some(4), "the most of the forms");
+        assert_eq!(req(None, Some(0), None, 1).gpus_each_node(1), None);
+    }
 }
 
 #[cfg(test)]

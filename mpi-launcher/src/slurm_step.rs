@@ -327,6 +327,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
             terminal_output,
         ];
         let tx = tx.clone();
+        let terminal_task = controlling;
         waits.spawn(async move {
             let status = child.wait().await;
             // What the task left running in its process group goes with it, as Slurm ends a
@@ -336,7 +337,13 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             for r in relays.into_iter().flatten() {
-                let _ = r.await;
+                if terminal_task {
+                    // A background job of task 0's in a process group of its own keeps the
+                    // terminal open: its output is not waited for beyond a moment.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), r).await;
+                } else {
+                    let _ = r.await;
+                }
             }
             let (code, signal) = match status {
                 Ok(s) => (s.code(), s.signal()),

@@ -24,15 +24,6 @@ pub struct GpuRequest {
 }
 
 impl GpuRequest {
-    /// The GPUs each of `nodes` nodes needs with `tasks_per_node` tasks on the busiest:
-    /// `--gres`/`--gpus-per-node` as given, `--gpus-per-task` times the tasks, `-G` spread
-    /// evenly; the most of these.
-    pub fn per_node_for(&self, nodes: u32, tasks_per_node: u32) -> Option<u32> {
-        let from_tasks = self.per_task.map(|t| t.saturating_mul(tasks_per_node));
-        let from_job = self.per_job.map(|j| j.div_ceil(nodes.max(1)));
-        [self.per_node, from_tasks, from_job].into_iter().flatten().max().filter(|&n| n > 0)
-    }
-
     /// The variables sbatch sets for the job from these options (`SLURM_GPUS`,
     /// `SLURM_GPUS_PER_TASK`), which an `srun` inside reads as its defaults.
     pub fn env(&self) -> Vec<(String, String)> {
@@ -180,13 +171,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gpus_per_node_follow_from_each_form_of_the_request() {
+    fn the_job_gets_the_gpu_variables_sbatch_sets() {
         let req = |per_job, per_node, per_task| GpuRequest { per_job, per_node, per_task, gpu_type: None };
-        assert_eq!(req(None, Some(2), None).per_node_for(3, 5), Some(2));
-        assert_eq!(req(None, None, Some(1)).per_node_for(2, 3), Some(3));
-        assert_eq!(req(Some(5), None, None).per_node_for(2, 1), Some(3), "-G 5 over 2 nodes: 3 on the busiest");
-        assert_eq!(req(Some(4), Some(1), Some(1)).per_node_for(1, 2), Some(4), "the most of the forms");
-        assert_eq!(req(None, Some(0), None).per_node_for(1, 1), None);
         let typed = GpuRequest { per_job: Some(2), per_task: Some(1), gpu_type: Some("h100".into()), per_node: None };
         assert_eq!(
             typed.env(),

@@ -1,7 +1,7 @@
 //! `srun --multi-prog FILE`: a program per task (MPMD). Each line of the file is a list of
 //! task ranks (`0`, `1-3`, `4,6`, or `*` for every task no other line names), a program and
 //! its arguments, in which `%t` is the task's rank and `%o` its offset among the line's ranks
-//! (`0,2-3` gives 0, 1 and 2); single quotes keep their contents as they are, double quotes
+//! (`0,2-3` gives 0, 1 and 2; on the `*` line, the rank); single quotes keep their contents as they are, double quotes
 //! group words. Blank lines and `#` comments are skipped. Every task of the step needs a
 //! line, and no task may have two.
 
@@ -22,27 +22,21 @@ pub fn commands(name: &str, text: &str, ntasks: u32) -> Result<Vec<Vec<String>>,
             wildcard = Some((n, rest.to_owned()));
             continue;
         }
-        let list =
-            rank_list(ranks).ok_or_else(|| invalid(format!("line {n}: `{ranks}` is not a list of task ranks")))?;
+        let list = rank_list(ranks, ntasks).map_err(|e| invalid(format!("line {n}: {e}")))?;
         for (offset, rank) in list.into_iter().enumerate() {
-            let slot = by_rank
-                .get_mut(rank as usize)
-                .ok_or_else(|| invalid(format!("line {n}: task id {rank} is not below the step's {ntasks} tasks")))?;
+            let slot = &mut by_rank[rank as usize];
             if slot.is_some() {
                 return Err(invalid(format!("line {n}: task id {rank} already has a program")));
             }
             *slot = Some(words(rest, rank, offset).map_err(|e| invalid(format!("line {n}: {e}")))?);
         }
     }
-    let mut offset = 0;
     let mut out = Vec::with_capacity(by_rank.len());
     for (rank, slot) in by_rank.into_iter().enumerate() {
         let cmd = match (slot, &wildcard) {
             (Some(c), _) => c,
-            (None, Some((n, rest))) => {
-                offset += 1;
-                words(rest, rank as u32, offset - 1).map_err(|e| invalid(format!("line {n}: {e}")))?
-            }
+            // On the `*` line a task's offset is its rank, as in Slurm.
+            (None, Some((n, rest))) => words(rest, rank as u32, rank).map_err(|e| invalid(format!("line {n}: {e}")))?,
             (None, None) => return Err(invalid(format!("no record for task id {rank}"))),
         };
         out.push(cmd);
@@ -50,19 +44,23 @@ pub fn commands(name: &str, text: &str, ntasks: u32) -> Result<Vec<Vec<String>>,
     Ok(out)
 }
 
-/// `0`, `1-3`, `0,2-3` in order; `None` when malformed or a range runs backwards.
-fn rank_list(s: &str) -> Option<Vec<u32>> {
+/// `0`, `1-3`, `0,2-3` in order, each below `ntasks`.
+fn rank_list(s: &str, ntasks: u32) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
+    let malformed = || format!("`{s}` is not a list of task ranks");
     for part in s.split(',') {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let num = |t: &str| t.parse::<u32>().ok().filter(|_| t.bytes().all(|c| c.is_ascii_digit()));
-        let (a, b) = (num(a)?, num(b)?);
+        let (a, b) = (num(a).ok_or_else(malformed)?, num(b).ok_or_else(malformed)?);
         if a > b {
-            return None;
+            return Err(malformed());
+        }
+        if b >= ntasks {
+            return Err(format!("task id {b} is not below the step's {ntasks} tasks"));
         }
         out.extend(a..=b);
     }
-    Some(out)
+    Ok(out)
 }
 
 /// The words of `rest`, with `%t` and `%o` replaced outside single quotes.
@@ -130,8 +128,8 @@ mod tests {
         let conf = "0 sh -c \"echo rank %t\"\n* echo 'kept %t' %t/%o\n";
         let c = commands("m.conf", conf, 3).unwrap();
         assert_eq!(c[0], strs(&["sh", "-c", "echo rank 0"]));
-        assert_eq!(c[1], strs(&["echo", "kept %t", "1/0"]));
-        assert_eq!(c[2], strs(&["echo", "kept %t", "2/1"]));
+        assert_eq!(c[1], strs(&["echo", "kept %t", "1/1"]));
+        assert_eq!(c[2], strs(&["echo", "kept %t", "2/2"]));
     }
 
     #[test]
@@ -143,6 +141,7 @@ mod tests {
         bad("0 true\n", 2, "no record for task id 1");
         bad("0-1 true\n1 false\n", 2, "line 2: task id 1 already has a program");
         bad("0-2 true\n", 2, "task id 2 is not below the step's 2 tasks");
+        bad("0-4000000000 true\n", 2, "task id 4000000000 is not below");
         bad("1-0 true\n", 2, "`1-0` is not a list");
         bad("x true\n", 2, "`x` is not a list");
         bad("0\n", 1, "line 1 names no program");

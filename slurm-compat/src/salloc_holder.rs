@@ -35,6 +35,7 @@ pub fn main() -> ExitCode {
 fn job_variable(k: &str) -> bool {
     (k.starts_with("SLURM") || k.starts_with("AZ_BATCH_") || k.starts_with("GANGWAY_"))
         && !k.starts_with("GANGWAY_SALLOC")
+        && k != crate::terminal::SIZE_ENV
 }
 
 fn run() -> Result<i32, String> {

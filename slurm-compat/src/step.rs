@@ -67,8 +67,9 @@ pub fn main(args: &[String]) -> ExitCode {
     let under_salloc =
         !outside && env("AZ_BATCH_TASK_DIR").is_none() && env(gangway_api::slurm_step::SALLOC_ADDR_ENV).is_some();
     let ran = parse(args).and_then(|r| {
-        // Raw mode for as long as the step runs; an srun elsewhere that runs this one gets the size.
-        let _raw = r.pty.then(crate::terminal::Raw::enter);
+        // Raw mode for as long as the step runs (outside an allocation, once it is granted);
+        // an srun elsewhere that runs this one gets the size.
+        let _raw = (r.pty && !outside).then(crate::terminal::Raw::enter);
         if r.pty && (outside || under_salloc) {
             std::env::set_var(crate::terminal::SIZE_ENV, crate::terminal::size_text(crate::terminal::size()));
         }

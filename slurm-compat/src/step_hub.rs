@@ -84,7 +84,12 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         (true, Some(file)) => {
             let text =
                 std::fs::read_to_string(file).map_err(|e| format!("unable to read --multi-prog file {file}: {e}"))?;
-            crate::multi_prog::commands(file, &text, plan.rank_nodes.len() as u32)?
+            let mut all = crate::multi_prog::commands(file, &text, plan.rank_nodes.len() as u32)?;
+            // Words after the file are every task's further arguments, as in Slurm.
+            for c in &mut all {
+                c.extend(r.command[1..].iter().cloned());
+            }
+            all
         }
         _ => Vec::new(),
     };

@@ -145,10 +145,9 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
                 None => format!("gres/gpu:{n}"),
             }
         }),
-        gpus_per_node: resolved.gpus.as_ref().and_then(|g| {
-            let nodes = resolved.nodes.min.max(1);
-            g.per_node_for(nodes, resolved.ntasks_per_node.unwrap_or_else(|| resolved.ntasks.div_ceil(nodes)))
-        }),
+        gpus_per_node: resolved.gpus.as_ref().and_then(|g| g.per_node),
+        gpus_per_task: resolved.gpus.as_ref().and_then(|g| g.per_task),
+        gpus: resolved.gpus.as_ref().and_then(|g| g.per_job),
         gpu_type: resolved.gpus.as_ref().and_then(|g| g.gpu_type.clone()),
         time_limit_s: resolved.time_limit_s,
         begin,

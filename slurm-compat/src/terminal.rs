@@ -42,6 +42,8 @@ impl Raw {
             }
             let mut raw = saved;
             libc::cfmakeraw(&mut raw);
+            // Output keeps its newline translation, so srun's own messages stay readable.
+            raw.c_oflag |= libc::OPOST;
             if libc::tcsetattr(0, libc::TCSADRAIN, &raw) != 0 {
                 return Raw(None);
             }

@@ -55,6 +55,13 @@ fn gpu_jobs_get_their_nodes_gpus_and_take_the_nodes_whole() {
     assert_eq!(door.wait_end(c, WAIT).state, SlurmJobState::Completed, "{}", door.read("c.out"));
     assert_eq!(door.sorted_lines("c.out"), ["0: 0,1", "1: 0,1"]);
 
+    // The per-node count follows the node count the head settles on: 16 tasks on 8-slot
+    // nodes are 2 nodes of 8 GPUs.
+    let d = door.sbatch(&["-n16", "--gpus-per-task=1", "-o", "d.out", "--wrap", SHOW]);
+    assert_eq!(door.wait_end(d, WAIT).state, SlurmJobState::Completed);
+    let d_out = door.sorted_lines("d.out");
+    assert!(d_out.iter().any(|l| l == "SLURM_GPUS_ON_NODE=8"), "{d_out:?}");
+
     // Whole nodes: a one-GPU job on both nodes keeps a second one-GPU job waiting.
     let first = door.sbatch(&["-N2", "--gres=gpu:1", "-o", "/dev/null", "--wrap", "sleep 1"]);
     let second = door.sbatch(&["--gres=gpu:1", "-o", "/dev/null", "--wrap", "true"]);

@@ -251,7 +251,8 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("creating the default pool: {}", e.body.message.value))?;
     }
-    let socket_path = dir.join(SOCKET_FILE);
+    // Absolute, so clients started anywhere find it.
+    let socket_path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).join(SOCKET_FILE);
     let unix = bind_unix(&socket_path);
     let socket = unix.as_ref().map(|_| socket_path.clone());
     let client = ClientConfig { url: url.clone(), token, socket };

@@ -96,12 +96,22 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         let base = super::launchers::attempt_message(&j.wire, t, pool, &gpus);
+        // A Slurm job with GPUs: each node names its own (`base` has the first node's).
+        let gpu_request =
+            j.wire.slurm.as_ref().filter(|s| s.request.gpus_per_node.is_some()).map(|s| s.request.clone());
         let primary_files = t.wire.resource_files.clone();
         for (i, name) in names.iter().enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");
             let whole = self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node);
             n.running.insert(key, whole);
+            let mut env = base.env.clone();
+            if let Some(r) = gpu_request.as_ref().filter(|_| i > 0) {
+                let own = super::slurm_view::gpu_env(r, &n.wire.resources.gpus);
+                env.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+                env.extend(own);
+            }
             let msg = StartTask {
+                env,
                 // The task's own resource files go to the primary only, as in Azure Batch.
                 resource_files: if i == 0 { primary_files.clone() } else { Vec::new() },
                 multi_instance: Some(InstancePlan {

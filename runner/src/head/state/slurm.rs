@@ -118,7 +118,9 @@ impl HeadState {
                 req.nodes = needed;
             }
         }
-        let gpus = req.gpus_per_node.filter(|&g| g > 0);
+        // GPUs per node, now that the node count is known (as in GpuRequest::per_node_for).
+        req.gpus_per_node = req.gpus_each_node(tasks_per_node(&req).into_iter().max().unwrap_or(1));
+        let gpus = req.gpus_per_node;
         if let Some(g) = gpus {
             self.check_gpus(&partition, g, req.gpu_type.as_deref())?;
         }
@@ -196,7 +198,7 @@ impl HeadState {
     /// Refuses a job that wants `gpus` GPUs (of `gpu_type`) on each node unless every node
     /// of `partition` has them: any of its nodes may be picked.
     fn check_gpus(&self, partition: &str, gpus: u32, gpu_type: Option<&str>) -> Result<(), ApiError> {
-        let wanted = |name: &str| gpu_type.is_none_or(|t| name.to_lowercase().contains(&t.to_lowercase()));
+        let wanted = |name: &str| super::slurm_view::gpu_of_type(name, gpu_type);
         let of_type = gpu_type.map_or_else(String::new, |t| format!(" {t}"));
         let mut nodes: Vec<_> = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).collect();
         nodes.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));

@@ -4,7 +4,7 @@
 
 use gangway_api::messages::{BatchScript, StartTask};
 use gangway_api::slurm::compress_counts;
-use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState};
+use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState, SlurmSubmit};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
 use gangway_api::*;
 use gangway_topology::hostlist::compress_hostlist;
@@ -179,19 +179,6 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
     if r.cpus_given {
         set("SLURM_CPUS_PER_TASK", r.cpus_per_task.to_string());
     }
-    if let Some(n) = r.gpus_per_node {
-        // The node's first GPUs of the type asked for; the job has the node to itself.
-        let wanted = |name: &str| r.gpu_type.as_ref().is_none_or(|t| name.to_lowercase().contains(&t.to_lowercase()));
-        let mut own: Vec<u32> = gpus.iter().filter(|g| wanted(&g.name)).map(|g| g.index).collect();
-        own.sort_unstable();
-        own.truncate(n as usize);
-        let list = own.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
-            set(k, list.clone());
-        }
-        set("SLURM_GPUS_ON_NODE", own.len().to_string());
-        set("SLURM_JOB_GPUS", list);
-    }
     set("SLURM_GTIDS", "0".into());
     set("SLURM_JOBID", id.clone());
     set("SLURM_JOB_ID", id);
@@ -235,6 +222,7 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
     let addr = s.cluster_addr.rsplit_once(':').map_or((s.cluster_addr.as_str(), "0"), |(h, p)| (h, p));
     set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
     set("PWD", r.work_dir.clone());
+    env.extend(gpu_env(r, gpus));
     msg.env.extend(env);
     msg.batch = Some(BatchScript {
         script: r.script.clone(),
@@ -243,6 +231,30 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
         stdout,
         stderr,
     });
+}
+
+/// Whether a GPU named `name` is of `gpu_type`: one of the name's words, ignoring case
+/// (`h100` is an `NVIDIA H100 80GB HBM3`; `a10` is not an `A100`).
+pub(crate) fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
+    gpu_type.is_none_or(|t| name.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.eq_ignore_ascii_case(t)))
+}
+
+/// The GPU variables of a Slurm job on a node with `gpus`: its first `gpusPerNode` GPUs of the
+/// type asked for (the job has the node to itself). Nothing for a job without GPUs.
+pub(crate) fn gpu_env(r: &SlurmSubmit, gpus: &[gangway_topology::Gpu]) -> Vec<(String, String)> {
+    let Some(n) = r.gpus_per_node else { return Vec::new() };
+    let mut own: Vec<u32> =
+        gpus.iter().filter(|g| gpu_of_type(&g.name, r.gpu_type.as_deref())).map(|g| g.index).collect();
+    own.sort_unstable();
+    own.truncate(n as usize);
+    let list = own.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut env: Vec<(String, String)> = ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"]
+        .into_iter()
+        .map(|k| (k.to_owned(), list.clone()))
+        .collect();
+    env.push(("SLURM_GPUS_ON_NODE".into(), own.len().to_string()));
+    env.push(("SLURM_JOB_GPUS".into(), list));
+    env
 }
 
 /// `SLURM_CLUSTER_NAME`.
