@@ -201,9 +201,13 @@ fn srun_outside_an_allocation_gets_one_and_relays_the_step() {
     lines.sort();
     assert_eq!(lines, ["0: out 0", "1: out 1"]);
     assert_eq!(stderr(&out).lines().filter(|l| l.ends_with("err")).count(), 2, "{}", stderr(&out));
-    // The allocation was a job of its own, named by -J, and it ended.
-    let acct = s.ok("sacct", &["-n", "-P", "-X", "--format=JobName,State,ExitCode"]);
-    assert!(acct.lines().any(|l| l == "outside|COMPLETED|0:0"), "{acct}");
+    // The allocation was a job of its own, named by -J, and it ends (srun returns with the
+    // step; the allocation is given back a moment later).
+    let ended = || {
+        let acct = s.ok("sacct", &["-n", "-P", "-X", "--format=JobName,State,ExitCode"]);
+        acct.lines().any(|l| l == "outside|COMPLETED|0:0").then_some(())
+    };
+    wait_for(Duration::from_secs(20), "the allocation to end", ended);
     // The step's exit code is srun's; the relay files are gone.
     let out = s.run("srun", &["sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
