@@ -67,8 +67,8 @@ mod tests {
     fn a_new_terminal_has_the_size_asked_for_and_follows_a_resize() {
         let p = open(WindowSize { rows: 31, cols: 101 }).unwrap();
         let size = |fd: &OwnedFd| {
+            // SAFETY: winsize is plain data, all zeroes valid; TIOCGWINSZ fills the one we own.
             let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-            // SAFETY: TIOCGWINSZ fills a winsize we own.
             assert_eq!(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) }, 0);
             (ws.ws_row, ws.ws_col)
         };

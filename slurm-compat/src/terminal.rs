@@ -9,8 +9,8 @@ pub const SIZE_ENV: &str = "GANGWAY_PTY_SIZE";
 
 /// The size of srun's terminal: its input's, else [`SIZE_ENV`]'s `ROWSxCOLS`, else 24×80.
 pub fn size() -> WindowSize {
+    // SAFETY: winsize is plain data, all zeroes valid; TIOCGWINSZ fills the one we own.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize we own.
     if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
         return WindowSize { rows: ws.ws_row, cols: ws.ws_col };
     }

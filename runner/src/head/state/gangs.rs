@@ -98,20 +98,13 @@ impl HeadState {
         let base = super::launchers::attempt_message(&j.wire, t, pool, &gpus);
         // A Slurm job with GPUs: each node names its own (`base` has the first node's).
         let gpu_request =
-            j.wire.slurm.as_ref().filter(|s| s.request.gpus_per_node.is_some()).map(|s| s.request.clone());
+            j.wire.slurm.as_ref().and_then(|s| s.request.gpus_per_node.map(|n| (n, s.request.gpu_type.clone())));
         let primary_files = t.wire.resource_files.clone();
         for (i, name) in names.iter().enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");
             let whole = self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node);
             n.running.insert(key, whole);
-            let mut env = base.env.clone();
-            if let Some(r) = gpu_request.as_ref().filter(|_| i > 0) {
-                let own = super::slurm_view::gpu_env(r, &n.wire.resources.gpus);
-                env.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
-                env.extend(own);
-            }
-            let msg = StartTask {
-                env,
+            let mut msg = StartTask {
                 // The task's own resource files go to the primary only, as in Azure Batch.
                 resource_files: if i == 0 { primary_files.clone() } else { Vec::new() },
                 multi_instance: Some(InstancePlan {
@@ -124,6 +117,11 @@ impl HeadState {
                 }),
                 ..base.clone()
             };
+            if let Some((per_node, gpu_type)) = gpu_request.as_ref().filter(|_| i > 0) {
+                let own = super::slurm_view::gpu_env(*per_node, gpu_type.as_deref(), &n.wire.resources.gpus);
+                msg.env.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+                msg.env.extend(own);
+            }
             if let Some(c) = &n.conn {
                 fx.sends.push((c.tx.clone(), HeadMessage::StartTask(Box::new(msg))));
             }

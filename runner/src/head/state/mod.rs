@@ -271,10 +271,12 @@ impl HeadState {
 
     /// `node`'s GPUs when task `key` is a Slurm job that asks for GPUs (its environment names
     /// them); nothing otherwise, so other tasks' starts copy nothing.
-    pub(crate) fn slurm_gpus(&mut self, key: TaskKey, node: &str) -> Vec<gangway_topology::Gpu> {
+    pub(crate) fn slurm_gpus(&self, key: TaskKey, node: &str) -> Vec<gangway_topology::Gpu> {
         let wants = self
-            .task_mut(key)
-            .is_some_and(|(j, _)| j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some()));
+            .task_index
+            .get(&key)
+            .and_then(|(job, _)| self.jobs.get(job))
+            .is_some_and(|j| j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some()));
         match self.nodes.get(node) {
             Some(n) if wants => n.wire.resources.gpus.clone(),
             _ => Vec::new(),

@@ -4,7 +4,7 @@
 
 use gangway_api::messages::{BatchScript, StartTask};
 use gangway_api::slurm::compress_counts;
-use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState, SlurmSubmit};
+use gangway_api::slurm::{SlurmJob, SlurmJobInfo, SlurmJobList, SlurmJobState};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
 use gangway_api::*;
 use gangway_topology::hostlist::compress_hostlist;
@@ -222,7 +222,9 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
     let addr = s.cluster_addr.rsplit_once(':').map_or((s.cluster_addr.as_str(), "0"), |(h, p)| (h, p));
     set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
     set("PWD", r.work_dir.clone());
-    env.extend(gpu_env(r, gpus));
+    if let Some(n) = r.gpus_per_node {
+        env.extend(gpu_env(n, r.gpu_type.as_deref(), gpus));
+    }
     msg.env.extend(env);
     msg.batch = Some(BatchScript {
         script: r.script.clone(),
@@ -239,12 +241,10 @@ pub(crate) fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
     gpu_type.is_none_or(|t| name.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.eq_ignore_ascii_case(t)))
 }
 
-/// The GPU variables of a Slurm job on a node with `gpus`: its first `gpusPerNode` GPUs of the
-/// type asked for (the job has the node to itself). Nothing for a job without GPUs.
-pub(crate) fn gpu_env(r: &SlurmSubmit, gpus: &[gangway_topology::Gpu]) -> Vec<(String, String)> {
-    let Some(n) = r.gpus_per_node else { return Vec::new() };
-    let mut own: Vec<u32> =
-        gpus.iter().filter(|g| gpu_of_type(&g.name, r.gpu_type.as_deref())).map(|g| g.index).collect();
+/// The GPU variables of a Slurm job on a node with `gpus`: its first `n` GPUs of `gpu_type`
+/// (the job has the node to itself).
+pub(crate) fn gpu_env(n: u32, gpu_type: Option<&str>, gpus: &[gangway_topology::Gpu]) -> Vec<(String, String)> {
+    let mut own: Vec<u32> = gpus.iter().filter(|g| gpu_of_type(&g.name, gpu_type)).map(|g| g.index).collect();
     own.sort_unstable();
     own.truncate(n as usize);
     let list = own.iter().map(u32::to_string).collect::<Vec<_>>().join(",");

@@ -12,6 +12,7 @@ use crate::store::{Snapshot, StoredTask, Write};
 
 mod gangs;
 mod nodes;
+mod slurm_gpus;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -1,0 +1,70 @@
+//! A multi-node Slurm job with GPUs: every node's start names that node's own GPUs.
+
+use gangway_api::messages::{HeadMessage, Hello};
+use gangway_api::slurm::SlurmSubmit;
+use gangway_api::*;
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::Sim;
+
+/// Node `name` joins pool `default` with these (index, model) GPUs.
+fn gpu_node(sim: &mut Sim, name: &str, gpus: &[(u32, &str)]) {
+    let (tx, rx) = unbounded_channel();
+    let mut resources = NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, gpus: Vec::new() };
+    for (index, model) in gpus {
+        resources.gpus.push(gangway_topology::Gpu {
+            index: *index,
+            name: (*model).into(),
+            uuid: format!("GPU-{name}-{index}"),
+            pci_bus_id: String::new(),
+        });
+    }
+    let hello = Hello {
+        name: name.into(),
+        address: "10.0.0.1".into(),
+        pool: "default".into(),
+        resources,
+        root_dir: "/var/gangway".into(),
+        running: Vec::new(),
+        finished: Vec::new(),
+        boot_id: "boot".into(),
+        topology: None,
+    };
+    let (generation, _) = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
+    sim.conns.insert(name.into(), (rx, generation));
+}
+
+#[test]
+fn each_node_of_a_gpu_gang_names_its_own_gpus() {
+    let mut sim = Sim::new();
+    let pool = PoolAddParameter {
+        id: "default".into(),
+        task_slots_per_node: Some(4),
+        enable_inter_node_communication: true,
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    // node2's H100s are numbered after an A100 of its own.
+    gpu_node(&mut sim, "node1", &[(0, "NVIDIA H100"), (1, "NVIDIA H100")]);
+    gpu_node(&mut sim, "node2", &[(0, "NVIDIA A100"), (1, "NVIDIA H100"), (2, "NVIDIA H100")]);
+    let mut req: SlurmSubmit = serde_json::from_str(
+        r#"{"name":"g","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
+            "submitHost":"h","output":"o","nodes":2,"ntasks":2,"cpusPerTask":1,"gpusPerTask":1,"gpuType":"h100"}"#,
+    )
+    .unwrap();
+    req.partition = Some("default".into());
+    sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
+    for (node, want) in [("node1", "0"), ("node2", "1")] {
+        let rx = &mut sim.conns.get_mut(node).unwrap().0;
+        let start = std::iter::from_fn(|| rx.try_recv().ok())
+            .find_map(|m| match m {
+                HeadMessage::StartTask(s) => Some(s),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{node} got no start"));
+        let var = |k: &str| start.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(var("CUDA_VISIBLE_DEVICES").as_deref(), Some(want), "{node}");
+        assert_eq!(var("SLURM_GPUS_ON_NODE").as_deref(), Some("1"), "{node}");
+        assert_eq!(start.env.iter().filter(|(n, _)| n == "CUDA_VISIBLE_DEVICES").count(), 1, "{node}: set once");
+    }
+}
