@@ -321,6 +321,9 @@ pub struct StartTask {
     pub retention_ms: u64,
     /// Slots it occupies (exported as `GANGWAY_SLOTS`).
     pub slots: u32,
+    /// What it was given on this node: its cgroup's CPUs and memory limit, its GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<crate::task::NodeAllocation>,
     /// This node's part of a multi-instance attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_instance: Option<InstancePlan>,

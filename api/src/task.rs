@@ -97,6 +97,46 @@ pub struct MultiInstanceSettings {
     pub common_resource_files: Vec<ResourceFile>,
 }
 
+/// gangway: exclusive resources a task (each instance of a multi-instance task) asks for on
+/// its node, beside Azure's `requiredSlots`. Absent fields are taken from `mpi` (ranks ×
+/// CPUs and GPUs per rank), else none: a task without any gets no exclusive cores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskResources {
+    /// CPUs (hardware threads; whole cores are allocated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory, MiB: the task's cgroup limit.
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// GPUs, each for this task alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// A word of the GPUs' name (`h100`, `a100`, `rtx_a4000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// The whole node (every core, all memory, every GPU).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive: bool,
+}
+
+/// One node's part of a task's allocation: what the scheduler gave it there, exclusively.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAllocation {
+    /// The node.
+    pub node_id: String,
+    /// OS CPU numbers (every thread of each allocated core); empty: no exclusive cores.
+    #[serde(default)]
+    pub cpus: Vec<u32>,
+    /// Memory limit, MiB (0: none).
+    #[serde(default, rename = "memoryMiB")]
+    pub memory_mib: u64,
+    /// GPU indices.
+    #[serde(default)]
+    pub gpus: Vec<u32>,
+}
+
 /// The body of `POST /jobs/{id}/tasks` (and one element of a task collection).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -126,6 +166,9 @@ pub struct TaskAddParameter {
     /// Files fetched into the working directory before the command starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_files: Vec<ResourceFile>,
+    /// gangway: exclusive cores, memory and GPUs on each of its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<TaskResources>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -296,6 +339,12 @@ pub struct Task {
     /// Files fetched into the working directory before the command starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_files: Vec<ResourceFile>,
+    /// gangway: what it asked for of each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<TaskResources>,
+    /// gangway: what its current (or last) attempt was given on each node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocation: Vec<NodeAllocation>,
     /// The execution record.
     pub execution_info: TaskExecutionInformation,
     /// Where it runs or ran.

@@ -258,7 +258,7 @@ async fn handshake(addr: &str, secret: &str, name: &str) -> anyhow::Result<(Read
         name: name.to_owned(),
         address: "127.0.0.1".into(),
         pool: "default".into(),
-        resources: NodeResources { cpus: 4, cores: 4, memory_bytes: 8 << 30, gpus: Vec::new() },
+        resources: NodeResources { cpus: 4, cores: 4, memory_bytes: 8 << 30, ..Default::default() },
         root_dir: format!("/nonexistent/{name}"),
         running: Vec::new(),
         finished: Vec::new(),

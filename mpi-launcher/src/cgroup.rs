@@ -376,11 +376,11 @@ impl NodeCgroups {
     /// A child cgroup for one task; a stale one of the same name is killed and recreated.
     /// On v1 only the `pids` hierarchy is used (tracking is all a task needs by default, and
     /// each extra hierarchy costs a mkdir/rmdir per task); `with_cpuset` adds `cpuset` for
-    /// tasks that are bound to CPUs.
-    pub fn create_task(&self, name: &str, with_cpuset: bool) -> Result<TaskCgroup, CgroupError> {
+    /// tasks that are bound to CPUs, `with_memory` adds `memory` for tasks with a limit.
+    pub fn create_task(&self, name: &str, with_cpuset: bool, with_memory: bool) -> Result<TaskCgroup, CgroupError> {
         check_name(name)?;
         let mut task = TaskCgroup { version: self.version, dirs: Vec::new() };
-        let want = if with_cpuset { PIDS | CPUSET } else { PIDS };
+        let want = PIDS | if with_cpuset { CPUSET } else { 0 } | if with_memory { MEMORY } else { 0 };
         let has_pids = self.dirs.iter().any(|d| d.ctl & PIDS != 0);
         let use_dir = |d: &&Dir| self.version == CgroupVersion::V2 || !has_pids || d.ctl & want != 0;
         for nd in self.dirs.iter().filter(use_dir) {
@@ -495,6 +495,49 @@ impl TaskCgroup {
         // The newline makes an empty list a real write (clearing), not a zero-length no-op.
         write_str(&d.join("cpuset.cpus"), &(format_cpu_list(cpus) + "\n"))
     }
+
+    /// The NUMA nodes (OS numbers) its memory may come from.
+    pub fn set_mems(&self, mems: &[u32]) -> Result<(), CgroupError> {
+        let Some(d) = self.dir_with(CPUSET) else {
+            return Err(CgroupError::Unavailable("no cpuset controller".to_string()));
+        };
+        write_str(&d.join("cpuset.mems"), &(format_cpu_list(mems) + "\n"))
+    }
+
+    /// Limits its memory to `bytes` (swap included where the kernel accounts for it): past
+    /// it, the kernel's OOM killer kills inside the cgroup.
+    pub fn set_memory_limit(&self, bytes: u64) -> Result<(), CgroupError> {
+        let Some(d) = self.dir_with(MEMORY) else {
+            return Err(CgroupError::Unavailable("no memory controller".to_string()));
+        };
+        match self.version {
+            CgroupVersion::V1 => {
+                write_str(&d.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                // Only with swap accounting; without it swap is not limited.
+                let _ = write_str(&d.join("memory.memsw.limit_in_bytes"), &bytes.to_string());
+            }
+            CgroupVersion::V2 => {
+                let max = d.join("memory.max");
+                if !max.exists() {
+                    return Err(CgroupError::Unavailable("the memory controller is not enabled here".to_string()));
+                }
+                write_str(&max, &bytes.to_string())?;
+                let _ = write_str(&d.join("memory.swap.max"), "0");
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes the kernel's OOM killer killed in it (None: not known here).
+    pub fn oom_kills(&self) -> Option<u64> {
+        let d = self.dir_with(MEMORY)?;
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.oom_control",
+            CgroupVersion::V2 => "memory.events",
+        };
+        let text = fs::read_to_string(d.join(file)).ok()?;
+        text.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse().ok())
+    }
 }
 
 impl Drop for TaskCgroup {
@@ -608,7 +651,7 @@ mod tests {
     fn join_track_kill(node: NodeCgroups) {
         let reaper = Reaper::new();
         eprintln!("{:?} node dirs {:?}", node.version(), node.paths());
-        let task = node.create_task("t1", true).unwrap();
+        let task = node.create_task("t1", true, false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let pids = task.pids();
         assert!(pids.contains(&(child.0.id() as i32)), "{pids:?}");
@@ -666,7 +709,7 @@ mod tests {
     #[test]
     fn cpus_memory_and_add_pid() {
         let Some(node) = node("cpus") else { return };
-        let task = node.create_task("t2", true).unwrap();
+        let task = node.create_task("t2", true, false).unwrap();
         let all = task.cpus().expect("cpuset in use");
         assert!(!all.is_empty());
         task.set_cpus(&all[..1]).unwrap();
@@ -685,14 +728,14 @@ mod tests {
     #[test]
     fn stale_node_dir_is_reused_and_cleaned() {
         let Some(first) = node("stale") else { return };
-        let task = first.create_task("old", false).unwrap();
+        let task = first.create_task("old", false, false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let old_dirs = owned(task.paths());
         // Like a restart after a crash: the dirs and a task process are still there.
         let second = node("stale").unwrap();
         assert_eq!(child.0.wait().unwrap().signal(), Some(SIGKILL));
         assert!(old_dirs.iter().all(|d| !d.exists()), "{old_dirs:?}");
-        let t = second.create_task("old", false).unwrap();
+        let t = second.create_task("old", false, false).unwrap();
         assert!(t.pids().is_empty());
         // The first handles now only find already-removed dirs, which their drops tolerate.
         drop((t, second, task, first));

@@ -55,6 +55,29 @@ pub(crate) struct Launch {
     pub rank: Option<RankSetup>,
 }
 
+/// NUMA nodes (OS numbers) online on this host (node 0 where the kernel does not say).
+fn host_numa_nodes() -> Vec<u32> {
+    std::fs::read_to_string("/sys/devices/system/node/online")
+        .ok()
+        .and_then(|s| crate::cgroup::parse_cpu_list(s.trim()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| vec![0])
+}
+
+/// The failure code of a task the kernel killed for using more memory than it was allocated.
+pub const OUT_OF_MEMORY: &str = "OutOfMemory";
+
+/// What a task's cgroup confines it to (nothing, by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Its cpuset (empty: the node's).
+    pub cpus: Vec<u32>,
+    /// NUMA nodes (OS numbers) of its cpuset's memory (empty: the node's).
+    pub mems: Vec<u32>,
+    /// Its memory limit (0: none).
+    pub memory_bytes: u64,
+}
+
 /// What makes a process an MPI rank.
 #[derive(Debug, Clone)]
 pub(crate) struct RankSetup {
@@ -129,6 +152,11 @@ pub struct Executor {
     /// Primaries of multi-instance attempts waiting for the head's go-ahead.
     pub(crate) go: Mutex<HashMap<AttemptId, tokio::sync::oneshot::Sender<()>>>,
     pub(crate) cgroups: Option<NodeCgroups>,
+    /// CPUs and NUMA nodes (OS numbers) this host really has.
+    pub(crate) host_cpus: Vec<u32>,
+    pub(crate) host_mems: Vec<u32>,
+    warned_missing_cpus: std::sync::atomic::AtomicBool,
+    warned_memory: std::sync::atomic::AtomicBool,
     pub(crate) kill_grace: Duration,
     running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
     unacked: Mutex<HashMap<AttemptId, TaskFinished>>,
@@ -160,6 +188,10 @@ impl Executor {
             account_url,
             secret: String::new(),
             cgroups,
+            host_cpus: gangway_topology::discover::allowed_cpus(),
+            host_mems: host_numa_nodes(),
+            warned_missing_cpus: Default::default(),
+            warned_memory: Default::default(),
             kill_grace,
             running: Mutex::new(HashMap::new()),
             unacked: Mutex::new(HashMap::new()),
@@ -357,11 +389,46 @@ impl Executor {
             cgroup_prefix: 't',
             rank: None,
         };
+        let limits = self.limits_of(start.allocation.as_ref());
         let o = match self.fetch_resource_files(&start, &launch.dir).await {
-            Ok(()) => self.run_process(launch, &mut stop_rx).await,
+            Ok(()) => self.run_process_in(launch, &limits, &mut stop_rx).await,
             Err(failed) => failed,
         };
         o.into_report(start.id, None)
+    }
+
+    /// What `allocation` confines a task to on this node: its CPUs and their NUMA nodes'
+    /// memory, less what this host does not have (a declared topology may name more CPUs
+    /// than an emulated node has: warned once, never a failure), and its memory limit.
+    pub(crate) fn limits_of(&self, allocation: Option<&gangway_api::NodeAllocation>) -> Limits {
+        let Some(a) = allocation else { return Limits::default() };
+        let mut cpus: Vec<u32> = a.cpus.iter().copied().filter(|c| self.host_cpus.contains(c)).collect();
+        if cpus.len() < a.cpus.len() && !self.warned_missing_cpus.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                node = %self.node,
+                "the declared topology names CPUs this host does not have; tasks are confined to the ones it has"
+            );
+        }
+        let mut mems: Vec<u32> = match &self.topology {
+            Some(t) => t
+                .cores
+                .iter()
+                .filter(|c| c.pus.iter().any(|p| cpus.contains(p)))
+                .filter_map(|c| t.numa_nodes.get(c.numa as usize).map(|n| n.os_index))
+                .filter(|n| self.host_mems.contains(n))
+                .collect(),
+            None => Vec::new(),
+        };
+        mems.sort_unstable();
+        mems.dedup();
+        if cpus.is_empty() {
+            // Nothing of it is here: leave the cpuset as the node's rather than empty.
+            mems.clear();
+        } else if mems.is_empty() {
+            mems = self.host_mems.clone();
+        }
+        cpus.sort_unstable();
+        Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20) }
     }
 
     /// Runs one process to its end: its directories and log files, its own process group
@@ -371,7 +438,17 @@ impl Executor {
         launch: Launch,
         stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
     ) -> Outcome {
-        let cgroup = match self.new_cgroup(launch.cgroup_prefix) {
+        self.run_process_in(launch, &Limits::default(), stop_rx).await
+    }
+
+    /// [`Executor::run_process`] in a cgroup confined to `limits`.
+    pub(crate) async fn run_process_in(
+        self: &Arc<Self>,
+        launch: Launch,
+        limits: &Limits,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+    ) -> Outcome {
+        let cgroup = match self.new_cgroup_on(launch.cgroup_prefix, limits) {
             Ok(c) => c,
             Err(o) => return o,
         };
@@ -380,20 +457,29 @@ impl Executor {
         o
     }
 
-    /// A fresh cgroup for a process (None where the launcher runs without cgroups).
-    pub(crate) fn new_cgroup(&self, prefix: char) -> Result<Option<TaskCgroup>, Outcome> {
-        self.new_cgroup_on(prefix, &[])
-    }
-
-    /// A fresh cgroup whose cpuset is `cpus` (all of the node's when empty, or when the
-    /// hierarchy offers no cpuset controller — the ranks' own affinity still binds them).
-    pub(crate) fn new_cgroup_on(&self, prefix: char, cpus: &[u32]) -> Result<Option<TaskCgroup>, Outcome> {
+    /// A fresh cgroup (None where the launcher runs without cgroups) confined to `limits`: its cpuset (all of the node's when empty, or when
+    /// the hierarchy offers no cpuset controller — ranks' own affinity still binds them) and
+    /// its memory limit (not enforced, with one warning, where there is no memory controller).
+    pub(crate) fn new_cgroup_on(&self, prefix: char, limits: &Limits) -> Result<Option<TaskCgroup>, Outcome> {
         let Some(cg) = &self.cgroups else { return Ok(None) };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let made = cg.create_task(&format!("{prefix}{n}"), !cpus.is_empty());
-        if let (Ok(task), false) = (&made, cpus.is_empty()) {
-            if let Err(e) = task.set_cpus(cpus) {
-                tracing::warn!(error = %e, "cannot restrict the task's cpuset; ranks are bound by affinity only");
+        let made = cg.create_task(&format!("{prefix}{n}"), !limits.cpus.is_empty(), limits.memory_bytes > 0);
+        if let Ok(task) = &made {
+            if !limits.cpus.is_empty() {
+                let set = task.set_cpus(&limits.cpus).and_then(|()| match limits.mems.is_empty() {
+                    true => Ok(()),
+                    false => task.set_mems(&limits.mems),
+                });
+                if let Err(e) = set {
+                    tracing::warn!(error = %e, "cannot restrict the task's cpuset; ranks are bound by affinity only");
+                }
+            }
+            if limits.memory_bytes > 0 {
+                if let Err(e) = task.set_memory_limit(limits.memory_bytes) {
+                    if !self.warned_memory.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "cannot limit tasks' memory on this node; memory limits are not enforced");
+                    }
+                }
             }
         }
         made.map(Some).map_err(|e| {
@@ -518,6 +604,7 @@ impl Executor {
             unsafe { libc::kill(-pg, libc::SIGKILL) };
         }
         let max_rss = cgroup.and_then(TaskCgroup::memory_peak).or(status.as_ref().ok().map(|e| e.max_rss_bytes));
+        let oom_killed = cgroup.and_then(TaskCgroup::oom_kills).is_some_and(|n| n > 0);
         let end = Timestamp::now();
         let exit_code = status.as_ref().ok().map(|e| e.code);
         let failure = match stopped {
@@ -535,6 +622,11 @@ impl Executor {
                 category: ErrorCategory::ServerError,
                 code: "NodeShutdown".into(),
                 message: "the node's launcher shut down while the task ran".into(),
+            }),
+            None if oom_killed => Some(TaskFailureInformation {
+                category: ErrorCategory::UserError,
+                code: OUT_OF_MEMORY.into(),
+                message: "the task used more memory than it was allocated and the kernel's OOM killer killed it".into(),
             }),
             None => None,
         };

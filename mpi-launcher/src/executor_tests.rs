@@ -26,6 +26,7 @@ fn start(id: &AttemptId, command_line: &str) -> StartTask {
         max_wall_clock_ms: None,
         retention_ms: 0,
         slots: 1,
+        allocation: None,
         multi_instance: None,
         mpi: None,
         resource_files: Vec::new(),

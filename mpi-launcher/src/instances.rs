@@ -72,7 +72,7 @@ impl Executor {
         }
         let mut env = self.layout.task_env(start, &self.node, &self.account_url);
         env.extend(instance_env(plan, &dir));
-        let cgroup = match self.new_cgroup('m') {
+        let cgroup = match self.new_cgroup_on('m', &self.limits_of(start.allocation.as_ref())) {
             Ok(c) => Arc::new(c),
             Err(o) => return o,
         };

@@ -46,6 +46,14 @@ impl NodeLayout {
         ]);
         // The job's and the task's settings come last and win.
         env.extend(start.env.iter().cloned());
+        // Its GPUs, by index in PCI bus order (as gangway numbers them), whatever it set.
+        if let Some(a) = start.allocation.as_ref().filter(|a| !a.gpus.is_empty()) {
+            let list = a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
+                env.push((k.to_owned(), list.clone()));
+            }
+            env.push(("CUDA_DEVICE_ORDER".to_owned(), "PCI_BUS_ID".to_owned()));
+        }
         env
     }
 
@@ -107,6 +115,7 @@ mod tests {
             max_wall_clock_ms: None,
             retention_ms: 0,
             slots: 1,
+            allocation: None,
             resource_files: Vec::new(),
             multi_instance: None,
             mpi: None,

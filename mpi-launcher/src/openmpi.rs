@@ -135,7 +135,7 @@ impl Executor {
         let mut all_cpus: Vec<u32> = s.plan.ranks.iter().flat_map(|r| r.cpus.iter().copied()).collect();
         all_cpus.sort_unstable();
         all_cpus.dedup();
-        let cgroup = match self.new_cgroup_on('o', &all_cpus) {
+        let cgroup = match self.new_cgroup_on('o', &self.rank_limits(s.start, all_cpus)) {
             Ok(c) => Arc::new(c),
             Err(o) => return o,
         };

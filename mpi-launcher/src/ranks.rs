@@ -13,7 +13,7 @@ use gangway_topology::placement::{plan_ranks, Placement, PlacementRequest, RankP
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::executor::{release, Executor, Launch, Outcome, RankSetup, RunMode, StopReason};
+use crate::executor::{release, Executor, Launch, Limits, Outcome, RankSetup, RunMode, StopReason};
 use crate::pmi::{process_mapping, serve_node, FenceExchange, NodeConfig, NodePmi, PmiEvent, RankSocket, SingleNode};
 
 /// Where this node's ranks sit in the job step: node `node_rank` of `nodes`, each with the
@@ -147,7 +147,7 @@ impl Executor {
         let first = local * step.node_rank;
         let plan = match (PlacementRequest::parse(&mpi.placement_spec()), &self.topology) {
             (Err(e), _) => return Outcome::failed("InvalidPlacement", e.to_string()),
-            (Ok(req), Some(t)) => match plan_ranks(t, &req) {
+            (Ok(req), Some(t)) => match plan_ranks(&restricted(t, start.allocation.as_ref()), &req) {
                 Ok(p) => p,
                 Err(e) => {
                     return Outcome::failed(
@@ -178,7 +178,7 @@ impl Executor {
         let mut all_cpus: Vec<u32> = plan.ranks.iter().flat_map(|r| r.cpus.iter().copied()).collect();
         all_cpus.sort_unstable();
         all_cpus.dedup();
-        let cgroup = match self.new_cgroup_on('r', &all_cpus) {
+        let cgroup = match self.new_cgroup_on('r', &self.rank_limits(start, all_cpus)) {
             Ok(c) => Arc::new(c),
             Err(o) => return o,
         };
@@ -282,5 +282,27 @@ impl Executor {
             end_time: done.iter().map(|o| o.end_time).max().unwrap_or_else(Timestamp::now),
             max_rss_bytes: done.iter().filter_map(|o| o.max_rss_bytes).max(),
         }
+    }
+}
+
+/// The node as ranks of a task with `allocation` see it: only its CPUs and GPUs, so ranks are
+/// planned inside the allocation (a slots-only task, given no cores, sees the whole node).
+fn restricted<'a>(
+    t: &'a gangway_topology::model::NodeTopology,
+    allocation: Option<&gangway_api::NodeAllocation>,
+) -> std::borrow::Cow<'a, gangway_topology::model::NodeTopology> {
+    match allocation.filter(|a| !a.cpus.is_empty()) {
+        Some(a) => std::borrow::Cow::Owned(t.restricted(&a.cpus, &a.gpus)),
+        None => std::borrow::Cow::Borrowed(t),
+    }
+}
+
+impl Executor {
+    /// The cgroup of a task's ranks: the CPUs they are bound to (inside its allocation) and
+    /// the allocation's memory limit.
+    pub(crate) fn rank_limits(&self, start: &StartTask, plan_cpus: Vec<u32>) -> Limits {
+        let memory_mib = start.allocation.as_ref().map_or(0, |a| a.memory_mib);
+        let of_plan = gangway_api::NodeAllocation { cpus: plan_cpus, memory_mib, ..Default::default() };
+        self.limits_of(Some(&of_plan))
     }
 }

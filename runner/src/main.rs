@@ -97,6 +97,21 @@ enum Cmd {
         /// Task slots the task occupies.
         #[arg(long)]
         slots: Option<u32>,
+        /// CPUs the task (each instance) gets for itself (whole cores).
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// Memory limit in MiB (each instance); 0: all of the node's memory.
+        #[arg(long = "mem")]
+        memory_mib: Option<u64>,
+        /// GPUs the task (each instance) gets for itself.
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// With --gpus: a word of the GPUs' name (h100, a100).
+        #[arg(long)]
+        gpu_type: Option<String>,
+        /// The whole node (each instance's), shared with nothing else.
+        #[arg(long)]
+        exclusive: bool,
         /// Run N copies of the command as tasks 1..N (each sees its own AZ_BATCH_TASK_ID).
         #[arg(long, default_value_t = 1)]
         tasks: u32,
@@ -300,6 +315,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             time,
             retries,
             slots,
+            cpus,
+            memory_mib,
+            gpus,
+            gpu_type,
+            exclusive,
             tasks,
             nodes,
             coordination,
@@ -322,6 +342,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     time,
                     retries,
                     slots,
+                    resources: (cpus.is_some() || memory_mib.is_some() || gpus.is_some() || exclusive)
+                        .then(|| gangway_api::TaskResources { cpus, memory_mib, gpus, gpu_type, exclusive }),
                     tasks,
                     nodes,
                     coordination,

@@ -14,6 +14,7 @@ pub fn local_resources() -> NodeResources {
         cpus: (cpus.len() as u32).max(1),
         cores,
         memory_bytes: total_memory_bytes().unwrap_or(0),
+        memory_reserve_bytes: 0,
         gpus: nvidia_gpus(Path::new("/proc/driver/nvidia/gpus")),
     }
 }

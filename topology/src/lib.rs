@@ -5,6 +5,7 @@
 //! (packages, NUMA, caches, PCI locality through hwloc) grows here too; planning code in this
 //! crate does no I/O, and discovery is kept in [`discover`].
 
+pub mod alloc;
 pub mod discover;
 pub mod fabric;
 pub mod gang;
@@ -27,6 +28,9 @@ pub struct NodeResources {
     pub cores: u32,
     /// Physical memory.
     pub memory_bytes: u64,
+    /// Memory kept for the system and the launcher: never allocated to tasks.
+    #[serde(default)]
+    pub memory_reserve_bytes: u64,
     /// GPUs, in index order.
     #[serde(default)]
     pub gpus: Vec<Gpu>,

@@ -143,12 +143,25 @@ impl NodeTopology {
         self.cores.iter().map(|c| c.pus.len()).sum()
     }
 
+    /// The node as a task allocated `cpus` (OS numbers) and `gpus` (indices) sees it: other
+    /// threads and GPUs are gone, cores left without threads stay (placement skips them), so
+    /// indices and NUMA numbering are unchanged.
+    pub fn restricted(&self, cpus: &[u32], gpus: &[u32]) -> NodeTopology {
+        let mut t = self.clone();
+        for c in &mut t.cores {
+            c.pus.retain(|p| cpus.contains(p));
+        }
+        t.gpus.retain(|g| gpus.contains(&g.index));
+        t
+    }
+
     /// The inventory the head schedules with.
     pub fn resources(&self) -> crate::NodeResources {
         crate::NodeResources {
             cpus: self.pu_count() as u32,
             cores: self.cores.len() as u32,
             memory_bytes: self.memory_bytes,
+            memory_reserve_bytes: 0,
             gpus: self
                 .gpus
                 .iter()

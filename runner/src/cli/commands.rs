@@ -28,6 +28,8 @@ pub struct Submit {
     pub time: Option<Duration>,
     pub retries: Option<i32>,
     pub slots: Option<u32>,
+    /// Exclusive CPUs, memory and GPUs.
+    pub resources: Option<TaskResources>,
     pub tasks: u32,
     /// Instances of a multi-instance task (one per node).
     pub nodes: Option<u32>,
@@ -62,6 +64,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         required_slots: s.slots,
         resource_files: Vec::new(),
         mpi: s.mpi.clone(),
+        resources: s.resources.clone(),
         multi_instance_settings: s.nodes.map(|n| MultiInstanceSettings {
             number_of_instances: n,
             coordination_command_line: s.coordination.clone(),

@@ -24,7 +24,9 @@ impl QueueKey {
 pub(super) struct Entry {
     pub task: super::TaskKey,
     pub slots: u32,
-    /// Whole nodes it needs at once (multi-instance), or None for `slots` on one node.
+    /// Its need per node (a number in the scheduler's shapes), when it has one.
+    pub need: Option<u32>,
+    /// Nodes it needs at once (multi-instance), or None for one node.
     pub gang: Option<u32>,
 }
 
@@ -34,8 +36,8 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, slots: u32, gang: Option<u32>) {
-        self.entries.insert(key, Entry { task, slots, gang });
+    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, slots: u32, need: Option<u32>, gang: Option<u32>) {
+        self.entries.insert(key, Entry { task, slots, need, gang });
     }
 
     pub fn remove(&mut self, key: QueueKey) {

@@ -9,6 +9,7 @@ use gangway_api::*;
 use super::{set_task_state, Effects, HeadState};
 use crate::head::error::ApiError;
 use crate::scheduler::{Event, NodeKey, TaskKey};
+use gangway_topology::alloc::Grant;
 
 /// One instance of the current attempt of a multi-instance task.
 #[derive(Debug, Clone)]
@@ -50,11 +51,13 @@ impl HeadState {
     }
 
     /// Sends one instance of a task's next attempt to each of `nodes` (their slots are taken).
-    pub(crate) fn start_gang(&mut self, key: TaskKey, node_keys: Vec<NodeKey>, fx: &mut Effects) {
-        let mut names: Vec<String> = node_keys.iter().filter_map(|k| self.node_name(*k).map(str::to_owned)).collect();
-        if names.len() != node_keys.len() {
+    pub(crate) fn start_gang(&mut self, key: TaskKey, parts: Vec<(NodeKey, Grant)>, fx: &mut Effects) {
+        let mut names: Vec<String> = parts.iter().filter_map(|(k, _)| self.node_name(*k).map(str::to_owned)).collect();
+        if names.len() != parts.len() {
             return;
         }
+        let mut allocations: std::collections::HashMap<String, NodeAllocation> =
+            names.iter().zip(&parts).map(|(n, (_, g))| (n.clone(), self.allocation_of(n, g))).collect();
         // A Slurm job's batch host is the first node of its allocation in hostlist order, as
         // in Slurm (SLURMD_NODENAME, srun's step layout and `%N` rely on it).
         if self.task_mut(key).is_some_and(|(j, _)| j.wire.slurm.is_some()) {
@@ -67,7 +70,7 @@ impl HeadState {
         }
         let hosts: Vec<String> = names.iter().map(|n| self.nodes[n].wire.ip_address.clone()).collect();
         let cpus: Vec<u32> = names.iter().map(|n| self.nodes[n].wire.resources.cpus).collect();
-        let gpus = self.slurm_gpus(key, &names[0]);
+        let allocation: Vec<NodeAllocation> = names.iter().filter_map(|n| allocations.remove(n)).collect();
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -82,6 +85,7 @@ impl HeadState {
             task_root_directory: format!("workitems/{}/job-1/{}", j.wire.id, t.wire.id),
         });
         t.fences.clear();
+        t.wire.allocation = allocation.clone();
         t.instances = names
             .iter()
             .map(|n| InstanceRec {
@@ -95,15 +99,18 @@ impl HeadState {
             .collect();
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
-        let base = super::launchers::attempt_message(&j.wire, t, pool, &gpus);
+        let base = super::launchers::attempt_message(&j.wire, t, pool, allocation[0].clone());
         // A Slurm job with GPUs: each node names its own (`base` has the first node's).
-        let gpu_request =
-            j.wire.slurm.as_ref().and_then(|s| s.request.gpus_per_node.map(|n| (n, s.request.gpu_type.clone())));
+        let slurm_gpus = j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some());
         let primary_files = t.wire.resource_files.clone();
-        for (i, name) in names.iter().enumerate() {
+        let slots = if super::alloc::task_need(&t.wire).is_some_and(|n| !n.whole) {
+            t.wire.required_slots
+        } else {
+            self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node)
+        };
+        for (i, (name, own)) in names.iter().zip(allocation).enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");
-            let whole = self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node);
-            n.running.insert(key, whole);
+            n.running.insert(key, slots);
             let mut msg = StartTask {
                 // The task's own resource files go to the primary only, as in Azure Batch.
                 resource_files: if i == 0 { primary_files.clone() } else { Vec::new() },
@@ -117,11 +124,12 @@ impl HeadState {
                 }),
                 ..base.clone()
             };
-            if let Some((per_node, gpu_type)) = gpu_request.as_ref().filter(|_| i > 0) {
-                let own = super::slurm_view::gpu_env(*per_node, gpu_type.as_deref(), &n.wire.resources.gpus);
-                msg.env.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
-                msg.env.extend(own);
+            if slurm_gpus && i > 0 {
+                let env = super::slurm_view::gpu_env(&own.gpus);
+                msg.env.retain(|(k, _)| !env.iter().any(|(o, _)| o == k));
+                msg.env.extend(env);
             }
+            msg.allocation = Some(own);
             if let Some(c) = &n.conn {
                 fx.sends.push((c.tx.clone(), HeadMessage::StartTask(Box::new(msg))));
             }
@@ -165,11 +173,11 @@ impl HeadState {
     ) -> Option<TaskFinished> {
         let key = self.jobs.get(&f.id.job)?.tasks.get(&f.id.task)?.key;
         if let Some(n) = self.nodes.get_mut(node) {
-            if let Some(slots) = n.running.remove(&key) {
+            if n.running.remove(&key).is_some() {
                 n.wire.total_tasks_run += 1;
                 let node_key = n.key;
                 self.refresh_node(node);
-                self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
+                self.sched_event(Event::TaskReleased { task: key, node: node_key }, fx);
             }
         }
         let j = self.jobs.get_mut(&f.id.job)?;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{set_task_state, Conn, Effects, HeadState, NodeRec, Timer};
 use crate::scheduler::{Event, NodeKey, TaskKey};
+use gangway_topology::alloc::Grant;
 
 /// Why a launcher was turned away.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ impl HeadState {
             start_task,
             start_task_info,
         };
+        let inventory = super::alloc::inventory_of(&wire.resources, wire.topology.as_ref());
         let conn = Some(Conn { tx: tx.clone(), generation });
         // Set only once its reports are reconciled: a leaving node must not leave half-registered.
         let leaving = old.as_ref().is_some_and(|n| n.leaving);
@@ -85,6 +87,7 @@ impl HeadState {
             conn,
             generation,
             running,
+            inventory,
             boot_id,
             leaving: false,
             wait_for_start,
@@ -115,7 +118,8 @@ impl HeadState {
         let wanted: HashSet<AttemptId> =
             running.keys().filter(|k| !self.is_killing(**k)).filter_map(|k| self.attempt_of(*k)).collect();
         let kill = hello.running.iter().filter(|a| !wanted.contains(a)).cloned().collect();
-        let used = running.values().sum();
+        let held = self.held_on(&hello.name, running.iter().map(|(k, s)| (*k, *s)));
+        let inventory = self.nodes[&hello.name].inventory.clone();
         let n = self.nodes.get_mut(&hello.name).expect("inserted above");
         n.running = running;
         n.leaving = leaving;
@@ -128,7 +132,7 @@ impl HeadState {
             fx.sends.push((tx, msg));
         }
         let place = self.fabric.as_ref().and_then(|f| f.node_id(&hello.name)).map(|id| id.0);
-        self.sched_event(Event::NodeUp { node: key, pool: pool_key, used, schedulable, place }, fx);
+        self.sched_event(Event::NodeUp { node: key, pool: pool_key, inventory, held, schedulable, place }, fx);
         self.maybe_leave(&hello.name, fx);
         Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill }))
     }
@@ -191,7 +195,6 @@ impl HeadState {
             return;
         }
         let key = t.key;
-        let slots = t.wire.required_slots;
         if let Some(start) = f.start_time {
             t.wire.execution_info.start_time = Some(start);
         }
@@ -246,22 +249,23 @@ impl HeadState {
         }
         if let Some(n) = self.nodes.get(node).filter(|_| single) {
             let node_key = n.key;
-            self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
+            self.sched_event(Event::TaskReleased { task: key, node: node_key }, fx);
         }
         self.maybe_leave(node, fx);
     }
 
-    /// Sends a task's next attempt to `node` (the scheduler has reserved its slots).
-    pub(crate) fn start_attempt(&mut self, key: TaskKey, node_key: NodeKey, fx: &mut Effects) {
+    /// Sends a task's next attempt to `node` (the scheduler has reserved its slots and `grant`).
+    pub(crate) fn start_attempt(&mut self, key: TaskKey, node_key: NodeKey, grant: Grant, fx: &mut Effects) {
         let Some((node, pool)) = self.node_name(node_key).map(|n| (n.to_owned(), self.nodes[n].wire.pool_id.clone()))
         else {
             return;
         };
-        let gpus = self.slurm_gpus(key, &node);
+        let allocation = self.allocation_of(&node, &grant);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
         t.attempt += 1;
+        t.wire.allocation = vec![allocation.clone()];
         set_task_state(&mut t.wire, TaskState::Running, now);
         t.wire.execution_info.start_time = Some(now);
         t.wire.node_info = Some(ComputeNodeInformation {
@@ -272,7 +276,7 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, &gpus)));
+        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation)));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -387,14 +391,9 @@ impl HeadState {
     }
 }
 
-/// The start message of a task's current attempt (the part common to every instance);
-/// `gpus` are the first node's, for a Slurm job that asks for GPUs.
-pub(crate) fn attempt_message(
-    job: &Job,
-    t: &super::TaskRec,
-    pool: String,
-    gpus: &[gangway_topology::Gpu],
-) -> StartTask {
+/// The start message of a task's current attempt on the node of `allocation` (for a
+/// multi-instance task, the first node's: the part common to every instance).
+pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, allocation: NodeAllocation) -> StartTask {
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
@@ -411,11 +410,13 @@ pub(crate) fn attempt_message(
             .map(|d| d.0.as_millis() as u64),
         retention_ms: t.wire.constraints.retention_time.map_or(0, |d| d.0.as_millis().min(u64::MAX as u128) as u64),
         slots: t.wire.required_slots,
+        allocation: None,
         resource_files: t.wire.resource_files.clone(),
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,
     };
-    super::slurm_view::add_batch(&mut msg, job, t, gpus);
+    super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus);
+    msg.allocation = Some(allocation);
     msg
 }

@@ -5,6 +5,7 @@
 //! messages only once they are durable, so a launcher never runs an attempt the head could
 //! forget, and a client never hears "done" for a change a crash could undo.
 
+pub(crate) mod alloc;
 mod gangs;
 mod launchers;
 mod nodes;
@@ -98,6 +99,9 @@ pub(crate) struct NodeRec {
     pub generation: u64,
     /// Tasks running here and the slots each holds.
     pub running: HashMap<TaskKey, u32>,
+    /// What it can give tasks (from its registration; its running tasks' allocations say
+    /// what they hold of it).
+    pub inventory: std::sync::Arc<gangway_topology::alloc::NodeInventory>,
     /// The `boot_id` of its launcher process: a new one reruns the start task.
     pub boot_id: String,
     /// Removal was asked for: it leaves once nothing runs on it.
@@ -226,7 +230,7 @@ impl HeadState {
         let started = !out.is_empty();
         for d in out.drain(..) {
             match d {
-                Decision::Start { task, node } => self.start_attempt(task, node, fx),
+                Decision::Start { task, node, grant } => self.start_attempt(task, node, grant, fx),
                 Decision::StartGang { task, nodes } => self.start_gang(task, nodes, fx),
             }
         }
@@ -257,6 +261,7 @@ impl HeadState {
             pool: pool.key,
             order: QueueKey::new(j.wire.priority, j.seq, t.seq),
             slots: t.wire.required_slots,
+            need: alloc::task_need(&t.wire),
             gang: t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances),
         };
         self.sched_event(ev, fx);
@@ -267,20 +272,6 @@ impl HeadState {
         let task = task.clone();
         let j = self.jobs.get_mut(job)?;
         Some((j, task))
-    }
-
-    /// `node`'s GPUs when task `key` is a Slurm job that asks for GPUs (its environment names
-    /// them); nothing otherwise, so other tasks' starts copy nothing.
-    pub(crate) fn slurm_gpus(&self, key: TaskKey, node: &str) -> Vec<gangway_topology::Gpu> {
-        let wants = self
-            .task_index
-            .get(&key)
-            .and_then(|(job, _)| self.jobs.get(job))
-            .is_some_and(|j| j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some()));
-        match self.nodes.get(node) {
-            Some(n) if wants => n.wire.resources.gpus.clone(),
-            _ => Vec::new(),
-        }
     }
 
     pub(crate) fn put_task(job: &str, t: &TaskRec, fx: &mut Effects) {

@@ -143,9 +143,9 @@ impl HeadState {
                     if let Some(tx) = &tx {
                         fx.sends.push((tx.clone(), HeadMessage::KillTask { id, reason: reason.into() }));
                     }
-                    let slots = self.nodes.get_mut(node).and_then(|n| n.running.remove(&key)).unwrap_or(0);
+                    self.nodes.get_mut(node).and_then(|n| n.running.remove(&key));
                     self.requeue(key, "its node stopped taking tasks", fx);
-                    self.sched_event(Event::TaskReleased { node: node_key, slots }, fx);
+                    self.sched_event(Event::TaskReleased { task: key, node: node_key }, fx);
                 }
             }
         }

@@ -249,14 +249,23 @@ impl HeadState {
             gangway_topology::placement::PlacementRequest::parse(&m.placement_spec())
                 .map_err(|e| ApiError::invalid(format!("mpi: {e}")))?;
         }
-        // A multi-instance task takes whole nodes: each instance holds all of its node's slots.
-        let slots = match &p.multi_instance_settings {
+        if let Some(r) = &p.resources {
+            super::alloc::check_resources(r)?;
+        }
+        let need = super::alloc::task_need_of(&p.resources.clone().unwrap_or_default(), p.mpi.as_ref());
+        // A multi-instance task without a need takes whole nodes: each instance holds all of
+        // its node's slots; with one, each instance takes its need and its slots.
+        let (slots, count) = match &p.multi_instance_settings {
             Some(m) => {
                 self.check_multi_instance(&pool.id, m)?;
-                pool.task_slots_per_node
+                let whole = need.as_ref().is_none_or(|n| n.whole);
+                (if whole { pool.task_slots_per_node } else { slots }, m.number_of_instances)
             }
-            None => slots,
+            None => (slots, 1),
         };
+        if let Some(need) = &need {
+            self.check_need_fits(&pool.id, need, count)?;
+        }
         let now = Timestamp::now();
         Ok(Task {
             id: p.id,
@@ -273,6 +282,8 @@ impl HeadState {
             multi_instance_settings: p.multi_instance_settings,
             mpi: p.mpi,
             resource_files: p.resource_files,
+            resources: p.resources,
+            allocation: Vec::new(),
             execution_info: TaskExecutionInformation::default(),
             node_info: None,
         })
@@ -438,12 +449,14 @@ impl HeadState {
             wire.running_task_slots_count = 0;
             wire.recent_tasks.clear();
             let key = self.new_key() as crate::scheduler::NodeKey;
+            let inventory = super::alloc::inventory_of(&wire.resources, wire.topology.as_ref());
             let mut rec = super::NodeRec {
                 wire,
                 key,
                 conn: None,
                 generation: 0,
                 running: std::collections::HashMap::new(),
+                inventory,
                 boot_id: stored.boot_id,
                 leaving: stored.leaving,
                 wait_for_start: stored.wait_for_start,

@@ -120,19 +120,18 @@ impl HeadState {
         }
         // GPUs per node, now that the node count is known (as in GpuRequest::per_node_for).
         req.gpus_per_node = req.gpus_each_node(tasks_per_node(&req).into_iter().max().unwrap_or(1));
-        let gpus = req.gpus_per_node;
-        if let Some(g) = gpus {
-            self.check_gpus(&partition, g, req.gpu_type.as_deref())?;
-        }
         let per_node = cpus_per_node(&req);
-        // A job with GPUs takes its nodes whole: the scheduler counts slots, not GPUs, so
-        // this is what keeps two jobs off the same GPUs.
-        let whole = req.exclusive || gpus.is_some();
-        let need = if whole { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
+        // Slots stand for CPUs here; the CPUs, memory and GPUs themselves are the task's
+        // `resources`, allocated like any task's.
+        let need = if req.exclusive { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
         if need > slots_per_node {
             return Err(node_config_unavailable(format!(
                 "{need} CPUs on one node, and partition {partition} has {slots_per_node} per node"
             )));
+        }
+        let wants = super::alloc::task_need_of(&slurm_resources(&req), None).unwrap_or_default();
+        if let Some(why) = self.need_shortfall(&partition, &wants, req.nodes) {
+            return Err(node_config_unavailable(why));
         }
         if req.nodes > 1 {
             let have = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).count();
@@ -195,30 +194,6 @@ impl HeadState {
         Ok(SlurmSubmitted { job_id: first, test_only: None })
     }
 
-    /// Refuses a job that wants `gpus` GPUs (of `gpu_type`) on each node unless every node
-    /// of `partition` has them: any of its nodes may be picked.
-    fn check_gpus(&self, partition: &str, gpus: u32, gpu_type: Option<&str>) -> Result<(), ApiError> {
-        let wanted = |name: &str| super::slurm_view::gpu_of_type(name, gpu_type);
-        let of_type = gpu_type.map_or_else(String::new, |t| format!(" {t}"));
-        let mut nodes: Vec<_> = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).collect();
-        nodes.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));
-        if nodes.is_empty() {
-            return Err(node_config_unavailable(format!(
-                "{gpus}{of_type} GPUs per node, and partition {partition} has no nodes"
-            )));
-        }
-        for n in nodes {
-            let have = n.wire.resources.gpus.iter().filter(|g| wanted(&g.name)).count();
-            if (have as u32) < gpus {
-                return Err(node_config_unavailable(format!(
-                    "{gpus}{of_type} GPUs per node, and node {} of partition {partition} has {have}",
-                    n.wire.id
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Creates the gangway job and task of one Slurm job (or array element).
     fn slurm_add_job(&mut self, info: SlurmJobInfo, slots: u32, fx: &mut Effects) -> Result<(), ApiError> {
         let id = info.job_id.to_string();
@@ -245,6 +220,7 @@ impl HeadState {
                 max_task_retry_count: Some(0),
             }),
             required_slots: Some(slots),
+            resources: Some(slurm_resources(r)),
             multi_instance_settings: (r.nodes > 1).then(|| MultiInstanceSettings {
                 number_of_instances: r.nodes,
                 coordination_command_line: None,
@@ -538,6 +514,22 @@ impl HeadState {
         if self.slurm.gated.contains(&id) {
             self.slurm_reevaluate(fx);
         }
+    }
+}
+
+/// What a Slurm job asks of each of its nodes: the busiest node's CPUs, `--mem` (or
+/// `--mem-per-cpu` × those CPUs; `--mem=0` is all of the node's memory), its GPUs per node
+/// (of the type), or the whole node with `--exclusive`.
+pub(crate) fn slurm_resources(r: &SlurmSubmit) -> TaskResources {
+    let cpus = cpus_per_node(r).into_iter().max().unwrap_or(1);
+    let memory_mib = r.mem_per_node_mb.or(r.mem_per_cpu_mb.map(|m| m.saturating_mul(u64::from(cpus))));
+    let gpus = r.gpus_per_node.filter(|g| *g > 0);
+    TaskResources {
+        cpus: Some(cpus),
+        memory_mib,
+        gpus,
+        gpu_type: r.gpu_type.clone().filter(|_| gpus.is_some()),
+        exclusive: r.exclusive,
     }
 }
 

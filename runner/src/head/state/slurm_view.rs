@@ -145,7 +145,7 @@ fn output_paths(s: &SlurmJobInfo, first_node: &str) -> (String, String) {
 
 /// Adds what a Slurm batch job's start needs to its attempt message: the script, its files
 /// and working directory, and the `SLURM_*` environment of the reference (`case-*.env`).
-pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gangway_topology::Gpu]) {
+pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32]) {
     let Some(s) = job.slurm.as_deref() else { return };
     let r = &s.request;
     let nodes = allocation(t);
@@ -222,8 +222,8 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
     let addr = s.cluster_addr.rsplit_once(':').map_or((s.cluster_addr.as_str(), "0"), |(h, p)| (h, p));
     set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
     set("PWD", r.work_dir.clone());
-    if let Some(n) = r.gpus_per_node {
-        env.extend(gpu_env(n, r.gpu_type.as_deref(), gpus));
+    if r.gpus_per_node.is_some() {
+        env.extend(gpu_env(gpus));
     }
     msg.env.extend(env);
     msg.batch = Some(BatchScript {
@@ -235,24 +235,14 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[gan
     });
 }
 
-/// Whether a GPU named `name` is of `gpu_type`: one of the name's words, ignoring case
-/// (`h100` is an `NVIDIA H100 80GB HBM3`; `a10` is not an `A100`).
-pub(crate) fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
-    gpu_type.is_none_or(|t| name.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.eq_ignore_ascii_case(t)))
-}
-
-/// The GPU variables of a Slurm job on a node with `gpus`: its first `n` GPUs of `gpu_type`
-/// (the job has the node to itself).
-pub(crate) fn gpu_env(n: u32, gpu_type: Option<&str>, gpus: &[gangway_topology::Gpu]) -> Vec<(String, String)> {
-    let mut own: Vec<u32> = gpus.iter().filter(|g| gpu_of_type(&g.name, gpu_type)).map(|g| g.index).collect();
-    own.sort_unstable();
-    own.truncate(n as usize);
-    let list = own.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+/// The GPU variables of a Slurm job on a node where it was given GPUs `gpus` (indices).
+pub(crate) fn gpu_env(gpus: &[u32]) -> Vec<(String, String)> {
+    let list = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let mut env: Vec<(String, String)> = ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"]
         .into_iter()
         .map(|k| (k.to_owned(), list.clone()))
         .collect();
-    env.push(("SLURM_GPUS_ON_NODE".into(), own.len().to_string()));
+    env.push(("SLURM_GPUS_ON_NODE".into(), gpus.len().to_string()));
     env.push(("SLURM_JOB_GPUS".into(), list));
     env
 }

@@ -10,7 +10,7 @@ use super::Sim;
 /// Node `name` joins pool `default` with these (index, model) GPUs.
 fn gpu_node(sim: &mut Sim, name: &str, gpus: &[(u32, &str)]) {
     let (tx, rx) = unbounded_channel();
-    let mut resources = NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, gpus: Vec::new() };
+    let mut resources = NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, ..Default::default() };
     for (index, model) in gpus {
         resources.gpus.push(gangway_topology::Gpu {
             index: *index,

@@ -1,0 +1,397 @@
+//! Node allocations: which cores, how much memory and which GPUs of one node a task gets.
+//!
+//! The head keeps a [`NodeInventory`] (what a node has, fixed while its launcher is connected)
+//! and a [`NodeFree`] (what is not in any live allocation) per node. [`pick`] chooses a
+//! concrete [`Grant`] for a [`Need`]: whole cores (a need in CPUs takes `ceil(cpus / threads
+//! per core)` cores, as Slurm's `select/cons_tres` with `CR_Core` does), a memory amount, and
+//! GPU indices. Choice, in this order:
+//! - GPUs of the requested type (a word of the GPU's name, case-insensitive, `_` and spaces
+//!   alike), from one NUMA domain when one has enough, the domain with the fewest such GPUs
+//!   free that still fits (best fit keeps full domains whole);
+//! - cores from the GPUs' domain first (GPU-to-core affinity), else from one domain that holds
+//!   all of them (again best fit), else from the domains with the most free cores first;
+//! - within a domain, the lowest free cores in topology order.
+//!
+//! Pure and cheap: O(cores + GPUs) per pick, no allocation beyond the grant.
+
+use crate::model::NodeTopology;
+
+/// One core as the allocator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreSlot {
+    /// Its hardware threads (OS CPU numbers).
+    pub pus: Vec<u32>,
+    /// Its NUMA domain (logical index).
+    pub numa: u32,
+}
+
+/// One GPU as the allocator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuSlot {
+    /// CUDA index.
+    pub index: u32,
+    /// Vendor's name (`NVIDIA H100 80GB HBM3`), matched against a requested type.
+    pub name: String,
+    /// NUMA domain (logical index), when known.
+    pub numa: Option<u32>,
+}
+
+/// What a node can give out, in allocator terms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInventory {
+    /// Cores in topology order.
+    pub cores: Vec<CoreSlot>,
+    /// Memory tasks may be given (physical memory less the node's reserve), MiB.
+    pub memory_mib: u64,
+    /// GPUs in index order.
+    pub gpus: Vec<GpuSlot>,
+}
+
+/// What one node's share of a task needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Need {
+    /// CPUs (hardware threads); rounded up to whole cores.
+    pub cpus: u32,
+    /// Whole cores at least (ranks bound to cores ask in cores).
+    pub cores: u32,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// All of the node's memory (Slurm's `--mem=0`): only while none of it is allocated.
+    pub all_memory: bool,
+    /// GPUs.
+    pub gpus: u32,
+    /// A word of the GPUs' names (`h100`, `a100`), when the type matters.
+    pub gpu_type: Option<String>,
+    /// The whole node: every core, all memory and every GPU, and nothing else may share it.
+    pub whole: bool,
+}
+
+/// What one node gave a task: positions in the inventory's cores, MiB, CUDA indices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Positions in [`NodeInventory::cores`], ascending.
+    pub cores: Vec<u32>,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// GPU indices, ascending.
+    pub gpus: Vec<u32>,
+}
+
+/// What is not allocated on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFree {
+    cores: Vec<u64>,
+    free_cores: u32,
+    memory_mib: u64,
+    gpus: Vec<bool>,
+}
+
+/// Why a need can never be met by a node, or by any node of a set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Shortfall {
+    /// Too many CPUs.
+    #[error("{asked} CPUs on one node, and the largest node has {largest}")]
+    Cpus { asked: u32, largest: u32 },
+    /// Too much memory.
+    #[error("{asked} MiB of memory on one node, and the largest node has {largest} MiB")]
+    Memory { asked: u64, largest: u64 },
+    /// Too many GPUs (of the type).
+    #[error("{asked} GPUs{of_type} on one node, and the largest node has {largest}")]
+    Gpus { asked: u32, of_type: String, largest: u32 },
+}
+
+/// Whether a GPU named `name` is of `gpu_type`: the type is one of the name's words, or
+/// (with `_`/`-` for spaces) a run of them, case-insensitive. No type matches every GPU.
+pub fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
+    let Some(t) = gpu_type else { return true };
+    let t = t.to_ascii_lowercase();
+    let words: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if words.iter().any(|w| *w == t) {
+        return true;
+    }
+    let want: Vec<&str> = t.split(['_', '-', ' ']).filter(|w| !w.is_empty()).collect();
+    !want.is_empty() && words.windows(want.len()).any(|win| win.iter().zip(&want).all(|(a, b)| a == b))
+}
+
+impl NodeInventory {
+    /// The inventory of a node described by `topo`, keeping `reserve_mib` for the system.
+    pub fn from_topology(topo: &NodeTopology, reserve_mib: u64) -> NodeInventory {
+        NodeInventory {
+            cores: topo.cores.iter().map(|c| CoreSlot { pus: c.pus.clone(), numa: c.numa }).collect(),
+            memory_mib: (topo.memory_bytes >> 20).saturating_sub(reserve_mib),
+            gpus: topo.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: g.numa }).collect(),
+        }
+    }
+
+    /// The inventory of a node known only by its counts: CPUs `0..cpus`, one thread per
+    /// core, one NUMA domain.
+    pub fn flat(res: &crate::NodeResources, reserve_mib: u64) -> NodeInventory {
+        NodeInventory {
+            cores: (0..res.cpus).map(|cpu| CoreSlot { pus: vec![cpu], numa: 0 }).collect(),
+            memory_mib: (res.memory_bytes >> 20).saturating_sub(reserve_mib),
+            gpus: res.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: None }).collect(),
+        }
+    }
+
+    /// Hardware threads per core (the most any core has; 1 for an empty node).
+    pub fn threads_per_core(&self) -> u32 {
+        self.cores.iter().map(|c| c.pus.len() as u32).max().unwrap_or(1).max(1)
+    }
+
+    /// CPUs: every thread of every core.
+    pub fn cpu_count(&self) -> u32 {
+        self.cores.iter().map(|c| c.pus.len() as u32).sum()
+    }
+
+    /// Whole cores `need` takes here.
+    pub fn cores_for(&self, need: &Need) -> u32 {
+        need.cpus.div_ceil(self.threads_per_core()).max(need.cores)
+    }
+
+    /// GPUs of `gpu_type` (all, without a type).
+    pub fn gpus_of_type(&self, gpu_type: Option<&str>) -> u32 {
+        self.gpus.iter().filter(|g| gpu_of_type(&g.name, gpu_type)).count() as u32
+    }
+
+    /// Everything free.
+    pub fn all_free(&self) -> NodeFree {
+        let mut cores = vec![0u64; self.cores.len().div_ceil(64)];
+        for i in 0..self.cores.len() {
+            cores[i / 64] |= 1 << (i % 64);
+        }
+        NodeFree {
+            cores,
+            free_cores: self.cores.len() as u32,
+            memory_mib: self.memory_mib,
+            gpus: vec![true; self.gpus.len()],
+        }
+    }
+
+    /// The whole node.
+    pub fn whole(&self) -> Grant {
+        Grant {
+            cores: (0..self.cores.len() as u32).collect(),
+            memory_mib: self.memory_mib,
+            gpus: self.gpus.iter().map(|g| g.index).collect(),
+        }
+    }
+
+    /// Why `need` can never be met here (even on an idle node), if it cannot.
+    pub fn shortfall(&self, need: &Need) -> Option<Shortfall> {
+        if need.whole {
+            return None;
+        }
+        let cpus = self.cpu_count();
+        if self.cores_for(need) as usize > self.cores.len() {
+            let asked = need.cpus.max(need.cores * self.threads_per_core());
+            return Some(Shortfall::Cpus { asked, largest: cpus });
+        }
+        if need.memory_mib > self.memory_mib {
+            return Some(Shortfall::Memory { asked: need.memory_mib, largest: self.memory_mib });
+        }
+        let gpus = self.gpus_of_type(need.gpu_type.as_deref());
+        if need.gpus > gpus {
+            let of_type = need.gpu_type.as_ref().map_or_else(String::new, |t| format!(" of type {t}"));
+            return Some(Shortfall::Gpus { asked: need.gpus, of_type, largest: gpus });
+        }
+        None
+    }
+
+    /// OS CPU numbers of the cores at `positions`.
+    pub fn cpus_of(&self, positions: &[u32]) -> Vec<u32> {
+        let mut cpus: Vec<u32> =
+            positions.iter().filter_map(|p| self.cores.get(*p as usize)).flat_map(|c| c.pus.iter().copied()).collect();
+        cpus.sort_unstable();
+        cpus
+    }
+
+    /// The grant that OS CPUs `cpus`, `memory_mib` and GPU indices `gpus` (an allocation as
+    /// users see it) stand for, when restoring it after a restart: the cores any of `cpus`
+    /// belongs to, and the GPUs among `gpus` this node has.
+    pub fn grant_of(&self, cpus: &[u32], memory_mib: u64, gpus: &[u32]) -> Grant {
+        let cores = (0..self.cores.len() as u32)
+            .filter(|p| self.cores[*p as usize].pus.iter().any(|pu| cpus.contains(pu)))
+            .collect();
+        let mut gpus: Vec<u32> = gpus.iter().copied().filter(|i| self.gpus.iter().any(|g| g.index == *i)).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        Grant { cores, memory_mib: memory_mib.min(self.memory_mib), gpus }
+    }
+
+    fn gpu_position(&self, index: u32) -> Option<usize> {
+        self.gpus.iter().position(|g| g.index == index)
+    }
+}
+
+impl NodeFree {
+    /// Free cores.
+    pub fn free_cores(&self) -> u32 {
+        self.free_cores
+    }
+
+    /// Free memory, MiB.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_mib
+    }
+
+    /// Free GPUs.
+    pub fn free_gpus(&self) -> u32 {
+        self.gpus.iter().filter(|f| **f).count() as u32
+    }
+
+    /// Whether nothing is allocated.
+    pub fn is_idle(&self, inv: &NodeInventory) -> bool {
+        self.free_cores as usize == inv.cores.len() && self.memory_mib == inv.memory_mib && self.gpus.iter().all(|f| *f)
+    }
+
+    fn core_free(&self, i: usize) -> bool {
+        self.cores[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Takes `grant` (which must be free: a grant already taken, wholly or partly, is refused
+    /// and nothing changes).
+    pub fn take(&mut self, inv: &NodeInventory, grant: &Grant) -> bool {
+        let cores_free = grant.cores.iter().all(|c| (*c as usize) < inv.cores.len() && self.core_free(*c as usize));
+        let gpus: Option<Vec<usize>> = grant.gpus.iter().map(|g| inv.gpu_position(*g)).collect();
+        let Some(gpus) = gpus else { return false };
+        if !cores_free || grant.memory_mib > self.memory_mib || gpus.iter().any(|p| !self.gpus[*p]) {
+            return false;
+        }
+        let mut distinct = grant.cores.clone();
+        distinct.dedup();
+        if distinct.len() != grant.cores.len() {
+            return false;
+        }
+        for c in &grant.cores {
+            let i = *c as usize;
+            self.cores[i / 64] &= !(1 << (i % 64));
+        }
+        self.free_cores -= grant.cores.len() as u32;
+        self.memory_mib -= grant.memory_mib;
+        for p in gpus {
+            self.gpus[p] = false;
+        }
+        true
+    }
+
+    /// Gives `grant` back (it must have been taken: anything of it already free is left as it is).
+    pub fn give_back(&mut self, inv: &NodeInventory, grant: &Grant) {
+        for c in &grant.cores {
+            let i = *c as usize;
+            if i < inv.cores.len() && !self.core_free(i) {
+                self.cores[i / 64] |= 1 << (i % 64);
+                self.free_cores += 1;
+            }
+        }
+        self.memory_mib = (self.memory_mib + grant.memory_mib).min(inv.memory_mib);
+        for g in &grant.gpus {
+            if let Some(p) = inv.gpu_position(*g) {
+                self.gpus[p] = true;
+            }
+        }
+    }
+}
+
+/// Chooses what `need` gets of what is `free` on a node, or None when it does not fit now.
+/// Does not take it (see [`NodeFree::take`]).
+pub fn pick(inv: &NodeInventory, free: &NodeFree, need: &Need) -> Option<Grant> {
+    if need.whole {
+        return free.is_idle(inv).then(|| inv.whole());
+    }
+    let cores = inv.cores_for(need);
+    let memory_mib = if need.all_memory { inv.memory_mib } else { need.memory_mib };
+    if cores > free.free_cores || memory_mib > free.memory_mib {
+        return None;
+    }
+    let domains = inv.cores.iter().map(|c| c.numa + 1).chain(inv.gpus.iter().filter_map(|g| g.numa.map(|n| n + 1)));
+    let domains = domains.max().unwrap_or(0) as usize;
+    let mut free_in = vec![0u32; domains];
+    for (i, c) in inv.cores.iter().enumerate() {
+        if free.core_free(i) {
+            free_in[c.numa as usize] += 1;
+        }
+    }
+    let mut gpus: Vec<u32> = Vec::new();
+    // Domains the GPUs came from, cores are taken from these first.
+    let mut first: Vec<u32> = Vec::new();
+    if need.gpus > 0 {
+        let usable: Vec<&GpuSlot> = inv
+            .gpus
+            .iter()
+            .enumerate()
+            .filter(|(p, g)| free.gpus[*p] && gpu_of_type(&g.name, need.gpu_type.as_deref()))
+            .map(|(_, g)| g)
+            .collect();
+        if (usable.len() as u32) < need.gpus {
+            return None;
+        }
+        let mut gpus_in = vec![0u32; domains];
+        for g in usable.iter().filter_map(|g| g.numa) {
+            gpus_in[g as usize] += 1;
+        }
+        // One domain with the GPUs and the cores; else one with the GPUs; best fit first.
+        let fits = |d: usize, with_cores: bool| gpus_in[d] >= need.gpus && (!with_cores || free_in[d] >= cores);
+        let home = (0..domains)
+            .filter(|d| fits(*d, true))
+            .min_by_key(|d| (gpus_in[*d], free_in[*d], *d))
+            .or_else(|| (0..domains).filter(|d| fits(*d, false)).min_by_key(|d| (gpus_in[*d], *d)));
+        let mut order: Vec<&GpuSlot> = usable;
+        match home {
+            Some(h) => order.sort_by_key(|g| (g.numa != Some(h as u32), g.index)),
+            // Spread: the domains with the most such GPUs first, unknown locality last.
+            None => {
+                order.sort_by_key(|g| (g.numa.map_or(0, |n| u32::MAX - gpus_in[n as usize]), g.numa.is_none(), g.index))
+            }
+        }
+        for g in order.into_iter().take(need.gpus as usize) {
+            gpus.push(g.index);
+            if let Some(n) = g.numa {
+                if !first.contains(&n) {
+                    first.push(n);
+                }
+            }
+        }
+        gpus.sort_unstable();
+    }
+    // Domains to take cores from, in order.
+    let mut order: Vec<u32> = Vec::with_capacity(domains);
+    let in_first: u32 = first.iter().map(|d| free_in[*d as usize]).sum();
+    if !first.is_empty() && (in_first >= cores || cores == 0) {
+        order.extend(&first);
+    } else if let Some(d) =
+        (0..domains as u32).filter(|d| free_in[*d as usize] >= cores).min_by_key(|d| (free_in[*d as usize], *d))
+    {
+        // One domain holds them all (GPUs' domains first when they can't).
+        order.extend(first.iter().copied().filter(|f| *f == d));
+        order.push(d);
+    } else {
+        order.extend(&first);
+    }
+    let mut rest: Vec<u32> = (0..domains as u32).filter(|d| !order.contains(d)).collect();
+    rest.sort_by_key(|d| (u32::MAX - free_in[*d as usize], *d));
+    order.extend(rest);
+    order.dedup();
+    let mut taken: Vec<u32> = Vec::with_capacity(cores as usize);
+    'domains: for d in order {
+        for (i, c) in inv.cores.iter().enumerate() {
+            if taken.len() as u32 == cores {
+                break 'domains;
+            }
+            if c.numa == d && free.core_free(i) {
+                taken.push(i as u32);
+            }
+        }
+    }
+    if (taken.len() as u32) < cores {
+        return None;
+    }
+    taken.sort_unstable();
+    Some(Grant { cores: taken, memory_mib, gpus })
+}
+
+#[cfg(test)]
+mod tests;
