@@ -397,18 +397,26 @@ impl Executor {
         o.into_report(start.id, None)
     }
 
+    /// Those of `wanted` (CPUs or NUMA nodes of the declared topology) that `host` has: an
+    /// emulated node names more than the machine has (warned once); binding to none of them
+    /// is not binding at all rather than a failed start.
+    pub(crate) fn on_host(&self, wanted: &[u32], host: &[u32]) -> Vec<u32> {
+        let kept: Vec<u32> = wanted.iter().copied().filter(|c| host.contains(c)).collect();
+        if kept.len() < wanted.len() && !self.warned_missing_cpus.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                node = %self.node,
+                "the declared topology names CPUs or NUMA nodes this host does not have; they are left out of bindings"
+            );
+        }
+        kept
+    }
+
     /// What `allocation` confines a task to on this node: its CPUs and their NUMA nodes'
     /// memory, less what this host does not have (a declared topology may name more CPUs
     /// than an emulated node has: warned once, never a failure), and its memory limit.
     pub(crate) fn limits_of(&self, allocation: Option<&gangway_api::NodeAllocation>) -> Limits {
         let Some(a) = allocation else { return Limits::default() };
-        let mut cpus: Vec<u32> = a.cpus.iter().copied().filter(|c| self.host_cpus.contains(c)).collect();
-        if cpus.len() < a.cpus.len() && !self.warned_missing_cpus.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                node = %self.node,
-                "the declared topology names CPUs this host does not have; tasks are confined to the ones it has"
-            );
-        }
+        let mut cpus = self.on_host(&a.cpus, &self.host_cpus);
         let mut mems: Vec<u32> = match &self.topology {
             Some(t) => t
                 .cores

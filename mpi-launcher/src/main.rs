@@ -36,8 +36,14 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     kill_grace: Duration,
     /// Report this hwloc XML topology instead of the machine's own (simulates big nodes in tests).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "synthetic")]
     topology_xml: Option<PathBuf>,
+    /// Report this hwloc synthetic topology (`pack:2 numa:2 core:16 pu:2`) instead of the machine's.
+    #[arg(long)]
+    synthetic: Option<String>,
+    /// Memory (MiB) kept for the system and the launcher: never allocated to tasks.
+    #[arg(long, default_value_t = 0)]
+    memory_reserve: u64,
     /// Run tasks without cgroups (process groups only).
     #[arg(long)]
     no_cgroups: bool,
@@ -53,11 +59,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// What the node reports: a declared topology, else what discovery finds, else /proc.
 fn node_resources(
     xml: Option<&std::path::Path>,
+    synthetic: Option<&str>,
 ) -> anyhow::Result<(gangway_topology::NodeResources, Option<gangway_topology::model::NodeTopology>)> {
     let local = gangway_topology::discover::local_resources();
     if let Some(path) = xml {
         let topo = gangway_topology::hwloc::from_xml_file(path)
             .with_context(|| format!("reading the declared topology {}", path.display()))?;
+        return Ok((topo.resources(), Some(topo)));
+    }
+    if let Some(desc) = synthetic {
+        let topo = gangway_topology::hwloc::from_synthetic(desc)
+            .with_context(|| format!("reading the synthetic topology '{desc}'"))?;
         return Ok((topo.resources(), Some(topo)));
     }
     match gangway_topology::hwloc::discover_local() {
@@ -110,7 +122,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
     };
-    let (resources, topology) = node_resources(args.topology_xml.as_deref())?;
+    let (mut resources, topology) = node_resources(args.topology_xml.as_deref(), args.synthetic.as_deref())?;
+    resources.memory_reserve_bytes = args.memory_reserve.saturating_mul(1 << 20).min(resources.memory_bytes);
     let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
     let exec = Arc::new(
         executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)

@@ -207,7 +207,11 @@ impl Executor {
                 env,
                 max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
                 cgroup_prefix: 'r',
-                rank: Some(RankSetup { pmi_fd, cpus: rp.cpus.clone(), mems: self.os_numa_nodes(&rp.numa_nodes) }),
+                rank: Some(RankSetup {
+                    pmi_fd,
+                    cpus: self.on_host(&rp.cpus, &self.host_cpus),
+                    mems: self.on_host(&self.os_numa_nodes(&rp.numa_nodes), &self.host_mems),
+                }),
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             stops.push(tx);

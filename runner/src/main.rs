@@ -74,6 +74,15 @@ enum Cmd {
         /// Directory for the nodes' root directories (default: STATE_DIR/nodes), e.g. a local scratch disk.
         #[arg(long)]
         nodes_dir: Option<PathBuf>,
+        /// Every node declares this hwloc XML topology (emulates, say, 8-GPU nodes on a laptop).
+        #[arg(long, conflicts_with = "synthetic")]
+        topology_xml: Option<PathBuf>,
+        /// Every node declares this hwloc synthetic topology (`pack:2 numa:2 core:16 pu:2`).
+        #[arg(long)]
+        synthetic: Option<String>,
+        /// Memory (MiB) each node keeps for the system and its launcher.
+        #[arg(long, default_value_t = 0)]
+        memory_reserve: u64,
     },
     /// Stop the cluster `gangway up --detach` started.
     Down,
@@ -294,9 +303,35 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             rt.block_on(gangway_runner::head::serve(config))?;
             Ok(0)
         }
-        Cmd::Up { nodes, detach, slots_per_node, node_timeout, listen, nodes_dir } => {
-            let cpus = gangway_topology::discover::local_resources().cpus;
+        Cmd::Up {
+            nodes,
+            detach,
+            slots_per_node,
+            node_timeout,
+            listen,
+            nodes_dir,
+            topology_xml,
+            synthetic,
+            memory_reserve,
+        } => {
+            // Slots default to the CPUs of the node the launchers report.
+            let (cpus, topology) = match (topology_xml, synthetic) {
+                (Some(xml), _) => {
+                    let xml = std::fs::canonicalize(&xml).with_context(|| format!("finding {}", xml.display()))?;
+                    let t = gangway_topology::hwloc::from_xml_file(&xml)
+                        .with_context(|| format!("reading the topology {}", xml.display()))?;
+                    (t.pu_count() as u32, Some(("--topology-xml", xml.into_os_string())))
+                }
+                (None, Some(s)) => {
+                    let t = gangway_topology::hwloc::from_synthetic(&s)
+                        .with_context(|| format!("reading the synthetic topology '{s}'"))?;
+                    (t.pu_count() as u32, Some(("--synthetic", s.into())))
+                }
+                (None, None) => (gangway_topology::discover::local_resources().cpus, None),
+            };
             cli::cluster::up(cli::cluster::UpOptions {
+                topology,
+                memory_reserve,
                 nodes,
                 state_dir: state_dir(&cli.state_dir),
                 detach,

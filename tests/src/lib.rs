@@ -112,6 +112,8 @@ pub struct Options {
     pub kill_grace: &'static str,
     /// A declared hwloc XML topology for every launcher (`--topology-xml`).
     pub topology_xml: Option<PathBuf>,
+    /// A declared hwloc synthetic topology for every launcher (`--synthetic`).
+    pub synthetic: Option<String>,
     /// A pool to create before the launchers start, and for them to join (instead of `default`).
     pub pool: Option<PoolAddParameter>,
 }
@@ -125,6 +127,7 @@ impl Default for Options {
             heartbeat: "300ms",
             kill_grace: "1s",
             topology_xml: None,
+            synthetic: None,
             pool: None,
         }
     }
@@ -217,6 +220,9 @@ impl Cluster {
         }
         if let Some(x) = &self.opts.topology_xml {
             cmd.arg("--topology-xml").arg(x);
+        }
+        if let Some(s) = &self.opts.synthetic {
+            cmd.args(["--synthetic", s]);
         }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -26,7 +26,10 @@ struct Slurm {
 
 impl Slurm {
     fn start(nodes: usize, slots: u32) -> Slurm {
-        let cluster = Cluster::start(Options { nodes, slots, ..Options::default() });
+        // Jobs get real CPUs: nodes of `slots` cores, declared where this host has fewer.
+        let host = gangway_topology::discover::allowed_cpus().len() as u32;
+        let synthetic = (slots > host).then(|| format!("pack:1 core:{slots} pu:1"));
+        let cluster = Cluster::start(Options { nodes, slots, synthetic, ..Options::default() });
         let door = SlurmFrontDoor::new(cluster.config.clone());
         Slurm { cluster, door }
     }

@@ -1,7 +1,7 @@
 //! GPUs for Slurm jobs on launchers that declare an 8-GPU node (the hwloc fixture; this
 //! machine has no GPU): `--gres=gpu:N` gets the batch environment of the reference
-//! (`gpu-binding.txt`), `--gpus-per-task` gives each srun task its own GPU, a GPU job takes its
-//! nodes whole, and a request no node can meet is refused before anything is queued.
+//! (`gpu-binding.txt`), `--gpus-per-task` gives each srun task its own GPU, a GPU job takes
+//! only its GPUs of a node, and a request no node can meet is refused before anything is queued.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ const SHOW: &str = "env | grep -E '^(CUDA_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL|ROC
 const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
-fn gpu_jobs_get_their_nodes_gpus_and_take_the_nodes_whole() {
+fn gpu_jobs_get_their_own_gpus_of_their_nodes() {
     let xml = topology_fixture("dgx_like.xml");
     let cluster = Cluster::start(Options { nodes: 2, slots: 8, topology_xml: Some(xml), ..Options::default() });
     let door = SlurmFrontDoor::new(cluster.config.clone());
@@ -62,19 +62,25 @@ fn gpu_jobs_get_their_nodes_gpus_and_take_the_nodes_whole() {
     let d_out = door.sorted_lines("d.out");
     assert!(d_out.iter().any(|l| l == "SLURM_GPUS_ON_NODE=8"), "{d_out:?}");
 
-    // Whole nodes: a one-GPU job on both nodes keeps a second one-GPU job waiting.
-    let first = door.sbatch(&["-N2", "--gres=gpu:1", "-o", "/dev/null", "--wrap", "sleep 1"]);
-    let second = door.sbatch(&["--gres=gpu:1", "-o", "/dev/null", "--wrap", "true"]);
+    // Not whole nodes: a one-GPU job on both nodes leaves the other GPUs to a second job,
+    // which runs meanwhile on a GPU of its own.
+    let first =
+        door.sbatch(&["-N2", "--gres=gpu:1", "-o", "first.out", "--wrap", "echo $CUDA_VISIBLE_DEVICES; sleep 3"]);
+    let second = door.sbatch(&["--gres=gpu:1", "-o", "second.out", "--wrap", "echo $CUDA_VISIBLE_DEVICES"]);
     let (first, second) = (door.wait_end(first, WAIT), door.wait_end(second, WAIT));
     assert_eq!((first.state, second.state), (SlurmJobState::Completed, SlurmJobState::Completed));
-    assert!(second.start_time >= first.end_time, "{first:?} {second:?}");
+    assert!(second.end_time < first.end_time, "{first:?} {second:?}");
+    let (gpu_first, gpu_second) = (door.read("first.out"), door.read("second.out"));
+    if second.nodes[0] == first.nodes[0] {
+        assert_ne!(gpu_first, gpu_second, "two jobs on one GPU");
+    }
 
     // Refused, naming the problem, and nothing queued.
     let before = door.run("squeue", &["-h", "-t", "all"]).stdout;
     for (args, needle) in [
-        (&["--gres=gpu:9"][..], "9 GPUs per node, and node node1 of partition default has 8"),
-        (&["--gpus-per-node=a100:1"][..], "1 a100 GPUs per node, and node node1 of partition default has 0"),
-        (&["-n", "3", "--gpus-per-task=3"][..], "9 GPUs per node"),
+        (&["--gres=gpu:9"][..], "9 GPUs on one node, and the largest node has 8"),
+        (&["--gpus-per-node=a100:1"][..], "1 GPUs of type a100 on one node, and the largest node has 0"),
+        (&["-n", "3", "--gpus-per-task=3"][..], "9 GPUs on one node"),
     ] {
         let out = door.run("sbatch", &[args, &["--wrap", "true"]].concat());
         let err = String::from_utf8_lossy(&out.stderr);

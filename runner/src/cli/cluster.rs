@@ -82,6 +82,11 @@ pub struct UpOptions {
     pub listen: String,
     /// Where the node root directories go (default: STATE_DIR/nodes).
     pub nodes_dir: Option<PathBuf>,
+    /// A topology every node declares instead of this machine's: `--topology-xml FILE` or
+    /// `--synthetic STR`, as `gangway-node` takes them.
+    pub topology: Option<(&'static str, std::ffi::OsString)>,
+    /// Memory (MiB) each node keeps for itself.
+    pub memory_reserve: u64,
 }
 
 /// Starts the head and N launchers; waits until every node is idle.
@@ -125,10 +130,13 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
             let mut cmd = Command::new(&node_bin);
             cmd.args(["--head", &config.url, "--secret-file"])
                 .arg(dir.join("cluster.secret"))
-                .args(["--name", &name, "--root"])
+                .args(["--name", &name, "--memory-reserve", &o.memory_reserve.to_string(), "--root"])
                 .arg(o.nodes_dir.clone().unwrap_or_else(|| dir.join("nodes")).join(&name))
                 .stdout(log_file(dir, &format!("{name}.log"))?)
                 .stderr(log_file(dir, &format!("{name}.log"))?);
+            if let Some((flag, value)) = &o.topology {
+                cmd.arg(flag).arg(value);
+            }
             pids.nodes.push(spawn(cmd, o.detach)?);
         }
         std::fs::write(&pids_path, serde_json::to_vec(&pids)?).context("writing cluster.pids")?;
