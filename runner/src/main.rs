@@ -377,8 +377,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     time,
                     retries,
                     slots,
-                    resources: (cpus.is_some() || memory_mib.is_some() || gpus.is_some() || exclusive)
-                        .then(|| gangway_api::TaskResources { cpus, memory_mib, gpus, gpu_type, exclusive }),
+                    resources: (cpus.is_some()
+                        || memory_mib.is_some()
+                        || gpus.is_some()
+                        || gpu_type.is_some()
+                        || exclusive)
+                        .then_some(gangway_api::TaskResources { cpus, memory_mib, gpus, gpu_type, exclusive }),
                     tasks,
                     nodes,
                     coordination,

@@ -110,7 +110,7 @@ pub fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    if words.iter().any(|w| *w == t) {
+    if words.contains(&t) {
         return true;
     }
     let want: Vec<&str> = t.split(['_', '-', ' ']).filter(|w| !w.is_empty()).collect();

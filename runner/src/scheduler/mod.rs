@@ -284,9 +284,9 @@ impl Scheduler {
             let Some((order, entry)) = p.queue.next_after(cursor) else { break };
             let need = entry.need.map(|i| &self.needs[i as usize]);
             let placed = match entry.gang {
-                Some(n) => Self::place_gang(p, n, entry.slots, need, &mut self.nodes, self.fabric.as_deref())
+                Some(n) => Self::place_gang(p, n, entry.slots, need, &self.nodes, self.fabric.as_deref())
                     .map(|nodes| Decision::StartGang { task: entry.task, nodes }),
-                None => Self::place_one(p, entry.slots, need, max_free, &mut self.nodes)
+                None => Self::place_one(p, entry.slots, need, max_free, &self.nodes)
                     .map(|(node, grant)| Decision::Start { task: entry.task, node, grant }),
             };
             let Some(decision) = placed else {
