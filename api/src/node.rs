@@ -84,6 +84,9 @@ pub struct ComputeNode {
     pub recent_tasks: Vec<TaskInformation>,
     /// Cores, memory, GPUs.
     pub resources: NodeResources,
+    /// gangway: what its running tasks' allocations hold of it now.
+    #[serde(default)]
+    pub allocated: NodeUsage,
     /// Packages, NUMA nodes, cores, GPUs and NICs with their locality, as the launcher found
     /// them (or as declared with `gangway-node --topology-xml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +97,19 @@ pub struct ComputeNode {
     /// How the start task's latest run is going, once the launcher has started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_task_info: Option<StartTaskInformation>,
+}
+
+/// What the running tasks' allocations hold of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUsage {
+    /// CPUs (hardware threads) of allocated cores.
+    pub cpus: u32,
+    /// Memory, MiB.
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+    /// GPU indices.
+    pub gpus: Vec<u32>,
 }
 
 /// running or completed.

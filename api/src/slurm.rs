@@ -30,6 +30,8 @@ pub enum SlurmJobState {
     NodeFail,
     /// Being killed (cancel or time limit in progress).
     Completing,
+    /// Killed by the kernel for using more memory than it was allocated.
+    OutOfMemory,
 }
 
 impl SlurmJobState {
@@ -44,6 +46,7 @@ impl SlurmJobState {
             SlurmJobState::Timeout => "TIMEOUT",
             SlurmJobState::NodeFail => "NODE_FAIL",
             SlurmJobState::Completing => "COMPLETING",
+            SlurmJobState::OutOfMemory => "OUT_OF_MEMORY",
         }
     }
 
@@ -58,6 +61,7 @@ impl SlurmJobState {
             SlurmJobState::Timeout => "TO",
             SlurmJobState::NodeFail => "NF",
             SlurmJobState::Completing => "CG",
+            SlurmJobState::OutOfMemory => "OOM",
         }
     }
 
@@ -73,6 +77,9 @@ impl SlurmJobState {
 pub struct SlurmJob {
     /// Its own job id (`SLURM_JOB_ID`).
     pub job_id: u64,
+    /// What it holds (held) on each node: CPU ids, memory and GPU indices (`scontrol show job -d`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocation: Vec<crate::task::NodeAllocation>,
     /// For an array element: the array's job id (`%A`) and its index (`%a`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_job_id: Option<u64>,

@@ -18,19 +18,15 @@ const QUEUED: u64 = 100_000;
 
 /// A node of 64 one-thread cores in 2 NUMA domains, 512 GiB and 8 GPUs (4 per domain).
 fn big_node() -> Arc<NodeInventory> {
-    Arc::new(NodeInventory {
-        cores: (0..64).map(|c| CoreSlot { pus: vec![c], numa: c / 32 }).collect(),
-        memory_mib: 512 << 10,
-        gpus: (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
-    })
+    Arc::new(NodeInventory::new(
+        (0..64).map(|c| CoreSlot { pus: vec![c], numa: c / 32 }).collect(),
+        512 << 10,
+        (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
+    ))
 }
 
 fn small_node() -> Arc<NodeInventory> {
-    Arc::new(NodeInventory {
-        cores: (0..SLOTS).map(|c| CoreSlot { pus: vec![c], numa: 0 }).collect(),
-        memory_mib: 8 << 10,
-        gpus: Vec::new(),
-    })
+    Arc::new(NodeInventory::new((0..SLOTS).map(|c| CoreSlot { pus: vec![c], numa: 0 }).collect(), 8 << 10, Vec::new()))
 }
 
 /// Task `n`'s shape: 1–64 CPUs (mostly small), 0–8 GPUs (most none), memory by CPU.

@@ -17,6 +17,7 @@ pub fn at(secs: i64) -> Timestamp {
 pub fn job(id: u64) -> SlurmJob {
     SlurmJob {
         job_id: id,
+        allocation: Vec::new(),
         array_job_id: None,
         array_task_id: None,
         name: "job.sh".into(),

@@ -17,6 +17,7 @@ use gangway_api::{ComputeNode, Pool, Timestamp};
 
 use crate::format::{
     comma_list, date_line, nodes_str, pad, parse_percent_format, scan_permuted, usage_error, Output, PercentField,
+    PercentFormat,
 };
 use crate::getopt::{HasArg, OptDef};
 use crate::nodes::{cpus, memory_mb, partitions, sct, Base, NodeView, PartitionView, NODE_STATE_WORDS};
@@ -43,6 +44,8 @@ pub struct SinfoOptions {
     pub no_header: bool,
     /// `-o`.
     pub format: Option<String>,
+    /// `-O`, read into the same fields as `-o`.
+    pub big_format: Option<PercentFormat>,
     /// `-p`.
     pub partitions: Option<Vec<String>>,
     /// `-n`, expanded.
@@ -55,6 +58,7 @@ pub struct SinfoOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
+    BigFormat,
     Format,
     Help,
     Ignored,
@@ -80,7 +84,7 @@ const TABLE: &[OptDef<Opt>] = &[
     opt("exact", Some('e'), HasArg::No, Opt::Ignored),
     opt("federation", None, HasArg::No, Opt::Ignored),
     opt("format", Some('o'), HasArg::Required, Opt::Format),
-    opt("Format", Some('O'), HasArg::Required, Opt::Unsupported),
+    opt("Format", Some('O'), HasArg::Required, Opt::BigFormat),
     opt("help", None, HasArg::No, Opt::Help),
     opt("hide", None, HasArg::No, Opt::Ignored),
     opt("iterate", Some('i'), HasArg::Required, Opt::Unsupported),
@@ -126,6 +130,7 @@ pub fn parse_sinfo_args(args: &[String]) -> Result<SinfoOptions, Output> {
         let value = f.value.unwrap_or_default();
         match f.key {
             Opt::Format => o.format = Some(value),
+            Opt::BigFormat => o.big_format = Some(parse_big_format(&value).map_err(fail)?),
             Opt::Help => o.help = Some(HELP),
             Opt::Version => o.help = Some("slurm 22.05.8 (gangway)\n"),
             Opt::Ignored => {}
@@ -156,8 +161,62 @@ pub fn parse_sinfo_args(args: &[String]) -> Result<SinfoOptions, Output> {
     Ok(o)
 }
 
+/// `-O`'s fields that have no `-o` letter, as private letters.
+const ALLOC_MEM: char = '\u{e000}';
+const GRES_USED: char = '\u{e001}';
+
+/// `-O`'s field names (case-insensitive) and the `-o` letters they print.
+const BIG_FIELDS: &[(&str, char)] = &[
+    ("allocmem", ALLOC_MEM),
+    ("available", 'a'),
+    ("cores", 'Y'),
+    ("cpus", 'c'),
+    ("cpusstate", 'C'),
+    ("freemem", 'e'),
+    ("gres", 'G'),
+    ("gresused", GRES_USED),
+    ("memory", 'm'),
+    ("nodeaddr", 'o'),
+    ("nodehost", 'n'),
+    ("nodelist", 'N'),
+    ("nodes", 'D'),
+    ("nodeaiot", 'F'),
+    ("partition", 'P'),
+    ("partitionname", 'R'),
+    ("reason", 'E'),
+    ("sockets", 'X'),
+    ("statecompact", 't'),
+    ("statelong", 'T'),
+    ("threads", 'Z'),
+    ("timelimit", 'l'),
+];
+
+/// Reads `-O`: comma-separated `type[:[.][size]]`, 20 wide unless sized, `.` right-justifies.
+pub fn parse_big_format(spec: &str) -> Result<PercentFormat, String> {
+    let mut fields = Vec::new();
+    for item in spec.split(',').filter(|i| !i.is_empty()) {
+        let (name, size) = item.split_once(':').unwrap_or((item, ""));
+        let letter = BIG_FIELDS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, l)| *l)
+            .ok_or_else(|| format!("Invalid node format specification: {name}"))?;
+        let right = size.starts_with('.');
+        let digits = size.trim_start_matches('.');
+        let width = if digits.is_empty() {
+            20
+        } else {
+            digits.parse().map_err(|_| format!("Invalid node format specification: {item}"))?
+        };
+        fields.push(PercentField { letter, width, right, suffix: String::new() });
+    }
+    Ok(PercentFormat { prefix: String::new(), fields })
+}
+
 fn header(letter: char) -> Option<&'static str> {
     Some(match letter {
+        ALLOC_MEM => "ALLOCMEM",
+        GRES_USED => "GRES_USED",
         'a' => "AVAIL",
         'b' => "ACTIVE_FEATURES",
         'c' => "CPUS",
@@ -220,6 +279,12 @@ fn node_value(letter: char, part: &PartitionView<'_>, v: &NodeView<'_>) -> Strin
         'H' | 'u' => "Unknown".into(),
         'l' => "infinite".into(),
         'm' => memory_mb(n).to_string(),
+        ALLOC_MEM => n.allocated.memory_mib.to_string(),
+        GRES_USED => match (n.resources.gpus.len(), n.allocated.gpus.as_slice()) {
+            (0, _) => "(null)".into(),
+            (_, []) => "gpu:0(IDX:N/A)".into(),
+            (_, used) => format!("gpu:{}(IDX:{})", used.len(), crate::format::id_ranges(used)),
+        },
         'P' => part.display_name(),
         'R' => part.name.clone(),
         'r' => "no".into(),
@@ -302,7 +367,7 @@ pub fn render_sinfo(
         };
         f.to_string()
     });
-    let format = parse_percent_format(&spec);
+    let format = o.big_format.clone().unwrap_or_else(|| parse_percent_format(&spec));
     let mut out = Output::default();
     for f in &format.fields {
         if header(f.letter).is_none() {

@@ -102,3 +102,28 @@ proptest::proptest! {
         let _ = sinfo(&line.join(" "));
     }
 }
+
+#[test]
+fn big_format_shows_allocated_cpus_memory_and_gpus() {
+    let mut n = node("g1", "gpu", NodeState::Running, 1);
+    n.resources.gpus = (0..4)
+        .map(|index| gangway_topology::Gpu {
+            index,
+            name: "NVIDIA H100".into(),
+            uuid: String::new(),
+            pci_bus_id: String::new(),
+        })
+        .collect();
+    n.allocated = gangway_api::NodeUsage { cpus: 2, memory_mib: 2048, gpus: vec![1, 2] };
+    let idle = node("c1", "gpu", NodeState::Idle, 0);
+    let o = parse_sinfo_args(&args("-N -O NodeList:8,CPUsState,AllocMem:.9,GresUsed")).unwrap();
+    let out = render_sinfo(&[pool("gpu", 4)], &[n, idle], &[], &o, NOW);
+    let expected = [
+        "NODELISTCPUS(A/I/O/T)        ALLOCMEMGRES_USED           ",
+        "c1      0/4/0/4                     0(null)              ",
+        "g1      2/2/0/4                  2048gpu:2(IDX:1-2)      ",
+    ];
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected, "{}", out.stderr);
+    let bad = parse_sinfo_args(&args("-O NodeList,Bogus")).unwrap_err();
+    assert!(bad.stderr.contains("Invalid node format specification: Bogus"), "{}", bad.stderr);
+}

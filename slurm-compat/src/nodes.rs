@@ -191,7 +191,8 @@ pub fn view<'a>(node: &'a ComputeNode, pool: Option<&Pool>, jobs: &[SlurmJob]) -
         .sum();
     let slots = pool.map_or(1, |p| p.task_slots_per_node.max(1));
     let from_slots = (u64::from(total) * u64::from(node.running_task_slots_count) / u64::from(slots)) as u32;
-    let alloc_cpus = from_jobs.max(from_slots).min(total);
+    // Allocated cores' CPUs; slots-only tasks hold a share of the node's CPUs by their slots.
+    let alloc_cpus = node.allocated.cpus.max(from_jobs).max(from_slots).min(total);
     let full = alloc_cpus >= total || node.running_task_slots_count >= slots;
     let busy = if full {
         Base::Allocated

@@ -141,7 +141,7 @@ pub fn scontrol_show(args: &[String]) -> Option<ExitCode> {
     let now = Timestamp::now();
     let out = match kind {
         "job" => match jobs("scontrol") {
-            Ok(list) => crate::show::show_job(&list, name, one_liner, now),
+            Ok(list) => crate::show::show_job_with(&list, name, one_liner, crate::show::details_asked(args), now),
             Err(out) => out,
         },
         _ => match nodes_and_pools("scontrol") {

@@ -290,6 +290,7 @@ fn sort_key(job: &SlurmJob) -> (String, u8, u64, u32) {
         SlurmJobState::Failed => 5,
         SlurmJobState::Timeout => 6,
         SlurmJobState::NodeFail => 7,
+        SlurmJobState::OutOfMemory => 8,
     };
     (job.partition.clone(), state, job.array_job_id.unwrap_or(job.job_id), job.array_task_id.unwrap_or(0))
 }

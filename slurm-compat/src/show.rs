@@ -30,10 +30,45 @@ pub fn split_flags(args: &[String]) -> (bool, &[String]) {
     (one, &args[i..])
 }
 
+/// Whether scontrol's leading flags ask for details (`-d`, `--details`).
+pub fn details_asked(args: &[String]) -> bool {
+    let (_, rest) = split_flags(args);
+    args[..args.len() - rest.len()].iter().any(|a| a == "-d" || a == "--details")
+}
+
+/// `-d`'s lines of a job that holds an allocation: `JOB_GRES=` and, per run of nodes with the
+/// same share, `Nodes=… CPU_IDs=… Mem=… GRES=gpu:N(IDX:…)` (CPU ids are OS CPU numbers).
+fn detail_lines(job: &SlurmJob) -> Vec<Vec<String>> {
+    if job.allocation.is_empty() || job.state == SlurmJobState::Pending {
+        return Vec::new();
+    }
+    let gpus: usize = job.allocation.iter().map(|a| a.gpus.len()).sum();
+    let mut lines = vec![vec![kv("JOB_GRES", if gpus == 0 { "(null)".to_string() } else { format!("gpu:{gpus}") })]];
+    let share = |a: &gangway_api::NodeAllocation| {
+        let cpus = crate::format::id_ranges(&a.cpus);
+        let gres = match a.gpus.len() {
+            0 => String::new(),
+            n => format!(" GRES=gpu:{n}(IDX:{})", crate::format::id_ranges(&a.gpus)),
+        };
+        format!("CPU_IDs={cpus} Mem={}{gres}", a.memory_mib)
+    };
+    let mut runs: Vec<(Vec<String>, String)> = Vec::new();
+    for a in &job.allocation {
+        let s = share(a);
+        match runs.iter_mut().find(|(_, x)| *x == s) {
+            Some((nodes, _)) => nodes.push(a.node_id.clone()),
+            None => runs.push((vec![a.node_id.clone()], s)),
+        }
+    }
+    // Two more spaces than the record's own lines, as Slurm indents them.
+    lines.extend(runs.into_iter().map(|(nodes, s)| vec![format!("  Nodes={} {s}", nodes_str(&nodes))]));
+    lines
+}
+
 /// Joins a record: its lines indented by three spaces and a blank line after, or one line.
 fn record(lines: &[Vec<String>], one_liner: bool) -> String {
     if one_liner {
-        let mut all: Vec<&str> = lines.iter().flatten().map(String::as_str).collect();
+        let mut all: Vec<&str> = lines.iter().flatten().map(|s| s.trim_start()).collect();
         all.retain(|s| !s.is_empty());
         return format!("{}\n", all.join(" "));
     }
@@ -67,7 +102,7 @@ fn group_name(job: &SlurmJob) -> String {
     }
 }
 
-fn job_lines(job: &SlurmJob, now: Timestamp) -> Vec<Vec<String>> {
+fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> {
     let mut first = vec![kv("JobId", job.job_id)];
     if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
         first.push(kv("ArrayJobId", a));
@@ -149,6 +184,11 @@ fn job_lines(job: &SlurmJob, now: Timestamp) -> Vec<Vec<String>> {
         ],
         vec![kv("TRES", tres.join(","))],
         vec![kv("Socks/Node", "*"), kv("NtasksPerN:B:S:C", "0:0:*:*"), kv("CoreSpec", "*")],
+    ]);
+    if details {
+        lines.extend(detail_lines(job));
+    }
+    lines.extend([
         vec![kv("MinCPUsNode", job.cpus_per_task), min_mem, kv("MinTmpDiskNode", 0)],
         vec![kv("Features", or_null(&job.constraint)), kv("DelayBoot", "00:00:00")],
         vec![kv("OverSubscribe", "OK"), kv("Contiguous", 0), kv("Licenses", "(null)"), kv("Network", "(null)")],
@@ -170,6 +210,11 @@ fn job_lines(job: &SlurmJob, now: Timestamp) -> Vec<Vec<String>> {
 /// `scontrol show job [ID]`: every job slurmctld would still know, or one (an array's id
 /// shows all its elements). Unknown: `slurm_load_jobs error: Invalid job id specified`.
 pub fn show_job(jobs: &[SlurmJob], id: Option<&str>, one_liner: bool, now: Timestamp) -> Output {
+    show_job_with(jobs, id, one_liner, false, now)
+}
+
+/// [`show_job`], with `-d`'s allocation lines when `details`.
+pub fn show_job_with(jobs: &[SlurmJob], id: Option<&str>, one_liner: bool, details: bool, now: Timestamp) -> Output {
     let known = jobs.iter().filter(|j| still_known(j, now));
     let picked: Vec<&SlurmJob> = match id {
         None => known.collect(),
@@ -186,7 +231,7 @@ pub fn show_job(jobs: &[SlurmJob], id: Option<&str>, one_liner: bool, now: Times
             None => Output { stdout: "No jobs in the system\n".into(), ..Output::default() },
         };
     }
-    let stdout = picked.iter().map(|j| record(&job_lines(j, now), one_liner)).collect();
+    let stdout = picked.iter().map(|j| record(&job_lines(j, now, details), one_liner)).collect();
     Output { stdout, ..Output::default() }
 }
 
@@ -214,7 +259,13 @@ fn node_lines(node: &ComputeNode, parts: &[PartitionView<'_>]) -> Vec<Vec<String
         vec![kv("Gres", gres)],
         vec![kv("NodeAddr", &node.ip_address), kv("NodeHostName", &node.id), kv("Version", "22.05.8")],
         vec![kv("OS", "Linux")],
-        vec![kv("RealMemory", mem), kv("AllocMem", 0), kv("FreeMem", "N/A"), kv("Sockets", sockets), kv("Boards", 1)],
+        vec![
+            kv("RealMemory", mem),
+            kv("AllocMem", node.allocated.memory_mib),
+            kv("FreeMem", "N/A"),
+            kv("Sockets", sockets),
+            kv("Boards", 1),
+        ],
         vec![
             kv("State", state),
             kv("ThreadsPerCore", threads),

@@ -88,3 +88,45 @@ fn nodes_and_partitions() {
     let missing = show_partition(&pools, &nodes, &jobs, Some("nope"), false);
     assert_eq!((missing.stderr.as_str(), missing.code), ("Partition nope not found\n", 1));
 }
+
+#[test]
+fn details_show_each_node_s_cpus_memory_and_gpus() {
+    let mut j = running(7, &["n1", "n2", "n3"], 10);
+    let share = |node: &str, cpus: Vec<u32>, gpus: Vec<u32>| gangway_api::NodeAllocation {
+        node_id: node.into(),
+        cpus,
+        memory_mib: 1024,
+        gpus,
+    };
+    j.allocation = vec![
+        share("n1", vec![0, 1, 2, 3, 8], vec![0, 1]),
+        share("n2", vec![0, 1, 2, 3, 8], vec![0, 1]),
+        share("n3", vec![4, 5], vec![]),
+    ];
+    let args: Vec<String> = ["-d", "show", "job", "7"].map(String::from).to_vec();
+    assert!(details_asked(&args));
+    assert!(!details_asked(&args[1..]));
+    let out = show_job_with(std::slice::from_ref(&j), Some("7"), false, true, NOW).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("   Socks/Node=")).unwrap();
+    assert_eq!(
+        &lines[at + 1..at + 5],
+        [
+            "   JOB_GRES=gpu:4",
+            "     Nodes=n[1-2] CPU_IDs=0-3,8 Mem=1024 GRES=gpu:2(IDX:0-1)",
+            "     Nodes=n3 CPU_IDs=4-5 Mem=1024",
+            "   MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0",
+        ],
+        "{out}"
+    );
+    let plain = show_job(&[j], Some("7"), false, NOW).stdout;
+    assert!(!plain.contains("CPU_IDs="), "only with -d");
+}
+
+#[test]
+fn a_node_shows_its_allocated_memory() {
+    let mut n = node("n1", "p", NodeState::Running, 1);
+    n.allocated.memory_mib = 3000;
+    let out = show_node(&[pool("p", 2)], &[n], &[], Some("n1"), false).stdout;
+    assert!(out.contains("RealMemory=8192 AllocMem=3000 "), "{out}");
+}

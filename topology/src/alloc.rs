@@ -36,7 +36,7 @@ pub struct GpuSlot {
     pub numa: Option<u32>,
 }
 
-/// What a node can give out, in allocator terms.
+/// What a node can give out, in allocator terms (fixed once built: see [`NodeInventory::new`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInventory {
     /// Cores in topology order.
@@ -45,6 +45,8 @@ pub struct NodeInventory {
     pub memory_mib: u64,
     /// GPUs in index order.
     pub gpus: Vec<GpuSlot>,
+    /// The most threads any core has (kept: every fit test needs it).
+    threads: u32,
 }
 
 /// What one node's share of a task needs.
@@ -84,6 +86,7 @@ pub struct NodeFree {
     free_cores: u32,
     memory_mib: u64,
     gpus: Vec<bool>,
+    free_gpus: u32,
 }
 
 /// Why a need can never be met by a node, or by any node of a set.
@@ -118,28 +121,34 @@ pub fn gpu_of_type(name: &str, gpu_type: Option<&str>) -> bool {
 }
 
 impl NodeInventory {
+    /// An inventory of these cores, MiB and GPUs.
+    pub fn new(cores: Vec<CoreSlot>, memory_mib: u64, gpus: Vec<GpuSlot>) -> NodeInventory {
+        let threads = cores.iter().map(|c| c.pus.len() as u32).max().unwrap_or(1).max(1);
+        NodeInventory { cores, memory_mib, gpus, threads }
+    }
+
     /// The inventory of a node described by `topo`, keeping `reserve_mib` for the system.
     pub fn from_topology(topo: &NodeTopology, reserve_mib: u64) -> NodeInventory {
-        NodeInventory {
-            cores: topo.cores.iter().map(|c| CoreSlot { pus: c.pus.clone(), numa: c.numa }).collect(),
-            memory_mib: (topo.memory_bytes >> 20).saturating_sub(reserve_mib),
-            gpus: topo.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: g.numa }).collect(),
-        }
+        NodeInventory::new(
+            topo.cores.iter().map(|c| CoreSlot { pus: c.pus.clone(), numa: c.numa }).collect(),
+            (topo.memory_bytes >> 20).saturating_sub(reserve_mib),
+            topo.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: g.numa }).collect(),
+        )
     }
 
     /// The inventory of a node known only by its counts: CPUs `0..cpus`, one thread per
     /// core, one NUMA domain.
     pub fn flat(res: &crate::NodeResources, reserve_mib: u64) -> NodeInventory {
-        NodeInventory {
-            cores: (0..res.cpus).map(|cpu| CoreSlot { pus: vec![cpu], numa: 0 }).collect(),
-            memory_mib: (res.memory_bytes >> 20).saturating_sub(reserve_mib),
-            gpus: res.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: None }).collect(),
-        }
+        NodeInventory::new(
+            (0..res.cpus).map(|cpu| CoreSlot { pus: vec![cpu], numa: 0 }).collect(),
+            (res.memory_bytes >> 20).saturating_sub(reserve_mib),
+            res.gpus.iter().map(|g| GpuSlot { index: g.index, name: g.name.clone(), numa: None }).collect(),
+        )
     }
 
     /// Hardware threads per core (the most any core has; 1 for an empty node).
     pub fn threads_per_core(&self) -> u32 {
-        self.cores.iter().map(|c| c.pus.len() as u32).max().unwrap_or(1).max(1)
+        self.threads.max(1)
     }
 
     /// CPUs: every thread of every core.
@@ -168,6 +177,7 @@ impl NodeInventory {
             free_cores: self.cores.len() as u32,
             memory_mib: self.memory_mib,
             gpus: vec![true; self.gpus.len()],
+            free_gpus: self.gpus.len() as u32,
         }
     }
 
@@ -240,12 +250,24 @@ impl NodeFree {
 
     /// Free GPUs.
     pub fn free_gpus(&self) -> u32 {
-        self.gpus.iter().filter(|f| **f).count() as u32
+        self.free_gpus
+    }
+
+    /// Whether `need` could fit by the counts alone (cores, memory, GPUs of any type): O(1),
+    /// a filter before [`pick`], which also places them.
+    pub fn could_fit(&self, inv: &NodeInventory, need: &Need) -> bool {
+        if need.whole {
+            return self.is_idle(inv);
+        }
+        let memory = if need.all_memory { inv.memory_mib } else { need.memory_mib };
+        inv.cores_for(need) <= self.free_cores && memory <= self.memory_mib && need.gpus <= self.free_gpus
     }
 
     /// Whether nothing is allocated.
     pub fn is_idle(&self, inv: &NodeInventory) -> bool {
-        self.free_cores as usize == inv.cores.len() && self.memory_mib == inv.memory_mib && self.gpus.iter().all(|f| *f)
+        self.free_cores as usize == inv.cores.len()
+            && self.memory_mib == inv.memory_mib
+            && self.free_gpus as usize == inv.gpus.len()
     }
 
     fn core_free(&self, i: usize) -> bool {
@@ -261,9 +283,9 @@ impl NodeFree {
         if !cores_free || grant.memory_mib > self.memory_mib || gpus.iter().any(|p| !self.gpus[*p]) {
             return false;
         }
-        let mut distinct = grant.cores.clone();
-        distinct.dedup();
-        if distinct.len() != grant.cores.len() {
+        // Ascending, so nothing is named twice.
+        let ascending = |v: &[u32]| v.windows(2).all(|w| w[0] < w[1]);
+        if !ascending(&grant.cores) || !ascending(&grant.gpus) {
             return false;
         }
         for c in &grant.cores {
@@ -275,6 +297,7 @@ impl NodeFree {
         for p in gpus {
             self.gpus[p] = false;
         }
+        self.free_gpus -= grant.gpus.len() as u32;
         true
     }
 
@@ -289,8 +312,9 @@ impl NodeFree {
         }
         self.memory_mib = (self.memory_mib + grant.memory_mib).min(inv.memory_mib);
         for g in &grant.gpus {
-            if let Some(p) = inv.gpu_position(*g) {
+            if let Some(p) = inv.gpu_position(*g).filter(|p| !self.gpus[*p]) {
                 self.gpus[p] = true;
+                self.free_gpus += 1;
             }
         }
     }
@@ -302,24 +326,27 @@ pub fn pick(inv: &NodeInventory, free: &NodeFree, need: &Need) -> Option<Grant> 
     if need.whole {
         return free.is_idle(inv).then(|| inv.whole());
     }
-    let cores = inv.cores_for(need);
-    let memory_mib = if need.all_memory { inv.memory_mib } else { need.memory_mib };
-    if cores > free.free_cores || memory_mib > free.memory_mib {
+    if !free.could_fit(inv, need) {
         return None;
     }
-    let domains = inv.cores.iter().map(|c| c.numa + 1).chain(inv.gpus.iter().filter_map(|g| g.numa.map(|n| n + 1)));
-    let domains = domains.max().unwrap_or(0) as usize;
-    let mut free_in = vec![0u32; domains];
+    let cores = inv.cores_for(need);
+    let memory_mib = if need.all_memory { inv.memory_mib } else { need.memory_mib };
+    // Per-domain counts on the stack: a pick allocates only its result.
+    let domain = |numa: u32| (numa as usize).min(MAX_DOMAINS - 1);
+    let mut free_in = [0u32; MAX_DOMAINS];
+    let mut domains = 0;
     for (i, c) in inv.cores.iter().enumerate() {
+        let d = domain(c.numa);
+        domains = domains.max(d + 1);
         if free.core_free(i) {
-            free_in[c.numa as usize] += 1;
+            free_in[d] += 1;
         }
     }
-    let mut gpus: Vec<u32> = Vec::new();
-    // Domains the GPUs came from, cores are taken from these first.
-    let mut first: Vec<u32> = Vec::new();
+    let mut gpus: Vec<u32> = Vec::with_capacity(need.gpus as usize);
+    // Domains the GPUs came from: cores are taken from these first.
+    let mut first = Domains::default();
     if need.gpus > 0 {
-        let usable: Vec<&GpuSlot> = inv
+        let mut usable: Vec<&GpuSlot> = inv
             .gpus
             .iter()
             .enumerate()
@@ -329,9 +356,11 @@ pub fn pick(inv: &NodeInventory, free: &NodeFree, need: &Need) -> Option<Grant> 
         if (usable.len() as u32) < need.gpus {
             return None;
         }
-        let mut gpus_in = vec![0u32; domains];
+        let mut gpus_in = [0u32; MAX_DOMAINS];
         for g in usable.iter().filter_map(|g| g.numa) {
-            gpus_in[g as usize] += 1;
+            let d = domain(g);
+            domains = domains.max(d + 1);
+            gpus_in[d] += 1;
         }
         // One domain with the GPUs and the cores; else one with the GPUs; best fit first.
         let fits = |d: usize, with_cores: bool| gpus_in[d] >= need.gpus && (!with_cores || free_in[d] >= cores);
@@ -339,49 +368,46 @@ pub fn pick(inv: &NodeInventory, free: &NodeFree, need: &Need) -> Option<Grant> 
             .filter(|d| fits(*d, true))
             .min_by_key(|d| (gpus_in[*d], free_in[*d], *d))
             .or_else(|| (0..domains).filter(|d| fits(*d, false)).min_by_key(|d| (gpus_in[*d], *d)));
-        let mut order: Vec<&GpuSlot> = usable;
         match home {
-            Some(h) => order.sort_by_key(|g| (g.numa != Some(h as u32), g.index)),
+            Some(h) => usable.sort_by_key(|g| (g.numa.map(domain) != Some(h), g.index)),
             // Spread: the domains with the most such GPUs first, unknown locality last.
             None => {
-                order.sort_by_key(|g| (g.numa.map_or(0, |n| u32::MAX - gpus_in[n as usize]), g.numa.is_none(), g.index))
+                usable.sort_by_key(|g| (g.numa.map_or(0, |n| u32::MAX - gpus_in[domain(n)]), g.numa.is_none(), g.index))
             }
         }
-        for g in order.into_iter().take(need.gpus as usize) {
+        for g in usable.into_iter().take(need.gpus as usize) {
             gpus.push(g.index);
             if let Some(n) = g.numa {
-                if !first.contains(&n) {
-                    first.push(n);
-                }
+                first.push_new(domain(n));
             }
         }
         gpus.sort_unstable();
     }
-    // Domains to take cores from, in order.
-    let mut order: Vec<u32> = Vec::with_capacity(domains);
-    let in_first: u32 = first.iter().map(|d| free_in[*d as usize]).sum();
-    if !first.is_empty() && (in_first >= cores || cores == 0) {
-        order.extend(&first);
-    } else if let Some(d) =
-        (0..domains as u32).filter(|d| free_in[*d as usize] >= cores).min_by_key(|d| (free_in[*d as usize], *d))
-    {
-        // One domain holds them all (GPUs' domains first when they can't).
-        order.extend(first.iter().copied().filter(|f| *f == d));
-        order.push(d);
+    // Domains to take cores from, in order: the GPUs' when they hold the cores, else one
+    // that holds them all (best fit), else the fullest first.
+    let mut order = Domains::default();
+    let in_first: u32 = first.iter().map(|d| free_in[d]).sum();
+    if !first.is_empty() && in_first >= cores {
+        first.iter().for_each(|d| order.push_new(d));
+    } else if let Some(d) = (0..domains).filter(|d| free_in[*d] >= cores).min_by_key(|d| (free_in[*d], *d)) {
+        order.push_new(d);
     } else {
-        order.extend(&first);
+        first.iter().for_each(|d| order.push_new(d));
     }
-    let mut rest: Vec<u32> = (0..domains as u32).filter(|d| !order.contains(d)).collect();
-    rest.sort_by_key(|d| (u32::MAX - free_in[*d as usize], *d));
-    order.extend(rest);
-    order.dedup();
+    let mut rest = Domains::default();
+    (0..domains).filter(|d| !order.contains(*d)).for_each(|d| rest.push_new(d));
+    rest.sort_by_key(|d| (u32::MAX - free_in[d], d));
+    rest.iter().for_each(|d| order.push_new(d));
     let mut taken: Vec<u32> = Vec::with_capacity(cores as usize);
-    'domains: for d in order {
+    'domains: for d in order.iter() {
+        if free_in[d] == 0 {
+            continue;
+        }
         for (i, c) in inv.cores.iter().enumerate() {
             if taken.len() as u32 == cores {
                 break 'domains;
             }
-            if c.numa == d && free.core_free(i) {
+            if domain(c.numa) == d && free.core_free(i) {
                 taken.push(i as u32);
             }
         }
@@ -391,6 +417,47 @@ pub fn pick(inv: &NodeInventory, free: &NodeFree, need: &Need) -> Option<Grant> 
     }
     taken.sort_unstable();
     Some(Grant { cores: taken, memory_mib, gpus })
+}
+
+/// NUMA domains told apart when picking (more, which no machine has, count as the last).
+const MAX_DOMAINS: usize = 64;
+
+/// A short list of domains, on the stack.
+#[derive(Clone, Copy)]
+struct Domains {
+    list: [u8; MAX_DOMAINS],
+    len: usize,
+}
+
+impl Default for Domains {
+    fn default() -> Domains {
+        Domains { list: [0; MAX_DOMAINS], len: 0 }
+    }
+}
+
+impl Domains {
+    fn push_new(&mut self, d: usize) {
+        if !self.contains(d) && self.len < MAX_DOMAINS {
+            self.list[self.len] = d as u8;
+            self.len += 1;
+        }
+    }
+
+    fn contains(&self, d: usize) -> bool {
+        self.list[..self.len].contains(&(d as u8))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.list[..self.len].iter().map(|d| *d as usize)
+    }
+
+    fn sort_by_key<K: Ord>(&mut self, key: impl Fn(usize) -> K) {
+        self.list[..self.len].sort_by_key(|d| key(*d as usize));
+    }
 }
 
 #[cfg(test)]

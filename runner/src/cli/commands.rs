@@ -355,9 +355,10 @@ pub fn node(
                         lower(&n.state),
                         lower(&n.scheduling_state),
                         n.ip_address.clone(),
-                        n.resources.cpus.to_string(),
-                        gib(n.resources.memory_bytes),
-                        n.resources.gpus.len().to_string(),
+                        // Used/total: what running tasks' allocations hold.
+                        format!("{}/{}", n.allocated.cpus, n.resources.cpus),
+                        format!("{}/{}", gib(n.allocated.memory_mib << 20), gib(n.resources.memory_bytes)),
+                        format!("{}/{}", n.allocated.gpus.len(), n.resources.gpus.len()),
                         n.running_tasks_count.to_string(),
                     ]
                 })

@@ -17,14 +17,17 @@
 //! is the number of nodes a need is tried on ([`MAX_PROBES`]), so a pass costs
 //! O(decisions × (log nodes + probes × node size)), never a scan of the whole queue.
 
+mod fabric;
+mod keys;
 mod queue;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gangway_topology::alloc::{pick, Grant, Need, NodeFree, NodeInventory};
-use queue::Queue;
+use keys::KeyMap;
 pub use queue::QueueKey;
+use queue::{Queue, Shape};
 
 /// A pool, as the scheduler numbers it.
 pub type PoolKey = u32;
@@ -99,6 +102,21 @@ pub const MAX_LOOKAHEAD: usize = 64;
 /// How many nodes a task with a need is tried on before it counts as not fitting now.
 pub const MAX_PROBES: usize = 64;
 
+/// How many capacity gains a pool remembers (see `PoolState::freed`).
+const FREED_LOG: usize = 64;
+
+/// How many freed nodes a blocked shape is tried on before a full search is cheaper.
+const FRESH_TRIES: u64 = 16;
+
+/// What a placement attempt found.
+enum Found<T> {
+    Placed(T),
+    /// Nothing fits now, on any node: the shape is blocked until capacity is freed.
+    NoFit,
+    /// The search hit its bound: it may fit somewhere not looked at.
+    GaveUp,
+}
+
 #[derive(Debug)]
 struct PoolState {
     slots_per_node: u32,
@@ -106,23 +124,77 @@ struct PoolState {
     queue: Queue,
     /// (free slots, node) for schedulable nodes with at least one free slot.
     free: BTreeSet<(u32, NodeKey)>,
-    /// (free cores, node) for the same nodes.
-    by_cores: BTreeSet<(u32, NodeKey)>,
+    /// The same nodes by free GPUs, then free cores: `by_gpus[g]` holds (free cores, node)
+    /// of those with exactly `g` GPUs free, so a need of `c` cores and `g` GPUs looks only at
+    /// nodes that have both (a few buckets, each a range), and an impossible one is ruled
+    /// out by the buckets' largest entries.
+    by_gpus: Vec<BTreeSet<(u32, NodeKey)>>,
     /// The most threads per core of its nodes (a need's fewest possible cores).
     max_threads: u32,
+    /// Its nodes' free resources on the fabric, for gangs.
+    fabric: fabric::PoolFabric,
+    /// Nodes that gained capacity (a shape that fits no node is marked with the gain it was
+    /// tried at: until a node gains capacity nothing can change that, and after, only the
+    /// nodes freed since need trying, for tasks on one node) (a release, a node up or enabled), the oldest first;
+    /// `freed[i]` is gain number `freed_base + i`.
+    freed: std::collections::VecDeque<NodeKey>,
+    freed_base: u64,
 }
 
+/// Where a node stands in its pool's indexes: (free slots, free cores, free GPUs), or None
+/// when it is in none (not schedulable, or no slot free).
+type IndexKey = Option<(u32, u32, u32)>;
+
 impl PoolState {
-    fn unindex(&mut self, node: NodeKey, n: &NodeState) {
-        self.free.remove(&(n.free, node));
-        self.by_cores.remove(&(n.avail.free_cores(), node));
+    /// `node` gained capacity.
+    fn note_freed(&mut self, node: NodeKey) {
+        self.freed.push_back(node);
+        if self.freed.len() > FREED_LOG {
+            self.freed.pop_front();
+            self.freed_base += 1;
+        }
     }
 
-    fn index(&mut self, node: NodeKey, n: &NodeState) {
-        if n.schedulable && n.free > 0 {
-            self.free.insert((n.free, node));
-            self.by_cores.insert((n.avail.free_cores(), node));
+    fn freed_end(&self) -> u64 {
+        self.freed_base + self.freed.len() as u64
+    }
+
+    /// The nodes freed since gain `pos` (a node may come twice), if the log still has them all.
+    fn freed_since(&self, pos: u64) -> Option<impl Iterator<Item = NodeKey> + '_> {
+        let from = pos.checked_sub(self.freed_base)? as usize;
+        Some(self.freed.range(from.min(self.freed.len())..).copied())
+    }
+
+    /// Moves `node` in the indexes from `before` to `after`, touching only the sets whose
+    /// entry changes (a slots-only task moves it in one set, not three).
+    fn reindex(&mut self, node: NodeKey, before: IndexKey, after: IndexKey) {
+        let slots = |k: IndexKey| k.map(|(s, _, _)| s);
+        if slots(before) != slots(after) {
+            if let Some(s) = slots(before) {
+                self.free.remove(&(s, node));
+            }
+            if let Some(s) = slots(after) {
+                self.free.insert((s, node));
+            }
         }
+        let shape = |k: IndexKey| k.map(|(_, c, g)| (c, g));
+        if shape(before) != shape(after) {
+            if let Some((c, g)) = shape(before) {
+                self.by_gpus[g as usize].remove(&(c, node));
+            }
+            if let Some((c, g)) = shape(after) {
+                if self.by_gpus.len() <= g as usize {
+                    self.by_gpus.resize_with(g as usize + 1, BTreeSet::new);
+                }
+                self.by_gpus[g as usize].insert((c, node));
+            }
+        }
+    }
+}
+
+impl NodeState {
+    fn index_key(&self) -> IndexKey {
+        (self.schedulable && self.free > 0).then(|| (self.free, self.avail.free_cores(), self.avail.free_gpus()))
     }
 }
 
@@ -136,15 +208,15 @@ struct NodeState {
     inventory: Arc<NodeInventory>,
     avail: NodeFree,
     /// What each task running here holds.
-    held: HashMap<TaskKey, (u32, Grant)>,
+    held: KeyMap<TaskKey, (u32, Grant)>,
 }
 
 /// The scheduler core.
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    pools: HashMap<PoolKey, PoolState>,
-    nodes: HashMap<NodeKey, NodeState>,
-    queued: HashMap<TaskKey, (PoolKey, QueueKey)>,
+    pools: KeyMap<PoolKey, PoolState>,
+    nodes: KeyMap<NodeKey, NodeState>,
+    queued: KeyMap<TaskKey, (PoolKey, QueueKey, Shape)>,
     /// Needs by shape: a queue entry names its need by number, so it stays small and `Copy`.
     needs: Vec<Need>,
     need_ids: HashMap<Need, u32>,
@@ -172,15 +244,18 @@ impl Scheduler {
                     fill,
                     queue: Queue::default(),
                     free: BTreeSet::new(),
-                    by_cores: BTreeSet::new(),
+                    by_gpus: Vec::new(),
                     max_threads: 1,
+                    fabric: fabric::PoolFabric::default(),
+                    freed: Default::default(),
+                    freed_base: 0,
                 };
                 self.pools.insert(pool, p);
             }
             Event::PoolRemoved { pool } => {
                 if let Some(p) = self.pools.remove(&pool) {
-                    for (_, task) in p.queue.iter() {
-                        self.queued.remove(&task.task);
+                    for task in p.queue.tasks() {
+                        self.queued.remove(&task);
                     }
                 }
             }
@@ -188,7 +263,7 @@ impl Scheduler {
                 self.remove_node(node);
                 let Some(p) = self.pools.get_mut(&pool) else { return };
                 let mut avail = inventory.all_free();
-                let mut holdings = HashMap::with_capacity(held.len());
+                let mut holdings = KeyMap::with_capacity_and_hasher(held.len(), Default::default());
                 let mut used = 0u32;
                 for h in held {
                     // A grant that overlaps another cannot come from this scheduler; keep
@@ -200,7 +275,9 @@ impl Scheduler {
                 p.max_threads = p.max_threads.max(inventory.threads_per_core());
                 let free = p.slots_per_node.saturating_sub(used);
                 let n = NodeState { pool, free, schedulable, place, inventory, avail, held: holdings };
-                p.index(node, &n);
+                p.reindex(node, None, n.index_key());
+                p.fabric.invalidate();
+                p.note_freed(node);
                 self.nodes.insert(node, n);
                 self.schedule_pool(pool, out);
             }
@@ -209,9 +286,13 @@ impl Scheduler {
                 let Some(n) = self.nodes.get_mut(&node) else { return };
                 let pool = n.pool;
                 let p = self.pools.get_mut(&pool).expect("a node's pool exists");
-                p.unindex(node, n);
+                let before = n.index_key();
                 n.schedulable = schedulable;
-                p.index(node, n);
+                p.reindex(node, before, n.index_key());
+                p.fabric.update(n.place, n);
+                if schedulable {
+                    p.note_freed(node);
+                }
                 self.schedule_pool(pool, out);
             }
             Event::TaskQueued { task, pool, order, slots, need, gang } => {
@@ -223,14 +304,15 @@ impl Scheduler {
                         next
                     })
                 });
-                p.queue.push(order, task, slots, need, gang);
-                self.queued.insert(task, (pool, order));
+                let shape = Shape { slots, need, gang };
+                p.queue.push(order, task, shape);
+                self.queued.insert(task, (pool, order, shape));
                 self.schedule_pool(pool, out);
             }
             Event::TaskWithdrawn { task } => {
-                if let Some((pool, order)) = self.queued.remove(&task) {
+                if let Some((pool, order, shape)) = self.queued.remove(&task) {
                     if let Some(p) = self.pools.get_mut(&pool) {
-                        p.queue.remove(order);
+                        p.queue.remove(order, shape);
                     }
                 }
             }
@@ -239,10 +321,12 @@ impl Scheduler {
                 let Some((slots, grant)) = n.held.remove(&task) else { return };
                 let pool = n.pool;
                 let p = self.pools.get_mut(&pool).expect("a node's pool exists");
-                p.unindex(node, n);
+                let before = n.index_key();
                 n.free = (n.free + slots).min(p.slots_per_node);
                 n.avail.give_back(&n.inventory, &grant);
-                p.index(node, n);
+                p.reindex(node, before, n.index_key());
+                p.fabric.update(n.place, n);
+                p.note_freed(node);
                 self.schedule_pool(pool, out);
             }
         }
@@ -271,38 +355,114 @@ impl Scheduler {
     fn remove_node(&mut self, node: NodeKey) {
         if let Some(n) = self.nodes.remove(&node) {
             if let Some(p) = self.pools.get_mut(&n.pool) {
-                p.unindex(node, &n);
+                p.reindex(node, n.index_key(), None);
+                p.fabric.invalidate();
             }
         }
     }
 
+    /// One pass over `pool`'s queue, shape by shape in queue order, until nothing is free or
+    /// `MAX_LOOKAHEAD` shapes found no place. A shape blocked since the last capacity gain is
+    /// passed at once; one blocked a few gains ago is tried on those nodes only (nothing else
+    /// can hold it); the rest get a full search.
     fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>) {
         let Some(p) = self.pools.get_mut(&pool) else { return };
         let mut cursor = None;
         let mut skipped = 0;
+        let mut newly_blocked: Vec<queue::Slot> = Vec::new();
+        let mut rooms: Vec<(NodeKey, Option<Room>)> = Vec::new();
         while let Some(&(max_free, _)) = p.free.last() {
-            let Some((order, entry)) = p.queue.next_after(cursor) else { break };
-            let need = entry.need.map(|i| &self.needs[i as usize]);
-            let placed = match entry.gang {
-                Some(n) => Self::place_gang(p, n, entry.slots, need, &self.nodes, self.fabric.as_deref())
-                    .map(|nodes| Decision::StartGang { task: entry.task, nodes }),
-                None => Self::place_one(p, entry.slots, need, max_free, &self.nodes)
-                    .map(|(node, grant)| Decision::Start { task: entry.task, node, grant }),
-            };
-            let Some(decision) = placed else {
+            let end = p.freed_end();
+            // What the recently freed nodes have, read once for every blocked shape.
+            rooms.clear();
+            for k in p.freed_since(end.saturating_sub(FRESH_TRIES)).into_iter().flatten() {
+                if !rooms.iter().any(|(r, _)| *r == k) {
+                    rooms.push((k, self.nodes.get(&k).and_then(|n| Room::of(pool, n))));
+                }
+            }
+            // Scan without changing anything for the first shape worth a full search or that
+            // fits a freed node; what turned out blocked is marked after.
+            let mut next = None;
+            for (key, slot, q, task) in p.queue.heads_after(cursor) {
+                let need = q.shape.need.map(|i| &self.needs[i as usize]);
+                let fresh = match q.blocked {
+                    Some(pos) if pos == end => None,
+                    Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
+                        Some(freed) => {
+                            let all = p.slots_per_node;
+                            let roomy = |k: &NodeKey| {
+                                rooms.iter().find(|(r, _)| r == k).is_none_or(|(_, room)| {
+                                    room.is_some_and(|room| room.could_hold(&q.shape, need, all))
+                                })
+                            };
+                            let found = freed
+                                .filter(roomy)
+                                .find_map(|k| Self::place_on(pool, k, &q.shape, need, all, &self.nodes));
+                            match found {
+                                Some(found) => {
+                                    next = Some((key, slot, q.shape, task, Some(found)));
+                                    break;
+                                }
+                                None => Some(()),
+                            }
+                        }
+                        None => {
+                            next = Some((key, slot, q.shape, task, None));
+                            break;
+                        }
+                    },
+                    _ => {
+                        next = Some((key, slot, q.shape, task, None));
+                        break;
+                    }
+                };
+                if fresh.is_some() {
+                    newly_blocked.push(slot);
+                }
                 skipped += 1;
+                cursor = Some(key);
                 if skipped >= MAX_LOOKAHEAD {
                     break;
                 }
-                cursor = Some(order);
-                continue;
+            }
+            for slot in newly_blocked.drain(..) {
+                p.queue.set_blocked(slot, Some(end));
+            }
+            let Some((key, slot, shape, task, placed)) = next else { break };
+            let need = shape.need.map(|i| &self.needs[i as usize]);
+            let found = match (placed, shape.gang) {
+                (Some((node, grant)), _) => Found::Placed(Decision::Start { task, node, grant }),
+                (None, Some(n)) => {
+                    match Self::place_gang(p, pool, n, shape.slots, need, &self.nodes, self.fabric.as_deref()) {
+                        Some(nodes) => Found::Placed(Decision::StartGang { task, nodes }),
+                        None => Found::NoFit,
+                    }
+                }
+                (None, None) => match Self::place_one(p, shape.slots, need, max_free, &self.nodes) {
+                    Found::Placed((node, grant)) => Found::Placed(Decision::Start { task, node, grant }),
+                    Found::NoFit => Found::NoFit,
+                    Found::GaveUp => Found::GaveUp,
+                },
             };
-            p.queue.remove(order);
-            self.queued.remove(&entry.task);
+            let decision = match found {
+                Found::Placed(d) => d,
+                missed => {
+                    p.queue.set_blocked(slot, matches!(missed, Found::NoFit).then_some(end));
+                    skipped += 1;
+                    cursor = Some(key);
+                    if skipped >= MAX_LOOKAHEAD {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            p.queue.set_blocked(slot, None);
+            p.queue.remove(key, shape);
+            self.queued.remove(&task);
             // A whole-node share takes every slot as well.
-            let whole = entry.need.is_none_or(|i| self.needs[i as usize].whole);
+            let whole = shape.need.is_none_or(|i| self.needs[i as usize].whole);
             let all = p.slots_per_node;
-            let slots = |gang: bool| if whole && (gang || entry.need.is_some()) { all } else { entry.slots };
+            let slots = |gang: bool| if whole && (gang || shape.need.is_some()) { all } else { shape.slots };
             match &decision {
                 Decision::Start { task, node, grant } => {
                     Self::hold(p, &mut self.nodes, *node, *task, slots(false), grant)
@@ -317,22 +477,43 @@ impl Scheduler {
         }
     }
 
+    /// A one-node `shape` on node `k` of `pool`, if it fits there now.
+    fn place_on(
+        pool: PoolKey,
+        k: NodeKey,
+        shape: &Shape,
+        need: Option<&Need>,
+        all_slots: u32,
+        nodes: &KeyMap<NodeKey, NodeState>,
+    ) -> Option<(NodeKey, Grant)> {
+        let n = nodes.get(&k)?;
+        let slots = if need.is_some_and(|x| x.whole) { all_slots } else { shape.slots };
+        if n.pool != pool || n.index_key().is_none() || n.free < slots {
+            return None;
+        }
+        match need {
+            None => Some((k, Grant::default())),
+            Some(need) => pick(&n.inventory, &n.avail, need).map(|g| (k, g)),
+        }
+    }
+
     /// Takes `slots` and `grant` on `node` for `task`.
     fn hold(
         p: &mut PoolState,
-        nodes: &mut HashMap<NodeKey, NodeState>,
+        nodes: &mut KeyMap<NodeKey, NodeState>,
         node: NodeKey,
         task: TaskKey,
         slots: u32,
         grant: &Grant,
     ) {
         let n = nodes.get_mut(&node).expect("placed on a known node");
-        p.unindex(node, n);
+        let before = n.index_key();
         n.free -= slots.min(n.free);
         let taken = n.avail.take(&n.inventory, grant);
         debug_assert!(taken, "a placement only picks what is free");
         n.held.insert(task, (slots, grant.clone()));
-        p.index(node, n);
+        p.reindex(node, before, n.index_key());
+        p.fabric.update(n.place, n);
     }
 
     /// The node `slots` (and `need`) go to, as the pool's fill type says, and what it gives.
@@ -341,95 +522,110 @@ impl Scheduler {
         slots: u32,
         need: Option<&Need>,
         max_free: u32,
-        nodes: &HashMap<NodeKey, NodeState>,
-    ) -> Option<(NodeKey, Grant)> {
+        nodes: &KeyMap<NodeKey, NodeState>,
+    ) -> Found<(NodeKey, Grant)> {
         if slots > max_free {
-            return None;
+            return Found::NoFit;
         }
         let Some(need) = need else {
-            let (_, node) = match p.fill {
+            let found = match p.fill {
                 // Most free slots; among equals the lowest node key, for determinism.
                 Fill::Spread => p.free.range((max_free, 0)..).next().copied(),
                 Fill::Pack => p.free.range((slots, 0)..).next().copied(),
-            }?;
-            return Some((node, Grant::default()));
+            };
+            return found.map_or(Found::NoFit, |(_, node)| Found::Placed((node, Grant::default())));
         };
+        let mut probes = 0;
         if need.whole {
-            let idle = p.free.range((p.slots_per_node, 0)..).map(|&(_, k)| k);
-            return idle.take(MAX_PROBES).find_map(|k| {
+            for &(_, k) in p.free.range((p.slots_per_node, 0)..) {
                 let n = &nodes[&k];
-                pick(&n.inventory, &n.avail, need).map(|g| (k, g))
-            });
-        }
-        let least = need.cpus.div_ceil(p.max_threads.max(1)).max(need.cores);
-        let fits = |&(_, k): &(u32, NodeKey)| {
-            let n = &nodes[&k];
-            if n.free < slots {
-                return None;
+                if let Some(g) = pick(&n.inventory, &n.avail, need) {
+                    return Found::Placed((k, g));
+                }
+                probes += 1;
+                if probes >= MAX_PROBES {
+                    return Found::GaveUp;
+                }
             }
-            pick(&n.inventory, &n.avail, need).map(|g| (k, g))
-        };
-        match p.fill {
-            // Most free cores first, lowest key among equals.
-            Fill::Spread => {
-                let mut it = p.by_cores.range((least, 0)..).rev().peekable();
-                let mut probes = 0;
-                while let Some(&(cores, _)) = it.peek() {
-                    // Lowest key among the nodes with this many free cores.
-                    let mut same: Vec<(u32, NodeKey)> = Vec::new();
-                    while let Some(e) = it.next_if(|e| e.0 == *cores) {
-                        same.push(*e);
-                    }
-                    for e in same.iter().rev() {
-                        if let Some(found) = fits(e) {
-                            return Some(found);
-                        }
-                        probes += 1;
-                        if probes >= MAX_PROBES {
-                            return None;
-                        }
+            return Found::NoFit;
+        }
+        // Only nodes with the cores and the GPUs: buckets of at least `need.gpus` free GPUs
+        // (the fewest first, keeping GPU nodes for GPU work), each from `least` free cores.
+        let least = need.cpus.div_ceil(p.max_threads.max(1)).max(need.cores);
+        let buckets = p.by_gpus.get(need.gpus as usize..).unwrap_or_default();
+        for bucket in buckets.iter().filter(|b| b.last().is_some_and(|&(most, _)| most >= least)) {
+            let range = bucket.range((least, 0)..);
+            // Spread: the most free cores first, lowest key among equals; Pack: the fewest.
+            let mut order: Box<dyn Iterator<Item = &(u32, NodeKey)>> = match p.fill {
+                Fill::Spread => Box::new(spread_order(range)),
+                Fill::Pack => Box::new(range),
+            };
+            for &(_, k) in &mut order {
+                let n = &nodes[&k];
+                if n.free >= slots && n.avail.could_fit(&n.inventory, need) {
+                    if let Some(g) = pick(&n.inventory, &n.avail, need) {
+                        return Found::Placed((k, g));
                     }
                 }
-                None
+                probes += 1;
+                if probes >= MAX_PROBES {
+                    return Found::GaveUp;
+                }
             }
-            Fill::Pack => p.by_cores.range((least, 0)..).take(MAX_PROBES).find_map(fits),
         }
+        Found::NoFit
     }
 
     /// `n` nodes at once, each with `slots` free and `need` met (with no need: whole idle
-    /// nodes): on the fabric, the best gang `select_gang` finds among them; without one (or
-    /// for nodes it does not list), lowest keys first.
+    /// nodes). On the fabric, the gang `select_gang` finds on the pool's incremental index
+    /// (nodes under the lowest common switch, on the fewest leaves); without one, or when
+    /// the need does not fit the nodes it picked (a GPU type), the lowest keys that fit.
     fn place_gang(
-        p: &PoolState,
+        p: &mut PoolState,
+        pool: PoolKey,
         n: u32,
         slots: u32,
         need: Option<&Need>,
-        nodes: &HashMap<NodeKey, NodeState>,
+        nodes: &KeyMap<NodeKey, NodeState>,
         fabric: Option<&gangway_topology::fabric::Fabric>,
     ) -> Option<Vec<(NodeKey, Grant)>> {
         const WHOLE: Need =
             Need { cpus: 0, cores: 0, memory_mib: 0, all_memory: false, gpus: 0, gpu_type: None, whole: true };
         let need = need.unwrap_or(&WHOLE);
+        if n == 0 {
+            return None;
+        }
         let least = if need.whole { p.slots_per_node } else { slots.max(1) };
-        let mut fit: Vec<(NodeKey, Grant)> = p
-            .free
-            .range((least, 0)..)
-            .filter_map(|&(_, k)| {
-                let node = &nodes[&k];
-                pick(&node.inventory, &node.avail, need).map(|g| (k, g))
-            })
-            .collect();
-        if fit.len() < n as usize || n == 0 {
+        let place = |k: NodeKey| {
+            let node = &nodes[&k];
+            (node.free >= least).then(|| pick(&node.inventory, &node.avail, need)).flatten().map(|g| (k, g))
+        };
+        if let Some(f) = fabric.filter(|_| nodes.values().all(|x| x.pool != pool || x.place.is_some())) {
+            use gangway_topology::gang::{GangRequest, NodeNeed, Resources};
+            let cores = need.cpus.div_ceil(p.max_threads.max(1)).max(need.cores);
+            let per_node = Resources::new(cores, need.gpus, if need.all_memory { 0 } else { need.memory_mib << 20 });
+            let req = GangRequest {
+                nodes: n,
+                per_node: NodeNeed { resources: per_node, exclusive: need.whole, ..Default::default() },
+                max_leaves: None,
+            };
+            let keys = p.fabric.select(f, pool, nodes, &req)?;
+            if let Some(gang) = keys.iter().map(|k| place(*k)).collect::<Option<Vec<_>>>() {
+                return Some(gang);
+            }
+        }
+        let mut fit = Vec::with_capacity(n as usize);
+        for &(_, k) in p.free.range((least, 0)..) {
+            if let Some(found) = place(k) {
+                fit.push(found);
+            }
+        }
+        if fit.len() < n as usize {
             return None;
         }
         fit.sort_by_key(|(k, _)| *k);
-        let keys: Vec<NodeKey> = fit.iter().map(|(k, _)| *k).collect();
-        let chosen: Vec<NodeKey> = match fabric {
-            Some(f) if keys.iter().all(|k| nodes[k].place.is_some()) => gang_on_fabric(f, &keys, n, nodes)?,
-            _ => keys.into_iter().take(n as usize).collect(),
-        };
-        let mut grants: HashMap<NodeKey, Grant> = fit.into_iter().collect();
-        Some(chosen.into_iter().map(|k| (k, grants.remove(&k).expect("chosen among those that fit"))).collect())
+        fit.truncate(n as usize);
+        Some(fit)
     }
 
     /// Nodes of `pool` that could ever hold a gang instance (every node, busy or not).
@@ -438,37 +634,53 @@ impl Scheduler {
     }
 }
 
-/// The gang `select_gang` picks among `idle` nodes on `fabric`. Builds the free index for this
-/// decision (O(fabric nodes)); gangs are rare next to single tasks, so this is not kept
-/// incrementally here (the topology crate's `FreeIndex` can be, when that matters).
-fn gang_on_fabric(
-    fabric: &gangway_topology::fabric::Fabric,
-    idle: &[NodeKey],
-    n: u32,
-    nodes: &HashMap<NodeKey, NodeState>,
-) -> Option<Vec<NodeKey>> {
-    use gangway_topology::fabric::NodeId;
-    use gangway_topology::gang::{select_gang, FreeIndex, GangRequest, NodeNeed, NodeSpec, Resources};
-    let size = fabric.node_count() as usize;
-    let one = Resources::new(1, 0, 0);
-    let specs = vec![NodeSpec { capacity: one, features: Vec::new() }; size];
-    let mut free = vec![Resources::ZERO; size];
-    let mut by_place = HashMap::new();
-    for k in idle {
-        let place = nodes[k].place? as usize;
-        if place < size {
-            free[place] = one;
-            by_place.insert(place as u32, *k);
+/// What a node has free, read once per pass for the shapes that wait for freed nodes.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    slots: u32,
+    cores: u32,
+    threads: u32,
+    memory_mib: u64,
+    gpus: u32,
+    idle: bool,
+}
+
+impl Room {
+    /// `n`'s room, if it is a schedulable node of `pool`.
+    fn of(pool: PoolKey, n: &NodeState) -> Option<Room> {
+        let (slots, cores, gpus) = n.index_key().filter(|_| n.pool == pool)?;
+        let idle = n.avail.is_idle(&n.inventory);
+        let (threads, memory_mib) = (n.inventory.threads_per_core(), n.avail.memory_mib());
+        Some(Room { slots, cores, threads, memory_mib, gpus, idle })
+    }
+
+    /// Whether `shape` could fit by the counts (a quick test before placing it for real).
+    fn could_hold(&self, shape: &Shape, need: Option<&Need>, all_slots: u32) -> bool {
+        match need {
+            None => self.slots >= shape.slots,
+            Some(n) if n.whole => self.idle && self.slots >= all_slots,
+            Some(n) => {
+                let cores = n.cpus.div_ceil(self.threads).max(n.cores);
+                self.slots >= shape.slots
+                    && self.cores >= cores
+                    && self.gpus >= n.gpus
+                    && self.memory_mib >= n.memory_mib
+            }
         }
     }
-    let index = FreeIndex::with_free(fabric, &specs, &free).ok()?;
-    let req = GangRequest {
-        nodes: n,
-        per_node: NodeNeed { resources: one, exclusive: true, ..Default::default() },
-        max_leaves: None,
-    };
-    let gang = select_gang(fabric, &index, &req)?;
-    gang.nodes().iter().map(|NodeId(id)| by_place.get(id).copied()).collect()
+}
+
+/// `range` from its largest key down, the lowest node first among equal counts.
+fn spread_order<'a>(
+    range: std::collections::btree_set::Range<'a, (u32, NodeKey)>,
+) -> impl Iterator<Item = &'a (u32, NodeKey)> + 'a {
+    let mut it = range.rev().peekable();
+    std::iter::from_fn(move || {
+        let &&(count, _) = it.peek()?;
+        let same: Vec<&(u32, NodeKey)> = std::iter::from_fn(|| it.next_if(|e| e.0 == count)).collect();
+        Some(same.into_iter().rev())
+    })
+    .flatten()
 }
 
 #[cfg(test)]

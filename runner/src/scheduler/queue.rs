@@ -1,7 +1,10 @@
-//! The per-pool run queue, ordered by (priority, job order, task order).
+//! The per-pool run queue, batched by shape: tasks that ask for the same thing (slots, need,
+//! gang size) wait in one ordered list, and the shapes are ordered by their first task. A
+//! scheduling pass walks shapes, not tasks, so its cost grows with the number of distinct
+//! shapes waiting, never with the number of tasks.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 /// Where a task stands in its pool's queue: higher priority first, then older job, then
@@ -20,41 +23,116 @@ impl QueueKey {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Entry {
-    pub task: super::TaskKey,
+/// What a task asks for: its slots, its need per node (a number in the scheduler's needs) and
+/// its gang size. Tasks of one shape place (or fail to place) alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Shape {
     pub slots: u32,
-    /// Its need per node (a number in the scheduler's shapes), when it has one.
     pub need: Option<u32>,
     /// Nodes it needs at once (multi-instance), or None for one node.
     pub gang: Option<u32>,
 }
 
+/// The tasks of one shape.
+#[derive(Debug)]
+pub(super) struct ShapeQueue {
+    pub shape: Shape,
+    tasks: BTreeMap<QueueKey, super::TaskKey>,
+    /// Fits no node since the pool's capacity gain number `blocked` (see `PoolState::freed`).
+    pub blocked: Option<u64>,
+}
+
+/// A shape's place in the queue (stable while it has tasks).
+pub(super) type Slot = usize;
+
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    entries: BTreeMap<QueueKey, Entry>,
+    slots: HashMap<Shape, Slot>,
+    shapes: Vec<Option<ShapeQueue>>,
+    unused: Vec<Slot>,
+    /// Shapes by their first task's key, with that task (so a pass reads no shape's list).
+    heads: BTreeMap<QueueKey, (Slot, super::TaskKey)>,
+    len: usize,
 }
 
 impl Queue {
-    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, slots: u32, need: Option<u32>, gang: Option<u32>) {
-        self.entries.insert(key, Entry { task, slots, need, gang });
+    pub fn push(&mut self, key: QueueKey, task: super::TaskKey, shape: Shape) {
+        let slot = match self.slots.get(&shape) {
+            Some(s) => *s,
+            None => {
+                let q = ShapeQueue { shape, tasks: BTreeMap::new(), blocked: None };
+                let s = match self.unused.pop() {
+                    Some(s) => {
+                        self.shapes[s] = Some(q);
+                        s
+                    }
+                    None => {
+                        self.shapes.push(Some(q));
+                        self.shapes.len() - 1
+                    }
+                };
+                self.slots.insert(shape, s);
+                s
+            }
+        };
+        let q = self.shapes[slot].as_mut().expect("a slot in use");
+        let old_head = q.tasks.keys().next().copied();
+        if q.tasks.insert(key, task).is_none() {
+            self.len += 1;
+        }
+        if old_head.is_none_or(|h| key < h) {
+            if let Some(h) = old_head {
+                self.heads.remove(&h);
+            }
+            self.heads.insert(key, (slot, task));
+        }
     }
 
-    pub fn remove(&mut self, key: QueueKey) {
-        self.entries.remove(&key);
+    /// Removes the task at `key` of `shape`; returns it if it was there.
+    pub fn remove(&mut self, key: QueueKey, shape: Shape) -> Option<super::TaskKey> {
+        let slot = *self.slots.get(&shape)?;
+        let q = self.shapes[slot].as_mut().expect("a slot in use");
+        let task = q.tasks.remove(&key)?;
+        self.len -= 1;
+        if self.heads.get(&key).is_some_and(|(s, _)| *s == slot) {
+            self.heads.remove(&key);
+            if let Some((next, t)) = q.tasks.iter().next() {
+                self.heads.insert(*next, (slot, *t));
+            }
+        }
+        if q.tasks.is_empty() {
+            self.shapes[slot] = None;
+            self.slots.remove(&shape);
+            self.unused.push(slot);
+        }
+        Some(task)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&QueueKey, &Entry)> {
-        self.entries.iter()
+    /// Every queued task.
+    pub fn tasks(&self) -> impl Iterator<Item = super::TaskKey> + '_ {
+        self.shapes.iter().flatten().flat_map(|q| q.tasks.values().copied())
     }
 
-    /// The first entry after `cursor` (or the first of all).
-    pub fn next_after(&self, cursor: Option<QueueKey>) -> Option<(QueueKey, Entry)> {
+    /// Shapes whose first task comes after `cursor` (or all), in queue order, with that task.
+    pub fn heads_after(
+        &self,
+        cursor: Option<QueueKey>,
+    ) -> impl Iterator<Item = (QueueKey, Slot, &ShapeQueue, super::TaskKey)> + '_ {
         let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        self.entries.range((lower, Bound::Unbounded)).next().map(|(k, e)| (*k, *e))
+        self.heads.range((lower, Bound::Unbounded)).map(|(key, &(slot, task))| {
+            let q = self.shapes[slot].as_ref().expect("a head's slot is in use");
+            (*key, slot, q, task)
+        })
+    }
+
+    /// Marks the shape at `slot` as fitting no node since capacity gain `pos` (or not).
+    pub fn set_blocked(&mut self, slot: Slot, pos: Option<u64>) {
+        if let Some(q) = self.shapes.get_mut(slot).and_then(Option::as_mut) {
+            q.blocked = pos;
+        }
     }
 }

@@ -201,15 +201,39 @@ fn a_returning_node_counts_the_slots_its_tasks_still_hold() {
 }
 
 #[test]
-fn lookahead_is_bounded() {
-    let mut sim = Sim::new(2, Fill::Spread, &[1]);
+fn lookahead_is_bounded_in_shapes() {
+    let mut sim = Sim::with_nodes(2, Fill::Spread, small(2), &[1]);
     sim.submit(0, 1, 1); // takes one slot; one left
     sim.take();
-    for _ in 0..MAX_LOOKAHEAD {
+    // Many tasks of one shape that does not fit count once: the small task behind them runs.
+    for _ in 0..2 * MAX_LOOKAHEAD {
         sim.submit(0, 1, 2);
+    }
+    let small_task = sim.submit(0, 1, 1);
+    assert_eq!(sim.take(), vec![(small_task, 1)]);
+    sim.release(small_task, 1);
+    // As many distinct shapes that do not fit as the bound: the task behind them waits.
+    for cpus in 0..MAX_LOOKAHEAD as u32 {
+        sim.submit_need(0, 1, 1, need(3 + cpus, 0, 0));
     }
     sim.submit(0, 1, 1);
     assert!(sim.take().is_empty(), "the small task sits beyond the look-ahead bound");
+}
+
+#[test]
+fn a_blocked_shape_is_tried_again_on_the_node_that_frees_up() {
+    let mut sim = Sim::with_nodes(8, Fill::Pack, small(2), &[1, 2]);
+    let a = sim.submit_need(0, 1, 1, need(2, 0, 0));
+    let b = sim.submit_need(0, 1, 1, need(2, 0, 0));
+    assert_eq!(sim.take().len(), 2);
+    // Blocked: both nodes are full.
+    let c = sim.submit_need(0, 1, 1, need(2, 0, 0));
+    let d = sim.submit_need(0, 1, 1, need(1, 0, 0));
+    assert!(sim.take().is_empty());
+    sim.release(b, 2);
+    assert_eq!(sim.take(), vec![(c, 2)], "the older task takes node 2, the 1-CPU one waits");
+    sim.release(a, 1);
+    assert_eq!(sim.take(), vec![(d, 1)]);
 }
 
 #[test]

@@ -95,21 +95,17 @@ impl HeadState {
             return None;
         }
         // Name what the largest node lacks: the node that falls least short on each amount.
-        let largest = NodeInventory {
-            cores: nodes
-                .iter()
-                .map(|n| &n.inventory)
-                .max_by_key(|i| i.cores.len())
-                .map(|i| i.cores.clone())
-                .unwrap_or_default(),
-            memory_mib: nodes.iter().map(|n| n.inventory.memory_mib).max().unwrap_or(0),
-            gpus: nodes
+        let widest = |key: fn(&NodeInventory) -> usize| nodes.iter().map(|n| &n.inventory).max_by_key(|i| key(i));
+        let largest = NodeInventory::new(
+            widest(|i| i.cores.len()).map(|i| i.cores.clone()).unwrap_or_default(),
+            nodes.iter().map(|n| n.inventory.memory_mib).max().unwrap_or(0),
+            nodes
                 .iter()
                 .map(|n| &n.inventory)
                 .max_by_key(|i| i.gpus_of_type(need.gpu_type.as_deref()))
                 .map(|i| i.gpus.clone())
                 .unwrap_or_default(),
-        };
+        );
         Some(match largest.shortfall(need) {
             Some(s) if fitting == 0 => s.to_string(),
             _ => format!("{count} nodes that each have what it asks for, and pool '{pool}' has {fitting}"),

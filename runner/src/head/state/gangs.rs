@@ -202,7 +202,9 @@ impl HeadState {
         // The task ends now: the primary finished, or an instance failed.
         let key = t.key;
         let mut outcome = f.clone();
-        if instance != 0 && failed {
+        // An instance killed for its memory keeps its code: the task's end says why.
+        let oom = f.failure.as_ref().is_some_and(|x| x.code == "OutOfMemory");
+        if instance != 0 && failed && !oom {
             outcome.failure = Some(TaskFailureInformation {
                 category: ErrorCategory::UserError,
                 code: "SubtaskFailed".into(),

@@ -70,6 +70,7 @@ impl HeadState {
             total_tasks_succeeded: old.as_ref().map_or(0, |n| n.wire.total_tasks_succeeded),
             recent_tasks: Vec::new(),
             resources: hello.resources,
+            allocated: NodeUsage::default(),
             topology: hello.topology,
             start_task,
             start_task_info,
@@ -356,8 +357,15 @@ impl HeadState {
     pub(crate) fn refresh_node(&mut self, node: &str) {
         let Some(n) = self.nodes.get(node) else { return };
         let mut recent = Vec::new();
+        let mut allocated = NodeUsage::default();
         for key in n.running.keys() {
             if let Some((job, task)) = self.task_index.get(key) {
+                let here = self.jobs.get(job).and_then(|j| j.tasks.get(task)).into_iter();
+                for a in here.flat_map(|t| &t.wire.allocation).filter(|a| a.node_id == node) {
+                    allocated.cpus += a.cpus.len() as u32;
+                    allocated.memory_mib += a.memory_mib;
+                    allocated.gpus.extend(&a.gpus);
+                }
                 recent.push(TaskInformation {
                     job_id: job.clone(),
                     task_id: task.clone(),
@@ -365,12 +373,14 @@ impl HeadState {
                 });
             }
         }
+        allocated.gpus.sort_unstable();
         recent.sort_by(|a, b| (&a.job_id, &a.task_id).cmp(&(&b.job_id, &b.task_id)));
         self.dirty_nodes.insert(node.to_owned());
         let n = self.nodes.get_mut(node).expect("checked");
         n.wire.running_tasks_count = n.running.len() as u32;
         n.wire.running_task_slots_count = n.running.values().sum();
         n.wire.recent_tasks = recent;
+        n.wire.allocated = allocated;
         if n.conn.is_some() {
             let state = n.live_state();
             if n.wire.state != state {

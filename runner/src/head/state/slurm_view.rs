@@ -50,6 +50,7 @@ impl HeadState {
                     Some(c) if CANCEL_CODES.contains(&c) => (SlurmJobState::Cancelled, "None".into()),
                     Some("TaskEnded") => (SlurmJobState::Timeout, "TimeLimit".into()),
                     Some("NodeRemoved" | "NodeDisabled") => (SlurmJobState::NodeFail, "NodeDown".into()),
+                    Some("OutOfMemory") => (SlurmJobState::OutOfMemory, "OutOfMemory".into()),
                     _ => (SlurmJobState::Failed, "NonZeroExitCode".into()),
                 }
             }
@@ -75,6 +76,7 @@ impl HeadState {
         let started = matches!(t.wire.state, TaskState::Running | TaskState::Preparing | TaskState::Completed);
         Some(SlurmJob {
             job_id: s.job_id,
+            allocation: t.wire.allocation.clone(),
             array_job_id: s.array_job_id,
             array_task_id: s.array_task_id,
             name: r.name.clone(),
