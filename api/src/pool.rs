@@ -59,6 +59,10 @@ pub struct PoolAddParameter {
     /// Task slots per node (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_slots_per_node: Option<u32>,
+    /// gangway: memory (MiB) per CPU a task that asks for CPUs but no memory is given (and
+    /// limited to), so such tasks share nodes (Slurm's `DefMemPerCPU`); absent: none.
+    #[serde(default, rename = "defaultMemoryPerCpuMiB", skip_serializing_if = "Option::is_none")]
+    pub default_memory_per_cpu_mib: Option<u64>,
     /// Spread or pack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_scheduling_policy: Option<TaskSchedulingPolicy>,
@@ -97,6 +101,9 @@ pub struct Pool {
     pub creation_time: Timestamp,
     /// Task slots per node.
     pub task_slots_per_node: u32,
+    /// gangway: memory (MiB) per CPU of a task that names CPUs but no memory.
+    #[serde(default, rename = "defaultMemoryPerCpuMiB", skip_serializing_if = "Option::is_none")]
+    pub default_memory_per_cpu_mib: Option<u64>,
     /// Spread or pack.
     pub task_scheduling_policy: TaskSchedulingPolicy,
     /// Whether multi-instance tasks may run here.

@@ -496,6 +496,14 @@ impl TaskCgroup {
         write_str(&d.join("cpuset.cpus"), &(format_cpu_list(cpus) + "\n"))
     }
 
+    /// At most `n` processes and threads at once (forks past it fail with EAGAIN).
+    pub fn set_pids_max(&self, n: u64) -> Result<(), CgroupError> {
+        let Some(d) = self.dir_with(PIDS) else {
+            return Err(CgroupError::Unavailable("no pids controller".to_string()));
+        };
+        write_str(&d.join("pids.max"), &n.to_string())
+    }
+
     /// The NUMA nodes (OS numbers) its memory may come from.
     pub fn set_mems(&self, mems: &[u32]) -> Result<(), CgroupError> {
         let Some(d) = self.dir_with(CPUSET) else {

@@ -76,6 +76,8 @@ pub(crate) struct Limits {
     pub mems: Vec<u32>,
     /// Its memory limit (0: none).
     pub memory_bytes: u64,
+    /// The most processes and threads it may have at once (0: no limit).
+    pub pids_max: u64,
 }
 
 /// What makes a process an MPI rank.
@@ -157,6 +159,8 @@ pub struct Executor {
     pub(crate) host_mems: Vec<u32>,
     warned_missing_cpus: std::sync::atomic::AtomicBool,
     warned_memory: std::sync::atomic::AtomicBool,
+    /// `--task-pids-max`.
+    task_pids_max: u64,
     pub(crate) kill_grace: Duration,
     running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
     unacked: Mutex<HashMap<AttemptId, TaskFinished>>,
@@ -192,6 +196,7 @@ impl Executor {
             host_mems: host_numa_nodes(),
             warned_missing_cpus: Default::default(),
             warned_memory: Default::default(),
+            task_pids_max: 0,
             kill_grace,
             running: Mutex::new(HashMap::new()),
             unacked: Mutex::new(HashMap::new()),
@@ -332,6 +337,12 @@ impl Executor {
         }
     }
 
+    /// Limits every task's cgroup to `n` processes and threads (0: no limit).
+    pub fn with_task_pids_max(mut self, n: u64) -> Executor {
+        self.task_pids_max = n;
+        self
+    }
+
     /// Places MPI ranks on `topology` (without one, ranks run unbound).
     pub fn with_topology(mut self, topology: Option<gangway_topology::model::NodeTopology>) -> Executor {
         self.topology = topology;
@@ -415,7 +426,8 @@ impl Executor {
     /// memory, less what this host does not have (a declared topology may name more CPUs
     /// than an emulated node has: warned once, never a failure), and its memory limit.
     pub(crate) fn limits_of(&self, allocation: Option<&gangway_api::NodeAllocation>) -> Limits {
-        let Some(a) = allocation else { return Limits::default() };
+        let pids_max = self.task_pids_max;
+        let Some(a) = allocation else { return Limits { pids_max, ..Limits::default() } };
         let mut cpus = self.on_host(&a.cpus, &self.host_cpus);
         let mut mems: Vec<u32> = match &self.topology {
             Some(t) => t
@@ -436,7 +448,7 @@ impl Executor {
             mems = self.host_mems.clone();
         }
         cpus.sort_unstable();
-        Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20) }
+        Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20), pids_max }
     }
 
     /// Runs one process to its end: its directories and log files, its own process group
@@ -480,6 +492,11 @@ impl Executor {
                 });
                 if let Err(e) = set {
                     tracing::warn!(error = %e, "cannot restrict the task's cpuset; ranks are bound by affinity only");
+                }
+            }
+            if limits.pids_max > 0 {
+                if let Err(e) = task.set_pids_max(limits.pids_max) {
+                    tracing::warn!(error = %e, "cannot limit the task's processes");
                 }
             }
             if limits.memory_bytes > 0 {

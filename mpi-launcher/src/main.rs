@@ -44,6 +44,9 @@ struct Args {
     /// Memory (MiB) kept for the system and the launcher: never allocated to tasks.
     #[arg(long, default_value_t = 0)]
     memory_reserve: u64,
+    /// The most processes and threads one task may have at once (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    task_pids_max: u64,
     /// Run tasks without cgroups (process groups only).
     #[arg(long)]
     no_cgroups: bool,
@@ -128,7 +131,8 @@ fn main() -> anyhow::Result<()> {
     let exec = Arc::new(
         executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)
             .with_secret(secret.clone())
-            .with_topology(topology.clone()),
+            .with_topology(topology.clone())
+            .with_task_pids_max(args.task_pids_max),
     );
     let me = connection::Identity {
         name,

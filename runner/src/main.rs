@@ -206,6 +206,9 @@ enum Cmd {
         /// create: spread or pack.
         #[arg(long, value_parser = ["spread", "pack"])]
         fill: Option<String>,
+        /// create: memory (MiB) per CPU of tasks that ask for CPUs but no memory (Slurm's DefMemPerCPU).
+        #[arg(long)]
+        default_mem_per_cpu: Option<u64>,
         /// create: allow multi-instance tasks.
         #[arg(long)]
         inter_node: bool,
@@ -407,7 +410,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let option = option.map(|o| commands::deallocation_option(&o)).transpose()?;
             commands::node(&mut client()?.0, &action, id.as_deref(), cli.json, option).map(|_| 0)
         }
-        Cmd::Pool { action, id, slots, fill, inter_node, start_task, start_task_wait, start_task_retries } => {
+        Cmd::Pool {
+            action,
+            id,
+            slots,
+            fill,
+            default_mem_per_cpu,
+            inter_node,
+            start_task,
+            start_task_wait,
+            start_task_retries,
+        } => {
             let fill = fill.map(|f| if f == "pack" { NodeFillType::Pack } else { NodeFillType::Spread });
             let start_task = start_task.map(|command_line| StartTask {
                 command_line,
@@ -415,7 +428,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 wait_for_success: start_task_wait.unwrap_or(true),
                 max_task_retry_count: start_task_retries.unwrap_or(0),
             });
-            let create = commands::PoolCreate { slots, fill, inter_node, start_task };
+            let create = commands::PoolCreate { slots, default_mem_per_cpu, fill, inter_node, start_task };
             commands::pool(&mut client()?.0, &action, id.as_deref(), cli.json, create).map(|_| 0)
         }
         Cmd::Wait { job } => commands::wait(&mut client()?.0, &job),

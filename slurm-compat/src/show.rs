@@ -358,7 +358,11 @@ fn partition_lines(p: &PartitionView<'_>) -> Vec<Vec<String>> {
             kv("SelectTypeParameters", "NONE"),
         ],
         vec![kv("JobDefaults", "(null)")],
-        vec![kv("DefMemPerNode", "UNLIMITED"), kv("MaxMemPerNode", "UNLIMITED")],
+        // Slurm prints DefMemPerCPU in DefMemPerNode's place when a partition has one.
+        match p.pool.and_then(|pool| pool.default_memory_per_cpu_mib) {
+            Some(m) => vec![kv("DefMemPerCPU", m), kv("MaxMemPerNode", "UNLIMITED")],
+            None => vec![kv("DefMemPerNode", "UNLIMITED"), kv("MaxMemPerNode", "UNLIMITED")],
+        },
         vec![kv("TRES", format!("cpu={total_cpus},mem={},node={},billing={total_cpus}", mem_str(mem, 1), names.len()))],
     ]
 }

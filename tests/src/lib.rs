@@ -114,6 +114,8 @@ pub struct Options {
     pub topology_xml: Option<PathBuf>,
     /// A declared hwloc synthetic topology for every launcher (`--synthetic`).
     pub synthetic: Option<String>,
+    /// Every launcher's `--task-pids-max`.
+    pub task_pids_max: Option<u64>,
     /// A pool to create before the launchers start, and for them to join (instead of `default`).
     pub pool: Option<PoolAddParameter>,
 }
@@ -128,6 +130,7 @@ impl Default for Options {
             kill_grace: "1s",
             topology_xml: None,
             synthetic: None,
+            task_pids_max: None,
             pool: None,
         }
     }
@@ -223,6 +226,9 @@ impl Cluster {
         }
         if let Some(s) = &self.opts.synthetic {
             cmd.args(["--synthetic", s]);
+        }
+        if let Some(n) = self.opts.task_pids_max {
+            cmd.args(["--task-pids-max", &n.to_string()]);
         }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -318,3 +318,19 @@ fn allocations_survive_a_head_restart() {
     wait_done(&mut c, "restart", "held");
     assert_eq!(wait_done(&mut c, "restart", "four").execution_info.exit_code, Some(0));
 }
+
+#[test]
+fn a_task_cannot_fork_past_the_pids_limit() {
+    let cluster = Cluster::start(Options { nodes: 1, task_pids_max: Some(16), ..Options::default() });
+    let mut c = cluster.client();
+    job(&mut c, "pids");
+    let forks = "import os, time\nfailed = 0\nfor i in range(40):\n    try:\n        pid = os.fork()\n    except OSError:\n        failed += 1\n        continue\n    if pid == 0:\n        time.sleep(1)\n        os._exit(0)\nprint('failed', failed)\n";
+    std::fs::write(cluster.state_dir().join("forks.py"), forks).unwrap();
+    let cmd = format!("python3 {}", cluster.state_dir().join("forks.py").display());
+    c.add_task("pids", &task("t", &cmd, cpus(1))).unwrap();
+    let t = wait_done(&mut c, "pids", "t");
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}", t.execution_info);
+    let out = stdout(&mut c, "pids", "t");
+    let failed: u32 = out.trim().trim_start_matches("failed ").parse().unwrap_or_else(|_| panic!("{out}"));
+    assert!(failed >= 40 - 16, "at most 16 processes at once: {out}");
+}

@@ -431,6 +431,8 @@ pub fn node(
 /// Options of `gangway pool create`.
 pub struct PoolCreate {
     pub slots: Option<u32>,
+    /// MiB per CPU of tasks that name CPUs but no memory.
+    pub default_mem_per_cpu: Option<u64>,
     pub fill: Option<NodeFillType>,
     pub inter_node: bool,
     pub start_task: Option<StartTask>,
@@ -483,6 +485,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 id: need()?.to_owned(),
                 display_name: None,
                 task_slots_per_node: create.slots,
+                default_memory_per_cpu_mib: create.default_mem_per_cpu,
                 task_scheduling_policy: create.fill.map(|node_fill_type| TaskSchedulingPolicy { node_fill_type }),
                 enable_inter_node_communication: create.inter_node,
                 start_task: create.start_task,

@@ -243,6 +243,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             id: "default".into(),
             display_name: None,
             task_slots_per_node: Some(config.default_pool_slots),
+            default_memory_per_cpu_mib: None,
             task_scheduling_policy: Some(TaskSchedulingPolicy::default()),
             enable_inter_node_communication: true,
             start_task: None,

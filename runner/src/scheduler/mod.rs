@@ -12,10 +12,12 @@
 //! memory is never over-committed. A multi-instance task without a need takes whole idle nodes.
 //!
 //! Policy: within a pool, tasks run in order of job priority (higher first), then job
-//! creation order, then task submission order. A task that fits no node right now does not
-//! hold up smaller tasks behind it, but the look-past is bounded ([`MAX_LOOKAHEAD`]), and so
-//! is the number of nodes a need is tried on ([`MAX_PROBES`]), so a pass costs
-//! O(decisions × (log nodes + probes × node size)), never a scan of the whole queue.
+//! creation order, then task submission order. Tasks of the same shape (slots, need, gang
+//! size) are one queue entry, and a shape that fits no node right now does not hold up other
+//! shapes behind it; the look-past is bounded ([`MAX_LOOKAHEAD`] shapes), and so is the
+//! number of nodes a need is tried on ([`MAX_PROBES`]). A shape that found no node is not
+//! searched again until a node gains capacity, and then only on that node, so a pass costs
+//! O(decisions × (log nodes + node size) + shapes looked past), never a scan of the queue.
 
 mod fabric;
 mod keys;
@@ -133,6 +135,8 @@ struct PoolState {
     max_threads: u32,
     /// Its nodes' free resources on the fabric, for gangs.
     fabric: fabric::PoolFabric,
+    /// Its nodes the fabric does not name (gangs then go by node order).
+    unplaced: u32,
     /// Nodes that gained capacity (a shape that fits no node is marked with the gain it was
     /// tried at: until a node gains capacity nothing can change that, and after, only the
     /// nodes freed since need trying, for tasks on one node) (a release, a node up or enabled), the oldest first;
@@ -247,6 +251,7 @@ impl Scheduler {
                     by_gpus: Vec::new(),
                     max_threads: 1,
                     fabric: fabric::PoolFabric::default(),
+                    unplaced: 0,
                     freed: Default::default(),
                     freed_base: 0,
                 };
@@ -277,6 +282,7 @@ impl Scheduler {
                 let n = NodeState { pool, free, schedulable, place, inventory, avail, held: holdings };
                 p.reindex(node, None, n.index_key());
                 p.fabric.invalidate();
+                p.unplaced += u32::from(n.place.is_none());
                 p.note_freed(node);
                 self.nodes.insert(node, n);
                 self.schedule_pool(pool, out);
@@ -357,6 +363,7 @@ impl Scheduler {
             if let Some(p) = self.pools.get_mut(&n.pool) {
                 p.reindex(node, n.index_key(), None);
                 p.fabric.invalidate();
+                p.unplaced -= u32::from(n.place.is_none());
             }
         }
     }
@@ -600,7 +607,7 @@ impl Scheduler {
             let node = &nodes[&k];
             (node.free >= least).then(|| pick(&node.inventory, &node.avail, need)).flatten().map(|g| (k, g))
         };
-        if let Some(f) = fabric.filter(|_| nodes.values().all(|x| x.pool != pool || x.place.is_some())) {
+        if let Some(f) = fabric.filter(|_| p.unplaced == 0) {
             use gangway_topology::gang::{GangRequest, NodeNeed, Resources};
             let cores = need.cpus.div_ceil(p.max_threads.max(1)).max(need.cores);
             let per_node = Resources::new(cores, need.gpus, if need.all_memory { 0 } else { need.memory_mib << 20 });

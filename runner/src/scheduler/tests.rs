@@ -453,3 +453,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn on_a_fabric_a_partial_gang_goes_where_its_need_fits_under_one_leaf() {
+    let conf = "SwitchName=leaf1 Nodes=n[1-4]\nSwitchName=leaf2 Nodes=n[5-8]\nSwitchName=spine Switches=leaf[1-2]\n";
+    let fabric = Arc::new(gangway_topology::fabric::Fabric::parse(conf).unwrap());
+    let mut sim = Sim { s: Scheduler::with_fabric(fabric.clone()), out: Vec::new(), next_task: 0 };
+    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack });
+    let inv = dgx();
+    // n1 and n2 have 2 of their 32 cores left.
+    let busy = gangway_topology::alloc::pick(&inv, &inv.all_free(), &need(60, 0, 0).unwrap()).unwrap();
+    for k in 1..=8u32 {
+        let place = fabric.node_id(&format!("n{k}")).unwrap().0;
+        let held: Vec<Held> =
+            (k <= 2).then(|| Held { task: 100 + u64::from(k), slots: 1, grant: busy.clone() }).into_iter().collect();
+        sim.ev(Event::NodeUp { node: k, pool: 0, inventory: inv.clone(), held, schedulable: true, place: Some(place) });
+    }
+    let g = sim.gang_need(4, 1, need(8, 0, 1));
+    assert_eq!(sim.take_gang(), (g, vec![5, 6, 7, 8]), "leaf1 has only two nodes with 4 free cores");
+    // The index follows takes and releases: once n1 and n2 are free, leaf1 holds the next one.
+    sim.release(101, 1);
+    sim.release(102, 2);
+    let g2 = sim.gang_need(4, 1, need(8, 0, 8));
+    assert_eq!(sim.take_gang(), (g2, vec![1, 2, 3, 4]), "leaf2's nodes have 7 GPUs left, not 8");
+}

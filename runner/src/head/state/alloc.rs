@@ -81,6 +81,23 @@ pub(crate) fn task_need_of(r: &TaskResources, mpi: Option<&gangway_api::MpiSetti
     (need != Need::default()).then_some(need)
 }
 
+/// `r` with the pool's default memory per CPU (`per_cpu`, MiB) applied when it asks for CPUs,
+/// or its MPI ranks imply cores, but names no memory, as Slurm's `DefMemPerCPU` does (a core
+/// counts as one CPU here).
+pub(crate) fn with_default_memory(
+    r: Option<TaskResources>,
+    mpi: Option<&gangway_api::MpiSettings>,
+    per_cpu: Option<u64>,
+) -> Option<TaskResources> {
+    let Some(per_cpu) = per_cpu else { return r };
+    let Some(need) = task_need_of(&r.clone().unwrap_or_default(), mpi) else { return r };
+    let cpus = need.cpus.max(need.cores);
+    if need.whole || cpus == 0 || r.as_ref().is_some_and(|r| r.memory_mib.is_some()) {
+        return r;
+    }
+    Some(TaskResources { memory_mib: Some(per_cpu.saturating_mul(u64::from(cpus))), ..r.unwrap_or_default() })
+}
+
 impl HeadState {
     /// Why `need` (on each of `count` nodes) can never be met when the nodes of `pool` are
     /// known and fewer than `count` of them could ever meet it: the resource, the amount and

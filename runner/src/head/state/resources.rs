@@ -28,6 +28,12 @@ impl HeadState {
                 "taskSlotsPerNode is {slots}; it must be between 1 and {MAX_SLOTS_PER_NODE}"
             )));
         }
+        if let Some(m) = p.default_memory_per_cpu_mib.filter(|m| *m == 0 || *m > 1 << 30) {
+            return Err(ApiError::invalid(format!(
+                "defaultMemoryPerCpuMiB is {m}; it must be between 1 and {} (or absent: none)",
+                1u64 << 30
+            )));
+        }
         if let Some(st) = &p.start_task {
             split_command_line(&st.command_line)
                 .map_err(|e| ApiError::invalid(format!("startTask.commandLine: {e}")))?;
@@ -44,6 +50,7 @@ impl HeadState {
             allocation_state: "steady".into(),
             creation_time: Timestamp::now(),
             task_slots_per_node: slots,
+            default_memory_per_cpu_mib: p.default_memory_per_cpu_mib,
             task_scheduling_policy: p.task_scheduling_policy.unwrap_or_default(),
             enable_inter_node_communication: p.enable_inter_node_communication,
             current_dedicated_nodes: 0,
@@ -252,6 +259,8 @@ impl HeadState {
         if let Some(r) = &p.resources {
             super::alloc::check_resources(r)?;
         }
+        let resources = super::alloc::with_default_memory(p.resources, p.mpi.as_ref(), pool.default_memory_per_cpu_mib);
+        let p = TaskAddParameter { resources, ..p };
         let need = super::alloc::task_need_of(&p.resources.clone().unwrap_or_default(), p.mpi.as_ref());
         // A multi-instance task without a need takes whole nodes: each instance holds all of
         // its node's slots; with one, each instance takes its need and its slots.

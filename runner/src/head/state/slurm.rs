@@ -129,7 +129,9 @@ impl HeadState {
                 "{need} CPUs on one node, and partition {partition} has {slots_per_node} per node"
             )));
         }
-        let wants = super::alloc::task_need_of(&slurm_resources(&req), None).unwrap_or_default();
+        let per_cpu = pool.wire.default_memory_per_cpu_mib;
+        let asked = super::alloc::with_default_memory(Some(slurm_resources(&req)), None, per_cpu).unwrap_or_default();
+        let wants = super::alloc::task_need_of(&asked, None).unwrap_or_default();
         if let Some(why) = self.need_shortfall(&partition, &wants, req.nodes) {
             return Err(node_config_unavailable(why));
         }

@@ -11,6 +11,7 @@ use super::{Effects, HeadState, Timer};
 use crate::store::{Snapshot, StoredTask, Write};
 
 mod gangs;
+mod memory;
 mod nodes;
 mod slurm_gpus;
 

@@ -1,0 +1,95 @@
+//! Memory in allocations: a pool's default memory per CPU, `--mem`, `--mem=0`, as the head
+//! records and sends them.
+
+use gangway_api::messages::{HeadMessage, Hello};
+use gangway_api::slurm::SlurmSubmit;
+use gangway_api::*;
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::Sim;
+
+/// A head with pool `default` (4 slots, `per_cpu` MiB per CPU by default) and one 4-CPU,
+/// 1 GiB node.
+fn cluster(per_cpu: Option<u64>) -> Sim {
+    let mut sim = Sim::new();
+    let pool = PoolAddParameter {
+        id: "default".into(),
+        task_slots_per_node: Some(4),
+        default_memory_per_cpu_mib: per_cpu,
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    let (tx, rx) = unbounded_channel();
+    let hello = Hello {
+        name: "node1".into(),
+        address: "10.0.0.1".into(),
+        pool: "default".into(),
+        resources: NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, ..Default::default() },
+        root_dir: "/var/gangway".into(),
+        running: Vec::new(),
+        finished: Vec::new(),
+        boot_id: "boot".into(),
+        topology: None,
+    };
+    let (generation, _) = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
+    sim.conns.insert("node1".into(), (rx, generation));
+    sim
+}
+
+/// The memory the node was told the latest start may use.
+fn started_memory(sim: &mut Sim) -> Vec<u64> {
+    let rx = &mut sim.conns.get_mut("node1").unwrap().0;
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|m| match m {
+            HeadMessage::StartTask(s) => s.allocation.map(|a| a.memory_mib),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sbatch(sim: &mut Sim, extra: &str) {
+    let mut req: SlurmSubmit = serde_json::from_str(&format!(
+        r#"{{"name":"m","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
+            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":2{extra}}}"#
+    ))
+    .unwrap();
+    req.partition = Some("default".into());
+    sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
+}
+
+#[test]
+fn a_pool_default_gives_tasks_without_memory_some_per_cpu() {
+    let mut sim = cluster(Some(100));
+    // -c 2 without --mem: 2 × 100 MiB.
+    sbatch(&mut sim, "");
+    // --mem-per-cpu and --mem win over the default.
+    sbatch(&mut sim, r#","memPerCpuMb":50"#);
+    assert_eq!(started_memory(&mut sim), vec![200, 100]);
+    let job = sim.st.jobs.values().find(|j| j.wire.slurm.is_some()).unwrap();
+    let t = &job.tasks["batch"].wire;
+    assert_eq!(t.resources.as_ref().and_then(|r| r.memory_mib), Some(200), "recorded as what it asked");
+    // An Azure task naming CPUs but no memory gets the default too (it waits: both jobs
+    // hold the node's 4 CPUs).
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, fx)).unwrap();
+    let task = TaskAddParameter {
+        id: "t".into(),
+        command_line: "true".into(),
+        resources: Some(TaskResources { cpus: Some(1), ..Default::default() }),
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_task("j", task, fx)).unwrap();
+    let t = &sim.st.jobs["j"].tasks["t"].wire;
+    assert_eq!(t.resources.as_ref().and_then(|r| r.memory_mib), Some(100));
+}
+
+#[test]
+fn mem_0_takes_all_of_a_node_s_memory_and_without_a_default_memory_is_not_allocated() {
+    let mut sim = cluster(None);
+    sbatch(&mut sim, "");
+    sbatch(&mut sim, r#","memPerNodeMb":0"#);
+    assert_eq!(started_memory(&mut sim), vec![0, 1024]);
+    // A pool default of 0 is refused by name.
+    let bad = PoolAddParameter { id: "bad".into(), default_memory_per_cpu_mib: Some(0), ..Default::default() };
+    let e = sim.apply(|st, fx| st.add_pool(bad, fx)).unwrap_err();
+    assert!(e.body.message.value.contains("defaultMemoryPerCpuMiB"), "{}", e.body.message.value);
+}
