@@ -1,6 +1,7 @@
-//! Maps keyed by the scheduler's own numbers (node, task and pool keys): they are unique
-//! integers handed out by the head, not attacker-chosen, so they hash as themselves instead of
-//! through SipHash, which is most of a lookup's cost on the scheduler's hot path.
+//! Maps keyed by the scheduler's own numbers (node, task and pool keys, and shapes made of
+//! them): they are integers handed out by the head, not chosen by users, so they hash through
+//! one multiply instead of SipHash, which is most of a lookup's cost on the scheduler's hot
+//! path.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

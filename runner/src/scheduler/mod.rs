@@ -380,13 +380,8 @@ impl Scheduler {
         let mut rooms: Vec<(NodeKey, Option<Room>)> = Vec::new();
         while let Some(&(max_free, _)) = p.free.last() {
             let end = p.freed_end();
-            // What the recently freed nodes have, read once for every blocked shape.
+            // What freed nodes have, read once per scan (on first use) for every blocked shape.
             rooms.clear();
-            for k in p.freed_since(end.saturating_sub(FRESH_TRIES)).into_iter().flatten() {
-                if !rooms.iter().any(|(r, _)| *r == k) {
-                    rooms.push((k, self.nodes.get(&k).and_then(|n| Room::of(pool, n))));
-                }
-            }
             // Scan without changing anything for the first shape worth a full search or that
             // fits a freed node; what turned out blocked is marked after.
             let mut next = None;
@@ -397,10 +392,17 @@ impl Scheduler {
                     Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
                         Some(freed) => {
                             let all = p.slots_per_node;
+                            let nodes = &self.nodes;
                             let roomy = |k: &NodeKey| {
-                                rooms.iter().find(|(r, _)| r == k).is_none_or(|(_, room)| {
-                                    room.is_some_and(|room| room.could_hold(&q.shape, need, all))
-                                })
+                                let room = match rooms.iter().find(|(r, _)| r == k) {
+                                    Some((_, room)) => *room,
+                                    None => {
+                                        let room = nodes.get(k).and_then(|n| Room::of(pool, n));
+                                        rooms.push((*k, room));
+                                        room
+                                    }
+                                };
+                                room.is_some_and(|room| room.could_hold(&q.shape, need, all))
                             };
                             let found = freed
                                 .filter(roomy)

@@ -4,7 +4,7 @@
 //! shapes waiting, never with the number of tasks.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// Where a task stands in its pool's queue: higher priority first, then older job, then
@@ -47,7 +47,7 @@ pub(super) type Slot = usize;
 
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    slots: HashMap<Shape, Slot>,
+    slots: super::keys::KeyMap<Shape, Slot>,
     shapes: Vec<Option<ShapeQueue>>,
     unused: Vec<Slot>,
     /// Shapes by their first task's key, with that task (so a pass reads no shape's list).
