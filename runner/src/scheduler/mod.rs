@@ -558,11 +558,16 @@ impl Scheduler {
             }
             return Found::NoFit;
         }
-        // Only nodes with the cores and the GPUs: buckets of at least `need.gpus` free GPUs
-        // (the fewest first, keeping GPU nodes for GPU work), each from `least` free cores.
+        // Only nodes with the cores and the GPUs: buckets of at least `need.gpus` free GPUs,
+        // each from `least` free cores. Pack: the fewest GPUs free first (keeping GPU nodes
+        // for GPU work); Spread: the most.
         let least = need.cpus.div_ceil(p.max_threads.max(1)).max(need.cores);
         let buckets = p.by_gpus.get(need.gpus as usize..).unwrap_or_default();
-        for bucket in buckets.iter().filter(|b| b.last().is_some_and(|&(most, _)| most >= least)) {
+        let buckets: Box<dyn Iterator<Item = &BTreeSet<(u32, NodeKey)>>> = match p.fill {
+            Fill::Spread => Box::new(buckets.iter().rev()),
+            Fill::Pack => Box::new(buckets.iter()),
+        };
+        for bucket in buckets.filter(|b| b.last().is_some_and(|&(most, _)| most >= least)) {
             let range = bucket.range((least, 0)..);
             // Spread: the most free cores first, lowest key among equals; Pack: the fewest.
             let mut order: Box<dyn Iterator<Item = &(u32, NodeKey)>> = match p.fill {
