@@ -10,20 +10,13 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, QueueKey, Scheduler, TaskKey};
-use gangway_topology::alloc::{CoreSlot, GpuSlot, Need, NodeInventory};
+use gangway_topology::alloc::{CoreSlot, Need, NodeInventory};
 
 const NODES: u32 = 1000;
 const SLOTS: u32 = 4;
 const QUEUED: u64 = 100_000;
 
-/// A node of 64 one-thread cores in 2 NUMA domains, 512 GiB and 8 GPUs (4 per domain).
-fn big_node() -> Arc<NodeInventory> {
-    Arc::new(NodeInventory::new(
-        (0..64).map(|c| CoreSlot { pus: vec![c], numa: c / 32 }).collect(),
-        512 << 10,
-        (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
-    ))
-}
+use gangway_benchmarks::gpu_node_inventory as big_node;
 
 fn small_node() -> Arc<NodeInventory> {
     Arc::new(NodeInventory::new((0..SLOTS).map(|c| CoreSlot { pus: vec![c], numa: 0 }).collect(), 8 << 10, Vec::new()))

@@ -14,19 +14,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, QueueKey, Scheduler, TaskKey};
-use gangway_topology::alloc::{pick, CoreSlot, GpuSlot, Need, NodeInventory};
+use gangway_topology::alloc::{pick, Need};
 use gangway_topology::fabric::Fabric;
 
 const NODES: u32 = 10_000;
 const GANG_NODES: u32 = 512;
 
-fn node() -> Arc<NodeInventory> {
-    Arc::new(NodeInventory::new(
-        (0..64).map(|c| CoreSlot { pus: vec![c], numa: c / 32 }).collect(),
-        512 << 10,
-        (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
-    ))
-}
+use gangway_benchmarks::gpu_node_inventory as node;
 
 struct Cluster {
     s: Scheduler,

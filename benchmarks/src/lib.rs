@@ -53,3 +53,14 @@ impl Drop for LocalCluster {
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+/// The node the scheduler benches schedule on: 64 one-thread cores in 2 NUMA domains,
+/// 512 GiB and 8 GPUs (4 per domain).
+pub fn gpu_node_inventory() -> std::sync::Arc<gangway_topology::alloc::NodeInventory> {
+    use gangway_topology::alloc::{CoreSlot, GpuSlot, NodeInventory};
+    std::sync::Arc::new(NodeInventory::new(
+        (0..64).map(|c| CoreSlot { pus: vec![c], numa: c / 32 }).collect(),
+        512 << 10,
+        (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
+    ))
+}

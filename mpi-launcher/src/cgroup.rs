@@ -158,24 +158,8 @@ pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
     Some(out)
 }
 
-/// Formats CPUs in the kernel list format, collapsing consecutive runs into ranges.
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut v = cpus.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        let part = if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) };
-        parts.push(part);
-        i = j + 1;
-    }
-    parts.join(",")
-}
+/// A CPU list as cpusets take it (`0-3,8`).
+pub use gangway_topology::ids::compress_ids as format_cpu_list;
 
 fn check_name(name: &str) -> Result<(), CgroupError> {
     let safe = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');

@@ -387,19 +387,4 @@ mod tests;
 pub(crate) mod fixtures;
 
 /// `0-3,8`: ids as Slurm's bitmap strings print them.
-pub fn id_ranges(ids: &[u32]) -> String {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        out.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
-        i = j + 1;
-    }
-    out.join(",")
-}
+pub use gangway_topology::ids::compress_ids as id_ranges;

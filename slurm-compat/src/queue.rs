@@ -324,22 +324,8 @@ fn fold_arrays<'a>(jobs: Vec<&'a SlurmJob>) -> Vec<Row<'a>> {
     rows
 }
 
-/// Sorted indices as Slurm's `bit_fmt` writes them: `1-3,5`.
-pub fn ranges(sorted: &[u32]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end.saturating_add(1) {
-            end = sorted[i + 1];
-            i += 1;
-        }
-        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
-        i += 1;
-    }
-    out.join(",")
-}
+/// Indices as Slurm's `bit_fmt` writes them: `1-3,5`.
+pub use gangway_topology::ids::compress_ids as ranges;
 
 /// One printable column.
 struct Column {

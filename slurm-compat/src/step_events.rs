@@ -4,6 +4,8 @@
 //! `PMI_Abort`, SIGTERM then SIGKILL for `-K` and a second Ctrl-C, Slurm's exit report lines
 //! and exit code.
 
+// `0-2,5` for ranks 0, 1, 2 and 5.
+use gangway_topology::ids::compress_ids as ranges;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::TcpStream;
@@ -350,21 +352,6 @@ impl Hub {
             eprintln!("srun: error: {node}: {word} {list}: {why}");
         }
     }
-}
-
-/// `0-2,5` for ranks 0, 1, 2 and 5.
-fn ranges(ranks: &[u32]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < ranks.len() {
-        let mut j = i;
-        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j { ranks[i].to_string() } else { format!("{}-{}", ranks[i], ranks[j]) });
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 /// What a signal is called in srun's report (`Killed`, `Terminated`, …).

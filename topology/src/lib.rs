@@ -11,6 +11,7 @@ pub mod fabric;
 pub mod gang;
 pub mod hostlist;
 pub mod hwloc;
+pub mod ids;
 pub mod model;
 pub mod nvml;
 pub mod placement;

@@ -33,24 +33,7 @@ fn gib(bytes: u64) -> String {
 }
 
 /// `0,1,2,3,8` → `0-3,8`.
-pub fn compact(ids: &[u32]) -> String {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
-        i += 1;
-    }
-    out.join(",")
-}
+pub use gangway_topology::ids::compress_ids as compact;
 
 /// The tree: packages → NUMA nodes → cores, with GPUs and NICs under their NUMA node.
 pub fn tree(t: &NodeTopology) -> String {

@@ -49,20 +49,9 @@ fn plan(node: &NodeTopology, spec: &str) -> Placement {
 
 /// `0-3,8,10-11`, or `-` for none.
 fn ranges(ids: &[u32]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        out.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
-        i = j + 1;
-    }
-    if out.is_empty() {
-        "-".into()
-    } else {
-        out.join(",")
+    match crate::ids::compress_ids(ids) {
+        r if r.is_empty() => "-".into(),
+        r => r,
     }
 }
 

@@ -148,12 +148,29 @@ impl Sim {
         running: &[&str],
         finished: Vec<TaskFinished>,
     ) -> Vec<String> {
+        self.register_with(name, pool, boot, NodeResources::default(), running, finished)
+    }
+
+    /// A fresh launcher of node `name` with `resources` joins `pool`.
+    fn join(&mut self, name: &str, pool: &str, resources: NodeResources) {
+        assert!(self.register_with(name, pool, "boot", resources, &[], Vec::new()).is_empty());
+    }
+
+    fn register_with(
+        &mut self,
+        name: &str,
+        pool: &str,
+        boot: &str,
+        resources: NodeResources,
+        running: &[&str],
+        finished: Vec<TaskFinished>,
+    ) -> Vec<String> {
         let (tx, rx) = unbounded_channel();
         let hello = Hello {
             name: name.into(),
             address: "10.0.0.1".into(),
             pool: pool.into(),
-            resources: Default::default(),
+            resources,
             root_dir: "/var/gangway".into(),
             running: running.iter().map(|a| id(a)).collect(),
             finished,

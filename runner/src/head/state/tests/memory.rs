@@ -1,10 +1,9 @@
 //! Memory in allocations: a pool's default memory per CPU, `--mem`, `--mem=0`, as the head
 //! records and sends them.
 
-use gangway_api::messages::{HeadMessage, Hello};
+use gangway_api::messages::HeadMessage;
 use gangway_api::slurm::SlurmSubmit;
 use gangway_api::*;
-use tokio::sync::mpsc::unbounded_channel;
 
 use super::Sim;
 
@@ -19,20 +18,7 @@ fn cluster(per_cpu: Option<u64>) -> Sim {
         ..Default::default()
     };
     sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
-    let (tx, rx) = unbounded_channel();
-    let hello = Hello {
-        name: "node1".into(),
-        address: "10.0.0.1".into(),
-        pool: "default".into(),
-        resources: NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, ..Default::default() },
-        root_dir: "/var/gangway".into(),
-        running: Vec::new(),
-        finished: Vec::new(),
-        boot_id: "boot".into(),
-        topology: None,
-    };
-    let (generation, _) = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
-    sim.conns.insert("node1".into(), (rx, generation));
+    sim.join("node1", "default", NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, ..Default::default() });
     sim
 }
 

@@ -1,15 +1,13 @@
 //! A multi-node Slurm job with GPUs: every node's start names that node's own GPUs.
 
-use gangway_api::messages::{HeadMessage, Hello};
+use gangway_api::messages::HeadMessage;
 use gangway_api::slurm::SlurmSubmit;
 use gangway_api::*;
-use tokio::sync::mpsc::unbounded_channel;
 
 use super::Sim;
 
 /// Node `name` joins pool `default` with these (index, model) GPUs.
 fn gpu_node(sim: &mut Sim, name: &str, gpus: &[(u32, &str)]) {
-    let (tx, rx) = unbounded_channel();
     let mut resources = NodeResources { cpus: 4, cores: 4, memory_bytes: 1 << 30, ..Default::default() };
     for (index, model) in gpus {
         resources.gpus.push(gangway_topology::Gpu {
@@ -19,19 +17,7 @@ fn gpu_node(sim: &mut Sim, name: &str, gpus: &[(u32, &str)]) {
             pci_bus_id: String::new(),
         });
     }
-    let hello = Hello {
-        name: name.into(),
-        address: "10.0.0.1".into(),
-        pool: "default".into(),
-        resources,
-        root_dir: "/var/gangway".into(),
-        running: Vec::new(),
-        finished: Vec::new(),
-        boot_id: "boot".into(),
-        topology: None,
-    };
-    let (generation, _) = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap();
-    sim.conns.insert(name.into(), (rx, generation));
+    sim.join(name, "default", resources);
 }
 
 #[test]
