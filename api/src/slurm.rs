@@ -284,6 +284,12 @@ pub struct SlurmSubmit {
     /// `-G/--gpus`: GPUs for the whole job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
+    /// `--mem-per-gpu` in MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_per_gpu_mb: Option<u64>,
+    /// `--cpus-per-gpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_gpu: Option<u32>,
     /// The GPU type asked for (`--gres=gpu:h100:2`): a node's GPUs must have it in their
     /// name, ignoring case.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -198,7 +198,7 @@ pub struct JobOptions {
     pub ntasks: Option<u32>,
     pub ntasks_per_node: Option<u32>,
     pub cpus_per_task: Option<u32>,
-    pub cpus_per_gpu: bool,
+    pub cpus_per_gpu: Option<u32>,
     pub time_limit: Option<TimeLimit>,
     pub mem: Option<u64>,
     pub mem_per_cpu: Option<u64>,
@@ -251,9 +251,7 @@ impl JobOptions {
             Opt::Chdir => self.chdir = Some(v),
             Opt::Constraint => self.constraint = Some(v),
             Opt::CpusPerGpu => {
-                values::positive_int(name, &v)?;
-                self.cpus_per_gpu = true;
-                self.warn("--cpus-per-gpu is accepted but ignored");
+                self.cpus_per_gpu = Some(values::positive_int(name, &v)?);
             }
             Opt::CpusPerTask => self.cpus_per_task = Some(values::positive_int(name, &v)?),
             Opt::Deadline => {
@@ -302,7 +300,6 @@ impl JobOptions {
             Opt::MemPerCpu => self.mem_per_cpu = Some(values::megabytes(name, &v)?),
             Opt::MemPerGpu => {
                 self.mem_per_gpu = Some(values::megabytes(name, &v)?);
-                self.warn("--mem-per-gpu is accepted but ignored");
             }
             Opt::Nodes => self.nodes = Some(values::node_count(&v)?),
             Opt::Ntasks => self.ntasks = Some(values::positive_int(name, &v)?),

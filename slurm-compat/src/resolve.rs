@@ -29,6 +29,9 @@ pub struct Resolved {
     pub nodes: NodeRange,
     /// `-n/--ntasks`; without it, nodes × `--ntasks-per-node`, else 1.
     pub ntasks: u32,
+    /// `--cpus-per-gpu`: CPUs for each GPU the job gets on a node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus_per_gpu: Option<u32>,
     /// `--ntasks-per-node`.
     pub ntasks_per_node: Option<u32>,
     /// `-c/--cpus-per-task` (default 1).
@@ -80,13 +83,16 @@ pub struct NodeRange {
     pub max: Option<u32>,
 }
 
-/// Memory per node or per CPU, in megabytes (one of the two is set).
+/// Memory per node, per CPU or per GPU, in megabytes (one of them is set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MemoryRequest {
     /// `--mem`.
     pub per_node: Option<u64>,
     /// `--mem-per-cpu`.
     pub per_cpu: Option<u64>,
+    /// `--mem-per-gpu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_gpu: Option<u64>,
 }
 
 /// What sbatch itself does with a job beyond describing it.
@@ -248,15 +254,16 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
         .output
         .take()
         .unwrap_or_else(|| if array.is_some() { DEFAULT_ARRAY_OUTPUT } else { DEFAULT_OUTPUT }.to_string());
-    let mem_mb = match (o.mem, o.mem_per_cpu) {
-        (None, None) => None,
-        (per_node, per_cpu) => Some(MemoryRequest { per_node, per_cpu }),
+    let mem_mb = match (o.mem, o.mem_per_cpu, o.mem_per_gpu) {
+        (None, None, None) => None,
+        (per_node, per_cpu, per_gpu) => Some(MemoryRequest { per_node, per_cpu, per_gpu }),
     };
     Ok(Resolved {
         nodes: NodeRange { min, max },
         ntasks,
         ntasks_per_node: o.ntasks_per_node,
         cpus_per_task: o.cpus_per_task.unwrap_or(1),
+        cpus_per_gpu: o.cpus_per_gpu,
         gpus,
         mem_mb,
         time_limit_s: o.time_limit.and_then(TimeLimit::as_secs),

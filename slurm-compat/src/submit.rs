@@ -138,6 +138,8 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
         cpus_given: sub.cpus_given,
         mem_per_node_mb: resolved.mem_mb.and_then(|m| m.per_node),
         mem_per_cpu_mb: resolved.mem_mb.and_then(|m| m.per_cpu),
+        mem_per_gpu_mb: resolved.mem_mb.and_then(|m| m.per_gpu),
+        cpus_per_gpu: resolved.cpus_per_gpu,
         gres: resolved.gpus.as_ref().map(|g| {
             let n = g.per_node.or(g.per_job).or(g.per_task).unwrap_or(0);
             match &g.gpu_type {

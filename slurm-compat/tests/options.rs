@@ -131,6 +131,8 @@ fn memory() {
     check("#SBATCH --mem=1024K", &[], "mem_mb", json!({"per_node": 1, "per_cpu": null}));
     check("#SBATCH --mem=16gb", &[], "mem_mb", json!({"per_node": 16_384, "per_cpu": null}));
     check("", &["--mem-per-cpu=2000M"], "mem_mb", json!({"per_node": null, "per_cpu": 2000}));
+    check("", &["--mem-per-gpu=8G"], "mem_mb", json!({"per_node": null, "per_cpu": null, "per_gpu": 8192}));
+    check("#SBATCH --cpus-per-gpu=6", &[], "cpus_per_gpu", json!(6));
     check_err(
         "#SBATCH --mem=4G",
         &["--mem-per-cpu=1G"],

@@ -519,13 +519,17 @@ impl HeadState {
     }
 }
 
-/// What a Slurm job asks of each of its nodes: the busiest node's CPUs, `--mem` (or
-/// `--mem-per-cpu` × those CPUs; `--mem=0` is all of the node's memory), its GPUs per node
-/// (of the type), or the whole node with `--exclusive`.
+/// What a Slurm job asks of each of its nodes: the busiest node's CPUs (at least
+/// `--cpus-per-gpu` × its GPUs), `--mem` (or `--mem-per-cpu` × those CPUs, or `--mem-per-gpu`
+/// × its GPUs; `--mem=0` is all of the node's memory), its GPUs per node (of the type), or the
+/// whole node with `--exclusive`.
 pub(crate) fn slurm_resources(r: &SlurmSubmit) -> TaskResources {
-    let cpus = cpus_per_node(r).into_iter().max().unwrap_or(1);
-    let memory_mib = r.mem_per_node_mb.or(r.mem_per_cpu_mb.map(|m| m.saturating_mul(u64::from(cpus))));
     let gpus = r.gpus_per_node.filter(|g| *g > 0);
+    // `--cpus-per-gpu` raises the node's CPUs to that many for each of its GPUs.
+    let for_gpus = r.cpus_per_gpu.zip(gpus).map_or(0, |(c, g)| c.saturating_mul(g));
+    let cpus = cpus_per_node(r).into_iter().max().unwrap_or(1).max(for_gpus);
+    let per_gpu = r.mem_per_gpu_mb.zip(gpus).map(|(m, g)| m.saturating_mul(u64::from(g)));
+    let memory_mib = r.mem_per_node_mb.or(r.mem_per_cpu_mb.map(|m| m.saturating_mul(u64::from(cpus)))).or(per_gpu);
     TaskResources {
         cpus: Some(cpus),
         memory_mib,

@@ -202,6 +202,12 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     if let Some(m) = r.mem_per_node_mb {
         set("SLURM_MEM_PER_NODE", m.to_string());
     }
+    if let Some(m) = r.mem_per_gpu_mb {
+        set("SLURM_MEM_PER_GPU", m.to_string());
+    }
+    if let Some(c) = r.cpus_per_gpu {
+        set("SLURM_CPUS_PER_GPU", c.to_string());
+    }
     set("SLURM_NNODES", nodes.len().to_string());
     set("SLURM_NODEID", "0".into());
     set("SLURM_NODELIST", nodelist);

@@ -79,3 +79,37 @@ fn mem_0_takes_all_of_a_node_s_memory_and_without_a_default_memory_is_not_alloca
     let e = sim.apply(|st, fx| st.add_pool(bad, fx)).unwrap_err();
     assert!(e.body.message.value.contains("defaultMemoryPerCpuMiB"), "{}", e.body.message.value);
 }
+
+#[test]
+fn per_gpu_requests_size_cpus_and_memory_by_the_node_s_gpus() {
+    let mut sim = Sim::new();
+    let pool = PoolAddParameter { id: "default".into(), task_slots_per_node: Some(16), ..Default::default() };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    let mut resources = NodeResources { cpus: 16, cores: 16, memory_bytes: 4 << 30, ..Default::default() };
+    for index in 0..4 {
+        let gpu =
+            gangway_topology::Gpu { index, name: "NVIDIA H100".into(), uuid: String::new(), pci_bus_id: String::new() };
+        resources.gpus.push(gpu);
+    }
+    sim.join("node1", "default", resources);
+    // 2 GPUs per node, 3 CPUs and 500 MB for each.
+    let mut req: SlurmSubmit = serde_json::from_str(
+        r#"{"name":"g","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
+            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":1,"gpusPerNode":2,
+            "cpusPerGpu":3,"memPerGpuMb":500}"#,
+    )
+    .unwrap();
+    req.partition = Some("default".into());
+    sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
+    let rx = &mut sim.conns.get_mut("node1").unwrap().0;
+    let start = std::iter::from_fn(|| rx.try_recv().ok())
+        .find_map(|m| match m {
+            HeadMessage::StartTask(s) => Some(s),
+            _ => None,
+        })
+        .expect("started");
+    let a = start.allocation.as_ref().unwrap();
+    assert_eq!((a.cpus.len(), a.memory_mib, a.gpus.len()), (6, 1000, 2), "{a:?}");
+    let var = |k: &str| start.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!((var("SLURM_CPUS_PER_GPU"), var("SLURM_MEM_PER_GPU")), (Some("3"), Some("500")));
+}
