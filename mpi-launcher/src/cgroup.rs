@@ -76,6 +76,8 @@ pub enum CgroupVersion {
 const PIDS: u8 = 1;
 const CPUSET: u8 = 2;
 const MEMORY: u8 = 4;
+/// v1 only: v2 controls devices with BPF programs, not files.
+const DEVICES: u8 = 8;
 const ALL: u8 = PIDS | CPUSET | MEMORY;
 
 /// One directory of a (node or task) cgroup; on v1 there is one per hierarchy, and `ctl` says
@@ -125,7 +127,7 @@ fn parse_mountinfo(text: &str) -> (Vec<Dir>, Option<PathBuf>) {
             v2 = Some(path);
         } else if fstype == "cgroup" {
             let has = |c: &str, bit: u8| bit * u8::from(opts.split(',').any(|o| o == c));
-            let ctl = has("pids", PIDS) | has("cpuset", CPUSET) | has("memory", MEMORY);
+            let ctl = has("pids", PIDS) | has("cpuset", CPUSET) | has("memory", MEMORY) | has("devices", DEVICES);
             // A hierarchy mounted twice must be used once, or the second mkdir would "reuse"
             // the first directory and wipe it.
             if ctl != 0 && v1.iter().all(|d| d.ctl & ctl == 0) {
@@ -360,11 +362,21 @@ impl NodeCgroups {
     /// A child cgroup for one task; a stale one of the same name is killed and recreated.
     /// On v1 only the `pids` hierarchy is used (tracking is all a task needs by default, and
     /// each extra hierarchy costs a mkdir/rmdir per task); `with_cpuset` adds `cpuset` for
-    /// tasks that are bound to CPUs, `with_memory` adds `memory` for tasks with a limit.
-    pub fn create_task(&self, name: &str, with_cpuset: bool, with_memory: bool) -> Result<TaskCgroup, CgroupError> {
+    /// tasks that are bound to CPUs, `with_memory` adds `memory` for tasks with a limit, and
+    /// `with_devices` adds `devices` (v1) for tasks kept off some of the node's devices.
+    pub fn create_task(
+        &self,
+        name: &str,
+        with_cpuset: bool,
+        with_memory: bool,
+        with_devices: bool,
+    ) -> Result<TaskCgroup, CgroupError> {
         check_name(name)?;
         let mut task = TaskCgroup { version: self.version, dirs: Vec::new() };
-        let want = PIDS | if with_cpuset { CPUSET } else { 0 } | if with_memory { MEMORY } else { 0 };
+        let want = PIDS
+            | if with_cpuset { CPUSET } else { 0 }
+            | if with_memory { MEMORY } else { 0 }
+            | if with_devices { DEVICES } else { 0 };
         let has_pids = self.dirs.iter().any(|d| d.ctl & PIDS != 0);
         let use_dir = |d: &&Dir| self.version == CgroupVersion::V2 || !has_pids || d.ctl & want != 0;
         for nd in self.dirs.iter().filter(use_dir) {
@@ -478,6 +490,18 @@ impl TaskCgroup {
         };
         // The newline makes an empty list a real write (clearing), not a zero-length no-op.
         write_str(&d.join("cpuset.cpus"), &(format_cpu_list(cpus) + "\n"))
+    }
+
+    /// Denies it the character devices `(major, minor)` (v1's devices controller; on v2 that
+    /// takes a BPF program, which gangway does not load: Unavailable).
+    pub fn deny_char_devices(&self, devices: &[(u32, u32)]) -> Result<(), CgroupError> {
+        let Some(d) = self.dir_with(DEVICES).filter(|_| self.version == CgroupVersion::V1) else {
+            return Err(CgroupError::Unavailable("no devices controller (v1)".to_string()));
+        };
+        for (major, minor) in devices {
+            write_str(&d.join("devices.deny"), &format!("c {major}:{minor} rwm"))?;
+        }
+        Ok(())
     }
 
     /// At most `n` processes and threads at once (forks past it fail with EAGAIN).
@@ -643,7 +667,7 @@ mod tests {
     fn join_track_kill(node: NodeCgroups) {
         let reaper = Reaper::new();
         eprintln!("{:?} node dirs {:?}", node.version(), node.paths());
-        let task = node.create_task("t1", true, false).unwrap();
+        let task = node.create_task("t1", true, false, false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let pids = task.pids();
         assert!(pids.contains(&(child.0.id() as i32)), "{pids:?}");
@@ -701,7 +725,7 @@ mod tests {
     #[test]
     fn cpus_memory_and_add_pid() {
         let Some(node) = node("cpus") else { return };
-        let task = node.create_task("t2", true, false).unwrap();
+        let task = node.create_task("t2", true, false, false).unwrap();
         let all = task.cpus().expect("cpuset in use");
         assert!(!all.is_empty());
         task.set_cpus(&all[..1]).unwrap();
@@ -720,14 +744,14 @@ mod tests {
     #[test]
     fn stale_node_dir_is_reused_and_cleaned() {
         let Some(first) = node("stale") else { return };
-        let task = first.create_task("old", false, false).unwrap();
+        let task = first.create_task("old", false, false, false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let old_dirs = owned(task.paths());
         // Like a restart after a crash: the dirs and a task process are still there.
         let second = node("stale").unwrap();
         assert_eq!(child.0.wait().unwrap().signal(), Some(SIGKILL));
         assert!(old_dirs.iter().all(|d| !d.exists()), "{old_dirs:?}");
-        let t = second.create_task("old", false, false).unwrap();
+        let t = second.create_task("old", false, false, false).unwrap();
         assert!(t.pids().is_empty());
         // The first handles now only find already-removed dirs, which their drops tolerate.
         drop((t, second, task, first));

@@ -78,7 +78,12 @@ pub(crate) struct Limits {
     pub memory_bytes: u64,
     /// The most processes and threads it may have at once (0: no limit).
     pub pids_max: u64,
+    /// The node's GPUs (indices) it must not open: every one not in its allocation.
+    pub deny_gpus: Vec<u32>,
 }
+
+/// The character-device major number of NVIDIA GPUs (`/dev/nvidiaN` is `195:N`).
+const NVIDIA_MAJOR: u32 = 195;
 
 /// What makes a process an MPI rank.
 #[derive(Debug, Clone)]
@@ -448,7 +453,12 @@ impl Executor {
             mems = self.host_mems.clone();
         }
         cpus.sort_unstable();
-        Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20), pids_max }
+        // A task that asked for resources keeps off the GPUs it was not given; a slots-only
+        // one (nothing allocated) sees the node as Azure Batch shows it.
+        let asked = !a.cpus.is_empty() || !a.gpus.is_empty() || a.memory_mib > 0;
+        let node_gpus = self.topology.iter().flat_map(|t| &t.gpus).map(|g| g.index).filter(|_| asked);
+        let deny_gpus = node_gpus.filter(|g| !a.gpus.contains(g)).collect();
+        Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20), pids_max, deny_gpus }
     }
 
     /// Runs one process to its end: its directories and log files, its own process group
@@ -483,7 +493,8 @@ impl Executor {
     pub(crate) fn new_cgroup_on(&self, prefix: char, limits: &Limits) -> Result<Option<TaskCgroup>, Outcome> {
         let Some(cg) = &self.cgroups else { return Ok(None) };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let made = cg.create_task(&format!("{prefix}{n}"), !limits.cpus.is_empty(), limits.memory_bytes > 0);
+        let devices = !limits.deny_gpus.is_empty() && cg.version() == crate::cgroup::CgroupVersion::V1;
+        let made = cg.create_task(&format!("{prefix}{n}"), !limits.cpus.is_empty(), limits.memory_bytes > 0, devices);
         if let Ok(task) = &made {
             if !limits.cpus.is_empty() {
                 let set = task.set_cpus(&limits.cpus).and_then(|()| match limits.mems.is_empty() {
@@ -492,6 +503,12 @@ impl Executor {
                 });
                 if let Err(e) = set {
                     tracing::warn!(error = %e, "cannot restrict the task's cpuset; ranks are bound by affinity only");
+                }
+            }
+            if devices {
+                let denied: Vec<(u32, u32)> = limits.deny_gpus.iter().map(|g| (NVIDIA_MAJOR, *g)).collect();
+                if let Err(e) = task.deny_char_devices(&denied) {
+                    tracing::warn!(error = %e, "cannot keep the task off the node's other GPUs");
                 }
             }
             if limits.pids_max > 0 {

@@ -306,7 +306,8 @@ impl Executor {
     /// the allocation's memory limit.
     pub(crate) fn rank_limits(&self, start: &StartTask, plan_cpus: Vec<u32>) -> Limits {
         let memory_mib = start.allocation.as_ref().map_or(0, |a| a.memory_mib);
-        let of_plan = gangway_api::NodeAllocation { cpus: plan_cpus, memory_mib, ..Default::default() };
+        let gpus = start.allocation.as_ref().map_or_else(Vec::new, |a| a.gpus.clone());
+        let of_plan = gangway_api::NodeAllocation { cpus: plan_cpus, memory_mib, gpus, ..Default::default() };
         self.limits_of(Some(&of_plan))
     }
 }

@@ -331,6 +331,7 @@ pub fn leftover_cgroups(node: &str, root: &Path) -> Vec<PathBuf> {
         "/sys/fs/cgroup/pids",
         "/sys/fs/cgroup/cpuset",
         "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/devices",
         "/sys/fs/cgroup/unified",
     ] {
         let p = Path::new(root).join(format!("gangway.{node}"));

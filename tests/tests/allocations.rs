@@ -334,3 +334,35 @@ fn a_task_cannot_fork_past_the_pids_limit() {
     let failed: u32 = out.trim().trim_start_matches("failed ").parse().unwrap_or_else(|_| panic!("{out}"));
     assert!(failed >= 40 - 16, "at most 16 processes at once: {out}");
 }
+
+#[test]
+fn a_task_can_open_only_its_own_gpus() {
+    // Device nodes as the NVIDIA driver makes them (`/dev/nvidiaN` is 195:N); with no driver
+    // here, opening an allowed one fails with ENXIO, a denied one with EPERM (the cgroup).
+    let devs = tempfile::tempdir().unwrap();
+    for gpu in 0..8u32 {
+        let path = std::ffi::CString::new(devs.path().join(format!("nvidia{gpu}")).to_str().unwrap()).unwrap();
+        // SAFETY: mknod(2) with a valid path; makedev(195, gpu).
+        let made = unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(195, gpu)) };
+        assert_eq!(made, 0, "mknod: {}", std::io::Error::last_os_error());
+    }
+    let xml = topology_fixture("dgx_like.xml");
+    let cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let mut c = cluster.client();
+    job(&mut c, "devs");
+    let probe = format!(
+        "python3 -c 'import os\nfor g in range(8):\n    try:\n        os.open(\"{}/nvidia%d\" % g, os.O_RDWR)\n        print(g, \"open\")\n    except OSError as e:\n        print(g, os.strerror(e.errno))'",
+        devs.path().display()
+    );
+    c.add_task("devs", &task("t", &probe, gpus(1, 2))).unwrap();
+    let t = wait_done(&mut c, "devs", "t");
+    let mine = &t.allocation[0].gpus;
+    let out = stdout(&mut c, "devs", "t");
+    for line in out.lines() {
+        let (gpu, what) = line.split_once(' ').unwrap();
+        let gpu: u32 = gpu.parse().unwrap();
+        let denied = what == "Operation not permitted";
+        assert_eq!(denied, !mine.contains(&gpu), "GPU {gpu} ({what}); the task has {mine:?}\n{out}");
+    }
+    assert_eq!(out.lines().count(), 8, "{out}");
+}
