@@ -313,6 +313,11 @@ impl Scheduler {
                 let shape = Shape { slots, need, gang };
                 p.queue.push(order, task, shape);
                 self.queued.insert(task, (pool, order, shape));
+                // One more task of a shape that fits nowhere, with nothing freed since it was
+                // tried, can start nothing: no pass.
+                if p.queue.blocked(shape) == Some(p.freed_end()) {
+                    return;
+                }
                 self.schedule_pool(pool, out);
             }
             Event::TaskWithdrawn { task } => {

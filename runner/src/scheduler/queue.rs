@@ -129,6 +129,12 @@ impl Queue {
         })
     }
 
+    /// The capacity gain since which `shape` has fit no node, if it is blocked.
+    pub fn blocked(&self, shape: Shape) -> Option<u64> {
+        let slot = *self.slots.get(&shape)?;
+        self.shapes[slot].as_ref()?.blocked
+    }
+
     /// Marks the shape at `slot` as fitting no node since capacity gain `pos` (or not).
     pub fn set_blocked(&mut self, slot: Slot, pos: Option<u64>) {
         if let Some(q) = self.shapes.get_mut(slot).and_then(Option::as_mut) {
