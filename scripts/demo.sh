@@ -20,7 +20,9 @@ echo; echo "submitted job $JOB (6 tasks); waiting for it"
 $G wait "$JOB"
 echo; $G task list "$JOB"
 echo; echo "per-node placement:"
-$G --json task list "$JOB" | grep -o '"nodeId": *"[^"]*"' | sort | uniq -c | sed 's/"nodeId": *//'
+$G --json task list "$JOB" | python3 -c 'import collections, json, sys
+for node, n in sorted(collections.Counter(t["nodeInfo"]["nodeId"] for t in json.load(sys.stdin)).items()):
+    print(f"{n:7d} {node}")'
 echo; echo "task output:"
 for t in 1 2 3 4 5 6; do $G task logs "$JOB" "$t"; done
 echo; $G job show "$JOB"
