@@ -350,6 +350,7 @@ impl Executor {
 
     /// Places MPI ranks on `topology` (without one, ranks run unbound).
     pub fn with_topology(mut self, topology: Option<gangway_topology::model::NodeTopology>) -> Executor {
+        self.layout.has_gpus = topology.as_ref().is_some_and(|t| !t.gpus.is_empty());
         self.topology = topology;
         self
     }
@@ -646,7 +647,10 @@ impl Executor {
             unsafe { libc::kill(-pg, libc::SIGKILL) };
         }
         let max_rss = cgroup.and_then(TaskCgroup::memory_peak).or(status.as_ref().ok().map(|e| e.max_rss_bytes));
-        let oom_killed = cgroup.and_then(TaskCgroup::oom_kills).is_some_and(|n| n > 0);
+        // Only a failed process counts: a child the kernel killed whose parent went on is not
+        // the task's end.
+        let failed = status.as_ref().is_ok_and(|e| e.code != 0);
+        let oom_killed = failed && cgroup.and_then(TaskCgroup::oom_kills).is_some_and(|n| n > 0);
         let end = Timestamp::now();
         let exit_code = status.as_ref().ok().map(|e| e.code);
         let failure = match stopped {

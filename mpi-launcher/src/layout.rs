@@ -12,6 +12,8 @@ pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup"
 pub struct NodeLayout {
     /// `AZ_BATCH_NODE_ROOT_DIR`.
     pub root: PathBuf,
+    /// Whether the node has GPUs (a task given none of them is told so).
+    pub has_gpus: bool,
 }
 
 impl NodeLayout {
@@ -20,7 +22,7 @@ impl NodeLayout {
         for d in NODE_DIRS {
             std::fs::create_dir_all(root.join(d))?;
         }
-        Ok(NodeLayout { root: root.to_path_buf() })
+        Ok(NodeLayout { root: root.to_path_buf(), has_gpus: false })
     }
 
     /// `workitems/<job>/job-1/<task>`: the task directory (`AZ_BATCH_TASK_DIR`).
@@ -46,13 +48,18 @@ impl NodeLayout {
         ]);
         // The job's and the task's settings come last and win.
         env.extend(start.env.iter().cloned());
-        // Its GPUs, by index in PCI bus order (as gangway numbers them), whatever it set.
-        if let Some(a) = start.allocation.as_ref().filter(|a| !a.gpus.is_empty()) {
-            let list = a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-            for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
-                env.push((k.to_owned(), list.clone()));
+        // Its GPUs, by index in PCI bus order (as gangway numbers them), whatever it set; a
+        // task that asked for resources but no GPU, on a GPU node, is shown none (where the
+        // devices controller cannot keep it off them, this is what does).
+        if let Some(a) = start.allocation.as_ref() {
+            let asked = !a.cpus.is_empty() || a.memory_mib > 0;
+            if !a.gpus.is_empty() || (asked && self.has_gpus) {
+                let list = a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+                for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
+                    env.push((k.to_owned(), list.clone()));
+                }
+                env.push(("CUDA_DEVICE_ORDER".to_owned(), "PCI_BUS_ID".to_owned()));
             }
-            env.push(("CUDA_DEVICE_ORDER".to_owned(), "PCI_BUS_ID".to_owned()));
         }
         env
     }
@@ -106,7 +113,7 @@ mod tests {
 
     #[test]
     fn environment_follows_the_reference() {
-        let layout = NodeLayout { root: PathBuf::from("/r") };
+        let layout = NodeLayout { root: PathBuf::from("/r"), has_gpus: false };
         let start = StartTask {
             id: AttemptId { job: "j1".into(), task: "t1".into(), attempt: 2 },
             pool: "p".into(),
@@ -137,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_start_task_runs_in_startup_without_a_job() {
-        let layout = NodeLayout { root: PathBuf::from("/r") };
+        let layout = NodeLayout { root: PathBuf::from("/r"), has_gpus: false };
         let start = RunStartTask {
             pool: "p".into(),
             command_line: "x".into(),

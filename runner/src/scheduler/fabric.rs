@@ -33,6 +33,11 @@ pub(super) struct PoolFabric {
 }
 
 impl PoolFabric {
+    /// Whether the index exists (a failed rebuild leaves none: gangs then go by node order).
+    pub fn is_built(&self) -> bool {
+        self.index.is_some()
+    }
+
     /// The pool's nodes changed: rebuild before the next decision.
     pub fn invalidate(&mut self) {
         self.index = None;

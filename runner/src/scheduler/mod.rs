@@ -325,6 +325,8 @@ impl Scheduler {
                     if let Some(p) = self.pools.get_mut(&pool) {
                         p.queue.remove(order, shape);
                     }
+                    // A shape gone from ahead of others may let the look-past reach one that fits.
+                    self.schedule_pool(pool, out);
                 }
             }
             Event::TaskReleased { task, node } => {
@@ -411,7 +413,7 @@ impl Scheduler {
                             };
                             let found = freed
                                 .filter(roomy)
-                                .find_map(|k| Self::place_on(pool, k, &q.shape, need, all, &self.nodes));
+                                .find_map(|k| Self::place_on(pool, k, task, &q.shape, need, all, &self.nodes));
                             match found {
                                 Some(found) => {
                                     next = Some((key, slot, q.shape, task, Some(found)));
@@ -447,12 +449,13 @@ impl Scheduler {
             let found = match (placed, shape.gang) {
                 (Some((node, grant)), _) => Found::Placed(Decision::Start { task, node, grant }),
                 (None, Some(n)) => {
-                    match Self::place_gang(p, pool, n, shape.slots, need, &self.nodes, self.fabric.as_deref()) {
-                        Some(nodes) => Found::Placed(Decision::StartGang { task, nodes }),
-                        None => Found::NoFit,
+                    match Self::place_gang(p, pool, task, n, shape.slots, need, &self.nodes, self.fabric.as_deref()) {
+                        Found::Placed(nodes) => Found::Placed(Decision::StartGang { task, nodes }),
+                        Found::NoFit => Found::NoFit,
+                        Found::GaveUp => Found::GaveUp,
                     }
                 }
-                (None, None) => match Self::place_one(p, shape.slots, need, max_free, &self.nodes) {
+                (None, None) => match Self::place_one(p, task, shape.slots, need, max_free, &self.nodes) {
                     Found::Placed((node, grant)) => Found::Placed(Decision::Start { task, node, grant }),
                     Found::NoFit => Found::NoFit,
                     Found::GaveUp => Found::GaveUp,
@@ -491,10 +494,11 @@ impl Scheduler {
         }
     }
 
-    /// A one-node `shape` on node `k` of `pool`, if it fits there now.
+    /// A one-node `shape` (its first task `task`) on node `k` of `pool`, if it fits there now.
     fn place_on(
         pool: PoolKey,
         k: NodeKey,
+        task: TaskKey,
         shape: &Shape,
         need: Option<&Need>,
         all_slots: u32,
@@ -502,7 +506,7 @@ impl Scheduler {
     ) -> Option<(NodeKey, Grant)> {
         let n = nodes.get(&k)?;
         let slots = if need.is_some_and(|x| x.whole) { all_slots } else { shape.slots };
-        if n.pool != pool || n.index_key().is_none() || n.free < slots {
+        if n.pool != pool || n.index_key().is_none() || n.free < slots || n.held.contains_key(&task) {
             return None;
         }
         match need {
@@ -521,6 +525,7 @@ impl Scheduler {
         grant: &Grant,
     ) {
         let n = nodes.get_mut(&node).expect("placed on a known node");
+        debug_assert!(!n.held.contains_key(&task), "a task is never placed where it still holds something");
         let before = n.index_key();
         n.free -= slots.min(n.free);
         let taken = n.avail.take(&n.inventory, grant);
@@ -530,9 +535,12 @@ impl Scheduler {
         p.fabric.update(n.place, n);
     }
 
-    /// The node `slots` (and `need`) go to, as the pool's fill type says, and what it gives.
+    /// The node `slots` (and `need`) of `task` go to, as the pool's fill type says, and what
+    /// it gives. A node where the task still holds something (its previous attempt has not
+    /// reported its end) is passed over, and then the search gives up rather than finds no fit.
     fn place_one(
         p: &PoolState,
+        task: TaskKey,
         slots: u32,
         need: Option<&Need>,
         max_free: u32,
@@ -541,18 +549,31 @@ impl Scheduler {
         if slots > max_free {
             return Found::NoFit;
         }
+        let mut passed_over = false;
+        let mut free_of = |k: &NodeKey| {
+            let held = nodes[k].held.contains_key(&task);
+            passed_over |= held;
+            !held
+        };
         let Some(need) = need else {
             let found = match p.fill {
                 // Most free slots; among equals the lowest node key, for determinism.
-                Fill::Spread => p.free.range((max_free, 0)..).next().copied(),
-                Fill::Pack => p.free.range((slots, 0)..).next().copied(),
+                Fill::Spread => spread_order(p.free.range((slots, 0)..)).find(|(_, k)| free_of(k)).copied(),
+                Fill::Pack => p.free.range((slots, 0)..).find(|(_, k)| free_of(k)).copied(),
             };
-            return found.map_or(Found::NoFit, |(_, node)| Found::Placed((node, Grant::default())));
+            return match found {
+                Some((_, node)) => Found::Placed((node, Grant::default())),
+                None if passed_over => Found::GaveUp,
+                None => Found::NoFit,
+            };
         };
         let mut probes = 0;
         if need.whole {
             for &(_, k) in p.free.range((p.slots_per_node, 0)..) {
                 let n = &nodes[&k];
+                if !free_of(&k) {
+                    continue;
+                }
                 if let Some(g) = pick(&n.inventory, &n.avail, need) {
                     return Found::Placed((k, g));
                 }
@@ -561,7 +582,7 @@ impl Scheduler {
                     return Found::GaveUp;
                 }
             }
-            return Found::NoFit;
+            return if passed_over { Found::GaveUp } else { Found::NoFit };
         }
         // Only nodes with the cores and the GPUs: buckets of at least `need.gpus` free GPUs,
         // each from `least` free cores. Pack: the fewest GPUs free first (keeping GPU nodes
@@ -581,7 +602,7 @@ impl Scheduler {
             };
             for &(_, k) in &mut order {
                 let n = &nodes[&k];
-                if n.free >= slots && n.avail.could_fit(&n.inventory, need) {
+                if n.free >= slots && n.avail.could_fit(&n.inventory, need) && free_of(&k) {
                     if let Some(g) = pick(&n.inventory, &n.avail, need) {
                         return Found::Placed((k, g));
                     }
@@ -592,31 +613,44 @@ impl Scheduler {
                 }
             }
         }
-        Found::NoFit
+        if passed_over {
+            Found::GaveUp
+        } else {
+            Found::NoFit
+        }
     }
 
     /// `n` nodes at once, each with `slots` free and `need` met (with no need: whole idle
     /// nodes). On the fabric, the gang `select_gang` finds on the pool's incremental index
     /// (nodes under the lowest common switch, on the fewest leaves); without one, or when
     /// the need does not fit the nodes it picked (a GPU type), the lowest keys that fit.
+    #[allow(clippy::too_many_arguments)]
     fn place_gang(
         p: &mut PoolState,
         pool: PoolKey,
+        task: TaskKey,
         n: u32,
         slots: u32,
         need: Option<&Need>,
         nodes: &KeyMap<NodeKey, NodeState>,
         fabric: Option<&gangway_topology::fabric::Fabric>,
-    ) -> Option<Vec<(NodeKey, Grant)>> {
+    ) -> Found<Vec<(NodeKey, Grant)>> {
         const WHOLE: Need =
             Need { cpus: 0, cores: 0, memory_mib: 0, all_memory: false, gpus: 0, gpu_type: None, whole: true };
         let need = need.unwrap_or(&WHOLE);
         if n == 0 {
-            return None;
+            return Found::NoFit;
         }
         let least = if need.whole { p.slots_per_node } else { slots.max(1) };
+        // Nodes still held by the task's previous attempt are passed over (and then a miss is
+        // not final: they come back when it reports).
+        let passed_over = std::cell::Cell::new(false);
         let place = |k: NodeKey| {
             let node = &nodes[&k];
+            if node.held.contains_key(&task) {
+                passed_over.set(true);
+                return None;
+            }
             (node.free >= least).then(|| pick(&node.inventory, &node.avail, need)).flatten().map(|g| (k, g))
         };
         if let Some(f) = fabric.filter(|_| p.unplaced == 0) {
@@ -628,9 +662,15 @@ impl Scheduler {
                 per_node: NodeNeed { resources: per_node, exclusive: need.whole, ..Default::default() },
                 max_leaves: None,
             };
-            let keys = p.fabric.select(f, pool, nodes, &req)?;
-            if let Some(gang) = keys.iter().map(|k| place(*k)).collect::<Option<Vec<_>>>() {
-                return Some(gang);
+            match p.fabric.select(f, pool, nodes, &req) {
+                Some(keys) => {
+                    if let Some(gang) = keys.iter().map(|k| place(*k)).collect::<Option<Vec<_>>>() {
+                        return Found::Placed(gang);
+                    }
+                }
+                // No gang by what the nodes have free: none by node order either.
+                None if p.fabric.is_built() => return Found::NoFit,
+                None => {}
             }
         }
         let mut fit = Vec::with_capacity(n as usize);
@@ -640,11 +680,11 @@ impl Scheduler {
             }
         }
         if fit.len() < n as usize {
-            return None;
+            return if passed_over.get() { Found::GaveUp } else { Found::NoFit };
         }
         fit.sort_by_key(|(k, _)| *k);
         fit.truncate(n as usize);
-        Some(fit)
+        Found::Placed(fit)
     }
 
     /// Nodes of `pool` that could ever hold a gang instance (every node, busy or not).

@@ -357,8 +357,15 @@ fn a_whole_node_task_takes_every_slot_and_core() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Submit { cpus: u32, mem: u64, gpus: u32, gang: Option<u32> },
+    Submit {
+        cpus: u32,
+        mem: u64,
+        gpus: u32,
+        gang: Option<u32>,
+    },
     Release(usize),
+    /// A running task queued again (a retry or requeue) before its old attempt's release.
+    Requeue(usize),
     Restart(NodeKey),
 }
 
@@ -368,6 +375,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
             4 => (0u32..24, 0u64..900, 0u32..4, prop::option::weighted(0.2, 1u32..4))
                 .prop_map(|(cpus, mem, gpus, gang)| Op::Submit { cpus, mem, gpus, gang }),
             4 => (0usize..64).prop_map(Op::Release),
+            1 => (0usize..64).prop_map(Op::Requeue),
             1 => (1u32..4).prop_map(Op::Restart),
         ],
         1..150,
@@ -401,6 +409,15 @@ proptest! {
                     }
                 }
                 Op::Release(_) => {}
+                Op::Requeue(i) if !live.is_empty() => {
+                    let (task, parts) = live.swap_remove(i % live.len());
+                    let order = QueueKey::new(0, 1, task);
+                    sim.ev(Event::TaskQueued { task, pool: 0, order, slots: 1, need: need(4, 100, 1), gang: None });
+                    for (node, _) in parts {
+                        sim.release(task, node);
+                    }
+                }
+                Op::Requeue(_) => {}
                 Op::Restart(node) => {
                     sim.ev(Event::NodeDown { node });
                     let held = live
@@ -476,4 +493,33 @@ fn on_a_fabric_a_partial_gang_goes_where_its_need_fits_under_one_leaf() {
     sim.release(102, 2);
     let g2 = sim.gang_need(4, 1, need(8, 0, 8));
     assert_eq!(sim.take_gang(), (g2, vec![1, 2, 3, 4]), "leaf2's nodes have 7 GPUs left, not 8");
+}
+
+#[test]
+fn a_task_queued_again_is_not_placed_where_its_last_attempt_still_holds_resources() {
+    let mut sim = Sim::with_nodes(8, Fill::Pack, small(4), &[1]);
+    let t = sim.submit_need(0, 1, 1, need(2, 0, 0));
+    let first = sim.take_grants();
+    assert_eq!(first.len(), 1);
+    // A retry queued before the first attempt's release (as the head does): node 1 has room,
+    // but the task still holds part of it, so it waits instead of holding it twice.
+    sim.ev(Event::TaskQueued {
+        task: t,
+        pool: 0,
+        order: QueueKey::new(0, 1, t),
+        slots: 1,
+        need: need(2, 0, 0),
+        gang: None,
+    });
+    assert!(sim.take().is_empty());
+    // Tasks of its shape behind it wait with it (the head releases the old attempt right after).
+    let other = sim.submit_need(0, 1, 1, need(2, 0, 0));
+    assert!(sim.take().is_empty());
+    sim.release(t, 1);
+    let started = sim.take_grants();
+    assert_eq!(started.iter().map(|s| s.0).collect::<Vec<_>>(), vec![t, other]);
+    assert_eq!(started[0].2.cores, first[0].2.cores, "the retry takes what was given back");
+    sim.release(t, 1);
+    sim.release(other, 1);
+    assert_eq!(sim.s.free_resources(1).unwrap().free_cores(), 4, "everything was given back once");
 }

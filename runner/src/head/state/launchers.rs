@@ -106,7 +106,11 @@ impl HeadState {
         let reported: HashSet<&AttemptId> = hello.running.iter().collect();
         let mut running = HashMap::new();
         for key in believed {
-            let Some(id) = self.attempt_of(key) else { continue };
+            let Some(id) = self.attempt_of(key) else {
+                // A deleted job's attempt the node no longer runs (or will be told to kill).
+                self.forget_deleted(key);
+                continue;
+            };
             let is_running = self.task_state(key) == Some(TaskState::Running);
             if is_running && reported.contains(&id) {
                 running.insert(key, self.slots_of(key));
@@ -179,6 +183,12 @@ impl HeadState {
     pub fn finish_attempt(&mut self, node: &str, f: TaskFinished, fx: &mut Effects) {
         if let Some(tx) = self.nodes.get(node).and_then(|n| n.conn.as_ref()).map(|c| c.tx.clone()) {
             fx.sends.push((tx, HeadMessage::Ack { id: f.id.clone() }));
+        }
+        // An attempt of a deleted job: its node gives back what it held, and that is all.
+        if let Some(key) = self.deleted.iter().find(|(_, a)| **a == f.id).map(|(k, _)| *k) {
+            if self.release_deleted(node, key, fx) {
+                return self.maybe_leave(node, fx);
+            }
         }
         // An instance of a multi-instance task: it releases its own node, and ends the task
         // only when it is the primary or it failed.
@@ -298,7 +308,10 @@ impl HeadState {
         if gang {
             self.kill_instances(key, "Requeued", None, fx);
         }
-        let Some((j, tid)) = self.task_mut(key) else { return };
+        let Some((j, tid)) = self.task_mut(key) else {
+            self.forget_deleted(key);
+            return;
+        };
         let t = j.tasks.get_mut(&tid).expect("indexed");
         if t.wire.state != TaskState::Running {
             return;
@@ -327,6 +340,27 @@ impl HeadState {
             self.enqueue(&job, &tid, fx);
         } else {
             self.maybe_complete_job(&job, fx);
+        }
+    }
+
+    /// Gives back what the deleted job's attempt `key` held on `node`; false when it held
+    /// nothing there (then the report is someone else's: a job of the same id made since).
+    fn release_deleted(&mut self, node: &str, key: TaskKey, fx: &mut Effects) -> bool {
+        let Some(n) = self.nodes.get_mut(node) else { return false };
+        if n.running.remove(&key).is_none() {
+            return false;
+        }
+        let node_key = n.key;
+        self.refresh_node(node);
+        self.sched_event(Event::TaskReleased { task: key, node: node_key }, fx);
+        self.forget_deleted(key);
+        true
+    }
+
+    /// Drops the record of deleted attempt `key` once no node holds it.
+    fn forget_deleted(&mut self, key: TaskKey) {
+        if !self.nodes.values().any(|n| n.running.contains_key(&key)) {
+            self.deleted.remove(&key);
         }
     }
 

@@ -151,6 +151,9 @@ pub struct HeadState {
     pub(crate) task_index: HashMap<TaskKey, (String, String)>,
     /// Tasks the store says were running on a node that has not reconnected since the head started.
     pub(crate) awaiting_node: HashMap<String, HashSet<TaskKey>>,
+    /// Attempts of deleted jobs still running when deleted, being killed: their nodes give
+    /// back what they hold when they report the end.
+    pub(crate) deleted: HashMap<TaskKey, gangway_api::messages::AttemptId>,
     /// Nodes whose persisted facts may have changed since the last flush.
     pub(crate) dirty_nodes: HashSet<String>,
     /// Node key → node name (a key always names the same node), so a scheduler decision
@@ -178,6 +181,7 @@ impl HeadState {
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
             awaiting_node: HashMap::new(),
+            deleted: HashMap::new(),
             dirty_nodes: HashSet::new(),
             node_names: HashMap::new(),
             sched: Scheduler::new(),

@@ -264,12 +264,14 @@ impl HeadState {
         let need = super::alloc::task_need_of(&p.resources.clone().unwrap_or_default(), p.mpi.as_ref());
         // A multi-instance task without a need takes whole nodes: each instance holds all of
         // its node's slots; with one, each instance takes its need and its slots.
+        // A whole-node share takes every slot of it too, as the scheduler counts it.
         let (slots, count) = match &p.multi_instance_settings {
             Some(m) => {
                 self.check_multi_instance(&pool.id, m)?;
                 let whole = need.as_ref().is_none_or(|n| n.whole);
                 (if whole { pool.task_slots_per_node } else { slots }, m.number_of_instances)
             }
+            None if need.as_ref().is_some_and(|n| n.whole) => (pool.task_slots_per_node, 1),
             None => (slots, 1),
         };
         if let Some(need) = &need {
@@ -425,7 +427,12 @@ impl HeadState {
         for (key, state) in keys {
             match state {
                 TaskState::Active => self.sched_event(Event::TaskWithdrawn { task: key }, fx),
-                TaskState::Running | TaskState::Preparing => self.kill_task(key, "JobDeleted", fx),
+                TaskState::Running | TaskState::Preparing => {
+                    if let Some(attempt) = self.attempt_of(key) {
+                        self.deleted.insert(key, attempt);
+                    }
+                    self.kill_task(key, "JobDeleted", fx)
+                }
                 TaskState::Completed => {}
             }
         }
@@ -433,7 +440,7 @@ impl HeadState {
         for t in j.tasks.values() {
             self.task_index.remove(&t.key);
             let Some(node) = t.wire.node_info.as_ref().map(|n| &n.node_id) else { continue };
-            // Slots of a still-running task are released when its node reports the kill.
+            // What a still-running task holds is released when its node reports the kill.
             if let Some(conn) = self.nodes.get(node).and_then(|n| n.conn.as_ref()) {
                 let msg = HeadMessage::RemoveTaskDir { job: id.to_owned(), task: t.wire.id.clone() };
                 fx.sends.push((conn.tx.clone(), msg));

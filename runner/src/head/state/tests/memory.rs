@@ -113,3 +113,73 @@ fn per_gpu_requests_size_cpus_and_memory_by_the_node_s_gpus() {
     let var = |k: &str| start.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!((var("SLURM_CPUS_PER_GPU"), var("SLURM_MEM_PER_GPU")), (Some("3"), Some("500")));
 }
+
+/// The scheduler's free cores on `node`.
+fn free_cores(sim: &Sim, node: &str) -> u32 {
+    sim.st.sched.free_resources(sim.st.nodes[node].key).unwrap().free_cores()
+}
+
+/// The last start sent to node1.
+fn last_start(sim: &mut Sim) -> Box<gangway_api::messages::StartTask> {
+    let rx = &mut sim.conns.get_mut("node1").unwrap().0;
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|m| match m {
+            HeadMessage::StartTask(s) => Some(s),
+            _ => None,
+        })
+        .last()
+        .expect("a start")
+}
+
+fn ended(start: &gangway_api::messages::StartTask, code: i32) -> gangway_api::messages::TaskFinished {
+    let now = Timestamp::now();
+    gangway_api::messages::TaskFinished {
+        id: start.id.clone(),
+        exit_code: Some(code),
+        failure: None,
+        start_time: Some(now),
+        end_time: now,
+        max_rss_bytes: None,
+        instance: None,
+    }
+}
+
+#[test]
+fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() {
+    let mut sim = cluster(None);
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, fx)).unwrap();
+    let task = |id: &str, resources: TaskResources| TaskAddParameter {
+        id: id.into(),
+        command_line: "true".into(),
+        resources: Some(resources),
+        constraints: Some(TaskConstraints { max_task_retry_count: Some(1), ..Default::default() }),
+        ..Default::default()
+    };
+    // A retry: the first attempt's cores come back before the retry takes its own.
+    sim.apply(|st, fx| st.add_task("j", task("r", TaskResources { cpus: Some(3), ..Default::default() }), fx)).unwrap();
+    let first = last_start(&mut sim);
+    assert_eq!(free_cores(&sim, "node1"), 1);
+    sim.apply(|st, fx| st.finish_attempt("node1", ended(&first, 1), fx));
+    let retry = last_start(&mut sim);
+    assert_eq!(retry.id.attempt, 2);
+    assert_eq!(free_cores(&sim, "node1"), 1, "the retry holds 3 cores, not 6");
+    sim.apply(|st, fx| st.finish_attempt("node1", ended(&retry, 0), fx));
+    assert_eq!(free_cores(&sim, "node1"), 4);
+
+    // A deleted job's running task gives its cores back when its node reports the kill.
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "d".into(), ..Default::default() }, fx)).unwrap();
+    sim.apply(|st, fx| st.add_task("d", task("all", TaskResources { cpus: Some(4), ..Default::default() }), fx))
+        .unwrap();
+    let doomed = last_start(&mut sim);
+    sim.apply(|st, fx| st.delete_job("d", fx)).unwrap();
+    assert_eq!(free_cores(&sim, "node1"), 0, "held until the node says it is gone");
+    sim.apply(|st, fx| st.finish_attempt("node1", ended(&doomed, 137), fx));
+    assert_eq!(free_cores(&sim, "node1"), 4);
+    assert!(sim.st.deleted.is_empty());
+
+    // A whole-node task holds every slot, as the head records it too.
+    sim.apply(|st, fx| st.add_task("j", task("x", TaskResources { exclusive: true, ..Default::default() }), fx))
+        .unwrap();
+    assert_eq!(sim.st.jobs["j"].tasks["x"].wire.required_slots, 4);
+    assert_eq!(sim.st.nodes["node1"].wire.running_task_slots_count, 4);
+}
