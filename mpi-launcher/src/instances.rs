@@ -72,7 +72,14 @@ impl Executor {
         }
         let mut env = self.layout.task_env(start, &self.node, &self.account_url);
         env.extend(instance_env(plan, &dir));
-        let cgroup = match self.new_cgroup_on('m', &self.limits_of(start.allocation.as_ref())) {
+        // With managed MPI the ranks get their own cgroup with the memory limit; the instance's
+        // (coordination command, agent) is confined to the CPUs only, so the node's share is
+        // not counted twice.
+        let mut limits = self.limits_of(start.allocation.as_ref());
+        if start.mpi.is_some() {
+            limits.memory_bytes = 0;
+        }
+        let cgroup = match self.new_cgroup_on('m', &limits) {
             Ok(c) => Arc::new(c),
             Err(o) => return o,
         };
