@@ -112,9 +112,13 @@ impl HeadState {
             return None;
         }
         // Name what the largest node lacks: the node that falls least short on each amount.
-        let widest = |key: fn(&NodeInventory) -> usize| nodes.iter().map(|n| &n.inventory).max_by_key(|i| key(i));
         let largest = NodeInventory::new(
-            widest(|i| i.cores.len()).map(|i| i.cores.clone()).unwrap_or_default(),
+            nodes
+                .iter()
+                .map(|n| &n.inventory)
+                .max_by_key(|i| i.cores.len())
+                .map(|i| i.cores.clone())
+                .unwrap_or_default(),
             nodes.iter().map(|n| n.inventory.memory_mib).max().unwrap_or(0),
             nodes
                 .iter()
