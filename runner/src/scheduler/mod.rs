@@ -385,48 +385,48 @@ impl Scheduler {
             // Scan without changing anything for the first shape worth a full search or that
             // fits a freed node; what turned out blocked is marked after.
             let mut next = None;
+            let all = p.slots_per_node;
+            let nodes = &self.nodes;
+            let mut roomy = |k: NodeKey, shape: &Shape, need: Option<&Need>| {
+                let room = match rooms.iter().find(|(r, _)| *r == k) {
+                    Some((_, room)) => *room,
+                    None => {
+                        let room = nodes.get(&k).and_then(|n| Room::of(pool, n));
+                        rooms.push((k, room));
+                        room
+                    }
+                };
+                room.is_some_and(|room| room.could_hold(shape, need, all))
+            };
             for (key, slot, q, task) in p.queue.heads_after(cursor) {
                 let need = q.shape.need.map(|i| &self.needs[i as usize]);
-                let fresh = match q.blocked {
-                    Some(pos) if pos == end => None,
+                let look = match q.blocked {
+                    // Nothing was freed since it found no place.
+                    Some(pos) if pos == end => Look::Pass,
+                    // Only the nodes freed since can hold it.
                     Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
-                        Some(freed) => {
-                            let all = p.slots_per_node;
-                            let nodes = &self.nodes;
-                            let roomy = |k: &NodeKey| {
-                                let room = match rooms.iter().find(|(r, _)| r == k) {
-                                    Some((_, room)) => *room,
-                                    None => {
-                                        let room = nodes.get(k).and_then(|n| Room::of(pool, n));
-                                        rooms.push((*k, room));
-                                        room
-                                    }
-                                };
-                                room.is_some_and(|room| room.could_hold(&q.shape, need, all))
-                            };
-                            let found = freed
-                                .filter(roomy)
-                                .find_map(|k| Self::place_on(pool, k, task, &q.shape, need, all, &self.nodes));
-                            match found {
-                                Some(found) => {
-                                    next = Some((key, slot, q.shape, task, Some(found)));
-                                    break;
-                                }
-                                None => Some(()),
+                        Some(mut freed) => {
+                            let on = |k| Self::place_on(pool, k, task, &q.shape, need, all, nodes);
+                            match freed.find_map(|k| roomy(k, &q.shape, need).then(|| on(k)).flatten()) {
+                                Some(found) => Look::Place(found),
+                                None => Look::StillBlocked,
                             }
                         }
-                        None => {
-                            next = Some((key, slot, q.shape, task, None));
-                            break;
-                        }
+                        None => Look::Search,
                     },
-                    _ => {
+                    _ => Look::Search,
+                };
+                match look {
+                    Look::Pass => {}
+                    Look::StillBlocked => newly_blocked.push(slot),
+                    Look::Search => {
                         next = Some((key, slot, q.shape, task, None));
                         break;
                     }
-                };
-                if fresh.is_some() {
-                    newly_blocked.push(slot);
+                    Look::Place(found) => {
+                        next = Some((key, slot, q.shape, task, Some(found)));
+                        break;
+                    }
                 }
                 skipped += 1;
                 cursor = Some(key);
@@ -511,6 +511,18 @@ impl Scheduler {
     pub fn pool_node_count(&self, pool: PoolKey) -> usize {
         self.nodes.values().filter(|n| n.pool == pool).count()
     }
+}
+
+/// What to do with a shape met in a pass's scan.
+enum Look {
+    /// Pass it: nothing changed since it found no place.
+    Pass,
+    /// Pass it and mark it blocked again: the freed nodes cannot hold it either.
+    StillBlocked,
+    /// It goes here (a freed node).
+    Place((NodeKey, Grant)),
+    /// Search the pool for it.
+    Search,
 }
 
 #[cfg(test)]
