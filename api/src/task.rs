@@ -137,6 +137,13 @@ pub struct NodeAllocation {
     pub gpus: Vec<u32>,
 }
 
+impl NodeAllocation {
+    /// Whether nothing was given exclusively (a slots-only task: confined to nothing).
+    pub fn is_empty(&self) -> bool {
+        self.cpus.is_empty() && self.gpus.is_empty() && self.memory_mib == 0
+    }
+}
+
 /// The body of `POST /jobs/{id}/tasks` (and one element of a task collection).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

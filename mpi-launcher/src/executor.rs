@@ -456,8 +456,7 @@ impl Executor {
         cpus.sort_unstable();
         // A task that asked for resources keeps off the GPUs it was not given; a slots-only
         // one (nothing allocated) sees the node as Azure Batch shows it.
-        let asked = !a.cpus.is_empty() || !a.gpus.is_empty() || a.memory_mib > 0;
-        let node_gpus = self.topology.iter().flat_map(|t| &t.gpus).map(|g| g.index).filter(|_| asked);
+        let node_gpus = self.topology.iter().flat_map(|t| &t.gpus).map(|g| g.index).filter(|_| !a.is_empty());
         let deny_gpus = node_gpus.filter(|g| !a.gpus.contains(g)).collect();
         Limits { cpus, mems, memory_bytes: a.memory_mib.saturating_mul(1 << 20), pids_max, deny_gpus }
     }
@@ -488,9 +487,11 @@ impl Executor {
         o
     }
 
-    /// A fresh cgroup (None where the launcher runs without cgroups) confined to `limits`: its cpuset (all of the node's when empty, or when
-    /// the hierarchy offers no cpuset controller — ranks' own affinity still binds them) and
-    /// its memory limit (not enforced, with one warning, where there is no memory controller).
+    /// A fresh cgroup (None where the launcher runs without cgroups) confined to `limits`: its
+    /// cpuset (all of the node's when empty, or when the hierarchy offers no cpuset controller
+    /// — ranks' own affinity still binds them), the GPUs it must not open (v1), its process
+    /// limit, and its memory limit (not enforced, with one warning, where there is no memory
+    /// controller).
     pub(crate) fn new_cgroup_on(&self, prefix: char, limits: &Limits) -> Result<Option<TaskCgroup>, Outcome> {
         let Some(cg) = &self.cgroups else { return Ok(None) };
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

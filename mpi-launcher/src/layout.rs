@@ -52,8 +52,7 @@ impl NodeLayout {
         // task that asked for resources but no GPU, on a GPU node, is shown none (where the
         // devices controller cannot keep it off them, this is what does).
         if let Some(a) = start.allocation.as_ref() {
-            let asked = !a.cpus.is_empty() || a.memory_mib > 0;
-            if !a.gpus.is_empty() || (asked && self.has_gpus) {
+            if !a.gpus.is_empty() || (!a.is_empty() && self.has_gpus) {
                 let list = a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
                 for k in ["CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"] {
                     env.push((k.to_owned(), list.clone()));

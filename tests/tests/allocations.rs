@@ -41,8 +41,35 @@ fn host_cpus() -> Vec<u32> {
     gangway_topology::discover::allowed_cpus()
 }
 
-/// Waits until every task in `ids` of `job` has written `started` into its working directory's
-/// stdout (so they all run at once), then lets them finish by creating `go` in `dir`.
+/// A flag file that held tasks wait for, so several run at once until the test lets them end.
+struct Gate {
+    dir: tempfile::TempDir,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// A command that runs `first` (which prints `started` first) and waits for the gate.
+    fn held(&self, first: &str) -> String {
+        format!("/bin/sh -c '{first}; while [ ! -e {} ]; do sleep 0.05; done'", self.dir.path().join("go").display())
+    }
+
+    /// Lets every held task end.
+    fn open(&self) {
+        std::fs::write(self.dir.path().join("go"), "").unwrap();
+    }
+}
+
+/// One launcher declaring the 8-GPU fixture node (2 NUMA domains of 16 two-thread cores).
+fn dgx_node() -> Cluster {
+    let xml = topology_fixture("dgx_like.xml");
+    Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() })
+}
+
+/// Waits until every task in `ids` of `job` runs and has written `started` to its stdout (so
+/// they all run at once); a task that ended instead fails the test.
 fn all_running(c: &mut Client, job: &str, ids: &[String]) {
     wait_for(Duration::from_secs(60), &format!("tasks {ids:?} to run at once"), || {
         for t in ids {
@@ -60,15 +87,11 @@ fn one_core_tasks_share_a_node_on_different_cores() {
     let host = host_cpus();
     let n = host.len().min(4) as u32;
     assert!(n >= 2, "this test needs two CPUs");
-    let go = tempfile::tempdir().unwrap();
-    let flag = go.path().join("go");
+    let gate = Gate::new();
     let cluster = Cluster::start(Options { nodes: 1, slots: n, ..Options::default() });
     let mut c = cluster.client();
     job(&mut c, "cores");
-    let script = format!(
-        "/bin/sh -c 'echo started; grep Cpus_allowed_list /proc/self/status; while [ ! -e {} ]; do sleep 0.05; done'",
-        flag.display()
-    );
+    let script = gate.held("echo started; grep Cpus_allowed_list /proc/self/status");
     let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
     for id in &ids {
         c.add_task("cores", &task(id, &script, cpus(1))).unwrap();
@@ -86,7 +109,7 @@ fn one_core_tasks_share_a_node_on_different_cores() {
         assert!(out.contains(&format!("Cpus_allowed_list:\t{}\n", a[0].cpus[0])), "{id} runs on its own CPU: {out}");
         assert!(seen.insert(a[0].cpus[0]), "CPU {} given twice", a[0].cpus[0]);
     }
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     for id in &ids {
         assert_eq!(wait_done(&mut c, "cores", id).execution_info.exit_code, Some(0));
     }
@@ -116,8 +139,7 @@ fn a_task_over_its_memory_is_killed_and_reported_and_the_next_runs() {
 
 #[test]
 fn requests_no_node_can_meet_are_refused_at_submission() {
-    let xml = topology_fixture("dgx_like.xml");
-    let cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let cluster = dgx_node();
     let mut c = cluster.client();
     job(&mut c, "refused");
     let mpi = |ranks, gpus_per_rank| MpiSettings {
@@ -153,16 +175,11 @@ fn requests_no_node_can_meet_are_refused_at_submission() {
 
 #[test]
 fn eight_one_gpu_tasks_run_at_once_each_with_its_gpu_and_cores_of_its_numa_domain() {
-    let xml = topology_fixture("dgx_like.xml");
-    let cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let cluster = dgx_node();
     let mut c = cluster.client();
     job(&mut c, "gpus");
-    let go = tempfile::tempdir().unwrap();
-    let flag = go.path().join("go");
-    let script = format!(
-        "/bin/sh -c 'echo started; echo $CUDA_VISIBLE_DEVICES; while [ ! -e {} ]; do sleep 0.05; done'",
-        flag.display()
-    );
+    let gate = Gate::new();
+    let script = gate.held("echo started; echo $CUDA_VISIBLE_DEVICES");
     let ids: Vec<String> = (0..8).map(|i| format!("g{i}")).collect();
     for id in &ids {
         c.add_task("gpus", &task(id, &script, gpus(4, 1))).unwrap();
@@ -179,7 +196,7 @@ fn eight_one_gpu_tasks_run_at_once_each_with_its_gpu_and_cores_of_its_numa_domai
         assert_eq!(a.cpus.len(), 4, "{a:?}");
         assert!(a.cpus.iter().all(|p| (*p < 32) == (gpu < 4)), "{id}: cores of GPU {gpu}'s domain: {a:?}");
     }
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     for id in &ids {
         assert_eq!(wait_done(&mut c, "gpus", id).execution_info.exit_code, Some(0));
     }
@@ -208,9 +225,8 @@ fn a_partial_gang_leaves_the_rest_of_its_nodes_to_other_tasks() {
         ..Default::default()
     };
     c.add_job(&gang_job).unwrap();
-    let go = tempfile::tempdir().unwrap();
-    let flag = go.path().join("go");
-    let wait = format!("/bin/sh -c 'echo started; while [ ! -e {} ]; do sleep 0.05; done'", flag.display());
+    let gate = Gate::new();
+    let wait = gate.held("echo started");
     // Two nodes, two CPUs and one GPU on each.
     let gang = TaskAddParameter {
         multi_instance_settings: Some(MultiInstanceSettings {
@@ -241,7 +257,7 @@ fn a_partial_gang_leaves_the_rest_of_its_nodes_to_other_tasks() {
         let mine = g.iter().find(|p| p.node_id == s.node_id).unwrap();
         assert!(s.gpus.iter().all(|x| !mine.gpus.contains(x)) && s.cpus.iter().all(|x| !mine.cpus.contains(x)));
     }
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     for id in &ids {
         assert_eq!(wait_done(&mut c, "gang", id).execution_info.exit_code, Some(0), "{id}");
     }
@@ -250,16 +266,11 @@ fn a_partial_gang_leaves_the_rest_of_its_nodes_to_other_tasks() {
 #[test]
 fn two_single_node_mpi_tasks_on_one_node_get_disjoint_cores_and_gpus() {
     // Regression: both were planned over the whole node, so pinned to the same cores and GPUs.
-    let xml = topology_fixture("dgx_like.xml");
-    let cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let cluster = dgx_node();
     let mut c = cluster.client();
     job(&mut c, "mpi");
-    let go = tempfile::tempdir().unwrap();
-    let flag = go.path().join("go");
-    let script = format!(
-        "/bin/sh -c 'echo started $GANGWAY_LOCAL_RANK $CUDA_VISIBLE_DEVICES; while [ ! -e {} ]; do sleep 0.05; done'",
-        flag.display()
-    );
+    let gate = Gate::new();
+    let script = gate.held("echo started $GANGWAY_LOCAL_RANK $CUDA_VISIBLE_DEVICES");
     let mpi = MpiSettings { ranks_per_node: 2, cpus_per_rank: Some(2), gpus_per_rank: 1, ..Default::default() };
     for id in ["a", "b"] {
         let t = TaskAddParameter { mpi: Some(mpi.clone()), ..task(id, &script, TaskResources::default()) };
@@ -283,7 +294,7 @@ fn two_single_node_mpi_tasks_on_one_node_get_disjoint_cores_and_gpus() {
     }
     assert!(allocs[0].cpus.iter().all(|p| !allocs[1].cpus.contains(p)), "{allocs:?}");
     assert!(allocs[0].gpus.iter().all(|g| !allocs[1].gpus.contains(g)), "{allocs:?}");
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     for id in &ids {
         assert_eq!(wait_done(&mut c, "mpi", id).execution_info.exit_code, Some(0), "{id}");
     }
@@ -291,13 +302,11 @@ fn two_single_node_mpi_tasks_on_one_node_get_disjoint_cores_and_gpus() {
 
 #[test]
 fn allocations_survive_a_head_restart() {
-    let xml = topology_fixture("dgx_like.xml");
-    let mut cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let mut cluster = dgx_node();
     let mut c = cluster.client();
     job(&mut c, "restart");
-    let go = tempfile::tempdir().unwrap();
-    let flag = go.path().join("go");
-    let wait = format!("/bin/sh -c 'echo started; while [ ! -e {} ]; do sleep 0.05; done'", flag.display());
+    let gate = Gate::new();
+    let wait = gate.held("echo started");
     c.add_task("restart", &task("held", &wait, gpus(2, 6))).unwrap();
     all_running(&mut c, "restart", &["held".to_string()]);
     let before = c.get_task("restart", "held").unwrap().allocation;
@@ -314,7 +323,7 @@ fn allocations_survive_a_head_restart() {
     let two = wait_done(&mut c, "restart", "two");
     assert!(two.allocation[0].gpus.iter().all(|g| !before[0].gpus.contains(g)), "{two:?} {before:?}");
     assert_eq!(c.get_task("restart", "four").unwrap().state, TaskState::Active);
-    std::fs::write(&flag, "").unwrap();
+    gate.open();
     wait_done(&mut c, "restart", "held");
     assert_eq!(wait_done(&mut c, "restart", "four").execution_info.exit_code, Some(0));
 }
@@ -346,8 +355,7 @@ fn a_task_can_open_only_its_own_gpus() {
         let made = unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(195, gpu)) };
         assert_eq!(made, 0, "mknod: {}", std::io::Error::last_os_error());
     }
-    let xml = topology_fixture("dgx_like.xml");
-    let cluster = Cluster::start(Options { nodes: 1, slots: 64, topology_xml: Some(xml), ..Options::default() });
+    let cluster = dgx_node();
     let mut c = cluster.client();
     job(&mut c, "devs");
     let probe = format!(

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use gangway_topology::alloc::{Grant, Need, NodeFree, NodeInventory};
 use keys::KeyMap;
-use place::{Found, Room};
+use place::Found;
 pub use queue::QueueKey;
 use queue::{Queue, Shape};
 
@@ -130,10 +130,10 @@ struct PoolState {
     fabric: fabric::PoolFabric,
     /// Its nodes the fabric does not name (gangs then go by node order).
     unplaced: u32,
-    /// Nodes that gained capacity (a shape that fits no node is marked with the gain it was
-    /// tried at: until a node gains capacity nothing can change that, and after, only the
-    /// nodes freed since need trying, for tasks on one node) (a release, a node up or enabled), the oldest first;
-    /// `freed[i]` is gain number `freed_base + i`.
+    /// Nodes that gained capacity (a release, a node up or enabled), the oldest first;
+    /// `freed[i]` is gain number `freed_base + i`. A shape that fits no node is marked with
+    /// the gain it was tried at: until a node gains capacity nothing can change that, and
+    /// after, only the nodes freed since need trying (for tasks on one node).
     freed: std::collections::VecDeque<NodeKey>,
     freed_base: u64,
 }
@@ -377,27 +377,23 @@ impl Scheduler {
         let mut cursor = None;
         let mut skipped = 0;
         let mut newly_blocked: Vec<queue::Slot> = Vec::new();
-        let mut rooms: Vec<(NodeKey, Option<Room>)> = Vec::new();
         while let Some(&(max_free, _)) = p.free.last() {
             let end = p.freed_end();
-            // What freed nodes have, read once per scan (on first use) for every blocked shape.
-            rooms.clear();
+            // Freed nodes, looked up on first use and then once for every blocked shape.
+            let mut freed_nodes: Vec<(NodeKey, Option<&NodeState>)> = Vec::new();
+            let nodes = &self.nodes;
+            let mut node_of = |k: NodeKey| match freed_nodes.iter().find(|(f, _)| *f == k) {
+                Some((_, n)) => *n,
+                None => {
+                    let n = nodes.get(&k);
+                    freed_nodes.push((k, n));
+                    n
+                }
+            };
             // Scan without changing anything for the first shape worth a full search or that
             // fits a freed node; what turned out blocked is marked after.
             let mut next = None;
             let all = p.slots_per_node;
-            let nodes = &self.nodes;
-            let mut roomy = |k: NodeKey, shape: &Shape, need: Option<&Need>| {
-                let room = match rooms.iter().find(|(r, _)| *r == k) {
-                    Some((_, room)) => *room,
-                    None => {
-                        let room = nodes.get(&k).and_then(|n| Room::of(pool, n));
-                        rooms.push((k, room));
-                        room
-                    }
-                };
-                room.is_some_and(|room| room.could_hold(shape, need, all))
-            };
             for (key, slot, q, task) in p.queue.heads_after(cursor) {
                 let need = q.shape.need.map(|i| &self.needs[i as usize]);
                 let look = match q.blocked {
@@ -406,8 +402,8 @@ impl Scheduler {
                     // Only the nodes freed since can hold it.
                     Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
                         Some(mut freed) => {
-                            let on = |k| Self::place_on(pool, k, task, &q.shape, need, all, nodes);
-                            match freed.find_map(|k| roomy(k, &q.shape, need).then(|| on(k)).flatten()) {
+                            let on = |k| Self::place_on(pool, node_of(k)?, task, &q.shape, need, all).map(|g| (k, g));
+                            match freed.find_map(on) {
                                 Some(found) => Look::Place(found),
                                 None => Look::StillBlocked,
                             }
@@ -442,17 +438,11 @@ impl Scheduler {
             let found = match (placed, shape.gang) {
                 (Some((node, grant)), _) => Found::Placed(Decision::Start { task, node, grant }),
                 (None, Some(n)) => {
-                    match Self::place_gang(p, pool, task, n, shape.slots, need, &self.nodes, self.fabric.as_deref()) {
-                        Found::Placed(nodes) => Found::Placed(Decision::StartGang { task, nodes }),
-                        Found::NoFit => Found::NoFit,
-                        Found::GaveUp => Found::GaveUp,
-                    }
+                    Self::place_gang(p, pool, task, n, shape.slots, need, &self.nodes, self.fabric.as_deref())
+                        .map(|nodes| Decision::StartGang { task, nodes })
                 }
-                (None, None) => match Self::place_one(p, task, shape.slots, need, max_free, &self.nodes) {
-                    Found::Placed((node, grant)) => Found::Placed(Decision::Start { task, node, grant }),
-                    Found::NoFit => Found::NoFit,
-                    Found::GaveUp => Found::GaveUp,
-                },
+                (None, None) => Self::place_one(p, task, shape.slots, need, max_free, &self.nodes)
+                    .map(|(node, grant)| Decision::Start { task, node, grant }),
             };
             let decision = match found {
                 Found::Placed(d) => d,

@@ -19,25 +19,39 @@ pub(super) enum Found<T> {
     GaveUp,
 }
 
+impl<T> Found<T> {
+    /// What was placed, made into `f`'s.
+    pub(super) fn map<U>(self, f: impl FnOnce(T) -> U) -> Found<U> {
+        match self {
+            Found::Placed(t) => Found::Placed(f(t)),
+            Found::NoFit => Found::NoFit,
+            Found::GaveUp => Found::GaveUp,
+        }
+    }
+}
+
 impl Scheduler {
-    /// A one-node `shape` (its first task `task`) on node `k` of `pool`, if it fits there now.
+    /// A one-node `shape` (its first task `task`) on node `n` of `pool`, if it fits there now.
+    /// The counts are tested before the node's holdings are looked up: most shapes a freed
+    /// node is tried for do not fit it.
     pub(super) fn place_on(
         pool: PoolKey,
-        k: NodeKey,
+        n: &NodeState,
         task: TaskKey,
         shape: &Shape,
         need: Option<&Need>,
         all_slots: u32,
-        nodes: &KeyMap<NodeKey, NodeState>,
-    ) -> Option<(NodeKey, Grant)> {
-        let n = nodes.get(&k)?;
+    ) -> Option<Grant> {
         let slots = if need.is_some_and(|x| x.whole) { all_slots } else { shape.slots };
-        if n.pool != pool || n.index_key().is_none() || n.free < slots || n.held.contains_key(&task) {
+        if n.pool != pool || n.index_key().is_none() || n.free < slots {
+            return None;
+        }
+        if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.held.contains_key(&task) {
             return None;
         }
         match need {
-            None => Some((k, Grant::default())),
-            Some(need) => pick(&n.inventory, &n.avail, need).map(|g| (k, g)),
+            None => Some(Grant::default()),
+            Some(need) => pick(&n.inventory, &n.avail, need),
         }
     }
 
@@ -191,42 +205,6 @@ impl Scheduler {
         fit.sort_by_key(|(k, _)| *k);
         fit.truncate(n as usize);
         Found::Placed(fit)
-    }
-}
-
-/// What a node has free, read once per pass for the shapes that wait for freed nodes.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Room {
-    slots: u32,
-    cores: u32,
-    threads: u32,
-    memory_mib: u64,
-    gpus: u32,
-    idle: bool,
-}
-
-impl Room {
-    /// `n`'s room, if it is a schedulable node of `pool`.
-    pub(super) fn of(pool: PoolKey, n: &NodeState) -> Option<Room> {
-        let (slots, cores, gpus) = n.index_key().filter(|_| n.pool == pool)?;
-        let idle = n.avail.is_idle(&n.inventory);
-        let (threads, memory_mib) = (n.inventory.threads_per_core(), n.avail.memory_mib());
-        Some(Room { slots, cores, threads, memory_mib, gpus, idle })
-    }
-
-    /// Whether `shape` could fit by the counts (a quick test before placing it for real).
-    pub(super) fn could_hold(&self, shape: &Shape, need: Option<&Need>, all_slots: u32) -> bool {
-        match need {
-            None => self.slots >= shape.slots,
-            Some(n) if n.whole => self.idle && self.slots >= all_slots,
-            Some(n) => {
-                let cores = n.cpus.div_ceil(self.threads).max(n.cores);
-                self.slots >= shape.slots
-                    && self.cores >= cores
-                    && self.gpus >= n.gpus
-                    && self.memory_mib >= n.memory_mib
-            }
-        }
     }
 }
 

@@ -54,7 +54,6 @@ pub(crate) fn task_need(t: &Task) -> Option<Need> {
 /// What `r` and `mpi` ask of each node (see [`task_need`]).
 pub(crate) fn task_need_of(r: &TaskResources, mpi: Option<&gangway_api::MpiSettings>) -> Option<Need> {
     let asked_nothing = *r == TaskResources::default();
-    let r = r.clone();
     if r.exclusive {
         return Some(Need { whole: true, ..Need::default() });
     }
@@ -63,7 +62,7 @@ pub(crate) fn task_need_of(r: &TaskResources, mpi: Option<&gangway_api::MpiSetti
         memory_mib: r.memory_mib.unwrap_or(0),
         all_memory: r.memory_mib == Some(0),
         gpus: r.gpus.unwrap_or(0),
-        gpu_type: r.gpu_type,
+        gpu_type: r.gpu_type.clone(),
         ..Need::default()
     };
     if let Some(m) = mpi {

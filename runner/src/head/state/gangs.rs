@@ -1,5 +1,5 @@
 //! Multi-instance tasks, as Azure Batch runs them: one instance per node on a gang of whole
-//! idle nodes; every instance runs the coordination command; once all have, the primary
+//! idle nodes (or of its `resources` on each node, when it asks for some); every instance runs the coordination command; once all have, the primary
 //! (instance 0) runs the application; its exit ends every instance and gives the task's exit
 //! code; any instance failing fails (and retries) the whole task; losing a node requeues it whole.
 
@@ -103,11 +103,8 @@ impl HeadState {
         // A Slurm job with GPUs: each node names its own (`base` has the first node's).
         let slurm_gpus = j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some());
         let primary_files = t.wire.resource_files.clone();
-        let slots = if super::alloc::task_need(&t.wire).is_some_and(|n| !n.whole) {
-            t.wire.required_slots
-        } else {
-            self.pools.get(&base.pool).map_or(1, |p| p.wire.task_slots_per_node)
-        };
+        // A whole-node instance's `requiredSlots` is already every slot (set at submit).
+        let slots = t.wire.required_slots;
         for (i, (name, own)) in names.iter().zip(allocation).enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");
             n.running.insert(key, slots);

@@ -131,19 +131,6 @@ fn last_start(sim: &mut Sim) -> Box<gangway_api::messages::StartTask> {
         .expect("a start")
 }
 
-fn ended(start: &gangway_api::messages::StartTask, code: i32) -> gangway_api::messages::TaskFinished {
-    let now = Timestamp::now();
-    gangway_api::messages::TaskFinished {
-        id: start.id.clone(),
-        exit_code: Some(code),
-        failure: None,
-        start_time: Some(now),
-        end_time: now,
-        max_rss_bytes: None,
-        instance: None,
-    }
-}
-
 #[test]
 fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() {
     let mut sim = cluster(None);
@@ -159,11 +146,11 @@ fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() 
     sim.apply(|st, fx| st.add_task("j", task("r", TaskResources { cpus: Some(3), ..Default::default() }), fx)).unwrap();
     let first = last_start(&mut sim);
     assert_eq!(free_cores(&sim, "node1"), 1);
-    sim.apply(|st, fx| st.finish_attempt("node1", ended(&first, 1), fx));
+    sim.apply(|st, fx| st.finish_attempt("node1", super::exited(&super::show_id(&first.id), 1), fx));
     let retry = last_start(&mut sim);
     assert_eq!(retry.id.attempt, 2);
     assert_eq!(free_cores(&sim, "node1"), 1, "the retry holds 3 cores, not 6");
-    sim.apply(|st, fx| st.finish_attempt("node1", ended(&retry, 0), fx));
+    sim.apply(|st, fx| st.finish_attempt("node1", super::exited(&super::show_id(&retry.id), 0), fx));
     assert_eq!(free_cores(&sim, "node1"), 4);
 
     // A deleted job's running task gives its cores back when its node reports the kill.
@@ -173,7 +160,7 @@ fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() 
     let doomed = last_start(&mut sim);
     sim.apply(|st, fx| st.delete_job("d", fx)).unwrap();
     assert_eq!(free_cores(&sim, "node1"), 0, "held until the node says it is gone");
-    sim.apply(|st, fx| st.finish_attempt("node1", ended(&doomed, 137), fx));
+    sim.apply(|st, fx| st.finish_attempt("node1", super::exited(&super::show_id(&doomed.id), 137), fx));
     assert_eq!(free_cores(&sim, "node1"), 4);
     assert!(sim.st.deleted.is_empty());
 
