@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::EnvironmentSetting;
 use crate::node::ComputeNodeDeallocationOption;
-use crate::time::Timestamp;
+use crate::time::{IsoDuration, Timestamp};
 
 /// How tasks are spread over a pool's nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -22,7 +22,28 @@ pub enum NodeFillType {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSchedulingPolicy {
     /// Spread or pack.
+    #[serde(default)]
     pub node_fill_type: NodeFillType,
+    /// gangway: what later tasks may do when the first in order cannot start (default `easy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
+    /// gangway: how many waiting task shapes one scheduling pass looks at past the first that
+    /// cannot start (Slurm's `bf_max_job_test`; default 64, at most 100,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_examined: Option<u32>,
+}
+
+/// gangway: a pool's backfilling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backfill {
+    /// Strict order: nothing passes a task that cannot start.
+    Fcfs,
+    /// Later tasks start whenever they fit (a large task may wait forever).
+    Firstfit,
+    /// EASY: the first task that cannot start gets a reservation that later tasks may not delay.
+    #[default]
+    Easy,
 }
 
 /// `startTask` of a pool: a command every node runs when its launcher joins (and again after
@@ -66,6 +87,13 @@ pub struct PoolAddParameter {
     /// Spread or pack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_scheduling_policy: Option<TaskSchedulingPolicy>,
+    /// gangway: the time limit of a task that sets no `maxWallClockTime` (Slurm's
+    /// `DefaultTime`); absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_time_limit: Option<IsoDuration>,
+    /// gangway: the largest time limit a task may ask for (Slurm's `MaxTime`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_limit: Option<IsoDuration>,
     /// Whether multi-instance tasks may run here.
     #[serde(default)]
     pub enable_inter_node_communication: bool,
@@ -106,6 +134,12 @@ pub struct Pool {
     pub default_memory_per_cpu_mib: Option<u64>,
     /// Spread or pack.
     pub task_scheduling_policy: TaskSchedulingPolicy,
+    /// gangway: the time limit of a task that sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_time_limit: Option<IsoDuration>,
+    /// gangway: the largest time limit a task may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_limit: Option<IsoDuration>,
     /// Whether multi-instance tasks may run here.
     pub enable_inter_node_communication: bool,
     /// Nodes currently in the pool.

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, QueueKey, Scheduler, TaskKey};
+use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, Policy, QueueKey, Scheduler, TaskKey};
 use gangway_topology::alloc::{CoreSlot, Need, NodeInventory};
 
 const NODES: u32 = 1000;
@@ -54,11 +54,11 @@ fn loaded(
     let mut s = Scheduler::new();
     let mut out = Vec::new();
     let mut running = Running::new();
-    s.on_event(Event::PoolAdded { pool: 0, slots_per_node: slots, fill }, &mut out);
+    s.on_event(Event::PoolAdded { pool: 0, slots_per_node: slots, fill, policy: Policy::default() }, &mut out);
     // Every node starts full: a whole-node holder each, released first.
     for node in 0..NODES {
         let task = u64::MAX - u64::from(node);
-        let held = vec![Held { task, slots, grant: inventory.whole() }];
+        let held = vec![Held { task, slots, grant: inventory.whole(), end: None }];
         let ev = Event::NodeUp { node, pool: 0, inventory: inventory.clone(), held, schedulable: true, place: None };
         s.on_event(ev, &mut out);
         running.push_back((task, node));
@@ -66,7 +66,10 @@ fn loaded(
     for task in 0..QUEUED {
         let order = QueueKey::new((task % 7) as i32, task / 100, task);
         let slots = 1 + task.is_multiple_of(3) as u32;
-        s.on_event(Event::TaskQueued { task, pool: 0, order, slots, need: need(task), gang: None }, &mut out);
+        s.on_event(
+            Event::TaskQueued { task, pool: 0, order, slots, need: need(task), gang: None, limit: None },
+            &mut out,
+        );
     }
     assert!(out.is_empty());
     (s, running)
@@ -105,7 +108,15 @@ fn bench(c: &mut Criterion) {
                     let order = QueueKey::new((next % 7) as i32, next / 100, next);
                     let slots = 1 + next.is_multiple_of(3) as u32;
                     s.on_event(
-                        Event::TaskQueued { task: next, pool: 0, order, slots, need: need(next), gang: None },
+                        Event::TaskQueued {
+                            task: next,
+                            pool: 0,
+                            order,
+                            slots,
+                            need: need(next),
+                            gang: None,
+                            limit: None,
+                        },
                         &mut out,
                     );
                     decisions += record(&mut out, &mut running);

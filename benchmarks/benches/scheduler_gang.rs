@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, QueueKey, Scheduler, TaskKey};
+use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, Policy, QueueKey, Scheduler, TaskKey};
 use gangway_topology::alloc::{pick, Need};
 use gangway_topology::fabric::Fabric;
 
@@ -33,14 +33,17 @@ impl Cluster {
         let fabric = Arc::new(Fabric::fat_tree(NODES, 32, &[16]).expect("fat tree"));
         let mut s = Scheduler::with_fabric(fabric.clone());
         let mut out = Vec::new();
-        s.on_event(Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack }, &mut out);
+        s.on_event(
+            Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack, policy: Policy::default() },
+            &mut out,
+        );
         let inventory = node();
         let half = Need { cpus: 32, memory_mib: 256 << 10, gpus: 4, ..Need::default() };
         let quarter = Need { cpus: 16, memory_mib: 128 << 10, gpus: 2, ..Need::default() };
         for k in 0..NODES {
             let busy = if k % 2 == 0 { &half } else { &quarter };
             let grant = pick(&inventory, &inventory.all_free(), busy).expect("fits an idle node");
-            let held = vec![Held { task: u64::MAX - u64::from(k), slots: 1, grant }];
+            let held = vec![Held { task: u64::MAX - u64::from(k), slots: 1, grant, end: None }];
             // The fat tree numbers its nodes in order: node k is fabric node k.
             let place = Some(k);
             let ev = Event::NodeUp { node: k, pool: 0, inventory: inventory.clone(), held, schedulable: true, place };
@@ -63,6 +66,7 @@ impl Cluster {
             slots: 1,
             need: Some(self.need.clone()),
             gang: Some(GANG_NODES),
+            limit: None,
         };
         self.s.on_event(ev, &mut out);
         match out.pop() {

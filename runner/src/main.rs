@@ -209,6 +209,15 @@ enum Cmd {
         /// create: memory (MiB) per CPU of tasks that ask for CPUs but no memory (Slurm's DefMemPerCPU).
         #[arg(long)]
         default_mem_per_cpu: Option<u64>,
+        /// create: what later tasks may do when the first cannot start (default easy).
+        #[arg(long, value_parser = ["fcfs", "firstfit", "easy"])]
+        backfill: Option<String>,
+        /// create: time limit of tasks that set none (like 30m, 2h; Slurm's DefaultTime).
+        #[arg(long, value_parser = duration)]
+        default_time: Option<std::time::Duration>,
+        /// create: the largest time limit a task may ask for (Slurm's MaxTime).
+        #[arg(long, value_parser = duration)]
+        max_time: Option<std::time::Duration>,
         /// create: allow multi-instance tasks.
         #[arg(long)]
         inter_node: bool,
@@ -416,6 +425,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             slots,
             fill,
             default_mem_per_cpu,
+            backfill,
+            default_time,
+            max_time,
             inter_node,
             start_task,
             start_task_wait,
@@ -428,7 +440,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 wait_for_success: start_task_wait.unwrap_or(true),
                 max_task_retry_count: start_task_retries.unwrap_or(0),
             });
-            let create = commands::PoolCreate { slots, default_mem_per_cpu, fill, inter_node, start_task };
+            let backfill = backfill.map(|b| match b.as_str() {
+                "fcfs" => gangway_api::Backfill::Fcfs,
+                "firstfit" => gangway_api::Backfill::Firstfit,
+                _ => gangway_api::Backfill::Easy,
+            });
+            let create = commands::PoolCreate {
+                slots,
+                default_mem_per_cpu,
+                fill,
+                backfill,
+                default_time: default_time.map(gangway_api::IsoDuration),
+                max_time: max_time.map(gangway_api::IsoDuration),
+                inter_node,
+                start_task,
+            };
             commands::pool(&mut client()?.0, &action, id.as_deref(), cli.json, create).map(|_| 0)
         }
         Cmd::Wait { job } => commands::wait(&mut client()?.0, &job),

@@ -301,6 +301,20 @@ impl NodeFree {
         true
     }
 
+    /// What is free both here and in `other` (two views of one node: cores and GPUs in
+    /// both, the smaller memory).
+    pub fn intersect(&self, other: &NodeFree) -> NodeFree {
+        let cores: Vec<u64> = self.cores.iter().zip(&other.cores).map(|(a, b)| a & b).collect();
+        let gpus: Vec<bool> = self.gpus.iter().zip(&other.gpus).map(|(a, b)| *a && *b).collect();
+        NodeFree {
+            free_cores: cores.iter().map(|w| w.count_ones()).sum(),
+            cores,
+            memory_mib: self.memory_mib.min(other.memory_mib),
+            free_gpus: gpus.iter().filter(|g| **g).count() as u32,
+            gpus,
+        }
+    }
+
     /// Gives `grant` back (it must have been taken: anything of it already free is left as it is).
     pub fn give_back(&mut self, inv: &NodeInventory, grant: &Grant) {
         for c in &grant.cores {

@@ -434,6 +434,9 @@ pub struct PoolCreate {
     /// MiB per CPU of tasks that name CPUs but no memory.
     pub default_mem_per_cpu: Option<u64>,
     pub fill: Option<NodeFillType>,
+    pub backfill: Option<gangway_api::Backfill>,
+    pub default_time: Option<gangway_api::IsoDuration>,
+    pub max_time: Option<gangway_api::IsoDuration>,
     pub inter_node: bool,
     pub start_task: Option<StartTask>,
 }
@@ -472,6 +475,9 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
             println!("Nodes:      {}", p.current_dedicated_nodes);
             println!("Slots/node: {}", p.task_slots_per_node);
             println!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
+            println!("Backfill:   {}", lower(&p.task_scheduling_policy.backfill.unwrap_or_default()));
+            let limit = |d: Option<gangway_api::IsoDuration>| d.map_or_else(|| "none".to_owned(), |d| d.to_string());
+            println!("Time limit: default {}, max {}", limit(p.default_time_limit), limit(p.max_time_limit));
             println!("Inter-node: {}", p.enable_inter_node_communication);
             if let Some(st) = &p.start_task {
                 println!(
@@ -486,9 +492,17 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 display_name: None,
                 task_slots_per_node: create.slots,
                 default_memory_per_cpu_mib: create.default_mem_per_cpu,
-                task_scheduling_policy: create.fill.map(|node_fill_type| TaskSchedulingPolicy { node_fill_type }),
+                task_scheduling_policy: (create.fill.is_some() || create.backfill.is_some()).then(|| {
+                    TaskSchedulingPolicy {
+                        node_fill_type: create.fill.unwrap_or_default(),
+                        backfill: create.backfill,
+                        max_tasks_examined: None,
+                    }
+                }),
                 enable_inter_node_communication: create.inter_node,
                 start_task: create.start_task,
+                default_time_limit: create.default_time,
+                max_time_limit: create.max_time,
             })?;
             eprintln!("pool {} created", need()?);
         }

@@ -247,6 +247,8 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             task_scheduling_policy: Some(TaskSchedulingPolicy::default()),
             enable_inter_node_communication: true,
             start_task: None,
+            default_time_limit: None,
+            max_time_limit: None,
         };
         head.apply_durable(|st, fx| st.add_pool(pool, fx))
             .await

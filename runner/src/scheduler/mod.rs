@@ -18,20 +18,26 @@
 //! number of nodes a need is tried on ([`MAX_PROBES`]). A shape that found no node is not
 //! searched again until a node gains capacity, and then only on that node, so a pass costs
 //! O(decisions × (log nodes + node size) + shapes looked past), never a scan of the queue.
+//!
+//! Time: the clock is data ([`Scheduler::advance`]). A queued task may carry a time limit and
+//! what a running task holds carries its expected end; with the EASY policy, the first task
+//! that fits nowhere gets a reservation ([`reserve`]) that later tasks may not delay.
 
 mod fabric;
 mod keys;
 mod place;
 mod queue;
+mod reserve;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gangway_topology::alloc::{Grant, Need, NodeFree, NodeInventory};
 use keys::KeyMap;
-use place::Found;
+use place::{Found, Room};
 pub use queue::QueueKey;
 use queue::{Queue, Shape};
+use reserve::Reservation;
 
 /// A pool, as the scheduler numbers it.
 pub type PoolKey = u32;
@@ -39,6 +45,46 @@ pub type PoolKey = u32;
 pub type NodeKey = u32;
 /// A task, as the scheduler numbers it (unique for the head's lifetime).
 pub type TaskKey = u64;
+/// An instant, in milliseconds (on whatever epoch the caller keeps: Unix time live, the
+/// trace's in the simulator). Time limits are durations in the same unit.
+pub type Time = u64;
+
+/// How a pool orders its queue against what fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backfill {
+    /// Strict order: the first task that cannot start stops the pass.
+    Fcfs,
+    /// Later tasks start whenever they fit, with no reservation (they may starve a large one).
+    FirstFit,
+    /// EASY: the first task that cannot start gets a reservation; later tasks start only if
+    /// they cannot delay it.
+    Easy,
+}
+
+/// A pool's scheduling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// What later tasks may do when one cannot start.
+    pub backfill: Backfill,
+    /// How many shapes a pass looks at past the first that cannot start (Slurm's
+    /// `bf_max_job_test`).
+    pub max_examined: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy { backfill: Backfill::Easy, max_examined: MAX_LOOKAHEAD }
+    }
+}
+
+/// Where and when the first waiting task of a pool is planned to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The instant.
+    pub start: Time,
+    /// Its nodes.
+    pub nodes: Vec<NodeKey>,
+}
 
 /// How a pool places tasks on nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +104,17 @@ pub struct Held {
     pub slots: u32,
     /// Its cores, memory and GPUs there.
     pub grant: Grant,
+    /// When its time limit ends it (None: no limit).
+    pub end: Option<Time>,
 }
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A pool exists.
-    PoolAdded { pool: PoolKey, slots_per_node: u32, fill: Fill },
+    PoolAdded { pool: PoolKey, slots_per_node: u32, fill: Fill, policy: Policy },
+    /// A pool's policy changed.
+    PolicyChanged { pool: PoolKey, policy: Policy },
     /// A pool is gone (it has no nodes).
     PoolRemoved { pool: PoolKey },
     /// A node joined (or came back) with what it has and what the tasks it still runs hold;
@@ -82,8 +132,16 @@ pub enum Event {
     /// A node's scheduling state changed.
     NodeSchedulable { node: NodeKey, schedulable: bool },
     /// A task became runnable: `slots` and `need` on one node, or (with `gang`) on that many
-    /// nodes at once (whole idle nodes when it has no need).
-    TaskQueued { task: TaskKey, pool: PoolKey, order: QueueKey, slots: u32, need: Option<Need>, gang: Option<u32> },
+    /// nodes at once (whole idle nodes when it has no need), for at most `limit` once started.
+    TaskQueued {
+        task: TaskKey,
+        pool: PoolKey,
+        order: QueueKey,
+        slots: u32,
+        need: Option<Need>,
+        gang: Option<u32>,
+        limit: Option<Time>,
+    },
     /// A queued task will not run after all (terminated, job deleted).
     TaskWithdrawn { task: TaskKey },
     /// A running task gave back what it held on `node` (a second release is a no-op).
@@ -116,6 +174,9 @@ const FRESH_TRIES: u64 = 16;
 struct PoolState {
     slots_per_node: u32,
     fill: Fill,
+    policy: Policy,
+    /// The expected ends of what tasks hold on its nodes, for those with a limit.
+    ends: BTreeSet<(Time, TaskKey, NodeKey)>,
     queue: Queue,
     /// (free slots, node) for schedulable nodes with at least one free slot.
     free: BTreeSet<(u32, NodeKey)>,
@@ -205,7 +266,15 @@ struct NodeState {
     inventory: Arc<NodeInventory>,
     avail: NodeFree,
     /// What each task running here holds.
-    held: KeyMap<TaskKey, (u32, Grant)>,
+    held: KeyMap<TaskKey, Holding>,
+}
+
+/// What a running task holds on a node.
+#[derive(Debug, Clone)]
+struct Holding {
+    slots: u32,
+    grant: Grant,
+    end: Option<Time>,
 }
 
 /// The scheduler core.
@@ -219,6 +288,10 @@ pub struct Scheduler {
     need_ids: HashMap<Need, u32>,
     /// The switch tree gangs are placed on (fewest switches between their nodes).
     fabric: Option<Arc<gangway_topology::fabric::Fabric>>,
+    /// The clock, as last given.
+    now: Time,
+    /// Pools whose state changed since their last pass.
+    dirty: Vec<PoolKey>,
 }
 
 impl Scheduler {
@@ -232,13 +305,45 @@ impl Scheduler {
         Scheduler { fabric: Some(fabric), ..Scheduler::default() }
     }
 
+    /// The clock is now `now` (it never goes back).
+    pub fn advance(&mut self, now: Time) {
+        self.now = self.now.max(now);
+    }
+
+    /// The clock, as last given.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
     /// Applies `ev` and appends the decisions it makes possible to `out`.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<Decision>) {
+        self.apply(ev);
+        self.schedule(out);
+    }
+
+    /// Runs one pass over every pool whose state changed since its last pass.
+    pub fn schedule(&mut self, out: &mut Vec<Decision>) {
+        while let Some(pool) = self.dirty.pop() {
+            self.schedule_pool(pool, out);
+        }
+    }
+
+    fn touch(&mut self, pool: PoolKey) {
+        if !self.dirty.contains(&pool) {
+            self.dirty.push(pool);
+        }
+    }
+
+    /// Applies `ev` without a pass (see [`Scheduler::schedule`]): every event of one instant
+    /// is applied before the queue is looked at, as a scheduler that is woken once would.
+    pub fn apply(&mut self, ev: Event) {
         match ev {
-            Event::PoolAdded { pool, slots_per_node, fill } => {
+            Event::PoolAdded { pool, slots_per_node, fill, policy } => {
                 let p = PoolState {
                     slots_per_node,
                     fill,
+                    policy,
+                    ends: BTreeSet::new(),
                     queue: Queue::default(),
                     free: BTreeSet::new(),
                     by_gpus: Vec::new(),
@@ -249,6 +354,12 @@ impl Scheduler {
                     freed_base: 0,
                 };
                 self.pools.insert(pool, p);
+            }
+            Event::PolicyChanged { pool, policy } => {
+                if let Some(p) = self.pools.get_mut(&pool) {
+                    p.policy = policy;
+                    self.touch(pool);
+                }
             }
             Event::PoolRemoved { pool } => {
                 if let Some(p) = self.pools.remove(&pool) {
@@ -268,7 +379,10 @@ impl Scheduler {
                     // the first and let the second hold its slots only.
                     let grant = if avail.take(&inventory, &h.grant) { h.grant } else { Grant::default() };
                     used = used.saturating_add(h.slots);
-                    holdings.insert(h.task, (h.slots, grant));
+                    if let Some(end) = h.end {
+                        p.ends.insert((end, h.task, node));
+                    }
+                    holdings.insert(h.task, Holding { slots: h.slots, grant, end: h.end });
                 }
                 p.max_threads = p.max_threads.max(inventory.threads_per_core());
                 let free = p.slots_per_node.saturating_sub(used);
@@ -278,7 +392,7 @@ impl Scheduler {
                 p.unplaced += u32::from(n.place.is_none());
                 p.note_freed(node);
                 self.nodes.insert(node, n);
-                self.schedule_pool(pool, out);
+                self.touch(pool);
             }
             Event::NodeDown { node } => self.remove_node(node),
             Event::NodeSchedulable { node, schedulable } => {
@@ -292,9 +406,9 @@ impl Scheduler {
                 if schedulable {
                     p.note_freed(node);
                 }
-                self.schedule_pool(pool, out);
+                self.touch(pool);
             }
-            Event::TaskQueued { task, pool, order, slots, need, gang } => {
+            Event::TaskQueued { task, pool, order, slots, need, gang, limit } => {
                 let Some(p) = self.pools.get_mut(&pool) else { return };
                 let need = need.map(|n| {
                     let next = self.needs.len() as u32;
@@ -303,7 +417,7 @@ impl Scheduler {
                         next
                     })
                 });
-                let shape = Shape { slots, need, gang };
+                let shape = Shape { slots, need, gang, limit };
                 p.queue.push(order, task, shape);
                 self.queued.insert(task, (pool, order, shape));
                 // One more task of a shape that fits nowhere, with nothing freed since it was
@@ -311,7 +425,7 @@ impl Scheduler {
                 if p.queue.blocked(shape) == Some(p.freed_end()) {
                     return;
                 }
-                self.schedule_pool(pool, out);
+                self.touch(pool);
             }
             Event::TaskWithdrawn { task } => {
                 if let Some((pool, order, shape)) = self.queued.remove(&task) {
@@ -319,23 +433,44 @@ impl Scheduler {
                         p.queue.remove(order, shape);
                     }
                     // A shape gone from ahead of others may let the look-past reach one that fits.
-                    self.schedule_pool(pool, out);
+                    self.touch(pool);
                 }
             }
             Event::TaskReleased { task, node } => {
                 let Some(n) = self.nodes.get_mut(&node) else { return };
-                let Some((slots, grant)) = n.held.remove(&task) else { return };
+                let Some(h) = n.held.remove(&task) else { return };
                 let pool = n.pool;
                 let p = self.pools.get_mut(&pool).expect("a node's pool exists");
+                if let Some(end) = h.end {
+                    p.ends.remove(&(end, task, node));
+                }
                 let before = n.index_key();
-                n.free = (n.free + slots).min(p.slots_per_node);
-                n.avail.give_back(&n.inventory, &grant);
+                n.free = (n.free + h.slots).min(p.slots_per_node);
+                n.avail.give_back(&n.inventory, &h.grant);
                 p.reindex(node, before, n.index_key());
                 p.fabric.update(n.place, n);
                 p.note_freed(node);
-                self.schedule_pool(pool, out);
+                self.touch(pool);
             }
         }
+    }
+
+    /// Where and when the first waiting task of its pool, `task`, is planned to start: the
+    /// reservation EASY keeps for it (None for any other task, or when what it waits for has
+    /// no time limit, so its start is unknown).
+    pub fn planned(&self, task: TaskKey) -> Option<Planned> {
+        let (pool, _, shape) = self.queued.get(&task)?;
+        let p = self.pools.get(pool)?;
+        if p.policy.backfill != Backfill::Easy {
+            return None;
+        }
+        let (_, _, q, first) = p.queue.heads_after(None).next()?;
+        if first != task || q.shape != *shape {
+            return None;
+        }
+        let need = shape.need.map(|i| &self.needs[i as usize]);
+        let r = reserve::reserve(p, &self.nodes, task, shape, need, self.now)?;
+        Some(Planned { start: r.start, nodes: r.claims.iter().map(|(k, _)| *k).collect() })
     }
 
     /// Tasks waiting in the queue of `pool`.
@@ -361,6 +496,11 @@ impl Scheduler {
     fn remove_node(&mut self, node: NodeKey) {
         if let Some(n) = self.nodes.remove(&node) {
             if let Some(p) = self.pools.get_mut(&n.pool) {
+                for (task, h) in &n.held {
+                    if let Some(end) = h.end {
+                        p.ends.remove(&(end, *task, node));
+                    }
+                }
                 p.reindex(node, n.index_key(), None);
                 p.fabric.invalidate();
                 p.unplaced -= u32::from(n.place.is_none());
@@ -369,15 +509,22 @@ impl Scheduler {
     }
 
     /// One pass over `pool`'s queue, shape by shape in queue order, until nothing is free or
-    /// `MAX_LOOKAHEAD` shapes found no place. A shape blocked since the last capacity gain is
-    /// passed at once; one blocked a few gains ago is tried on those nodes only (nothing else
-    /// can hold it); the rest get a full search.
+    /// the policy's `max_examined` shapes found no place. A shape blocked since the last
+    /// capacity gain is passed at once; one blocked a few gains ago is tried on those nodes
+    /// only (nothing else can hold it); the rest get a full search. The first shape that
+    /// cannot start stops the pass (FCFS) or, with EASY, gets a reservation the shapes after
+    /// it must leave room for (computed when the first of them fits now).
     fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>) {
         let Some(p) = self.pools.get_mut(&pool) else { return };
+        let policy = p.policy;
+        let now = self.now;
         let mut cursor = None;
         let mut skipped = 0;
         let mut newly_blocked: Vec<queue::Slot> = Vec::new();
-        while let Some(&(max_free, _)) = p.free.last() {
+        // The first shape that cannot start (its first task), and its reservation once needed.
+        let mut blocker: Option<(TaskKey, Shape)> = None;
+        let mut reservation: Option<Option<Reservation>> = None;
+        'pass: while let Some(&(max_free, _)) = p.free.last() {
             let end = p.freed_end();
             // Freed nodes, looked up on first use and then once for every blocked shape.
             let mut freed_nodes: Vec<(NodeKey, Option<&NodeState>)> = Vec::new();
@@ -393,6 +540,7 @@ impl Scheduler {
             // Scan without changing anything for the first shape worth a full search or that
             // fits a freed node; what turned out blocked is marked after.
             let mut next = None;
+            let mut stop = false;
             let all = p.slots_per_node;
             for (key, slot, q, task) in p.queue.heads_after(cursor) {
                 let need = q.shape.need.map(|i| &self.needs[i as usize]);
@@ -402,7 +550,10 @@ impl Scheduler {
                     // Only the nodes freed since can hold it.
                     Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
                         Some(mut freed) => {
-                            let on = |k| Self::place_on(pool, node_of(k)?, task, &q.shape, need, all).map(|g| (k, g));
+                            let on = |k| {
+                                Self::place_on(pool, k, node_of(k)?, task, &q.shape, need, all, &Room::Now)
+                                    .map(|g| (k, g))
+                            };
                             match freed.find_map(on) {
                                 Some(found) => Look::Place(found),
                                 None => Look::StillBlocked,
@@ -413,8 +564,18 @@ impl Scheduler {
                     _ => Look::Search,
                 };
                 match look {
-                    Look::Pass => {}
-                    Look::StillBlocked => newly_blocked.push(slot),
+                    Look::Pass | Look::StillBlocked => {
+                        if let Look::StillBlocked = look {
+                            newly_blocked.push(slot);
+                        }
+                        if blocker.is_none() {
+                            blocker = Some((task, q.shape));
+                        }
+                        if policy.backfill == Backfill::Fcfs {
+                            stop = true;
+                            break;
+                        }
+                    }
                     Look::Search => {
                         next = Some((key, slot, q.shape, task, None));
                         break;
@@ -426,36 +587,58 @@ impl Scheduler {
                 }
                 skipped += 1;
                 cursor = Some(key);
-                if skipped >= MAX_LOOKAHEAD {
+                if skipped >= policy.max_examined {
                     break;
                 }
             }
             for slot in newly_blocked.drain(..) {
                 p.queue.set_blocked(slot, Some(end));
             }
+            if stop {
+                break;
+            }
             let Some((key, slot, shape, task, placed)) = next else { break };
+            // With a shape waiting ahead, EASY reserves for it before anything passes it.
+            if let (Some((first, first_shape)), Backfill::Easy, None) = (blocker, policy.backfill, &reservation) {
+                let need = first_shape.need.map(|i| &self.needs[i as usize]);
+                reservation = Some(reserve::reserve(p, &self.nodes, first, &first_shape, need, now));
+            }
+            let room = match reservation.as_ref().and_then(Option::as_ref) {
+                None => Room::Now,
+                Some(r) if shape.limit.is_some_and(|l| now.saturating_add(l) <= r.start) => Room::Before(r),
+                Some(r) => Room::Beside(r),
+            };
+            // Under a reservation, where it goes depends on the claims: search again.
+            let placed = placed.filter(|_| matches!(room, Room::Now));
             let need = shape.need.map(|i| &self.needs[i as usize]);
             let found = match (placed, shape.gang) {
                 (Some((node, grant)), _) => Found::Placed(Decision::Start { task, node, grant }),
                 (None, Some(n)) => {
-                    Self::place_gang(p, pool, task, n, shape.slots, need, &self.nodes, self.fabric.as_deref())
+                    Self::place_gang(p, pool, task, n, shape.slots, need, &self.nodes, self.fabric.as_deref(), &room)
                         .map(|nodes| Decision::StartGang { task, nodes })
                 }
-                (None, None) => Self::place_one(p, task, shape.slots, need, max_free, &self.nodes)
+                (None, None) => Self::place_one(p, task, shape.slots, need, max_free, &self.nodes, &room)
                     .map(|(node, grant)| Decision::Start { task, node, grant }),
             };
             let decision = match found {
                 Found::Placed(d) => d,
                 missed => {
                     p.queue.set_blocked(slot, matches!(missed, Found::NoFit).then_some(end));
+                    if blocker.is_none() && matches!(missed, Found::NoFit) {
+                        blocker = Some((task, shape));
+                    }
+                    if policy.backfill == Backfill::Fcfs {
+                        break 'pass;
+                    }
                     skipped += 1;
                     cursor = Some(key);
-                    if skipped >= MAX_LOOKAHEAD {
+                    if skipped >= policy.max_examined {
                         break;
                     }
                     continue;
                 }
             };
+            let long = matches!(room, Room::Beside(_));
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
             self.queued.remove(&task);
@@ -463,13 +646,19 @@ impl Scheduler {
             let whole = shape.need.is_none_or(|i| self.needs[i as usize].whole);
             let all = p.slots_per_node;
             let slots = |gang: bool| if whole && (gang || shape.need.is_some()) { all } else { shape.slots };
-            match &decision {
-                Decision::Start { task, node, grant } => {
-                    Self::hold(p, &mut self.nodes, *node, *task, slots(false), grant)
+            let until = shape.limit.map(|l| now.saturating_add(l));
+            let mut held = |node: NodeKey, grant: &Grant, slots: u32| {
+                Self::hold(p, &mut self.nodes, node, task, slots, grant, until);
+                // What outlasts the reservation's start comes out of what it leaves spare.
+                if let (true, Some(Some(r))) = (long, reservation.as_mut()) {
+                    r.took(node, slots, grant);
                 }
-                Decision::StartGang { task, nodes } => {
+            };
+            match &decision {
+                Decision::Start { node, grant, .. } => held(*node, grant, slots(false)),
+                Decision::StartGang { nodes, .. } => {
                     for (node, grant) in nodes {
-                        Self::hold(p, &mut self.nodes, *node, *task, slots(true), grant);
+                        held(*node, grant, slots(true));
                     }
                 }
             }
@@ -477,7 +666,8 @@ impl Scheduler {
         }
     }
 
-    /// Takes `slots` and `grant` on `node` for `task`.
+    /// Takes `slots` and `grant` on `node` for `task`, until `end`.
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         p: &mut PoolState,
         nodes: &mut KeyMap<NodeKey, NodeState>,
@@ -485,6 +675,7 @@ impl Scheduler {
         task: TaskKey,
         slots: u32,
         grant: &Grant,
+        end: Option<Time>,
     ) {
         let n = nodes.get_mut(&node).expect("placed on a known node");
         debug_assert!(!n.held.contains_key(&task), "a task is never placed where it still holds something");
@@ -492,7 +683,10 @@ impl Scheduler {
         n.free -= slots.min(n.free);
         let taken = n.avail.take(&n.inventory, grant);
         debug_assert!(taken, "a placement only picks what is free");
-        n.held.insert(task, (slots, grant.clone()));
+        n.held.insert(task, Holding { slots, grant: grant.clone(), end });
+        if let Some(end) = end {
+            p.ends.insert((end, task, node));
+        }
         p.reindex(node, before, n.index_key());
         p.fabric.update(n.place, n);
     }

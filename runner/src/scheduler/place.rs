@@ -1,14 +1,82 @@
 //! Where a shape goes: the searches of one scheduling pass, over the pool's indexes (free
 //! slots; free GPUs then free cores), the nodes freed since a shape was blocked, and the
 //! fabric for gangs. They read the state and choose; `Scheduler::hold` takes what they chose.
+//! Under a reservation ([`Room`]) a task that outlasts its start leaves the claimed resources
+//! alone, and one that ends before takes them first.
 
 use std::collections::BTreeSet;
 
-use gangway_topology::alloc::{pick, Grant, Need};
+use gangway_topology::alloc::{pick, Grant, Need, NodeFree, NodeInventory};
 
 use super::keys::KeyMap;
 use super::queue::Shape;
+use super::reserve::Reservation;
 use super::{Fill, NodeKey, NodeState, PoolKey, PoolState, Scheduler, TaskKey, MAX_PROBES};
+
+/// What a gang without a need takes on each node.
+pub(super) const WHOLE_NODE: Need =
+    Need { cpus: 0, cores: 0, memory_mib: 0, all_memory: false, gpus: 0, gpu_type: None, whole: true };
+
+/// What a search must leave for a reservation.
+pub(super) enum Room<'a> {
+    /// Nothing: there is none.
+    Now,
+    /// The task ends by the reservation's start: anything free now, what it claims first.
+    Before(&'a Reservation),
+    /// The task outlasts the reservation's start: on a claimed node, only what the claim leaves.
+    Beside(&'a Reservation),
+}
+
+impl Room<'_> {
+    /// What a task may use of node `k` now: its free slots and resources, less what a
+    /// reservation it would outlast claims there.
+    fn usable<'n>(&self, k: NodeKey, n: &'n NodeState) -> (u32, std::borrow::Cow<'n, NodeFree>) {
+        match self {
+            Room::Beside(r) => match r.leaves(k, n) {
+                Some((slots, free)) => (slots, std::borrow::Cow::Owned(free)),
+                None => (n.free, std::borrow::Cow::Borrowed(&n.avail)),
+            },
+            _ => (n.free, std::borrow::Cow::Borrowed(&n.avail)),
+        }
+    }
+
+    /// The reservation's claimed nodes this task should try first (one that ends before it).
+    fn first(&self) -> &[(NodeKey, Grant)] {
+        match self {
+            Room::Before(r) => &r.claims,
+            _ => &[],
+        }
+    }
+
+    /// Whether node `k` is claimed by a reservation this task ends before.
+    fn prefers(&self, k: NodeKey) -> bool {
+        matches!(self, Room::Before(r) if r.claims(k))
+    }
+
+    /// Whether a search over the indexes must pass node `k` over (it is claimed and the task
+    /// outlasts the claim; it is tried after, with what the claim leaves).
+    fn avoids(&self, k: NodeKey) -> bool {
+        matches!(self, Room::Beside(r) if r.claims(k))
+    }
+}
+
+/// What `need` and `slots` get on a node with `free_slots` and `avail` free, if they fit.
+pub(super) fn fit(
+    inv: &NodeInventory,
+    free_slots: u32,
+    avail: &NodeFree,
+    slots: u32,
+    need: Option<&Need>,
+) -> Option<Grant> {
+    if free_slots < slots {
+        return None;
+    }
+    match need {
+        None => Some(Grant::default()),
+        Some(need) if !avail.could_fit(inv, need) => None,
+        Some(need) => pick(inv, avail, need),
+    }
+}
 
 /// What a placement attempt found.
 pub(super) enum Found<T> {
@@ -31,16 +99,19 @@ impl<T> Found<T> {
 }
 
 impl Scheduler {
-    /// A one-node `shape` (its first task `task`) on node `n` of `pool`, if it fits there now.
-    /// The counts are tested before the node's holdings are looked up: most shapes a freed
-    /// node is tried for do not fit it.
+    /// A one-node `shape` (its first task `task`) on node `n` (key `k`) of `pool`, if it fits
+    /// there now. The counts are tested before the node's holdings are looked up: most shapes
+    /// a freed node is tried for do not fit it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn place_on(
         pool: PoolKey,
+        k: NodeKey,
         n: &NodeState,
         task: TaskKey,
         shape: &Shape,
         need: Option<&Need>,
         all_slots: u32,
+        room: &Room,
     ) -> Option<Grant> {
         let slots = if need.is_some_and(|x| x.whole) { all_slots } else { shape.slots };
         if n.pool != pool || n.index_key().is_none() || n.free < slots {
@@ -49,10 +120,8 @@ impl Scheduler {
         if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.held.contains_key(&task) {
             return None;
         }
-        match need {
-            None => Some(Grant::default()),
-            Some(need) => pick(&n.inventory, &n.avail, need),
-        }
+        let (free_slots, avail) = room.usable(k, n);
+        fit(&n.inventory, free_slots, &avail, slots, need)
     }
 
     /// The node `slots` (and `need`) of `task` go to, as the pool's fill type says, and what
@@ -65,15 +134,46 @@ impl Scheduler {
         need: Option<&Need>,
         max_free: u32,
         nodes: &KeyMap<NodeKey, NodeState>,
+        room: &Room,
     ) -> Found<(NodeKey, Grant)> {
         if slots > max_free {
             return Found::NoFit;
         }
+        let whole_slots = if need.is_some_and(|n| n.whole) { p.slots_per_node } else { slots };
+        let usable = |k: NodeKey| {
+            let n = nodes.get(&k).filter(|n| n.index_key().is_some() && !n.held.contains_key(&task))?;
+            let (free_slots, avail) = room.usable(k, n);
+            fit(&n.inventory, free_slots, &avail, whole_slots, need).map(|g| (k, g))
+        };
+        // What a reservation claims goes first to a task that gives it back in time.
+        if let Some(found) = room.first().iter().find_map(|(k, _)| usable(*k)) {
+            return Found::Placed(found);
+        }
+        let found = Self::search_one(p, task, slots, need, nodes, room);
+        // A claimed node passed over is tried with what the claim leaves.
+        match found {
+            Found::Placed(_) | Found::NoFit => found,
+            Found::GaveUp => match room {
+                Room::Beside(r) => r.claims.iter().find_map(|(k, _)| usable(*k)).map_or(Found::GaveUp, Found::Placed),
+                _ => Found::GaveUp,
+            },
+        }
+    }
+
+    /// [`Scheduler::place_one`]'s search of the pool's indexes.
+    fn search_one(
+        p: &PoolState,
+        task: TaskKey,
+        slots: u32,
+        need: Option<&Need>,
+        nodes: &KeyMap<NodeKey, NodeState>,
+        room: &Room,
+    ) -> Found<(NodeKey, Grant)> {
         let mut passed_over = false;
         let mut free_of = |k: &NodeKey| {
-            let held = nodes[k].held.contains_key(&task);
-            passed_over |= held;
-            !held
+            let skip = nodes[k].held.contains_key(&task) || room.avoids(*k);
+            passed_over |= skip;
+            !skip
         };
         let Some(need) = need else {
             let found = match p.fill {
@@ -154,10 +254,9 @@ impl Scheduler {
         need: Option<&Need>,
         nodes: &KeyMap<NodeKey, NodeState>,
         fabric: Option<&gangway_topology::fabric::Fabric>,
+        room: &Room,
     ) -> Found<Vec<(NodeKey, Grant)>> {
-        const WHOLE: Need =
-            Need { cpus: 0, cores: 0, memory_mib: 0, all_memory: false, gpus: 0, gpu_type: None, whole: true };
-        let need = need.unwrap_or(&WHOLE);
+        let need = need.unwrap_or(&WHOLE_NODE);
         if n == 0 {
             return Found::NoFit;
         }
@@ -171,7 +270,12 @@ impl Scheduler {
                 passed_over.set(true);
                 return None;
             }
-            (node.free >= least).then(|| pick(&node.inventory, &node.avail, need)).flatten().map(|g| (k, g))
+            let (free_slots, avail) = room.usable(k, node);
+            let found = fit(&node.inventory, free_slots, &avail, least, Some(need)).map(|g| (k, g));
+            if found.is_none() && room.avoids(k) {
+                passed_over.set(true);
+            }
+            found
         };
         if let Some(f) = fabric.filter(|_| p.unplaced == 0) {
             use gangway_topology::gang::{GangRequest, NodeNeed, Resources};
@@ -193,18 +297,19 @@ impl Scheduler {
                 None => {}
             }
         }
-        let mut fit = Vec::with_capacity(n as usize);
+        let mut fits = Vec::with_capacity(n as usize);
         for &(_, k) in p.free.range((least, 0)..) {
             if let Some(found) = place(k) {
-                fit.push(found);
+                fits.push(found);
             }
         }
-        if fit.len() < n as usize {
+        if fits.len() < n as usize {
             return if passed_over.get() { Found::GaveUp } else { Found::NoFit };
         }
-        fit.sort_by_key(|(k, _)| *k);
-        fit.truncate(n as usize);
-        Found::Placed(fit)
+        // The lowest keys, those a reservation claims first for a task that ends before it.
+        fits.sort_by_key(|(k, _)| (!room.prefers(*k), *k));
+        fits.truncate(n as usize);
+        Found::Placed(fits)
     }
 }
 

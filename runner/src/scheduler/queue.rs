@@ -23,14 +23,16 @@ impl QueueKey {
     }
 }
 
-/// What a task asks for: its slots, its need per node (a number in the scheduler's needs) and
-/// its gang size. Tasks of one shape place (or fail to place) alike.
+/// What a task asks for: its slots, its need per node (a number in the scheduler's needs), its
+/// gang size and its time limit. Tasks of one shape place (or fail to place) alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Shape {
     pub slots: u32,
     pub need: Option<u32>,
     /// Nodes it needs at once (multi-instance), or None for one node.
     pub gang: Option<u32>,
+    /// Its time limit, if it has one.
+    pub limit: Option<super::Time>,
 }
 
 /// The tasks of one shape.

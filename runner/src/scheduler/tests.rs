@@ -20,7 +20,8 @@ fn dgx() -> Arc<NodeInventory> {
 }
 
 fn up(node: NodeKey, used: u32) -> Event {
-    let held = (used > 0).then(|| Held { task: 1_000_000 + node as u64, slots: used, grant: Grant::default() });
+    let held =
+        (used > 0).then(|| Held { task: 1_000_000 + node as u64, slots: used, grant: Grant::default(), end: None });
     Event::NodeUp {
         node,
         pool: 0,
@@ -38,7 +39,7 @@ fn need(cpus: u32, memory_mib: u64, gpus: u32) -> Option<Need> {
 impl Sim {
     fn new(slots: u32, fill: Fill, nodes: &[NodeKey]) -> Sim {
         let mut sim = Sim { s: Scheduler::new(), out: Vec::new(), next_task: 0 };
-        sim.ev(Event::PoolAdded { pool: 0, slots_per_node: slots, fill });
+        sim.ev(Event::PoolAdded { pool: 0, slots_per_node: slots, fill, policy: Policy::default() });
         for &n in nodes {
             sim.ev(up(n, 0));
         }
@@ -73,6 +74,7 @@ impl Sim {
             slots,
             need,
             gang: None,
+            limit: None,
         });
         task
     }
@@ -98,7 +100,15 @@ impl Sim {
     fn gang_need(&mut self, n: u32, slots: u32, need: Option<Need>) -> TaskKey {
         self.next_task += 1;
         let task = self.next_task;
-        self.ev(Event::TaskQueued { task, pool: 0, order: QueueKey::new(0, 1, task), slots, need, gang: Some(n) });
+        self.ev(Event::TaskQueued {
+            task,
+            pool: 0,
+            order: QueueKey::new(0, 1, task),
+            slots,
+            need,
+            gang: Some(n),
+            limit: None,
+        });
         task
     }
 
@@ -263,12 +273,12 @@ fn on_a_fabric_a_gang_lands_under_one_leaf() {
     let conf = "SwitchName=leaf1 Nodes=n[1-4]\nSwitchName=leaf2 Nodes=n[5-8]\nSwitchName=spine Switches=leaf[1-2]\n";
     let fabric = std::sync::Arc::new(gangway_topology::fabric::Fabric::parse(conf).unwrap());
     let mut sim = Sim { s: Scheduler::with_fabric(fabric.clone()), out: Vec::new(), next_task: 0 };
-    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 1, fill: Fill::Spread });
+    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 1, fill: Fill::Spread, policy: Policy::default() });
     // Node keys 1..8 are n1..n8; n1 (on leaf1) is busy.
     for k in 1..=8u32 {
         let place = fabric.node_id(&format!("n{k}")).unwrap().0;
         let held: Vec<Held> =
-            (k == 1).then(|| Held { task: 99, slots: 1, grant: Grant::default() }).into_iter().collect();
+            (k == 1).then(|| Held { task: 99, slots: 1, grant: Grant::default(), end: None }).into_iter().collect();
         sim.ev(Event::NodeUp { node: k, pool: 0, inventory: small(1), held, schedulable: true, place: Some(place) });
     }
     let g = sim.gang(4);
@@ -412,7 +422,7 @@ proptest! {
                 Op::Requeue(i) if !live.is_empty() => {
                     let (task, parts) = live.swap_remove(i % live.len());
                     let order = QueueKey::new(0, 1, task);
-                    sim.ev(Event::TaskQueued { task, pool: 0, order, slots: 1, need: need(4, 100, 1), gang: None });
+                    sim.ev(Event::TaskQueued { task, pool: 0, order, slots: 1, need: need(4, 100, 1), gang: None, limit: None });
                     for (node, _) in parts {
                         sim.release(task, node);
                     }
@@ -422,7 +432,7 @@ proptest! {
                     sim.ev(Event::NodeDown { node });
                     let held = live
                         .iter()
-                        .flat_map(|(t, parts)| parts.iter().filter(|p| p.0 == node).map(|p| Held { task: *t, slots: 1, grant: p.1.clone() }))
+                        .flat_map(|(t, parts)| parts.iter().filter(|p| p.0 == node).map(|p| Held { task: *t, slots: 1, grant: p.1.clone(), end: None }))
                         .collect();
                     sim.ev(Event::NodeUp { node, pool: 0, inventory: inv.clone(), held, schedulable: true, place: None });
                 }
@@ -476,14 +486,16 @@ fn on_a_fabric_a_partial_gang_goes_where_its_need_fits_under_one_leaf() {
     let conf = "SwitchName=leaf1 Nodes=n[1-4]\nSwitchName=leaf2 Nodes=n[5-8]\nSwitchName=spine Switches=leaf[1-2]\n";
     let fabric = Arc::new(gangway_topology::fabric::Fabric::parse(conf).unwrap());
     let mut sim = Sim { s: Scheduler::with_fabric(fabric.clone()), out: Vec::new(), next_task: 0 };
-    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack });
+    sim.ev(Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack, policy: Policy::default() });
     let inv = dgx();
     // n1 and n2 have 2 of their 32 cores left.
     let busy = gangway_topology::alloc::pick(&inv, &inv.all_free(), &need(60, 0, 0).unwrap()).unwrap();
     for k in 1..=8u32 {
         let place = fabric.node_id(&format!("n{k}")).unwrap().0;
-        let held: Vec<Held> =
-            (k <= 2).then(|| Held { task: 100 + u64::from(k), slots: 1, grant: busy.clone() }).into_iter().collect();
+        let held: Vec<Held> = (k <= 2)
+            .then(|| Held { task: 100 + u64::from(k), slots: 1, grant: busy.clone(), end: None })
+            .into_iter()
+            .collect();
         sim.ev(Event::NodeUp { node: k, pool: 0, inventory: inv.clone(), held, schedulable: true, place: Some(place) });
     }
     let g = sim.gang_need(4, 1, need(8, 0, 1));
@@ -510,6 +522,7 @@ fn a_task_queued_again_is_not_placed_where_its_last_attempt_still_holds_resource
         slots: 1,
         need: need(2, 0, 0),
         gang: None,
+        limit: None,
     });
     assert!(sim.take().is_empty());
     // Tasks of its shape behind it wait with it (the head releases the old attempt right after).

@@ -5,12 +5,50 @@
 
 use std::sync::Arc;
 
-use gangway_api::{NodeAllocation, Task, TaskResources};
+use gangway_api::{Backfill, NodeAllocation, Pool, Task, TaskConstraints, TaskResources, TaskSchedulingPolicy};
 use gangway_topology::alloc::{Grant, Need, NodeInventory};
 
 use super::{HeadState, NodeRec};
 use crate::head::error::ApiError;
-use crate::scheduler::{Held, TaskKey};
+use crate::scheduler::{self, Held, Policy, TaskKey, Time};
+
+/// What the scheduler core does with a pool's `taskSchedulingPolicy`.
+pub(crate) fn policy_of(t: &TaskSchedulingPolicy) -> Policy {
+    let backfill = match t.backfill.unwrap_or_default() {
+        Backfill::Fcfs => scheduler::Backfill::Fcfs,
+        Backfill::Firstfit => scheduler::Backfill::FirstFit,
+        Backfill::Easy => scheduler::Backfill::Easy,
+    };
+    let max_examined = t.max_tasks_examined.map_or(scheduler::MAX_LOOKAHEAD, |n| n as usize);
+    Policy { backfill, max_examined }
+}
+
+/// A task's own time limit, if it has a finite one.
+fn own_limit(c: Option<&TaskConstraints>) -> Option<std::time::Duration> {
+    c.and_then(|c| c.max_wall_clock_time).filter(|d| !d.is_unlimited()).map(|d| d.0)
+}
+
+/// The time limit the scheduler plans a task of `pool` with (ms): its own, else the pool's
+/// default, else its maximum (as Slurm's `DefaultTime` falls back to `MaxTime`); None: none.
+pub(crate) fn time_limit(pool: &Pool, c: Option<&TaskConstraints>) -> Option<Time> {
+    let d = own_limit(c).or(pool.default_time_limit.map(|d| d.0)).or(pool.max_time_limit.map(|d| d.0))?;
+    Some(d.as_millis().min(u128::from(u64::MAX / 2)) as Time)
+}
+
+/// Refuses a time limit above the pool's maximum, in Slurm's words.
+pub(crate) fn check_time_limit(pool: &Pool, c: Option<&TaskConstraints>) -> Result<(), ApiError> {
+    let Some(max) = pool.max_time_limit else { return Ok(()) };
+    let asked = match c.and_then(|c| c.max_wall_clock_time) {
+        Some(d) if d.is_unlimited() => "unlimited".to_owned(),
+        Some(d) if d > max => d.to_string(),
+        _ => return Ok(()),
+    };
+    Err(ApiError::invalid(format!(
+        "Requested time limit is invalid (missing or exceeds some limit): maxWallClockTime {asked} is above \
+         pool '{}''s maxTimeLimit {max}",
+        pool.id
+    )))
+}
 
 /// The most of any one amount a request may name (beyond it is a typo, not a machine).
 const ABSURD_CPUS: u32 = 1 << 20;
@@ -146,13 +184,20 @@ impl HeadState {
         let Some(n) = self.nodes.get(node) else { return Vec::new() };
         running
             .map(|(task, slots)| {
-                let grant = self
-                    .task_index
-                    .get(&task)
-                    .and_then(|(j, t)| self.jobs.get(j)?.tasks.get(t))
-                    .and_then(|t| t.wire.allocation.iter().find(|a| a.node_id == node))
+                let found = self.task_index.get(&task).and_then(|(j, t)| {
+                    let j = self.jobs.get(j)?;
+                    Some((j.tasks.get(t)?, self.pools.get(&j.wire.pool_info.pool_id)?))
+                });
+                let grant = found
+                    .and_then(|(t, _)| t.wire.allocation.iter().find(|a| a.node_id == node))
                     .map_or_else(Grant::default, |a| n.inventory.grant_of(&a.cpus, a.memory_mib, &a.gpus));
-                Held { task, slots, grant }
+                // It ends, at the latest, its limit after it started.
+                let end = found.and_then(|(t, pool)| {
+                    let start = t.wire.execution_info.start_time?;
+                    let limit = time_limit(&pool.wire, Some(&t.wire.constraints))?;
+                    Some(millis(start).saturating_add(limit))
+                });
+                Held { task, slots, grant, end }
             })
             .collect()
     }
@@ -174,6 +219,11 @@ pub(crate) fn inventory_of(
         Some(t) => NodeInventory::from_topology(t, reserve),
         None => NodeInventory::flat(resources, reserve),
     })
+}
+
+/// `t` as the scheduler's clock reads it: milliseconds since the Unix epoch.
+pub(crate) fn millis(t: gangway_api::Timestamp) -> Time {
+    (t.0.max(0) / 1000) as Time
 }
 
 #[cfg(test)]

@@ -230,6 +230,7 @@ impl HeadState {
     /// Feeds the scheduler and carries out what it decides.
     pub(crate) fn sched_event(&mut self, ev: Event, fx: &mut Effects) {
         let mut out = std::mem::take(&mut self.decisions);
+        self.sched.advance(alloc::millis(Timestamp::now()));
         self.sched.on_event(ev, &mut out);
         let started = !out.is_empty();
         for d in out.drain(..) {
@@ -267,6 +268,7 @@ impl HeadState {
             slots: t.wire.required_slots,
             need: alloc::task_need(&t.wire),
             gang: t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances),
+            limit: alloc::time_limit(&pool.wire, Some(&t.wire.constraints)),
         };
         self.sched_event(ev, fx);
     }

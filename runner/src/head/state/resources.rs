@@ -34,6 +34,23 @@ impl HeadState {
                 1u64 << 30
             )));
         }
+        if let Some(n) = p.task_scheduling_policy.and_then(|t| t.max_tasks_examined) {
+            if n == 0 || n > 100_000 {
+                return Err(ApiError::invalid(format!(
+                    "taskSchedulingPolicy.maxTasksExamined is {n}; it must be between 1 and 100000"
+                )));
+            }
+        }
+        for (name, limit) in [("defaultTimeLimit", p.default_time_limit), ("maxTimeLimit", p.max_time_limit)] {
+            if limit.is_some_and(|d| d.0.is_zero()) {
+                return Err(ApiError::invalid(format!("{name} is zero; leave it out for no limit")));
+            }
+        }
+        if let (Some(d), Some(m)) = (p.default_time_limit, p.max_time_limit) {
+            if d > m && !m.is_unlimited() {
+                return Err(ApiError::invalid(format!("defaultTimeLimit ({d}) is above maxTimeLimit ({m})")));
+            }
+        }
         if let Some(st) = &p.start_task {
             split_command_line(&st.command_line)
                 .map_err(|e| ApiError::invalid(format!("startTask.commandLine: {e}")))?;
@@ -52,6 +69,8 @@ impl HeadState {
             task_slots_per_node: slots,
             default_memory_per_cpu_mib: p.default_memory_per_cpu_mib,
             task_scheduling_policy: p.task_scheduling_policy.unwrap_or_default(),
+            default_time_limit: p.default_time_limit.filter(|d| !d.is_unlimited()),
+            max_time_limit: p.max_time_limit.filter(|d| !d.is_unlimited()),
             enable_inter_node_communication: p.enable_inter_node_communication,
             current_dedicated_nodes: 0,
             start_task: p.start_task,
@@ -68,7 +87,8 @@ impl HeadState {
             NodeFillType::Spread => Fill::Spread,
             NodeFillType::Pack => Fill::Pack,
         };
-        self.sched_event(Event::PoolAdded { pool: key, slots_per_node: wire.task_slots_per_node, fill }, fx);
+        let policy = super::alloc::policy_of(&wire.task_scheduling_policy);
+        self.sched_event(Event::PoolAdded { pool: key, slots_per_node: wire.task_slots_per_node, fill, policy }, fx);
         self.pools.insert(wire.id.clone(), PoolRec { wire, key });
     }
 
@@ -277,6 +297,7 @@ impl HeadState {
         if let Some(need) = &need {
             self.check_need_fits(&pool.id, need, count)?;
         }
+        super::alloc::check_time_limit(pool, p.constraints.as_ref())?;
         let now = Timestamp::now();
         Ok(Task {
             id: p.id,

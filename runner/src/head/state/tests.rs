@@ -86,7 +86,7 @@ impl Sim {
         let p = PoolAddParameter {
             id: id.into(),
             task_slots_per_node: Some(slots),
-            task_scheduling_policy: Some(TaskSchedulingPolicy { node_fill_type: fill }),
+            task_scheduling_policy: Some(TaskSchedulingPolicy { node_fill_type: fill, ..Default::default() }),
             start_task,
             ..Default::default()
         };
