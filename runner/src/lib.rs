@@ -7,4 +7,5 @@
 
 pub mod head;
 pub mod scheduler;
+pub mod sim;
 pub mod store;
