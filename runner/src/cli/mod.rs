@@ -3,5 +3,6 @@
 pub mod cluster;
 pub mod commands;
 pub mod file;
+pub mod sim;
 pub mod table;
 pub mod topo;

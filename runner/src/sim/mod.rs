@@ -64,6 +64,7 @@ pub struct Ran {
 
 /// The figures of one replay.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Metrics {
     /// Jobs that ran.
     pub jobs: usize,

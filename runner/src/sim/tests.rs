@@ -48,3 +48,12 @@ fn easy_reproduces_the_reference_on_lublin_1() {
 fn easy_reproduces_the_reference_on_lublin_2() {
     assert_eq!(two_places(lublin("lublin_256_new2.swf.gz", Backfill::Easy)), "222.25");
 }
+
+#[test]
+fn easy_reproduces_the_reference_on_the_whole_kth_trace() {
+    let t = trace("KTH-SP2-1996-2.1-cln.swf.gz");
+    assert_eq!(t.skipped_total(), 1, "the job without a processor count");
+    let machine = Machine { nodes: 100, cores_per_node: 1, gpus_per_node: 0 };
+    let m = metrics(&replay(&t.jobs, machine, policy(Backfill::Easy), None).unwrap(), machine.procs());
+    assert_eq!((m.jobs, two_places(m.avg_bsld), m.avg_wait.round()), (28_475, "90.57".into(), 6889.0));
+}
