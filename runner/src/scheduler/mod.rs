@@ -711,3 +711,5 @@ enum Look {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_tests;

@@ -1,0 +1,353 @@
+//! Scheduling over time, driven by scripts with a simulated clock: one line per step.
+//!
+//! ```text
+//! nodes N cpus C [gpus G]      N nodes of C one-thread cores and G GPUs (the pool's, once)
+//! policy fcfs|easy|firstfit    the pool's policy (before `nodes`)
+//! at T                         the clock is T seconds
+//! queue NAME [gang=N] [cpus=N] [gpus=N] [limit=S] [prio=P]
+//!                              a task (a gang of N nodes, whole nodes without cpus/gpus)
+//! end NAME                     NAME ends on all its nodes
+//! started NAME…                exactly these tasks started since the last check (`started -`: none)
+//! planned NAME T [on K…]       NAME's reservation starts at T (on nodes K…); `planned NAME -`: none
+//! ```
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+struct Script {
+    s: Scheduler,
+    out: Vec<Decision>,
+    names: BTreeMap<String, TaskKey>,
+    nodes_of: BTreeMap<TaskKey, Vec<NodeKey>>,
+    policy: Policy,
+    started: Vec<String>,
+}
+
+fn inventory(cpus: u32, gpus: u32) -> Arc<NodeInventory> {
+    let res = gangway_topology::NodeResources {
+        cpus,
+        cores: cpus,
+        memory_bytes: 1 << 30,
+        gpus: (0..gpus)
+            .map(|index| gangway_topology::Gpu {
+                index,
+                name: "test".into(),
+                uuid: String::new(),
+                pci_bus_id: String::new(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    Arc::new(NodeInventory::flat(&res, 0))
+}
+
+fn kv(words: &[&str], key: &str) -> Option<u64> {
+    let prefix = format!("{key}=");
+    words.iter().find_map(|w| w.strip_prefix(&prefix)).map(|v| v.parse().unwrap())
+}
+
+impl Script {
+    fn new() -> Script {
+        Script {
+            s: Scheduler::new(),
+            out: Vec::new(),
+            names: BTreeMap::new(),
+            nodes_of: BTreeMap::new(),
+            policy: Policy { backfill: Backfill::Easy, max_examined: usize::MAX },
+            started: Vec::new(),
+        }
+    }
+
+    fn collect(&mut self) {
+        for d in self.out.drain(..) {
+            let (task, nodes) = match d {
+                Decision::Start { task, node, .. } => (task, vec![node]),
+                Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
+            };
+            self.nodes_of.insert(task, nodes);
+            let name = self.names.iter().find(|(_, &t)| t == task).map(|(n, _)| n.clone()).unwrap();
+            self.started.push(name);
+        }
+    }
+
+    fn step(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            [] => {}
+            ["policy", name] => {
+                self.policy.backfill = match name {
+                    "fcfs" => Backfill::Fcfs,
+                    "easy" => Backfill::Easy,
+                    "firstfit" => Backfill::FirstFit,
+                    _ => panic!("policy {name}"),
+                }
+            }
+            ["nodes", n, "cpus", c, ref rest @ ..] => {
+                let gpus = match rest {
+                    ["gpus", g] => g.parse().unwrap(),
+                    _ => 0,
+                };
+                let inv = inventory(c.parse().unwrap(), gpus);
+                let slots: u32 = c.parse().unwrap();
+                self.s.on_event(
+                    Event::PoolAdded { pool: 0, slots_per_node: slots, fill: Fill::Pack, policy: self.policy },
+                    &mut self.out,
+                );
+                for node in 0..n.parse::<NodeKey>().unwrap() {
+                    let ev = Event::NodeUp {
+                        node,
+                        pool: 0,
+                        inventory: inv.clone(),
+                        held: Vec::new(),
+                        schedulable: true,
+                        place: None,
+                    };
+                    self.s.on_event(ev, &mut self.out);
+                }
+            }
+            ["at", t] => self.s.advance(t.parse::<Time>().unwrap() * 1000),
+            ["queue", name, ref opts @ ..] => {
+                let task = self.names.len() as TaskKey + 1;
+                self.names.insert(name.to_string(), task);
+                let gang = kv(opts, "gang").map(|g| g as u32);
+                let (cpus, gpus) = (kv(opts, "cpus").unwrap_or(0) as u32, kv(opts, "gpus").unwrap_or(0) as u32);
+                let need = (cpus > 0 || gpus > 0).then(|| Need { cpus, gpus, ..Need::default() });
+                let slots = if need.is_some() { cpus.max(1) } else { 1 };
+                let prio = kv(opts, "prio").unwrap_or(0) as i32;
+                let ev = Event::TaskQueued {
+                    task,
+                    pool: 0,
+                    order: QueueKey::new(prio, task, 0),
+                    slots,
+                    need,
+                    gang,
+                    limit: kv(opts, "limit").map(|s| s * 1000),
+                };
+                self.s.on_event(ev, &mut self.out);
+            }
+            ["end", name] => {
+                let task = self.names[name];
+                let nodes = self.nodes_of.remove(&task).unwrap_or_else(|| panic!("{name} is not running"));
+                for node in nodes {
+                    self.s.apply(Event::TaskReleased { task, node });
+                }
+                self.s.schedule(&mut self.out);
+            }
+            ["started", ref names @ ..] => {
+                self.collect();
+                let mut got = std::mem::take(&mut self.started);
+                got.sort();
+                let mut want: Vec<String> = names.iter().filter(|n| **n != "-").map(|n| n.to_string()).collect();
+                want.sort();
+                assert_eq!(got, want, "{line}");
+            }
+            ["planned", name, ref rest @ ..] => {
+                self.collect();
+                let planned = self.s.planned(self.names[name]);
+                match rest {
+                    ["-"] => assert_eq!(planned, None, "{line}"),
+                    [t, ref on @ ..] => {
+                        let p = planned.unwrap_or_else(|| panic!("{line}: no plan"));
+                        assert_eq!(p.start, t.parse::<Time>().unwrap() * 1000, "{line}");
+                        if let ["on", ref nodes @ ..] = on {
+                            let mut got = p.nodes.clone();
+                            got.sort();
+                            let want: Vec<NodeKey> = nodes.iter().map(|k| k.parse().unwrap()).collect();
+                            assert_eq!(got, want, "{line}");
+                        }
+                    }
+                    _ => panic!("{line}"),
+                }
+            }
+            _ => panic!("unknown step {line:?}"),
+        }
+    }
+
+    fn run(text: &str) {
+        let mut s = Script::new();
+        for line in text.lines() {
+            s.step(line.trim());
+        }
+        s.collect();
+        assert!(s.started.is_empty(), "starts not checked at the end: {:?}", s.started);
+    }
+}
+
+#[test]
+fn what_ends_by_the_reservation_passes_it_and_what_outlasts_it_waits() {
+    Script::run(
+        "nodes 4 cpus 1
+         at 0
+         queue A gang=3 limit=100
+         started A
+         at 1
+         queue B gang=4 limit=50
+         started -
+         planned B 100 on 0 1 2 3
+         at 2
+         queue C gang=1 limit=200
+         queue D gang=1 limit=99
+         queue E gang=1 limit=98
+         started E
+         planned B 100
+         at 99
+         end E
+         started -
+         at 100
+         end A
+         started B
+         planned C 150
+         at 150
+         end B
+         started C D",
+    );
+}
+
+#[test]
+fn fcfs_lets_nothing_pass_and_first_fit_lets_anything_pass() {
+    Script::run(
+        "policy fcfs
+         nodes 4 cpus 1
+         queue A gang=3 limit=100
+         queue B gang=4 limit=50
+         queue E gang=1 limit=10
+         started A
+         planned E -
+         end A
+         started B",
+    );
+    Script::run(
+        "policy firstfit
+         nodes 4 cpus 1
+         queue A gang=3 limit=100
+         queue B gang=4 limit=50
+         queue C gang=1 limit=1000
+         started A C
+         planned B -",
+    );
+}
+
+#[test]
+fn what_outlasts_the_reservation_may_use_only_what_it_leaves() {
+    // B needs 3 of the 4 nodes at 100: one node is spare then, so one long task may run now.
+    Script::run(
+        "nodes 4 cpus 1
+         queue A gang=2 limit=100
+         queue B gang=3 limit=50
+         queue C gang=1 limit=1000
+         queue D gang=1 limit=1000
+         started A C
+         planned B 100
+         at 100
+         end A
+         started B",
+    );
+}
+
+#[test]
+fn gpu_requests_are_reserved_on_the_node_where_they_will_fit() {
+    // A holds 3 GPUs of a node, B all 4 of the other. C (4 GPUs) is planned on A's node at 100:
+    // the GPU left free there goes only to a task that gives it back by then; cores are spare.
+    Script::run(
+        "nodes 2 cpus 8 gpus 4
+         queue A cpus=1 gpus=3 limit=100
+         queue B cpus=1 gpus=4 limit=200
+         started A B
+         at 1
+         queue C cpus=1 gpus=4 limit=50
+         planned C 100
+         queue D cpus=1 gpus=1 limit=1000
+         queue E cpus=2 limit=1000
+         started E
+         queue F cpus=1 gpus=1 limit=90
+         started F
+         planned C 100
+         at 91
+         end F
+         started -
+         at 100
+         end A
+         started C
+         at 200
+         end B
+         started D",
+    );
+}
+
+#[test]
+fn a_gang_is_reserved_on_nodes_free_now_and_nodes_freed_later() {
+    // Two nodes are idle, A and B end at 100 and 300: the 3-node gang G is planned at 100 on
+    // the two idle nodes and A's. The idle nodes take only what ends by then.
+    Script::run(
+        "nodes 4 cpus 2
+         queue A gang=1 limit=100
+         queue B gang=1 limit=300
+         started A B
+         queue G gang=3 limit=10
+         planned G 100 on 0 2 3
+         queue L gang=1 limit=101
+         queue S gang=2 limit=100
+         started S
+         at 100
+         end A
+         end S
+         started G
+         at 110
+         end G
+         started L",
+    );
+}
+
+#[test]
+fn a_task_without_a_limit_gives_no_start_time_and_blocks_nothing() {
+    // A's end is unknown: B gets no planned start, and with no reservation C may start.
+    Script::run(
+        "nodes 2 cpus 1
+         queue A gang=1
+         queue B gang=2 limit=10
+         planned B -
+         queue C gang=1 limit=5
+         started A C",
+    );
+}
+
+#[test]
+fn a_stream_of_small_tasks_cannot_starve_a_whole_cluster_job() {
+    // Four nodes of four cores kept busy by one-core tasks of up to 10 s, one a second, some
+    // of them ending early; a 4-node job arrives and gets a start time that never recedes,
+    // and starts by then.
+    let mut s = Script::new();
+    s.step("nodes 4 cpus 4");
+    let mut running: Vec<(u64, String)> = Vec::new();
+    let mut n = 0;
+    let mut planned = None;
+    for t in 0..200u64 {
+        s.step(&format!("at {t}"));
+        for (_, name) in running.iter().filter(|(end, _)| *end == t) {
+            s.step(&format!("end {name}"));
+        }
+        running.retain(|(end, _)| *end != t);
+        n += 1;
+        s.step(&format!("queue s{n} cpus=1 limit=10"));
+        if t == 5 {
+            s.step("queue BIG gang=4 limit=50");
+        }
+        s.collect();
+        for name in std::mem::take(&mut s.started) {
+            if name == "BIG" {
+                assert!(t <= planned.expect("BIG had a plan"), "BIG started at {t}, after its plan");
+                return;
+            }
+            // Every third one ends early.
+            let run = if name[1..].parse::<u64>().unwrap() % 3 == 0 { 4 } else { 10 };
+            running.push((t + run, name));
+        }
+        if t >= 5 {
+            let p = s.s.planned(s.names["BIG"]).expect("BIG always has a start time").start / 1000;
+            assert!(planned.is_none_or(|q| p <= q), "BIG's start receded from {planned:?} to {p}");
+            planned = Some(p);
+        }
+    }
+    panic!("BIG never started; its plan said {planned:?}");
+}
