@@ -198,6 +198,8 @@ pub struct TaskFinished {
 pub enum HeadMessage {
     /// Registration accepted.
     Welcome(Welcome),
+    /// Nothing else was sent for a heartbeat interval: the head is alive, the stream holds.
+    Heartbeat,
     /// Run an attempt.
     StartTask(Box<StartTask>),
     /// Kill an attempt (grace period, then SIGKILL).

@@ -130,6 +130,12 @@ pub struct SlurmJob {
     /// `--begin`, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub begin_time: Option<Timestamp>,
+    /// While pending: when the scheduler plans to start it (its reservation), if it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_start: Option<Timestamp>,
+    /// While pending: the nodes of that plan (`SchedNodeList`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sched_nodes: Vec<String>,
     /// Time limit in seconds (`None`: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,

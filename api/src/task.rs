@@ -352,11 +352,25 @@ pub struct Task {
     /// gangway: what its current (or last) attempt was given on each node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allocation: Vec<NodeAllocation>,
+    /// gangway, read only: while it waits, when and where the scheduler plans to start it
+    /// (the reservation held for the first task of its pool that cannot start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_start: Option<PlannedStart>,
     /// The execution record.
     pub execution_info: TaskExecutionInformation,
     /// Where it runs or ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_info: Option<ComputeNodeInformation>,
+}
+
+/// gangway: a waiting task's planned start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStart {
+    /// When, at the latest, if what runs ends by its time limit.
+    pub start_time: Timestamp,
+    /// The nodes kept for it.
+    pub nodes: Vec<String>,
 }
 
 /// One entry of `GET …/files`.

@@ -234,6 +234,7 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
             });
         }
         HeadMessage::Welcome(_) => tracing::warn!("unexpected second welcome; ignored"),
+        HeadMessage::Heartbeat => {}
     }
     Flow::Continue
 }

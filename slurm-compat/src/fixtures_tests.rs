@@ -37,6 +37,8 @@ pub fn job(id: u64) -> SlurmJob {
         start_time: None,
         end_time: None,
         begin_time: None,
+        planned_start: None,
+        sched_nodes: Vec::new(),
         time_limit_s: Some(3600),
         min_nodes: 1,
         nodes: Vec::new(),

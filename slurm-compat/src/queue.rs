@@ -10,8 +10,10 @@
 //! ignored: `-a`, `--hide`, `-M`, `--local`, `--federation`, `--sibling`, `-v`, `-S`,
 //! `-P`, `--noconvert`, `--array-unique`. `-s` lists the running `srun` steps in squeue's
 //! step columns (`STEPID NAME PARTITION USER TIME NODELIST`), with `-h`, `-j`, `-u`, `-p` and
-//! `-s` with a list of `JOB.STEP` ids; `-o` with `-s` is refused. `-i` (iterate), `--start`
-//! and `-L` (licenses) are refused with a message.
+//! `-s` with a list of `JOB.STEP` ids; `-o` with `-s` is refused. `--start` lists pending jobs
+//! by their planned start (`%S`, `%Y` SCHEDNODES: the scheduler's reservation; `N/A` and
+//! `(null)` for jobs that have none). `-i` (iterate) and `-L` (licenses) are refused with a
+//! message.
 //!
 //! Like slurmctld with `MinJobAge=300`, a job that ended more than 300 s ago is gone: it is
 //! not listed even with `-t all`, and `-j` naming only it fails with `slurm_load_jobs error:
@@ -33,6 +35,8 @@ use crate::queue_fields::{
 
 /// squeue's default `-o`.
 pub const DEFAULT_FORMAT: &str = "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R";
+/// squeue `--start`'s format.
+pub const START_FORMAT: &str = "%.18i %.9P %.8j %.8u %.2t %.19S %.6D %20Y %R";
 /// squeue `-l`'s format.
 pub const LONG_FORMAT: &str = "%.18i %.9P %.8j %.8u %.8T %.10M %.9l %.6D %R";
 /// How long an ended job stays visible to squeue and scontrol (slurmctld's default `MinJobAge`).
@@ -69,6 +73,8 @@ pub struct SqueueOptions {
     pub nodes: Option<Vec<String>>,
     /// `-r`.
     pub array_elements: bool,
+    /// `--start`: pending jobs by planned start, in its own columns (unless `-o`/`-O`/`-t`).
+    pub start: bool,
     /// `-s`: list steps, those `JOB.STEP` ids only when given.
     pub steps: Option<Vec<String>>,
     /// `--help` / `--usage`: print this and exit 0.
@@ -162,6 +168,7 @@ Usage: squeue [OPTIONS]
   -p, --partition=partition(s)    comma separated list of partitions to view
   -q, --qos=qos(s)                comma separated list of qos's to view
   -r, --array                     display one job array element per line
+      --start                     print expected start times of pending jobs
   -t, --states=states             comma separated list of states to view,
                                   default is pending and running,
                                   '--states=all' reports all states
@@ -199,7 +206,8 @@ pub fn parse_squeue_args(args: &[String], my_uid: u32) -> Result<SqueueOptions, 
             Opt::Usage => o.help = Some("Usage: squeue [-A account] [-j jobid] [-n name] [-o format] [-p partitions] [-t states] [-u user_name] [-ahjlrv]\n"),
             Opt::Version => o.help = Some("slurm 22.05.8 (gangway)\n"),
             Opt::Steps => o.steps = Some(comma_list(&value)),
-            Opt::Iterate | Opt::Start | Opt::Licenses => {
+            Opt::Start => o.start = true,
+            Opt::Iterate | Opt::Licenses => {
                 return Err(fail(format!("--{} is not supported by gangway's squeue", f.name)))
             }
             Opt::Jobs => {
@@ -268,6 +276,7 @@ fn selected(job: &SlurmJob, o: &SqueueOptions) -> bool {
     };
     let state_ok = match &o.states {
         Some(filter) => filter.matches(job.state),
+        None if o.start => job.state == SlurmJobState::Pending,
         None => !job.state.is_finished(),
     };
     state_ok
@@ -376,7 +385,12 @@ fn columns(o: &SqueueOptions, warnings: &mut String) -> (String, Vec<Column>) {
         }
         return (String::new(), cols);
     }
-    let spec = o.format.as_deref().unwrap_or(if o.long { LONG_FORMAT } else { DEFAULT_FORMAT });
+    let default = match (o.start, o.long) {
+        (true, _) => START_FORMAT,
+        (false, true) => LONG_FORMAT,
+        (false, false) => DEFAULT_FORMAT,
+    };
+    let spec = o.format.as_deref().unwrap_or(default);
     let parsed = parse_percent_format(spec);
     let cols = parsed
         .fields
@@ -414,6 +428,10 @@ pub fn render_squeue(jobs: &[SlurmJob], o: &SqueueOptions, now: Timestamp) -> Ou
     }
     let mut picked: Vec<&SlurmJob> = known.into_iter().filter(|j| selected(j, o)).collect();
     picked.sort_by_cached_key(|j| sort_key(j));
+    if o.start {
+        // `--sort=S`: the earliest planned start first, those without one after.
+        picked.sort_by_key(|j| j.start_time.or(j.planned_start).map_or(i64::MAX, |t| t.0));
+    }
     if let Some(wanted) = &o.steps {
         return render_steps(&picked, wanted, o.no_header, now);
     }

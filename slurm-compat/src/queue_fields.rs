@@ -62,6 +62,7 @@ pub fn letter_info(letter: char) -> Option<(&'static str, Cut)> {
         'u' => ("USER", Cut::Yes),
         'U' => ("UID", Cut::Yes),
         'V' => ("SUBMIT_TIME", Cut::Yes),
+        'Y' => ("SCHEDNODES", Cut::Yes),
         'y' => ("NICE", Cut::Yes),
         'Z' => ("WORK_DIR", Cut::Yes),
         _ => return None,
@@ -71,7 +72,7 @@ pub fn letter_info(letter: char) -> Option<(&'static str, Cut)> {
 
 /// The `-O` names squeue 22.05 knows that gangway can fill, with the letter that prints the
 /// same thing. Matched case-insensitively.
-const LONG_NAMES: [(&str, char); 36] = [
+const LONG_NAMES: [(&str, char); 37] = [
     ("account", 'a'),
     ("arrayjobid", 'F'),
     ("arraytaskid", 'K'),
@@ -97,6 +98,7 @@ const LONG_NAMES: [(&str, char); 36] = [
     ("reason", 'r'),
     ("reasonlist", 'R'),
     ("reqnodes", 'n'),
+    ("schednodes", 'Y'),
     ("starttime", 'S'),
     ("state", 'T'),
     ("statecompact", 't'),
@@ -172,7 +174,7 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
         'e' => match job.end_time {
             Some(t) => iso_time(t),
             None if job.time_limit_s.is_none() && job.state == SlurmJobState::Running => "NONE".into(),
-            None => match (job.start_time, job.time_limit_s) {
+            None => match (job.start_time.or(job.planned_start), job.time_limit_s) {
                 (Some(start), Some(limit)) => iso_time(start.plus(std::time::Duration::from_secs(limit))),
                 _ => "N/A".into(),
             },
@@ -210,12 +212,14 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
         'r' => reason(job),
         'R' if shows_reason(job.state) => format!("({})", reason(job)),
         'R' => nodes_str(&job.nodes),
-        'S' => job.start_time.map_or_else(|| "N/A".into(), iso_time),
+        'S' => job.start_time.or(job.planned_start).map_or_else(|| "N/A".into(), iso_time),
         't' => job.state.short().into(),
         'T' => job.state.as_str().into(),
         'u' => job.user.clone(),
         'U' => job.uid.to_string(),
         'V' => iso_time(job.submit_time),
+        'Y' if job.sched_nodes.is_empty() => "(null)".into(),
+        'Y' => nodes_str(&job.sched_nodes),
         'y' => "0".into(),
         'Z' => job.work_dir.clone(),
         _ => String::new(),
@@ -263,7 +267,7 @@ pub fn job_json(job: &SlurmJob, now: Timestamp) -> serde_json::Value {
         "run_time": run_secs(job, now),
         "standard_error": job.std_err,
         "standard_output": job.std_out,
-        "start_time": secs(job.start_time),
+        "start_time": secs(job.start_time.or(job.planned_start)),
         "state_reason": reason(job),
         "submit_time": secs(Some(job.submit_time)),
         "tasks": job.ntasks,

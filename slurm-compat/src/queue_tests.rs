@@ -214,3 +214,29 @@ fn steps_list_the_running_sruns() {
         "squeue: error: -s (--steps) prints squeue's step columns only; -o, -O and --json are not supported with it\n",
     );
 }
+
+#[test]
+fn start_lists_pending_jobs_by_planned_start() {
+    let mut planned = job(15);
+    planned.reason = "Resources".into();
+    planned.planned_start = Some(at(3600));
+    planned.sched_nodes = vec!["node01".into(), "node02".into(), "node03".into(), "node04".into()];
+    let mut jobs = queue();
+    jobs.push(planned);
+    check(
+        &jobs,
+        "--start",
+        "             JOBID PARTITION     NAME     USER ST          START_TIME  NODES SCHEDNODES           NODELIST(REASON)
+                15   default   job.sh    alice PD 2026-11-23T10:40:00      1 node[01-04]          (Resources)
+                13   default   job.sh    alice PD                 N/A      1 (null)               (Priority)
+                14   default   job.sh    alice PD                 N/A      1 (null)               (JobHeldUser)
+",
+    );
+    check(
+        &jobs,
+        "--start -h -o %i|%S|%e|%Y",
+        "15|2026-11-23T10:40:00|2026-11-23T11:40:00|node[01-04]\n13|N/A|N/A|(null)\n14|N/A|N/A|(null)\n",
+    );
+    // Sorted by start time, still.
+    check(&jobs, "--start -t R -h -o %i", "12\n11\n");
+}

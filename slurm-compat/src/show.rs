@@ -102,6 +102,15 @@ fn group_name(job: &SlurmJob) -> String {
     }
 }
 
+/// `NodeList=`, and a pending job's planned nodes (`SchedNodeList=`) when it has some.
+fn node_list(job: &SlurmJob, pending: bool) -> Vec<String> {
+    let mut line = vec![kv("NodeList", if pending { "(null)".into() } else { nodes_str(&job.nodes) })];
+    if pending && !job.sched_nodes.is_empty() {
+        line.push(kv("SchedNodeList", nodes_str(&job.sched_nodes)));
+    }
+    line
+}
+
 fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> {
     let mut first = vec![kv("JobId", job.job_id)];
     if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
@@ -110,7 +119,9 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     }
     first.push(kv("JobName", &job.name));
     let pending = job.state == SlurmJobState::Pending;
-    let end = match (job.end_time, job.start_time, job.time_limit_s) {
+    // A pending job shows its planned start, as slurmctld shows the backfill's estimate.
+    let start = job.start_time.or(job.planned_start.filter(|_| pending));
+    let end = match (job.end_time, start, job.time_limit_s) {
         (Some(e), ..) => iso_time(e),
         (None, Some(s), Some(l)) => iso_time(s.plus(std::time::Duration::from_secs(l))),
         _ => "Unknown".into(),
@@ -160,7 +171,7 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
         ],
         vec![kv("SubmitTime", iso_time(job.submit_time)), kv("EligibleTime", time_or(job.eligible_time, "Unknown"))],
         vec![kv("AccrueTime", time_or(job.eligible_time, "Unknown"))],
-        vec![kv("StartTime", time_or(job.start_time, "Unknown")), kv("EndTime", end), kv("Deadline", "N/A")],
+        vec![kv("StartTime", time_or(start, "Unknown")), kv("EndTime", end), kv("Deadline", "N/A")],
         vec![
             kv("SuspendTime", "None"),
             kv("SecsPreSuspend", 0),
@@ -169,7 +180,7 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
         ],
         vec![kv("Partition", &job.partition), kv("AllocNode:Sid", "(null):0")],
         vec![kv("ReqNodeList", "(null)"), kv("ExcNodeList", "(null)")],
-        vec![kv("NodeList", if pending { "(null)".into() } else { nodes_str(&job.nodes) })],
+        node_list(job, pending),
     ];
     if let Some(host) = job.nodes.first().filter(|_| !pending) {
         lines.push(vec![kv("BatchHost", host)]);

@@ -130,3 +130,18 @@ fn a_node_shows_its_allocated_memory() {
     let out = show_node(&[pool("p", 2)], &[n], &[], Some("n1"), false).stdout;
     assert!(out.contains("RealMemory=8192 AllocMem=3000 "), "{out}");
 }
+
+#[test]
+fn a_pending_job_shows_its_planned_start_and_nodes() {
+    let mut j = job(12);
+    j.planned_start = Some(crate::format::fixtures::at(600));
+    j.sched_nodes = vec!["node01".into(), "node02".into()];
+    let out = show_job(&[j.clone()], Some("12"), false, NOW).stdout;
+    assert!(out.contains("   StartTime=2026-11-23T09:50:00 EndTime=2026-11-23T10:50:00 Deadline=N/A\n"), "{out}");
+    assert!(out.contains("   NodeList=(null) SchedNodeList=node[01-02]\n"), "{out}");
+    j.planned_start = None;
+    j.sched_nodes.clear();
+    let out = show_job(&[j], Some("12"), false, NOW).stdout;
+    assert!(out.contains("   StartTime=Unknown EndTime=Unknown Deadline=N/A\n"), "{out}");
+    assert!(out.contains("   NodeList=(null)\n"), "{out}");
+}

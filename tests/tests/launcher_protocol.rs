@@ -61,6 +61,9 @@ struct Stream {
     wr: Arc<Mutex<TcpStream>>,
 }
 
+/// What the head sends on a stream that has been idle for a heartbeat interval.
+const HEAD_HEARTBEAT: &[u8] = b"{\"type\":\"heartbeat\"}\n";
+
 impl Stream {
     /// Upgrades a new connection with `secret`; panics unless the head answers 101.
     fn upgrade(cluster: &Cluster, secret: &str) -> Stream {
@@ -95,16 +98,23 @@ impl Stream {
         self.send_raw(format!("{msg}\n").as_bytes()).expect("sending to the head");
     }
 
-    /// The next line from the head as JSON, None once it closed the connection.
+    /// The next line from the head as JSON (its heartbeats skipped), None once it closed the
+    /// connection.
     fn recv(&mut self) -> Option<Value> {
-        let mut line = Vec::new();
-        match self.rd.read_until(b'\n', &mut line) {
-            Ok(0) => None,
-            Ok(_) => {
-                Some(serde_json::from_slice(&line).unwrap_or_else(|e| panic!("bad line from the head ({e}): {line:?}")))
+        loop {
+            let mut line = Vec::new();
+            match self.rd.read_until(b'\n', &mut line) {
+                Ok(0) => return None,
+                Ok(_) if line == HEAD_HEARTBEAT => continue,
+                Ok(_) => {
+                    return Some(
+                        serde_json::from_slice(&line)
+                            .unwrap_or_else(|e| panic!("bad line from the head ({e}): {line:?}")),
+                    )
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("the head neither sent a line nor closed the connection: {e}"),
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("the head neither sent a line nor closed the connection: {e}"),
         }
     }
 
@@ -118,8 +128,10 @@ impl Stream {
     fn expect_closed(mut self, within: Duration, what: &str) {
         self.rd.get_ref().set_read_timeout(Some(within)).unwrap();
         let start = Instant::now();
-        let rest = read_to_close(self.rd.get_mut());
-        assert!(self.rd.buffer().is_empty() && rest.is_empty(), "{what}: the head sent {rest:?}");
+        let mut rest = self.rd.buffer().to_vec();
+        rest.extend(read_to_close(self.rd.get_mut()));
+        let rest: Vec<&[u8]> = rest.split_inclusive(|b| *b == b'\n').filter(|l| *l != HEAD_HEARTBEAT).collect();
+        assert!(rest.is_empty(), "{what}: the head sent {rest:?}");
         assert!(start.elapsed() < within, "{what}: still open after {within:?}");
     }
 
@@ -452,12 +464,16 @@ fn a_report_sent_twice_is_acknowledged_twice_and_applied_once() {
     assert_eq!((node.total_tasks_run, node.total_tasks_succeeded), (1, 0), "{node:?}");
     assert_eq!(node.state, NodeState::Idle);
 
-    // Nothing else comes: no retry, no second start.
-    s.rd.get_ref().set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let mut line = Vec::new();
-    match s.rd.read_until(b'\n', &mut line) {
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-        other => panic!("unexpected from the head: {other:?} {:?}", String::from_utf8_lossy(&line)),
+    // Nothing else comes but heartbeats: no retry, no second start.
+    s.rd.get_ref().set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(500) {
+        let mut line = Vec::new();
+        match s.rd.read_until(b'\n', &mut line) {
+            Ok(_) if line == HEAD_HEARTBEAT => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            other => panic!("unexpected from the head: {other:?} {:?}", String::from_utf8_lossy(&line)),
+        }
     }
     stop.store(true, Ordering::Relaxed);
 }

@@ -204,3 +204,14 @@ fn node_operations_refuse_bad_input() {
     assert_eq!(status, 200, "{text}");
     assert_eq!(c.get_node("node1").unwrap().state, NodeState::Offline);
 }
+
+#[test]
+fn an_idle_cluster_keeps_its_launcher_streams() {
+    // The head heartbeats an idle stream, so no launcher takes its silence for a dead head
+    // (ten heartbeat intervals here; three silent ones dropped the stream before).
+    let cluster = Cluster::start(Options { nodes: 2, ..Options::default() });
+    std::thread::sleep(Duration::from_secs(3));
+    let log = cluster.head_log();
+    assert_eq!(log.matches("launcher connected").count(), 2, "{log}");
+    assert_eq!(log.matches("launcher disconnected").count(), 0, "{log}");
+}

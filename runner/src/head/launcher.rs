@@ -91,13 +91,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
     tracing::info!(node = %name, generation, "launcher connected");
     // The welcome goes out before anything queued for this connection.
     let welcome = serde_json::to_vec(&HeadMessage::Welcome(welcome)).expect("messages serialize");
+    let heartbeat = head.read(|st| st.heartbeat);
     let writer = tokio::spawn(async move {
         let mut out = welcome;
         out.push(b'\n');
         if wr.write_all(&out).await.is_err() {
             return;
         }
-        while let Some(msg) = rx.recv().await {
+        loop {
+            // An idle stream carries the head's heartbeat, so the launcher never takes the
+            // silence for a dead head (and drops out of the scheduler while it reconnects).
+            let msg = match tokio::time::timeout(heartbeat, rx.recv()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return,
+                Err(_) => HeadMessage::Heartbeat,
+            };
             out.clear();
             serde_json::to_writer(&mut out, &msg).expect("messages serialize");
             out.push(b'\n');

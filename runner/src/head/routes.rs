@@ -214,13 +214,18 @@ async fn task_counts(State(head): H, Path(id): Path<String>) -> ApiResult<Json<T
 async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> ApiResult<Json<ListResponse<Task>>> {
     head.read(|st| {
         let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
-        page(
+        let mut list = page(
             j.tasks.iter().map(|(k, t)| (k.as_str(), &t.wire)),
             &q,
             TASK_FIELDS,
             &head.url,
             &format!("/jobs/{job}/tasks"),
-        )
+        )?;
+        let now = Timestamp::now();
+        for t in list.value.iter_mut().filter(|t| t.state == TaskState::Active) {
+            t.planned_start = j.tasks.get(&t.id).and_then(|r| st.planned_start(r.key, now));
+        }
+        Ok(list)
     })
     .map(Json)
 }
@@ -281,7 +286,12 @@ async fn add_task_collection(
 async fn get_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
     head.read(|st| {
         let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
-        j.tasks.get(&task).map(|t| t.wire.clone()).ok_or_else(|| task_not_found(&job, &task))
+        let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
+        let mut wire = t.wire.clone();
+        if wire.state == TaskState::Active {
+            wire.planned_start = st.planned_start(t.key, Timestamp::now());
+        }
+        Ok(wire)
     })
     .map(Json)
 }

@@ -21,6 +21,7 @@ struct Script {
     names: BTreeMap<String, TaskKey>,
     nodes_of: BTreeMap<TaskKey, Vec<NodeKey>>,
     policy: Policy,
+    fill: Fill,
     started: Vec<String>,
 }
 
@@ -55,6 +56,7 @@ impl Script {
             names: BTreeMap::new(),
             nodes_of: BTreeMap::new(),
             policy: Policy { backfill: Backfill::Easy, max_examined: usize::MAX },
+            fill: Fill::Pack,
             started: Vec::new(),
         }
     }
@@ -83,6 +85,7 @@ impl Script {
                     _ => panic!("policy {name}"),
                 }
             }
+            ["fill", "spread"] => self.fill = Fill::Spread,
             ["nodes", n, "cpus", c, ref rest @ ..] => {
                 let gpus = match rest {
                     ["gpus", g] => g.parse().unwrap(),
@@ -91,7 +94,7 @@ impl Script {
                 let inv = inventory(c.parse().unwrap(), gpus);
                 let slots: u32 = c.parse().unwrap();
                 self.s.on_event(
-                    Event::PoolAdded { pool: 0, slots_per_node: slots, fill: Fill::Pack, policy: self.policy },
+                    Event::PoolAdded { pool: 0, slots_per_node: slots, fill: self.fill, policy: self.policy },
                     &mut self.out,
                 );
                 for node in 0..n.parse::<NodeKey>().unwrap() {

@@ -35,16 +35,21 @@ pub(crate) fn time_limit(pool: &Pool, c: Option<&TaskConstraints>) -> Option<Tim
     Some(d.as_millis().min(u128::from(u64::MAX / 2)) as Time)
 }
 
-/// Refuses a time limit above the pool's maximum, in Slurm's words.
-pub(crate) fn check_time_limit(pool: &Pool, c: Option<&TaskConstraints>) -> Result<(), ApiError> {
+/// Refuses a time limit (`field`, as the request named it) above the pool's maximum, in
+/// Slurm's words.
+pub(crate) fn check_time_limit(
+    pool: &Pool,
+    asked: Option<gangway_api::IsoDuration>,
+    field: &str,
+) -> Result<(), ApiError> {
     let Some(max) = pool.max_time_limit else { return Ok(()) };
-    let asked = match c.and_then(|c| c.max_wall_clock_time) {
+    let asked = match asked {
         Some(d) if d.is_unlimited() => "unlimited".to_owned(),
         Some(d) if d > max => d.to_string(),
         _ => return Ok(()),
     };
     Err(ApiError::invalid(format!(
-        "Requested time limit is invalid (missing or exceeds some limit): maxWallClockTime {asked} is above \
+        "Requested time limit is invalid (missing or exceeds some limit): {field} {asked} is above \
          pool '{}''s maxTimeLimit {max}",
         pool.id
     )))
@@ -136,6 +141,15 @@ pub(crate) fn with_default_memory(
 }
 
 impl HeadState {
+    /// When and where the scheduler plans to start the waiting task `key`, seen at `now`
+    /// (a plan whose time has passed, because what it waits for outlasts its limit, reads now).
+    pub(crate) fn planned_start(&self, key: TaskKey, now: gangway_api::Timestamp) -> Option<gangway_api::PlannedStart> {
+        let plan = self.sched.planned(key)?;
+        let nodes = plan.nodes.iter().filter_map(|k| self.node_names.get(k).cloned()).collect();
+        let at = gangway_api::Timestamp(i64::try_from(plan.start).ok()?.saturating_mul(1000));
+        Some(gangway_api::PlannedStart { start_time: at.max(now), nodes })
+    }
+
     /// Why `need` (on each of `count` nodes) can never be met when the nodes of `pool` are
     /// known and fewer than `count` of them could ever meet it: the resource, the amount and
     /// the largest node's.

@@ -297,7 +297,11 @@ impl HeadState {
         if let Some(need) = &need {
             self.check_need_fits(&pool.id, need, count)?;
         }
-        super::alloc::check_time_limit(pool, p.constraints.as_ref())?;
+        super::alloc::check_time_limit(
+            pool,
+            p.constraints.as_ref().and_then(|c| c.max_wall_clock_time),
+            "maxWallClockTime",
+        )?;
         let now = Timestamp::now();
         Ok(Task {
             id: p.id,
@@ -316,6 +320,7 @@ impl HeadState {
             resource_files: p.resource_files,
             resources: p.resources,
             allocation: Vec::new(),
+            planned_start: None,
             execution_info: TaskExecutionInformation::default(),
             node_info: None,
         })

@@ -103,6 +103,8 @@ impl HeadState {
         let partition = req.partition.clone().unwrap_or_else(|| "default".to_owned());
         let pool = self.pools.get(&partition).ok_or_else(|| invalid_partition(&partition))?;
         let slots_per_node = pool.wire.task_slots_per_node;
+        let time = req.time_limit_s.map(|s| IsoDuration(Duration::from_secs(s)));
+        super::alloc::check_time_limit(&pool.wire, time, "--time")?;
         if req.nodes == 0 || req.ntasks == 0 || req.cpus_per_task == 0 {
             return Err(ApiError::invalid("nodes, ntasks and cpusPerTask must be at least 1"));
         }

@@ -74,6 +74,7 @@ impl HeadState {
         let first = nodes.first().map_or("", String::as_str);
         let (std_out, std_err) = output_paths(s, first);
         let started = matches!(t.wire.state, TaskState::Running | TaskState::Preparing | TaskState::Completed);
+        let plan = (state == SlurmJobState::Pending).then(|| self.planned_start(t.key, Timestamp::now())).flatten();
         Some(SlurmJob {
             job_id: s.job_id,
             allocation: t.wire.allocation.clone(),
@@ -96,7 +97,13 @@ impl HeadState {
             start_time: info.start_time.filter(|_| started),
             end_time: info.end_time.filter(|_| state.is_finished()),
             begin_time: r.begin,
-            time_limit_s: r.time_limit_s,
+            planned_start: plan.as_ref().map(|p| p.start_time),
+            sched_nodes: plan.map(|p| p.nodes).unwrap_or_default(),
+            // Without --time, the partition's default (else its maximum) applies, as Slurm shows.
+            time_limit_s: r.time_limit_s.or_else(|| {
+                let pool = &self.pools.get(&j.wire.pool_info.pool_id)?.wire;
+                super::alloc::time_limit(pool, None).map(|ms| ms / 1000)
+            }),
             min_nodes: r.nodes,
             nodes,
             ntasks: r.ntasks,
