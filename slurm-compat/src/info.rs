@@ -277,7 +277,7 @@ fn node_value(letter: char, part: &PartitionView<'_>, v: &NodeView<'_>) -> Strin
         'H' if v.reason != "none" => crate::format::iso_time(n.state_transition_time),
         'u' if v.reason != "none" => "root".into(),
         'H' | 'u' => "Unknown".into(),
-        'l' => "infinite".into(),
+        'l' => part.time_limits().0.map_or_else(|| "infinite".into(), |s| crate::format::squeue_secs(s as i64)),
         'm' => memory_mb(n).to_string(),
         ALLOC_MEM => n.allocated.memory_mib.to_string(),
         GRES_USED => match (n.resources.gpus.len(), n.allocated.gpus.as_slice()) {

@@ -228,6 +228,12 @@ pub struct PartitionView<'a> {
 }
 
 impl PartitionView<'_> {
+    /// Its `MaxTime` and `DefaultTime` in seconds (None: unlimited / none).
+    pub fn time_limits(&self) -> (Option<u64>, Option<u64>) {
+        let secs = |d: Option<gangway_api::IsoDuration>| d.map(|d| d.0.as_secs());
+        self.pool.map_or((None, None), |p| (secs(p.max_time_limit), secs(p.default_time_limit)))
+    }
+
     /// sinfo's `%P`: the name, `*` after the default partition's.
     pub fn display_name(&self) -> String {
         if self.name == DEFAULT_PARTITION {

@@ -340,7 +340,7 @@ fn partition_lines(p: &PartitionView<'_>) -> Vec<Vec<String>> {
         vec![kv("AllowGroups", "ALL"), kv("AllowAccounts", "ALL"), kv("AllowQos", "ALL")],
         vec![kv("AllocNodes", "ALL"), kv("Default", yes_no(p.name == DEFAULT_PARTITION)), kv("QoS", "N/A")],
         vec![
-            kv("DefaultTime", "NONE"),
+            kv("DefaultTime", p.time_limits().1.map_or_else(|| "NONE".into(), clock_secs)),
             kv("DisableRootJobs", "NO"),
             kv("ExclusiveUser", "NO"),
             kv("GraceTime", 0),
@@ -348,7 +348,7 @@ fn partition_lines(p: &PartitionView<'_>) -> Vec<Vec<String>> {
         ],
         vec![
             kv("MaxNodes", "UNLIMITED"),
-            kv("MaxTime", "UNLIMITED"),
+            kv("MaxTime", limit_str(p.time_limits().0)),
             kv("MinNodes", 0),
             kv("LLN", "NO"),
             kv("MaxCPUsPerNode", "UNLIMITED"),

@@ -69,3 +69,62 @@ fn a_stream_of_small_tasks_cannot_starve_a_whole_cluster_task() {
     c.terminate_job("stream", None).ok();
     cluster.wait_idle(4);
 }
+
+#[test]
+fn slurm_shows_time_limits_and_planned_starts() {
+    let pool = PoolAddParameter {
+        id: "short".into(),
+        task_slots_per_node: Some(2),
+        default_time_limit: Some(IsoDuration(Duration::from_secs(600))),
+        max_time_limit: Some(IsoDuration(Duration::from_secs(3600))),
+        enable_inter_node_communication: true,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(Options { nodes: 2, pool: Some(pool), ..Options::default() });
+    let door = gangway_tests::slurm::SlurmFrontDoor::new(cluster.config.clone());
+    let run = |cmd: &str, args: &[&str]| {
+        let out = door.run(cmd, args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Over the partition's MaxTime: refused in Slurm's words, nothing queued.
+    let (ok, _, err) = run("sbatch", &["-p", "short", "--time=2:00:00", "--wrap", "true"]);
+    assert!(!ok);
+    assert!(err.contains("Requested time limit is invalid (missing or exceeds some limit)"), "{err}");
+    let (_, part, _) = run("scontrol", &["show", "partition", "short"]);
+    assert!(part.contains("DefaultTime=00:10:00 ") && part.contains("MaxTime=01:00:00 "), "{part}");
+    let (_, sinfo, _) = run("sinfo", &["-h", "-p", "short", "-o", "%l"]);
+    assert_eq!(sinfo.trim(), "1:00:00");
+    // A two-node job of 10 minutes holds both nodes; a second one waits for it, planned for
+    // when the first reaches its limit, on both nodes.
+    let (ok, first, err) = run(
+        "sbatch",
+        &["--parsable", "-o", "/dev/null", "-p", "short", "-N", "2", "--exclusive", "--wrap", "sleep 60"],
+    );
+    assert!(ok, "{err}");
+    let first = first.trim().to_string();
+    wait_for(Duration::from_secs(30), "the first job to run", || {
+        (run("squeue", &["-h", "-o", "%T", "-j", &first]).1.trim() == "RUNNING").then_some(())
+    });
+    let (_, limit, _) = run("squeue", &["-h", "-o", "%l", "-j", &first]);
+    assert_eq!(limit.trim(), "10:00", "the partition's DefaultTime applies");
+    let (ok, second, err) =
+        run("sbatch", &["--parsable", "-o", "/dev/null", "-p", "short", "-N", "2", "--time=5", "--wrap", "true"]);
+    assert!(ok, "{err}");
+    let second = second.trim().to_string();
+    let (_, started, _) = run("squeue", &["-h", "-o", "%S", "-j", &first]);
+    let (_, start, _) = run("squeue", &["--start", "-h", "-o", "%i %S %e %Y"]);
+    let fields: Vec<&str> = start.split_whitespace().collect();
+    assert_eq!(fields.len(), 4, "{start}");
+    assert_eq!(fields[0], second);
+    assert!(fields[1] > started.trim(), "planned {} after the first's start {started}", fields[1]);
+    assert_eq!(fields[3], "node[1-2]");
+    let (_, show, _) = run("scontrol", &["show", "job", &second]);
+    assert!(show.contains(&format!("StartTime={} EndTime={} ", fields[1], fields[2])), "{show}");
+    assert!(show.contains("NodeList=(null) SchedNodeList=node[1-2]\n"), "{show}");
+    run("scancel", &[&first, &second]);
+    cluster.wait_idle(2);
+}
