@@ -470,7 +470,7 @@ impl Scheduler {
         }
         let need = shape.need.map(|i| &self.needs[i as usize]);
         let r = reserve::reserve(p, &self.nodes, task, shape, need, self.now)?;
-        Some(Planned { start: r.start, nodes: r.claims.iter().map(|(k, _)| *k).collect() })
+        Some(Planned { start: r.start, nodes: r.claims })
     }
 
     /// Tasks waiting in the queue of `pool`.

@@ -10,7 +10,7 @@ use gangway_topology::alloc::{pick, Grant, Need, NodeFree, NodeInventory};
 
 use super::keys::KeyMap;
 use super::queue::Shape;
-use super::reserve::Reservation;
+use super::reserve::{Leaves, Reservation};
 use super::{Fill, NodeKey, NodeState, PoolKey, PoolState, Scheduler, TaskKey, MAX_PROBES};
 
 /// What a gang without a need takes on each node.
@@ -30,18 +30,21 @@ pub(super) enum Room<'a> {
 impl Room<'_> {
     /// What a task may use of node `k` now: its free slots and resources, less what a
     /// reservation it would outlast claims there.
-    fn usable<'n>(&self, k: NodeKey, n: &'n NodeState) -> (u32, std::borrow::Cow<'n, NodeFree>) {
+    /// None: nothing (a claim takes the whole node).
+    fn usable<'n>(&self, k: NodeKey, n: &'n NodeState) -> Option<(u32, std::borrow::Cow<'n, NodeFree>)> {
+        use std::borrow::Cow;
         match self {
             Room::Beside(r) => match r.leaves(k, n) {
-                Some((slots, free)) => (slots, std::borrow::Cow::Owned(free)),
-                None => (n.free, std::borrow::Cow::Borrowed(&n.avail)),
+                Some(Leaves::Some(slots, free)) => Some((slots, Cow::Owned(free))),
+                Some(Leaves::Nothing) => None,
+                None => Some((n.free, Cow::Borrowed(&n.avail))),
             },
-            _ => (n.free, std::borrow::Cow::Borrowed(&n.avail)),
+            _ => Some((n.free, Cow::Borrowed(&n.avail))),
         }
     }
 
     /// The reservation's claimed nodes this task should try first (one that ends before it).
-    fn first(&self) -> &[(NodeKey, Grant)] {
+    fn first(&self) -> &[NodeKey] {
         match self {
             Room::Before(r) => &r.claims,
             _ => &[],
@@ -120,7 +123,7 @@ impl Scheduler {
         if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.held.contains_key(&task) {
             return None;
         }
-        let (free_slots, avail) = room.usable(k, n);
+        let (free_slots, avail) = room.usable(k, n)?;
         fit(&n.inventory, free_slots, &avail, slots, need)
     }
 
@@ -142,11 +145,11 @@ impl Scheduler {
         let whole_slots = if need.is_some_and(|n| n.whole) { p.slots_per_node } else { slots };
         let usable = |k: NodeKey| {
             let n = nodes.get(&k).filter(|n| n.index_key().is_some() && !n.held.contains_key(&task))?;
-            let (free_slots, avail) = room.usable(k, n);
+            let (free_slots, avail) = room.usable(k, n)?;
             fit(&n.inventory, free_slots, &avail, whole_slots, need).map(|g| (k, g))
         };
         // What a reservation claims goes first to a task that gives it back in time.
-        if let Some(found) = room.first().iter().find_map(|(k, _)| usable(*k)) {
+        if let Some(found) = room.first().iter().find_map(|&k| usable(k)) {
             return Found::Placed(found);
         }
         let found = Self::search_one(p, task, slots, need, nodes, room);
@@ -154,7 +157,7 @@ impl Scheduler {
         match found {
             Found::Placed(_) | Found::NoFit => found,
             Found::GaveUp => match room {
-                Room::Beside(r) => r.claims.iter().find_map(|(k, _)| usable(*k)).map_or(Found::GaveUp, Found::Placed),
+                Room::Beside(r) => r.claims.iter().find_map(|&k| usable(k)).map_or(Found::GaveUp, Found::Placed),
                 _ => Found::GaveUp,
             },
         }
@@ -270,8 +273,10 @@ impl Scheduler {
                 passed_over.set(true);
                 return None;
             }
-            let (free_slots, avail) = room.usable(k, node);
-            let found = fit(&node.inventory, free_slots, &avail, least, Some(need)).map(|g| (k, g));
+            let found = room
+                .usable(k, node)
+                .and_then(|(free_slots, avail)| fit(&node.inventory, free_slots, &avail, least, Some(need)))
+                .map(|g| (k, g));
             if found.is_none() && room.avoids(k) {
                 passed_over.set(true);
             }
@@ -297,10 +302,21 @@ impl Scheduler {
                 None => {}
             }
         }
+        let candidates = p.free.range((least, 0)..);
+        if candidates.clone().nth(n as usize - 1).is_none() {
+            // Too few nodes have the slots free.
+            return Found::NoFit;
+        }
+        // Whole nodes are all at the top of the index, in key order: unless claimed nodes go
+        // first, the first that fit are the lowest keys.
+        let enough = if need.whole && !matches!(room, Room::Before(_)) { n as usize } else { usize::MAX };
         let mut fits = Vec::with_capacity(n as usize);
-        for &(_, k) in p.free.range((least, 0)..) {
+        for &(_, k) in candidates {
             if let Some(found) = place(k) {
                 fits.push(found);
+                if fits.len() == enough {
+                    break;
+                }
             }
         }
         if fits.len() < n as usize {

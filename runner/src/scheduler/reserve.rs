@@ -17,23 +17,33 @@ use super::place::{fit, WHOLE_NODE};
 use super::queue::Shape;
 use super::{NodeKey, NodeState, PoolState, TaskKey, Time};
 
-/// A task whose holdings end at one instant.
-struct Ended {
-    task: TaskKey,
-    nodes: Vec<NodeKey>,
-    slots: u32,
-}
-
 /// A reservation: when, and what on which nodes.
 #[derive(Debug)]
 pub(super) struct Reservation {
     /// When it starts (never before the clock).
     pub start: Time,
-    /// What it takes on each node, in the order they were chosen.
-    pub claims: Vec<(NodeKey, Grant)>,
+    /// The nodes it claims, in the order they were chosen.
+    pub claims: Vec<NodeKey>,
     /// Per claimed node, what is spare at `start` beside the claim (slots and resources),
-    /// less what tasks started since that outlast `start` took there.
-    spare: KeyMap<NodeKey, (u32, NodeFree, Arc<NodeInventory>)>,
+    /// less what tasks started since that outlast `start` took there; None when the claim
+    /// takes the whole node.
+    spare: KeyMap<NodeKey, Option<Spare>>,
+}
+
+/// What a claimed node has beside the claim at the reservation's start.
+#[derive(Debug)]
+struct Spare {
+    slots: u32,
+    free: NodeFree,
+    inventory: Arc<NodeInventory>,
+}
+
+/// What a task that outlasts a reservation may use of a node it claims.
+pub(super) enum Leaves {
+    /// Nothing: the claim takes the whole node.
+    Nothing,
+    /// These slots and resources.
+    Some(u32, NodeFree),
 }
 
 impl Reservation {
@@ -42,20 +52,60 @@ impl Reservation {
         self.spare.contains_key(&k)
     }
 
-    /// What a task that outlasts the start may use of claimed node `k` (state `n`) now.
-    pub fn leaves(&self, k: NodeKey, n: &NodeState) -> Option<(u32, NodeFree)> {
-        let (slots, spare, _) = self.spare.get(&k)?;
-        Some((n.free.min(*slots), n.avail.intersect(spare)))
+    /// What a task that outlasts the start may use of claimed node `k` (state `n`) now; None
+    /// when `k` is not claimed.
+    pub fn leaves(&self, k: NodeKey, n: &NodeState) -> Option<Leaves> {
+        Some(match self.spare.get(&k)? {
+            None => Leaves::Nothing,
+            Some(s) => Leaves::Some(n.free.min(s.slots), n.avail.intersect(&s.free)),
+        })
     }
 
     /// A task that outlasts the start took `slots` and `grant` on node `k`.
     pub fn took(&mut self, k: NodeKey, slots: u32, grant: &Grant) {
-        if let Some((spare_slots, spare, inv)) = self.spare.get_mut(&k) {
-            *spare_slots -= slots.min(*spare_slots);
-            let taken = spare.take(inv, grant);
+        if let Some(Some(s)) = self.spare.get_mut(&k) {
+            s.slots -= slots.min(s.slots);
+            let taken = s.free.take(&s.inventory, grant);
             debug_assert!(taken, "what outlasts a reservation takes only what it leaves");
         }
     }
+}
+
+/// A task whose holdings end at one instant.
+struct Ended {
+    task: TaskKey,
+    nodes: Vec<NodeKey>,
+    slots: u32,
+}
+
+/// The tasks of `p` that end at each instant, in order; within an instant the smallest
+/// first (fewest nodes, then slots, then key), so a reservation starts once the fewest
+/// resources suffice, as EASY's reference simulators break ties.
+fn ends_in_order<'a>(
+    p: &'a PoolState,
+    nodes: &'a KeyMap<NodeKey, NodeState>,
+) -> impl Iterator<Item = (Time, Ended)> + 'a {
+    let mut ends = p.ends.iter().peekable();
+    let mut at = 0;
+    let mut instant: Vec<Ended> = Vec::new();
+    std::iter::from_fn(move || {
+        if instant.is_empty() {
+            let &&(next, _, _) = ends.peek()?;
+            at = next;
+            while let Some(&(_, task, k)) = ends.next_if(|e| e.0 == at) {
+                let slots = nodes.get(&k).and_then(|n| n.held.get(&task)).map_or(0, |h| h.slots);
+                match instant.last_mut() {
+                    Some(e) if e.task == task => {
+                        e.nodes.push(k);
+                        e.slots += slots;
+                    }
+                    _ => instant.push(Ended { task, nodes: vec![k], slots }),
+                }
+            }
+            instant.sort_by_key(|e| std::cmp::Reverse((e.nodes.len(), e.slots, e.task)));
+        }
+        instant.pop().map(|e| (at, e))
+    })
 }
 
 /// The reservation of `task` (of `shape`, needing `need` per node) in pool `p` at `now`, or
@@ -80,6 +130,9 @@ pub(super) fn reserve(
         None => shape.slots,
     };
     let wanted = shape.gang.unwrap_or(1) as usize;
+    if whole {
+        return reserve_whole(p, nodes, task, wanted, now);
+    }
     let fits = |n: &NodeState, free_slots: u32, avail: &NodeFree| {
         if !n.schedulable || n.held.contains_key(&task) {
             return None;
@@ -104,29 +157,7 @@ pub(super) fn reserve(
     let mut fitting: Vec<(NodeKey, Grant)> = Vec::new();
     let mut fitting_set: KeyMap<NodeKey, ()> = KeyMap::default();
     let mut group: Vec<NodeKey> = Vec::new();
-    let mut ends = p.ends.iter().peekable();
-    // The tasks that end at the instant `at`, the largest first: they are given back one
-    // task at a time, the smallest first, so the reservation starts once the fewest
-    // resources suffice (what EASY's reference simulators do with ties).
-    let mut at = now;
-    let mut instant: Vec<Ended> = Vec::new();
-    loop {
-        if instant.is_empty() {
-            let Some(&&(next, _, _)) = ends.peek() else { break };
-            at = next;
-            while let Some(&(_, task, k)) = ends.next_if(|e| e.0 == at) {
-                let slots = nodes.get(&k).and_then(|n| n.held.get(&task)).map_or(0, |h| h.slots);
-                match instant.last_mut() {
-                    Some(e) if e.task == task => {
-                        e.nodes.push(k);
-                        e.slots += slots;
-                    }
-                    _ => instant.push(Ended { task, nodes: vec![k], slots }),
-                }
-            }
-            instant.sort_by_key(|e| std::cmp::Reverse((e.nodes.len(), e.slots, e.task)));
-        }
-        let Some(Ended { task: ended, nodes: freed, .. }) = instant.pop() else { break };
+    for (at, Ended { task: ended, nodes: freed, .. }) in ends_in_order(p, nodes) {
         group.clear();
         for k in freed {
             let Some(n) = nodes.get(&k) else { continue };
@@ -167,12 +198,59 @@ pub(super) fn reserve(
         let mut spare = KeyMap::default();
         for (k, grant) in &claims {
             let n = &nodes[k];
-            let (free_slots, mut avail) = later.remove(k).unwrap_or_else(|| (n.free, n.avail.clone()));
-            let taken = avail.take(&n.inventory, grant);
+            let (free_slots, mut free) = later.remove(k).unwrap_or_else(|| (n.free, n.avail.clone()));
+            let taken = free.take(&n.inventory, grant);
             debug_assert!(taken, "a claim is picked from what is free then");
-            spare.insert(*k, (free_slots - slots.min(free_slots), avail, n.inventory.clone()));
+            let spare_here = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
+            spare.insert(*k, Some(spare_here));
         }
+        let claims = claims.into_iter().map(|(k, _)| k).collect();
         return Some(Reservation { start: at.max(now), claims, spare });
+    }
+    None
+}
+
+/// [`reserve`] for a task that takes whole nodes: a node fits once every holding on it has
+/// ended, so only holdings are counted (no node state is copied), and a claim leaves nothing.
+fn reserve_whole(
+    p: &PoolState,
+    nodes: &KeyMap<NodeKey, NodeState>,
+    task: TaskKey,
+    wanted: usize,
+    now: Time,
+) -> Option<Reservation> {
+    let usable = |n: &NodeState| n.schedulable && !n.held.contains_key(&task);
+    // Idle nodes never appear among the ends.
+    let idle: Vec<NodeKey> = p
+        .free
+        .range((p.slots_per_node, 0)..)
+        .map(|&(_, k)| k)
+        .filter(|k| nodes.get(k).is_some_and(|n| n.held.is_empty() && usable(n)))
+        .take(wanted)
+        .collect();
+    let claim = |claims: Vec<NodeKey>, at: Time| {
+        let spare = claims.iter().map(|&k| (k, None)).collect();
+        Reservation { start: at.max(now), claims, spare }
+    };
+    if idle.len() == wanted {
+        return Some(claim(idle, now));
+    }
+    let mut left: KeyMap<NodeKey, usize> = KeyMap::default();
+    let mut freed: Vec<NodeKey> = Vec::new();
+    for (at, ended) in ends_in_order(p, nodes) {
+        if freed.len() + idle.len() < wanted {
+            for k in ended.nodes {
+                let Some(n) = nodes.get(&k).filter(|n| n.held.contains_key(&ended.task)) else { continue };
+                let holdings = left.entry(k).or_insert(n.held.len());
+                *holdings -= 1;
+                if *holdings == 0 && usable(n) {
+                    freed.push(k);
+                }
+            }
+        }
+        if freed.len() + idle.len() >= wanted {
+            return Some(claim(freed.into_iter().chain(idle).take(wanted).collect(), at));
+        }
     }
     None
 }
