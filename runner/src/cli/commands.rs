@@ -275,6 +275,9 @@ pub fn task(
             println!("State:      {}", lower(&t.state));
             println!("Command:    {}", t.command_line);
             println!("Node:       {}", opt(t.node_info.as_ref().map(|n| &n.node_id)));
+            if let Some(p) = &t.planned_start {
+                println!("Planned:    {} on {}", p.start_time, p.nodes.join(","));
+            }
             println!("Started:    {}", opt(e.start_time));
             println!("Ended:      {}", opt(e.end_time));
             println!("Exit code:  {}", opt(e.exit_code));
