@@ -31,6 +31,10 @@ pub struct TaskSchedulingPolicy {
     /// cannot start (Slurm's `bf_max_job_test`; default 64, at most 100,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tasks_examined: Option<u32>,
+    /// gangway: with `conservative` backfilling, how many waiting tasks get a reservation
+    /// (default 8, at most 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<u32>,
 }
 
 /// gangway: a pool's backfilling policy.
@@ -44,6 +48,8 @@ pub enum Backfill {
     /// EASY: the first task that cannot start gets a reservation that later tasks may not delay.
     #[default]
     Easy,
+    /// Conservative: the first `reservations` tasks that cannot start each get one.
+    Conservative,
 }
 
 /// `startTask` of a pool: a command every node runs when its launcher joins (and again after

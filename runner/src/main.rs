@@ -210,8 +210,11 @@ enum Cmd {
         #[arg(long)]
         default_mem_per_cpu: Option<u64>,
         /// create: what later tasks may do when the first cannot start (default easy).
-        #[arg(long, value_parser = ["fcfs", "firstfit", "easy"])]
+        #[arg(long, value_parser = ["fcfs", "firstfit", "easy", "conservative"])]
         backfill: Option<String>,
+        /// create: with --backfill conservative, how many waiting tasks get a reservation (1-64, default 8).
+        #[arg(long, requires = "backfill")]
+        reservations: Option<u32>,
         /// create: time limit of tasks that set none (like 30m, 2h; Slurm's DefaultTime).
         #[arg(long, value_parser = duration)]
         default_time: Option<std::time::Duration>,
@@ -272,8 +275,8 @@ enum Cmd {
         /// The trace (`.swf` or `.swf.gz`).
         #[arg(long)]
         trace: PathBuf,
-        /// fcfs | easy | firstfit | default (a pool's default: EASY, examining at most 64 shapes
-        /// per pass); conservative is not built yet.
+        /// fcfs | easy | conservative (a reservation for each of the first --reservations waiting
+        /// tasks) | firstfit | default (a pool's default: EASY, examining at most 64 shapes per pass).
         #[arg(long, default_value = "default")]
         policy: String,
         /// Replay only jobs START..START+COUNT (0-based, after skipped lines), each window on an
@@ -296,6 +299,9 @@ enum Cmd {
         /// fcfs, easy and firstfit, as the classic algorithms; 64 for default).
         #[arg(long)]
         max_examined: Option<usize>,
+        /// With --policy conservative: how many waiting tasks get a reservation (1-64, default 8).
+        #[arg(long)]
+        reservations: Option<u32>,
     },
     /// Run a Slurm command (`sbatch`, `srun`, `squeue`, `scancel`, `sinfo`, `scontrol`, `sacct`,
     /// `parse`, `install-shims`) through `gangway-slurm`.
@@ -457,6 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             fill,
             default_mem_per_cpu,
             backfill,
+            reservations,
             default_time,
             max_time,
             inter_node,
@@ -474,6 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let backfill = backfill.map(|b| match b.as_str() {
                 "fcfs" => gangway_api::Backfill::Fcfs,
                 "firstfit" => gangway_api::Backfill::Firstfit,
+                "conservative" => gangway_api::Backfill::Conservative,
                 _ => gangway_api::Backfill::Easy,
             });
             let create = commands::PoolCreate {
@@ -481,6 +489,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 default_mem_per_cpu,
                 fill,
                 backfill,
+                reservations,
                 default_time: default_time.map(gangway_api::IsoDuration),
                 max_time: max_time.map(gangway_api::IsoDuration),
                 inter_node,
@@ -512,9 +521,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
         }
-        Cmd::Sim { trace, policy, windows, nodes, cores_per_node, gpus_per_node, fabric, max_examined } => {
-            let args =
-                cli::sim::Args { trace, policy, windows, nodes, cores_per_node, gpus_per_node, fabric, max_examined };
+        Cmd::Sim {
+            trace,
+            policy,
+            windows,
+            nodes,
+            cores_per_node,
+            gpus_per_node,
+            fabric,
+            max_examined,
+            reservations,
+        } => {
+            let args = cli::sim::Args {
+                trace,
+                policy,
+                windows,
+                nodes,
+                cores_per_node,
+                gpus_per_node,
+                fabric,
+                max_examined,
+                reservations,
+            };
             print!("{}", cli::sim::run(&args, cli.json)?);
             Ok(0)
         }

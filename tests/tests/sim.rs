@@ -78,7 +78,6 @@ fn bad_requests_are_refused_by_name() {
         (&["--window", "3:2"][..], "--window 3:2 is outside the trace: it has 4 jobs"),
         (&["--window", "x"][..], "expected START:COUNT"),
         (&["--policy", "sjf"][..], "unknown policy \"sjf\""),
-        (&["--policy", "conservative"][..], "not built yet"),
         (&["--nodes", "0"][..], "--nodes must be at least 1"),
     ] {
         let (code, _, err) = sim(&trace, args);

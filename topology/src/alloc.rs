@@ -315,6 +315,25 @@ impl NodeFree {
         }
     }
 
+    /// Marks `grant` as not free, whatever of it is free now (the rest is already taken; the
+    /// memory goes down by the grant's, to zero at least): a claim on what may still be held.
+    pub fn remove(&mut self, inv: &NodeInventory, grant: &Grant) {
+        for c in &grant.cores {
+            let i = *c as usize;
+            if i < inv.cores.len() && self.core_free(i) {
+                self.cores[i / 64] &= !(1 << (i % 64));
+                self.free_cores -= 1;
+            }
+        }
+        self.memory_mib = self.memory_mib.saturating_sub(grant.memory_mib);
+        for g in &grant.gpus {
+            if let Some(p) = inv.gpu_position(*g).filter(|p| self.gpus[*p]) {
+                self.gpus[p] = false;
+                self.free_gpus -= 1;
+            }
+        }
+    }
+
     /// Gives `grant` back (it must have been taken: anything of it already free is left as it is).
     pub fn give_back(&mut self, inv: &NodeInventory, grant: &Grant) {
         for c in &grant.cores {

@@ -438,6 +438,7 @@ pub struct PoolCreate {
     pub default_mem_per_cpu: Option<u64>,
     pub fill: Option<NodeFillType>,
     pub backfill: Option<gangway_api::Backfill>,
+    pub reservations: Option<u32>,
     pub default_time: Option<gangway_api::IsoDuration>,
     pub max_time: Option<gangway_api::IsoDuration>,
     pub inter_node: bool,
@@ -478,7 +479,13 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
             println!("Nodes:      {}", p.current_dedicated_nodes);
             println!("Slots/node: {}", p.task_slots_per_node);
             println!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
-            println!("Backfill:   {}", lower(&p.task_scheduling_policy.backfill.unwrap_or_default()));
+            let policy = &p.task_scheduling_policy;
+            match (policy.backfill.unwrap_or_default(), policy.reservations) {
+                (gangway_api::Backfill::Conservative, n) => {
+                    println!("Backfill:   conservative ({} reservations)", n.unwrap_or(8))
+                }
+                (b, _) => println!("Backfill:   {}", lower(&b)),
+            }
             let limit = |d: Option<gangway_api::IsoDuration>| d.map_or_else(|| "none".to_owned(), |d| d.to_string());
             println!("Time limit: default {}, max {}", limit(p.default_time_limit), limit(p.max_time_limit));
             println!("Inter-node: {}", p.enable_inter_node_communication);
@@ -500,6 +507,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                         node_fill_type: create.fill.unwrap_or_default(),
                         backfill: create.backfill,
                         max_tasks_examined: None,
+                        reservations: create.reservations,
                     }
                 }),
                 enable_inter_node_communication: create.inter_node,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use gangway_runner::scheduler::{Backfill, Policy, MAX_LOOKAHEAD};
+use gangway_runner::scheduler::{Backfill, Policy, MAX_LOOKAHEAD, MAX_RESERVATIONS};
 use gangway_runner::sim::{self, swf, Machine, Metrics};
 use gangway_topology::fabric::Fabric;
 
@@ -19,7 +19,11 @@ pub struct Args {
     pub gpus_per_node: u32,
     pub fabric: Option<PathBuf>,
     pub max_examined: Option<usize>,
+    pub reservations: Option<u32>,
 }
+
+/// Reservations of `--policy conservative` without `--reservations` (a pool's default).
+const DEFAULT_RESERVATIONS: u32 = 8;
 
 /// One replayed stretch of the trace.
 #[derive(serde::Serialize)]
@@ -47,17 +51,21 @@ struct Report {
 }
 
 /// The policy a `--policy` name stands for, and the bound on shapes examined per pass.
-fn policy(name: &str, max_examined: Option<usize>) -> anyhow::Result<Policy> {
+fn policy(name: &str, max_examined: Option<usize>, reservations: Option<u32>) -> anyhow::Result<Policy> {
+    if reservations.is_some() && name != "conservative" {
+        bail!("--reservations goes with --policy conservative");
+    }
+    if let Some(n) = reservations.filter(|n| *n == 0 || *n > MAX_RESERVATIONS) {
+        bail!("--reservations is {n}; it must be between 1 and {MAX_RESERVATIONS}");
+    }
     let (backfill, bound) = match name {
         "fcfs" => (Backfill::Fcfs, usize::MAX),
         "easy" => (Backfill::Easy, usize::MAX),
         "firstfit" => (Backfill::FirstFit, usize::MAX),
         // What a pool gets when it names none, with the live bound on a pass.
         "default" => (Policy::default().backfill, MAX_LOOKAHEAD),
-        "conservative" => {
-            bail!("policy conservative is not built yet (see issue 13); use fcfs, easy, firstfit or default")
-        }
-        other => bail!("unknown policy {other:?}: use fcfs, easy, firstfit or default"),
+        "conservative" => (Backfill::Conservative(reservations.unwrap_or(DEFAULT_RESERVATIONS)), usize::MAX),
+        other => bail!("unknown policy {other:?}: use fcfs, easy, conservative, firstfit or default"),
     };
     if max_examined == Some(0) {
         bail!("--max-examined must be at least 1");
@@ -113,7 +121,7 @@ fn machine(args: &Args, trace: &swf::Trace, fabric: Option<&Fabric>) -> anyhow::
 
 /// Runs the replay and renders it (a table, or JSON).
 pub fn run(args: &Args, json: bool) -> anyhow::Result<String> {
-    let policy = policy(&args.policy, args.max_examined)?;
+    let policy = policy(&args.policy, args.max_examined, args.reservations)?;
     let mut trace = swf::Trace::open(&args.trace)?;
     let fabric = match &args.fabric {
         Some(path) => Some(Arc::new(read_fabric(path)?)),
@@ -224,10 +232,13 @@ mod tests {
             let e = window(spec, 20).unwrap_err().to_string();
             assert!(e.contains(says), "{spec}: {e}");
         }
-        assert_eq!(policy("easy", None).unwrap().max_examined, usize::MAX);
-        assert_eq!(policy("default", None).unwrap(), Policy::default());
-        assert_eq!(policy("fcfs", Some(8)).unwrap(), Policy { backfill: Backfill::Fcfs, max_examined: 8 });
-        assert!(policy("sjf", None).unwrap_err().to_string().contains("unknown policy \"sjf\""));
-        assert!(policy("conservative", None).unwrap_err().to_string().contains("not built yet"));
+        assert_eq!(policy("easy", None, None).unwrap().max_examined, usize::MAX);
+        assert_eq!(policy("default", None, None).unwrap(), Policy::default());
+        assert_eq!(policy("fcfs", Some(8), None).unwrap(), Policy { backfill: Backfill::Fcfs, max_examined: 8 });
+        assert!(policy("sjf", None, None).unwrap_err().to_string().contains("unknown policy \"sjf\""));
+        assert_eq!(policy("conservative", None, None).unwrap().backfill, Backfill::Conservative(8));
+        assert_eq!(policy("conservative", None, Some(64)).unwrap().backfill, Backfill::Conservative(64));
+        assert!(policy("conservative", None, Some(65)).unwrap_err().to_string().contains("between 1 and 64"));
+        assert!(policy("easy", None, Some(2)).unwrap_err().to_string().contains("with --policy conservative"));
     }
 }

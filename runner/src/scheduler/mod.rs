@@ -59,6 +59,23 @@ pub enum Backfill {
     /// EASY: the first task that cannot start gets a reservation; later tasks start only if
     /// they cannot delay it.
     Easy,
+    /// Conservative: the first N tasks that cannot start (at most [`MAX_RESERVATIONS`]) each
+    /// get a reservation; later tasks start only if they delay none of them.
+    Conservative(u32),
+}
+
+/// The most reservations a conservative pool keeps.
+pub const MAX_RESERVATIONS: u32 = 64;
+
+impl Backfill {
+    /// How many tasks that cannot start get a reservation.
+    pub fn reservations(self) -> usize {
+        match self {
+            Backfill::Fcfs | Backfill::FirstFit => 0,
+            Backfill::Easy => 1,
+            Backfill::Conservative(n) => n.clamp(1, MAX_RESERVATIONS) as usize,
+        }
+    }
 }
 
 /// A pool's scheduling policy.
@@ -455,22 +472,24 @@ impl Scheduler {
         }
     }
 
-    /// Where and when the first waiting task of its pool, `task`, is planned to start: the
-    /// reservation EASY keeps for it (None for any other task, or when what it waits for has
-    /// no time limit, so its start is unknown).
+    /// Where and when the waiting task `task` is planned to start: the reservation its pool
+    /// keeps for it when it is among the first waiting shapes' tasks that get one (the first
+    /// under EASY, the first N under conservative backfilling), computed as a pass would.
+    /// None for any other task, or when what it waits for has no time limit.
     pub fn planned(&self, task: TaskKey) -> Option<Planned> {
-        let (pool, _, shape) = self.queued.get(&task)?;
+        let (pool, _, _) = self.queued.get(&task)?;
         let p = self.pools.get(pool)?;
-        if p.policy.backfill != Backfill::Easy {
-            return None;
+        let depth = p.policy.backfill.reservations();
+        let mut reservations: Vec<Reservation> = Vec::new();
+        for (_, _, q, first) in p.queue.heads_after(None).take(depth) {
+            let need = q.shape.need.map(|i| &self.needs[i as usize]);
+            let r = reserve::reserve(p, &self.nodes, first, &q.shape, need, self.now, &reservations);
+            if first == task {
+                return r.map(|r| Planned { start: r.start, nodes: r.claims });
+            }
+            reservations.extend(r);
         }
-        let (_, _, q, first) = p.queue.heads_after(None).next()?;
-        if first != task || q.shape != *shape {
-            return None;
-        }
-        let need = shape.need.map(|i| &self.needs[i as usize]);
-        let r = reserve::reserve(p, &self.nodes, task, shape, need, self.now)?;
-        Some(Planned { start: r.start, nodes: r.claims })
+        None
     }
 
     /// Tasks waiting in the queue of `pool`.
@@ -521,9 +540,13 @@ impl Scheduler {
         let mut cursor = None;
         let mut skipped = 0;
         let mut newly_blocked: Vec<queue::Slot> = Vec::new();
-        // The first shape that cannot start (its first task), and its reservation once needed.
-        let mut blocker: Option<(TaskKey, Shape)> = None;
-        let mut reservation: Option<Option<Reservation>> = None;
+        // The first shapes that cannot start (their first tasks), as many as get reservations
+        // (one at least, for FCFS's stop), and the reservations of the first `reserved` of
+        // them, computed once a later shape could pass them.
+        let depth = policy.backfill.reservations();
+        let mut blockers: Vec<(TaskKey, Shape)> = Vec::new();
+        let mut reserved = 0;
+        let mut reservations: Vec<Reservation> = Vec::new();
         'pass: while let Some(&(max_free, _)) = p.free.last() {
             let end = p.freed_end();
             // Freed nodes, looked up on first use and then once for every blocked shape.
@@ -551,7 +574,7 @@ impl Scheduler {
                     Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
                         Some(mut freed) => {
                             let on = |k| {
-                                Self::place_on(pool, k, node_of(k)?, task, &q.shape, need, all, &Room::Now)
+                                Self::place_on(pool, k, node_of(k)?, task, &q.shape, need, all, &Room::FREE)
                                     .map(|g| (k, g))
                             };
                             match freed.find_map(on) {
@@ -568,8 +591,8 @@ impl Scheduler {
                         if let Look::StillBlocked = look {
                             newly_blocked.push(slot);
                         }
-                        if blocker.is_none() {
-                            blocker = Some((task, q.shape));
+                        if blockers.len() < depth.max(1) {
+                            blockers.push((task, q.shape));
                         }
                         if policy.backfill == Backfill::Fcfs {
                             stop = true;
@@ -598,18 +621,19 @@ impl Scheduler {
                 break;
             }
             let Some((key, slot, shape, task, placed)) = next else { break };
-            // With a shape waiting ahead, EASY reserves for it before anything passes it.
-            if let (Some((first, first_shape)), Backfill::Easy, None) = (blocker, policy.backfill, &reservation) {
+            // With shapes waiting ahead, each gets its reservation before anything passes it.
+            while reserved < blockers.len().min(depth) {
+                let (first, first_shape) = blockers[reserved];
                 let need = first_shape.need.map(|i| &self.needs[i as usize]);
-                reservation = Some(reserve::reserve(p, &self.nodes, first, &first_shape, need, now));
+                if let Some(r) = reserve::reserve(p, &self.nodes, first, &first_shape, need, now, &reservations) {
+                    reservations.push(r);
+                }
+                reserved += 1;
             }
-            let room = match reservation.as_ref().and_then(Option::as_ref) {
-                None => Room::Now,
-                Some(r) if shape.limit.is_some_and(|l| now.saturating_add(l) <= r.start) => Room::Before(r),
-                Some(r) => Room::Beside(r),
-            };
+            let ends_at = shape.limit.map(|l| now.saturating_add(l));
+            let room = Room::new(&reservations, ends_at);
             // Under a reservation, where it goes depends on the claims: search again.
-            let placed = placed.filter(|_| matches!(room, Room::Now));
+            let placed = placed.filter(|_| room.is_free());
             let need = shape.need.map(|i| &self.needs[i as usize]);
             let found = match (placed, shape.gang) {
                 (Some((node, grant)), _) => Found::Placed(Decision::Start { task, node, grant }),
@@ -624,8 +648,10 @@ impl Scheduler {
                 Found::Placed(d) => d,
                 missed => {
                     p.queue.set_blocked(slot, matches!(missed, Found::NoFit).then_some(end));
-                    if blocker.is_none() && matches!(missed, Found::NoFit) {
-                        blocker = Some((task, shape));
+                    // Conservative backfilling reserves for those kept out by reservations too.
+                    let kept_out = depth > 1 && !reservations.is_empty();
+                    if blockers.len() < depth.max(1) && (matches!(missed, Found::NoFit) || kept_out) {
+                        blockers.push((task, shape));
                     }
                     if policy.backfill == Backfill::Fcfs {
                         break 'pass;
@@ -638,7 +664,6 @@ impl Scheduler {
                     continue;
                 }
             };
-            let long = matches!(room, Room::Beside(_));
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
             self.queued.remove(&task);
@@ -646,11 +671,10 @@ impl Scheduler {
             let whole = shape.need.is_none_or(|i| self.needs[i as usize].whole);
             let all = p.slots_per_node;
             let slots = |gang: bool| if whole && (gang || shape.need.is_some()) { all } else { shape.slots };
-            let until = shape.limit.map(|l| now.saturating_add(l));
             let mut held = |node: NodeKey, grant: &Grant, slots: u32| {
-                Self::hold(p, &mut self.nodes, node, task, slots, grant, until);
-                // What outlasts the reservation's start comes out of what it leaves spare.
-                if let (true, Some(Some(r))) = (long, reservation.as_mut()) {
+                Self::hold(p, &mut self.nodes, node, task, slots, grant, ends_at);
+                // What outlasts a reservation's start comes out of what it leaves spare.
+                for r in reservations.iter_mut().filter(|r| ends_at.is_none_or(|e| e > r.start)) {
                     r.took(node, slots, grant);
                 }
             };

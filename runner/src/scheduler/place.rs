@@ -11,55 +11,81 @@ use gangway_topology::alloc::{pick, Grant, Need, NodeFree, NodeInventory};
 use super::keys::KeyMap;
 use super::queue::Shape;
 use super::reserve::{Leaves, Reservation};
-use super::{Fill, NodeKey, NodeState, PoolKey, PoolState, Scheduler, TaskKey, MAX_PROBES};
+use super::{Fill, NodeKey, NodeState, PoolKey, PoolState, Scheduler, TaskKey, Time, MAX_PROBES};
 
 /// What a gang without a need takes on each node.
 pub(super) const WHOLE_NODE: Need =
     Need { cpus: 0, cores: 0, memory_mib: 0, all_memory: false, gpus: 0, gpu_type: None, whole: true };
 
-/// What a search must leave for a reservation.
-pub(super) enum Room<'a> {
-    /// Nothing: there is none.
-    Now,
-    /// The task ends by the reservation's start: anything free now, what it claims first.
-    Before(&'a Reservation),
-    /// The task outlasts the reservation's start: on a claimed node, only what the claim leaves.
-    Beside(&'a Reservation),
+/// What a search must leave for the pool's reservations: a task that ends by a reservation's
+/// start may use what it claims (and takes it first); one that outlasts it only what the
+/// claim leaves.
+pub(super) struct Room<'a> {
+    reservations: &'a [Reservation],
+    /// When the task would end (None: unknown, it outlasts everything).
+    end: Option<Time>,
 }
 
-impl Room<'_> {
-    /// What a task may use of node `k` now: its free slots and resources, less what a
-    /// reservation it would outlast claims there.
-    /// None: nothing (a claim takes the whole node).
-    fn usable<'n>(&self, k: NodeKey, n: &'n NodeState) -> Option<(u32, std::borrow::Cow<'n, NodeFree>)> {
-        use std::borrow::Cow;
-        match self {
-            Room::Beside(r) => match r.leaves(k, n) {
-                Some(Leaves::Some(slots, free)) => Some((slots, Cow::Owned(free))),
-                Some(Leaves::Nothing) => None,
-                None => Some((n.free, Cow::Borrowed(&n.avail))),
-            },
-            _ => Some((n.free, Cow::Borrowed(&n.avail))),
-        }
+impl<'a> Room<'a> {
+    /// No reservation to respect.
+    pub const FREE: Room<'static> = Room { reservations: &[], end: None };
+
+    /// Room beside `reservations` for a task that would end at `end`.
+    pub fn new(reservations: &'a [Reservation], end: Option<Time>) -> Room<'a> {
+        Room { reservations, end }
     }
 
-    /// The reservation's claimed nodes this task should try first (one that ends before it).
-    fn first(&self) -> &[NodeKey] {
-        match self {
-            Room::Before(r) => &r.claims,
-            _ => &[],
+    /// Whether no reservation constrains the search.
+    pub fn is_free(&self) -> bool {
+        self.reservations.is_empty()
+    }
+
+    /// Whether the task would still run when `r` starts.
+    pub fn outlasts(&self, r: &Reservation) -> bool {
+        self.end.is_none_or(|e| e > r.start)
+    }
+
+    fn outlasted(&self) -> impl Iterator<Item = &'a Reservation> + '_ {
+        self.reservations.iter().filter(|r| self.outlasts(r))
+    }
+
+    fn ended_before(&self) -> impl Iterator<Item = &'a Reservation> + '_ {
+        self.reservations.iter().filter(|r| !self.outlasts(r))
+    }
+
+    /// What a task may use of node `k` now: its free slots and resources, less what the
+    /// reservations it would outlast claim there; None: nothing.
+    fn usable<'n>(&self, k: NodeKey, n: &'n NodeState) -> Option<(u32, std::borrow::Cow<'n, NodeFree>)> {
+        use std::borrow::Cow;
+        let mut slots = n.free;
+        let mut avail = Cow::Borrowed(&n.avail);
+        for r in self.outlasted() {
+            match r.leaves(k, n) {
+                None => {}
+                Some(Leaves::Nothing) => return None,
+                Some(Leaves::Some(s, free)) => {
+                    slots = slots.min(s);
+                    avail = Cow::Owned(avail.intersect(&free));
+                }
+            }
         }
+        Some((slots, avail))
+    }
+
+    /// The claimed nodes this task should try first (of reservations it ends before).
+    fn first(&self) -> impl Iterator<Item = NodeKey> + '_ {
+        self.ended_before().flat_map(|r| r.claims.iter().copied())
     }
 
     /// Whether node `k` is claimed by a reservation this task ends before.
     fn prefers(&self, k: NodeKey) -> bool {
-        matches!(self, Room::Before(r) if r.claims(k))
+        self.ended_before().any(|r| r.claims(k))
     }
 
-    /// Whether a search over the indexes must pass node `k` over (it is claimed and the task
-    /// outlasts the claim; it is tried after, with what the claim leaves).
+    /// Whether a search over the indexes must pass node `k` over (a reservation the task
+    /// outlasts claims it; it is tried after, with what the claims leave).
     fn avoids(&self, k: NodeKey) -> bool {
-        matches!(self, Room::Beside(r) if r.claims(k))
+        self.outlasted().any(|r| r.claims(k))
     }
 }
 
@@ -149,17 +175,18 @@ impl Scheduler {
             fit(&n.inventory, free_slots, &avail, whole_slots, need).map(|g| (k, g))
         };
         // What a reservation claims goes first to a task that gives it back in time.
-        if let Some(found) = room.first().iter().find_map(|&k| usable(k)) {
+        if let Some(found) = room.first().find_map(usable) {
             return Found::Placed(found);
         }
         let found = Self::search_one(p, task, slots, need, nodes, room);
         // A claimed node passed over is tried with what the claim leaves.
         match found {
             Found::Placed(_) | Found::NoFit => found,
-            Found::GaveUp => match room {
-                Room::Beside(r) => r.claims.iter().find_map(|&k| usable(k)).map_or(Found::GaveUp, Found::Placed),
-                _ => Found::GaveUp,
-            },
+            Found::GaveUp => room
+                .outlasted()
+                .flat_map(|r| r.claims.iter().copied())
+                .find_map(usable)
+                .map_or(Found::GaveUp, Found::Placed),
         }
     }
 
@@ -309,7 +336,7 @@ impl Scheduler {
         }
         // Whole nodes are all at the top of the index, in key order: unless claimed nodes go
         // first, the first that fit are the lowest keys.
-        let enough = if need.whole && !matches!(room, Room::Before(_)) { n as usize } else { usize::MAX };
+        let enough = if need.whole && room.ended_before().next().is_none() { n as usize } else { usize::MAX };
         let mut fits = Vec::with_capacity(n as usize);
         for &(_, k) in candidates {
             if let Some(found) = place(k) {

@@ -1,5 +1,7 @@
-//! EASY's reservation: when and where the first task that cannot start will start, from the
-//! expected ends of what runs now, and what it leaves for the tasks that would pass it.
+//! Reservations: when and where a task that cannot start will start, from the expected ends
+//! of what runs now, and what it leaves for the tasks that would pass it. EASY keeps one per
+//! pool, for its first task that cannot start; conservative backfilling one for each of the
+//! first N, each computed with the earlier ones' claims held until they end.
 //!
 //! The finite ends of the pool's holdings are given back, in order, to copies of their nodes'
 //! free state until the task fits: on one node (one of those just freed: it fit none before),
@@ -7,6 +9,8 @@
 //! instant is the reservation's start, what it would take there its claims, and what the
 //! claimed nodes would still have spare at that instant is what a task that outlasts the
 //! start may use of them now. O(ends walked × node size), and for a gang O(nodes) once more.
+//! An earlier reservation's claims count as held from now until that reservation ends (a
+//! pessimistic view: a later reservation never fills the hole before an earlier one starts).
 
 use std::sync::Arc;
 
@@ -22,12 +26,22 @@ use super::{NodeKey, NodeState, PoolState, TaskKey, Time};
 pub(super) struct Reservation {
     /// When it starts (never before the clock).
     pub start: Time,
+    /// When it ends, at the latest (None: its task has no limit).
+    pub end: Option<Time>,
     /// The nodes it claims, in the order they were chosen.
     pub claims: Vec<NodeKey>,
-    /// Per claimed node, what is spare at `start` beside the claim (slots and resources),
-    /// less what tasks started since that outlast `start` took there; None when the claim
-    /// takes the whole node.
-    spare: KeyMap<NodeKey, Option<Spare>>,
+    /// Per claimed node, what the claim takes and what is spare beside it at `start`.
+    spare: KeyMap<NodeKey, Claim>,
+}
+
+/// What a reservation takes of one node.
+#[derive(Debug)]
+struct Claim {
+    /// Slots and resources; None: the whole node.
+    takes: Option<(u32, Grant)>,
+    /// What is spare at the start beside the claim (slots and resources), less what tasks
+    /// started since that outlast the start took there; None when the claim is the whole node.
+    spare: Option<Spare>,
 }
 
 /// What a claimed node has beside the claim at the reservation's start.
@@ -55,7 +69,7 @@ impl Reservation {
     /// What a task that outlasts the start may use of claimed node `k` (state `n`) now; None
     /// when `k` is not claimed.
     pub fn leaves(&self, k: NodeKey, n: &NodeState) -> Option<Leaves> {
-        Some(match self.spare.get(&k)? {
+        Some(match &self.spare.get(&k)?.spare {
             None => Leaves::Nothing,
             Some(s) => Leaves::Some(n.free.min(s.slots), n.avail.intersect(&s.free)),
         })
@@ -63,7 +77,7 @@ impl Reservation {
 
     /// A task that outlasts the start took `slots` and `grant` on node `k`.
     pub fn took(&mut self, k: NodeKey, slots: u32, grant: &Grant) {
-        if let Some(Some(s)) = self.spare.get_mut(&k) {
+        if let Some(Claim { spare: Some(s), .. }) = self.spare.get_mut(&k) {
             s.slots -= slots.min(s.slots);
             let taken = s.free.take(&s.inventory, grant);
             debug_assert!(taken, "what outlasts a reservation takes only what it leaves");
@@ -108,8 +122,52 @@ fn ends_in_order<'a>(
     })
 }
 
-/// The reservation of `task` (of `shape`, needing `need` per node) in pool `p` at `now`, or
-/// None when nothing that ends by a known time makes room for it.
+/// What frees something at an instant: a running task, or an earlier reservation's claim on
+/// one node.
+enum Freed {
+    Task(Ended),
+    Claim(NodeKey),
+}
+
+/// The earlier reservations' claims, by node: (until, slots and grant; None: the whole node).
+type Prior<'a> = KeyMap<NodeKey, Vec<(Time, Option<&'a (u32, Grant)>)>>;
+
+fn prior_claims(prior: &[Reservation]) -> Prior<'_> {
+    let mut by_node: Prior = KeyMap::default();
+    for r in prior {
+        for (k, c) in &r.spare {
+            by_node.entry(*k).or_default().push((r.end.unwrap_or(Time::MAX), c.takes.as_ref()));
+        }
+    }
+    by_node
+}
+
+/// Running tasks' ends and the prior claims' ends, merged in time order (claims first at a tie).
+fn frees_in_order<'a>(
+    p: &'a PoolState,
+    nodes: &'a KeyMap<NodeKey, NodeState>,
+    prior: &Prior<'_>,
+) -> impl Iterator<Item = (Time, Freed)> + 'a {
+    let mut claims: Vec<(Time, NodeKey)> = prior
+        .iter()
+        .flat_map(|(k, cs)| cs.iter().map(|(until, _)| (*until, *k)))
+        .filter(|c| c.0 != Time::MAX)
+        .collect();
+    claims.sort_unstable();
+    let mut claims = claims.into_iter().peekable();
+    let mut ends = ends_in_order(p, nodes).peekable();
+    std::iter::from_fn(move || match (claims.peek(), ends.peek()) {
+        (Some(c), Some(e)) if c.0 <= e.0 => claims.next().map(|(t, k)| (t, Freed::Claim(k))),
+        (_, Some(_)) => ends.next().map(|(t, e)| (t, Freed::Task(e))),
+        (Some(_), None) => claims.next().map(|(t, k)| (t, Freed::Claim(k))),
+        (None, None) => None,
+    })
+}
+
+/// The reservation of `task` (of `shape`, needing `need` per node) in pool `p` at `now`, with
+/// the `prior` reservations' claims held until they end, or None when nothing that ends by a
+/// known time makes room for it.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn reserve(
     p: &PoolState,
     nodes: &KeyMap<NodeKey, NodeState>,
@@ -117,6 +175,7 @@ pub(super) fn reserve(
     shape: &Shape,
     need: Option<&Need>,
     now: Time,
+    prior: &[Reservation],
 ) -> Option<Reservation> {
     let all = p.slots_per_node;
     let need = match (need, shape.gang) {
@@ -130,8 +189,10 @@ pub(super) fn reserve(
         None => shape.slots,
     };
     let wanted = shape.gang.unwrap_or(1) as usize;
+    let lasts = |start: Time| shape.limit.map(|l| start.saturating_add(l));
+    let prior = prior_claims(prior);
     if whole {
-        return reserve_whole(p, nodes, task, wanted, now);
+        return reserve_whole(p, nodes, task, wanted, now, &prior, lasts);
     }
     let fits = |n: &NodeState, free_slots: u32, avail: &NodeFree| {
         if !n.schedulable || n.held.contains_key(&task) {
@@ -145,7 +206,8 @@ pub(super) fn reserve(
     if shape.gang.is_some() {
         for &(_, k) in p.free.range((slots, 0)..) {
             let n = &nodes[&k];
-            if let Some(g) = fits(n, n.free, &n.avail) {
+            let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
+            if let Some(g) = fits(n, free_slots, &avail) {
                 now_fit.insert(k, g);
                 now_order.push(k);
             }
@@ -157,19 +219,31 @@ pub(super) fn reserve(
     let mut fitting: Vec<(NodeKey, Grant)> = Vec::new();
     let mut fitting_set: KeyMap<NodeKey, ()> = KeyMap::default();
     let mut group: Vec<NodeKey> = Vec::new();
-    for (at, Ended { task: ended, nodes: freed, .. }) in ends_in_order(p, nodes) {
+    for (at, freed) in frees_in_order(p, nodes, &prior) {
         group.clear();
+        let (ended, freed) = match freed {
+            Freed::Task(e) => (Some(e.task), e.nodes),
+            Freed::Claim(k) => (None, vec![k]),
+        };
         for k in freed {
             let Some(n) = nodes.get(&k) else { continue };
-            let Some(h) = n.held.get(&ended) else { continue };
+            let h = match ended {
+                Some(t) => match n.held.get(&t) {
+                    Some(h) => Some(h),
+                    None => continue,
+                },
+                None => None,
+            };
             let state = later.entry(k).or_insert_with(|| {
                 if now_fit.contains_key(&k) {
                     untouched_fit -= 1;
                 }
                 (n.free, n.avail.clone())
             });
-            state.0 = (state.0 + h.slots).min(all);
-            state.1.give_back(&n.inventory, &h.grant);
+            if let Some(h) = h {
+                state.0 = (state.0 + h.slots).min(all);
+                state.1.give_back(&n.inventory, &h.grant);
+            }
             if !group.contains(&k) {
                 group.push(k);
             }
@@ -178,8 +252,10 @@ pub(super) fn reserve(
             if fitting_set.contains_key(&k) {
                 continue;
             }
+            let n = &nodes[&k];
             let (free_slots, avail) = &later[&k];
-            if let Some(g) = fits(&nodes[&k], *free_slots, avail) {
+            let (free_slots, avail) = effective(&prior, all, k, n, *free_slots, avail, at);
+            if let Some(g) = fits(n, free_slots, &avail) {
                 fitting.push((k, g));
                 fitting_set.insert(k, ());
             }
@@ -198,26 +274,59 @@ pub(super) fn reserve(
         let mut spare = KeyMap::default();
         for (k, grant) in &claims {
             let n = &nodes[k];
-            let (free_slots, mut free) = later.remove(k).unwrap_or_else(|| (n.free, n.avail.clone()));
+            let (free_slots, free) = later.remove(k).unwrap_or_else(|| (n.free, n.avail.clone()));
+            let (free_slots, free) = effective(&prior, all, *k, n, free_slots, &free, at);
+            let mut free = free.into_owned();
             let taken = free.take(&n.inventory, grant);
             debug_assert!(taken, "a claim is picked from what is free then");
             let spare_here = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
-            spare.insert(*k, Some(spare_here));
+            spare.insert(*k, Claim { takes: Some((slots, grant.clone())), spare: Some(spare_here) });
         }
         let claims = claims.into_iter().map(|(k, _)| k).collect();
-        return Some(Reservation { start: at.max(now), claims, spare });
+        let start = at.max(now);
+        return Some(Reservation { start, end: lasts(start), claims, spare });
     }
     None
 }
 
-/// [`reserve`] for a task that takes whole nodes: a node fits once every holding on it has
-/// ended, so only holdings are counted (no node state is copied), and a claim leaves nothing.
+/// What node `k` (state `n`) has at `at` from `free_slots` and `avail`, less the prior claims
+/// still held then.
+fn effective<'b>(
+    prior: &Prior<'_>,
+    all: u32,
+    k: NodeKey,
+    n: &NodeState,
+    mut free_slots: u32,
+    avail: &'b NodeFree,
+    at: Time,
+) -> (u32, std::borrow::Cow<'b, NodeFree>) {
+    let mut avail = std::borrow::Cow::Borrowed(avail);
+    for (_, takes) in prior.get(&k).into_iter().flatten().filter(|c| c.0 > at) {
+        let whole;
+        let (claim_slots, grant) = match takes {
+            Some((s, g)) => (*s, g),
+            None => {
+                whole = n.inventory.whole();
+                (all, &whole)
+            }
+        };
+        free_slots -= claim_slots.min(free_slots);
+        avail.to_mut().remove(&n.inventory, grant);
+    }
+    (free_slots, avail)
+}
+
+/// [`reserve`] for a task that takes whole nodes: a node fits once every holding on it (and
+/// every prior claim) has ended, so only those are counted (no node state is copied), and a
+/// claim leaves nothing.
 fn reserve_whole(
     p: &PoolState,
     nodes: &KeyMap<NodeKey, NodeState>,
     task: TaskKey,
     wanted: usize,
     now: Time,
+    prior: &Prior<'_>,
+    lasts: impl Fn(Time) -> Option<Time>,
 ) -> Option<Reservation> {
     let usable = |n: &NodeState| n.schedulable && !n.held.contains_key(&task);
     // Idle nodes never appear among the ends.
@@ -225,25 +334,33 @@ fn reserve_whole(
         .free
         .range((p.slots_per_node, 0)..)
         .map(|&(_, k)| k)
-        .filter(|k| nodes.get(k).is_some_and(|n| n.held.is_empty() && usable(n)))
+        .filter(|k| !prior.contains_key(k) && nodes.get(k).is_some_and(|n| n.held.is_empty() && usable(n)))
         .take(wanted)
         .collect();
     let claim = |claims: Vec<NodeKey>, at: Time| {
-        let spare = claims.iter().map(|&k| (k, None)).collect();
-        Reservation { start: at.max(now), claims, spare }
+        let spare = claims.iter().map(|&k| (k, Claim { takes: None, spare: None })).collect();
+        let start = at.max(now);
+        Reservation { start, end: lasts(start), claims, spare }
     };
     if idle.len() == wanted {
         return Some(claim(idle, now));
     }
     let mut left: KeyMap<NodeKey, usize> = KeyMap::default();
     let mut freed: Vec<NodeKey> = Vec::new();
-    for (at, ended) in ends_in_order(p, nodes) {
+    let holdings = |k: NodeKey, n: &NodeState| n.held.len() + prior.get(&k).map_or(0, Vec::len);
+    for (at, what) in frees_in_order(p, nodes, prior) {
         if freed.len() + idle.len() < wanted {
-            for k in ended.nodes {
-                let Some(n) = nodes.get(&k).filter(|n| n.held.contains_key(&ended.task)) else { continue };
-                let holdings = left.entry(k).or_insert(n.held.len());
-                *holdings -= 1;
-                if *holdings == 0 && usable(n) {
+            let (ended, keys) = match what {
+                Freed::Task(e) => (Some(e.task), e.nodes),
+                Freed::Claim(k) => (None, vec![k]),
+            };
+            for k in keys {
+                let Some(n) = nodes.get(&k).filter(|n| ended.is_none_or(|t| n.held.contains_key(&t))) else {
+                    continue;
+                };
+                let left_here = left.entry(k).or_insert_with(|| holdings(k, n));
+                *left_here -= 1;
+                if *left_here == 0 && usable(n) {
                     freed.push(k);
                 }
             }

@@ -82,7 +82,10 @@ impl Script {
                     "fcfs" => Backfill::Fcfs,
                     "easy" => Backfill::Easy,
                     "firstfit" => Backfill::FirstFit,
-                    _ => panic!("policy {name}"),
+                    _ => match name.strip_prefix("conservative:") {
+                        Some(n) => Backfill::Conservative(n.parse().unwrap()),
+                        None => panic!("policy {name}"),
+                    },
                 }
             }
             ["fill", "spread"] => self.fill = Fill::Spread,
@@ -353,4 +356,74 @@ fn a_stream_of_small_tasks_cannot_starve_a_whole_cluster_job() {
         }
     }
     panic!("BIG never started; its plan said {planned:?}");
+}
+
+#[test]
+fn conservative_backfilling_protects_every_reservation_easy_only_the_first() {
+    // A holds 2 of 4 nodes until 100; B (3 nodes) is planned at 100, C (all 4) after B, at
+    // 150. D (1 node until 200) fits in the node B leaves, so it does not delay B, but it
+    // would delay C: EASY starts it, conservative does not.
+    let script = |policy: &str, d_starts: &str| {
+        format!(
+            "policy {policy}
+             nodes 4 cpus 1
+             queue A gang=2 limit=100
+             started A
+             queue B gang=3 limit=50
+             queue C gang=4 limit=50
+             planned B 100
+             queue D gang=1 limit=200
+             started {d_starts}
+             planned B 100"
+        )
+    };
+    Script::run(&script("easy", "D"));
+    Script::run(
+        &(script("conservative:4", "-")
+            + "
+         planned C 150
+         queue E gang=1 limit=40
+         started E
+         at 40
+         end E
+         at 100
+         end A
+         started B
+         at 150
+         end B
+         started C
+         at 200
+         end C
+         started D"),
+    );
+}
+
+#[test]
+fn conservative_reservations_follow_each_other_on_shared_resources() {
+    // A holds the node's 4 GPUs until 100. B (3 GPUs) is planned at 100; C (2 GPUs) cannot
+    // have them beside B's claim, so it is planned when B ends, at 150. What ends before a
+    // reservation may still use its claims; cores nobody claims are free.
+    Script::run(
+        "policy conservative:4
+         nodes 1 cpus 8 gpus 4
+         queue A cpus=1 gpus=4 limit=100
+         started A
+         queue B cpus=1 gpus=3 limit=50
+         queue C cpus=1 gpus=2 limit=50
+         planned B 100
+         planned C 150
+         queue D cpus=1 gpus=1 limit=10
+         started -
+         queue E cpus=2 limit=1000
+         started E
+         at 100
+         end A
+         started B D
+         planned C 150
+         at 110
+         end D
+         at 150
+         end B
+         started C",
+    );
 }

@@ -12,12 +12,16 @@ use super::{HeadState, NodeRec};
 use crate::head::error::ApiError;
 use crate::scheduler::{self, Held, Policy, TaskKey, Time};
 
+/// Reservations of a conservative pool that names no number.
+const DEFAULT_RESERVATIONS: u32 = 8;
+
 /// What the scheduler core does with a pool's `taskSchedulingPolicy`.
 pub(crate) fn policy_of(t: &TaskSchedulingPolicy) -> Policy {
     let backfill = match t.backfill.unwrap_or_default() {
         Backfill::Fcfs => scheduler::Backfill::Fcfs,
         Backfill::Firstfit => scheduler::Backfill::FirstFit,
         Backfill::Easy => scheduler::Backfill::Easy,
+        Backfill::Conservative => scheduler::Backfill::Conservative(t.reservations.unwrap_or(DEFAULT_RESERVATIONS)),
     };
     let max_examined = t.max_tasks_examined.map_or(scheduler::MAX_LOOKAHEAD, |n| n as usize);
     Policy { backfill, max_examined }

@@ -34,6 +34,14 @@ impl HeadState {
                 1u64 << 30
             )));
         }
+        if let Some(n) = p.task_scheduling_policy.and_then(|t| t.reservations) {
+            let max = crate::scheduler::MAX_RESERVATIONS;
+            if n == 0 || n > max {
+                return Err(ApiError::invalid(format!(
+                    "taskSchedulingPolicy.reservations is {n}; it must be between 1 and {max}"
+                )));
+            }
+        }
         if let Some(n) = p.task_scheduling_policy.and_then(|t| t.max_tasks_examined) {
             if n == 0 || n > 100_000 {
                 return Err(ApiError::invalid(format!(

@@ -638,3 +638,64 @@ fn a_signal_goes_to_the_running_attempts_node_only() {
     sim.apply(|st, fx| st.signal_task("j", "a", 12, fx));
     assert!(!sim.sent("n1").iter().any(|m| m.starts_with("SignalTask")), "an ended attempt gets no signal");
 }
+
+#[test]
+fn pool_scheduling_and_time_limits_are_checked_by_field() {
+    let mut sim = Sim::new();
+    let policy = |backfill, reservations, examined| {
+        Some(TaskSchedulingPolicy { backfill, reservations, max_tasks_examined: examined, ..Default::default() })
+    };
+    let hour = |h: u64| Some(IsoDuration(Duration::from_secs(h * 3600)));
+    for (p, field) in [
+        (
+            PoolAddParameter { task_scheduling_policy: policy(None, Some(0), None), ..Default::default() },
+            "reservations",
+        ),
+        (
+            PoolAddParameter { task_scheduling_policy: policy(None, Some(65), None), ..Default::default() },
+            "reservations",
+        ),
+        (
+            PoolAddParameter { task_scheduling_policy: policy(None, None, Some(0)), ..Default::default() },
+            "maxTasksExamined",
+        ),
+        (
+            PoolAddParameter { default_time_limit: Some(IsoDuration(Duration::ZERO)), ..Default::default() },
+            "defaultTimeLimit",
+        ),
+        (
+            PoolAddParameter { default_time_limit: hour(2), max_time_limit: hour(1), ..Default::default() },
+            "defaultTimeLimit",
+        ),
+    ] {
+        let p = PoolAddParameter { id: "bad".into(), ..p };
+        let e = sim.apply(|st, fx| st.add_pool(p, fx)).unwrap_err().body.message.value;
+        assert!(e.contains(field), "{e} names {field}");
+    }
+    let good = PoolAddParameter {
+        id: "ok".into(),
+        task_scheduling_policy: policy(Some(Backfill::Conservative), Some(4), Some(100)),
+        max_time_limit: hour(1),
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_pool(good, fx)).unwrap();
+    sim.apply(|st, fx| {
+        st.add_job(
+            JobAddParameter {
+                id: "j".into(),
+                pool_info: Some(PoolInformation { pool_id: "ok".into() }),
+                ..Default::default()
+            },
+            fx,
+        )
+    })
+    .unwrap();
+    let over = TaskAddParameter {
+        id: "t".into(),
+        command_line: "true".into(),
+        constraints: Some(TaskConstraints { max_wall_clock_time: hour(2), ..Default::default() }),
+        ..Default::default()
+    };
+    let e = sim.apply(|st, fx| st.add_task("j", over, fx)).unwrap_err().body.message.value;
+    assert!(e.starts_with("Requested time limit is invalid (missing or exceeds some limit)"), "{e}");
+}
