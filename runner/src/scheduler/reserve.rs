@@ -30,8 +30,9 @@ pub(super) struct Reservation {
     pub end: Option<Time>,
     /// The nodes it claims, in the order they were chosen.
     pub claims: Vec<NodeKey>,
-    /// Per claimed node, what the claim takes and what is spare beside it at `start`.
-    spare: KeyMap<NodeKey, Claim>,
+    /// Per claimed node, what the claim takes and what is spare beside it at `start`; None:
+    /// the whole node, nothing spare.
+    spare: KeyMap<NodeKey, Option<Box<Claim>>>,
 }
 
 /// What a reservation takes of one node.
@@ -69,7 +70,7 @@ impl Reservation {
     /// What a task that outlasts the start may use of claimed node `k` (state `n`) now; None
     /// when `k` is not claimed.
     pub fn leaves(&self, k: NodeKey, n: &NodeState) -> Option<Leaves> {
-        Some(match &self.spare.get(&k)?.spare {
+        Some(match self.spare.get(&k)?.as_deref().and_then(|c| c.spare.as_ref()) {
             None => Leaves::Nothing,
             Some(s) => Leaves::Some(n.free.min(s.slots), n.avail.intersect(&s.free)),
         })
@@ -77,7 +78,7 @@ impl Reservation {
 
     /// A task that outlasts the start took `slots` and `grant` on node `k`.
     pub fn took(&mut self, k: NodeKey, slots: u32, grant: &Grant) {
-        if let Some(Claim { spare: Some(s), .. }) = self.spare.get_mut(&k) {
+        if let Some(s) = self.spare.get_mut(&k).and_then(|c| c.as_deref_mut()).and_then(|c| c.spare.as_mut()) {
             s.slots -= slots.min(s.slots);
             let taken = s.free.take(&s.inventory, grant);
             debug_assert!(taken, "what outlasts a reservation takes only what it leaves");
@@ -136,7 +137,10 @@ fn prior_claims(prior: &[Reservation]) -> Prior<'_> {
     let mut by_node: Prior = KeyMap::default();
     for r in prior {
         for (k, c) in &r.spare {
-            by_node.entry(*k).or_default().push((r.end.unwrap_or(Time::MAX), c.takes.as_ref()));
+            by_node
+                .entry(*k)
+                .or_default()
+                .push((r.end.unwrap_or(Time::MAX), c.as_deref().and_then(|c| c.takes.as_ref())));
         }
     }
     by_node
@@ -280,7 +284,7 @@ pub(super) fn reserve(
             let taken = free.take(&n.inventory, grant);
             debug_assert!(taken, "a claim is picked from what is free then");
             let spare_here = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
-            spare.insert(*k, Claim { takes: Some((slots, grant.clone())), spare: Some(spare_here) });
+            spare.insert(*k, Some(Box::new(Claim { takes: Some((slots, grant.clone())), spare: Some(spare_here) })));
         }
         let claims = claims.into_iter().map(|(k, _)| k).collect();
         let start = at.max(now);
@@ -338,7 +342,7 @@ fn reserve_whole(
         .take(wanted)
         .collect();
     let claim = |claims: Vec<NodeKey>, at: Time| {
-        let spare = claims.iter().map(|&k| (k, Claim { takes: None, spare: None })).collect();
+        let spare = claims.iter().map(|&k| (k, None)).collect();
         let start = at.max(now);
         Reservation { start, end: lasts(start), claims, spare }
     };
