@@ -427,3 +427,122 @@ fn conservative_reservations_follow_each_other_on_shared_resources() {
          started C",
     );
 }
+
+mod promises {
+    //! Property: under EASY and conservative backfilling, when every task ends by its time
+    //! limit, the first waiting task starts no later than the first planned start it got as
+    //! the first. (Conservative's later reservations are recomputed on every pass and may
+    //! move, as another reservation takes other nodes: they are estimates.)
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct Job {
+        submit: Time,
+        cpus: u32,
+        gpus: u32,
+        gang: Option<u32>,
+        limit: Time,
+        run: Time,
+    }
+
+    fn jobs() -> impl Strategy<Value = Vec<Job>> {
+        let job = (0..40u64, 0..4u32, 0..3u32, 0..4u32, 1..30u64, 0..100u32).prop_map(
+            |(submit, cpus, gpus, gang, limit, frac)| Job {
+                submit,
+                cpus,
+                gpus,
+                gang: (gang > 1).then_some(gang),
+                limit,
+                run: (limit * u64::from(frac) / 100).max(1),
+            },
+        );
+        prop::collection::vec(job, 1..40)
+    }
+
+    fn replay(jobs: &[Job], nodes: u32, backfill: Backfill) -> Result<(), TestCaseError> {
+        let mut s = Scheduler::new();
+        let mut out = Vec::new();
+        let policy = Policy { backfill, max_examined: usize::MAX };
+        s.apply(Event::PoolAdded { pool: 0, slots_per_node: 4, fill: Fill::Pack, policy });
+        let inv = inventory(4, 2);
+        for node in 0..nodes {
+            s.apply(Event::NodeUp {
+                node,
+                pool: 0,
+                inventory: inv.clone(),
+                held: Vec::new(),
+                schedulable: true,
+                place: None,
+            });
+        }
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| jobs[i].submit);
+        let mut next = 0;
+        let mut running: BTreeSet<(Time, TaskKey, NodeKey)> = BTreeSet::new();
+        let mut promised: BTreeMap<TaskKey, Time> = BTreeMap::new();
+        // Waiting tasks by submission position.
+        let mut waiting: BTreeMap<usize, TaskKey> = BTreeMap::new();
+        loop {
+            let now = match (running.first().map(|r| r.0), order.get(next).map(|&i| jobs[i].submit)) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => break,
+            };
+            s.advance(now * 1000);
+            while running.first().is_some_and(|r| r.0 == now) {
+                let (_, task, node) = running.pop_first().unwrap();
+                s.apply(Event::TaskReleased { task, node });
+            }
+            while let Some(&i) = order.get(next).filter(|&&i| jobs[i].submit == now) {
+                let j = &jobs[i];
+                let need = (j.cpus > 0 || j.gpus > 0).then(|| Need { cpus: j.cpus, gpus: j.gpus, ..Need::default() });
+                let task = i as TaskKey;
+                s.apply(Event::TaskQueued {
+                    task,
+                    pool: 0,
+                    // In submission order: nothing that comes later goes ahead.
+                    order: QueueKey::new(0, next as u64, 0),
+                    slots: j.cpus.max(1),
+                    need,
+                    gang: j.gang.filter(|g| *g <= nodes),
+                    limit: Some(j.limit * 1000),
+                });
+                waiting.insert(next, task);
+                next += 1;
+            }
+            s.schedule(&mut out);
+            for d in out.drain(..) {
+                let (task, nodes) = match d {
+                    Decision::Start { task, node, .. } => (task, vec![node]),
+                    Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
+                };
+                waiting.retain(|_, t| *t != task);
+                if let Some(p) = promised.get(&task) {
+                    prop_assert!(now * 1000 <= *p, "task {task} started at {now} s, after its planned start {p} ms");
+                }
+                for node in nodes {
+                    running.insert((now + jobs[task as usize].run, task, node));
+                }
+            }
+            if let Some((_, &head)) = waiting.first_key_value() {
+                if let (None, Some(p)) = (promised.get(&head), s.planned(head)) {
+                    promised.insert(head, p.start);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn a_planned_start_is_kept_when_tasks_end_by_their_limits(jobs in jobs(), nodes in 1..5u32) {
+            replay(&jobs, nodes, Backfill::Easy)?;
+            replay(&jobs, nodes, Backfill::Conservative(4))?;
+        }
+    }
+}
