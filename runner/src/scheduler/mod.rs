@@ -480,6 +480,10 @@ impl Scheduler {
         let (pool, _, _) = self.queued.get(&task)?;
         let p = self.pools.get(pool)?;
         let depth = p.policy.backfill.reservations();
+        // Most waiting tasks have none: that is known without computing any.
+        if !p.queue.heads_after(None).take(depth).any(|(_, _, _, first)| first == task) {
+            return None;
+        }
         let mut reservations: Vec<Reservation> = Vec::new();
         for (_, _, q, first) in p.queue.heads_after(None).take(depth) {
             let need = q.shape.need.map(|i| &self.needs[i as usize]);
