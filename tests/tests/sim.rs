@@ -46,6 +46,9 @@ fn easy_backfills_what_ends_before_the_reservation_and_fcfs_does_not() {
     assert_eq!(w["avgWait"], 61.5);
     assert_eq!(w["maxWait"], 147);
     assert_eq!(w["makespan"], 350);
+    // Conservative reserves for jobs 2 and 4 alike here: the same schedule.
+    let conservative = report("conservative", &["--reservations", "2"]);
+    assert_eq!(conservative["windows"], easy["windows"]);
     let fcfs = report("fcfs", &[]);
     // Starts: 0, 100, 150, 150: waits 0, 99, 148, 147.
     assert_eq!(fcfs["windows"][0]["maxWait"], 148);
@@ -79,6 +82,8 @@ fn bad_requests_are_refused_by_name() {
         (&["--window", "x"][..], "expected START:COUNT"),
         (&["--policy", "sjf"][..], "unknown policy \"sjf\""),
         (&["--nodes", "0"][..], "--nodes must be at least 1"),
+        (&["--reservations", "2"][..], "--reservations goes with --policy conservative"),
+        (&["--policy", "conservative", "--reservations", "65"][..], "between 1 and 64"),
     ] {
         let (code, _, err) = sim(&trace, args);
         assert_ne!(code, 0, "{args:?}");
@@ -87,4 +92,25 @@ fn bad_requests_are_refused_by_name() {
     let (code, _, err) = sim(&dir.path().join("absent.swf"), &[]);
     assert_ne!(code, 0);
     assert!(err.contains("absent.swf"), "{err}");
+}
+
+#[test]
+fn a_fabric_gives_the_nodes_and_places_gangs_on_its_switch_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = dir.path().join("topology.conf");
+    std::fs::write(
+        &fabric,
+        "SwitchName=leaf1 Nodes=n[1-2]\nSwitchName=leaf2 Nodes=n[3-4]\nSwitchName=spine Switches=leaf[1-2]\n",
+    )
+    .unwrap();
+    let fabric = fabric.to_str().unwrap();
+    let on_fabric = report("easy", &["--fabric", fabric]);
+    let plain = report("easy", &[]);
+    assert_eq!(on_fabric["nodes"], 4);
+    assert_eq!(on_fabric["windows"], plain["windows"], "the same schedule on four nodes under two switches");
+    let trace = dir.path().join("small.swf");
+    std::fs::write(&trace, TRACE).unwrap();
+    let (code, _, err) = sim(&trace, &["--fabric", fabric, "--nodes", "8"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--nodes 8 is more than the fabric's 4 nodes"), "{err}");
 }
