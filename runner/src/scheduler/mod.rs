@@ -652,9 +652,9 @@ impl Scheduler {
                 Found::Placed(d) => d,
                 missed => {
                     p.queue.set_blocked(slot, matches!(missed, Found::NoFit).then_some(end));
-                    // Conservative backfilling reserves for those kept out by reservations too.
-                    let kept_out = depth > 1 && !reservations.is_empty();
-                    if blockers.len() < depth.max(1) && (matches!(missed, Found::NoFit) || kept_out) {
+                    // The first shapes that do not start get the reservations, whatever kept them
+                    // out (no fit, the search's bound, claims), as `planned` reports them.
+                    if blockers.len() < depth.max(1) {
                         blockers.push((task, shape));
                     }
                     if policy.backfill == Backfill::Fcfs {

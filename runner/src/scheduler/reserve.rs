@@ -248,7 +248,8 @@ pub(super) fn reserve(
                 state.0 = (state.0 + h.slots).min(all);
                 state.1.give_back(&n.inventory, &h.grant);
             }
-            if !group.contains(&k) {
+            // A task's nodes are distinct; only a claim's node may already be in the group.
+            if ended.is_some() || !group.contains(&k) {
                 group.push(k);
             }
         }
