@@ -648,6 +648,20 @@ impl Scheduler {
                 (None, None) => Self::place_one(p, task, shape.slots, need, max_free, &self.nodes, &room)
                     .map(|(node, grant)| Decision::Start { task, node, grant }),
             };
+            // A search that gave up at its bound may have missed where a task that would get a
+            // reservation fits now: its reservation finds that, and it starts there.
+            let found = match found {
+                Found::GaveUp if blockers.len() < depth => {
+                    match reserve::reserve(p, &self.nodes, task, &shape, need, now, &reservations) {
+                        Some(r) if r.start <= now => {
+                            Self::place_on_claims(p, pool, task, &shape, need, &r.claims, &self.nodes, &room)
+                                .map_or(Found::GaveUp, Found::Placed)
+                        }
+                        _ => Found::GaveUp,
+                    }
+                }
+                found => found,
+            };
             let decision = match found {
                 Found::Placed(d) => d,
                 missed => {

@@ -128,6 +128,40 @@ impl<T> Found<T> {
 }
 
 impl Scheduler {
+    /// `shape` (its first task `task`) on the nodes its reservation `claims`, when it fits
+    /// there now beside the other reservations (`room`): for a task whose search gave up at
+    /// its bound before reaching them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn place_on_claims(
+        p: &PoolState,
+        pool: PoolKey,
+        task: TaskKey,
+        shape: &Shape,
+        need: Option<&Need>,
+        claims: &[NodeKey],
+        nodes: &KeyMap<NodeKey, NodeState>,
+        room: &Room,
+    ) -> Option<super::Decision> {
+        let all = p.slots_per_node;
+        let Some(n) = shape.gang else {
+            return claims.iter().find_map(|&k| {
+                let grant = Self::place_on(pool, k, nodes.get(&k)?, task, shape, need, all, room)?;
+                Some(super::Decision::Start { task, node: k, grant })
+            });
+        };
+        let need = need.unwrap_or(&WHOLE_NODE);
+        let least = if need.whole { all } else { shape.slots.max(1) };
+        let gang: Vec<(NodeKey, Grant)> = claims
+            .iter()
+            .map(|&k| {
+                let node = nodes.get(&k).filter(|node| !node.held.contains_key(&task))?;
+                let (free_slots, avail) = room.usable(k, node)?;
+                fit(&node.inventory, free_slots, &avail, least, Some(need)).map(|g| (k, g))
+            })
+            .collect::<Option<_>>()?;
+        (gang.len() == n as usize).then_some(super::Decision::StartGang { task, nodes: gang })
+    }
+
     /// A one-node `shape` (its first task `task`) on node `n` (key `k`) of `pool`, if it fits
     /// there now. The counts are tested before the node's holdings are looked up: most shapes
     /// a freed node is tried for do not fit it.

@@ -217,6 +217,22 @@ pub(super) fn reserve(
             }
         }
     }
+    // A one-node task the pass did not place (its search gave up at its bound, or claims kept
+    // it out) may fit somewhere now.
+    if shape.gang.is_none() {
+        for &(_, k) in p.free.range((slots, 0)..) {
+            let n = &nodes[&k];
+            let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
+            if let Some(g) = fits(n, free_slots, &avail) {
+                let mut free = avail.into_owned();
+                free.take(&n.inventory, &g);
+                let spare = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
+                let claim = Claim { takes: Some((slots, g)), spare: Some(spare) };
+                let spare = std::iter::once((k, Some(Box::new(claim)))).collect();
+                return Some(Reservation { start: now, end: lasts(now), claims: vec![k], spare });
+            }
+        }
+    }
     let mut untouched_fit = now_fit.len();
     // Nodes as they would be, once what ends by then has ended.
     let mut later: KeyMap<NodeKey, (u32, NodeFree)> = KeyMap::default();

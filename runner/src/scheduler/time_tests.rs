@@ -1,10 +1,11 @@
 //! Scheduling over time, driven by scripts with a simulated clock: one line per step.
 //!
 //! ```text
-//! nodes N cpus C [gpus G]      N nodes of C one-thread cores and G GPUs (the pool's, once)
+//! nodes N cpus C [gpus G [type T]]
+//!                              N more nodes of C one-thread cores and G GPUs named T
 //! policy fcfs|easy|firstfit    the pool's policy (before `nodes`)
 //! at T                         the clock is T seconds
-//! queue NAME [gang=N] [cpus=N] [gpus=N] [limit=S] [prio=P]
+//! queue NAME [gang=N] [cpus=N] [gpus=N] [type=T] [limit=S] [prio=P]
 //!                              a task (a gang of N nodes, whole nodes without cpus/gpus)
 //! end NAME                     NAME ends on all its nodes
 //! started NAME…                exactly these tasks started since the last check (`started -`: none)
@@ -26,6 +27,10 @@ struct Script {
 }
 
 fn inventory(cpus: u32, gpus: u32) -> Arc<NodeInventory> {
+    typed_inventory(cpus, gpus, "test")
+}
+
+fn typed_inventory(cpus: u32, gpus: u32, name: &str) -> Arc<NodeInventory> {
     let res = gangway_topology::NodeResources {
         cpus,
         cores: cpus,
@@ -33,7 +38,7 @@ fn inventory(cpus: u32, gpus: u32) -> Arc<NodeInventory> {
         gpus: (0..gpus)
             .map(|index| gangway_topology::Gpu {
                 index,
-                name: "test".into(),
+                name: name.into(),
                 uuid: String::new(),
                 pci_bus_id: String::new(),
             })
@@ -90,17 +95,20 @@ impl Script {
             }
             ["fill", "spread"] => self.fill = Fill::Spread,
             ["nodes", n, "cpus", c, ref rest @ ..] => {
-                let gpus = match rest {
-                    ["gpus", g] => g.parse().unwrap(),
-                    _ => 0,
+                let (gpus, name) = match rest {
+                    ["gpus", g] => (g.parse().unwrap(), "test"),
+                    ["gpus", g, "type", t] => (g.parse().unwrap(), *t),
+                    _ => (0, "test"),
                 };
-                let inv = inventory(c.parse().unwrap(), gpus);
+                let inv = typed_inventory(c.parse().unwrap(), gpus, name);
                 let slots: u32 = c.parse().unwrap();
-                self.s.on_event(
-                    Event::PoolAdded { pool: 0, slots_per_node: slots, fill: self.fill, policy: self.policy },
-                    &mut self.out,
-                );
-                for node in 0..n.parse::<NodeKey>().unwrap() {
+                let first = self.s.pool_node_count(0) as NodeKey;
+                if first == 0 {
+                    let policy = self.policy;
+                    let ev = Event::PoolAdded { pool: 0, slots_per_node: slots, fill: self.fill, policy };
+                    self.s.on_event(ev, &mut self.out);
+                }
+                for node in first..first + n.parse::<NodeKey>().unwrap() {
                     let ev = Event::NodeUp {
                         node,
                         pool: 0,
@@ -118,7 +126,8 @@ impl Script {
                 self.names.insert(name.to_string(), task);
                 let gang = kv(opts, "gang").map(|g| g as u32);
                 let (cpus, gpus) = (kv(opts, "cpus").unwrap_or(0) as u32, kv(opts, "gpus").unwrap_or(0) as u32);
-                let need = (cpus > 0 || gpus > 0).then(|| Need { cpus, gpus, ..Need::default() });
+                let gpu_type = opts.iter().find_map(|w| w.strip_prefix("type=")).map(str::to_owned);
+                let need = (cpus > 0 || gpus > 0).then(|| Need { cpus, gpus, gpu_type, ..Need::default() });
                 let slots = if need.is_some() { cpus.max(1) } else { 1 };
                 let prio = kv(opts, "prio").unwrap_or(0) as i32;
                 let ev = Event::TaskQueued {
@@ -545,4 +554,18 @@ mod promises {
             replay(&jobs, nodes, Backfill::Conservative(4))?;
         }
     }
+}
+
+#[test]
+fn a_task_whose_search_gives_up_starts_where_its_reservation_says() {
+    // 70 nodes with a T4 free each, then one A100 node: a search for an A100 gives up after
+    // 64 nodes, but the task's reservation finds the A100 node free now, and it starts there.
+    Script::run(
+        "nodes 70 cpus 4 gpus 1 type t4
+         nodes 1 cpus 4 gpus 1 type a100
+         queue H cpus=1 gpus=1 type=a100 limit=100
+         started H
+         queue Y cpus=4 limit=1000
+         started Y",
+    );
 }
