@@ -271,38 +271,7 @@ enum Cmd {
     },
     /// Replay an SWF workload trace through the scheduler core in simulated time (no processes)
     /// and print average bounded slowdown, waits, utilization and makespan, per window and overall.
-    Sim {
-        /// The trace (`.swf` or `.swf.gz`).
-        #[arg(long)]
-        trace: PathBuf,
-        /// fcfs | easy | conservative (a reservation for each of the first --reservations waiting
-        /// tasks) | firstfit | default (a pool's default: EASY, examining at most 64 shapes per pass).
-        #[arg(long, default_value = "default")]
-        policy: String,
-        /// Replay only jobs START..START+COUNT (0-based, after skipped lines), each window on an
-        /// empty machine; repeatable.
-        #[arg(long = "window", value_name = "START:COUNT")]
-        windows: Vec<String>,
-        /// Simulated nodes (default: the fabric's nodes, else the trace's MaxNodes).
-        #[arg(long)]
-        nodes: Option<u32>,
-        /// Cores per node (default: the trace's MaxProcs / MaxNodes, else 1).
-        #[arg(long)]
-        cores_per_node: Option<u32>,
-        /// GPUs per node.
-        #[arg(long, default_value_t = 0)]
-        gpus_per_node: u32,
-        /// A Slurm topology.conf: its nodes are the simulated nodes, gangs placed on its switch tree.
-        #[arg(long)]
-        fabric: Option<PathBuf>,
-        /// Shapes a pass may examine past the first that cannot start (default: unbounded for
-        /// fcfs, easy and firstfit, as the classic algorithms; 64 for default).
-        #[arg(long)]
-        max_examined: Option<usize>,
-        /// With --policy conservative: how many waiting tasks get a reservation (1-64, default 8).
-        #[arg(long)]
-        reservations: Option<u32>,
-    },
+    Sim(cli::sim::Args),
     /// Run a Slurm command (`sbatch`, `srun`, `squeue`, `scancel`, `sinfo`, `scontrol`, `sacct`,
     /// `parse`, `install-shims`) through `gangway-slurm`.
     Slurm {
@@ -521,28 +490,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
         }
-        Cmd::Sim {
-            trace,
-            policy,
-            windows,
-            nodes,
-            cores_per_node,
-            gpus_per_node,
-            fabric,
-            max_examined,
-            reservations,
-        } => {
-            let args = cli::sim::Args {
-                trace,
-                policy,
-                windows,
-                nodes,
-                cores_per_node,
-                gpus_per_node,
-                fabric,
-                max_examined,
-                reservations,
-            };
+        Cmd::Sim(args) => {
             print!("{}", cli::sim::run(&args, cli.json)?);
             Ok(0)
         }

@@ -10,15 +10,37 @@ use gangway_runner::sim::{self, swf, Machine, Metrics};
 use gangway_topology::fabric::Fabric;
 
 /// What `gangway sim` was asked.
+#[derive(clap::Args)]
 pub struct Args {
+    /// The trace (`.swf` or `.swf.gz`).
+    #[arg(long)]
     pub trace: PathBuf,
+    /// fcfs | easy | conservative (a reservation for each of the first --reservations waiting
+    /// tasks) | firstfit | default (a pool's default: EASY, examining at most 64 shapes per pass).
+    #[arg(long, default_value = "default")]
     pub policy: String,
+    /// Replay only jobs START..START+COUNT (0-based, after skipped lines), each window on an
+    /// empty machine; repeatable.
+    #[arg(long = "window", value_name = "START:COUNT")]
     pub windows: Vec<String>,
+    /// Simulated nodes (default: the fabric's nodes, else the trace's MaxNodes).
+    #[arg(long)]
     pub nodes: Option<u32>,
+    /// Cores per node (default: the trace's MaxProcs / MaxNodes, else 1).
+    #[arg(long)]
     pub cores_per_node: Option<u32>,
+    /// GPUs per node.
+    #[arg(long, default_value_t = 0)]
     pub gpus_per_node: u32,
+    /// A Slurm topology.conf: its nodes are the simulated nodes, gangs placed on its switch tree.
+    #[arg(long)]
     pub fabric: Option<PathBuf>,
+    /// Shapes a pass may examine past the first that cannot start (default: unbounded for
+    /// fcfs, easy and firstfit, as the classic algorithms; 64 for default).
+    #[arg(long)]
     pub max_examined: Option<usize>,
+    /// With --policy conservative: how many waiting tasks get a reservation (1-64, default 8).
+    #[arg(long)]
     pub reservations: Option<u32>,
 }
 

@@ -175,6 +175,16 @@ pub enum Decision {
     StartGang { task: TaskKey, nodes: Vec<(NodeKey, Grant)> },
 }
 
+impl Decision {
+    /// The task and the nodes it starts on (in instance order), grants left out.
+    pub fn placement(self) -> (TaskKey, Vec<NodeKey>) {
+        match self {
+            Decision::Start { task, node, .. } => (task, vec![node]),
+            Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
+        }
+    }
+}
+
 /// How far past an unplaceable task a pass looks for smaller ones.
 pub const MAX_LOOKAHEAD: usize = 64;
 

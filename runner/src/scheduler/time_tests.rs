@@ -68,10 +68,7 @@ impl Script {
 
     fn collect(&mut self) {
         for d in self.out.drain(..) {
-            let (task, nodes) = match d {
-                Decision::Start { task, node, .. } => (task, vec![node]),
-                Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
-            };
+            let (task, nodes) = d.placement();
             self.nodes_of.insert(task, nodes);
             let name = self.names.iter().find(|(_, &t)| t == task).map(|(n, _)| n.clone()).unwrap();
             self.started.push(name);
@@ -525,10 +522,7 @@ mod promises {
             }
             s.schedule(&mut out);
             for d in out.drain(..) {
-                let (task, nodes) = match d {
-                    Decision::Start { task, node, .. } => (task, vec![node]),
-                    Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
-                };
+                let (task, nodes) = d.placement();
                 waiting.retain(|_, t| *t != task);
                 if let Some(p) = promised.get(&task) {
                     prop_assert!(now * 1000 <= *p, "task {task} started at {now} s, after its planned start {p} ms");

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use gangway_topology::alloc::NodeInventory;
 use gangway_topology::fabric::Fabric;
 
-use crate::scheduler::{Decision, Event, Fill, NodeKey, Policy, QueueKey, Scheduler, TaskKey, Time};
+use crate::scheduler::{Event, Fill, NodeKey, Policy, QueueKey, Scheduler, TaskKey, Time};
 use swf::Job;
 
 /// The bounded slowdown's threshold, seconds.
@@ -171,10 +171,7 @@ pub fn replay(
         }
         s.schedule(&mut out);
         for d in out.drain(..) {
-            let (task, nodes) = match d {
-                Decision::Start { task, node, .. } => (task, vec![node]),
-                Decision::StartGang { task, nodes } => (task, nodes.into_iter().map(|(k, _)| k).collect()),
-            };
+            let (task, nodes) = d.placement();
             let j = &jobs[task as usize];
             ran[task as usize] = Some(Ran { id: j.id, submit: j.submit, start: now, run: j.run, procs: j.procs });
             running.push(Reverse((now + j.run, task, nodes)));
