@@ -353,7 +353,8 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allocation: Vec<NodeAllocation>,
     /// gangway, read only: while it waits, when and where the scheduler plans to start it
-    /// (the reservation held for the first task of its pool that cannot start).
+    /// (the reservation its pool holds for it: the first task that cannot start under EASY,
+    /// the first N under conservative backfilling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_start: Option<PlannedStart>,
     /// The execution record.

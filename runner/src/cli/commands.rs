@@ -482,7 +482,10 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
             let policy = &p.task_scheduling_policy;
             match (policy.backfill.unwrap_or_default(), policy.reservations) {
                 (gangway_api::Backfill::Conservative, n) => {
-                    println!("Backfill:   conservative ({} reservations)", n.unwrap_or(8))
+                    println!(
+                        "Backfill:   conservative ({} reservations)",
+                        n.unwrap_or(gangway_runner::scheduler::DEFAULT_RESERVATIONS)
+                    )
                 }
                 (b, _) => println!("Backfill:   {}", lower(&b)),
             }

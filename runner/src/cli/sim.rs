@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use gangway_runner::scheduler::{Backfill, Policy, MAX_LOOKAHEAD, MAX_RESERVATIONS};
+use gangway_runner::scheduler::{Backfill, Policy, DEFAULT_RESERVATIONS, MAX_LOOKAHEAD, MAX_RESERVATIONS};
 use gangway_runner::sim::{self, swf, Machine, Metrics};
 use gangway_topology::fabric::Fabric;
 
@@ -43,9 +43,6 @@ pub struct Args {
     #[arg(long)]
     pub reservations: Option<u32>,
 }
-
-/// Reservations of `--policy conservative` without `--reservations` (a pool's default).
-const DEFAULT_RESERVATIONS: u32 = 8;
 
 /// One replayed stretch of the trace.
 #[derive(serde::Serialize)]

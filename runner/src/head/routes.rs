@@ -222,7 +222,7 @@ async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> Api
             &format!("/jobs/{job}/tasks"),
         )?;
         let now = Timestamp::now();
-        for t in list.value.iter_mut().filter(|t| t.state == TaskState::Active) {
+        for t in &mut list.value {
             t.planned_start = j.tasks.get(&t.id).and_then(|r| st.planned_start(r.key, now));
         }
         Ok(list)
@@ -287,11 +287,7 @@ async fn get_task(State(head): H, Path((job, task)): Path<(String, String)>) -> 
     head.read(|st| {
         let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
         let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
-        let mut wire = t.wire.clone();
-        if wire.state == TaskState::Active {
-            wire.planned_start = st.planned_start(t.key, Timestamp::now());
-        }
-        Ok(wire)
+        Ok(Task { planned_start: st.planned_start(t.key, Timestamp::now()), ..t.wire.clone() })
     })
     .map(Json)
 }

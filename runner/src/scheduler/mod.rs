@@ -20,8 +20,9 @@
 //! O(decisions × (log nodes + node size) + shapes looked past), never a scan of the queue.
 //!
 //! Time: the clock is data ([`Scheduler::advance`]). A queued task may carry a time limit and
-//! what a running task holds carries its expected end; with the EASY policy, the first task
-//! that fits nowhere gets a reservation ([`reserve`]) that later tasks may not delay.
+//! what a running task holds carries its expected end; with EASY (or conservative)
+//! backfilling, the first task (or first N) that cannot start gets a reservation
+//! ([`reserve`]) that later tasks may not delay.
 
 mod fabric;
 mod keys;
@@ -66,6 +67,8 @@ pub enum Backfill {
 
 /// The most reservations a conservative pool keeps.
 pub const MAX_RESERVATIONS: u32 = 64;
+/// The reservations of a conservative pool that names no number.
+pub const DEFAULT_RESERVATIONS: u32 = 8;
 
 impl Backfill {
     /// How many tasks that cannot start get a reservation.
@@ -94,7 +97,7 @@ impl Default for Policy {
     }
 }
 
-/// Where and when the first waiting task of a pool is planned to start.
+/// Where and when a waiting task is planned to start (its reservation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     /// The instant.
@@ -130,8 +133,6 @@ pub struct Held {
 pub enum Event {
     /// A pool exists.
     PoolAdded { pool: PoolKey, slots_per_node: u32, fill: Fill, policy: Policy },
-    /// A pool's policy changed.
-    PolicyChanged { pool: PoolKey, policy: Policy },
     /// A pool is gone (it has no nodes).
     PoolRemoved { pool: PoolKey },
     /// A node joined (or came back) with what it has and what the tasks it still runs hold;
@@ -337,11 +338,6 @@ impl Scheduler {
         self.now = self.now.max(now);
     }
 
-    /// The clock, as last given.
-    pub fn now(&self) -> Time {
-        self.now
-    }
-
     /// Applies `ev` and appends the decisions it makes possible to `out`.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<Decision>) {
         self.apply(ev);
@@ -381,12 +377,6 @@ impl Scheduler {
                     freed_base: 0,
                 };
                 self.pools.insert(pool, p);
-            }
-            Event::PolicyChanged { pool, policy } => {
-                if let Some(p) = self.pools.get_mut(&pool) {
-                    p.policy = policy;
-                    self.touch(pool);
-                }
             }
             Event::PoolRemoved { pool } => {
                 if let Some(p) = self.pools.remove(&pool) {
@@ -545,8 +535,9 @@ impl Scheduler {
     /// the policy's `max_examined` shapes found no place. A shape blocked since the last
     /// capacity gain is passed at once; one blocked a few gains ago is tried on those nodes
     /// only (nothing else can hold it); the rest get a full search. The first shape that
-    /// cannot start stops the pass (FCFS) or, with EASY, gets a reservation the shapes after
-    /// it must leave room for (computed when the first of them fits now).
+    /// cannot start stops the pass (FCFS) or, with EASY (conservative: the first N), gets a
+    /// reservation the shapes after it must leave room for (computed when one of them could
+    /// pass it).
     fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>) {
         let Some(p) = self.pools.get_mut(&pool) else { return };
         let policy = p.policy;
@@ -554,9 +545,9 @@ impl Scheduler {
         let mut cursor = None;
         let mut skipped = 0;
         let mut newly_blocked: Vec<queue::Slot> = Vec::new();
-        // The first shapes that cannot start (their first tasks), as many as get reservations
-        // (one at least, for FCFS's stop), and the reservations of the first `reserved` of
-        // them, computed once a later shape could pass them.
+        // The first shapes that cannot start (their first tasks), as many as get reservations,
+        // and the reservations of the first `reserved` of them, computed once a later shape
+        // could pass them.
         let depth = policy.backfill.reservations();
         let mut blockers: Vec<(TaskKey, Shape)> = Vec::new();
         let mut reserved = 0;
@@ -605,7 +596,7 @@ impl Scheduler {
                         if let Look::StillBlocked = look {
                             newly_blocked.push(slot);
                         }
-                        if blockers.len() < depth.max(1) {
+                        if blockers.len() < depth {
                             blockers.push((task, q.shape));
                         }
                         if policy.backfill == Backfill::Fcfs {
@@ -678,7 +669,7 @@ impl Scheduler {
                     p.queue.set_blocked(slot, matches!(missed, Found::NoFit).then_some(end));
                     // The first shapes that do not start get the reservations, whatever kept them
                     // out (no fit, the search's bound, claims), as `planned` reports them.
-                    if blockers.len() < depth.max(1) {
+                    if blockers.len() < depth {
                         blockers.push((task, shape));
                     }
                     if policy.backfill == Backfill::Fcfs {

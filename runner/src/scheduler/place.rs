@@ -72,6 +72,12 @@ impl<'a> Room<'a> {
         Some((slots, avail))
     }
 
+    /// What `slots` and `need` get on node `k` (state `n`) now, beside the reservations.
+    fn fit_on(&self, k: NodeKey, n: &NodeState, slots: u32, need: Option<&Need>) -> Option<Grant> {
+        let (free_slots, avail) = self.usable(k, n)?;
+        fit(&n.inventory, free_slots, &avail, slots, need)
+    }
+
     /// The claimed nodes this task should try first (of reservations it ends before).
     fn first(&self) -> impl Iterator<Item = NodeKey> + '_ {
         self.ended_before().flat_map(|r| r.claims.iter().copied())
@@ -155,8 +161,7 @@ impl Scheduler {
             .iter()
             .map(|&k| {
                 let node = nodes.get(&k).filter(|node| !node.held.contains_key(&task))?;
-                let (free_slots, avail) = room.usable(k, node)?;
-                fit(&node.inventory, free_slots, &avail, least, Some(need)).map(|g| (k, g))
+                room.fit_on(k, node, least, Some(need)).map(|g| (k, g))
             })
             .collect::<Option<_>>()?;
         (gang.len() == n as usize).then_some(super::Decision::StartGang { task, nodes: gang })
@@ -183,8 +188,7 @@ impl Scheduler {
         if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.held.contains_key(&task) {
             return None;
         }
-        let (free_slots, avail) = room.usable(k, n)?;
-        fit(&n.inventory, free_slots, &avail, slots, need)
+        room.fit_on(k, n, slots, need)
     }
 
     /// The node `slots` (and `need`) of `task` go to, as the pool's fill type says, and what
@@ -205,8 +209,7 @@ impl Scheduler {
         let whole_slots = if need.is_some_and(|n| n.whole) { p.slots_per_node } else { slots };
         let usable = |k: NodeKey| {
             let n = nodes.get(&k).filter(|n| n.index_key().is_some() && !n.held.contains_key(&task))?;
-            let (free_slots, avail) = room.usable(k, n)?;
-            fit(&n.inventory, free_slots, &avail, whole_slots, need).map(|g| (k, g))
+            room.fit_on(k, n, whole_slots, need).map(|g| (k, g))
         };
         // What a reservation claims goes first to a task that gives it back in time.
         if let Some(found) = room.first().find_map(usable) {
@@ -334,10 +337,7 @@ impl Scheduler {
                 passed_over.set(true);
                 return None;
             }
-            let found = room
-                .usable(k, node)
-                .and_then(|(free_slots, avail)| fit(&node.inventory, free_slots, &avail, least, Some(need)))
-                .map(|g| (k, g));
+            let found = room.fit_on(k, node, least, Some(need)).map(|g| (k, g));
             if found.is_none() && room.avoids(k) {
                 passed_over.set(true);
             }

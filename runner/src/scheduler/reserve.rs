@@ -204,34 +204,20 @@ pub(super) fn reserve(
         }
         fit(&n.inventory, free_slots, avail, slots, need)
     };
-    // A gang may already have some of its nodes: those that fit now.
+    // What fits now: a gang may already have some of its nodes; a one-node task the pass did
+    // not place (its search gave up at its bound, or claims kept it out) may start at once.
     let mut now_fit: KeyMap<NodeKey, Grant> = KeyMap::default();
     let mut now_order: Vec<NodeKey> = Vec::new();
-    if shape.gang.is_some() {
-        for &(_, k) in p.free.range((slots, 0)..) {
-            let n = &nodes[&k];
-            let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
-            if let Some(g) = fits(n, free_slots, &avail) {
-                now_fit.insert(k, g);
-                now_order.push(k);
-            }
+    for &(_, k) in p.free.range((slots, 0)..) {
+        let n = &nodes[&k];
+        let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
+        let Some(g) = fits(n, free_slots, &avail) else { continue };
+        if shape.gang.is_none() {
+            let spare = std::iter::once((k, claim(n, slots, g, free_slots, avail.into_owned()))).collect();
+            return Some(Reservation { start: now, end: lasts(now), claims: vec![k], spare });
         }
-    }
-    // A one-node task the pass did not place (its search gave up at its bound, or claims kept
-    // it out) may fit somewhere now.
-    if shape.gang.is_none() {
-        for &(_, k) in p.free.range((slots, 0)..) {
-            let n = &nodes[&k];
-            let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
-            if let Some(g) = fits(n, free_slots, &avail) {
-                let mut free = avail.into_owned();
-                free.take(&n.inventory, &g);
-                let spare = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
-                let claim = Claim { takes: Some((slots, g)), spare: Some(spare) };
-                let spare = std::iter::once((k, Some(Box::new(claim)))).collect();
-                return Some(Reservation { start: now, end: lasts(now), claims: vec![k], spare });
-            }
-        }
+        now_fit.insert(k, g);
+        now_order.push(k);
     }
     let mut untouched_fit = now_fit.len();
     // Nodes as they would be, once what ends by then has ended.
@@ -293,21 +279,28 @@ pub(super) fn reserve(
             claims.push((*k, now_fit[k].clone()));
         }
         let mut spare = KeyMap::default();
-        for (k, grant) in &claims {
-            let n = &nodes[k];
-            let (free_slots, free) = later.remove(k).unwrap_or_else(|| (n.free, n.avail.clone()));
-            let (free_slots, free) = effective(&prior, all, *k, n, free_slots, &free, at);
-            let mut free = free.into_owned();
-            let taken = free.take(&n.inventory, grant);
-            debug_assert!(taken, "a claim is picked from what is free then");
-            let spare_here = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
-            spare.insert(*k, Some(Box::new(Claim { takes: Some((slots, grant.clone())), spare: Some(spare_here) })));
+        let mut keys = Vec::with_capacity(claims.len());
+        for (k, grant) in claims {
+            let n = &nodes[&k];
+            let (free_slots, free) = later.remove(&k).unwrap_or_else(|| (n.free, n.avail.clone()));
+            let (free_slots, free) = effective(&prior, all, k, n, free_slots, &free, at);
+            spare.insert(k, claim(n, slots, grant, free_slots, free.into_owned()));
+            keys.push(k);
         }
-        let claims = claims.into_iter().map(|(k, _)| k).collect();
+        let claims = keys;
         let start = at.max(now);
         return Some(Reservation { start, end: lasts(start), claims, spare });
     }
     None
+}
+
+/// A claim of `slots` and `grant` on node `n`, which has `free_slots` and `free` at the
+/// reservation's start: what it takes and what it leaves spare.
+fn claim(n: &NodeState, slots: u32, grant: Grant, free_slots: u32, mut free: NodeFree) -> Option<Box<Claim>> {
+    let taken = free.take(&n.inventory, &grant);
+    debug_assert!(taken, "a claim is picked from what is free then");
+    let spare = Spare { slots: free_slots - slots.min(free_slots), free, inventory: n.inventory.clone() };
+    Some(Box::new(Claim { takes: Some((slots, grant)), spare: Some(spare) }))
 }
 
 /// What node `k` (state `n`) has at `at` from `free_slots` and `avail`, less the prior claims

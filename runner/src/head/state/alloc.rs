@@ -12,16 +12,15 @@ use super::{HeadState, NodeRec};
 use crate::head::error::ApiError;
 use crate::scheduler::{self, Held, Policy, TaskKey, Time};
 
-/// Reservations of a conservative pool that names no number.
-const DEFAULT_RESERVATIONS: u32 = 8;
-
 /// What the scheduler core does with a pool's `taskSchedulingPolicy`.
 pub(crate) fn policy_of(t: &TaskSchedulingPolicy) -> Policy {
     let backfill = match t.backfill.unwrap_or_default() {
         Backfill::Fcfs => scheduler::Backfill::Fcfs,
         Backfill::Firstfit => scheduler::Backfill::FirstFit,
         Backfill::Easy => scheduler::Backfill::Easy,
-        Backfill::Conservative => scheduler::Backfill::Conservative(t.reservations.unwrap_or(DEFAULT_RESERVATIONS)),
+        Backfill::Conservative => {
+            scheduler::Backfill::Conservative(t.reservations.unwrap_or(scheduler::DEFAULT_RESERVATIONS))
+        }
     };
     let max_examined = t.max_tasks_examined.map_or(scheduler::MAX_LOOKAHEAD, |n| n as usize);
     Policy { backfill, max_examined }
@@ -145,7 +144,8 @@ pub(crate) fn with_default_memory(
 }
 
 impl HeadState {
-    /// When and where the scheduler plans to start the waiting task `key`, seen at `now`
+    /// When and where the scheduler plans to start the waiting task `key` (None for any task
+    /// it does not hold a reservation for, queued or not), seen at `now`
     /// (a plan whose time has passed, because what it waits for outlasts its limit, reads now).
     pub(crate) fn planned_start(&self, key: TaskKey, now: gangway_api::Timestamp) -> Option<gangway_api::PlannedStart> {
         let plan = self.sched.planned(key)?;

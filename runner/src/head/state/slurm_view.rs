@@ -74,7 +74,7 @@ impl HeadState {
         let first = nodes.first().map_or("", String::as_str);
         let (std_out, std_err) = output_paths(s, first);
         let started = matches!(t.wire.state, TaskState::Running | TaskState::Preparing | TaskState::Completed);
-        let plan = (state == SlurmJobState::Pending).then(|| self.planned_start(t.key, Timestamp::now())).flatten();
+        let plan = self.planned_start(t.key, Timestamp::now());
         Some(SlurmJob {
             job_id: s.job_id,
             allocation: t.wire.allocation.clone(),
