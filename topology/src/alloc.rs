@@ -278,9 +278,9 @@ impl NodeFree {
     /// and nothing changes).
     pub fn take(&mut self, inv: &NodeInventory, grant: &Grant) -> bool {
         let cores_free = grant.cores.iter().all(|c| (*c as usize) < inv.cores.len() && self.core_free(*c as usize));
-        let gpus: Option<Vec<usize>> = grant.gpus.iter().map(|g| inv.gpu_position(*g)).collect();
-        let Some(gpus) = gpus else { return false };
-        if !cores_free || grant.memory_mib > self.memory_mib || gpus.iter().any(|p| !self.gpus[*p]) {
+        // Checked, then looked up again to take: a take allocates nothing.
+        let gpus_free = grant.gpus.iter().all(|g| inv.gpu_position(*g).is_some_and(|p| self.gpus[p]));
+        if !cores_free || !gpus_free || grant.memory_mib > self.memory_mib {
             return false;
         }
         // Ascending, so nothing is named twice.
@@ -294,7 +294,7 @@ impl NodeFree {
         }
         self.free_cores -= grant.cores.len() as u32;
         self.memory_mib -= grant.memory_mib;
-        for p in gpus {
+        for p in grant.gpus.iter().filter_map(|g| inv.gpu_position(*g)) {
             self.gpus[p] = false;
         }
         self.free_gpus -= grant.gpus.len() as u32;

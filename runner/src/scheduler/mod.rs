@@ -487,7 +487,7 @@ impl Scheduler {
         let mut reservations: Vec<Reservation> = Vec::new();
         for (_, _, q, first) in p.queue.heads_after(None).take(depth) {
             let need = q.shape.need.map(|i| &self.needs[i as usize]);
-            let r = reserve::reserve(p, &self.nodes, first, &q.shape, need, self.now, &reservations);
+            let r = reserve::reserve(p, &self.nodes, first, &q.shape, need, self.now, &reservations, true);
             if first == task {
                 return r.map(|r| Planned { start: r.start, nodes: r.claims });
             }
@@ -549,7 +549,8 @@ impl Scheduler {
         // and the reservations of the first `reserved` of them, computed once a later shape
         // could pass them.
         let depth = policy.backfill.reservations();
-        let mut blockers: Vec<(TaskKey, Shape)> = Vec::new();
+        // With each, whether it may fit now (false: a search over free resources found no node).
+        let mut blockers: Vec<(TaskKey, Shape, bool)> = Vec::new();
         let mut reserved = 0;
         let mut reservations: Vec<Reservation> = Vec::new();
         'pass: while let Some(&(max_free, _)) = p.free.last() {
@@ -597,7 +598,7 @@ impl Scheduler {
                             newly_blocked.push(slot);
                         }
                         if blockers.len() < depth {
-                            blockers.push((task, q.shape));
+                            blockers.push((task, q.shape, false));
                         }
                         if policy.backfill == Backfill::Fcfs {
                             stop = true;
@@ -628,9 +629,11 @@ impl Scheduler {
             let Some((key, slot, shape, task, placed)) = next else { break };
             // With shapes waiting ahead, each gets its reservation before anything passes it.
             while reserved < blockers.len().min(depth) {
-                let (first, first_shape) = blockers[reserved];
+                let (first, first_shape, may_fit_now) = blockers[reserved];
                 let need = first_shape.need.map(|i| &self.needs[i as usize]);
-                if let Some(r) = reserve::reserve(p, &self.nodes, first, &first_shape, need, now, &reservations) {
+                if let Some(r) =
+                    reserve::reserve(p, &self.nodes, first, &first_shape, need, now, &reservations, may_fit_now)
+                {
                     reservations.push(r);
                 }
                 reserved += 1;
@@ -653,7 +656,7 @@ impl Scheduler {
             // reservation fits now: its reservation finds that, and it starts there.
             let found = match found {
                 Found::GaveUp if blockers.len() < depth => {
-                    match reserve::reserve(p, &self.nodes, task, &shape, need, now, &reservations) {
+                    match reserve::reserve(p, &self.nodes, task, &shape, need, now, &reservations, true) {
                         Some(r) if r.start <= now => {
                             Self::place_on_claims(p, pool, task, &shape, need, &r.claims, &self.nodes, &room)
                                 .map_or(Found::GaveUp, Found::Placed)
@@ -670,7 +673,8 @@ impl Scheduler {
                     // The first shapes that do not start get the reservations, whatever kept them
                     // out (no fit, the search's bound, claims), as `planned` reports them.
                     if blockers.len() < depth {
-                        blockers.push((task, shape));
+                        let may_fit_now = !(matches!(missed, Found::NoFit) && room.is_free());
+                        blockers.push((task, shape, may_fit_now));
                     }
                     if policy.backfill == Backfill::Fcfs {
                         break 'pass;

@@ -170,7 +170,8 @@ fn frees_in_order<'a>(
 
 /// The reservation of `task` (of `shape`, needing `need` per node) in pool `p` at `now`, with
 /// the `prior` reservations' claims held until they end, or None when nothing that ends by a
-/// known time makes room for it.
+/// known time makes room for it. Unless it `may_fit_now`, a one-node task is known to fit no
+/// node now (a search found none) and the nodes free now are not looked at.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn reserve(
     p: &PoolState,
@@ -180,6 +181,7 @@ pub(super) fn reserve(
     need: Option<&Need>,
     now: Time,
     prior: &[Reservation],
+    may_fit_now: bool,
 ) -> Option<Reservation> {
     let all = p.slots_per_node;
     let need = match (need, shape.gang) {
@@ -208,7 +210,8 @@ pub(super) fn reserve(
     // not place (its search gave up at its bound, or claims kept it out) may start at once.
     let mut now_fit: KeyMap<NodeKey, Grant> = KeyMap::default();
     let mut now_order: Vec<NodeKey> = Vec::new();
-    for &(_, k) in p.free.range((slots, 0)..) {
+    let look_now = if may_fit_now || shape.gang.is_some() { usize::MAX } else { 0 };
+    for &(_, k) in p.free.range((slots, 0)..).take(look_now) {
         let n = &nodes[&k];
         let (free_slots, avail) = effective(&prior, all, k, n, n.free, &n.avail, now);
         let Some(g) = fits(n, free_slots, &avail) else { continue };
