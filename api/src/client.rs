@@ -25,6 +25,15 @@ pub struct ClientConfig {
     pub socket: Option<PathBuf>,
 }
 
+/// The Authorization header of `auth` (`Bearer TOKEN`), unless there is no token (on the
+/// head's socket the kernel names the caller).
+fn auth_header(auth: &str) -> Option<(&'static str, &str)> {
+    (auth.len() > "Bearer ".len()).then_some(("Authorization", auth))
+}
+
+/// The head's Unix socket, in its state directory.
+pub const SOCKET_FILE: &str = "head.sock";
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -90,16 +99,29 @@ impl ClientConfig {
         serde_json::from_str(&text).map_err(|e| ClientError::Config(format!("{} is not valid: {e}", path.display())))
     }
 
-    /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, else `state_dir` (from `--state-dir`
-    /// or `GANGWAY_STATE_DIR`), else the default state directory.
+    /// A client of the head's Unix socket at `socket`, with no token: the head knows the
+    /// caller from the socket (a user who cannot read `client.json`).
+    pub fn socket_only(socket: PathBuf) -> ClientConfig {
+        ClientConfig { url: "http://localhost".into(), token: String::new(), socket: Some(socket) }
+    }
+
+    /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, else `GANGWAY_SOCKET`, else
+    /// `state_dir` (from `--state-dir` or `GANGWAY_STATE_DIR`), else the default state
+    /// directory. In a state directory, `client.json` when the caller may read it (the admin
+    /// token), else the head's socket there (as the caller's own user).
     pub fn discover(state_dir: Option<&Path>) -> Result<ClientConfig, ClientError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let (Some(url), Some(token)) = (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
             return Ok(ClientConfig { url, token, socket: None });
         }
-        match state_dir.map(Path::to_path_buf).or_else(|| env("GANGWAY_STATE_DIR").map(PathBuf::from)) {
-            Some(dir) => ClientConfig::from_state_dir(&dir),
-            None => ClientConfig::from_state_dir(&ClientConfig::default_state_dir()),
+        if let Some(socket) = env("GANGWAY_SOCKET") {
+            return Ok(ClientConfig::socket_only(socket.into()));
+        }
+        let dir = state_dir.map(Path::to_path_buf).or_else(|| env("GANGWAY_STATE_DIR").map(PathBuf::from));
+        let dir = dir.unwrap_or_else(ClientConfig::default_state_dir);
+        match ClientConfig::from_state_dir(&dir) {
+            Err(_) if dir.join(SOCKET_FILE).exists() => Ok(ClientConfig::socket_only(dir.join(SOCKET_FILE))),
+            found => found,
         }
     }
 }
@@ -138,7 +160,8 @@ impl Client {
         body: Option<&[u8]>,
         extra: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
-        let mut headers = vec![("Authorization", self.auth.as_str()), ("Content-Type", "application/json")];
+        let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
+        headers.push(("Content-Type", "application/json"));
         headers.extend_from_slice(extra);
         self.http
             .request(method, path, &headers, body)
@@ -305,7 +328,8 @@ impl Client {
     }
     /// `PUT /files/{name}`: stores `data` in the head's file store under `name`.
     pub fn put_file(&mut self, name: &str, data: &[u8]) -> Result<(), ClientError> {
-        let headers = [("Authorization", self.auth.as_str()), ("Content-Type", "application/octet-stream")];
+        let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
+        headers.push(("Content-Type", "application/octet-stream"));
         let resp = self
             .http
             .request("PUT", &file_path(name), &headers, Some(data))

@@ -148,6 +148,18 @@ pub struct Job {
     /// For a job submitted with `sbatch`: what the Slurm front door needs of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<Box<crate::slurm::SlurmJobInfo>>,
+    /// Who submitted it (a gangway extension); None on jobs from before owners were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// The user a job belongs to: only they (and admins) may change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Numeric uid.
+    pub uid: u32,
+    /// User name (the uid as a number when it has none).
+    pub name: String,
 }
 
 /// `{"active", "running", "completed", "succeeded", "failed"}`.

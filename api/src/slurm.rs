@@ -437,6 +437,10 @@ pub struct SlurmCancelled {
     /// With a signal: jobs left alone because they have not started ("Job is pending execution").
     #[serde(default)]
     pub pending: Vec<u64>,
+    /// Jobs named that belong to another user ("Access/permission denied"); another user's
+    /// jobs that only match the filters are left out.
+    #[serde(default)]
+    pub denied: Vec<u64>,
 }
 
 /// The body of `POST /slurm/jobs/{id}/update` (`scontrol update JobId=N …`).

@@ -53,6 +53,10 @@ enum Cmd {
         /// nodes with the fewest switches between them.
         #[arg(long)]
         fabric: Option<PathBuf>,
+        /// Admins beyond root and the head's own user: a user (name or uid) or `@group`;
+        /// repeat it or separate with commas. Users change only their own jobs; admins any.
+        #[arg(long = "admin", value_name = "USER|@GROUP")]
+        admins: Vec<String>,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -302,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Ok((Client::new(&config)?, config))
     };
     match cli.cmd {
-        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric } => {
+        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric, admins } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
                 .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
@@ -315,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 heartbeat,
                 default_pool_slots: default_slots,
                 fabric,
+                admins,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -48,6 +48,10 @@ pub fn main(args: &[String]) -> ExitCode {
                 eprintln!("scancel: error: Kill job error on job id {id}: Job/step already completing or completed");
                 failed = true;
             }
+            for id in &done.denied {
+                eprintln!("scancel: error: Kill job error on job id {id}: Access/permission denied");
+                failed = true;
+            }
             // Slurm signals only running jobs; a pending one is an error and stays pending.
             for id in &done.pending {
                 eprintln!("scancel: error: Kill job error on job id {id}: Job is pending execution");

@@ -55,6 +55,8 @@ pub enum Opt {
     TestOnly,
     Time,
     TimeMin,
+    Uid,
+    Gid,
     Wait,
     Wrap,
     /// `--help`, `--usage`, `--version`: sbatch prints and exits; nothing to resolve.
@@ -113,7 +115,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("extra", None, Req, Opt::Ignored),
     def("extra-node-info", Some('B'), Req, Opt::Ignored),
     def("get-user-env", None, Maybe, Opt::Ignored),
-    def("gid", None, Req, Opt::Ignored),
+    def("gid", None, Req, Opt::Gid),
     def("gpu-bind", None, Req, Opt::Ignored),
     def("gpu-freq", None, Req, Opt::Ignored),
     def("gpus", Some('G'), Req, Opt::Gpus),
@@ -180,7 +182,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("tmp", None, Req, Opt::Ignored),
     def("tres-bind", None, Req, Opt::Ignored),
     def("tres-per-task", None, Req, Opt::Ignored),
-    def("uid", None, Req, Opt::Ignored),
+    def("uid", None, Req, Opt::Uid),
     def("usage", None, No, Opt::Info),
     def("use-min-nodes", None, No, Opt::Ignored),
     def("verbose", Some('v'), No, Opt::Chatter),
@@ -225,6 +227,9 @@ pub struct JobOptions {
     pub wrap: Option<String>,
     pub parsable: bool,
     pub hold: bool,
+    /// `--uid`/`--gid`: submit as another user (an admin's option; the head refuses others).
+    pub uid: Option<String>,
+    pub gid: Option<String>,
     pub wait: bool,
     pub test_only: bool,
     pub begin: Option<BeginTime>,
@@ -283,6 +288,8 @@ impl JobOptions {
                 self.warn(&format!("--hint={v} is accepted but ignored"));
             }
             Opt::Hold => self.hold = true,
+            Opt::Uid => self.uid = Some(v),
+            Opt::Gid => self.gid = Some(v),
             Opt::JobName => self.name = Some(v),
             Opt::MailType => {
                 // Slurm ORs the events in, so a later `NONE` clears nothing.

@@ -108,6 +108,9 @@ pub struct SubmitOptions {
     pub parsable: bool,
     /// `-H/--hold`.
     pub hold: bool,
+    /// `--uid` and `--gid` (a name or a number).
+    pub uid: Option<String>,
+    pub gid: Option<String>,
     /// `-W/--wait`.
     pub wait: bool,
     /// `--test-only`.
@@ -283,6 +286,8 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
             wrap: o.wrap.take(),
             parsable: o.parsable,
             hold: o.hold,
+            uid: o.uid.take(),
+            gid: o.gid.take(),
             wait: o.wait,
             test_only: o.test_only,
             ntasks_given: o.ntasks.is_some() || o.ntasks_per_node.is_some(),

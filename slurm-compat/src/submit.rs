@@ -103,13 +103,28 @@ pub(crate) fn submit_error(e: &gangway_api::client::ClientError) -> String {
     format!("sbatch: error: Batch job submission failed: {why}")
 }
 
+/// The uid and gid to submit as: the caller's, or `--uid` (a name or a number; its primary
+/// group unless `--gid` names one). Only an admin may name another user; the head checks.
+fn submit_ids(uid: Option<&str>, gid: Option<&str>) -> Result<(u32, u32), String> {
+    use gangway_api::users;
+    let (mut ids_uid, mut ids_gid) = cluster::ids();
+    if let Some(u) = uid {
+        ids_uid = u.parse().ok().or_else(|| users::user_id(u)).ok_or_else(|| format!("Invalid user id: {u}"))?;
+        ids_gid = users::primary_group(ids_uid).unwrap_or(ids_gid);
+    }
+    if let Some(g) = gid {
+        ids_gid = g.parse().ok().or_else(|| users::group_id(g)).ok_or_else(|| format!("Invalid group id: {g}"))?;
+    }
+    Ok((ids_uid, ids_gid))
+}
+
 /// The request for `resolved`, submitted from `cwd`.
 pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> Result<SlurmSubmit, String> {
-    let (uid, gid) = cluster::ids();
+    let sub = &resolved.submit;
+    let (uid, gid) = submit_ids(sub.uid.as_deref(), sub.gid.as_deref())?;
     let cwd_s = cwd.to_string_lossy().into_owned();
     let absolute = |p: &str| if p.starts_with('/') { p.to_owned() } else { cwd.join(p).to_string_lossy().into_owned() };
     let work_dir = resolved.chdir.as_deref().map_or_else(|| cwd_s.clone(), absolute);
-    let sub = &resolved.submit;
     let begin = sub.begin.map(absolute_begin).transpose()?;
     Ok(SlurmSubmit {
         partition: resolved.partition.clone(),

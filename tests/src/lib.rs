@@ -8,6 +8,7 @@
 
 pub mod netns;
 pub mod slurm;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

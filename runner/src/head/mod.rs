@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 mod files;
 pub mod filter;
+pub mod identity;
 mod launcher;
 mod listing;
 mod routes;
@@ -48,6 +49,8 @@ pub struct HeadConfig {
     pub default_pool_slots: u32,
     /// A Slurm `topology.conf`: gangs are placed under the lowest common switch.
     pub fabric: Option<PathBuf>,
+    /// Admins beyond root and the head's own user: user names or uids, `@group` names or gids.
+    pub admins: Vec<String>,
 }
 
 /// The running head, shared by every connection.
@@ -63,6 +66,8 @@ pub struct Head {
     next_request: AtomicU64,
     /// Names of the uids Slurm jobs are submitted by.
     users: users::UserNames,
+    /// Who may change anything.
+    admins: identity::Admins,
 }
 
 impl Head {
@@ -133,7 +138,7 @@ impl Head {
 }
 
 /// The head's Unix socket in its state directory (named in `client.json`).
-pub const SOCKET_FILE: &str = "head.sock";
+pub use gangway_api::client::SOCKET_FILE;
 
 /// How long a connection may take to send a request's headers (also bounds idle keep-alive):
 /// a silent client cannot hold a descriptor forever.
@@ -141,12 +146,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection. Accept
 /// errors (out of descriptors, a connection reset before accept) are retried by the listener.
-async fn accept_loop<L: axum::serve::Listener>(mut listener: L, app: axum::Router) {
+async fn accept_loop<L: axum::serve::Listener>(
+    mut listener: L,
+    app: axum::Router,
+    peer_of: fn(&L::Io) -> Option<identity::Peer>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     loop {
         let (io, _) = listener.accept().await;
-        let service = TowerToHyperService::new(app.clone());
+        // A Unix-socket peer is known for the connection's life: every request carries it.
+        let app = match peer_of(&io) {
+            Some(peer) => app.clone().layer(axum::Extension(peer)),
+            None => app.clone(),
+        };
+        let service = TowerToHyperService::new(app);
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -169,8 +183,18 @@ fn bind_unix(path: &Path) -> Option<tokio::net::UnixListener> {
             return None;
         }
     }
+    // Every user of the machine may connect: the kernel tells the head who they are.
+    let open_to_all = |_: &tokio::net::UnixListener| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+    };
     match tokio::net::UnixListener::bind(path) {
-        Ok(l) => Some(l),
+        Ok(l) => {
+            if let Err(e) = open_to_all(&l) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open the socket to every user");
+            }
+            Some(l)
+        }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot listen on a Unix socket; serving TCP only");
             None
@@ -198,6 +222,13 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating the state directory {}", config.state_dir.display()))?;
     let dir = &config.state_dir;
+    // Others may reach the socket in it, but not list it or read what it holds.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("setting the mode of the state directory {}", dir.display()))?;
+    }
+    let admins = identity::Admins::new(&config.admins)?;
     raise_fd_limit();
     let token = auth::load_or_create_secret(&dir.join("admin.token"))?;
     let secret = auth::load_or_create_secret(&dir.join("cluster.secret"))?;
@@ -231,6 +262,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         file_requests: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
         users: users::UserNames::default(),
+        admins,
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
@@ -278,12 +310,12 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     });
     let serve_unix = async {
         match unix {
-            Some(l) => accept_loop(l, app.clone()).await,
+            Some(l) => accept_loop(l, app.clone(), identity::peer_of).await,
             None => std::future::pending().await,
         }
     };
     tokio::select! {
-        _ = accept_loop(tcp, app.clone()) => {},
+        _ = accept_loop(tcp, app.clone(), |_| None) => {},
         _ = serve_unix => {},
         _ = shutdown => tracing::info!("shutting down"),
     }

@@ -13,19 +13,23 @@ use axum::{Json, Router};
 use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
+use super::identity::{Caller, Peer};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
-use super::state::resources::{job_not_found, node_not_found, pool_not_found, task_not_found};
+use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::{auth, files, launcher, uploads, Head};
 
 type H = State<Arc<Head>>;
+/// Who is calling (set by [`identify`]).
+type Who = axum::Extension<Caller>;
 type Q = Query<HashMap<String, String>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Most tasks one `addtaskcollection` call may carry.
 pub const MAX_COLLECTION: usize = 100;
 
-/// Every route; all but `/openapi.json` and the launcher stream need the admin token
-/// (`/files` checks it itself: launchers may read stored files with the cluster secret).
+/// Every route; all but `/openapi.json` and the launcher stream need a caller: the admin
+/// token, or a peer on the Unix socket (`/files` checks the token itself: launchers may read
+/// stored files with the cluster secret).
 pub fn router(head: Arc<Head>) -> Router {
     let api = Router::new()
         .route("/pools", get(list_pools).post(add_pool))
@@ -51,7 +55,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
         .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
         .merge(super::slurm_routes::router())
-        .route_layer(middleware::from_fn_with_state(head.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(head.clone(), identify));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
@@ -64,17 +68,39 @@ pub fn router(head: Arc<Head>) -> Router {
         .with_state(head)
 }
 
-async fn require_token(State(head): H, req: Request, next: Next) -> Response {
+/// Finds who is calling ([`Caller`], a request extension for the handlers): the admin token
+/// makes an admin; without it, a Unix-socket peer is the user the kernel named; over TCP a
+/// call without the token is refused.
+async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !auth::token_matches(presented, &head.token) {
-        let msg = if presented.is_none() {
-            "this call needs an Authorization: Bearer <token> header (the token is in client.json)"
-        } else {
-            "the bearer token is not valid for this cluster"
-        };
-        return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
-    }
+    let peer = req.extensions().get::<Peer>().copied();
+    let caller = if auth::token_matches(presented, &head.token) {
+        Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true }
+    } else {
+        match (peer, presented) {
+            (Some(p), None) => Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, p.gid).await },
+            (None, None) => {
+                let msg = "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
+                    or the head's Unix socket";
+                return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
+            }
+            (_, Some(_)) => {
+                let msg = "the bearer token is not valid for this cluster";
+                return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
+            }
+        }
+    };
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Refuses `what` to a caller that is not an admin.
+fn admin(who: &Caller, what: &str) -> ApiResult<()> {
+    if who.admin {
+        Ok(())
+    } else {
+        Err(admins_only(what))
+    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -86,7 +112,8 @@ async fn list_pools(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<
         .map(Json)
 }
 
-async fn add_pool(State(head): H, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_pool(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
+    admin(&who, "create pools")?;
     let p: PoolAddParameter = parse_body(&body)?;
     head.apply_durable(|st, fx| st.add_pool(p, fx)).await?;
     Ok(StatusCode::CREATED)
@@ -96,7 +123,8 @@ async fn get_pool(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Pool
     head.read(|st| st.pools.get(&id).map(|p| p.wire.clone())).ok_or_else(|| pool_not_found(&id)).map(Json)
 }
 
-async fn delete_pool(State(head): H, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_pool(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    admin(&who, "delete pools")?;
     head.apply_durable(|st, fx| st.delete_pool(&id, fx)).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -141,15 +169,23 @@ fn disable_option(body: &[u8]) -> ApiResult<Option<ComputeNodeDeallocationOption
 
 async fn disable_pool_node_scheduling(
     State(head): H,
+    who: Who,
     Path((pool, node)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
+    admin(&who, "disable scheduling on nodes")?;
     let option = disable_option(&body)?;
     head.apply_durable(|st, fx| st.disable_node_scheduling(Some(&pool), &node, option, fx)).await?;
     Ok(StatusCode::OK)
 }
 
-async fn disable_node_scheduling(State(head): H, Path(node): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn disable_node_scheduling(
+    State(head): H,
+    who: Who,
+    Path(node): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    admin(&who, "disable scheduling on nodes")?;
     let option = disable_option(&body)?;
     head.apply_durable(|st, fx| st.disable_node_scheduling(None, &node, option, fx)).await?;
     Ok(StatusCode::OK)
@@ -157,18 +193,22 @@ async fn disable_node_scheduling(State(head): H, Path(node): Path<String>, body:
 
 async fn enable_pool_node_scheduling(
     State(head): H,
+    who: Who,
     Path((pool, node)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    admin(&who, "enable scheduling on nodes")?;
     head.apply_durable(|st, fx| st.enable_node_scheduling(Some(&pool), &node, fx)).await?;
     Ok(StatusCode::OK)
 }
 
-async fn enable_node_scheduling(State(head): H, Path(node): Path<String>) -> ApiResult<StatusCode> {
+async fn enable_node_scheduling(State(head): H, who: Who, Path(node): Path<String>) -> ApiResult<StatusCode> {
+    admin(&who, "enable scheduling on nodes")?;
     head.apply_durable(|st, fx| st.enable_node_scheduling(None, &node, fx)).await?;
     Ok(StatusCode::OK)
 }
 
-async fn remove_nodes(State(head): H, Path(pool): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn remove_nodes(State(head): H, who: Who, Path(pool): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    admin(&who, "remove nodes")?;
     let p: NodeRemoveParameter = parse_body(&body)?;
     head.apply_durable(|st, fx| st.remove_nodes(&pool, p, fx)).await?;
     Ok(StatusCode::ACCEPTED)
@@ -179,9 +219,10 @@ async fn list_jobs(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<J
         .map(Json)
 }
 
-async fn add_job(State(head): H, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
     let p: JobAddParameter = parse_body(&body)?;
-    head.apply_durable(|st, fx| st.add_job(p, fx)).await?;
+    let owner = Owner { uid: who.uid, name: head.users.name(who.uid).await };
+    head.apply_durable(|st, fx| st.add_job(p, owner, fx)).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -189,21 +230,33 @@ async fn get_job(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Job>>
     head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id)).map(Json)
 }
 
-async fn patch_job(State(head): H, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn patch_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
     let p: JobPatchParameter = parse_body(&body)?;
-    head.apply_durable(|st, fx| st.patch_job(&id, p, fx)).await?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.patch_job(&id, p, fx)
+    })
+    .await?;
     Ok(StatusCode::OK)
 }
 
-async fn delete_job(State(head): H, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    head.apply_durable(|st, fx| st.delete_job(&id, fx)).await?;
+async fn delete_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.delete_job(&id, fx)
+    })
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn terminate_job(State(head): H, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn terminate_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
     let p: JobTerminateParameter =
         if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_body(&body)? };
-    head.apply_durable(|st, fx| st.terminate_job(&id, p.terminate_reason, fx)).await?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.terminate_job(&id, p.terminate_reason, fx)
+    })
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -230,9 +283,13 @@ async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> Api
     .map(Json)
 }
 
-async fn add_task(State(head): H, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_task(State(head): H, who: Who, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
     let p: TaskAddParameter = parse_body(&body)?;
-    head.apply_durable(|st, fx| st.add_task(&job, p, fx)).await?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &job)?;
+        st.add_task(&job, p, fx)
+    })
+    .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -240,6 +297,7 @@ async fn add_task(State(head): H, Path(job): Path<String>, body: Bytes) -> ApiRe
 /// be active, or nothing is added.
 async fn add_task_collection(
     State(head): H,
+    who: Who,
     Path(job): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<TaskAddCollectionResult>> {
@@ -253,6 +311,7 @@ async fn add_task_collection(
     }
     let results = head
         .apply_durable(|st, fx| {
+            st.may_change_job(&who, &job)?;
             let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
             if j.wire.state != JobState::Active {
                 return Err(ApiError::conflict(
@@ -299,8 +358,12 @@ async fn subtasks_info(
     head.read(|st| st.subtasks_info(&job, &task)).map(|value| Json(ListResponse { value, next_link: None }))
 }
 
-async fn terminate_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {
-    head.apply_durable(|st, fx| st.terminate_task(&job, &task, fx)).await?;
+async fn terminate_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &job)?;
+        st.terminate_task(&job, &task, fx)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,9 +12,12 @@ use gangway_api::slurm::{
 };
 
 use super::error::{parse_body, ApiError};
+use super::identity::Caller;
+use super::state::HeadState;
 use super::Head;
 
 type H = State<Arc<Head>>;
+type Who = axum::Extension<Caller>;
 
 /// `/slurm/jobs` (list, submit), `/slurm/jobs/{id}`, `/slurm/cancel` and the per-job
 /// `hold`, `release`, `requeue`, `update` and `step` operations.
@@ -36,8 +39,24 @@ async fn show(State(head): H, Path(id): Path<String>) -> Result<Json<SlurmJob>, 
     head.read(|st| st.slurm_job(n)).map(Json).ok_or_else(not_found)
 }
 
-async fn submit(State(head): H, body: Bytes) -> Result<Json<SlurmSubmitted>, ApiError> {
+/// A user submits as themselves: the uid and gid sbatch sends must be the caller's (its gid
+/// one of the caller's groups) unless the caller is an admin, and the name is the head's.
+async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmitted>, ApiError> {
     let mut req: SlurmSubmit = parse_body(&body)?;
+    if !who.admin {
+        let denied = |msg: String| ApiError::new(axum::http::StatusCode::FORBIDDEN, "AuthorizationFailure", msg);
+        if req.uid != who.uid {
+            let msg = format!("Invalid user id: the job names uid {}, and the caller is uid {}", req.uid, who.uid);
+            return Err(denied(msg));
+        }
+        let (uid, gid) = (req.uid, req.gid);
+        let groups =
+            tokio::task::spawn_blocking(move || gangway_api::users::user_groups(uid)).await.unwrap_or_default();
+        if !groups.contains(&gid) {
+            return Err(denied(format!("Invalid group id: uid {uid} is not in group {gid}")));
+        }
+        req.user = String::new();
+    }
     if req.user.is_empty() {
         req.user = head.users.name(req.uid).await;
     }
@@ -45,23 +64,61 @@ async fn submit(State(head): H, body: Bytes) -> Result<Json<SlurmSubmitted>, Api
     head.apply_durable(|st, fx| st.slurm_submit(req, &addr, fx)).await.map(Json)
 }
 
-async fn cancel(State(head): H, body: Bytes) -> Result<Json<SlurmCancelled>, ApiError> {
+async fn cancel(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmCancelled>, ApiError> {
     let req: SlurmCancel = parse_body(&body)?;
-    Ok(Json(head.apply_durable(|st, fx| st.slurm_cancel(req, fx)).await))
+    Ok(Json(head.apply_durable(|st, fx| st.slurm_cancel(req, &who, fx)).await))
 }
 
-async fn control(State(head): H, Path((id, action)): Path<(String, String)>, body: Bytes) -> Result<(), ApiError> {
+/// Whether `who` may change every job `spec` names (a spec that names none is the
+/// operation's own error).
+fn may_change(st: &HeadState, who: &Caller, spec: &str) -> Result<(), ApiError> {
+    st.slurm_resolve(spec)
+        .unwrap_or_default()
+        .iter()
+        .try_for_each(|id| st.may_change_job(who, &id.to_string()))
+        .map_err(|mut e| {
+            // Slurm's words first: scontrol prints them ("Access/permission denied for job 12").
+            e.body.message.value = format!("Access/permission denied: {}", e.body.message.value);
+            e
+        })
+}
+
+async fn control(
+    State(head): H,
+    who: Who,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(), ApiError> {
     match action.as_str() {
-        "hold" => head.apply_durable(|st, fx| st.slurm_hold(&id, true, fx)).await,
-        "release" => head.apply_durable(|st, fx| st.slurm_hold(&id, false, fx)).await,
-        "requeue" => head.apply_durable(|st, fx| st.slurm_requeue(&id, fx)).await,
+        "hold" | "release" => {
+            head.apply_durable(|st, fx| {
+                may_change(st, &who, &id)?;
+                st.slurm_hold(&id, action == "hold", fx)
+            })
+            .await
+        }
+        "requeue" => {
+            head.apply_durable(|st, fx| {
+                may_change(st, &who, &id)?;
+                st.slurm_requeue(&id, fx)
+            })
+            .await
+        }
         "update" => {
             let u: SlurmUpdate = parse_body(&body)?;
-            head.apply_durable(|st, fx| st.slurm_update(&id, u, fx)).await
+            head.apply_durable(|st, fx| {
+                may_change(st, &who, &id)?;
+                st.slurm_update(&id, u, fx)
+            })
+            .await
         }
         "step" => {
             let s: SlurmStep = parse_body(&body)?;
-            head.apply_durable(|st, fx| st.slurm_step(&id, s, fx)).await
+            head.apply_durable(|st, fx| {
+                may_change(st, &who, &id)?;
+                st.slurm_step(&id, s, fx)
+            })
+            .await
         }
         other => Err(ApiError::not_found(
             "ResourceNotFound",

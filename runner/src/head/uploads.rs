@@ -40,7 +40,10 @@ fn tmp_dir(files: &FsPath) -> PathBuf {
 
 /// Creates the store's directories and removes uploads a crash left half-written.
 pub fn init(files: &FsPath) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(files)?;
+    // Files are served through the head, which checks who asks; no one reads them directly.
+    std::fs::set_permissions(files, std::fs::Permissions::from_mode(0o700))?;
     let tmp = tmp_dir(files);
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)

@@ -28,23 +28,7 @@ impl UserNames {
 }
 
 fn lookup(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: getpwuid_r writes into `pwd` and `buf`, both ours; ERANGE says `buf` is too small.
-        unsafe {
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut out: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
-            }
-            if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
-                return None;
-            }
-            return Some(std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned());
-        }
-    }
+    gangway_api::users::user_name(uid)
 }
 
 #[cfg(test)]

@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 fn open(path: &str) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
+    // The head's alone (SQLite gives its log and shared-memory files the database's mode).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL in WAL mode syncs the log on every commit: an acknowledged write survives power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;

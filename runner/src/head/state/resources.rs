@@ -10,6 +10,7 @@ use gangway_api::*;
 
 use super::{set_task_state, Effects, HeadState, JobRec, PoolRec, TaskRec, Timer};
 use crate::head::error::ApiError;
+use crate::head::identity::Caller;
 use crate::scheduler::{Event, Fill};
 use crate::store::{Snapshot, Write};
 
@@ -126,7 +127,7 @@ impl HeadState {
     }
 
     /// `POST /jobs`.
-    pub fn add_job(&mut self, p: JobAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
+    pub fn add_job(&mut self, p: JobAddParameter, owner: Owner, fx: &mut Effects) -> Result<(), ApiError> {
         validate_id("job", &p.id).map_err(ApiError::invalid)?;
         let priority = p.priority.unwrap_or(0);
         if !(-1000..=1000).contains(&priority) {
@@ -163,6 +164,7 @@ impl HeadState {
                 terminate_reason: None,
             },
             slurm: None,
+            owner: Some(owner),
         };
         let seq = self.new_seq();
         if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
@@ -705,4 +707,37 @@ pub(crate) fn job_not_found(id: &str) -> ApiError {
 
 pub(crate) fn task_not_found(job: &str, task: &str) -> ApiError {
     ApiError::not_found("TaskNotFound", format!("task '{task}' does not exist in job '{job}'"))
+}
+
+/// The refusal of a change to job `id` (owned by `owner`) by someone else.
+pub(crate) fn not_the_owner(id: &str, owner: Option<&Owner>) -> ApiError {
+    let whose = owner.map_or_else(|| "an admin".to_owned(), |o| o.name.clone());
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "AuthorizationFailure",
+        format!("not the owner of job {id} (it is {whose}'s); only its owner or an admin may change it"),
+    )
+}
+
+/// The refusal of an operation only admins may make.
+pub(crate) fn admins_only(what: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "AuthorizationFailure",
+        format!("only an admin may {what} (root, the head's user or one given to `gangway head --admin`)"),
+    )
+}
+
+impl HeadState {
+    /// Whether `caller` may change job `id`: Ok when it may, NotFound when there is no such
+    /// job, Forbidden naming the owner otherwise.
+    pub(crate) fn may_change_job(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
+        let owner = j.wire.owner.as_ref();
+        if caller.may_change(owner.map(|o| o.uid)) {
+            Ok(())
+        } else {
+            Err(not_the_owner(id, owner))
+        }
+    }
 }

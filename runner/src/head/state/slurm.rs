@@ -236,7 +236,8 @@ impl HeadState {
         if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
             fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });
         }
-        self.add_job(job, fx)?;
+        let owner = Owner { uid: r.uid, name: r.user.clone() };
+        self.add_job(job, owner, fx)?;
         let j = self.jobs.get_mut(&id).expect("just added");
         j.wire.slurm = Some(Box::new(info));
         // add_job queued the job's record without its Slurm part: replace it.

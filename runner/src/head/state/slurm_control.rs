@@ -7,6 +7,7 @@ use gangway_api::*;
 use super::slurm::BATCH_TASK;
 use super::{set_task_state, Effects, HeadState};
 use crate::head::error::ApiError;
+use crate::head::identity::Caller;
 use crate::scheduler::Event;
 
 /// The kill reason of `scontrol requeue`: the task's end puts the job back in the queue.
@@ -47,7 +48,7 @@ impl HeadState {
 
     /// `POST /slurm/cancel`: pending jobs are cancelled at once, running ones killed; with a
     /// signal, running jobs are sent it and pending ones left as they are.
-    pub fn slurm_cancel(&mut self, c: SlurmCancel, fx: &mut Effects) -> SlurmCancelled {
+    pub fn slurm_cancel(&mut self, c: SlurmCancel, caller: &Caller, fx: &mut Effects) -> SlurmCancelled {
         let mut out = SlurmCancelled::default();
         let mut candidates: Vec<u64> = Vec::new();
         if c.jobs.is_empty() {
@@ -55,6 +56,7 @@ impl HeadState {
         }
         for spec in &c.jobs {
             match self.slurm_resolve(spec) {
+                // Named (not only filtered for): another user's is refused, not passed over.
                 Some(ids) => candidates.extend(ids),
                 None => out.invalid.push(spec.clone()),
             }
@@ -68,6 +70,12 @@ impl HeadState {
                 && c.name.as_ref().is_none_or(|n| *n == r.name)
                 && c.partition.as_ref().is_none_or(|p| Some(p) == r.partition.as_ref());
             if !matches {
+                continue;
+            }
+            if self.may_change_job(caller, &id.to_string()).is_err() {
+                if !c.jobs.is_empty() {
+                    out.denied.push(id);
+                }
                 continue;
             }
             let (state, _) = self.slurm_state(&id.to_string());

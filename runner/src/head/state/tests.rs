@@ -10,6 +10,11 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::{Effects, HeadState, Timer};
 use crate::store::{Snapshot, StoredTask, Write};
 
+/// The owner of the jobs these tests add.
+fn root() -> Owner {
+    Owner { uid: 0, name: "root".into() }
+}
+
 mod gangs;
 mod memory;
 mod nodes;
@@ -111,7 +116,7 @@ impl Sim {
 
     fn job_with(&mut self, mut p: JobAddParameter) {
         p.pool_info = Some(PoolInformation { pool_id: "p".into() });
-        self.apply(|st, fx| st.add_job(p, fx)).unwrap();
+        self.apply(|st, fx| st.add_job(p, root(), fx)).unwrap();
     }
 
     /// A job whose tasks may be retried `retries` times.
@@ -686,6 +691,7 @@ fn pool_scheduling_and_time_limits_are_checked_by_field() {
                 pool_info: Some(PoolInformation { pool_id: "ok".into() }),
                 ..Default::default()
             },
+            root(),
             fx,
         )
     })

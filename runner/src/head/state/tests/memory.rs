@@ -56,7 +56,8 @@ fn a_pool_default_gives_tasks_without_memory_some_per_cpu() {
     assert_eq!(t.resources.as_ref().and_then(|r| r.memory_mib), Some(200), "recorded as what it asked");
     // An Azure task naming CPUs but no memory gets the default too (it waits: both jobs
     // hold the node's 4 CPUs).
-    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, fx)).unwrap();
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, super::root(), fx))
+        .unwrap();
     let task = TaskAddParameter {
         id: "t".into(),
         command_line: "true".into(),
@@ -134,7 +135,8 @@ fn last_start(sim: &mut Sim) -> Box<gangway_api::messages::StartTask> {
 #[test]
 fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() {
     let mut sim = cluster(None);
-    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, fx)).unwrap();
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "j".into(), ..Default::default() }, super::root(), fx))
+        .unwrap();
     let task = |id: &str, resources: TaskResources| TaskAddParameter {
         id: id.into(),
         command_line: "true".into(),
@@ -154,7 +156,8 @@ fn retries_deleted_jobs_and_whole_node_tasks_give_back_exactly_what_they_held() 
     assert_eq!(free_cores(&sim, "node1"), 4);
 
     // A deleted job's running task gives its cores back when its node reports the kill.
-    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "d".into(), ..Default::default() }, fx)).unwrap();
+    sim.apply(|st, fx| st.add_job(JobAddParameter { id: "d".into(), ..Default::default() }, super::root(), fx))
+        .unwrap();
     sim.apply(|st, fx| st.add_task("d", task("all", TaskResources { cpus: Some(4), ..Default::default() }), fx))
         .unwrap();
     let doomed = last_start(&mut sim);

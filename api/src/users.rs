@@ -1,0 +1,107 @@
+//! The passwd and group databases: users' names, ids and groups (through libc, so NSS
+//! sources such as LDAP or SSSD answer too). These may block; async callers run them off
+//! their workers.
+
+/// The name of the user `uid`.
+pub fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.
+    passwd(|pwd, buf, out| unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
+        .map(|(name, _, _)| name)
+}
+
+/// The uid of the user `name`.
+pub fn user_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam_r writes into the `passwd` and buffer `passwd` gives it.
+    passwd(|pwd, buf, out| unsafe { libc::getpwnam_r(name.as_ptr(), pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
+        .map(|(_, uid, _)| uid)
+}
+
+/// The gid of the group `name`.
+pub fn group_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: getgrnam_r writes into `grp` and `buf`, both ours; ERANGE says `buf` is too small.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut out: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            return (rc == 0 && !out.is_null()).then_some(grp.gr_gid);
+        }
+    }
+}
+
+/// Every group of the user `uid` (primary group `gid`): its supplementary groups and `gid`.
+pub fn groups_of(uid: u32, gid: u32) -> Vec<u32> {
+    let Some(name) = user_name(uid).and_then(|n| std::ffi::CString::new(n).ok()) else { return vec![gid] };
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: getgrouplist writes at most `n` gids into `groups` and sets `n` to the count.
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            groups.truncate(n.max(0) as usize);
+            return groups;
+        }
+        if groups.len() >= 1 << 16 {
+            return vec![gid];
+        }
+        groups.resize((n.max(0) as usize).max(groups.len() * 2), 0);
+    }
+}
+
+/// The primary gid of the user `uid`.
+pub fn primary_group(uid: u32) -> Option<u32> {
+    // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.
+    passwd(|pwd, buf, out| unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
+        .map(|(_, _, gid)| gid)
+}
+
+/// Every group of the user `uid` (primary and supplementary), or none when it has no passwd entry.
+pub fn user_groups(uid: u32) -> Vec<u32> {
+    primary_group(uid).map_or_else(Vec::new, |gid| groups_of(uid, gid))
+}
+
+/// A passwd entry's name, uid and gid, from `call` (a `getpw*_r`), growing the buffer it is
+/// given until it fits.
+fn passwd(
+    call: impl Fn(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> Option<(String, u32, u32)> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: a zeroed passwd is a valid out-parameter; `call` fills it from `buf`.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let rc = call(&mut pwd, &mut buf, &mut out);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name points into `buf`, NUL-terminated, while `buf` lives.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+        return Some((name, pwd.pw_uid, pwd.pw_gid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_groups_come_from_the_databases() {
+        assert_eq!(user_id("root"), Some(0));
+        assert_eq!(user_id("no-such-user-here"), None);
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-here"), None);
+        assert!(groups_of(0, 0).contains(&0));
+        assert_eq!(groups_of(4_000_000_000, 7), vec![7], "an unknown user has its primary group only");
+    }
+}

@@ -1,0 +1,134 @@
+//! Who is calling: the identity every request carries into the handlers, and who may change
+//! what.
+//!
+//! - On the head's Unix socket the kernel says who the peer is (`SO_PEERCRED`, read once per
+//!   connection at accept): that user, with no secret file to read. The socket is
+//!   connectable by every user of the machine.
+//! - The admin token (`admin.token`, in `client.json`), on the socket or over TCP, is the
+//!   bootstrap credential: its holder is an admin (acting as the head's own user over TCP).
+//! - Admins are root, the head's own user and the users and groups given to `gangway head
+//!   --admin`. They change anything; a user changes only what they own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use anyhow::Context;
+
+/// The peer of a Unix-socket connection, as the kernel reported it at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The user it acts as.
+    pub uid: u32,
+    /// Whether it may change anything (see the module's text).
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Whether it may change what `owner` owns (None: a record from before owners, admins only).
+    pub fn may_change(&self, owner: Option<u32>) -> bool {
+        self.admin || owner == Some(self.uid)
+    }
+}
+
+/// The head's admins beyond root and its own user.
+#[derive(Debug, Default)]
+pub struct Admins {
+    head_uid: u32,
+    uids: Vec<u32>,
+    gids: Vec<u32>,
+    /// Whether a uid is in one of `gids` (supplementary groups included), as found once.
+    members: Mutex<HashMap<u32, bool>>,
+}
+
+impl Admins {
+    /// Root, the head's own user, and each of `names`: a user (name or uid) or `@group` (name
+    /// or gid). An unknown name is an error that names it.
+    pub fn new(names: &[String]) -> anyhow::Result<Admins> {
+        // SAFETY: getuid has no preconditions.
+        let head_uid = unsafe { libc::getuid() };
+        let mut admins = Admins { head_uid, ..Admins::default() };
+        for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+            match name.strip_prefix('@') {
+                Some(group) => {
+                    let gid = group.parse().ok().or_else(|| gangway_api::users::group_id(group));
+                    admins.gids.push(gid.with_context(|| format!("--admin @{group}: no such group"))?);
+                }
+                None => {
+                    let uid = name.parse().ok().or_else(|| gangway_api::users::user_id(name));
+                    admins.uids.push(uid.with_context(|| format!("--admin {name}: no such user"))?);
+                }
+            }
+        }
+        Ok(admins)
+    }
+
+    /// The uid the head runs as.
+    pub fn head_uid(&self) -> u32 {
+        self.head_uid
+    }
+
+    /// Whether the user `uid` (primary group `gid`) is an admin. Group membership is looked up
+    /// once per uid, off the async workers (a directory service may be slow).
+    pub async fn is_admin(&self, uid: u32, gid: u32) -> bool {
+        if uid == 0 || uid == self.head_uid || self.uids.contains(&uid) || self.gids.contains(&gid) {
+            return true;
+        }
+        if self.gids.is_empty() {
+            return false;
+        }
+        if let Some(known) = self.members.lock().expect("admin members lock").get(&uid) {
+            return *known;
+        }
+        let groups =
+            tokio::task::spawn_blocking(move || gangway_api::users::groups_of(uid, gid)).await.unwrap_or_default();
+        let member = groups.iter().any(|g| self.gids.contains(g));
+        self.members.lock().expect("admin members lock").insert(uid, member);
+        member
+    }
+}
+
+/// The peer credentials of a connected Unix socket.
+pub fn peer_of(stream: &tokio::net::UnixStream) -> Option<Peer> {
+    stream.peer_cred().ok().map(|c| Peer { uid: c.uid(), gid: c.gid() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn root_and_the_head_user_are_admins_and_unknown_names_are_refused() {
+        let admins = Admins::new(&[]).unwrap();
+        assert!(admins.is_admin(0, 0).await);
+        assert!(admins.is_admin(admins.head_uid(), 12345).await);
+        assert!(!admins.is_admin(4_000_000_000, 4_000_000_000).await || admins.head_uid() == 4_000_000_000);
+        let listed = Admins::new(&["4000000001, @4000000002".into()]).unwrap();
+        assert!(listed.is_admin(4_000_000_001, 7).await);
+        assert!(listed.is_admin(4_000_000_003, 4_000_000_002).await, "the primary group counts");
+        assert!(!listed.is_admin(4_000_000_003, 7).await);
+        let err = Admins::new(&["no-such-user-here".into()]).unwrap_err().to_string();
+        assert!(err.contains("--admin no-such-user-here: no such user"), "{err}");
+        let err = Admins::new(&["@no-such-group-here".into()]).unwrap_err().to_string();
+        assert!(err.contains("--admin @no-such-group-here: no such group"), "{err}");
+        assert!(Admins::new(&["root,@root".into()]).is_ok());
+    }
+
+    #[test]
+    fn a_user_changes_only_their_own_and_an_admin_anything() {
+        let alice = Caller { uid: 1001, admin: false };
+        assert!(alice.may_change(Some(1001)));
+        assert!(!alice.may_change(Some(1002)));
+        assert!(!alice.may_change(None));
+        let admin = Caller { uid: 0, admin: true };
+        assert!(admin.may_change(Some(1001)) && admin.may_change(None));
+    }
+}
