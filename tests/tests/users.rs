@@ -88,6 +88,22 @@ fn users_reach_the_head_by_its_socket_and_change_only_their_own_jobs() {
     let held = admin.slurm_job(job).unwrap();
     assert_eq!(held.state, SlurmJobState::Pending, "nothing bob did changed alice's job");
 
+    // Bob sees that the job is alice's, not what it runs; she sees all of it.
+    let show = |user: &TestUser| {
+        let out = run_as(user, &state, "gangway", &["--json", "job", "show", &job.to_string()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("job JSON")
+    };
+    let (hers, his) = (show(&alice), show(&bob));
+    assert_eq!(hers["slurm"]["request"]["script"], "#!/bin/sh\n# This script was created by sbatch --wrap.\n\ntrue\n");
+    assert_eq!(his["owner"]["name"], alice.name.as_str());
+    assert_eq!(his["slurm"]["request"]["script"], "");
+    assert!(hers["slurm"]["request"]["env"].as_array().is_some_and(|e| !e.is_empty()));
+    assert!(his["slurm"]["request"]["env"].as_array().is_some_and(|e| e.is_empty()));
+    let out = run_as(&bob, &state, "gangway", &["task", "logs", &job.to_string(), "batch"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("only its owner or an admin may read its files"), "{}", stderr(&out));
+
     // Nor can bob submit as alice; only an admin may name another user.
     let err = sbatch_held(&bob, &state, &["--uid", &alice.name]).expect_err("bob cannot submit as alice");
     assert!(err.contains("Batch job submission failed: Invalid user id"), "{err}");

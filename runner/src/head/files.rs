@@ -11,6 +11,7 @@ use gangway_api::messages::{base64_decode, FilesResult, HeadMessage};
 use gangway_api::{ListResponse, NodeFile};
 
 use super::error::ApiError;
+use super::identity::Caller;
 use super::routes::parse_range;
 use super::state::resources::{job_not_found, task_not_found};
 use super::Head;
@@ -104,11 +105,21 @@ fn node_error(result: FilesResult, what: &str) -> ApiError {
     }
 }
 
+/// A task's files (its outputs) are its job's owner's and the admins' to read.
+fn may_read(head: &Head, who: &Caller, job: &str) -> Result<(), ApiError> {
+    head.read(|st| st.may_change_job(who, job)).map_err(|mut e| {
+        e.body.message.value = e.body.message.value.replace("may change it", "may read its files");
+        e
+    })
+}
+
 /// `GET /jobs/{job}/tasks/{task}/files`.
 pub async fn list_task_files(
     State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
     Path((job, task)): Path<(String, String)>,
 ) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
+    may_read(&head, &who, &job)?;
     match ask(&head, &job, &task, None, 0, 0).await? {
         FilesResult::List { files } => Ok(Json(ListResponse { value: files, next_link: None })),
         other => Err(node_error(other, "the task directory")),
@@ -118,9 +129,11 @@ pub async fn list_task_files(
 /// `GET /jobs/{job}/tasks/{task}/files/{path}`, with `Range` support.
 pub async fn get_task_file(
     State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
     Path((job, task, path)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    may_read(&head, &who, &job)?;
     check_relative_path(&path)?;
     let range = parse_range(&headers)?;
     let (first, last) = range.unwrap_or((0, None));

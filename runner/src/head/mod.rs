@@ -12,6 +12,7 @@ pub mod filter;
 pub mod identity;
 mod launcher;
 mod listing;
+mod privacy;
 mod routes;
 mod slurm_routes;
 pub mod state;

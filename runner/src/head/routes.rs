@@ -16,7 +16,7 @@ use super::error::{parse_body, ApiError};
 use super::identity::{Caller, Peer};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
-use super::{auth, files, launcher, uploads, Head};
+use super::{auth, files, launcher, privacy, uploads, Head};
 
 type H = State<Arc<Head>>;
 /// Who is calling (set by [`identify`]).
@@ -214,9 +214,11 @@ async fn remove_nodes(State(head): H, who: Who, Path(pool): Path<String>, body: 
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn list_jobs(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {
-    head.read(|st| page(st.jobs.iter().map(|(k, j)| (k.as_str(), &j.wire)), &q, JOB_FIELDS, &head.url, "/jobs"))
-        .map(Json)
+async fn list_jobs(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {
+    let mut list =
+        head.read(|st| page(st.jobs.iter().map(|(k, j)| (k.as_str(), &j.wire)), &q, JOB_FIELDS, &head.url, "/jobs"))?;
+    list.value = list.value.into_iter().map(|j| privacy::job(&who, j)).collect();
+    Ok(Json(list))
 }
 
 async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
@@ -226,8 +228,9 @@ async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode>
     Ok(StatusCode::CREATED)
 }
 
-async fn get_job(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Job>> {
-    head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id)).map(Json)
+async fn get_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    let job = head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id))?;
+    Ok(Json(privacy::job(&who, job)))
 }
 
 async fn patch_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
@@ -264,7 +267,12 @@ async fn task_counts(State(head): H, Path(id): Path<String>) -> ApiResult<Json<T
     head.read(|st| st.task_counts(&id)).map(Json)
 }
 
-async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> ApiResult<Json<ListResponse<Task>>> {
+async fn list_tasks(
+    State(head): H,
+    who: Who,
+    Path(job): Path<String>,
+    Query(q): Q,
+) -> ApiResult<Json<ListResponse<Task>>> {
     head.read(|st| {
         let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
         let mut list = page(
@@ -278,6 +286,8 @@ async fn list_tasks(State(head): H, Path(job): Path<String>, Query(q): Q) -> Api
         for t in &mut list.value {
             t.planned_start = j.tasks.get(&t.id).and_then(|r| st.planned_start(r.key, now));
         }
+        let owner = j.wire.owner.as_ref().map(|o| o.uid);
+        list.value = list.value.into_iter().map(|t| privacy::task(&who, owner, t)).collect();
         Ok(list)
     })
     .map(Json)
@@ -342,11 +352,12 @@ async fn add_task_collection(
     Ok(Json(TaskAddCollectionResult { value: results }))
 }
 
-async fn get_task(State(head): H, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
+async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
     head.read(|st| {
         let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
         let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
-        Ok(Task { planned_start: st.planned_start(t.key, Timestamp::now()), ..t.wire.clone() })
+        let t = Task { planned_start: st.planned_start(t.key, Timestamp::now()), ..t.wire.clone() };
+        Ok(privacy::task(&who, j.wire.owner.as_ref().map(|o| o.uid), t))
     })
     .map(Json)
 }

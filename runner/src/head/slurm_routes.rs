@@ -29,14 +29,16 @@ pub fn router() -> Router<Arc<Head>> {
         .route("/slurm/cancel", post(cancel))
 }
 
-async fn list(State(head): H) -> Json<SlurmJobList> {
-    Json(head.read(|st| st.slurm_jobs()))
+async fn list(State(head): H, who: Who) -> Json<SlurmJobList> {
+    let mut list = head.read(|st| st.slurm_jobs());
+    list.jobs = list.jobs.into_iter().map(|j| super::privacy::slurm_job(&who, j)).collect();
+    Json(list)
 }
 
-async fn show(State(head): H, Path(id): Path<String>) -> Result<Json<SlurmJob>, ApiError> {
+async fn show(State(head): H, who: Who, Path(id): Path<String>) -> Result<Json<SlurmJob>, ApiError> {
     let not_found = || ApiError::not_found("InvalidJobId", format!("Invalid job id specified: {id}"));
     let n: u64 = id.parse().map_err(|_| not_found())?;
-    head.read(|st| st.slurm_job(n)).map(Json).ok_or_else(not_found)
+    head.read(|st| st.slurm_job(n)).map(|j| Json(super::privacy::slurm_job(&who, j))).ok_or_else(not_found)
 }
 
 /// A user submits as themselves: the uid and gid sbatch sends must be the caller's (its gid

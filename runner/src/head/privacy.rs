@@ -1,0 +1,43 @@
+//! What a user sees of another user's jobs (Slurm's default `PrivateData`, as gangway keeps
+//! it): ids, states, owners, resources and times, but not command lines, scripts,
+//! environments, resource-file addresses or outputs. Owners and admins see everything.
+
+use gangway_api::slurm::SlurmJob;
+use gangway_api::{Job, Task};
+
+use super::identity::Caller;
+
+/// `job` as `caller` may see it.
+pub fn job(caller: &Caller, mut job: Job) -> Job {
+    if caller.may_change(job.owner.as_ref().map(|o| o.uid)) {
+        return job;
+    }
+    job.common_environment_settings.clear();
+    if let Some(s) = job.slurm.as_deref_mut() {
+        let r = &mut s.request;
+        r.script.clear();
+        r.script_args.clear();
+        r.command = None;
+        r.env.clear();
+    }
+    job
+}
+
+/// `task` of a job owned by `owner`, as `caller` may see it.
+pub fn task(caller: &Caller, owner: Option<u32>, mut task: Task) -> Task {
+    if caller.may_change(owner) {
+        return task;
+    }
+    task.command_line.clear();
+    task.environment_settings.clear();
+    task.resource_files.clear();
+    task
+}
+
+/// A Slurm job's view as `caller` may see it.
+pub fn slurm_job(caller: &Caller, mut job: SlurmJob) -> SlurmJob {
+    if !caller.may_change(Some(job.uid)) {
+        job.command = None;
+    }
+    job
+}
