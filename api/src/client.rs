@@ -366,6 +366,11 @@ impl Client {
     pub fn slurm_jobs(&mut self) -> Result<crate::slurm::SlurmJobList, ClientError> {
         self.call(GET, "/slurm/jobs", None::<&()>)
     }
+    /// `GET /slurm/jobs?accounting=true`: the Slurm jobs sacct may show the caller (its own,
+    /// or every job for an admin).
+    pub fn slurm_accounting(&mut self) -> Result<crate::slurm::SlurmJobList, ClientError> {
+        self.call(GET, "/slurm/jobs?accounting=true", None::<&()>)
+    }
     /// `GET /slurm/jobs/{id}`: one Slurm job or array element.
     pub fn slurm_job(&mut self, id: u64) -> Result<crate::slurm::SlurmJob, ClientError> {
         self.call(GET, &format!("/slurm/jobs/{id}"), None::<&()>)

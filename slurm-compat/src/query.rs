@@ -96,7 +96,7 @@ pub fn sacct_main(args: &[String]) -> ExitCode {
     if opts.help.is_some() {
         return finish(crate::acct::render_sacct(&[], &opts, uid, now));
     }
-    match jobs("sacct") {
+    match fetch("sacct", "slurm_load_jobs", |c| c.slurm_accounting()).map(|l| l.jobs) {
         Ok(list) => finish(crate::acct::render_sacct(&list, &opts, uid, now)),
         Err(out) => finish(out),
     }

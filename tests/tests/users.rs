@@ -104,6 +104,15 @@ fn users_reach_the_head_by_its_socket_and_change_only_their_own_jobs() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("only its owner or an admin may read its files"), "{}", stderr(&out));
 
+    // Accounting is private: bob's sacct shows none of alice's jobs, even with -a; hers does.
+    let sacct = |user: &TestUser| {
+        let out = run_as(user, &state, "gangway-slurm", &["sacct", "-a", "-X", "-n", "-o", "JobID%20"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(sacct(&alice), vec![job.to_string()]);
+    assert!(sacct(&bob).is_empty(), "{:?}", sacct(&bob));
+
     // Nor can bob submit as alice; only an admin may name another user.
     let err = sbatch_held(&bob, &state, &["--uid", &alice.name]).expect_err("bob cannot submit as alice");
     assert!(err.contains("Batch job submission failed: Invalid user id"), "{err}");

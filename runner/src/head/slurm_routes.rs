@@ -1,10 +1,11 @@
 //! The Slurm front door's REST routes (`/slurm/…`): thin handlers over the state's Slurm
 //! operations, behind the same token as every other call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gangway_api::slurm::{
@@ -29,8 +30,13 @@ pub fn router() -> Router<Arc<Head>> {
         .route("/slurm/cancel", post(cancel))
 }
 
-async fn list(State(head): H, who: Who) -> Json<SlurmJobList> {
+/// Every job (others' without their command), or with `accounting=true` (sacct) only the
+/// caller's own unless it is an admin: accounting is private, as under Slurm's
+/// `PrivateData=usage`, and the head enforces it, not the client.
+async fn list(State(head): H, who: Who, Query(q): Query<HashMap<String, String>>) -> Json<SlurmJobList> {
+    let accounting = q.get("accounting").is_some_and(|v| v == "true");
     let mut list = head.read(|st| st.slurm_jobs());
+    list.jobs.retain(|j| !accounting || who.may_change(Some(j.uid)));
     list.jobs = list.jobs.into_iter().map(|j| super::privacy::slurm_job(&who, j)).collect();
     Json(list)
 }
