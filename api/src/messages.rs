@@ -339,6 +339,21 @@ pub struct StartTask {
     /// multi-instance attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchScript>,
+    /// The user it runs as (its job's owner); None: the launcher's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<RunAs>,
+}
+
+/// Who a task runs as: its job's owner, looked up on the node by uid (as slurmd does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// The user's uid.
+    pub uid: u32,
+    /// The group to run in (one of the user's, checked by the head); None: the user's primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The user's name, for messages.
+    pub name: String,
 }
 
 /// How a launcher runs a Slurm batch script: written into the task directory and run with

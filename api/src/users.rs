@@ -6,7 +6,7 @@
 pub fn user_name(uid: u32) -> Option<String> {
     // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.
     passwd(|pwd, buf, out| unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
-        .map(|(name, _, _)| name)
+        .map(|p| p.name)
 }
 
 /// The uid of the user `name`.
@@ -14,7 +14,7 @@ pub fn user_id(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;
     // SAFETY: getpwnam_r writes into the `passwd` and buffer `passwd` gives it.
     passwd(|pwd, buf, out| unsafe { libc::getpwnam_r(name.as_ptr(), pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
-        .map(|(_, uid, _)| uid)
+        .map(|p| p.uid)
 }
 
 /// The gid of the group `name`.
@@ -59,7 +59,7 @@ pub fn groups_of(uid: u32, gid: u32) -> Vec<u32> {
 pub fn primary_group(uid: u32) -> Option<u32> {
     // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.
     passwd(|pwd, buf, out| unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
-        .map(|(_, _, gid)| gid)
+        .map(|p| p.gid)
 }
 
 /// Every group of the user `uid` (primary and supplementary), or none when it has no passwd entry.
@@ -67,11 +67,29 @@ pub fn user_groups(uid: u32) -> Vec<u32> {
     primary_group(uid).map_or_else(Vec::new, |gid| groups_of(uid, gid))
 }
 
-/// A passwd entry's name, uid and gid, from `call` (a `getpw*_r`), growing the buffer it is
-/// given until it fits.
-fn passwd(
-    call: impl Fn(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
-) -> Option<(String, u32, u32)> {
+/// A user's passwd entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passwd {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// The passwd entry of the user `uid`.
+pub fn passwd_entry(uid: u32) -> Option<Passwd> {
+    // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.
+    passwd(|pwd, buf, out| unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), out) })
+}
+
+/// A passwd entry from `call` (a `getpw*_r`), growing the buffer it is given until it fits.
+fn passwd(call: impl Fn(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int) -> Option<Passwd> {
     let mut buf = vec![0u8; 4096];
     loop {
         // SAFETY: a zeroed passwd is a valid out-parameter; `call` fills it from `buf`.
@@ -85,9 +103,21 @@ fn passwd(
         if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
             return None;
         }
-        // SAFETY: pw_name points into `buf`, NUL-terminated, while `buf` lives.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
-        return Some((name, pwd.pw_uid, pwd.pw_gid));
+        // SAFETY: the strings point into `buf`, NUL-terminated, while `buf` lives (or are null).
+        let text = |p: *const libc::c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+            }
+        };
+        return Some(Passwd {
+            name: text(pwd.pw_name),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+            home: text(pwd.pw_dir),
+            shell: text(pwd.pw_shell),
+        });
     }
 }
 
@@ -103,5 +133,8 @@ mod tests {
         assert_eq!(group_id("no-such-group-here"), None);
         assert!(groups_of(0, 0).contains(&0));
         assert_eq!(groups_of(4_000_000_000, 7), vec![7], "an unknown user has its primary group only");
+        let root = passwd_entry(0).unwrap();
+        assert_eq!((root.name.as_str(), root.uid, root.gid, root.home.as_str()), ("root", 0, 0, "/root"));
+        assert!(passwd_entry(4_000_000_000).is_none());
     }
 }

@@ -21,6 +21,7 @@ use crate::cgroup::{NodeCgroups, TaskCgroup};
 use crate::layout::NodeLayout;
 use crate::spawn;
 use crate::startup::StartTaskSlot;
+use crate::users::TaskUser;
 
 /// The file in a task directory that records when the directory may be removed.
 pub const EXPIRY_MARKER: &str = ".gangway-expiry";
@@ -66,6 +67,10 @@ fn host_numa_nodes() -> Vec<u32> {
 
 /// The failure code of a task the kernel killed for using more memory than it was allocated.
 pub const OUT_OF_MEMORY: &str = "OutOfMemory";
+
+/// The failure code of a task whose user this node cannot run it as (no such user here, or a
+/// launcher that is not root and the task another user's).
+pub const TASK_USER_UNAVAILABLE: &str = "TaskUserUnavailable";
 
 /// What a task's cgroup confines it to (nothing, by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,6 +184,8 @@ pub struct Executor {
     signal_targets: Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
     /// Slurm batch scripts running, by task directory: their output files and working directory.
     pub(crate) batch_io: Mutex<HashMap<PathBuf, gangway_api::messages::BatchScript>>,
+    /// The users tasks run as, by task directory (absent: the launcher's own user).
+    task_users: Mutex<HashMap<PathBuf, Arc<TaskUser>>>,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -209,6 +216,7 @@ impl Executor {
             out: Mutex::new(None),
             start_task: Mutex::new(StartTaskSlot::default()),
             batch_io: Mutex::new(HashMap::new()),
+            task_users: Mutex::new(HashMap::new()),
             signal_targets: Mutex::new(HashMap::new()),
             go: Mutex::new(HashMap::new()),
             topology: None,
@@ -367,21 +375,35 @@ impl Executor {
         }
         // A Slurm batch script runs where the application would (the primary of a gang).
         let batch_dir = self.layout.task_dir(&start.id.job, &start.id.task);
+        // Its user, and the task directory given to them before anything is put in it.
+        let user = TaskUser::resolve(start.user.as_ref()).and_then(|u| match u {
+            Some(u) => self.give_task_dir(&batch_dir, u).map(Some),
+            None => Ok(None),
+        });
         let runs_batch = start.multi_instance.as_ref().is_none_or(|p| p.instance == 0);
-        if let Some(b) = if runs_batch { crate::batch::prepare(&mut start, &batch_dir) } else { None } {
+        if let Some(b) = if runs_batch && user.is_ok() { crate::batch::prepare(&mut start, &batch_dir) } else { None } {
             self.batch_io.lock().expect("lock").insert(batch_dir.clone(), b);
+        }
+        if let Ok(Some(u)) = &user {
+            if let Err(e) = u.own_tree(&batch_dir) {
+                tracing::warn!(dir = %batch_dir.display(), error = %e, "cannot give the task directory to its user");
+            }
+            self.task_users.lock().expect("lock").insert(batch_dir.clone(), u.clone());
         }
         let me = self.clone();
         tokio::spawn(async move {
             let id = start.id.clone();
             let retention = Duration::from_millis(start.retention_ms);
-            let report = match (start.multi_instance.clone(), start.mpi.clone()) {
-                (Some(plan), _) => me.run_instance(start, plan, rx).await,
-                (None, Some(mpi)) => me.run_ranks(start, mpi, rx).await,
-                (None, None) => me.run(start, rx).await,
+            let instance = start.multi_instance.as_ref().map(|p| p.instance);
+            let report = match (user, start.multi_instance.clone(), start.mpi.clone()) {
+                (Err(why), _, _) => Outcome::failed(TASK_USER_UNAVAILABLE, why).into_report(id.clone(), instance),
+                (Ok(_), Some(plan), _) => me.run_instance(start, plan, rx).await,
+                (Ok(_), None, Some(mpi)) => me.run_ranks(start, mpi, rx).await,
+                (Ok(_), None, None) => me.run(start, rx).await,
             };
             me.schedule_removal(&id, retention);
             me.batch_io.lock().expect("lock").remove(&batch_dir);
+            me.task_users.lock().expect("lock").remove(&batch_dir);
             me.running.lock().expect("lock").remove(&id);
             let pending: Vec<_> = {
                 let mut r = me.remove_after.lock().expect("lock");
@@ -395,6 +417,22 @@ impl Executor {
             me.unacked.lock().expect("lock").insert(id, report.clone());
             me.send(LauncherMessage::TaskFinished(report));
         });
+    }
+
+    /// Creates `task_dir` and its working directory for `user` and gives them to the user.
+    fn give_task_dir(&self, task_dir: &Path, user: TaskUser) -> Result<Arc<TaskUser>, String> {
+        let wd = task_dir.join("wd");
+        std::fs::create_dir_all(&wd)
+            .and_then(|()| user.own_tree(task_dir))
+            .map_err(|e| format!("giving the task directory {} to user {}: {e}", task_dir.display(), user.name))?;
+        Ok(Arc::new(user))
+    }
+
+    /// The user a process in `dir` (a task directory or one inside it) runs as, if not the
+    /// launcher's own.
+    pub(crate) fn user_of(&self, dir: &Path) -> Option<Arc<TaskUser>> {
+        let users = self.task_users.lock().expect("lock");
+        dir.ancestors().find_map(|d| users.get(d).cloned())
     }
 
     async fn run(self: &Arc<Self>, start: StartTask, mut stop_rx: mpsc::UnboundedReceiver<StopReason>) -> TaskFinished {
@@ -567,24 +605,35 @@ impl Executor {
             Err(e) => return fail("InvalidCommandLine", e),
         };
         let batch = self.batch_io.lock().expect("lock").get(task_dir).cloned();
+        let user = self.user_of(task_dir);
+        // What the task writes is opened with its user's permissions (a path or a symbolic
+        // link the user could not open themselves fails), as slurmd opens them.
+        let as_user = |open: &(dyn Fn() -> std::io::Result<(std::fs::File, std::fs::File)> + Sync)| match &user {
+            Some(u) => u.with_permissions(open),
+            None => open(),
+        };
         let (stdout, stderr) = match &batch {
             // The job's own --output/--error files: a path it cannot open is its user's error.
-            Some(b) => match crate::batch::open_outputs(b) {
+            Some(b) => match as_user(&|| crate::batch::open_outputs(b)) {
                 Ok(files) => files,
                 Err(e) => return fail("OutputFileFailed", e.to_string()),
             },
-            None => match (
-                open_log(task_dir, "stdout.txt", mode.append_logs),
-                open_log(task_dir, "stderr.txt", mode.append_logs),
-            ) {
-                (Ok(o), Ok(e)) => (o, e),
-                (Err(e), _) | (_, Err(e)) => {
-                    return server_failure(fail("TaskDirectory", format!("creating output files: {e}")))
-                }
+            None => match as_user(&|| {
+                Ok((
+                    open_log(task_dir, "stdout.txt", mode.append_logs)?,
+                    open_log(task_dir, "stderr.txt", mode.append_logs)?,
+                ))
+            }) {
+                Ok(files) => files,
+                Err(e) => return server_failure(fail("TaskDirectory", format!("creating output files: {e}"))),
             },
         };
         let wd = batch.as_ref().map_or(wd, crate::batch::work_dir);
-        let mut env = dedup_env(launch.env);
+        let mut env = launch.env;
+        if let Some(u) = &user {
+            env.extend(u.env());
+        }
+        let mut env = dedup_env(env);
         // A batch script gets its own pid as SLURM_TASK_PID, written by the child (spawn.rs).
         if batch.is_some() {
             env.retain(|(k, _)| k != crate::batch::TASK_PID_ENV);
@@ -609,6 +658,7 @@ impl Executor {
             keep_fd: launch.rank.as_ref().map(|r| r.pmi_fd),
             cpus: launch.rank.as_ref().map(|r| r.cpus.clone()),
             mems: launch.rank.as_ref().map(|r| r.mems.clone()),
+            user: user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),
             ..spec
         };
         let started = Timestamp::now();
@@ -793,6 +843,7 @@ fn build_spec(
         cpus: None,
         mems: None,
         pid_env: None,
+        user: None,
     })
 }
 

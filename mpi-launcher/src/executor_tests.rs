@@ -31,6 +31,7 @@ fn start(id: &AttemptId, command_line: &str) -> StartTask {
         mpi: None,
         resource_files: Vec::new(),
         batch: None,
+        user: None,
     }
 }
 

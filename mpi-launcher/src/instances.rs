@@ -64,7 +64,9 @@ impl Executor {
         if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
             return Outcome::failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
         }
-        if let Err(e) = fetch(&plan.common_resource_files, &dir, &self.account_url, &self.secret).await {
+        let user = self.user_of(&dir);
+        if let Err(e) = fetch(&plan.common_resource_files, &dir, &self.account_url, &self.secret, user.as_deref()).await
+        {
             return Outcome::failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
         }
         if let Err(o) = self.fetch_resource_files(start, &dir).await {

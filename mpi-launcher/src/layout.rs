@@ -126,6 +126,7 @@ mod tests {
             multi_instance: None,
             mpi: None,
             batch: None,
+            user: None,
         };
         let env = layout.task_env(&start, "node1", "http://h:1");
         let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

@@ -7,6 +7,7 @@
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
 //! - [`resource_files`]: fetching a task's resource files before it starts.
+//! - [`users`]: tasks as their owners (who, and opening files with their permissions).
 //! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
 //! - [`slurm_step`]: `gangway-node slurm-step`, one node's part of an `srun` job step.
@@ -31,6 +32,7 @@ pub mod resource_files;
 pub mod slurm_step;
 pub mod spawn;
 pub mod startup;
+pub mod users;
 
 /// The name of a launcher's cgroup subtree: its node name plus a hash of its root directory,
 /// so two launchers with the same name on one host (test clusters, two `gangway up`s) never

@@ -8,6 +8,7 @@
 //! file is written to a temporary name and renamed, so a symlink left in `dest` by an earlier
 //! attempt is replaced, not followed.
 
+use crate::users::TaskUser;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,8 @@ impl Executor {
             return Ok(());
         }
         let wd = task_dir.join("wd");
-        fetch(&start.resource_files, &wd, &self.account_url, &self.secret).await.map_err(|e| {
+        let user = self.user_of(task_dir);
+        fetch(&start.resource_files, &wd, &self.account_url, &self.secret, user.as_deref()).await.map_err(|e| {
             tracing::info!(job = %start.id.job, task = %start.id.task, error = %e, "resource file download failed");
             Outcome {
                 exit_code: None,
@@ -108,8 +110,24 @@ pub enum ResourceFileError {
 
 /// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
 /// the first failure. `head_url` and `secret` are for `uploadedFile`.
-pub async fn fetch(files: &[ResourceFile], dest: &Path, head_url: &str, secret: &str) -> Result<(), ResourceFileError> {
-    fetch_with(files, dest, head_url, secret, None).await
+/// For a task that runs as `user`, `path` sources are opened with the user's permissions and
+/// what lands in `dest` is given to the user.
+pub async fn fetch(
+    files: &[ResourceFile],
+    dest: &Path,
+    head_url: &str,
+    secret: &str,
+    user: Option<&TaskUser>,
+) -> Result<(), ResourceFileError> {
+    let fetched = fetch_with(files, dest, head_url, secret, None, user).await;
+    if let Some(u) = user.filter(|_| dest.exists()) {
+        u.own_tree(dest).map_err(|err| ResourceFileError::Write {
+            file: files.first().map(|f| f.file_path.clone()).unwrap_or_default(),
+            path: dest.to_owned(),
+            err,
+        })?;
+    }
+    fetched
 }
 
 /// [`fetch`], with `ca_bundle` (when set) given to `curl` as `CURL_CA_BUNDLE` for `https://`
@@ -120,9 +138,10 @@ async fn fetch_with(
     head_url: &str,
     secret: &str,
     ca_bundle: Option<&Path>,
+    user: Option<&TaskUser>,
 ) -> Result<(), ResourceFileError> {
     for f in files {
-        fetch_one(f, dest, head_url, secret, ca_bundle).await?;
+        fetch_one(f, dest, head_url, secret, ca_bundle, user).await?;
     }
     Ok(())
 }
@@ -151,6 +170,7 @@ async fn fetch_one(
     head_url: &str,
     secret: &str,
     ca_bundle: Option<&Path>,
+    user: Option<&TaskUser>,
 ) -> Result<(), ResourceFileError> {
     let file = f.file_path.clone();
     check_file_path(&f.file_path).map_err(|why| ResourceFileError::Escape { file: file.clone(), why })?;
@@ -164,7 +184,7 @@ async fn fetch_one(
     let target = prepare_target(dest, &f.file_path)?;
     let tmp = tmp_name(&target);
     let written = match source {
-        Source::Path(from) => copy(&file, from, &tmp).await,
+        Source::Path(from) => copy(&file, from, &tmp, user.cloned()).await,
         Source::Http(url) if is_https(url) => download_https(&file, url, &tmp, ca_bundle).await,
         Source::Http(url) => {
             let bytes = download_url(&file, url).await?;
@@ -216,13 +236,24 @@ fn tmp_name(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.gangway-{}", std::process::id()))
 }
 
-async fn copy(file: &str, from: &str, tmp: &Path) -> Result<(), ResourceFileError> {
+/// Copies the regular file `from` to `tmp` with its permission bits (never set-id ones),
+/// opening it as `user` when the task runs as one: a file the user could not read stays unread.
+async fn copy(file: &str, from: &str, tmp: &Path, user: Option<TaskUser>) -> Result<(), ResourceFileError> {
+    use std::os::unix::fs::PermissionsExt as _;
     let (from_owned, tmp_owned) = (from.to_owned(), tmp.to_owned());
     let r = tokio::task::spawn_blocking(move || {
-        if !std::fs::metadata(&from_owned)?.is_file() {
+        let open = || std::fs::File::open(&from_owned);
+        let mut src = match &user {
+            Some(u) => u.with_permissions(open)?,
+            None => open()?,
+        };
+        let meta = src.metadata()?;
+        if !meta.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        std::fs::copy(&from_owned, &tmp_owned).map(|_| ())
+        let mut dst = std::fs::File::create(&tmp_owned)?;
+        io::copy(&mut src, &mut dst)?;
+        dst.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o777))
     })
     .await
     .unwrap_or_else(|e| Err(io::Error::other(e)));
@@ -353,7 +384,7 @@ mod tests {
     }
 
     async fn run(files: &[ResourceFile], dest: &Path) -> Result<(), ResourceFileError> {
-        fetch(files, dest, "http://127.0.0.1:9", "secret").await
+        fetch(files, dest, "http://127.0.0.1:9", "secret", None).await
     }
 
     #[tokio::test]
@@ -375,6 +406,35 @@ mod tests {
         // Nothing but the files themselves is left behind.
         let names: Vec<_> = std::fs::read_dir(dest.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_path_is_read_with_the_tasks_users_permissions() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // The tests run as root (CI does): the task's user here is `nobody`.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root, as the launcher that switches users");
+        let run_as = gangway_api::messages::RunAs { uid: 65534, gid: None, name: "nobody".into() };
+        let nobody = TaskUser::resolve(Some(&run_as)).unwrap().expect("nobody exists");
+        let src = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let (secret, public) = (src.path().join("secret"), src.path().join("public"));
+        std::fs::write(&secret, "s3cret").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&public, "hello").unwrap();
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let wd = dest.path().join("wd");
+        let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("resource file 's' from path") && e.contains("Permission denied"), "{e}");
+        assert!(!wd.join("s").exists());
+        fetch(&[from_path("sub/p", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody)).await.unwrap();
+        let meta = std::fs::metadata(wd.join("sub/p")).unwrap();
+        assert_eq!(std::fs::read_to_string(wd.join("sub/p")).unwrap(), "hello");
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o755), "the user's, without the set-id bit");
+        assert_eq!(std::fs::metadata(wd.join("sub")).unwrap().uid(), 65534);
     }
 
     #[tokio::test]
@@ -598,7 +658,7 @@ httpd.serve_forever()
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/data.bin", server.port);
             let files = [from_url("in/data.bin", &url, Some("0640"))];
-            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca)).await.unwrap();
+            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca), None).await.unwrap();
             let got = std::fs::read(dest.path().join("in/data.bin")).unwrap();
             assert_eq!(got, std::fs::read(dir.path().join("root/data.bin")).unwrap());
             let mode = std::fs::metadata(dest.path().join("in/data.bin")).unwrap().permissions().mode() & 0o7777;
@@ -616,9 +676,16 @@ httpd.serve_forever()
             let url = format!("https://localhost:{}/data.bin", server.port);
             // Against another CA, and against the system store: the certificate does not verify.
             for ca in [Some(dir.path().join("other.pem")), None] {
-                let e = fetch_with(&[from_url("d", &url, None)], dest.path(), "http://127.0.0.1:9", "s", ca.as_deref())
-                    .await
-                    .unwrap_err();
+                let e = fetch_with(
+                    &[from_url("d", &url, None)],
+                    dest.path(),
+                    "http://127.0.0.1:9",
+                    "s",
+                    ca.as_deref(),
+                    None,
+                )
+                .await
+                .unwrap_err();
                 assert!(matches!(e, ResourceFileError::Download { .. }), "{e}");
                 let msg = e.to_string();
                 assert!(msg.contains(&format!("httpUrl {url}")) && msg.contains("'d'"), "{msg}");
@@ -633,7 +700,7 @@ httpd.serve_forever()
             let dest = tempfile::tempdir().unwrap();
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/nope.bin", server.port);
-            let e = fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca))
+            let e = fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca), None)
                 .await
                 .unwrap_err();
             let msg = e.to_string();

@@ -39,6 +39,9 @@ pub struct SpawnSpec {
     /// A variable set to the process's own pid (`SLURM_TASK_PID`: slurmd's name for the batch
     /// script's pid), which only the child knows before it execs.
     pub pid_env: Option<&'static str>,
+    /// The user the program runs as (uid, gid, every group), set after it joins its cgroup;
+    /// None: the launcher's own.
+    pub user: Option<(u32, u32, Vec<libc::gid_t>)>,
 }
 
 /// Room for a pid's digits and the terminating NUL after `NAME=`.
@@ -86,6 +89,12 @@ struct ChildArgs {
     mem_mask: [libc::c_ulong; 16],
     /// Where the child writes its pid's digits (`pid_env`'s value), or null.
     pid_digits: *mut u8,
+    /// Whether to become `uid`/`gid` with `groups` (`groups_len` of them).
+    set_user: bool,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: *const libc::gid_t,
+    groups_len: usize,
     /// Set by the child when something failed before or at exec; shared thanks to CLONE_VM.
     errno: i32,
 }
@@ -141,6 +150,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             if libc::write(*a.cgroup_fds.add(i), b"0".as_ptr().cast(), 1) != 1 {
                 fail(a);
             }
+        }
+        // The task's user, from here on: raw system calls change this process only (the
+        // libc wrappers would signal the launcher's threads, whose memory the child shares).
+        // Before the parent-death signal, which a change of credentials clears.
+        if a.set_user
+            && (libc::syscall(libc::SYS_setgroups, a.groups_len, a.groups) != 0
+                || libc::syscall(libc::SYS_setresgid, a.gid, a.gid, a.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, a.uid, a.uid, a.uid) != 0)
+        {
+            fail(a);
         }
         // Nothing a task starts may outlive a launcher that was killed outright.
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -245,6 +264,11 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         } else {
             std::ptr::null_mut()
         },
+        set_user: spec.user.is_some(),
+        uid: spec.user.as_ref().map_or(0, |u| u.0),
+        gid: spec.user.as_ref().map_or(0, |u| u.1),
+        groups: spec.user.as_ref().map_or(std::ptr::null(), |u| u.2.as_ptr()),
+        groups_len: spec.user.as_ref().map_or(0, |u| u.2.len()),
         errno: 0,
     };
     // The child runs on its own stack inside our address space until it execs.
@@ -377,6 +401,32 @@ mod tests {
             cpus: None,
             mems: None,
             pid_env: None,
+            user: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_child_becomes_the_tasks_user_and_the_launcher_stays_itself() {
+        // The tests run as root (CI does), as a launcher that switches users.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::chown(f.path(), Some(65534), None).unwrap();
+        let spec = SpawnSpec {
+            user: Some((65534, 65534, vec![65534])),
+            ..spec(&["sh", "-c", "id -u; id -g; id -G"], f.as_file().as_raw_fd())
+        };
+        let pid = spawn(&spec).unwrap();
+        assert_eq!(Child::new(pid).unwrap().wait().await.unwrap().code, 0);
+        assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "65534\n65534\n65534\n");
+        // The child shared the launcher's memory until it exec'd: its credentials did not.
+        assert_eq!(unsafe { (libc::getuid(), libc::geteuid(), libc::getegid()) }, (0, 0, 0));
+        let std_thread_uid = std::thread::spawn(|| unsafe { libc::geteuid() }).join().unwrap();
+        assert_eq!(std_thread_uid, 0, "no other thread of the launcher changed either");
+        // A user who may not enter the working directory does not start.
+        let s = SpawnSpec { cwd: cstring("cwd", "/root").unwrap(), ..spec };
+        let root_home = std::fs::metadata("/root").map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+        if root_home.is_ok_and(|m| m & 0o001 == 0) {
+            assert_eq!(spawn(&s).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
         }
     }
 

@@ -140,3 +140,80 @@ fn users_reach_the_head_by_its_socket_and_change_only_their_own_jobs() {
         assert_eq!(admin.slurm_job(id).unwrap().state, SlurmJobState::Cancelled);
     }
 }
+
+/// A directory `user` owns (mode 0700) inside a fresh temporary directory others may pass.
+fn home_for(user: &TestUser) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("gangway-user").tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let own = dir.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(user.uid), Some(user.gid)).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+#[test]
+fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
+    let alice = TestUser::create("c");
+    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let state = c.state_dir();
+    let mut admin = c.client();
+    let home = home_for(&alice);
+    let own = home.path().join("own");
+    // Root's: a directory alice cannot enter and a file she cannot write.
+    let secret_dir = home.path().join("root-only");
+    std::fs::create_dir(&secret_dir).unwrap();
+    std::fs::set_permissions(&secret_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = home.path().join("secret.txt");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut watcher = c.client();
+    let mut ended = |id: u64| {
+        gangway_tests::wait_for(Duration::from_secs(30), &format!("job {id} to end"), || {
+            watcher.slurm_job(id).ok().filter(|j| j.state.is_finished())
+        })
+    };
+
+    // A batch job runs as alice, with her login variables, and its output file is hers.
+    let out = own.join("out.txt");
+    let script = "id -u; id -g; echo \"$HOME $USER $LOGNAME\"; touch made-here";
+    let args = ["--parsable", "-o", out.to_str().unwrap(), "-D", own.to_str().unwrap(), "--wrap", script];
+    let run = run_as(&alice, &state, "gangway-slurm", &[&["sbatch"][..], &args[..]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    assert_eq!(ended(job).state, SlurmJobState::Completed);
+    let home_dir = gangway_api::users::passwd_entry(alice.uid).unwrap().home;
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, format!("{}\n{}\n{home_dir} {n} {n}\n", alice.uid, alice.gid, n = alice.name));
+    for made in [&out, &own.join("made-here")] {
+        let meta = std::fs::metadata(made).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (alice.uid, alice.gid), "{} is alice's", made.display());
+    }
+
+    // Her --output cannot name a file she may not write, nor -D a directory she may not
+    // enter: the job fails and the file is untouched.
+    let tries: [&[&str]; 2] = [&["-o", secret.to_str().unwrap()], &["-D", secret_dir.to_str().unwrap()]];
+    for extra in tries {
+        let mut all = vec!["sbatch", "--parsable"];
+        all.extend_from_slice(extra);
+        if extra[0] == "-D" {
+            all.extend(["-o", out.to_str().unwrap()]);
+        }
+        all.extend(["--wrap", "echo overwritten"]);
+        let run = run_as(&alice, &state, "gangway-slurm", &all);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let id: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+        assert_eq!(ended(id).state, SlurmJobState::Failed, "{extra:?}");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s3cret\n");
+    }
+
+    // An Azure task of hers runs as her too; its task files are hers.
+    let run = run_as(&alice, &state, "gangway", &["submit", "--job", "aj", "--wait", "--", "id", "-u"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let task = admin.list_tasks("aj", &Default::default()).unwrap().into_iter().next().expect("the task");
+    let logs = run_as(&alice, &state, "gangway", &["task", "logs", "aj", &task.id]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), alice.uid.to_string(), "{}", stderr(&logs));
+}

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use gangway_api::cmdline::split_command_line;
-use gangway_api::messages::{AttemptId, HeadMessage, Hello, RunStartTask, StartTask, TaskFinished, Welcome};
+use gangway_api::messages::{AttemptId, HeadMessage, Hello, RunAs, RunStartTask, StartTask, TaskFinished, Welcome};
 use gangway_api::*;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -459,6 +459,11 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, alloc
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,
+        user: job.owner.as_ref().map(|o| RunAs {
+            uid: o.uid,
+            gid: job.slurm.as_ref().map(|s| s.request.gid),
+            name: o.name.clone(),
+        }),
     };
     super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus);
     msg.allocation = Some(allocation);
