@@ -70,9 +70,14 @@ fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o700).open(path)?;
+    // A fresh file, never through what is there: the task directory may be its user's, and a
+    // link they left must not lead the launcher's write elsewhere.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o700).open(path)?;
     f.write_all(text.as_bytes())?;
-    // An existing file keeps its old mode through open(2): set it explicitly.
     f.set_permissions(std::fs::Permissions::from_mode(0o700))
 }
 
@@ -112,6 +117,21 @@ mod tests {
         assert_eq!(interpreter("#! /usr/bin/env  python3 \n"), ["/usr/bin/env", "python3"]);
         assert_eq!(interpreter("#!/bin/sh -e -x\n"), ["/bin/sh", "-e -x"]);
         assert!(interpreter("echo no interpreter\n").is_empty());
+    }
+
+    #[test]
+    fn the_script_replaces_a_link_instead_of_writing_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let script = dir.path().join(SCRIPT_NAME);
+        std::os::unix::fs::symlink(&victim, &script).unwrap();
+        write_script(&script, "#!/bin/sh\ntrue\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&script).unwrap(), "#!/bin/sh\ntrue\n");
+        assert!(!std::fs::symlink_metadata(&script).unwrap().is_symlink());
+        write_script(&script, "#!/bin/sh\nfalse\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&script).unwrap(), "#!/bin/sh\nfalse\n", "a rewrite replaces it");
     }
 
     #[test]

@@ -299,7 +299,7 @@ impl Executor {
     fn schedule_removal(self: &Arc<Self>, id: &AttemptId, retention: Duration) {
         let dir = self.layout.task_dir(&id.job, &id.task);
         let expiry = Timestamp::now().plus(retention);
-        if std::fs::write(dir.join(EXPIRY_MARKER), expiry.0.to_string()).is_err() {
+        if crate::users::write_fresh(&dir.join(EXPIRY_MARKER), expiry.0.to_string().as_bytes()).is_err() {
             return;
         }
         self.remove_at(dir, expiry);
@@ -608,9 +608,8 @@ impl Executor {
         let user = self.user_of(task_dir);
         // What the task writes is opened with its user's permissions (a path or a symbolic
         // link the user could not open themselves fails), as slurmd opens them.
-        let as_user = |open: &(dyn Fn() -> std::io::Result<(std::fs::File, std::fs::File)> + Sync)| match &user {
-            Some(u) => u.with_permissions(open),
-            None => open(),
+        let as_user = |open: &(dyn Fn() -> std::io::Result<(std::fs::File, std::fs::File)> + Sync)| {
+            crate::users::as_user(user.as_deref(), open)
         };
         let (stdout, stderr) = match &batch {
             // The job's own --output/--error files: a path it cannot open is its user's error.

@@ -170,7 +170,7 @@ impl Executor {
         let mems: Vec<Vec<u32>> = s.plan.ranks.iter().map(|r| self.os_numa_nodes(&r.numa_nodes)).collect();
         let plan_path = s.dir.join(".gangway-openmpi-plan.json");
         let plan_text = files::plan_file(&s.plan, &mems, s.step.node_rank, size, &wd.to_string_lossy());
-        if let Err(e) = std::fs::write(&plan_path, plan_text) {
+        if let Err(e) = crate::users::write_fresh(&plan_path, plan_text.as_bytes()) {
             return Outcome::failed("TaskDirectory", format!("writing {}: {e}", plan_path.display()));
         }
         let launcher = match std::env::current_exe() {
@@ -257,8 +257,8 @@ impl Executor {
         let rankfile = s.dir.join("openmpi.rankfile");
         // bind=none plans give every rank all of the node's CPUs: Open MPI need not bind at all.
         let ranks = if s.mpi.bind.as_deref() == Some("none") { None } else { files::rankfile(&parts) };
-        let written = std::fs::write(&hostfile, files::hostfile(&parts))
-            .and_then(|()| ranks.as_ref().map_or(Ok(()), |r| std::fs::write(&rankfile, r)));
+        let written = crate::users::write_fresh(&hostfile, files::hostfile(&parts).as_bytes())
+            .and_then(|()| ranks.as_ref().map_or(Ok(()), |r| crate::users::write_fresh(&rankfile, r.as_bytes())));
         if let Err(e) = written {
             return Outcome::failed("TaskDirectory", format!("writing the hostfile and rankfile: {e}"));
         }

@@ -123,7 +123,11 @@ impl Executor {
         }
         // Every rank appends; the attempt starts them afresh.
         for log in ["stdout.txt", "stderr.txt"] {
-            if let Err(e) = std::fs::File::create(dir.join(log)) {
+            let path = dir.join(log);
+            // The ranks open them as the task's user: the user makes them.
+            if let Err(e) =
+                crate::users::as_user(self.user_of(&dir).as_deref(), || crate::users::write_fresh(&path, b""))
+            {
                 return Outcome::failed("TaskDirectory", format!("creating {log}: {e}"));
             }
         }

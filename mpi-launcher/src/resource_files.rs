@@ -111,7 +111,7 @@ pub enum ResourceFileError {
 /// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
 /// the first failure. `head_url` and `secret` are for `uploadedFile`.
 /// For a task that runs as `user`, `path` sources are opened with the user's permissions and
-/// what lands in `dest` is given to the user.
+/// the files are put in `dest` by the user (see `place_as`).
 pub async fn fetch(
     files: &[ResourceFile],
     dest: &Path,
@@ -119,15 +119,7 @@ pub async fn fetch(
     secret: &str,
     user: Option<&TaskUser>,
 ) -> Result<(), ResourceFileError> {
-    let fetched = fetch_with(files, dest, head_url, secret, None, user).await;
-    if let Some(u) = user.filter(|_| dest.exists()) {
-        u.own_tree(dest).map_err(|err| ResourceFileError::Write {
-            file: files.first().map(|f| f.file_path.clone()).unwrap_or_default(),
-            path: dest.to_owned(),
-            err,
-        })?;
-    }
-    fetched
+    fetch_with(files, dest, head_url, secret, None, user).await
 }
 
 /// [`fetch`], with `ca_bundle` (when set) given to `curl` as `CURL_CA_BUNDLE` for `https://`
@@ -181,8 +173,26 @@ async fn fetch_one(
         .transpose()
         .map_err(|why| ResourceFileError::Invalid { file: file.clone(), why: format!("fileMode: {why}") })?;
     let source = source_of(f)?;
-    let target = prepare_target(dest, &f.file_path)?;
-    let tmp = tmp_name(&target);
+    // A task's user owns its working directory (and may have left links in it): the file is
+    // fetched into a private staging directory and put in place by the user.
+    let staging = match user {
+        Some(_) => Some(
+            tempfile::Builder::new().prefix("gangway-fetch").tempdir().map_err(|err| ResourceFileError::Write {
+                file: file.clone(),
+                path: std::env::temp_dir(),
+                err,
+            })?,
+        ),
+        None => None,
+    };
+    let (target, tmp) = match &staging {
+        Some(dir) => (dest.join(&f.file_path), dir.path().join("file")),
+        None => {
+            let target = prepare_target(dest, &f.file_path)?;
+            let tmp = tmp_name(&target);
+            (target, tmp)
+        }
+    };
     let written = match source {
         Source::Path(from) => copy(&file, from, &tmp, user.cloned()).await,
         Source::Http(url) if is_https(url) => download_https(&file, url, &tmp, ca_bundle).await,
@@ -199,6 +209,9 @@ async fn fetch_one(
             write(&file, &tmp, bytes).await
         }
     };
+    if let Some(u) = user {
+        return written.and_then(|()| place_as(u, &tmp, dest, &f.file_path, mode));
+    }
     let finished = written.and_then(|()| {
         let werr = |err| ResourceFileError::Write { file: file.clone(), path: target.clone(), err };
         if let Some(m) = mode {
@@ -210,6 +223,42 @@ async fn fetch_one(
         let _ = std::fs::remove_file(&tmp);
     }
     finished
+}
+
+/// Puts the fetched file `staged` (the launcher's) at `dest/rel` as `user`, with `mode` or
+/// the staged file's permission bits: the user creates the directories and the file, so a
+/// link they left can lead only where they may write themselves.
+fn place_as(
+    user: &TaskUser,
+    staged: &Path,
+    dest: &Path,
+    rel: &str,
+    mode: Option<u32>,
+) -> Result<(), ResourceFileError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let werr = |path: &Path, err| ResourceFileError::Write { file: rel.to_owned(), path: path.to_owned(), err };
+    let mut src = std::fs::File::open(staged).map_err(|e| werr(staged, e))?;
+    let bits = src.metadata().map_err(|e| werr(staged, e))?.permissions().mode() & 0o777;
+    let mode = mode.unwrap_or(bits);
+    let placed = user.with_permissions(|| {
+        let target = prepare_target(dest, rel).map_err(io::Error::other)?;
+        let tmp = tmp_name(&target);
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = std::fs::File::options().write(true).create_new(true).open(&tmp)?;
+        let copied = io::copy(&mut src, &mut out)
+            .and_then(|_| out.set_permissions(std::fs::Permissions::from_mode(mode)))
+            .and_then(|()| std::fs::rename(&tmp, &target));
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        copied
+    });
+    placed.map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<ResourceFileError>()) {
+        Some(ResourceFileError::Escape { file, why }) => {
+            ResourceFileError::Escape { file: file.clone(), why: why.clone() }
+        }
+        _ => werr(&dest.join(rel), e),
+    })
 }
 
 /// Creates the parent directories of `dest/rel` and checks that they resolve inside `dest`
@@ -242,11 +291,7 @@ async fn copy(file: &str, from: &str, tmp: &Path, user: Option<TaskUser>) -> Res
     use std::os::unix::fs::PermissionsExt as _;
     let (from_owned, tmp_owned) = (from.to_owned(), tmp.to_owned());
     let r = tokio::task::spawn_blocking(move || {
-        let open = || std::fs::File::open(&from_owned);
-        let mut src = match &user {
-            Some(u) => u.with_permissions(open)?,
-            None => open()?,
-        };
+        let mut src = crate::users::as_user(user.as_ref(), || std::fs::File::open(&from_owned))?;
         let meta = src.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::other("not a regular file"));
@@ -422,8 +467,12 @@ mod tests {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&public, "hello").unwrap();
         std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        // As the executor leaves it: the working directory is the user's.
         let dest = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dest.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let wd = dest.path().join("wd");
+        std::fs::create_dir(&wd).unwrap();
+        nobody.own_tree(&wd).unwrap();
         let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody))
             .await
             .unwrap_err()
@@ -435,6 +484,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(wd.join("sub/p")).unwrap(), "hello");
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o755), "the user's, without the set-id bit");
         assert_eq!(std::fs::metadata(wd.join("sub")).unwrap().uid(), 65534);
+        // A link the user left where the file goes (or its temporary name) leads nowhere the
+        // user could not write: root's file stays as it was.
+        let root_file = src.path().join("roots");
+        std::fs::write(&root_file, "root's").unwrap();
+        std::os::unix::fs::symlink(&root_file, wd.join("sub/q")).unwrap();
+        std::os::unix::fs::symlink(&root_file, tmp_name(&wd.join("sub/q"))).unwrap();
+        std::os::unix::fs::symlink(src.path(), wd.join("away")).unwrap();
+        fetch(&[from_path("sub/q", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody)).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's");
+        assert_eq!(std::fs::read_to_string(wd.join("sub/q")).unwrap(), "hello", "the link was replaced");
+        let e = fetch(&[from_path("away/r", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ResourceFileError::Escape { .. }), "{e}");
+        assert!(!src.path().join("r").exists());
     }
 
     #[tokio::test]

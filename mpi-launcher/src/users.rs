@@ -99,6 +99,26 @@ impl TaskUser {
     }
 }
 
+/// Runs `f` with `user`'s permissions when there is one (see
+/// [`TaskUser::with_permissions`]), else on the calling thread as the launcher.
+pub fn as_user<T: Send>(user: Option<&TaskUser>, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    match user {
+        Some(u) => u.with_permissions(f),
+        None => f(),
+    }
+}
+
+/// Writes `data` to a new file at `path`, replacing what is there (a link included) instead
+/// of writing through it: the launcher's own files in a task directory its user owns.
+pub fn write_fresh(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::File::options().write(true).create_new(true).open(path)?.write_all(data)
+}
+
 /// Makes the calling thread (only it: raw system calls, not the libc wrappers that change
 /// every thread of the process) the user `uid` in group `gid` with `groups`.
 pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
@@ -118,6 +138,20 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_files_replace_links_instead_of_writing_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let at = dir.path().join("marker");
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+        write_fresh(&at, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&at).unwrap(), "new");
+        write_fresh(&at, b"again").unwrap();
+        assert_eq!(std::fs::read_to_string(&at).unwrap(), "again");
+    }
 
     #[test]
     fn the_launchers_own_user_and_unknown_users() {

@@ -193,6 +193,19 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
         assert_eq!((meta.uid(), meta.gid()), (alice.uid, alice.gid), "{} is alice's", made.display());
     }
 
+    // Her job's steps run as her too (srun finds the head through its socket).
+    let out2 = own.join("steps.txt");
+    let srun = format!("{} srun -n 2 id -u", bin("gangway-slurm").display());
+    let args =
+        ["sbatch", "--parsable", "-n", "2", "-o", out2.to_str().unwrap(), "-D", own.to_str().unwrap(), "--wrap", &srun];
+    let run = run_as(&alice, &state, "gangway-slurm", &args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    let state_of = ended(job).state;
+    let text = std::fs::read_to_string(&out2).unwrap();
+    assert_eq!(state_of, SlurmJobState::Completed, "{text}");
+    assert_eq!(text, format!("{0}\n{0}\n", alice.uid));
+
     // Her --output cannot name a file she may not write, nor -D a directory she may not
     // enter: the job fails and the file is untouched.
     let tries: [&[&str]; 2] = [&["-o", secret.to_str().unwrap()], &["-D", secret_dir.to_str().unwrap()]];
@@ -216,4 +229,13 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     let task = admin.list_tasks("aj", &Default::default()).unwrap().into_iter().next().expect("the task");
     let logs = run_as(&alice, &state, "gangway", &["task", "logs", "aj", &task.id]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), alice.uid.to_string(), "{}", stderr(&logs));
+
+    // So do the ranks of her MPI task, each appending to the task's output.
+    let args = ["submit", "--job", "am", "--ranks-per-node", "2", "--wait", "--", "sh", "-c", "id -u"];
+    let run = run_as(&alice, &state, "gangway", &args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let task = admin.list_tasks("am", &Default::default()).unwrap().into_iter().next().expect("the task");
+    let logs = run_as(&alice, &state, "gangway", &["task", "logs", "am", &task.id]);
+    let uid = alice.uid.to_string();
+    assert_eq!(String::from_utf8_lossy(&logs.stdout).lines().collect::<Vec<_>>(), [&uid, &uid], "{}", stderr(&logs));
 }
