@@ -60,13 +60,21 @@ pub fn check_file_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `fileMode`: octal permission bits such as `0755` or `644` (at most `7777`).
+/// Parses `fileMode`: octal permission bits such as `0755` or `644` (at most `0777`: no
+/// set-id or sticky bits).
 pub fn parse_file_mode(mode: &str) -> Result<u32, String> {
     let bad = || format!("'{mode}' is not an octal file mode such as '0755' (1 to 4 digits 0-7)");
     if mode.is_empty() || mode.len() > 4 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad());
     }
-    u32::from_str_radix(mode, 8).map_err(|_| bad())
+    let bits = u32::from_str_radix(mode, 8).map_err(|_| bad())?;
+    // A task's file that runs as its owner (or as root) must not run as anyone else.
+    if bits & 0o7000 != 0 {
+        return Err(format!(
+            "'{mode}' sets the setuid, setgid or sticky bit; only permission bits (0-0777) may be set"
+        ));
+    }
+    Ok(bits)
 }
 
 /// Checks an `httpUrl`: `http://` or `https://` followed by a host.
@@ -109,7 +117,10 @@ mod tests {
     fn modes() {
         assert_eq!(parse_file_mode("0755"), Ok(0o755));
         assert_eq!(parse_file_mode("644"), Ok(0o644));
-        assert_eq!(parse_file_mode("7777"), Ok(0o7777));
+        assert_eq!(parse_file_mode("0777"), Ok(0o777));
+        for setid in ["4755", "2755", "1777", "7777"] {
+            assert!(parse_file_mode(setid).unwrap_err().contains("sets the setuid, setgid or sticky bit"), "{setid}");
+        }
         for bad in ["", "8", "0x755", "07555", "rwx", "-1"] {
             assert!(parse_file_mode(bad).is_err(), "{bad}");
         }

@@ -421,6 +421,9 @@ pub struct SlurmCancel {
     pub signal: Option<i32>,
 }
 
+/// Slurm's default `MaxArraySize`: array indices run from 0 to 1000.
+pub const MAX_ARRAY_SIZE: u32 = 1001;
+
 /// The answer to `POST /slurm/cancel`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -144,6 +144,52 @@ impl NodeAllocation {
     }
 }
 
+/// Azure's `userIdentity`: a named user, or an auto-user (set neither for the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserIdentity {
+    /// A user by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// An auto-user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_user: Option<AutoUserSpecification>,
+}
+
+/// Azure's `autoUser`: in gangway, the job's owner (`nonadmin`) or root (`admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoUserSpecification {
+    /// `task` or `pool` (the default); either is the owner here.
+    #[serde(default)]
+    pub scope: AutoUserScope,
+    /// `nonadmin` (the default) or `admin`.
+    #[serde(default)]
+    pub elevation_level: ElevationLevel,
+}
+
+/// `{"task", "pool"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoUserScope {
+    /// One user per task.
+    Task,
+    /// One user per pool.
+    #[default]
+    Pool,
+}
+
+/// `{"nonadmin", "admin"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElevationLevel {
+    /// An ordinary user.
+    #[default]
+    NonAdmin,
+    /// An administrator (root).
+    Admin,
+}
+
 /// The body of `POST /jobs/{id}/tasks` (and one element of a task collection).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -176,6 +222,10 @@ pub struct TaskAddParameter {
     /// gangway: exclusive cores, memory and GPUs on each of its nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<TaskResources>,
+    /// Who the task runs as (Azure's `userIdentity`): the job's owner unless it names a user
+    /// (its owner itself, or any user for an admin) or an admin auto-user (root; admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentity>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -362,6 +412,12 @@ pub struct Task {
     /// Where it runs or ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_info: Option<ComputeNodeInformation>,
+    /// Who the task runs as, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentity>,
+    /// The user the task runs as when it is not the job's owner (a gangway extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<crate::job::Owner>,
 }
 
 /// gangway: a waiting task's planned start.

@@ -159,6 +159,12 @@ enum Cmd {
         /// through gangway's agent (no ssh), a rankfile from the placement.
         #[arg(long = "mpi", value_parser = ["auto", "pmi", "openmpi"])]
         mpi_impl: Option<String>,
+        /// Run as this user (`userIdentity.userName`): yourself, or anyone for an admin.
+        #[arg(long = "user", value_name = "NAME", conflicts_with = "elevated")]
+        user_name: Option<String>,
+        /// Run as root (an admin auto-user, `elevationLevel: admin`); admins only.
+        #[arg(long)]
+        elevated: bool,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -387,6 +393,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             bind,
             gpu_bind,
             mpi_impl,
+            user_name,
+            elevated,
             wait,
             command,
         } => {
@@ -416,6 +424,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         bind,
                         gpu_bind,
                         implementation: mpi_impl,
+                    }),
+                    user_identity: (user_name.is_some() || elevated).then(|| gangway_api::UserIdentity {
+                        user_name,
+                        auto_user: elevated.then(|| gangway_api::AutoUserSpecification {
+                            elevation_level: gangway_api::ElevationLevel::Admin,
+                            ..Default::default()
+                        }),
                     }),
                     wait,
                     command,

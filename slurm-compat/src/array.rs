@@ -10,8 +10,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// Slurm's default `MaxArraySize`: indices run from 0 to 1000.
-pub const MAX_ARRAY_SIZE: u32 = 1001;
+/// Slurm's default `MaxArraySize`: indices run from 0 to 1000 (the head enforces it too).
+pub use gangway_api::slurm::MAX_ARRAY_SIZE;
 /// The largest `MaxArraySize` Slurm allows a site to configure.
 pub const MAX_ARRAY_SIZE_LIMIT: u32 = 4_000_001;
 

@@ -230,6 +230,49 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     let logs = run_as(&alice, &state, "gangway", &["task", "logs", "aj", &task.id]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), alice.uid.to_string(), "{}", stderr(&logs));
 
+    // Azure's userIdentity: an admin may run a task as alice, or as root (an admin auto-user);
+    // alice may name only herself, and may not elevate.
+    let admin_submit = |extra: &[&str]| {
+        let out = Command::new(bin("gangway"))
+            .args(["submit", "--wait"])
+            .args(extra)
+            .args(["--", "id", "-u"])
+            .env("GANGWAY_STATE_DIR", &state)
+            .env_remove("GANGWAY_URL")
+            .env_remove("GANGWAY_SOCKET")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    admin_submit(&["--job", "ua", "--user", &alice.name]);
+    admin_submit(&["--job", "ur", "--elevated"]);
+    for (job, uid) in [("ua", alice.uid), ("ur", 0)] {
+        let task = admin.list_tasks(job, &Default::default()).unwrap().into_iter().next().expect("the task");
+        let run_as = task.run_as.as_ref().map(|o| o.uid);
+        assert_eq!(run_as, Some(uid), "{job}");
+        let logs = Command::new(bin("gangway"))
+            .args(["task", "logs", job, &task.id])
+            .env("GANGWAY_STATE_DIR", &state)
+            .env_remove("GANGWAY_URL")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), uid.to_string(), "{job}");
+    }
+    let run = run_as(&alice, &state, "gangway", &["submit", "--job", "ub", "--user", "root", "--", "true"]);
+    assert!(!run.status.success());
+    let why = stderr(&run);
+    assert!(why.contains(&format!("{} may not run tasks as root", alice.name)), "{why}");
+    let run = run_as(&alice, &state, "gangway", &["submit", "--job", "uc", "--elevated", "--", "true"]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("only an admin may run tasks with autoUser.elevationLevel admin"),
+        "{}",
+        stderr(&run)
+    );
+    let run =
+        run_as(&alice, &state, "gangway", &["submit", "--job", "ud", "--user", &alice.name, "--wait", "--", "true"]);
+    assert!(run.status.success(), "alice may name herself: {}", stderr(&run));
+
     // So do the ranks of her MPI task, each appending to the task's output.
     let args = ["submit", "--job", "am", "--ranks-per-node", "2", "--wait", "--", "sh", "-c", "id -u"];
     let run = run_as(&alice, &state, "gangway", &args);

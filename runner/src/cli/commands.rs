@@ -37,6 +37,8 @@ pub struct Submit {
     pub coordination: Option<String>,
     /// Managed MPI ranks on the node.
     pub mpi: Option<MpiSettings>,
+    /// Who it runs as, when not the job's owner.
+    pub user_identity: Option<gangway_api::UserIdentity>,
     pub wait: bool,
     pub command: Vec<String>,
 }
@@ -70,6 +72,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
             coordination_command_line: s.coordination.clone(),
             common_resource_files: Vec::new(),
         }),
+        user_identity: s.user_identity.clone(),
     };
     if s.coordination.is_some() && s.nodes.is_none() {
         bail!("--coordination needs --nodes N (it runs on every instance of a multi-instance task)");

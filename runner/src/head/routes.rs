@@ -94,6 +94,40 @@ async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The user a task with `identity` runs as when that is not its job's owner, if the caller
+/// may have it: `userName` names the caller themselves (no change) or, for an admin, anyone;
+/// an `admin` auto-user is root, for admins only; a `nonadmin` one is the owner.
+async fn run_as(head: &Head, who: &Caller, identity: Option<&UserIdentity>) -> ApiResult<Option<Owner>> {
+    let Some(identity) = identity else { return Ok(None) };
+    match (&identity.user_name, &identity.auto_user) {
+        (Some(_), Some(_)) => Err(ApiError::invalid("userIdentity: give userName or autoUser, not both")),
+        (None, None) => Ok(None),
+        (None, Some(auto)) => match auto.elevation_level {
+            ElevationLevel::NonAdmin => Ok(None),
+            ElevationLevel::Admin if who.admin => Ok(Some(Owner { uid: 0, name: "root".into() })),
+            ElevationLevel::Admin => Err(admins_only("run tasks with autoUser.elevationLevel admin")),
+        },
+        (Some(name), None) => {
+            let lookup = name.clone();
+            let uid = tokio::task::spawn_blocking(move || gangway_api::users::user_id(&lookup)).await.ok().flatten();
+            let uid = uid.ok_or_else(|| {
+                ApiError::invalid(format!("userIdentity.userName '{name}' is not a user on the head's machine"))
+            })?;
+            if uid != who.uid && !who.admin {
+                let me = head.users.name(who.uid).await;
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "AuthorizationFailure",
+                    format!(
+                        "{me} may not run tasks as {name}: a user runs tasks only as themselves (admins as anyone)"
+                    ),
+                ));
+            }
+            Ok(Some(Owner { uid, name: name.clone() }))
+        }
+    }
+}
+
 /// Refuses `what` to a caller that is not an admin.
 fn admin(who: &Caller, what: &str) -> ApiResult<()> {
     if who.admin {
@@ -295,9 +329,10 @@ async fn list_tasks(
 
 async fn add_task(State(head): H, who: Who, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
     let p: TaskAddParameter = parse_body(&body)?;
+    let run_as = run_as(&head, &who, p.user_identity.as_ref()).await?;
     head.apply_durable(|st, fx| {
         st.may_change_job(&who, &job)?;
-        st.add_task(&job, p, fx)
+        st.add_task_as(&job, p, run_as, fx)
     })
     .await?;
     Ok(StatusCode::CREATED)
@@ -312,6 +347,11 @@ async fn add_task_collection(
     body: Bytes,
 ) -> ApiResult<Json<TaskAddCollectionResult>> {
     let p: TaskAddCollectionParameter = parse_body(&body)?;
+    // Each task's user, or why it may not have it (that task's own result).
+    let mut users = Vec::with_capacity(p.value.len().min(MAX_COLLECTION));
+    for t in p.value.iter().take(MAX_COLLECTION) {
+        users.push(run_as(&head, &who, t.user_identity.as_ref()).await);
+    }
     if p.value.len() > MAX_COLLECTION {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -333,10 +373,11 @@ async fn add_task_collection(
             let results = p
                 .value
                 .into_iter()
-                .map(|t| {
+                .zip(users)
+                .map(|(t, user)| {
                     let id = t.id.clone();
                     let r = if seen.insert(id.clone()) {
-                        st.add_task(&job, t, fx)
+                        user.and_then(|run_as| st.add_task_as(&job, t, run_as, fx))
                     } else {
                         Err(ApiError::conflict("TaskExists", format!("task '{id}' appears twice in the collection")))
                     };

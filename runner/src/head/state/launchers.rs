@@ -459,11 +459,16 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, alloc
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,
-        user: job.owner.as_ref().map(|o| RunAs {
-            uid: o.uid,
-            gid: job.slurm.as_ref().map(|s| s.request.gid),
-            name: o.name.clone(),
-        }),
+        // The task's own user (from its userIdentity), else the job's owner in the group the
+        // job was submitted in.
+        user: match &t.wire.run_as {
+            Some(u) => Some(RunAs { uid: u.uid, gid: None, name: u.name.clone() }),
+            None => job.owner.as_ref().map(|o| RunAs {
+                uid: o.uid,
+                gid: job.slurm.as_ref().map(|s| s.request.gid),
+                name: o.name.clone(),
+            }),
+        },
     };
     super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus);
     msg.allocation = Some(allocation);

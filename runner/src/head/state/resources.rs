@@ -231,7 +231,20 @@ impl HeadState {
 
     /// `POST /jobs/{id}/tasks` and each element of `addtaskcollection`.
     pub fn add_task(&mut self, job_id: &str, p: TaskAddParameter, fx: &mut Effects) -> Result<(), ApiError> {
-        let wire = self.validate_task(job_id, p)?;
+        self.add_task_as(job_id, p, None, fx)
+    }
+
+    /// [`HeadState::add_task`] for a task that runs as `run_as` (resolved and allowed from its
+    /// `userIdentity` by the caller) instead of the job's owner.
+    pub fn add_task_as(
+        &mut self,
+        job_id: &str,
+        p: TaskAddParameter,
+        run_as: Option<Owner>,
+        fx: &mut Effects,
+    ) -> Result<(), ApiError> {
+        let mut wire = self.validate_task(job_id, p)?;
+        wire.run_as = run_as;
         let key = self.new_key();
         let seq = self.new_seq();
         let j = self.jobs.get_mut(job_id).expect("validated");
@@ -333,6 +346,8 @@ impl HeadState {
             planned_start: None,
             execution_info: TaskExecutionInformation::default(),
             node_info: None,
+            user_identity: p.user_identity,
+            run_as: None,
         })
     }
 

@@ -159,6 +159,12 @@ impl HeadState {
             if a.indices.is_empty() {
                 return Err(ApiError::invalid("array.indices is empty"));
             }
+            let max = gangway_api::slurm::MAX_ARRAY_SIZE;
+            if let Some(big) = a.indices.iter().find(|i| **i >= max) {
+                return Err(ApiError::invalid(format!(
+                    "Invalid job array specification: index {big} is not below MaxArraySize ({max})"
+                )));
+            }
         }
         let first = self.slurm.next_id;
         if req.test_only {
@@ -232,6 +238,7 @@ impl HeadState {
             }),
             mpi: None,
             resource_files: Vec::new(),
+            user_identity: None,
         };
         if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
             fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });

@@ -16,6 +16,7 @@ fn root() -> Owner {
 }
 
 mod gangs;
+mod limits;
 mod memory;
 mod nodes;
 mod slurm_gpus;
