@@ -250,6 +250,21 @@ impl Client {
     pub fn delete_job(&mut self, id: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &job_path(id), None::<&()>)
     }
+    /// `POST /tokens`: a new API token acting as the caller (its secret is in the answer only).
+    pub fn create_token(
+        &mut self,
+        p: &crate::tokens::TokenAddParameter,
+    ) -> Result<crate::tokens::ApiToken, ClientError> {
+        self.call("POST", "/tokens", Some(p))
+    }
+    /// `GET /tokens`: the caller's tokens (every user's for an admin).
+    pub fn list_tokens(&mut self) -> Result<Vec<crate::tokens::ApiToken>, ClientError> {
+        self.list_all("/tokens", &ListOptions::default())
+    }
+    /// `DELETE /tokens/{id}`: revokes a token.
+    pub fn revoke_token(&mut self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/tokens/{}", encode_component(id)), None::<&()>)
+    }
     /// `GET /jobs/{id}/taskcounts`.
     pub fn task_counts(&mut self, id: &str) -> Result<TaskCountsResult, ClientError> {
         self.call(GET, &format!("{}/taskcounts", job_path(id)), None::<&()>)

@@ -19,6 +19,7 @@ pub mod slurm_patterns;
 pub mod slurm_step;
 pub mod task;
 pub mod time;
+pub mod tokens;
 pub mod users;
 
 pub use common::{EnvironmentSetting, ErrorBody, ListResponse};

@@ -261,6 +261,19 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// API tokens acting as you: create [--name N] [--expires 30d], list, revoke ID.
+    Token {
+        /// create | list | revoke
+        action: String,
+        /// revoke: the token's id.
+        id: Option<String>,
+        /// create: a name to tell it apart.
+        #[arg(long)]
+        name: Option<String>,
+        /// create: how long it is valid (default: until revoked).
+        #[arg(long, value_parser = duration)]
+        expires: Option<Duration>,
+    },
     /// Show a node's topology as a tree, plan per-rank placement on it, or pick a gang on a fabric.
     Topo {
         /// Read this hwloc XML file instead of the local machine.
@@ -509,6 +522,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
+        }
+        Cmd::Token { action, id, name, expires } => {
+            cli::token::token(&mut client()?.0, &action, id.as_deref(), name, expires, cli.json).map(|_| 0)
         }
         Cmd::Sim(args) => {
             print!("{}", cli::sim::run(&args, cli.json)?);

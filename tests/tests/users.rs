@@ -282,3 +282,85 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     let uid = alice.uid.to_string();
     assert_eq!(String::from_utf8_lossy(&logs.stdout).lines().collect::<Vec<_>>(), [&uid, &uid], "{}", stderr(&logs));
 }
+
+/// Runs `program ARGS…` as `user` over TCP with an API token only (as from another machine).
+fn run_with_token(user: &TestUser, url: &str, token: &str, program: &str, args: &[&str]) -> Output {
+    Command::new(bin(program))
+        .args(args)
+        .uid(user.uid)
+        .gid(user.gid)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GANGWAY_URL", url)
+        .env("GANGWAY_TOKEN", token)
+        .current_dir("/")
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} as {}: {e}", user.name))
+}
+
+#[test]
+fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
+    let alice = TestUser::create("d");
+    let bob = TestUser::create("e");
+    let mut c = Cluster::start(Options { nodes: 1, ..Options::default() });
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let state = c.state_dir();
+    let url = c.config.url.clone();
+    let mut admin = c.client();
+
+    // Alice makes a token through the socket; it is shown once and stored only hashed.
+    let made = run_as(&alice, &state, "gangway", &["token", "create", "--name", "laptop"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert!(token.starts_with("gwt_"), "{token}");
+    let secret = token.rsplit('_').next().unwrap().to_owned();
+    let db = std::fs::read(state.join("state.db")).unwrap();
+    let wal = std::fs::read(state.join("state.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is not stored");
+    }
+
+    // Over TCP, the token is alice: her submission is hers; it cannot submit as bob.
+    let run =
+        run_with_token(&alice, &url, &token, "gangway-slurm", &["sbatch", "--parsable", "--hold", "--wrap", "true"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    assert_eq!(admin.get_job(&job.to_string()).unwrap().owner.map(|o| o.uid), Some(alice.uid));
+    let run = run_with_token(&bob, &url, &token, "gangway-slurm", &["sbatch", "--hold", "--wrap", "true"]);
+    assert!(
+        stderr(&run).contains("Invalid user id"),
+        "bob holding alice's token still submits as alice: {}",
+        stderr(&run)
+    );
+
+    // Tokens survive a head restart.
+    c.kill_head();
+    c.start_head();
+    let mut admin = c.client();
+    let run = run_with_token(&alice, &url, &token, "gangway", &["job", "list"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    // Bob sees no token of hers and cannot revoke it; she can, and then it is refused.
+    let id = admin.list_tokens().unwrap().into_iter().find(|t| t.owner.uid == alice.uid).expect("listed for admins").id;
+    let listed = run_as(&bob, &state, "gangway", &["token", "list"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&id), "bob's list shows only his own");
+    let out = run_as(&bob, &state, "gangway", &["token", "revoke", &id]);
+    assert!(!out.status.success() && stderr(&out).contains(&format!("you have no token '{id}'")), "{}", stderr(&out));
+    let listed = run_as(&alice, &state, "gangway", &["token", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("laptop"), "{}", stderr(&listed));
+    let out = run_as(&alice, &state, "gangway", &["token", "revoke", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = run_with_token(&alice, &url, &token, "gangway", &["job", "list"]);
+    assert!(stderr(&run).contains("the bearer token is not valid for this cluster"), "{}", stderr(&run));
+
+    // A token with an expiry stops working then.
+    let made = run_as(&alice, &state, "gangway", &["token", "create", "--expires", "1s"]);
+    let short = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let run = run_with_token(&alice, &url, &short, "gangway", &["job", "list"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = run_with_token(&alice, &url, &short, "gangway", &["job", "list"]);
+    assert!(stderr(&run).contains("token expired"), "{}", stderr(&run));
+    let out = run_as(&alice, &state, "gangway", &["token", "create", "--expires", "0s"]);
+    assert!(stderr(&out).contains("expiresIn must be a positive, finite duration"), "{}", stderr(&out));
+}

@@ -5,4 +5,5 @@ pub mod commands;
 pub mod file;
 pub mod sim;
 pub mod table;
+pub mod token;
 pub mod topo;

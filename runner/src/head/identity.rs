@@ -76,10 +76,11 @@ impl Admins {
         self.head_uid
     }
 
-    /// Whether the user `uid` (primary group `gid`) is an admin. Group membership is looked up
-    /// once per uid, off the async workers (a directory service may be slow).
-    pub async fn is_admin(&self, uid: u32, gid: u32) -> bool {
-        if uid == 0 || uid == self.head_uid || self.uids.contains(&uid) || self.gids.contains(&gid) {
+    /// Whether the user `uid` (in group `gid`, when the caller's group is known) is an admin.
+    /// Group membership is looked up once per uid, off the async workers (a directory service
+    /// may be slow).
+    pub async fn is_admin(&self, uid: u32, gid: Option<u32>) -> bool {
+        if uid == 0 || uid == self.head_uid || self.uids.contains(&uid) || gid.is_some_and(|g| self.gids.contains(&g)) {
             return true;
         }
         if self.gids.is_empty() {
@@ -88,8 +89,12 @@ impl Admins {
         if let Some(known) = self.members.lock().expect("admin members lock").get(&uid) {
             return *known;
         }
-        let groups =
-            tokio::task::spawn_blocking(move || gangway_api::users::groups_of(uid, gid)).await.unwrap_or_default();
+        let groups = tokio::task::spawn_blocking(move || match gid {
+            Some(gid) => gangway_api::users::groups_of(uid, gid),
+            None => gangway_api::users::user_groups(uid),
+        })
+        .await
+        .unwrap_or_default();
         let member = groups.iter().any(|g| self.gids.contains(g));
         self.members.lock().expect("admin members lock").insert(uid, member);
         member
@@ -108,13 +113,14 @@ mod tests {
     #[tokio::test]
     async fn root_and_the_head_user_are_admins_and_unknown_names_are_refused() {
         let admins = Admins::new(&[]).unwrap();
-        assert!(admins.is_admin(0, 0).await);
-        assert!(admins.is_admin(admins.head_uid(), 12345).await);
-        assert!(!admins.is_admin(4_000_000_000, 4_000_000_000).await || admins.head_uid() == 4_000_000_000);
+        assert!(admins.is_admin(0, Some(0)).await);
+        assert!(admins.is_admin(admins.head_uid(), Some(12345)).await);
+        assert!(!admins.is_admin(4_000_000_000, Some(4_000_000_000)).await || admins.head_uid() == 4_000_000_000);
         let listed = Admins::new(&["4000000001, @4000000002".into()]).unwrap();
-        assert!(listed.is_admin(4_000_000_001, 7).await);
-        assert!(listed.is_admin(4_000_000_003, 4_000_000_002).await, "the primary group counts");
-        assert!(!listed.is_admin(4_000_000_003, 7).await);
+        assert!(listed.is_admin(4_000_000_001, Some(7)).await);
+        assert!(listed.is_admin(4_000_000_003, Some(4_000_000_002)).await, "the primary group counts");
+        assert!(!listed.is_admin(4_000_000_003, Some(7)).await);
+        assert!(!listed.is_admin(4_000_000_004, None).await, "an unknown user is in no group");
         let err = Admins::new(&["no-such-user-here".into()]).unwrap_err().to_string();
         assert!(err.contains("--admin no-such-user-here: no such user"), "{err}");
         let err = Admins::new(&["@no-such-group-here".into()]).unwrap_err().to_string();

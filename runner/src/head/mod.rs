@@ -14,6 +14,7 @@ mod launcher;
 mod listing;
 mod privacy;
 mod routes;
+mod sha256;
 mod slurm_routes;
 pub mod state;
 mod uploads;

@@ -54,6 +54,8 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/tasks/{task}/subtasksinfo", get(subtasks_info))
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
         .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
+        .route("/tokens", get(list_tokens).post(add_token))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .merge(super::slurm_routes::router())
         .route_layer(middleware::from_fn_with_state(head.clone(), identify));
     Router::new()
@@ -69,16 +71,24 @@ pub fn router(head: Arc<Head>) -> Router {
 }
 
 /// Finds who is calling ([`Caller`], a request extension for the handlers): the admin token
-/// makes an admin; without it, a Unix-socket peer is the user the kernel named; over TCP a
-/// call without the token is refused.
+/// makes an admin; a user's API token (`gwt_…`) acts as its owner until it expires; without
+/// a token, a Unix-socket peer is the user the kernel named; over TCP a call without a token
+/// is refused.
 async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let peer = req.extensions().get::<Peer>().copied();
+    let bearer = presented.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+    let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
     let caller = if auth::token_matches(presented, &head.token) {
         Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true }
+    } else if let Some((id, secret)) = user_token {
+        match head.read(|st| st.token_user(id, secret, Timestamp::now())) {
+            Ok(uid) => Caller { uid, admin: head.admins.is_admin(uid, None).await },
+            Err(why) => return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why).into_response(),
+        }
     } else {
         match (peer, presented) {
-            (Some(p), None) => Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, p.gid).await },
+            (Some(p), None) => Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await },
             (None, None) => {
                 let msg = "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
                     or the head's Unix socket";
@@ -92,6 +102,36 @@ async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// `POST /tokens`: a token acting as the caller, shown once.
+async fn add_token(
+    State(head): H,
+    who: Who,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<gangway_api::tokens::ApiToken>)> {
+    let p: gangway_api::tokens::TokenAddParameter =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_body(&body)? };
+    let random = |n| {
+        gangway_api::common::random_hex(n).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("reading /dev/urandom: {e}"))
+        })
+    };
+    let (id, secret) = (random(8)?, random(32)?);
+    let owner = Owner { uid: who.uid, name: head.users.name(who.uid).await };
+    let token = head.apply_durable(|st, fx| st.add_token(owner, p, id, &secret, fx)).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+/// `GET /tokens`: the caller's tokens (every user's for an admin), without their secrets.
+async fn list_tokens(State(head): H, who: Who) -> Json<ListResponse<gangway_api::tokens::ApiToken>> {
+    Json(ListResponse { value: head.read(|st| st.tokens_for(&who)), next_link: None })
+}
+
+/// `DELETE /tokens/{id}`: revokes one of the caller's tokens (any, for an admin).
+async fn revoke_token(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| st.revoke_token(&who, &id, fx)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The user a task with `identity` runs as when that is not its job's owner, if the caller

@@ -28,6 +28,10 @@ pub enum Write {
     DeleteNode { id: String },
     /// Set a named counter (Slurm's next job id): it only ever grows, so ids are never reused.
     PutCounter { name: String, value: u64 },
+    /// Insert or replace an API token (its digest, never the token).
+    PutToken { id: String, body: String },
+    /// Forget an API token (revoked).
+    DeleteToken { id: String },
 }
 
 /// A node as stored: the resource plus the launcher facts that must survive a head restart.
@@ -58,6 +62,8 @@ pub struct Snapshot {
     pub nodes: Vec<StoredNode>,
     /// Named counters.
     pub counters: Vec<(String, u64)>,
+    /// API token bodies.
+    pub tokens: Vec<String>,
 }
 
 /// A task as stored.

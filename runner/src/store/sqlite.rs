@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, body TEXT NOT NULL, boot_id TEXT NOT NULL, leaving INTEGER NOT NULL, wait_for_start INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 ";
 
 fn open(path: &str) -> Result<Connection, rusqlite::Error> {
@@ -135,6 +136,10 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                 run("DELETE FROM tasks WHERE job = ?1", params![id])?;
                 run("DELETE FROM jobs WHERE id = ?1", params![id])?;
             }
+            Write::PutToken { id, body } => {
+                run("INSERT OR REPLACE INTO tokens (id, body) VALUES (?1, ?2)", params![id, body])?
+            }
+            Write::DeleteToken { id } => run("DELETE FROM tokens WHERE id = ?1", params![id])?,
         }
     }
     tx.commit()
@@ -179,6 +184,8 @@ impl Store for SqliteStore {
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
             .and_then(Iterator::collect)
             .map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT body FROM tokens ORDER BY id").map_err(StoreError::Load)?;
+        snap.tokens = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         Ok(snap)
     }
 

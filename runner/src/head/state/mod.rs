@@ -14,6 +14,7 @@ pub(crate) mod resources;
 pub(crate) mod slurm;
 pub(crate) mod slurm_control;
 pub(crate) mod slurm_view;
+pub(crate) mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -146,6 +147,8 @@ impl NodeRec {
 pub struct HeadState {
     pub(crate) pools: BTreeMap<String, PoolRec>,
     pub(crate) jobs: BTreeMap<String, JobRec>,
+    /// API tokens by id.
+    pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     pub(crate) nodes: BTreeMap<String, NodeRec>,
     /// Task key → (job, task).
     pub(crate) task_index: HashMap<TaskKey, (String, String)>,
@@ -178,6 +181,7 @@ impl HeadState {
         HeadState {
             pools: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            tokens: BTreeMap::new(),
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
             awaiting_node: HashMap::new(),

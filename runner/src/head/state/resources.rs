@@ -610,6 +610,7 @@ impl HeadState {
         }
         fx.timers.dedup();
         self.slurm_restore(&snap.counters, fx);
+        self.restore_tokens(snap.tokens)?;
         for (job, task) in queued {
             self.enqueue(&job, &task, fx);
         }

@@ -239,7 +239,7 @@ impl Sim {
     /// What the store holds after the writes so far: the latest record of each thing.
     fn snapshot(&self) -> Snapshot {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-        let (mut nodes, mut counters) = (BTreeMap::new(), BTreeMap::new());
+        let (mut nodes, mut counters, mut tokens) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -260,6 +260,12 @@ impl Sim {
                 Write::PutCounter { name, value } => {
                     counters.insert(name, value);
                 }
+                Write::PutToken { id, body } => {
+                    tokens.insert(id, body);
+                }
+                Write::DeleteToken { id } => {
+                    tokens.remove(&id);
+                }
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -273,6 +279,7 @@ impl Sim {
             tasks,
             nodes: nodes.into_values().collect(),
             counters: counters.into_iter().collect(),
+            tokens: tokens.into_values().collect(),
         }
     }
 

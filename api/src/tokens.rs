@@ -1,0 +1,49 @@
+//! Per-user API tokens (`/tokens`): a bearer credential that acts as the user who created
+//! it, for clients that cannot reach the head's Unix socket. The head stores only a token's
+//! SHA-256 digest; the token itself is shown once, when it is created.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::Owner;
+use crate::time::{IsoDuration, Timestamp};
+
+/// The body of `POST /tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenAddParameter {
+    /// A name to tell tokens apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How long it is valid (none: until revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<IsoDuration>,
+}
+
+/// A token as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiToken {
+    /// Its id (the part of the token before the secret).
+    pub id: String,
+    /// The user it acts as.
+    pub owner: Owner,
+    /// Its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it was created.
+    pub creation_time: Timestamp,
+    /// When it stops being valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_time: Option<Timestamp>,
+    /// The token itself: only in the answer to its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// What every gangway API token starts with (`gwt_ID_SECRET`).
+pub const TOKEN_PREFIX: &str = "gwt_";
+
+/// The id and secret of a token in gangway's format.
+pub fn split_token(token: &str) -> Option<(&str, &str)> {
+    token.strip_prefix(TOKEN_PREFIX)?.split_once('_').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+}

@@ -1,0 +1,65 @@
+//! `gangway token create|list|revoke`: per-user API tokens, for clients that cannot reach the
+//! head's socket (another machine): `GANGWAY_URL` and `GANGWAY_TOKEN` then name the user.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gangway_api::client::Client;
+use gangway_api::tokens::TokenAddParameter;
+use gangway_api::IsoDuration;
+
+use super::table::render;
+
+/// `gangway token create [--name NAME] [--expires 30d]`, `gangway token list`,
+/// `gangway token revoke ID`.
+pub fn token(
+    c: &mut Client,
+    action: &str,
+    id: Option<&str>,
+    name: Option<String>,
+    expires: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    match action {
+        "create" => {
+            let t = c.create_token(&TokenAddParameter { name, expires_in: expires.map(IsoDuration) })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+                return Ok(());
+            }
+            println!("{}", t.token.as_deref().context("the head sent no token")?);
+            let until = t.expiry_time.map_or_else(|| "until revoked".to_owned(), |e| format!("until {e}"));
+            eprintln!(
+                "token {} acts as {} {until}; it is shown only now (use it as GANGWAY_TOKEN with GANGWAY_URL)",
+                t.id, t.owner.name
+            );
+        }
+        "list" => {
+            let tokens = c.list_tokens()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.owner.name.clone(),
+                        t.name.clone().unwrap_or_default(),
+                        t.creation_time.to_string(),
+                        t.expiry_time.map_or_else(|| "never".to_owned(), |e| e.to_string()),
+                    ]
+                })
+                .collect();
+            print!("{}", render(&["ID", "USER", "NAME", "CREATED", "EXPIRES"], &rows));
+        }
+        "revoke" => {
+            let id = id.context("gangway token revoke needs the token's id (see gangway token list)")?;
+            c.revoke_token(id)?;
+            eprintln!("token {id} revoked");
+        }
+        other => bail!("unknown token command '{other}' (create, list, revoke)"),
+    }
+    Ok(())
+}

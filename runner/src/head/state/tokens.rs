@@ -1,0 +1,114 @@
+//! Per-user API tokens: created by a user for themselves (over the socket, or with another
+//! credential), shown once, stored as the SHA-256 digest of their secret, revoked by their
+//! owner or an admin. A token acts as its owner until it expires.
+
+use gangway_api::tokens::{ApiToken, TokenAddParameter};
+use gangway_api::{Owner, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{Effects, HeadState};
+use crate::head::error::ApiError;
+use crate::head::identity::Caller;
+use crate::head::sha256::hex_digest;
+use crate::store::Write;
+
+/// A token as the head keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenRec {
+    /// What the API shows (never the token).
+    pub token: ApiToken,
+    /// The SHA-256 digest of its secret, in hex.
+    pub hash: String,
+}
+
+/// The longest token name.
+const MAX_NAME: usize = 100;
+
+/// Why a presented token is refused.
+pub(crate) const NOT_VALID: &str = "the bearer token is not valid for this cluster";
+
+impl HeadState {
+    /// Records a new token `id` with `secret` for `owner`; returns it with the token itself,
+    /// which is never shown again.
+    pub(crate) fn add_token(
+        &mut self,
+        owner: Owner,
+        p: TokenAddParameter,
+        id: String,
+        secret: &str,
+        fx: &mut Effects,
+    ) -> Result<ApiToken, ApiError> {
+        if let Some(name) = &p.name {
+            if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+                return Err(ApiError::invalid(format!(
+                    "name: at most {MAX_NAME} printable characters (got {} characters)",
+                    name.chars().count()
+                )));
+            }
+        }
+        if p.expires_in.is_some_and(|d| d.0.is_zero() || d.is_unlimited()) {
+            return Err(ApiError::invalid(
+                "expiresIn must be a positive, finite duration (leave it out for no expiry)",
+            ));
+        }
+        let now = Timestamp::now();
+        let token = ApiToken {
+            id: id.clone(),
+            owner,
+            name: p.name,
+            creation_time: now,
+            expiry_time: p.expires_in.map(|d| now.plus(d.0)),
+            token: None,
+        };
+        let rec = TokenRec { token, hash: hex_digest(secret.as_bytes()) };
+        fx.writes
+            .push(Write::PutToken { id: id.clone(), body: serde_json::to_string(&rec).expect("tokens serialize") });
+        let shown = ApiToken {
+            token: Some(format!("{}{id}_{secret}", gangway_api::tokens::TOKEN_PREFIX)),
+            ..rec.token.clone()
+        };
+        self.tokens.insert(id, rec);
+        Ok(shown)
+    }
+
+    /// The tokens `caller` may see: their own, or every one for an admin.
+    pub(crate) fn tokens_for(&self, caller: &Caller) -> Vec<ApiToken> {
+        self.tokens.values().filter(|t| caller.may_change(Some(t.token.owner.uid))).map(|t| t.token.clone()).collect()
+    }
+
+    /// Revokes token `id` (its owner or an admin).
+    pub(crate) fn revoke_token(&mut self, caller: &Caller, id: &str, fx: &mut Effects) -> Result<(), ApiError> {
+        let t = self
+            .tokens
+            .get(id)
+            .filter(|t| caller.may_change(Some(t.token.owner.uid)))
+            .ok_or_else(|| ApiError::not_found("TokenNotFound", format!("you have no token '{id}'")))?;
+        let id = t.token.id.clone();
+        self.tokens.remove(&id);
+        fx.writes.push(Write::DeleteToken { id });
+        Ok(())
+    }
+
+    /// The uid a presented token (`id`, `secret`) acts as at `now`, or why it is refused.
+    pub(crate) fn token_user(&self, id: &str, secret: &str, now: Timestamp) -> Result<u32, String> {
+        let t = self.tokens.get(id).ok_or_else(|| NOT_VALID.to_owned())?;
+        let (a, b) = (hex_digest(secret.as_bytes()), t.hash.as_bytes());
+        // Constant time: nothing about the stored digest leaks through how long a refusal takes.
+        if a.len() != b.len() || a.bytes().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+            return Err(NOT_VALID.to_owned());
+        }
+        if let Some(expiry) = t.token.expiry_time.filter(|e| *e <= now) {
+            return Err(format!("token expired (token {id} expired at {expiry})"));
+        }
+        Ok(t.token.owner.uid)
+    }
+
+    /// Puts back the tokens the store held.
+    pub(crate) fn restore_tokens(&mut self, bodies: Vec<String>) -> Result<(), String> {
+        for body in bodies {
+            let rec: TokenRec = serde_json::from_str(&body).map_err(|e| format!("stored token: {e}"))?;
+            self.tokens.insert(rec.token.id.clone(), rec);
+        }
+        Ok(())
+    }
+}
