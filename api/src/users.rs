@@ -67,6 +67,33 @@ pub fn user_groups(uid: u32) -> Vec<u32> {
     primary_group(uid).map_or_else(Vec::new, |gid| groups_of(uid, gid))
 }
 
+/// How long users' entries and groups are remembered (Slurm's `GroupUpdateTime` default).
+pub const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What was found in the databases, by what was asked, remembered for [`REMEMBER_FOR`]: so a
+/// submission or a task start does not read them each time.
+#[derive(Debug)]
+pub struct Remembered<K, V>(std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, V)>>);
+
+impl<K, V> Default for Remembered<K, V> {
+    fn default() -> Self {
+        Remembered(std::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone> Remembered<K, V> {
+    /// What was found for `key`, if it was not too long ago.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let map = self.0.lock().expect("remembered lock");
+        map.get(key).filter(|(at, _)| at.elapsed() < REMEMBER_FOR).map(|(_, v)| v.clone())
+    }
+
+    /// Remembers `value` for `key` from now.
+    pub fn put(&self, key: K, value: V) {
+        self.0.lock().expect("remembered lock").insert(key, (std::time::Instant::now(), value));
+    }
+}
+
 /// A user's passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passwd {

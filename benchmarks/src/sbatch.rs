@@ -6,7 +6,12 @@
 //!
 //! `cargo build --release -p gangway-benchmarks -p gangway-runner -p gangway-launcher -p gangway-slurm --bins &&
 //! target/release/gangway-sbatch-bench [--jobs 1000] [--submitters 4] [--nodes 1] [--slots-per-node N]
-//! [--nodes-dir DIR]`
+//! [--nodes-dir DIR] [--as-user NAME]`
+//!
+//! With `--as-user` (run as root; the user must exist: `useradd gwbench`) every sbatch runs as
+//! that user, who reaches the head through its socket with no token (the kernel names them),
+//! and the jobs run as that user: authentication and run-as-user on. Without it, sbatch runs as
+//! the caller with the admin token from `client.json`.
 //!
 //! The head's state (and its fsyncs) live in `$TMPDIR`; `--nodes-dir` puts the nodes' task
 //! directories and the jobs' `slurm-N.out` files elsewhere (a scratch such as /dev/shm).
@@ -29,10 +34,12 @@ struct Args {
     nodes: u32,
     slots: Option<u32>,
     nodes_dir: Option<PathBuf>,
+    /// Submit (and run) as this user: (uid, gid).
+    as_user: Option<(u32, u32)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { jobs: 1000, submitters: 4, nodes: 1, slots: None, nodes_dir: None };
+    let mut a = Args { jobs: 1000, submitters: 4, nodes: 1, slots: None, nodes_dir: None, as_user: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -42,6 +49,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--nodes" => a.nodes = value()?.parse()?,
             "--slots-per-node" => a.slots = Some(value()?.parse()?),
             "--nodes-dir" => a.nodes_dir = Some(PathBuf::from(value()?)),
+            "--as-user" => {
+                let name = value()?;
+                let uid = gangway_api::users::user_id(&name).with_context(|| format!("no user {name}"))?;
+                let gid = gangway_api::users::primary_group(uid).with_context(|| format!("no group of {name}"))?;
+                a.as_user = Some((uid, gid));
+            }
             other => bail!("unknown option {other}; see the source's header for usage"),
         }
     }
@@ -62,6 +75,10 @@ fn measure(args: &Args, state: &Path, scratch: &Path, sbatch: &Path) -> anyhow::
     let slots = c.get_pool("default")?.task_slots_per_node;
     let work = scratch.join("work");
     std::fs::create_dir_all(&work)?;
+    if let Some((uid, gid)) = args.as_user {
+        // The jobs write their output here, as the user.
+        std::os::unix::fs::chown(&work, Some(uid), Some(gid))?;
+    }
     let next = AtomicUsize::new(0);
     let latencies = Mutex::new(Vec::with_capacity(args.jobs));
     let failures = AtomicUsize::new(0);
@@ -72,14 +89,18 @@ fn measure(args: &Args, state: &Path, scratch: &Path, sbatch: &Path) -> anyhow::
             s.spawn(|| {
                 while next.fetch_add(1, Ordering::Relaxed) < args.jobs {
                     let t0 = Instant::now();
-                    let out = Command::new(sbatch)
-                        .args(["sbatch", "--parsable", "--wrap=true"])
+                    let mut cmd = Command::new(sbatch);
+                    cmd.args(["sbatch", "--parsable", "--wrap=true"])
                         .current_dir(&work)
                         .env("GANGWAY_STATE_DIR", state)
                         .env_remove("GANGWAY_URL")
                         .env_remove("GANGWAY_TOKEN")
-                        .stdin(Stdio::null())
-                        .output();
+                        .stdin(Stdio::null());
+                    if let Some((uid, gid)) = args.as_user {
+                        use std::os::unix::process::CommandExt;
+                        cmd.uid(uid).gid(gid).env_remove("HOME");
+                    }
+                    let out = cmd.output();
                     let ms = t0.elapsed().as_secs_f64() * 1000.0;
                     match out {
                         Ok(o) if o.status.success() => latencies.lock().expect("lock").push(ms),
@@ -114,7 +135,8 @@ fn measure(args: &Args, state: &Path, scratch: &Path, sbatch: &Path) -> anyhow::
     let mut lat = latencies.into_inner().expect("lock");
     lat.sort_by(f64::total_cmp);
     println!(
-        "{{\"nodes\": {}, \"slots_per_node\": {slots}, \"submitters\": {}, \"jobs\": {}, \"failed\": {failed}, \"submit_s\": {:.3}, \"run_s\": {secs:.3}, \"jobs_per_s\": {:.0}, \"sbatch_ms\": {{\"p50\": {:.2}, \"p99\": {:.2}, \"samples\": {}}}}}",
+        "{{\"as_user\": {}, \"nodes\": {}, \"slots_per_node\": {slots}, \"submitters\": {}, \"jobs\": {}, \"failed\": {failed}, \"submit_s\": {:.3}, \"run_s\": {secs:.3}, \"jobs_per_s\": {:.0}, \"sbatch_ms\": {{\"p50\": {:.2}, \"p99\": {:.2}, \"samples\": {}}}}}",
+        args.as_user.is_some(),
         args.nodes,
         args.submitters,
         jobs.len(),

@@ -186,6 +186,8 @@ pub struct Executor {
     pub(crate) batch_io: Mutex<HashMap<PathBuf, gangway_api::messages::BatchScript>>,
     /// The users tasks run as, by task directory (absent: the launcher's own user).
     task_users: Mutex<HashMap<PathBuf, Arc<TaskUser>>>,
+    /// Users looked up recently.
+    known_users: crate::users::KnownUsers,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -217,6 +219,7 @@ impl Executor {
             start_task: Mutex::new(StartTaskSlot::default()),
             batch_io: Mutex::new(HashMap::new()),
             task_users: Mutex::new(HashMap::new()),
+            known_users: Default::default(),
             signal_targets: Mutex::new(HashMap::new()),
             go: Mutex::new(HashMap::new()),
             topology: None,
@@ -376,7 +379,7 @@ impl Executor {
         // A Slurm batch script runs where the application would (the primary of a gang).
         let batch_dir = self.layout.task_dir(&start.id.job, &start.id.task);
         // Its user, and the task directory given to them before anything is put in it.
-        let user = TaskUser::resolve(start.user.as_ref()).and_then(|u| match u {
+        let user = self.known_users.resolve(start.user.as_ref()).and_then(|u| match u {
             Some(u) => self.give_task_dir(&batch_dir, u).map(Some),
             None => Ok(None),
         });

@@ -99,6 +99,26 @@ impl TaskUser {
     }
 }
 
+/// Users found by [`TaskUser::resolve`], by what the head asked for, remembered for a while:
+/// starting a task does not read the databases each time.
+#[derive(Debug, Default)]
+pub struct KnownUsers(gangway_api::users::Remembered<(u32, Option<u32>), TaskUser>);
+
+impl KnownUsers {
+    /// [`TaskUser::resolve`], remembered when it finds a user.
+    pub fn resolve(&self, run_as: Option<&RunAs>) -> Result<Option<TaskUser>, String> {
+        let Some(r) = run_as else { return Ok(None) };
+        if let Some(u) = self.0.get(&(r.uid, r.gid)) {
+            return Ok(Some(u));
+        }
+        let found = TaskUser::resolve(run_as)?;
+        if let Some(u) = &found {
+            self.0.put((r.uid, r.gid), u.clone());
+        }
+        Ok(found)
+    }
+}
+
 /// Runs `f` with `user`'s permissions when there is one (see
 /// [`TaskUser::with_permissions`]), else on the calling thread as the launcher.
 pub fn as_user<T: Send>(user: Option<&TaskUser>, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {

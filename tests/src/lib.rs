@@ -6,6 +6,7 @@
 //! The binaries are not built here: run `cargo build --bins` first (the README's test
 //! command does); they are found next to the test executable's `deps/` directory.
 
+pub mod fuzz;
 pub mod netns;
 pub mod slurm;
 pub mod users;

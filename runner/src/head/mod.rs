@@ -68,6 +68,8 @@ pub struct Head {
     next_request: AtomicU64,
     /// Names of the uids Slurm jobs are submitted by.
     users: users::UserNames,
+    /// Their groups (a user submits only in one of theirs).
+    groups: users::UserGroups,
     /// Who may change anything.
     admins: identity::Admins,
 }
@@ -264,6 +266,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         file_requests: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
         users: users::UserNames::default(),
+        groups: users::UserGroups::default(),
         admins,
     });
     if let Some(f) = fabric {

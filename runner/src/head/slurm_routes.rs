@@ -58,9 +58,7 @@ async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmi
             return Err(denied(msg));
         }
         let (uid, gid) = (req.uid, req.gid);
-        let groups =
-            tokio::task::spawn_blocking(move || gangway_api::users::user_groups(uid)).await.unwrap_or_default();
-        if !groups.contains(&gid) {
+        if !head.groups.of(uid).await.contains(&gid) {
             return Err(denied(format!("Invalid group id: uid {uid} is not in group {gid}")));
         }
         req.user = String::new();

@@ -27,6 +27,27 @@ impl UserNames {
     }
 }
 
+/// Users' groups, remembered for a while as slurmctld keeps them: a submission does not
+/// read the group database each time.
+#[derive(Default)]
+pub struct UserGroups(gangway_api::users::Remembered<u32, std::sync::Arc<Vec<u32>>>);
+
+impl UserGroups {
+    /// Every group of `uid` (primary and supplementary; none for an unknown user).
+    pub async fn of(&self, uid: u32) -> std::sync::Arc<Vec<u32>> {
+        if let Some(groups) = self.0.get(&uid) {
+            return groups;
+        }
+        let groups =
+            tokio::task::spawn_blocking(move || gangway_api::users::user_groups(uid)).await.unwrap_or_default();
+        let groups = std::sync::Arc::new(groups);
+        if !groups.is_empty() {
+            self.0.put(uid, groups.clone());
+        }
+        groups
+    }
+}
+
 fn lookup(uid: u32) -> Option<String> {
     gangway_api::users::user_name(uid)
 }
@@ -43,5 +64,14 @@ mod tests {
         let nobody = 4_000_000_000;
         assert_eq!(names.name(nobody).await, nobody.to_string());
         assert!(!names.0.lock().unwrap().contains_key(&nobody), "a missing name is looked up again next time");
+    }
+
+    #[tokio::test]
+    async fn groups_are_remembered_for_known_users_only() {
+        let groups = UserGroups::default();
+        assert!(groups.of(0).await.contains(&0));
+        assert!(groups.0.get(&0).is_some());
+        assert!(groups.of(4_000_000_000).await.is_empty());
+        assert!(groups.0.get(&4_000_000_000).is_none(), "an unknown user is looked up again");
     }
 }
