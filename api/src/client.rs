@@ -23,12 +23,36 @@ pub struct ClientConfig {
     /// The head's Unix socket, for clients on its machine (tried before `url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
+    /// Authenticate each request with a fresh MUNGE credential from the `munged` at this
+    /// socket ("" for munge's default) instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub munge: Option<String>,
 }
 
 /// The Authorization header of `auth` (`Bearer TOKEN`), unless there is no token (on the
 /// head's socket the kernel names the caller).
 fn auth_header(auth: &str) -> Option<(&'static str, &str)> {
     (auth.len() > "Bearer ".len()).then_some(("Authorization", auth))
+}
+
+/// A fresh MUNGE credential (no payload) from the munged at `socket` ("" for munge's
+/// default): it names the calling user to whoever decodes it with the same key, once.
+pub fn munge_credential(socket: &str) -> Result<String, String> {
+    let mut cmd = std::process::Command::new("munge");
+    cmd.arg("--no-input");
+    if !socket.is_empty() {
+        cmd.arg("--socket").arg(socket);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().map_err(|e| {
+        format!(
+            "no GANGWAY_TOKEN, and MUNGE credentials need the munge command ({e}); install munge or set GANGWAY_TOKEN"
+        )
+    })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("no GANGWAY_TOKEN, and munge failed: {}", why.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The head's Unix socket, in its state directory.
@@ -102,17 +126,24 @@ impl ClientConfig {
     /// A client of the head's Unix socket at `socket`, with no token: the head knows the
     /// caller from the socket (a user who cannot read `client.json`).
     pub fn socket_only(socket: PathBuf) -> ClientConfig {
-        ClientConfig { url: "http://localhost".into(), token: String::new(), socket: Some(socket) }
+        ClientConfig { url: "http://localhost".into(), token: String::new(), socket: Some(socket), munge: None }
     }
 
-    /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, else `GANGWAY_SOCKET`, else
+    /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, or `GANGWAY_URL` alone with MUNGE
+    /// credentials (from `GANGWAY_MUNGE_SOCKET`'s munged, else munge's default), else `GANGWAY_SOCKET`, else
     /// `state_dir` (from `--state-dir` or `GANGWAY_STATE_DIR`), else the default state
     /// directory. In a state directory, `client.json` when the caller may read it (the admin
     /// token), else the head's socket there (as the caller's own user).
     pub fn discover(state_dir: Option<&Path>) -> Result<ClientConfig, ClientError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let (Some(url), Some(token)) = (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
-            return Ok(ClientConfig { url, token, socket: None });
+        match (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
+            (Some(url), Some(token)) => return Ok(ClientConfig { url, token, socket: None, munge: None }),
+            // No token: MUNGE names the caller, as it does for Slurm's commands.
+            (Some(url), None) => {
+                let munge = Some(env("GANGWAY_MUNGE_SOCKET").unwrap_or_default());
+                return Ok(ClientConfig { url, token: String::new(), socket: None, munge });
+            }
+            _ => {}
         }
         if let Some(socket) = env("GANGWAY_SOCKET") {
             return Ok(ClientConfig::socket_only(socket.into()));
@@ -130,6 +161,8 @@ impl ClientConfig {
 pub struct Client {
     http: HttpClient,
     auth: String,
+    /// Make a MUNGE credential per request (the munged socket; "" for the default).
+    munge: Option<String>,
 }
 
 /// A `$filter` and paging for list calls.
@@ -149,7 +182,13 @@ impl Client {
         if let Some(socket) = &config.socket {
             http = http.with_unix_socket(socket);
         }
-        Ok(Client { http, auth: format!("Bearer {}", config.token) })
+        Ok(Client { http, auth: format!("Bearer {}", config.token), munge: config.munge.clone() })
+    }
+
+    /// `Munge CREDENTIAL` for one request, when the client authenticates with MUNGE.
+    fn munge_header(&self) -> Result<Option<String>, ClientError> {
+        let Some(socket) = &self.munge else { return Ok(None) };
+        munge_credential(socket).map(|c| Some(format!("Munge {c}"))).map_err(ClientError::Config)
     }
 
     /// Sends one request and returns the raw response (errors only for transport failures).
@@ -160,7 +199,9 @@ impl Client {
         body: Option<&[u8]>,
         extra: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
+        let munge = self.munge_header()?;
         let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
+        headers.extend(munge.as_deref().map(|m| ("Authorization", m)));
         headers.push(("Content-Type", "application/json"));
         headers.extend_from_slice(extra);
         self.http
@@ -343,7 +384,9 @@ impl Client {
     }
     /// `PUT /files/{name}`: stores `data` in the head's file store under `name`.
     pub fn put_file(&mut self, name: &str, data: &[u8]) -> Result<(), ClientError> {
+        let munge = self.munge_header()?;
         let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
+        headers.extend(munge.as_deref().map(|m| ("Authorization", m)));
         headers.push(("Content-Type", "application/octet-stream"));
         let resp = self
             .http

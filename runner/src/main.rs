@@ -57,6 +57,9 @@ enum Cmd {
         /// repeat it or separate with commas. Users change only their own jobs; admins any.
         #[arg(long = "admin", value_name = "USER|@GROUP")]
         admins: Vec<String>,
+        /// The munged socket that decodes clients' MUNGE credentials (default: munge's own).
+        #[arg(long)]
+        munge_socket: Option<String>,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -325,7 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Ok((Client::new(&config)?, config))
     };
     match cli.cmd {
-        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric, admins } => {
+        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric, admins, munge_socket } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
                 .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
@@ -339,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 default_pool_slots: default_slots,
                 fabric,
                 admins,
+                munge_socket,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -120,6 +120,8 @@ pub struct Options {
     pub task_pids_max: Option<u64>,
     /// A pool to create before the launchers start, and for them to join (instead of `default`).
     pub pool: Option<PoolAddParameter>,
+    /// More arguments for `gangway head` (such as `--munge-socket PATH`).
+    pub head_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -134,6 +136,7 @@ impl Default for Options {
             synthetic: None,
             task_pids_max: None,
             pool: None,
+            head_args: Vec::new(),
         }
     }
 }
@@ -160,7 +163,7 @@ impl Cluster {
             dir,
             head: None,
             nodes: Vec::new(),
-            config: ClientConfig { url: String::new(), token: String::new(), socket: None },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None },
             opts: opts.clone(),
             listen: "127.0.0.1:0".into(),
         };
@@ -192,8 +195,10 @@ impl Cluster {
 
     /// Starts (or restarts, on the same port) the head.
     pub fn start_head(&mut self) {
+        let extra: Vec<&std::ffi::OsStr> = self.opts.head_args.iter().map(std::ffi::OsStr::new).collect();
+        let o = &self.opts;
         let (child, config) =
-            spawn_head(self.dir.path(), &self.listen, self.opts.slots, self.opts.node_timeout, self.opts.heartbeat);
+            spawn_head_with(self.dir.path(), &self.listen, o.slots, o.node_timeout, o.heartbeat, &extra);
         self.head = Some(child);
         self.config = config;
         self.listen = self.config.url.trim_start_matches("http://").to_owned();

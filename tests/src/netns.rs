@@ -109,7 +109,7 @@ impl NetCluster {
             dir,
             hosts: Vec::new(),
             head: None,
-            config: ClientConfig { url: String::new(), token: String::new(), socket: None },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None },
             bridge: bridge.clone(),
             subnet,
             opts: opts.clone(),

@@ -35,3 +35,48 @@ impl Drop for TestUser {
         let _ = Command::new("userdel").arg(&self.name).output();
     }
 }
+
+/// A real `munged` of the test's own (a fresh key and socket in a temporary directory), stopped
+/// on drop.
+pub struct Munged {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Munged {
+    /// Starts one and waits for its socket.
+    pub fn start() -> Munged {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("gangway-munge").tempdir().expect("temp dir");
+        // Clients of every user connect to its socket.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = dir.path().join("munge.key");
+        let mut bytes = vec![0u8; 1024];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).unwrap();
+        std::fs::write(&key, &bytes).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let p = |name: &str| format!("--{name}={}", dir.path().join(name).display());
+        let child = Command::new("munged")
+            .args(["--force", "--foreground", &format!("--key-file={}", key.display())])
+            .args([p("socket"), p("pid-file"), p("log-file"), p("seed-file")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting munged (Debian's munge package; scripts/deps.sh installs it)");
+        let m = Munged { child, dir };
+        crate::wait_for(std::time::Duration::from_secs(10), "munged's socket", || m.socket().exists().then_some(()));
+        m
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("socket")
+    }
+}
+
+impl Drop for Munged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -364,3 +364,42 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     let out = run_as(&alice, &state, "gangway", &["token", "create", "--expires", "0s"]);
     assert!(stderr(&out).contains("expiresIn must be a positive, finite duration"), "{}", stderr(&out));
 }
+
+#[test]
+fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused() {
+    let alice = TestUser::create("f");
+    let munged = gangway_tests::users::Munged::start();
+    let socket = munged.socket().to_string_lossy().into_owned();
+    let opts = Options { nodes: 1, head_args: vec!["--munge-socket".into(), socket.clone()], ..Options::default() };
+    let c = Cluster::start(opts);
+    let mut admin = c.client();
+
+    // Over TCP with no token, sbatch gets a MUNGE credential for each request: the job is alice's.
+    let run = Command::new(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "--hold", "--wrap", "true"])
+        .uid(alice.uid)
+        .gid(alice.gid)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GANGWAY_URL", &c.config.url)
+        .env("GANGWAY_MUNGE_SOCKET", &socket)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    assert_eq!(admin.get_job(&job.to_string()).unwrap().owner.map(|o| o.uid), Some(alice.uid));
+
+    // A credential is good once; a forged one never.
+    let cred = gangway_api::client::munge_credential(&socket).unwrap();
+    let mut http = gangway_api::http::HttpClient::new(&c.config.url).unwrap();
+    let header = format!("Munge {cred}");
+    let first = http.request("GET", "/jobs", &[("Authorization", &header)], None).unwrap();
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = http.request("GET", "/jobs", &[("Authorization", &header)], None).unwrap();
+    assert_eq!(again.status, 401);
+    assert!(again.text().contains("MUNGE credential refused: Replayed credential"), "{}", again.text());
+    let forged = http.request("GET", "/jobs", &[("Authorization", "Munge MUNGE:AAAAforged:")], None).unwrap();
+    assert_eq!(forged.status, 401);
+    assert!(forged.text().contains("MUNGE credential refused"), "{}", forged.text());
+}

@@ -101,6 +101,47 @@ impl Admins {
     }
 }
 
+/// Decodes a MUNGE credential with the munged at `socket` (None: munge's default), which must
+/// share the clients' key: the uid and gid it names, or why it is refused (invalid, expired,
+/// replayed: munged remembers every credential it decoded until it expires).
+pub async fn unmunge(socket: Option<&str>, credential: &str) -> Result<(u32, u32), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new("unmunge");
+    if let Some(s) = socket {
+        cmd.arg("--socket").arg(s);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("this head cannot check MUNGE credentials (unmunge: {e})"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(credential.as_bytes()).await;
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .map_err(|_| "MUNGE credential refused: munged did not answer within 10 s".to_owned())?
+        .map_err(|e| format!("MUNGE credential refused: running unmunge: {e}"))?;
+    parse_unmunge(&String::from_utf8_lossy(&out.stdout), &String::from_utf8_lossy(&out.stderr))
+}
+
+/// The uid and gid in `unmunge`'s report, when its status is success.
+fn parse_unmunge(stdout: &str, stderr: &str) -> Result<(u32, u32), String> {
+    let field =
+        |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(str::trim));
+    let status = field("STATUS").unwrap_or_else(|| stderr.trim().trim_start_matches("unmunge: Error: "));
+    if !status.starts_with("Success") {
+        return Err(format!("MUNGE credential refused: {status}"));
+    }
+    // `UID:  alice (1001)`: the number in parentheses.
+    let id = |name: &str| {
+        field(name)
+            .and_then(|v| v.rsplit_once('(')?.1.strip_suffix(')')?.parse::<u32>().ok())
+            .ok_or_else(|| format!("MUNGE credential refused: unmunge gave no {name}"))
+    };
+    Ok((id("UID")?, id("GID")?))
+}
+
 /// The peer credentials of a connected Unix socket.
 pub fn peer_of(stream: &tokio::net::UnixStream) -> Option<Peer> {
     stream.peer_cred().ok().map(|c| Peer { uid: c.uid(), gid: c.gid() })
@@ -126,6 +167,17 @@ mod tests {
         let err = Admins::new(&["@no-such-group-here".into()]).unwrap_err().to_string();
         assert!(err.contains("--admin @no-such-group-here: no such group"), "{err}");
         assert!(Admins::new(&["root,@root".into()]).is_ok());
+    }
+
+    #[test]
+    fn unmunge_reports_are_read_for_their_ids_and_refusals_name_the_status() {
+        let ok = "STATUS:          Success (0)\nUID:             alice (1001)\nGID:             users (100)\n";
+        assert_eq!(parse_unmunge(ok, ""), Ok((1001, 100)));
+        let replayed = "STATUS:          Replayed credential (17)\nUID:             alice (1001)\n";
+        assert_eq!(parse_unmunge(replayed, ""), Err("MUNGE credential refused: Replayed credential (17)".into()));
+        let garbage = parse_unmunge("", "unmunge: Error: Failed to match armor prefix\n");
+        assert_eq!(garbage, Err("MUNGE credential refused: Failed to match armor prefix".into()));
+        assert!(parse_unmunge("STATUS: Success (0)\nUID: x\n", "").unwrap_err().contains("no UID"));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct HeadConfig {
     pub fabric: Option<PathBuf>,
     /// Admins beyond root and the head's own user: user names or uids, `@group` names or gids.
     pub admins: Vec<String>,
+    /// The munged that decodes clients' MUNGE credentials (None: munge's default socket).
+    pub munge_socket: Option<String>,
 }
 
 /// The running head, shared by every connection.
@@ -72,6 +74,8 @@ pub struct Head {
     groups: users::UserGroups,
     /// Who may change anything.
     admins: identity::Admins,
+    /// The munged socket MUNGE credentials are decoded with (None: munge's default).
+    munge_socket: Option<String>,
 }
 
 impl Head {
@@ -268,6 +272,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         users: users::UserNames::default(),
         groups: users::UserGroups::default(),
         admins,
+        munge_socket: config.munge_socket.clone(),
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
@@ -295,7 +300,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     let socket_path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).join(SOCKET_FILE);
     let unix = bind_unix(&socket_path);
     let socket = unix.as_ref().map(|_| socket_path.clone());
-    let client = ClientConfig { url: url.clone(), token, socket };
+    let client = ClientConfig { url: url.clone(), token, socket, munge: None };
     let json = serde_json::to_vec_pretty(&client).expect("client config serializes");
     auth::write_private(&dir.join("client.json"), &json)?;
     tracing::info!(%url, state_dir = %dir.display(), "head listening");

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
-use super::identity::{Caller, Peer};
+use super::identity::{self, Caller, Peer};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::{auth, files, launcher, privacy, uploads, Head};
@@ -71,7 +71,8 @@ pub fn router(head: Arc<Head>) -> Router {
 }
 
 /// Finds who is calling ([`Caller`], a request extension for the handlers): the admin token
-/// makes an admin; a user's API token (`gwt_…`) acts as its owner until it expires; without
+/// makes an admin; a MUNGE credential (`Authorization: Munge …`, decoded by the local munged)
+/// names its user; a user's API token (`gwt_…`) acts as its owner until it expires; without
 /// a token, a Unix-socket peer is the user the kernel named; over TCP a call without a token
 /// is refused.
 async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
@@ -81,6 +82,11 @@ async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
     let caller = if auth::token_matches(presented, &head.token) {
         Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true }
+    } else if let Some(cred) = presented.and_then(|h| h.strip_prefix("Munge ")) {
+        match identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await {
+            Ok((uid, gid)) => Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await },
+            Err(why) => return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why).into_response(),
+        }
     } else if let Some((id, secret)) = user_token {
         match head.read(|st| st.token_user(id, secret, Timestamp::now())) {
             Ok(uid) => Caller { uid, admin: head.admins.is_admin(uid, None).await },
