@@ -60,6 +60,15 @@ enum Cmd {
         /// The munged socket that decodes clients' MUNGE credentials (default: munge's own).
         #[arg(long)]
         munge_socket: Option<String>,
+        /// The most jobs open (not completed) at once, in all (Slurm's MaxJobCount).
+        #[arg(long, default_value_t = gangway_runner::head::state::limits::DEFAULT_MAX_JOBS)]
+        max_jobs: usize,
+        /// The most jobs one user may have open (Slurm's MaxSubmitJobs; default: no limit but --max-jobs).
+        #[arg(long)]
+        max_jobs_per_user: Option<usize>,
+        /// The most connections served at once (each launcher holds one); more are closed.
+        #[arg(long, default_value_t = 32_768)]
+        max_connections: usize,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -328,7 +337,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Ok((Client::new(&config)?, config))
     };
     match cli.cmd {
-        Cmd::Head { listen, node_timeout, heartbeat, default_slots, fabric, admins, munge_socket } => {
+        Cmd::Head {
+            listen,
+            node_timeout,
+            heartbeat,
+            default_slots,
+            fabric,
+            admins,
+            munge_socket,
+            max_jobs,
+            max_jobs_per_user,
+            max_connections,
+        } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
                 .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
@@ -343,6 +363,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 fabric,
                 admins,
                 munge_socket,
+                job_limits: gangway_runner::head::state::limits::JobLimits {
+                    max_jobs,
+                    max_per_user: max_jobs_per_user,
+                },
+                max_connections,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -341,3 +341,29 @@ fn clients_on_the_heads_machine_use_its_unix_socket_and_fall_back_to_tcp() {
     let err = Client::new(&neither).unwrap().list_pools().unwrap_err().to_string();
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn connections_past_the_cap_are_closed_and_room_comes_back() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    // One launcher's stream, and two idle connections of ours, fill a cap of three.
+    let opts = Options { nodes: 1, head_args: vec!["--max-connections".into(), "3".into()], ..Options::default() };
+    let cluster = Cluster::start(opts);
+    let addr = cluster.config.url.trim_start_matches("http://").to_owned();
+    let first = TcpStream::connect(&addr).unwrap();
+    let _second = TcpStream::connect(&addr).unwrap();
+    // The head is at the cap once both are accepted: a new connection is closed unanswered.
+    wait_for(Duration::from_secs(10), "a connection past the cap to be closed", || {
+        let mut extra = TcpStream::connect(&addr).ok()?;
+        extra.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        let mut buf = [0u8; 16];
+        matches!(extra.read(&mut buf), Ok(0)).then_some(())
+    });
+    // One of ours goes away: the head serves again.
+    drop(first);
+    wait_for(Duration::from_secs(10), "the head to serve again", || {
+        let mut http = HttpClient::new(&cluster.config.url).ok()?;
+        let r = http.request("GET", "/openapi.json", &[], None).ok()?;
+        (r.status == 200).then_some(())
+    });
+}

@@ -23,6 +23,17 @@ pub struct Peer {
     pub gid: u32,
 }
 
+/// What every request of one connection carries: its Unix-socket peer (None over TCP) and
+/// its permit under the connection cap, held as long as the connection (or the launcher
+/// stream it became) lives.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The peer the kernel named, on the Unix socket.
+    pub peer: Option<Peer>,
+    /// Its share of `--max-connections`.
+    pub permit: std::sync::Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// Who made a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {

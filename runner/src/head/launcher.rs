@@ -36,11 +36,14 @@ pub async fn upgrade(State(head): State<Arc<Head>>, mut req: Request) -> Respons
         .into_response();
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The stream counts under the connection cap for as long as it lives.
+    let conn = req.extensions().get::<super::identity::Connection>().cloned();
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(io) => serve(head, TokioIo::new(io)).await,
             Err(e) => tracing::warn!(error = %e, "launcher upgrade failed"),
         }
+        drop(conn);
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -55,6 +55,10 @@ pub struct HeadConfig {
     pub admins: Vec<String>,
     /// The munged that decodes clients' MUNGE credentials (None: munge's default socket).
     pub munge_socket: Option<String>,
+    /// How many jobs may be open, in all and per user.
+    pub job_limits: state::limits::JobLimits,
+    /// The most connections served at once (launchers' streams included), TCP and socket.
+    pub max_connections: usize,
 }
 
 /// The running head, shared by every connection.
@@ -158,26 +162,38 @@ async fn accept_loop<L: axum::serve::Listener>(
     mut listener: L,
     app: axum::Router,
     peer_of: fn(&L::Io) -> Option<identity::Peer>,
+    connections: Arc<tokio::sync::Semaphore>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
+    let mut refused: u64 = 0;
     loop {
         let (io, _) = listener.accept().await;
-        // A Unix-socket peer is known for the connection's life: every request carries it.
-        let app = match peer_of(&io) {
-            Some(peer) => app.clone().layer(axum::Extension(peer)),
-            None => app.clone(),
+        // At the cap, a new connection is closed at once: the head keeps descriptors for the
+        // connections it serves (and its store) instead of running out of them.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(refused, "at the connection cap (--max-connections); closing new connections");
+            }
+            drop(io);
+            continue;
         };
-        let service = TowerToHyperService::new(app);
+        // What every request of the connection carries: the Unix-socket peer, known for the
+        // connection's life, and its share of the cap (a launcher's stream keeps it after the
+        // upgrade ends this connection's HTTP part).
+        let conn = identity::Connection { peer: peer_of(&io), permit: Arc::new(permit) };
+        let service = TowerToHyperService::new(tower_layer::Layer::layer(&axum::Extension(conn.clone()), app.clone()));
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
-            if let Err(e) = conn.await {
+            if let Err(e) = http.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(conn);
         });
     }
 }
@@ -277,6 +293,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
     }
+    head.state.lock().expect("head state lock").set_job_limits(config.job_limits);
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
     let has_default = head.read(|st| st.pools.contains_key("default"));
@@ -318,14 +335,15 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     let tcp = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let serve_unix = async {
         match unix {
-            Some(l) => accept_loop(l, app.clone(), identity::peer_of).await,
+            Some(l) => accept_loop(l, app.clone(), identity::peer_of, connections.clone()).await,
             None => std::future::pending().await,
         }
     };
     tokio::select! {
-        _ = accept_loop(tcp, app.clone(), |_| None) => {},
+        _ = accept_loop(tcp, app.clone(), |_| None, connections.clone()) => {},
         _ = serve_unix => {},
         _ = shutdown => tracing::info!("shutting down"),
     }

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
-use super::identity::{self, Caller, Peer};
+use super::identity::{self, Caller, Connection};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::{auth, files, launcher, privacy, uploads, Head};
@@ -77,7 +77,7 @@ pub fn router(head: Arc<Head>) -> Router {
 /// is refused.
 async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let peer = req.extensions().get::<Peer>().copied();
+    let peer = req.extensions().get::<Connection>().and_then(|c| c.peer);
     let bearer = presented.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
     let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
     let caller = if auth::token_matches(presented, &head.token) {

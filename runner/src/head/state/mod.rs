@@ -8,6 +8,7 @@
 pub(crate) mod alloc;
 mod gangs;
 mod launchers;
+pub mod limits;
 mod nodes;
 mod resource_files;
 pub(crate) mod resources;
@@ -149,6 +150,9 @@ pub struct HeadState {
     pub(crate) jobs: BTreeMap<String, JobRec>,
     /// API tokens by id.
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
+    /// How many jobs may be open, and how many are.
+    limits: limits::JobLimits,
+    open: limits::OpenJobs,
     pub(crate) nodes: BTreeMap<String, NodeRec>,
     /// Task key → (job, task).
     pub(crate) task_index: HashMap<TaskKey, (String, String)>,
@@ -182,6 +186,8 @@ impl HeadState {
             pools: BTreeMap::new(),
             jobs: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            limits: Default::default(),
+            open: Default::default(),
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
             awaiting_node: HashMap::new(),

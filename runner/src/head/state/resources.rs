@@ -143,6 +143,7 @@ impl HeadState {
         if self.jobs.contains_key(&p.id) {
             return Err(ApiError::conflict("JobExists", format!("job '{}' already exists", p.id)));
         }
+        self.may_open_jobs(Some(owner.uid), 1)?;
         let now = Timestamp::now();
         let wire = Job {
             id: p.id,
@@ -172,6 +173,7 @@ impl HeadState {
         }
         let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
         HeadState::put_job(&rec, fx);
+        self.count_open(rec.wire.owner.as_ref().map(|o| o.uid), true);
         self.jobs.insert(rec.wire.id.clone(), rec);
         Ok(())
     }
@@ -461,14 +463,19 @@ impl HeadState {
     /// A terminating job with nothing running is completed.
     pub(crate) fn maybe_complete_job(&mut self, id: &str, fx: &mut Effects) {
         let Some(j) = self.jobs.get_mut(id) else { return };
+        let mut completed = None;
         if j.wire.state == JobState::Terminating && j.running == 0 {
             let now = Timestamp::now();
             j.wire.previous_state = Some(JobState::Terminating);
             j.wire.state = JobState::Completed;
             j.wire.state_transition_time = now;
             j.wire.execution_info.end_time = Some(now);
+            completed = Some(j.wire.owner.as_ref().map(|o| o.uid));
         }
         HeadState::put_job(j, fx);
+        if let Some(owner) = completed {
+            self.count_open(owner, false);
+        }
     }
 
     /// `DELETE /jobs/{id}`: kills what runs, removes task directories on the nodes, forgets the job.
@@ -488,6 +495,9 @@ impl HeadState {
             }
         }
         let j = self.jobs.remove(id).expect("checked");
+        if j.wire.state != JobState::Completed {
+            self.count_open(j.wire.owner.as_ref().map(|o| o.uid), false);
+        }
         for t in j.tasks.values() {
             self.task_index.remove(&t.key);
             let Some(node) = t.wire.node_info.as_ref().map(|n| &n.node_id) else { continue };
@@ -543,6 +553,9 @@ impl HeadState {
                 if !limit.is_unlimited() {
                     fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: wire.creation_time.plus(limit.0) });
                 }
+            }
+            if wire.state != JobState::Completed {
+                self.count_open(wire.owner.as_ref().map(|o| o.uid), true);
             }
             self.jobs.insert(wire.id.clone(), JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 });
         }

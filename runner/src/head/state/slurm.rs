@@ -166,6 +166,8 @@ impl HeadState {
                 )));
             }
         }
+        let elements = req.array.as_ref().map_or(1, |a| a.indices.len());
+        self.may_open_jobs(Some(req.uid), elements)?;
         let first = self.slurm.next_id;
         if req.test_only {
             return Ok(SlurmSubmitted { job_id: first, test_only: Some(self.slurm_test_only(&req, &partition)) });

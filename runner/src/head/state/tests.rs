@@ -260,6 +260,10 @@ impl Sim {
                 Write::PutCounter { name, value } => {
                     counters.insert(name, value);
                 }
+                Write::DeleteJob { id } => {
+                    jobs.remove(&id);
+                    tasks.retain(|(job, _), _| *job != id);
+                }
                 Write::PutToken { id, body } => {
                     tokens.insert(id, body);
                 }
