@@ -64,9 +64,9 @@ impl Executor {
         if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
             return Outcome::failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
         }
-        let user = self.user_of(&dir);
-        if let Err(e) = fetch(&plan.common_resource_files, &dir, &self.account_url, &self.secret, user.as_deref()).await
-        {
+        let (user, owner) = (self.user_of(&dir), start.user.as_ref().map(|u| u.uid));
+        let files = &plan.common_resource_files;
+        if let Err(e) = fetch(files, &dir, &self.account_url, &self.secret, user.as_deref(), owner).await {
             return Outcome::failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
         }
         if let Err(o) = self.fetch_resource_files(start, &dir).await {

@@ -38,7 +38,8 @@ impl Executor {
         }
         let wd = task_dir.join("wd");
         let user = self.user_of(task_dir);
-        fetch(&start.resource_files, &wd, &self.account_url, &self.secret, user.as_deref()).await.map_err(|e| {
+        let owner = start.user.as_ref().map(|u| u.uid);
+        fetch(&start.resource_files, &wd, &self.account_url, &self.secret, user.as_deref(), owner).await.map_err(|e| {
             tracing::info!(job = %start.id.job, task = %start.id.task, error = %e, "resource file download failed");
             Outcome {
                 exit_code: None,
@@ -111,15 +112,17 @@ pub enum ResourceFileError {
 /// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
 /// the first failure. `head_url` and `secret` are for `uploadedFile`.
 /// For a task that runs as `user`, `path` sources are opened with the user's permissions and
-/// the files are put in `dest` by the user (see `place_as`).
+/// the files are put in `dest` by the user (see `place_as`); `uploadedFile`s are `owner`'s
+/// (the uid the task runs as; None: the head's own user's).
 pub async fn fetch(
     files: &[ResourceFile],
     dest: &Path,
     head_url: &str,
     secret: &str,
     user: Option<&TaskUser>,
+    owner: Option<u32>,
 ) -> Result<(), ResourceFileError> {
-    fetch_with(files, dest, head_url, secret, None, user).await
+    fetch_with(files, dest, head_url, secret, None, user, owner).await
 }
 
 /// [`fetch`], with `ca_bundle` (when set) given to `curl` as `CURL_CA_BUNDLE` for `https://`
@@ -131,9 +134,10 @@ async fn fetch_with(
     secret: &str,
     ca_bundle: Option<&Path>,
     user: Option<&TaskUser>,
+    owner: Option<u32>,
 ) -> Result<(), ResourceFileError> {
     for f in files {
-        fetch_one(f, dest, head_url, secret, ca_bundle, user).await?;
+        fetch_one(f, dest, head_url, secret, ca_bundle, user, owner).await?;
     }
     Ok(())
 }
@@ -163,6 +167,7 @@ async fn fetch_one(
     secret: &str,
     ca_bundle: Option<&Path>,
     user: Option<&TaskUser>,
+    owner: Option<u32>,
 ) -> Result<(), ResourceFileError> {
     let file = f.file_path.clone();
     check_file_path(&f.file_path).map_err(|why| ResourceFileError::Escape { file: file.clone(), why })?;
@@ -205,7 +210,7 @@ async fn fetch_one(
                 file: file.clone(),
                 why: format!("uploadedFile: {why}"),
             })?;
-            let bytes = download_uploaded(&file, name, head_url, secret).await?;
+            let bytes = download_uploaded(&file, name, head_url, secret, owner).await?;
             write(&file, &tmp, bytes).await
         }
     };
@@ -385,8 +390,17 @@ async fn download_url(file: &str, url: &str) -> Result<Vec<u8>, ResourceFileErro
     get(file, from, base, path, None).await
 }
 
-async fn download_uploaded(file: &str, name: &str, head: &str, secret: &str) -> Result<Vec<u8>, ResourceFileError> {
-    let path = format!("/files/{}", encode_component(name));
+async fn download_uploaded(
+    file: &str,
+    name: &str,
+    head: &str,
+    secret: &str,
+    owner: Option<u32>,
+) -> Result<Vec<u8>, ResourceFileError> {
+    let mut path = format!("/files/{}", encode_component(name));
+    if let Some(uid) = owner {
+        path.push_str(&format!("?owner={uid}"));
+    }
     get(file, format!("uploadedFile {name}"), head.to_owned(), path, Some(format!("Bearer {secret}"))).await
 }
 
@@ -429,7 +443,7 @@ mod tests {
     }
 
     async fn run(files: &[ResourceFile], dest: &Path) -> Result<(), ResourceFileError> {
-        fetch(files, dest, "http://127.0.0.1:9", "secret", None).await
+        fetch(files, dest, "http://127.0.0.1:9", "secret", None, None).await
     }
 
     #[tokio::test]
@@ -473,13 +487,13 @@ mod tests {
         let wd = dest.path().join("wd");
         std::fs::create_dir(&wd).unwrap();
         nobody.own_tree(&wd).unwrap();
-        let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody))
+        let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None)
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("resource file 's' from path") && e.contains("Permission denied"), "{e}");
         assert!(!wd.join("s").exists());
-        fetch(&[from_path("sub/p", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody)).await.unwrap();
+        fetch(&[from_path("sub/p", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None).await.unwrap();
         let meta = std::fs::metadata(wd.join("sub/p")).unwrap();
         assert_eq!(std::fs::read_to_string(wd.join("sub/p")).unwrap(), "hello");
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o755), "the user's, without the set-id bit");
@@ -491,10 +505,10 @@ mod tests {
         std::os::unix::fs::symlink(&root_file, wd.join("sub/q")).unwrap();
         std::os::unix::fs::symlink(&root_file, tmp_name(&wd.join("sub/q"))).unwrap();
         std::os::unix::fs::symlink(src.path(), wd.join("away")).unwrap();
-        fetch(&[from_path("sub/q", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody)).await.unwrap();
+        fetch(&[from_path("sub/q", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None).await.unwrap();
         assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's");
         assert_eq!(std::fs::read_to_string(wd.join("sub/q")).unwrap(), "hello", "the link was replaced");
-        let e = fetch(&[from_path("away/r", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody))
+        let e = fetch(&[from_path("away/r", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None)
             .await
             .unwrap_err();
         assert!(matches!(e, ResourceFileError::Escape { .. }), "{e}");
@@ -722,7 +736,7 @@ httpd.serve_forever()
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/data.bin", server.port);
             let files = [from_url("in/data.bin", &url, Some("0640"))];
-            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca), None).await.unwrap();
+            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca), None, None).await.unwrap();
             let got = std::fs::read(dest.path().join("in/data.bin")).unwrap();
             assert_eq!(got, std::fs::read(dir.path().join("root/data.bin")).unwrap());
             let mode = std::fs::metadata(dest.path().join("in/data.bin")).unwrap().permissions().mode() & 0o7777;
@@ -747,6 +761,7 @@ httpd.serve_forever()
                     "s",
                     ca.as_deref(),
                     None,
+                    None,
                 )
                 .await
                 .unwrap_err();
@@ -764,9 +779,10 @@ httpd.serve_forever()
             let dest = tempfile::tempdir().unwrap();
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/nope.bin", server.port);
-            let e = fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca), None)
-                .await
-                .unwrap_err();
+            let e =
+                fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca), None, None)
+                    .await
+                    .unwrap_err();
             let msg = e.to_string();
             assert!(msg.contains(&format!("httpUrl {url}")) && msg.contains("'n'"), "{msg}");
             assert!(msg.contains("404") && msg.contains("exit code 22"), "{msg}");

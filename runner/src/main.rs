@@ -171,6 +171,10 @@ enum Cmd {
         /// through gangway's agent (no ssh), a rankfile from the placement.
         #[arg(long = "mpi", value_parser = ["auto", "pmi", "openmpi"])]
         mpi_impl: Option<String>,
+        /// A file you stored with `gangway file put`, put in the task's working directory under
+        /// its name (an `uploadedFile` resource file); repeat for more.
+        #[arg(long = "file", value_name = "NAME")]
+        files: Vec<String>,
         /// Run as this user (`userIdentity.userName`): yourself, or anyone for an admin.
         #[arg(long = "user", value_name = "NAME", conflicts_with = "elevated")]
         user_name: Option<String>,
@@ -435,6 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             bind,
             gpu_bind,
             mpi_impl,
+            files,
             user_name,
             elevated,
             wait,
@@ -467,6 +472,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         gpu_bind,
                         implementation: mpi_impl,
                     }),
+                    files,
                     user_identity: (user_name.is_some() || elevated).then(|| gangway_api::UserIdentity {
                         user_name,
                         auto_user: elevated.then(|| gangway_api::AutoUserSpecification {

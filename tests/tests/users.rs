@@ -403,3 +403,50 @@ fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused(
     assert_eq!(forged.status, 401);
     assert!(forged.text().contains("MUNGE credential refused"), "{}", forged.text());
 }
+
+#[test]
+fn stored_files_are_their_uploaders_and_tasks_get_only_their_users() {
+    let alice = TestUser::create("g");
+    let bob = TestUser::create("h");
+    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let state = c.state_dir();
+    let mut admin = c.client();
+    // Alice stores a file through the socket (she cannot read the head's store directly).
+    let home = home_for(&alice);
+    let local = home.path().join("own/data.txt");
+    std::fs::write(&local, "alice's data\n").unwrap();
+    std::os::unix::fs::chown(&local, Some(alice.uid), Some(alice.gid)).unwrap();
+    let put = run_as(&alice, &state, "gangway", &["file", "put", local.to_str().unwrap()]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let listed = |user: &TestUser| {
+        String::from_utf8_lossy(&run_as(user, &state, "gangway", &["file", "list"]).stdout).into_owned()
+    };
+    assert!(listed(&alice).contains("data.txt"));
+    assert!(!listed(&bob).contains("data.txt"), "bob lists only his own files");
+    assert!(admin.list_files().unwrap().is_empty(), "the admin's files are the head user's");
+    let get = run_as(&bob, &state, "gangway", &["file", "delete", "data.txt"]);
+    assert!(!get.status.success() && stderr(&get).contains("no file named 'data.txt'"), "{}", stderr(&get));
+
+    // Her task gets it; bob's task naming the same file finds none of his.
+    let run = run_as(
+        &alice,
+        &state,
+        "gangway",
+        &["submit", "--job", "fa", "--file", "data.txt", "--wait", "--", "cat", "data.txt"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let task = admin.list_tasks("fa", &Default::default()).unwrap().into_iter().next().unwrap();
+    let logs = run_as(&alice, &state, "gangway", &["task", "logs", "fa", &task.id]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "alice's data\n");
+    let run = run_as(
+        &bob,
+        &state,
+        "gangway",
+        &["submit", "--job", "fb", "--file", "data.txt", "--wait", "--", "cat", "data.txt"],
+    );
+    assert!(!run.status.success());
+    let task = admin.list_tasks("fb", &Default::default()).unwrap().into_iter().next().unwrap();
+    let failure = task.execution_info.failure_info.expect("bob's task failed");
+    assert!(failure.message.contains("no file named 'data.txt' has been uploaded"), "{}", failure.message);
+}

@@ -37,6 +37,8 @@ pub struct Submit {
     pub coordination: Option<String>,
     /// Managed MPI ranks on the node.
     pub mpi: Option<MpiSettings>,
+    /// Stored files (`gangway file put`) to put in its working directory.
+    pub files: Vec<String>,
     /// Who it runs as, when not the job's owner.
     pub user_identity: Option<gangway_api::UserIdentity>,
     pub wait: bool,
@@ -64,7 +66,15 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         environment_settings: Vec::new(),
         constraints: Some(constraints),
         required_slots: s.slots,
-        resource_files: Vec::new(),
+        resource_files: s
+            .files
+            .iter()
+            .map(|name| gangway_api::ResourceFile {
+                file_path: name.clone(),
+                uploaded_file: Some(name.clone()),
+                ..Default::default()
+            })
+            .collect(),
         mpi: s.mpi.clone(),
         resources: s.resources.clone(),
         multi_instance_settings: s.nodes.map(|n| MultiInstanceSettings {

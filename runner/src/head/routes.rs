@@ -76,38 +76,43 @@ pub fn router(head: Arc<Head>) -> Router {
 /// a token, a Unix-socket peer is the user the kernel named; over TCP a call without a token
 /// is refused.
 async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
-    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let peer = req.extensions().get::<Connection>().and_then(|c| c.peer);
+    let conn = req.extensions().get::<Connection>().cloned();
+    match caller(&head, req.headers(), conn.as_ref()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Who a request with `headers` on connection `conn` comes from (see [`identify`]).
+pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Connection>) -> ApiResult<Caller> {
+    let refuse = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why);
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let peer = conn.and_then(|c| c.peer);
     let bearer = presented.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
     let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
-    let caller = if auth::token_matches(presented, &head.token) {
-        Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true }
-    } else if let Some(cred) = presented.and_then(|h| h.strip_prefix("Munge ")) {
-        match identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await {
-            Ok((uid, gid)) => Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await },
-            Err(why) => return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why).into_response(),
-        }
-    } else if let Some((id, secret)) = user_token {
-        match head.read(|st| st.token_user(id, secret, Timestamp::now())) {
-            Ok(uid) => Caller { uid, admin: head.admins.is_admin(uid, None).await },
-            Err(why) => return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why).into_response(),
-        }
-    } else {
-        match (peer, presented) {
-            (Some(p), None) => Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await },
-            (None, None) => {
-                let msg = "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
-                    or the head's Unix socket";
-                return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
-            }
-            (_, Some(_)) => {
-                let msg = "the bearer token is not valid for this cluster";
-                return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg).into_response();
-            }
-        }
-    };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    if auth::token_matches(presented, &head.token) {
+        return Ok(Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true });
+    }
+    if let Some(cred) = presented.and_then(|h| h.strip_prefix("Munge ")) {
+        let (uid, gid) = identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await.map_err(refuse)?;
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await });
+    }
+    if let Some((id, secret)) = user_token {
+        let uid = head.read(|st| st.token_user(id, secret, Timestamp::now())).map_err(refuse)?;
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await });
+    }
+    match (peer, presented) {
+        (Some(p), None) => Ok(Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await }),
+        (None, None) => Err(refuse(
+            "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
+             or the head's Unix socket"
+                .into(),
+        )),
+        (_, Some(_)) => Err(refuse("the bearer token is not valid for this cluster".into())),
+    }
 }
 
 /// `POST /tokens`: a token acting as the caller, shown once.

@@ -2,9 +2,12 @@
 //!
 //! Files live in `STATE_DIR/files/`. An upload is streamed to a temporary file in
 //! `STATE_DIR/files.tmp/`, fsync'ed, renamed into place and the directory fsync'ed, so a
-//! `201` means the file survives a crash and a reader never sees half a file. Every call needs
-//! the admin token, except `GET /files/{name}`, which also accepts the cluster secret: launchers
-//! fetch `uploadedFile` resource files with it.
+//! `201` means the file survives a crash and a reader never sees half a file.
+//!
+//! Every user has their own files: the caller (as the API identifies them) stores, lists, reads
+//! and deletes only theirs. The head's own user's (the admin token's) live in `files/`, every
+//! other user's in `files.users/UID/`. Launchers read with the cluster secret, naming whose
+//! file (`?owner=UID`, the user the task runs as): a task gets only its own user's files.
 
 use std::io;
 use std::path::{Path as FsPath, PathBuf};
@@ -13,15 +16,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use gangway_api::files::validate_file_name;
 use gangway_api::{ListResponse, Timestamp, UploadedFile};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use super::error::ApiError;
+use super::identity::Connection;
 use super::{auth, Head};
 
 /// The largest file one `PUT /files/{name}` may store.
@@ -38,6 +45,40 @@ fn tmp_dir(files: &FsPath) -> PathBuf {
     files.with_extension("tmp")
 }
 
+/// Where `uid`'s files live (created on first use, the head's alone).
+fn owner_dir(head: &Head, uid: u32) -> io::Result<PathBuf> {
+    if uid == head.admins.head_uid() {
+        return Ok(head.files_dir.clone());
+    }
+    let dir = head.files_dir.with_extension("users").join(uid.to_string());
+    if !dir.is_dir() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Whose files a request names: a launcher's (cluster secret) asks for the task user's
+/// (`?owner=UID`, the head's user's without it); anyone else gets their own.
+async fn files_of(
+    head: &Head,
+    headers: &HeaderMap,
+    conn: Option<&Connection>,
+    query: &HashMap<String, String>,
+    launchers_too: bool,
+) -> Result<PathBuf, ApiError> {
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let uid = if launchers_too && auth::token_matches(presented, &head.secret) {
+        match query.get("owner") {
+            Some(o) => o.parse().map_err(|_| ApiError::invalid(format!("owner '{o}' is not a uid")))?,
+            None => head.admins.head_uid(),
+        }
+    } else {
+        super::routes::caller(head, headers, conn).await?.uid
+    };
+    owner_dir(head, uid).map_err(|e| internal(format!("creating the file store of uid {uid}"), e))
+}
+
 /// Creates the store's directories and removes uploads a crash left half-written.
 pub fn init(files: &FsPath) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -47,20 +88,6 @@ pub fn init(files: &FsPath) -> io::Result<()> {
     let tmp = tmp_dir(files);
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)
-}
-
-/// The admin token, or (when `launchers_too`) the cluster secret.
-fn authorize(head: &Head, headers: &HeaderMap, launchers_too: bool) -> Result<(), ApiError> {
-    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if auth::token_matches(presented, &head.token) || (launchers_too && auth::token_matches(presented, &head.secret)) {
-        return Ok(());
-    }
-    let msg = if presented.is_none() {
-        "this call needs an Authorization: Bearer <token> header (the token is in client.json)"
-    } else {
-        "the bearer token is not valid for this cluster"
-    };
-    Err(ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", msg))
 }
 
 fn checked_name(name: &str) -> Result<(), ApiError> {
@@ -85,22 +112,34 @@ fn internal(what: String, e: io::Error) -> ApiError {
 }
 
 /// `PUT /files/{name}`: stores the raw body durably; `201` once it is.
-pub async fn put_file(State(head): H, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    match store(&head, &name, &headers, body).await {
+pub async fn put_file(
+    State(head): H,
+    conn: Option<Extension<Connection>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match store(&head, conn.as_deref(), &name, &headers, body).await {
         Ok(()) => StatusCode::CREATED.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn store(head: &Arc<Head>, name: &str, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-    authorize(head, headers, false)?;
+async fn store(
+    head: &Arc<Head>,
+    conn: Option<&Connection>,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), ApiError> {
+    let dir = files_of(head, headers, conn, &HashMap::new(), false).await?;
     checked_name(name)?;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_UPLOAD) {
         return Err(too_large());
     }
     let tmp = tmp_dir(&head.files_dir).join(format!("{name}.{}", head.new_request_id()));
-    let r = write_durably(&head.files_dir, &tmp, name, body).await;
+    let r = write_durably(&dir, &tmp, name, body).await;
     if r.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
@@ -136,11 +175,15 @@ async fn sync_dir(dir: &FsPath) -> io::Result<()> {
 }
 
 /// `GET /files`: every stored file, by name.
-pub async fn list_files(State(head): H, headers: HeaderMap) -> Result<Json<ListResponse<UploadedFile>>, ApiError> {
-    authorize(&head, &headers, false)?;
-    let dir = head.files_dir.clone();
-    let listed = tokio::task::spawn_blocking(move || list_dir(&dir)).await.unwrap_or_else(|e| Err(io::Error::other(e)));
-    let mut value = listed.map_err(|e| internal(format!("listing {}", head.files_dir.display()), e))?;
+pub async fn list_files(
+    State(head): H,
+    conn: Option<Extension<Connection>>,
+    headers: HeaderMap,
+) -> Result<Json<ListResponse<UploadedFile>>, ApiError> {
+    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), false).await?;
+    let at = dir.clone();
+    let listed = tokio::task::spawn_blocking(move || list_dir(&at)).await.unwrap_or_else(|e| Err(io::Error::other(e)));
+    let mut value = listed.map_err(|e| internal(format!("listing {}", dir.display()), e))?;
     value.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(ListResponse { value, next_link: None }))
 }
@@ -162,10 +205,16 @@ fn list_dir(dir: &FsPath) -> io::Result<Vec<UploadedFile>> {
 }
 
 /// `GET /files/{name}`: the file's bytes, streamed (admin token or cluster secret).
-pub async fn get_file(State(head): H, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&head, &headers, true)?;
+pub async fn get_file(
+    State(head): H,
+    conn: Option<Extension<Connection>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let dir = files_of(&head, &headers, conn.as_deref(), &query, true).await?;
     checked_name(&name)?;
-    let path = head.files_dir.join(&name);
+    let path = dir.join(&name);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(file_not_found(&name)),
@@ -181,16 +230,21 @@ pub async fn get_file(State(head): H, Path(name): Path<String>, headers: HeaderM
 }
 
 /// `DELETE /files/{name}`.
-pub async fn delete_file(State(head): H, Path(name): Path<String>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    authorize(&head, &headers, false)?;
+pub async fn delete_file(
+    State(head): H,
+    conn: Option<Extension<Connection>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), false).await?;
     checked_name(&name)?;
-    let path = head.files_dir.join(&name);
+    let path = dir.join(&name);
     match tokio::fs::remove_file(&path).await {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(file_not_found(&name)),
         Err(e) => return Err(internal(format!("removing {}", path.display()), e)),
     }
-    sync_dir(&head.files_dir).await.map_err(|e| internal(format!("syncing {}", head.files_dir.display()), e))?;
+    sync_dir(&dir).await.map_err(|e| internal(format!("syncing {}", dir.display()), e))?;
     Ok(StatusCode::OK)
 }
 
