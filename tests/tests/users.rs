@@ -12,19 +12,31 @@ use gangway_api::Owner;
 use gangway_tests::users::TestUser;
 use gangway_tests::{bin, Cluster, Options};
 
+/// `program` set to run as `user` (their uid and group, none of the test's environment but
+/// `PATH`), in `/`.
+fn command_as(user: &TestUser, program: &str) -> Command {
+    let mut c = Command::new(bin(program));
+    c.uid(user.uid).gid(user.gid).env_clear().env("PATH", "/usr/bin:/bin").current_dir("/");
+    c
+}
+
 /// Runs `program ARGS…` as `user`, with only the head's state directory to find it by (its
 /// `client.json` is the admin's; the user falls back to the socket there).
 fn run_as(user: &TestUser, state: &Path, program: &str, args: &[&str]) -> Output {
-    Command::new(bin(program))
+    command_as(user, program)
         .args(args)
-        .uid(user.uid)
-        .gid(user.gid)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
         .env("GANGWAY_STATE_DIR", state)
-        .current_dir("/")
         .output()
         .unwrap_or_else(|e| panic!("running {program} as {}: {e}", user.name))
+}
+
+/// A one-node cluster whose head users can reach: the test's temporary directory is root's
+/// alone, so it is opened to be passed through (0711), as the head's state directory in it is.
+fn users_cluster(opts: Options) -> (Cluster, std::path::PathBuf) {
+    let c = Cluster::start(Options { nodes: 1, ..opts });
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let state = c.state_dir();
+    (c, state)
 }
 
 fn stderr(out: &Output) -> String {
@@ -47,11 +59,7 @@ fn sbatch_held(user: &TestUser, state: &Path, args: &[&str]) -> Result<u64, Stri
 fn users_reach_the_head_by_its_socket_and_change_only_their_own_jobs() {
     let alice = TestUser::create("a");
     let bob = TestUser::create("b");
-    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
-    // The test's temporary directory is root's alone; the head's state directory in it is
-    // open to be passed through (0711), its secrets are not.
-    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    let state = c.state_dir();
+    let (c, state) = users_cluster(Options::default());
     assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o711);
     for private in ["client.json", "admin.token", "cluster.secret", "state.db"] {
         let mode = std::fs::metadata(state.join(private)).unwrap().permissions().mode() & 0o777;
@@ -157,9 +165,7 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     use std::os::unix::fs::MetadataExt;
     use std::time::Duration;
     let alice = TestUser::create("c");
-    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
-    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    let state = c.state_dir();
+    let (c, state) = users_cluster(Options::default());
     let mut admin = c.client();
     let home = home_for(&alice);
     let own = home.path().join("own");
@@ -285,15 +291,10 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
 
 /// Runs `program ARGS…` as `user` over TCP with an API token only (as from another machine).
 fn run_with_token(user: &TestUser, url: &str, token: &str, program: &str, args: &[&str]) -> Output {
-    Command::new(bin(program))
+    command_as(user, program)
         .args(args)
-        .uid(user.uid)
-        .gid(user.gid)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
         .env("GANGWAY_URL", url)
         .env("GANGWAY_TOKEN", token)
-        .current_dir("/")
         .output()
         .unwrap_or_else(|e| panic!("running {program} as {}: {e}", user.name))
 }
@@ -302,9 +303,7 @@ fn run_with_token(user: &TestUser, url: &str, token: &str, program: &str, args: 
 fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     let alice = TestUser::create("d");
     let bob = TestUser::create("e");
-    let mut c = Cluster::start(Options { nodes: 1, ..Options::default() });
-    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    let state = c.state_dir();
+    let (mut c, state) = users_cluster(Options::default());
     let url = c.config.url.clone();
     let mut admin = c.client();
 
@@ -375,15 +374,10 @@ fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused(
     let mut admin = c.client();
 
     // Over TCP with no token, sbatch gets a MUNGE credential for each request: the job is alice's.
-    let run = Command::new(bin("gangway-slurm"))
+    let run = command_as(&alice, "gangway-slurm")
         .args(["sbatch", "--parsable", "--hold", "--wrap", "true"])
-        .uid(alice.uid)
-        .gid(alice.gid)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
         .env("GANGWAY_URL", &c.config.url)
         .env("GANGWAY_MUNGE_SOCKET", &socket)
-        .current_dir("/")
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
@@ -408,9 +402,7 @@ fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused(
 fn stored_files_are_their_uploaders_and_tasks_get_only_their_users() {
     let alice = TestUser::create("g");
     let bob = TestUser::create("h");
-    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
-    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    let state = c.state_dir();
+    let (c, state) = users_cluster(Options::default());
     let mut admin = c.client();
     // Alice stores a file through the socket (she cannot read the head's store directly).
     let home = home_for(&alice);
