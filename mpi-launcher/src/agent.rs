@@ -118,7 +118,18 @@ impl Site {
         let _ = std::fs::remove_file(&socket);
         let listener = crate::agent_cli::short_socket_path(&socket)
             .and_then(|(_dir, short)| UnixListener::bind(short))
-            .map_err(|source| SiteError::Bind { path: shown, source })?;
+            .map_err(|source| SiteError::Bind { path: shown.clone(), source })?;
+        // Only the task's user (whose mpirun and daemons run the agent) may connect, and only
+        // they are answered: anyone else could run commands as them.
+        let user = exec.user_of(&spec.dir).map(|u| (u.uid, u.gid));
+        if let Some((uid, gid)) = user {
+            use std::os::unix::fs::PermissionsExt;
+            std::os::unix::fs::chown(&socket, Some(uid), Some(gid))
+                .and_then(|()| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
+                .map_err(|source| SiteError::Bind { path: shown, source })?;
+        }
+        // SAFETY: geteuid has no preconditions.
+        let allowed = user.map_or(unsafe { libc::geteuid() }, |(uid, _)| uid);
         let site = Arc::new(Site {
             exec: exec.clone(),
             id: spec.id,
@@ -136,7 +147,12 @@ impl Site {
         let me = site.clone();
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(me.clone().serve_agent(stream));
+                let peer = stream.peer_cred().map(|c| c.uid()).ok();
+                if peer.is_some_and(|uid| uid == allowed || uid == 0) {
+                    tokio::spawn(me.clone().serve_agent(stream));
+                } else {
+                    tracing::warn!(?peer, allowed, "refused an agent connection from another user");
+                }
             }
         });
         Ok(SiteHandle { site, accept, socket })

@@ -53,6 +53,8 @@ pub struct OpenMpiEnv<'a> {
     pub user: &'a [(String, String)],
     /// Whether the node has RDMA NICs (then Open MPI picks its transports itself).
     pub rdma: bool,
+    /// Whether the task runs as root (Open MPI refuses root unless told it is meant).
+    pub as_root: bool,
 }
 
 /// The variables `mpirun`, the daemons and the ranks get on top of the task's environment.
@@ -64,12 +66,15 @@ pub fn openmpi_env(e: &OpenMpiEnv) -> Vec<(String, String)> {
         // Tree spawn keeps every orted a child of the agent's shell (no --daemonize), so a
         // launcher sees its daemon end; with no_tree_spawn it would leave the agent at once.
         ("OMPI_MCA_plm_rsh_no_tree_spawn".to_owned(), "0".to_owned()),
-        // CI and the namespace tests run as root; a launcher running as root runs tasks so.
-        ("OMPI_ALLOW_RUN_AS_ROOT".to_owned(), "1".to_owned()),
-        ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".to_owned(), "1".to_owned()),
         (SOCKET_ENV.to_owned(), s(e.socket)),
         (PLAN_ENV.to_owned(), s(e.plan)),
     ];
+    // Only a task that runs as root (its owner is root, or the launcher is not root and runs
+    // its own user's) is told that root is meant; a user's task needs nothing.
+    if e.as_root {
+        env.push(("OMPI_ALLOW_RUN_AS_ROOT".to_owned(), "1".to_owned()));
+        env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".to_owned(), "1".to_owned()));
+    }
     if !user_sets("TMPDIR") {
         env.push(("TMPDIR".to_owned(), s(e.tmp)));
     }
@@ -127,8 +132,10 @@ impl Executor {
     ) -> Outcome {
         let tmp = s.dir.join("tmp");
         let shm = shm_dir(&s.start.id, &tmp);
+        // Open MPI's session directories go there, made by the task's user.
+        let user = self.user_of(&s.dir);
         for d in [&tmp, &shm] {
-            if let Err(e) = std::fs::create_dir_all(d) {
+            if let Err(e) = crate::users::as_user(user.as_deref(), || std::fs::create_dir_all(d)) {
                 return Outcome::failed("TaskDirectory", format!("creating {}: {e}", d.display()));
             }
         }
@@ -192,7 +199,10 @@ impl Executor {
         }
         let socket = crate::agent::socket_path(&s.dir);
         let rdma = self.topology.as_ref().is_some_and(|t| !t.nics.is_empty());
-        let e = OpenMpiEnv { tmp, socket: &socket, plan: &plan_path, launcher: &launcher, user: &s.start.env, rdma };
+        // SAFETY: geteuid has no preconditions.
+        let as_root = self.user_of(&s.dir).map_or(unsafe { libc::geteuid() } == 0, |u| u.uid == 0);
+        let user = &s.start.env;
+        let e = OpenMpiEnv { tmp, socket: &socket, plan: &plan_path, launcher: &launcher, user, rdma, as_root };
         env.extend(openmpi_env(&e));
         let mut daemons = env.clone();
         daemons.extend(daemon_env(&e, shm));
@@ -305,6 +315,7 @@ mod tests {
             launcher: "/bin/gangway-node",
             user: &user,
             rdma,
+            as_root: true,
         })
         .into_iter()
         .collect()

@@ -279,6 +279,24 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
         run_as(&alice, &state, "gangway", &["submit", "--job", "ud", "--user", &alice.name, "--wait", "--", "true"]);
     assert!(run.status.success(), "alice may name herself: {}", stderr(&run));
 
+    // Open MPI's mpirun, its daemons and its ranks run as her, with no leave to run as root.
+    let args = ["submit", "--job", "ao", "--ranks-per-node", "2", "--mpi", "openmpi", "--wait", "--"];
+    let run = run_as(
+        &alice,
+        &state,
+        "gangway",
+        &[&args[..], &["sh", "-c", "id -u; env | grep -c '^OMPI_ALLOW_RUN_AS_ROOT' || true"]].concat(),
+    );
+    let task = admin.list_tasks("ao", &Default::default()).unwrap().into_iter().next().expect("the task");
+    let logs = run_as(&alice, &state, "gangway", &["task", "logs", "ao", &task.id]);
+    let out = String::from_utf8_lossy(&logs.stdout).into_owned();
+    let errs = run_as(&alice, &state, "gangway", &["task", "logs", "ao", &task.id, "--stderr"]);
+    let errs = String::from_utf8_lossy(&errs.stdout).into_owned();
+    assert!(run.status.success(), "{}\n{out}\n{errs}\n{:?}", stderr(&run), task.execution_info);
+    let uid = alice.uid.to_string();
+    assert_eq!(out.lines().filter(|l| *l == uid).count(), 2, "{out}");
+    assert_eq!(out.lines().filter(|l| *l == "0").count(), 2, "no OMPI_ALLOW_RUN_AS_ROOT: {out}");
+
     // So do the ranks of her MPI task, each appending to the task's output.
     let args = ["submit", "--job", "am", "--ranks-per-node", "2", "--wait", "--", "sh", "-c", "id -u"];
     let run = run_as(&alice, &state, "gangway", &args);
@@ -441,4 +459,46 @@ fn stored_files_are_their_uploaders_and_tasks_get_only_their_users() {
     let task = admin.list_tasks("fb", &Default::default()).unwrap().into_iter().next().unwrap();
     let failure = task.execution_info.failure_info.expect("bob's task failed");
     assert!(failure.message.contains("no file named 'data.txt' has been uploaded"), "{}", failure.message);
+}
+
+#[test]
+fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_job() {
+    let c = Cluster::start(Options { nodes: 1, ..Options::default() });
+    let mut admin = c.client();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out.txt");
+    let srun = format!("{} srun -n 1 true", bin("gangway-slurm").display());
+    let script = format!("echo $GANGWAY_TOKEN; {srun}");
+    // Submitted with the admin token in the environment, which sbatch exports to the job.
+    let run = Command::new(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "-o", out.to_str().unwrap(), "--wrap", &script])
+        .env("GANGWAY_URL", &c.config.url)
+        .env("GANGWAY_TOKEN", &c.config.token)
+        .env_remove("GANGWAY_STATE_DIR")
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    let ended = gangway_tests::wait_for(std::time::Duration::from_secs(30), "the job to end", || {
+        admin.slurm_job(job).ok().filter(|j| j.state.is_finished())
+    });
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(ended.state, SlurmJobState::Completed, "its srun used the job's credential: {text}");
+    let token = text.lines().next().unwrap_or_default().to_owned();
+    assert!(token.starts_with(&format!("gwj_{job}_")), "{token}");
+    // What the head stored of the job holds no credential of the submitter's.
+    let stored = admin.get_job(&job.to_string()).unwrap().slurm.unwrap().request.env;
+    assert!(stored.iter().all(|(k, _)| k != "GANGWAY_TOKEN"), "{stored:?}");
+    assert!(stored.iter().any(|(k, _)| k == "GANGWAY_URL"), "the rest of the environment stays");
+    // The job's credential ended with it; a forged one never worked.
+    let mut http = gangway_api::http::HttpClient::new(&c.config.url).unwrap();
+    let bearer = format!("Bearer {token}");
+    let after = http.request("GET", "/jobs", &[("Authorization", &bearer)], None).unwrap();
+    assert_eq!(after.status, 401);
+    assert!(after.text().contains(&format!("job credential expired: job {job} has ended")), "{}", after.text());
+    let forged = format!("Bearer gwj_{job}_{}", "0".repeat(64));
+    let forged = http.request("GET", "/jobs", &[("Authorization", &forged)], None).unwrap();
+    assert_eq!(forged.status, 401);
+    assert!(forged.text().contains("the bearer token is not valid"), "{}", forged.text());
 }

@@ -293,7 +293,11 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
     }
-    head.state.lock().expect("head state lock").set_job_limits(config.job_limits);
+    {
+        let mut st = head.state.lock().expect("head state lock");
+        st.set_job_limits(config.job_limits);
+        st.set_job_token_key(&head.secret);
+    }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
     let has_default = head.read(|st| st.pools.contains_key("default"));

@@ -100,6 +100,10 @@ pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Conne
         let (uid, gid) = identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await.map_err(refuse)?;
         return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await });
     }
+    if let Some(job_token) = bearer.map(str::trim).filter(|b| b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)) {
+        let uid = head.read(|st| st.job_token_user(job_token)).map_err(refuse)?;
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await });
+    }
     if let Some((id, secret)) = user_token {
         let uid = head.read(|st| st.token_user(id, secret, Timestamp::now())).map_err(refuse)?;
         return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await });

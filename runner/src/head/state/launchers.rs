@@ -272,6 +272,7 @@ impl HeadState {
             return;
         };
         let allocation = self.allocation_of(&node, &grant);
+        let token_key = self.job_token_key;
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -287,7 +288,7 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation)));
+        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation, &token_key)));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -437,7 +438,13 @@ impl HeadState {
 
 /// The start message of a task's current attempt on the node of `allocation` (for a
 /// multi-instance task, the first node's: the part common to every instance).
-pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, allocation: NodeAllocation) -> StartTask {
+pub(crate) fn attempt_message(
+    job: &Job,
+    t: &super::TaskRec,
+    pool: String,
+    allocation: NodeAllocation,
+    token_key: &[u8],
+) -> StartTask {
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.extend(t.wire.environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())));
@@ -470,7 +477,7 @@ pub(crate) fn attempt_message(job: &Job, t: &super::TaskRec, pool: String, alloc
             }),
         },
     };
-    super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus);
+    super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus, token_key);
     msg.allocation = Some(allocation);
     msg
 }

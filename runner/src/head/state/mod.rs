@@ -150,6 +150,8 @@ pub struct HeadState {
     pub(crate) jobs: BTreeMap<String, JobRec>,
     /// API tokens by id.
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
+    /// The key of job credentials (see `tokens::job_token`).
+    pub(crate) job_token_key: [u8; 32],
     /// How many jobs may be open, and how many are.
     limits: limits::JobLimits,
     open: limits::OpenJobs,
@@ -186,6 +188,7 @@ impl HeadState {
             pools: BTreeMap::new(),
             jobs: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            job_token_key: [0; 32],
             limits: Default::default(),
             open: Default::default(),
             nodes: BTreeMap::new(),

@@ -168,6 +168,8 @@ impl HeadState {
         }
         let elements = req.array.as_ref().map_or(1, |a| a.indices.len());
         self.may_open_jobs(Some(req.uid), elements)?;
+        // gangway's own credentials never stay in a job's environment (the job gets its own).
+        req.env.retain(|(k, _)| k != "GANGWAY_TOKEN");
         let first = self.slurm.next_id;
         if req.test_only {
             return Ok(SlurmSubmitted { job_id: first, test_only: Some(self.slurm_test_only(&req, &partition)) });

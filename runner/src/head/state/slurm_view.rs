@@ -154,7 +154,7 @@ fn output_paths(s: &SlurmJobInfo, first_node: &str) -> (String, String) {
 
 /// Adds what a Slurm batch job's start needs to its attempt message: the script, its files
 /// and working directory, and the `SLURM_*` environment of the reference (`case-*.env`).
-pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32]) {
+pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32], token_key: &[u8]) {
     let Some(s) = job.slurm.as_deref() else { return };
     let r = &s.request;
     let nodes = allocation(t);
@@ -237,6 +237,9 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     let addr = s.cluster_addr.rsplit_once(':').map_or((s.cluster_addr.as_str(), "0"), |(h, p)| (h, p));
     set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
     set("PWD", r.work_dir.clone());
+    // The job's own credential for its srun steps: the submitter's never travels with it.
+    set("GANGWAY_URL", format!("http://{}", s.cluster_addr));
+    set("GANGWAY_TOKEN", super::tokens::job_token(token_key, job));
     if r.gpus_per_node.is_some() {
         env.extend(gpu_env(gpus));
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Effects, HeadState};
 use crate::head::error::ApiError;
 use crate::head::identity::Caller;
-use crate::head::sha256::hex_digest;
+use crate::head::sha256::{hex, hex_digest, hmac};
 use crate::store::Write;
 
 /// A token as the head keeps it.
@@ -110,5 +110,44 @@ impl HeadState {
             self.tokens.insert(rec.token.id.clone(), rec);
         }
         Ok(())
+    }
+}
+
+/// What a job credential starts with (`gwj_JOB_MAC`).
+pub(crate) const JOB_TOKEN_PREFIX: &str = "gwj_";
+
+/// The credential a job's processes talk to the head with (`GANGWAY_TOKEN` in a batch job, for
+/// its `srun`s): it acts as the job's owner until the job ends. It is a MAC of the job (its id
+/// and creation time) under the head's `key`, so nothing is stored and no submitter's token
+/// needs to travel in the job's environment.
+pub(crate) fn job_token(key: &[u8], job: &gangway_api::Job) -> String {
+    format!("{JOB_TOKEN_PREFIX}{}_{}", job.id, job_mac(key, job))
+}
+
+fn job_mac(key: &[u8], job: &gangway_api::Job) -> String {
+    hex(&hmac(key, format!("{}\n{}", job.id, job.creation_time.0).as_bytes()))
+}
+
+impl HeadState {
+    /// The key job credentials are made with (from the cluster secret, at start-up).
+    pub fn set_job_token_key(&mut self, secret: &str) {
+        self.job_token_key = crate::head::sha256::digest(format!("gangway job credentials\n{secret}").as_bytes());
+    }
+
+    /// The uid a job credential acts as, or why it is refused (not one, or its job ended).
+    pub(crate) fn job_token_user(&self, token: &str) -> Result<u32, String> {
+        let (job, mac) = token
+            .strip_prefix(JOB_TOKEN_PREFIX)
+            .and_then(|t| t.rsplit_once('_'))
+            .ok_or_else(|| NOT_VALID.to_owned())?;
+        let j = self.jobs.get(job).ok_or_else(|| NOT_VALID.to_owned())?;
+        let want = job_mac(&self.job_token_key, &j.wire);
+        if want.len() != mac.len() || want.bytes().zip(mac.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+            return Err(NOT_VALID.to_owned());
+        }
+        if j.wire.state == gangway_api::JobState::Completed {
+            return Err(format!("job credential expired: job {job} has ended"));
+        }
+        j.wire.owner.as_ref().map(|o| o.uid).ok_or_else(|| NOT_VALID.to_owned())
     }
 }
