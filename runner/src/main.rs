@@ -69,6 +69,10 @@ enum Cmd {
         /// The most connections served at once (each launcher holds one); more are closed.
         #[arg(long, default_value_t = 32_768)]
         max_connections: usize,
+        /// What users see of others' jobs: `details` (ids, states, owners; no commands,
+        /// scripts or environments) or `jobs` (nothing, as Slurm's PrivateData=jobs).
+        #[arg(long, default_value = "details", value_parser = ["details", "jobs"])]
+        private_data: String,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -352,6 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             max_jobs,
             max_jobs_per_user,
             max_connections,
+            private_data,
         } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
@@ -372,6 +377,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     max_per_user: max_jobs_per_user,
                 },
                 max_connections,
+                private_data: match private_data.as_str() {
+                    "jobs" => gangway_runner::head::privacy::PrivateData::Jobs,
+                    _ => gangway_runner::head::privacy::PrivateData::Details,
+                },
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -48,11 +48,21 @@ pub struct NetOptions {
     pub topology_xml: Option<PathBuf>,
     /// A topology.conf for the head (`--fabric`).
     pub fabric: Option<PathBuf>,
+    /// More arguments for `gangway head` (such as `--munge-socket PATH`).
+    pub head_args: Vec<String>,
 }
 
 impl Default for NetOptions {
     fn default() -> NetOptions {
-        NetOptions { hosts: 2, slots: 1, node_timeout: "2s", heartbeat: "300ms", topology_xml: None, fabric: None }
+        NetOptions {
+            hosts: 2,
+            slots: 1,
+            node_timeout: "2s",
+            heartbeat: "300ms",
+            topology_xml: None,
+            fabric: None,
+            head_args: Vec::new(),
+        }
     }
 }
 
@@ -159,10 +169,11 @@ impl NetCluster {
             Some(addr) => addr.to_owned(),
             None => format!("10.201.{}.1:0", self.subnet),
         };
-        let extra: Vec<&std::ffi::OsStr> = match &self.opts.fabric {
+        let mut extra: Vec<&std::ffi::OsStr> = match &self.opts.fabric {
             Some(f) => vec!["--fabric".as_ref(), f.as_os_str()],
             None => Vec::new(),
         };
+        extra.extend(self.opts.head_args.iter().map(std::ffi::OsStr::new));
         let (child, config) = spawn_head_with(
             self.dir.path(),
             &listen,

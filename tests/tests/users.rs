@@ -502,3 +502,57 @@ fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_
     assert_eq!(forged.status, 401);
     assert!(forged.text().contains("the bearer token is not valid"), "{}", forged.text());
 }
+
+#[test]
+fn munge_authenticated_sbatch_from_another_namespace_host() {
+    use gangway_tests::netns::{available, NetCluster, NetOptions};
+    assert!(available(), "the namespace tests need root and iproute2");
+    let alice = TestUser::create("i");
+    let munged = gangway_tests::users::Munged::start();
+    let socket = munged.socket().to_string_lossy().into_owned();
+    let opts = NetOptions { hosts: 1, head_args: vec!["--munge-socket".into(), socket.clone()], ..Default::default() };
+    let cluster = NetCluster::start(opts);
+    let ns = cluster.hosts[0].netns.clone();
+    // sbatch on host1, as alice, over the network to the head, with only a MUNGE credential.
+    let run = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .args(["--setgid", &alice.gid.to_string(), "--setuid", &alice.uid.to_string(), "--"])
+        .arg(bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "--hold", "--wrap", "true"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GANGWAY_URL", &cluster.config.url)
+        .env("GANGWAY_MUNGE_SOCKET", &socket)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    let owner = cluster.client().get_job(&job.to_string()).unwrap().owner;
+    assert_eq!(owner, Some(Owner { uid: alice.uid, name: alice.name.clone() }));
+}
+
+#[test]
+fn with_private_data_jobs_other_users_jobs_are_not_there_at_all() {
+    let alice = TestUser::create("j");
+    let bob = TestUser::create("k");
+    let opts = Options { head_args: vec!["--private-data".into(), "jobs".into()], ..Options::default() };
+    let (c, state) = users_cluster(opts);
+    let job = sbatch_held(&alice, &state, &[]).expect("alice submits").to_string();
+    let squeue = |user: &TestUser| {
+        let out = run_as(user, &state, "gangway-slurm", &["squeue", "-h", "-o", "%i"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(squeue(&alice), job);
+    assert_eq!(squeue(&bob), "", "bob's squeue lists none of alice's jobs");
+    let show = run_as(&bob, &state, "gangway-slurm", &["scontrol", "show", "job", &job]);
+    assert!(!show.status.success() && stderr(&show).contains("Invalid job id specified"), "{}", stderr(&show));
+    let rest = run_as(&bob, &state, "gangway", &["job", "show", &job]);
+    assert!(
+        !rest.status.success() && stderr(&rest).contains(&format!("job '{job}' does not exist")),
+        "{}",
+        stderr(&rest)
+    );
+    assert_eq!(c.client().list_jobs(&Default::default()).unwrap().len(), 1, "admins see every job");
+}

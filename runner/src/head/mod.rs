@@ -12,7 +12,7 @@ pub mod filter;
 pub mod identity;
 mod launcher;
 mod listing;
-mod privacy;
+pub mod privacy;
 mod routes;
 mod sha256;
 mod slurm_routes;
@@ -59,6 +59,8 @@ pub struct HeadConfig {
     pub job_limits: state::limits::JobLimits,
     /// The most connections served at once (launchers' streams included), TCP and socket.
     pub max_connections: usize,
+    /// How much of other users' jobs a user sees.
+    pub private_data: privacy::PrivateData,
 }
 
 /// The running head, shared by every connection.
@@ -80,6 +82,8 @@ pub struct Head {
     admins: identity::Admins,
     /// The munged socket MUNGE credentials are decoded with (None: munge's default).
     munge_socket: Option<String>,
+    /// How much of other users' jobs a user sees.
+    private_data: privacy::PrivateData,
 }
 
 impl Head {
@@ -289,6 +293,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         groups: users::UserGroups::default(),
         admins,
         munge_socket: config.munge_socket.clone(),
+        private_data: config.private_data,
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);

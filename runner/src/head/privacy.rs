@@ -1,6 +1,8 @@
-//! What a user sees of another user's jobs (Slurm's default `PrivateData`, as gangway keeps
-//! it): ids, states, owners, resources and times, but not command lines, scripts,
-//! environments, resource-file addresses or outputs. Owners and admins see everything.
+//! What a user sees of another user's jobs. By default (Slurm's default `PrivateData`, as
+//! gangway keeps it): ids, states, owners, resources and times, but not command lines,
+//! scripts, environments, resource-file addresses or outputs. With `gangway head
+//! --private-data jobs` (Slurm's `PrivateData=jobs`): nothing, as if they did not exist.
+//! Owners and admins see everything.
 
 use gangway_api::slurm::SlurmJob;
 use gangway_api::{Job, Task};
@@ -40,4 +42,21 @@ pub fn slurm_job(caller: &Caller, mut job: SlurmJob) -> SlurmJob {
         job.command = None;
     }
     job
+}
+
+/// How much of other users' jobs a user sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrivateData {
+    /// Their ids, states, owners, resources and times.
+    #[default]
+    Details,
+    /// Nothing: they are not listed and not found.
+    Jobs,
+}
+
+impl PrivateData {
+    /// Whether `caller` may not see at all a job owned by `owner`.
+    pub fn hides(self, caller: &Caller, owner: Option<u32>) -> bool {
+        self == PrivateData::Jobs && !caller.may_change(owner)
+    }
 }

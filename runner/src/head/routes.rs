@@ -16,6 +16,7 @@ use super::error::{parse_body, ApiError};
 use super::identity::{self, Caller, Connection};
 use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
+use super::state::{HeadState, JobRec};
 use super::{auth, files, launcher, privacy, uploads, Head};
 
 type H = State<Arc<Head>>;
@@ -306,6 +307,7 @@ async fn remove_nodes(State(head): H, who: Who, Path(pool): Path<String>, body: 
 async fn list_jobs(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {
     let mut list =
         head.read(|st| page(st.jobs.iter().map(|(k, j)| (k.as_str(), &j.wire)), &q, JOB_FIELDS, &head.url, "/jobs"))?;
+    list.value.retain(|j| !head.private_data.hides(&who, j.owner.as_ref().map(|o| o.uid)));
     list.value = list.value.into_iter().map(|j| privacy::job(&who, j)).collect();
     Ok(Json(list))
 }
@@ -318,7 +320,7 @@ async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode>
 }
 
 async fn get_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<Job>> {
-    let job = head.read(|st| st.jobs.get(&id).map(|j| j.wire.clone())).ok_or_else(|| job_not_found(&id))?;
+    let job = head.read(|st| visible(&head, &who, st, &id).map(|j| j.wire.clone()))?;
     Ok(Json(privacy::job(&who, job)))
 }
 
@@ -352,8 +354,16 @@ async fn terminate_job(State(head): H, who: Who, Path(id): Path<String>, body: B
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn task_counts(State(head): H, Path(id): Path<String>) -> ApiResult<Json<TaskCountsResult>> {
-    head.read(|st| st.task_counts(&id)).map(Json)
+async fn task_counts(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<TaskCountsResult>> {
+    head.read(|st| visible(&head, &who, st, &id).and_then(|_| st.task_counts(&id))).map(Json)
+}
+
+/// Job `id` if `who` may see it at all (else: not found, as if it did not exist).
+fn visible<'s>(head: &Head, who: &Caller, st: &'s HeadState, id: &str) -> ApiResult<&'s JobRec> {
+    st.jobs
+        .get(id)
+        .filter(|j| !head.private_data.hides(who, j.wire.owner.as_ref().map(|o| o.uid)))
+        .ok_or_else(|| job_not_found(id))
 }
 
 async fn list_tasks(
@@ -363,7 +373,7 @@ async fn list_tasks(
     Query(q): Q,
 ) -> ApiResult<Json<ListResponse<Task>>> {
     head.read(|st| {
-        let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
+        let j = visible(&head, &who, st, &job)?;
         let mut list = page(
             j.tasks.iter().map(|(k, t)| (k.as_str(), &t.wire)),
             &q,
@@ -450,7 +460,7 @@ async fn add_task_collection(
 
 async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
     head.read(|st| {
-        let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
+        let j = visible(&head, &who, st, &job)?;
         let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
         let t = Task { planned_start: st.planned_start(t.key, Timestamp::now()), ..t.wire.clone() };
         Ok(privacy::task(&who, j.wire.owner.as_ref().map(|o| o.uid), t))
@@ -460,9 +470,11 @@ async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, Str
 
 async fn subtasks_info(
     State(head): H,
+    who: Who,
     Path((job, task)): Path<(String, String)>,
 ) -> ApiResult<Json<ListResponse<SubtaskInformation>>> {
-    head.read(|st| st.subtasks_info(&job, &task)).map(|value| Json(ListResponse { value, next_link: None }))
+    head.read(|st| visible(&head, &who, st, &job).and_then(|_| st.subtasks_info(&job, &task)))
+        .map(|value| Json(ListResponse { value, next_link: None }))
 }
 
 async fn terminate_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {

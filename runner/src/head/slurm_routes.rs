@@ -36,7 +36,10 @@ pub fn router() -> Router<Arc<Head>> {
 async fn list(State(head): H, who: Who, Query(q): Query<HashMap<String, String>>) -> Json<SlurmJobList> {
     let accounting = q.get("accounting").is_some_and(|v| v == "true");
     let mut list = head.read(|st| st.slurm_jobs());
-    list.jobs.retain(|j| !accounting || who.may_change(Some(j.uid)));
+    list.jobs.retain(|j| {
+        let own = who.may_change(Some(j.uid));
+        (own || !accounting) && !head.private_data.hides(&who, Some(j.uid))
+    });
     list.jobs = list.jobs.into_iter().map(|j| super::privacy::slurm_job(&who, j)).collect();
     Json(list)
 }
@@ -44,7 +47,8 @@ async fn list(State(head): H, who: Who, Query(q): Query<HashMap<String, String>>
 async fn show(State(head): H, who: Who, Path(id): Path<String>) -> Result<Json<SlurmJob>, ApiError> {
     let not_found = || ApiError::not_found("InvalidJobId", format!("Invalid job id specified: {id}"));
     let n: u64 = id.parse().map_err(|_| not_found())?;
-    head.read(|st| st.slurm_job(n)).map(|j| Json(super::privacy::slurm_job(&who, j))).ok_or_else(not_found)
+    let job = head.read(|st| st.slurm_job(n)).filter(|j| !head.private_data.hides(&who, Some(j.uid)));
+    job.map(|j| Json(super::privacy::slurm_job(&who, j))).ok_or_else(not_found)
 }
 
 /// A user submits as themselves: the uid and gid sbatch sends must be the caller's (its gid
