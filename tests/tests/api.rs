@@ -367,3 +367,29 @@ fn connections_past_the_cap_are_closed_and_room_comes_back() {
         (r.status == 200).then_some(())
     });
 }
+
+#[test]
+fn a_body_over_the_limit_is_refused_by_name() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    // Only the headers: the head refuses by the declared length, before reading any of it.
+    let addr = cluster.config.url.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        cluster.config.token,
+        9 << 20
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tcp.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("RequestBodyTooLarge") && answer.contains("a call takes at most 8388608 (8 MiB)"),
+        "{answer}"
+    );
+    assert!(cluster.client().list_jobs(&ListOptions::default()).unwrap().is_empty(), "nothing was added");
+}

@@ -58,7 +58,9 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .merge(super::slurm_routes::router())
-        .route_layer(middleware::from_fn_with_state(head.clone(), identify));
+        .route_layer(middleware::from_fn_with_state(head.clone(), identify))
+        .route_layer(middleware::from_fn(bounded_body))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
@@ -69,6 +71,26 @@ pub fn router(head: Arc<Head>) -> Router {
             ApiError::not_found("ResourceNotFound", "no such resource; see /openapi.json for the API")
         })
         .with_state(head)
+}
+
+/// The largest request body a call takes (uploads stream to the file store, with their own
+/// limit): Slurm's default `max_script_size` is 4 MiB, and a script travels with its
+/// environment.
+pub const MAX_BODY: usize = 8 << 20;
+
+/// Refuses, in Azure's shape, a body its `Content-Length` says is over [`MAX_BODY`] (one
+/// without it is cut at the limit by the router).
+async fn bounded_body(req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            format!("the request body is {n} bytes; a call takes at most {MAX_BODY} (8 MiB)"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Finds who is calling ([`Caller`], a request extension for the handlers): the admin token
