@@ -73,14 +73,7 @@ impl TaskUser {
     /// Runs `f` on a new thread that has become this user (its groups, gid and uid, for good:
     /// the thread ends after), so what `f` opens is opened with the user's permissions.
     pub fn with_permissions<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                become_user(self.uid, self.gid, &self.groups)?;
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the thread acting as the task's user panicked")))
-        })
+        with_ids(self.uid, self.gid, &self.groups, f)
     }
 
     /// Gives `dir` and everything the launcher created in it to this user (symbolic links
@@ -137,6 +130,24 @@ pub fn write_fresh(path: &Path, data: &[u8]) -> io::Result<()> {
         _ => {}
     }
     std::fs::File::options().write(true).create_new(true).open(path)?.write_all(data)
+}
+
+/// Runs `f` on a new thread that has become `uid` in `gid` with `groups` (for good: the thread
+/// ends after).
+pub fn with_ids<T: Send>(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    f: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            become_user(uid, gid, groups)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the thread acting as the task's user panicked")))
+    })
 }
 
 /// Makes the calling thread (only it: raw system calls, not the libc wrappers that change

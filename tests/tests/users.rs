@@ -235,6 +235,14 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     let task = admin.list_tasks("aj", &Default::default()).unwrap().into_iter().next().expect("the task");
     let logs = run_as(&alice, &state, "gangway", &["task", "logs", "aj", &task.id]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), alice.uid.to_string(), "{}", stderr(&logs));
+    // Her task directory is read as her when its files are asked for: a file in it she could
+    // not read herself (root's, 0600) is not served, to anyone.
+    let task_dir = c.node_root(0).join("workitems/aj/job-1").join(&task.id);
+    std::fs::write(task_dir.join("roots"), "root's\n").unwrap();
+    std::fs::set_permissions(task_dir.join("roots"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let refused = admin.get_task_file("aj", &task.id, "roots", 0).unwrap_err().to_string();
+    assert!(refused.contains("Permission denied"), "{refused}");
+    assert_eq!(admin.get_task_file("aj", &task.id, "stdout.txt", 0).unwrap(), format!("{}\n", alice.uid).into_bytes());
 
     // Azure's userIdentity: an admin may run a task as alice, or as root (an admin auto-user);
     // alice may name only herself, and may not elevate.
