@@ -116,20 +116,24 @@ impl Site {
         let shown = socket.to_string_lossy().into_owned();
         // A socket left by an earlier attempt of the same task would refuse the bind.
         let _ = std::fs::remove_file(&socket);
-        let listener = crate::agent_cli::short_socket_path(&socket)
-            .and_then(|(_dir, short)| UnixListener::bind(short))
-            .map_err(|source| SiteError::Bind { path: shown.clone(), source })?;
         // Only the task's user (whose mpirun and daemons run the agent) may connect, and only
-        // they are answered: anyone else could run commands as them.
-        let user = exec.user_of(&spec.dir).map(|u| (u.uid, u.gid));
-        if let Some((uid, gid)) = user {
+        // they are answered: anyone else could run commands as them. The user makes the
+        // socket in their directory (root never works by path there) and keeps it to
+        // themselves.
+        let user = exec.user_of(&spec.dir);
+        let bind = || {
             use std::os::unix::fs::PermissionsExt;
-            std::os::unix::fs::chown(&socket, Some(uid), Some(gid))
-                .and_then(|()| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
-                .map_err(|source| SiteError::Bind { path: shown, source })?;
-        }
+            let (_dir, short) = crate::agent_cli::short_socket_path(&socket)?;
+            let listener = std::os::unix::net::UnixListener::bind(&short)?;
+            std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        };
+        let listener = crate::users::as_user(user.as_deref(), bind)
+            .and_then(UnixListener::from_std)
+            .map_err(|source| SiteError::Bind { path: shown, source })?;
         // SAFETY: geteuid has no preconditions.
-        let allowed = user.map_or(unsafe { libc::geteuid() }, |(uid, _)| uid);
+        let allowed = user.map_or(unsafe { libc::geteuid() }, |u| u.uid);
         let site = Arc::new(Site {
             exec: exec.clone(),
             id: spec.id,

@@ -57,7 +57,9 @@ pub fn short_socket_path(socket: &Path) -> std::io::Result<(Option<std::fs::File
         ));
     };
     let dir = std::fs::File::open(dir)?;
-    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    // The calling thread's own view: one that became a task's user may not read the
+    // process's `/proc/self/fd` (root's), but its own.
+    let short = PathBuf::from(format!("/proc/thread-self/fd/{}", dir.as_raw_fd())).join(name);
     Ok((Some(dir), short))
 }
 

@@ -388,8 +388,12 @@ impl Executor {
             self.batch_io.lock().expect("lock").insert(batch_dir.clone(), b);
         }
         if let Ok(Some(u)) = &user {
-            if let Err(e) = u.own_tree(&batch_dir) {
-                tracing::warn!(dir = %batch_dir.display(), error = %e, "cannot give the task directory to its user");
+            // The script the launcher just wrote (fresh: never through a link) is the user's.
+            let script = batch_dir.join(crate::batch::SCRIPT_NAME);
+            if self.batch_io.lock().expect("lock").contains_key(&batch_dir) {
+                if let Err(e) = u.give(&script) {
+                    tracing::warn!(path = %script.display(), error = %e, "cannot give the batch script to its user");
+                }
             }
             self.task_users.lock().expect("lock").insert(batch_dir.clone(), u.clone());
         }
@@ -422,11 +426,14 @@ impl Executor {
         });
     }
 
-    /// Creates `task_dir` and its working directory for `user` and gives them to the user.
+    /// Creates `task_dir` (in the launcher's own tree) and gives it to `user`, who makes its
+    /// working directory: what an earlier attempt left there stays as it is, and root works
+    /// by path only where the user cannot.
     fn give_task_dir(&self, task_dir: &Path, user: TaskUser) -> Result<Arc<TaskUser>, String> {
         let wd = task_dir.join("wd");
-        std::fs::create_dir_all(&wd)
-            .and_then(|()| user.own_tree(task_dir))
+        std::fs::create_dir_all(task_dir)
+            .and_then(|()| user.give(task_dir))
+            .and_then(|()| user.with_permissions(|| std::fs::create_dir_all(&wd)))
             .map_err(|e| format!("giving the task directory {} to user {}: {e}", task_dir.display(), user.name))?;
         Ok(Arc::new(user))
     }
@@ -600,7 +607,9 @@ impl Executor {
         };
         let task_dir = &launch.dir;
         let wd = task_dir.join("wd");
-        if let Err(e) = std::fs::create_dir_all(&wd) {
+        let user = self.user_of(task_dir);
+        // A user's task directory is theirs: they make what is missing in it.
+        if let Err(e) = crate::users::as_user(user.as_deref(), || std::fs::create_dir_all(&wd)) {
             return server_failure(fail("TaskDirectory", format!("creating {}: {e}", wd.display())));
         }
         let argv = match split_command_line(&launch.command_line) {
@@ -608,7 +617,6 @@ impl Executor {
             Err(e) => return fail("InvalidCommandLine", e),
         };
         let batch = self.batch_io.lock().expect("lock").get(task_dir).cloned();
-        let user = self.user_of(task_dir);
         // What the task writes is opened with its user's permissions (a path or a symbolic
         // link the user could not open themselves fails), as slurmd opens them.
         let as_user = |open: &(dyn Fn() -> std::io::Result<(std::fs::File, std::fs::File)> + Sync)| {

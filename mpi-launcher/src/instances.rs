@@ -61,7 +61,8 @@ impl Executor {
         go_rx: oneshot::Receiver<()>,
     ) -> Outcome {
         let dir = self.layout.task_dir(&start.id.job, &start.id.task);
-        if let Err(e) = std::fs::create_dir_all(dir.join("wd")) {
+        let wd = dir.join("wd");
+        if let Err(e) = crate::users::as_user(self.user_of(&dir).as_deref(), || std::fs::create_dir_all(&wd)) {
             return Outcome::failed("TaskDirectory", format!("creating {}: {e}", dir.display()));
         }
         let (user, owner) = (self.user_of(&dir), start.user.as_ref().map(|u| u.uid));

@@ -486,7 +486,7 @@ mod tests {
         std::fs::set_permissions(dest.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let wd = dest.path().join("wd");
         std::fs::create_dir(&wd).unwrap();
-        nobody.own_tree(&wd).unwrap();
+        nobody.give(&wd).unwrap();
         let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None)
             .await
             .unwrap_err()

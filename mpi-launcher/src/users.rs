@@ -9,7 +9,6 @@
 //! them as it would for the user. A launcher that is not root runs only its own user's tasks.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use gangway_api::messages::RunAs;
@@ -76,19 +75,10 @@ impl TaskUser {
         with_ids(self.uid, self.gid, &self.groups, f)
     }
 
-    /// Gives `dir` and everything the launcher created in it to this user (symbolic links
-    /// are not followed; only what root owns is changed).
-    pub fn own_tree(&self, dir: &Path) -> io::Result<()> {
-        let meta = std::fs::symlink_metadata(dir)?;
-        if meta.uid() == 0 {
-            std::os::unix::fs::lchown(dir, Some(self.uid), Some(self.gid))?;
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(dir)? {
-                self.own_tree(&entry?.path())?;
-            }
-        }
-        Ok(())
+    /// Gives `path`, which the launcher just made, to this user (a link there is not
+    /// followed; nothing below it is touched).
+    pub fn give(&self, path: &Path) -> io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
     }
 }
 

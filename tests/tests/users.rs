@@ -476,7 +476,9 @@ fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out.txt");
     let srun = format!("{} srun -n 1 true", bin("gangway-slurm").display());
-    let script = format!("echo $GANGWAY_TOKEN; {srun}");
+    // It may not outlive the job by making a token of its own.
+    let mint = format!("{} token create 2>&1 | tail -1", bin("gangway").display());
+    let script = format!("echo $GANGWAY_TOKEN; {srun}; {mint}");
     // Submitted with the admin token in the environment, which sbatch exports to the job.
     let run = Command::new(bin("gangway-slurm"))
         .args(["sbatch", "--parsable", "-o", out.to_str().unwrap(), "--wrap", &script])
@@ -495,6 +497,7 @@ fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_
     assert_eq!(ended.state, SlurmJobState::Completed, "its srun used the job's credential: {text}");
     let token = text.lines().next().unwrap_or_default().to_owned();
     assert!(token.starts_with(&format!("gwj_{job}_")), "{token}");
+    assert!(text.contains("a job credential cannot create tokens"), "{text}");
     // What the head stored of the job holds no credential of the submitter's.
     let stored = admin.get_job(&job.to_string()).unwrap().slurm.unwrap().request.env;
     assert!(stored.iter().all(|(k, _)| k != "GANGWAY_TOKEN"), "{stored:?}");

@@ -41,6 +41,8 @@ pub struct Caller {
     pub uid: u32,
     /// Whether it may change anything (see the module's text).
     pub admin: bool,
+    /// Whether it came with a job credential (which may not make lasting credentials).
+    pub by_job: bool,
 }
 
 impl Caller {
@@ -193,11 +195,11 @@ mod tests {
 
     #[test]
     fn a_user_changes_only_their_own_and_an_admin_anything() {
-        let alice = Caller { uid: 1001, admin: false };
+        let alice = Caller { uid: 1001, admin: false, by_job: false };
         assert!(alice.may_change(Some(1001)));
         assert!(!alice.may_change(Some(1002)));
         assert!(!alice.may_change(None));
-        let admin = Caller { uid: 0, admin: true };
+        let admin = Caller { uid: 0, admin: true, by_job: false };
         assert!(admin.may_change(Some(1001)) && admin.may_change(None));
     }
 }

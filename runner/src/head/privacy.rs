@@ -33,6 +33,10 @@ pub fn task(caller: &Caller, owner: Option<u32>, mut task: Task) -> Task {
     task.command_line.clear();
     task.environment_settings.clear();
     task.resource_files.clear();
+    if let Some(m) = task.multi_instance_settings.as_mut() {
+        m.coordination_command_line = None;
+        m.common_resource_files.clear();
+    }
     task
 }
 

@@ -117,22 +117,24 @@ pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Conne
     let bearer = presented.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
     let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
     if auth::token_matches(presented, &head.token) {
-        return Ok(Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true });
+        return Ok(Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true, by_job: false });
     }
     if let Some(cred) = presented.and_then(|h| h.strip_prefix("Munge ")) {
         let (uid, gid) = identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await.map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await });
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await, by_job: false });
     }
     if let Some(job_token) = bearer.map(str::trim).filter(|b| b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)) {
         let uid = head.read(|st| st.job_token_user(job_token)).map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await });
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: true });
     }
     if let Some((id, secret)) = user_token {
         let uid = head.read(|st| st.token_user(id, secret, Timestamp::now())).map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await });
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: false });
     }
     match (peer, presented) {
-        (Some(p), None) => Ok(Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await }),
+        (Some(p), None) => {
+            Ok(Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await, by_job: false })
+        }
         (None, None) => Err(refuse(
             "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
              or the head's Unix socket"
@@ -148,6 +150,13 @@ async fn add_token(
     who: Who,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<gangway_api::tokens::ApiToken>)> {
+    if who.by_job {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailure",
+            "a job credential cannot create tokens: it lasts only as long as its job",
+        ));
+    }
     let p: gangway_api::tokens::TokenAddParameter =
         if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_body(&body)? };
     let random = |n| {

@@ -238,8 +238,12 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     set("SLURM_WORKING_CLUSTER", format!("{CLUSTER_NAME}:{}:{}:9728:109", addr.0, addr.1));
     set("PWD", r.work_dir.clone());
     // The job's own credential for its srun steps: the submitter's never travels with it.
+    // Only a task that runs as the job's owner gets it (it acts as the owner).
     set("GANGWAY_URL", format!("http://{}", s.cluster_addr));
-    set("GANGWAY_TOKEN", super::tokens::job_token(token_key, job));
+    let as_owner = t.wire.run_as.as_ref().is_none_or(|u| job.owner.as_ref().is_some_and(|o| o.uid == u.uid));
+    if as_owner {
+        set("GANGWAY_TOKEN", super::tokens::job_token(token_key, job));
+    }
     if r.gpus_per_node.is_some() {
         env.extend(gpu_env(gpus));
     }
