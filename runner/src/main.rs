@@ -73,6 +73,9 @@ enum Cmd {
         /// scripts or environments) or `jobs` (nothing, as Slurm's PrivateData=jobs).
         #[arg(long, default_value = "details", value_parser = ["details", "jobs"])]
         private_data: String,
+        /// The longest an API call may take before it is answered with OperationTimedOut.
+        #[arg(long, default_value = "120s", value_parser = duration)]
+        request_timeout: Duration,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -357,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             max_jobs_per_user,
             max_connections,
             private_data,
+            request_timeout,
         } => {
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
@@ -381,6 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     "jobs" => gangway_runner::head::privacy::PrivateData::Jobs,
                     _ => gangway_runner::head::privacy::PrivateData::Details,
                 },
+                request_timeout,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

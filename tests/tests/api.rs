@@ -393,3 +393,35 @@ fn a_body_over_the_limit_is_refused_by_name() {
     );
     assert!(cluster.client().list_jobs(&ListOptions::default()).unwrap().is_empty(), "nothing was added");
 }
+
+#[test]
+fn a_call_past_the_request_timeout_is_answered_with_operation_timed_out() {
+    // A launcher that stops answering: a task-file call would wait for it (30 s); the head
+    // answers at its --request-timeout instead.
+    let opts = Options { nodes: 1, head_args: vec!["--request-timeout".into(), "1s".into()], ..Options::default() };
+    let cluster = Cluster::start(opts);
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "j".into(), ..Default::default() }).unwrap();
+    c.add_task("j", &TaskAddParameter { id: "t".into(), command_line: "/bin/true".into(), ..Default::default() })
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the task to complete", || {
+        c.get_task("j", "t").ok().filter(|t| t.state == TaskState::Completed)
+    });
+    let pid = cluster.nodes[0].as_ref().expect("the launcher").id() as i32;
+    /// Resumes the launcher whatever the test's outcome.
+    struct Stopped(i32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on a child of this test.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    // SAFETY: kill(2) on a child of this test.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let _resume = Stopped(pid);
+    let started = std::time::Instant::now();
+    let r = send(&mut c, "GET", "/jobs/j/tasks/t/files/stdout.txt", None);
+    let e = expect_err(r, 500, "did not finish within 1s (--request-timeout)");
+    assert_eq!(e.code, "OperationTimedOut");
+    assert!(started.elapsed() < Duration::from_secs(20), "answered at the timeout, not the node's 30 s");
+}

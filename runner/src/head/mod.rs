@@ -61,6 +61,8 @@ pub struct HeadConfig {
     pub max_connections: usize,
     /// How much of other users' jobs a user sees.
     pub private_data: privacy::PrivateData,
+    /// The longest an API call may take before it is answered with a timeout.
+    pub request_timeout: Duration,
 }
 
 /// The running head, shared by every connection.
@@ -84,6 +86,8 @@ pub struct Head {
     munge_socket: Option<String>,
     /// How much of other users' jobs a user sees.
     private_data: privacy::PrivateData,
+    /// The longest an API call may take.
+    request_timeout: Duration,
 }
 
 impl Head {
@@ -294,6 +298,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         admins,
         munge_socket: config.munge_socket.clone(),
         private_data: config.private_data,
+        request_timeout: config.request_timeout,
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);

@@ -60,6 +60,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .merge(super::slurm_routes::router())
         .route_layer(middleware::from_fn_with_state(head.clone(), identify))
         .route_layer(middleware::from_fn(bounded_body))
+        .route_layer(middleware::from_fn_with_state(head.clone(), bounded_time))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -91,6 +92,23 @@ async fn bounded_body(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// Answers a call that takes longer than `--request-timeout` with Azure's `OperationTimedOut`
+/// (a change it made may still take effect), so a stuck node or store never holds a client.
+async fn bounded_time(State(head): H, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(head.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "OperationTimedOut",
+            format!(
+                "the call did not finish within {:?} (--request-timeout); a change it asked for may still take effect",
+                head.request_timeout
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Finds who is calling ([`Caller`], a request extension for the handlers): the admin token
