@@ -39,13 +39,20 @@ pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))).map(str::trim)
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths (a refusal does
+/// not tell how much of a secret matched).
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Compares a presented bearer token with the expected one in constant time.
 pub fn token_matches(header: Option<&str>, expected: &str) -> bool {
-    let Some(presented) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
-        return false;
-    };
-    let (a, b) = (presented.trim().as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bearer(header).is_some_and(|presented| same_secret(presented.as_bytes(), expected.as_bytes()))
 }
 
 #[cfg(test)]

@@ -107,10 +107,7 @@ fn node_error(result: FilesResult, what: &str) -> ApiError {
 
 /// A task's files (its outputs) are its job's owner's and the admins' to read.
 fn may_read(head: &Head, who: &Caller, job: &str) -> Result<(), ApiError> {
-    head.read(|st| st.may_change_job(who, job)).map_err(|mut e| {
-        e.body.message.value = e.body.message.value.replace("may change it", "may read its files");
-        e
-    })
+    head.read(|st| st.owner_or_admin(who, job, "read its files"))
 }
 
 /// `GET /jobs/{job}/tasks/{task}/files`.

@@ -132,8 +132,8 @@ pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Conne
     let refuse = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", why);
     let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let peer = conn.and_then(|c| c.peer);
-    let bearer = presented.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
-    let user_token = bearer.and_then(|b| gangway_api::tokens::split_token(b.trim()));
+    let bearer = auth::bearer(presented);
+    let user_token = bearer.and_then(gangway_api::tokens::split_token);
     if auth::token_matches(presented, &head.token) {
         return Ok(Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true, by_job: false });
     }
@@ -141,7 +141,7 @@ pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Conne
         let (uid, gid) = identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await.map_err(refuse)?;
         return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await, by_job: false });
     }
-    if let Some(job_token) = bearer.map(str::trim).filter(|b| b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)) {
+    if let Some(job_token) = bearer.filter(|b| b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)) {
         let uid = head.read(|st| st.job_token_user(job_token)).map_err(refuse)?;
         return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: true });
     }

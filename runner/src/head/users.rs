@@ -16,7 +16,7 @@ impl UserNames {
             return n.clone();
         }
         // The lookup may block (a directory service): off the async workers.
-        match tokio::task::spawn_blocking(move || lookup(uid)).await.ok().flatten() {
+        match tokio::task::spawn_blocking(move || gangway_api::users::user_name(uid)).await.ok().flatten() {
             Some(n) => {
                 self.0.lock().expect("user names lock").insert(uid, n.clone());
                 n
@@ -46,10 +46,6 @@ impl UserGroups {
         }
         groups
     }
-}
-
-fn lookup(uid: u32) -> Option<String> {
-    gangway_api::users::user_name(uid)
 }
 
 #[cfg(test)]

@@ -176,6 +176,14 @@ pub enum Decision {
     StartGang { task: TaskKey, nodes: Vec<(NodeKey, Grant)> },
 }
 
+impl Event {
+    /// Node `node` of `pool` joins, schedulable, running nothing; `place` is where the fabric
+    /// has it.
+    pub fn idle_node(node: NodeKey, pool: PoolKey, inventory: Arc<NodeInventory>, place: Option<u32>) -> Event {
+        Event::NodeUp { node, pool, inventory, held: Vec::new(), schedulable: true, place }
+    }
+}
+
 impl Decision {
     /// The task and the nodes it starts on (in instance order), grants left out.
     pub fn placement(self) -> (TaskKey, Vec<NodeKey>) {

@@ -50,8 +50,7 @@ impl Sim {
     fn with_nodes(slots: u32, fill: Fill, inventory: Arc<NodeInventory>, nodes: &[NodeKey]) -> Sim {
         let mut sim = Sim::new(slots, fill, &[]);
         for &node in nodes {
-            let inventory = inventory.clone();
-            sim.ev(Event::NodeUp { node, pool: 0, inventory, held: Vec::new(), schedulable: true, place: None });
+            sim.ev(Event::idle_node(node, 0, inventory.clone(), None));
         }
         sim
     }

@@ -106,15 +106,7 @@ impl Script {
                     self.s.on_event(ev, &mut self.out);
                 }
                 for node in first..first + n.parse::<NodeKey>().unwrap() {
-                    let ev = Event::NodeUp {
-                        node,
-                        pool: 0,
-                        inventory: inv.clone(),
-                        held: Vec::new(),
-                        schedulable: true,
-                        place: None,
-                    };
-                    self.s.on_event(ev, &mut self.out);
+                    self.s.on_event(Event::idle_node(node, 0, inv.clone(), None), &mut self.out);
                 }
             }
             ["at", t] => self.s.advance(t.parse::<Time>().unwrap() * 1000),
@@ -476,14 +468,7 @@ mod promises {
         s.apply(Event::PoolAdded { pool: 0, slots_per_node: 4, fill: Fill::Pack, policy });
         let inv = inventory(4, 2);
         for node in 0..nodes {
-            s.apply(Event::NodeUp {
-                node,
-                pool: 0,
-                inventory: inv.clone(),
-                held: Vec::new(),
-                schedulable: true,
-                place: None,
-            });
+            s.apply(Event::idle_node(node, 0, inv.clone(), None));
         }
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&i| jobs[i].submit);

@@ -128,14 +128,7 @@ pub fn replay(
     let inventory = Arc::new(NodeInventory::flat(&res, 0));
     for node in 0..machine.nodes {
         let place = fabric.as_ref().map(|_| node);
-        s.apply(Event::NodeUp {
-            node: node as NodeKey,
-            pool: 0,
-            inventory: inventory.clone(),
-            held: Vec::new(),
-            schedulable: true,
-            place,
-        });
+        s.apply(Event::idle_node(node as NodeKey, 0, inventory.clone(), place));
     }
     let mut ran: Vec<Option<Ran>> = vec![None; jobs.len()];
     // (end, task, nodes) of what runs, the earliest end first.

@@ -738,13 +738,14 @@ pub(crate) fn task_not_found(job: &str, task: &str) -> ApiError {
     ApiError::not_found("TaskNotFound", format!("task '{task}' does not exist in job '{job}'"))
 }
 
-/// The refusal of a change to job `id` (owned by `owner`) by someone else.
-pub(crate) fn not_the_owner(id: &str, owner: Option<&Owner>) -> ApiError {
+/// The refusal to someone else of what only job `id`'s owner (`owner`) or an admin `may`
+/// ("change it", "read its files").
+pub(crate) fn not_the_owner(id: &str, owner: Option<&Owner>, may: &str) -> ApiError {
     let whose = owner.map_or_else(|| "an admin".to_owned(), |o| o.name.clone());
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "AuthorizationFailure",
-        format!("not the owner of job {id} (it is {whose}'s); only its owner or an admin may change it"),
+        format!("not the owner of job {id} (it is {whose}'s); only its owner or an admin may {may}"),
     )
 }
 
@@ -761,12 +762,17 @@ impl HeadState {
     /// Whether `caller` may change job `id`: Ok when it may, NotFound when there is no such
     /// job, Forbidden naming the owner otherwise.
     pub(crate) fn may_change_job(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        self.owner_or_admin(caller, id, "change it")
+    }
+
+    /// [`HeadState::may_change_job`] for what the refusal calls `may` ("read its files").
+    pub(crate) fn owner_or_admin(&self, caller: &Caller, id: &str, may: &str) -> Result<(), ApiError> {
         let j = self.jobs.get(id).ok_or_else(|| job_not_found(id))?;
         let owner = j.wire.owner.as_ref();
         if caller.may_change(owner.map(|o| o.uid)) {
             Ok(())
         } else {
-            Err(not_the_owner(id, owner))
+            Err(not_the_owner(id, owner, may))
         }
     }
 }

@@ -7,6 +7,7 @@ use gangway_api::{Owner, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Effects, HeadState};
+use crate::head::auth::same_secret;
 use crate::head::error::ApiError;
 use crate::head::identity::Caller;
 use crate::head::sha256::{hex, hex_digest, hmac};
@@ -92,9 +93,7 @@ impl HeadState {
     /// The uid a presented token (`id`, `secret`) acts as at `now`, or why it is refused.
     pub(crate) fn token_user(&self, id: &str, secret: &str, now: Timestamp) -> Result<u32, String> {
         let t = self.tokens.get(id).ok_or_else(|| NOT_VALID.to_owned())?;
-        let (a, b) = (hex_digest(secret.as_bytes()), t.hash.as_bytes());
-        // Constant time: nothing about the stored digest leaks through how long a refusal takes.
-        if a.len() != b.len() || a.bytes().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+        if !same_secret(hex_digest(secret.as_bytes()).as_bytes(), t.hash.as_bytes()) {
             return Err(NOT_VALID.to_owned());
         }
         if let Some(expiry) = t.token.expiry_time.filter(|e| *e <= now) {
@@ -142,7 +141,7 @@ impl HeadState {
             .ok_or_else(|| NOT_VALID.to_owned())?;
         let j = self.jobs.get(job).ok_or_else(|| NOT_VALID.to_owned())?;
         let want = job_mac(&self.job_token_key, &j.wire);
-        if want.len() != mac.len() || want.bytes().zip(mac.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+        if !same_secret(want.as_bytes(), mac.as_bytes()) {
             return Err(NOT_VALID.to_owned());
         }
         if j.wire.state == gangway_api::JobState::Completed {
