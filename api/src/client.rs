@@ -433,6 +433,14 @@ impl Client {
     pub fn slurm_job(&mut self, id: u64) -> Result<crate::slurm::SlurmJob, ClientError> {
         self.call(GET, &format!("/slurm/jobs/{id}"), None::<&()>)
     }
+    /// `GET /slurm/priorities`: the waiting Slurm jobs' priority factors (sprio).
+    pub fn slurm_priorities(&mut self) -> Result<crate::slurm::PriorityList, ClientError> {
+        self.call(GET, "/slurm/priorities", None::<&()>)
+    }
+    /// `GET /slurm/shares`: the fair-share tree (sshare).
+    pub fn slurm_shares(&mut self) -> Result<crate::slurm::ShareList, ClientError> {
+        self.call(GET, "/slurm/shares", None::<&()>)
+    }
     /// `POST /slurm/cancel`: scancel.
     pub fn slurm_cancel(&mut self, c: &crate::slurm::SlurmCancel) -> Result<crate::slurm::SlurmCancelled, ClientError> {
         self.call("POST", "/slurm/cancel", Some(c))

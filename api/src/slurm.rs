@@ -136,6 +136,12 @@ pub struct SlurmJob {
     /// While pending: the nodes of that plan (`SchedNodeList`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sched_nodes: Vec<String>,
+    /// While pending: its multifactor priority, as last computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// `--nice`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nice: i32,
     /// Time limit in seconds (`None`: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
@@ -183,6 +189,69 @@ pub struct SlurmJob {
     /// The highest resident set size of its processes, in KiB, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rss_kib: Option<u64>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// One waiting job's priority and its factors (a row of `sprio`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriorityFactors {
+    pub job_id: u64,
+    pub partition: String,
+    pub user: String,
+    pub uid: u32,
+    pub account: String,
+    /// The multifactor priority (weighted factors less nice).
+    pub priority: i64,
+    /// Normalized factors, each from 0 to 1.
+    pub age: f64,
+    pub fairshare: f64,
+    pub job_size: f64,
+    /// The factors times their weights.
+    pub weighted_age: i64,
+    pub weighted_fairshare: i64,
+    pub weighted_job_size: i64,
+    pub nice: i32,
+}
+
+/// The body of `GET /slurm/priorities`: the weights, and every waiting Slurm job's factors
+/// that the caller may see.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriorityList {
+    pub weight_age: u32,
+    pub weight_fairshare: u32,
+    pub weight_job_size: u32,
+    pub jobs: Vec<PriorityFactors>,
+}
+
+/// One association of the share tree (a row of `sshare`): an account (no user) or a user in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareRow {
+    pub account: String,
+    /// The user's name (None: the account's own row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    pub raw_shares: u32,
+    pub norm_shares: f64,
+    /// Decayed usage in billed CPU-seconds.
+    pub raw_usage: u64,
+    pub effective_usage: f64,
+    /// The fair-share factor, from 0 to 1.
+    pub fairshare: f64,
+}
+
+/// The body of `GET /slurm/shares`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareList {
+    pub rows: Vec<ShareRow>,
 }
 
 /// The body of `GET /slurm/jobs`.
@@ -306,6 +375,9 @@ pub struct SlurmSubmit {
     /// `--begin`, absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub begin: Option<Timestamp>,
+    /// `--nice`: subtracted from the job's priority (a negative one only from an admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i32>,
     /// `-H`.
     #[serde(default)]
     pub hold: bool,

@@ -66,7 +66,16 @@ fn record(out: &mut Vec<Decision>, running: &mut Running, now: Time, limit_of: i
 fn queue(s: &mut Scheduler, out: &mut Vec<Decision>, task: TaskKey) {
     let (need, gang) = request(task);
     let order = QueueKey::new(0, task, 0);
-    let ev = Event::TaskQueued { task, pool: 0, order, slots: 1, need, gang, limit: Some(limit(task)) };
+    let ev = Event::TaskQueued {
+        task,
+        pool: 0,
+        order,
+        slots: 1,
+        need,
+        gang,
+        limit: Some(limit(task)),
+        job: Default::default(),
+    };
     s.on_event(ev, out);
 }
 
@@ -93,7 +102,7 @@ fn loaded(max_examined: usize) -> (Scheduler, Running, Time) {
                 let task = u64::MAX - u64::from(node) * 2 - u64::from(part);
                 let end = now + (u64::from(node) * 7919 + u64::from(part) * 104_729) % (480 * MINUTE) + MINUTE;
                 running.insert((end, task, node));
-                Held { task, slots: 32, grant: half(part), end: Some(end) }
+                Held { task, slots: 32, grant: half(part), end: Some(end), owner: Default::default() }
             })
             .collect();
         let ev = Event::NodeUp { node, pool: 0, inventory: inv.clone(), held, schedulable: true, place: None };
@@ -108,6 +117,7 @@ fn loaded(max_examined: usize) -> (Scheduler, Running, Time) {
             need: None,
             gang: Some(64),
             limit: Some(60 * MINUTE),
+            job: Default::default(),
         },
         &mut out,
     );

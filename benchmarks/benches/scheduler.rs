@@ -58,7 +58,7 @@ fn loaded(
     // Every node starts full: a whole-node holder each, released first.
     for node in 0..NODES {
         let task = u64::MAX - u64::from(node);
-        let held = vec![Held { task, slots, grant: inventory.whole(), end: None }];
+        let held = vec![Held { task, slots, grant: inventory.whole(), end: None, owner: Default::default() }];
         let ev = Event::NodeUp { node, pool: 0, inventory: inventory.clone(), held, schedulable: true, place: None };
         s.on_event(ev, &mut out);
         running.push_back((task, node));
@@ -67,7 +67,16 @@ fn loaded(
         let order = QueueKey::new((task % 7) as i32, task / 100, task);
         let slots = 1 + task.is_multiple_of(3) as u32;
         s.on_event(
-            Event::TaskQueued { task, pool: 0, order, slots, need: need(task), gang: None, limit: None },
+            Event::TaskQueued {
+                task,
+                pool: 0,
+                order,
+                slots,
+                need: need(task),
+                gang: None,
+                limit: None,
+                job: Default::default(),
+            },
             &mut out,
         );
     }
@@ -116,6 +125,7 @@ fn bench(c: &mut Criterion) {
                             need: need(next),
                             gang: None,
                             limit: None,
+                            job: Default::default(),
                         },
                         &mut out,
                     );

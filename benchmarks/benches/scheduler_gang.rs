@@ -43,7 +43,8 @@ impl Cluster {
         for k in 0..NODES {
             let busy = if k % 2 == 0 { &half } else { &quarter };
             let grant = pick(&inventory, &inventory.all_free(), busy).expect("fits an idle node");
-            let held = vec![Held { task: u64::MAX - u64::from(k), slots: 1, grant, end: None }];
+            let held =
+                vec![Held { task: u64::MAX - u64::from(k), slots: 1, grant, end: None, owner: Default::default() }];
             // The fat tree numbers its nodes in order: node k is fabric node k.
             let place = Some(k);
             let ev = Event::NodeUp { node: k, pool: 0, inventory: inventory.clone(), held, schedulable: true, place };
@@ -67,6 +68,7 @@ impl Cluster {
             need: Some(self.need.clone()),
             gang: Some(GANG_NODES),
             limit: None,
+            job: Default::default(),
         };
         self.s.on_event(ev, &mut out);
         match out.pop() {

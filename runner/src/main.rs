@@ -76,6 +76,18 @@ enum Cmd {
         /// The longest an API call may take before it is answered with OperationTimedOut.
         #[arg(long, default_value = "120s", value_parser = duration)]
         request_timeout: Duration,
+        /// A priority setting, with slurm.conf's name: PriorityWeightAge, PriorityWeightFairshare,
+        /// PriorityWeightJobSize, PriorityMaxAge, PriorityDecayHalfLife, PriorityCalcPeriod,
+        /// PriorityFavorSmall, TRESBillingWeights (repeat it). Default: age 1000, fair share 10000.
+        #[arg(long = "priority", value_name = "NAME=VALUE")]
+        priority: Vec<String>,
+        /// An account's raw fair-share shares (default 1 each; repeat it).
+        #[arg(long = "share", value_name = "ACCOUNT=SHARES")]
+        shares: Vec<String>,
+        /// A limit on running work: MaxJobsPerUser=N, MaxTRESPerUser=cpu=N,gres/gpu=M,
+        /// MaxJobsPerAccount=N, MaxTRESPerAccount=… (repeat it).
+        #[arg(long = "limit", value_name = "NAME=VALUE")]
+        limits: Vec<String>,
     },
     /// Start an embedded cluster on this machine: a head and N launchers over loopback.
     Up {
@@ -361,7 +373,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             max_connections,
             private_data,
             request_timeout,
+            priority,
+            shares,
+            limits,
         } => {
+            let mut fairness = gangway_runner::head::state::fairness::FairnessConfig::default();
+            for p in &priority {
+                fairness.set_priority(p).map_err(|e| anyhow::anyhow!("--priority {e}"))?;
+            }
+            for s in &shares {
+                fairness.set_share(s).map_err(|e| anyhow::anyhow!("--share {e}"))?;
+            }
+            for l in &limits {
+                fairness.set_limit(l).map_err(|e| anyhow::anyhow!("--limit {e}"))?;
+            }
             let level = std::env::var("RUST_LOG").unwrap_or(cli.log_level.clone());
             tracing_subscriber::fmt()
                 .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
@@ -386,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     _ => gangway_runner::head::privacy::PrivateData::Details,
                 },
                 request_timeout,
+                fairness,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

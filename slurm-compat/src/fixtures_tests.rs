@@ -39,6 +39,8 @@ pub fn job(id: u64) -> SlurmJob {
         begin_time: None,
         planned_start: None,
         sched_nodes: Vec::new(),
+        priority: None,
+        nice: 0,
         time_limit_s: Some(3600),
         min_nodes: 1,
         nodes: Vec::new(),

@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod control;
 pub mod dependency;
 mod error;
+pub mod fairshare;
 pub mod format;
 mod getopt;
 mod gpus;

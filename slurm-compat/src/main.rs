@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use gangway_slurm::{resolve, resolve_command_line, scontrol, SlurmError};
 
 /// The Slurm commands this binary stands in for.
-const COMMANDS: [&str; 8] = ["sbatch", "srun", "salloc", "squeue", "scancel", "sinfo", "scontrol", "sacct"];
+const COMMANDS: [&str; 10] =
+    ["sbatch", "srun", "salloc", "squeue", "scancel", "sinfo", "scontrol", "sacct", "sprio", "sshare"];
 
 const USAGE: &str = "\
 usage: gangway-slurm <command> [ARGS...]
@@ -17,7 +18,7 @@ usage: gangway-slurm <command> [ARGS...]
   parse [SBATCH-OPTIONS...] [SCRIPT [ARGS...]]   the same, from a whole sbatch command line
   install-shims DIR                  make sbatch, srun, ... links to this binary in DIR
   scontrol show hostnames|hostlist|hostlistsorted [LIST]
-  sbatch|srun|salloc|squeue|scancel|sinfo|scontrol|sacct ...   (called by those names too)
+  sbatch|srun|salloc|squeue|scancel|sinfo|scontrol|sacct|sprio|sshare ...   (called by those names too)
 ";
 
 fn main() -> ExitCode {
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
         "squeue" => gangway_slurm::query::squeue_main(args),
         "sinfo" => gangway_slurm::query::sinfo_main(args),
         "sacct" => gangway_slurm::query::sacct_main(args),
+        "sprio" => gangway_slurm::query::sprio_main(args),
+        "sshare" => gangway_slurm::query::sshare_main(args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -42,6 +42,7 @@ pub enum Opt {
     MemPerGpu,
     Nodes,
     NoRequeue,
+    Nice,
     Ntasks,
     NtasksPerNode,
     Output,
@@ -141,7 +142,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("mem-per-gpu", None, Req, Opt::MemPerGpu),
     def("mincpus", None, Req, Opt::Ignored),
     def("network", None, Req, Opt::Ignored),
-    def("nice", None, Maybe, Opt::Ignored),
+    def("nice", None, Maybe, Opt::Nice),
     def("no-kill", Some('k'), Maybe, Opt::Ignored),
     def("no-requeue", None, No, Opt::NoRequeue),
     def("nodefile", Some('F'), Req, Opt::Ignored),
@@ -237,6 +238,8 @@ pub struct JobOptions {
     pub mail_user: Option<String>,
     pub signal: Option<SignalSpec>,
     pub requeue: Option<bool>,
+    /// `--nice[=N]` (100 when no N is given).
+    pub nice: Option<i32>,
     pub switches: Option<Switches>,
     pub warnings: Vec<String>,
 }
@@ -319,6 +322,14 @@ impl JobOptions {
             Opt::Parsable => self.parsable = true,
             Opt::Partition => self.partition = Some(v),
             Opt::Qos => self.qos = Some(v),
+            Opt::Nice => {
+                let n = if v.is_empty() {
+                    100
+                } else {
+                    v.trim().parse().map_err(|_| SlurmError::Number { option: name, value: v.clone() })?
+                };
+                self.nice = Some(n);
+            }
             Opt::Requeue => {
                 self.requeue = Some(true);
                 self.warn("--requeue is accepted but ignored");

@@ -102,6 +102,37 @@ pub fn sacct_main(args: &[String]) -> ExitCode {
     }
 }
 
+/// `sprio ARGS…`.
+pub fn sprio_main(args: &[String]) -> ExitCode {
+    let opts = match crate::fairshare::parse_sprio_args(args) {
+        Ok(o) => o,
+        Err(out) => return finish(out),
+    };
+    if opts.help.is_some() {
+        return finish(crate::fairshare::render_sprio(&Default::default(), &opts));
+    }
+    match fetch("sprio", "slurm_load_jobs", |c| c.slurm_priorities()) {
+        Ok(list) => finish(crate::fairshare::render_sprio(&list, &opts)),
+        Err(out) => finish(out),
+    }
+}
+
+/// `sshare ARGS…`.
+pub fn sshare_main(args: &[String]) -> ExitCode {
+    let opts = match crate::fairshare::parse_sshare_args(args) {
+        Ok(o) => o,
+        Err(out) => return finish(out),
+    };
+    if opts.help.is_some() {
+        return finish(crate::fairshare::render_sshare(&Default::default(), &opts, 0));
+    }
+    let (me, _) = cluster::ids();
+    match fetch("sshare", "slurm_get_shares", |c| c.slurm_shares()) {
+        Ok(list) => finish(crate::fairshare::render_sshare(&list, &opts, me)),
+        Err(out) => finish(out),
+    }
+}
+
 /// `sinfo ARGS…`.
 pub fn sinfo_main(args: &[String]) -> ExitCode {
     let mut opts = match crate::info::parse_sinfo_args(args) {

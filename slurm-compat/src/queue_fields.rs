@@ -52,7 +52,9 @@ pub fn letter_info(letter: char) -> Option<(&'static str, Cut)> {
         'n' => ("REQ_NODES", Cut::Yes),
         'N' => ("NODELIST", Cut::No),
         'o' => ("COMMAND", Cut::Yes),
+        'p' => ("PRIORITY", Cut::Yes),
         'P' => ("PARTITION", Cut::Yes),
+        'Q' => ("PRIORITY", Cut::Yes),
         'q' => ("QOS", Cut::Yes),
         'r' => ("REASON", Cut::Yes),
         'R' => ("NODELIST(REASON)", Cut::No),
@@ -72,7 +74,7 @@ pub fn letter_info(letter: char) -> Option<(&'static str, Cut)> {
 
 /// The `-O` names squeue 22.05 knows that gangway can fill, with the letter that prints the
 /// same thing. Matched case-insensitively.
-const LONG_NAMES: [(&str, char); 37] = [
+const LONG_NAMES: [(&str, char); 39] = [
     ("account", 'a'),
     ("arrayjobid", 'F'),
     ("arraytaskid", 'K'),
@@ -94,6 +96,8 @@ const LONG_NAMES: [(&str, char); 37] = [
     ("numcpus", 'C'),
     ("numnodes", 'D'),
     ("partition", 'P'),
+    ("priority", 'p'),
+    ("prioritylong", 'Q'),
     ("qos", 'q'),
     ("reason", 'r'),
     ("reasonlist", 'R'),
@@ -220,7 +224,10 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
         'V' => iso_time(job.submit_time),
         'Y' if job.sched_nodes.is_empty() => "(null)".into(),
         'Y' => nodes_str(&job.sched_nodes),
-        'y' => "0".into(),
+        'y' => job.nice.to_string(),
+        // Slurm's priority is a 32-bit number; %p is it over the largest.
+        'p' => format!("{:.14}", job.priority.unwrap_or(0).max(0) as f64 / f64::from(u32::MAX)),
+        'Q' => job.priority.unwrap_or(0).to_string(),
         'Z' => job.work_dir.clone(),
         _ => String::new(),
     }

@@ -131,6 +131,8 @@ pub struct SubmitOptions {
     pub signal: Option<SignalSpec>,
     /// `--requeue` (`Some(true)`) or `--no-requeue` (`Some(false)`).
     pub requeue: Option<bool>,
+    /// `--nice`.
+    pub nice: Option<i32>,
     /// `--switches`.
     pub switches: Option<Switches>,
 }
@@ -298,6 +300,7 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
             mail_user: o.mail_user.take(),
             signal: o.signal,
             requeue: o.requeue,
+            nice: o.nice,
             switches: o.switches,
             script: String::new(),
             script_args: Vec::new(),

@@ -151,8 +151,8 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
             kv("MCS_label", "N/A"),
         ],
         vec![
-            kv("Priority", if job.held { 0 } else { 1 }),
-            kv("Nice", 0),
+            kv("Priority", if job.held { 0 } else { job.priority.unwrap_or(1) }),
+            kv("Nice", job.nice),
             kv("Account", or_null(&job.account)),
             kv("QOS", or_null(&job.qos)),
         ],

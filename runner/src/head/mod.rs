@@ -63,6 +63,8 @@ pub struct HeadConfig {
     pub private_data: privacy::PrivateData,
     /// The longest an API call may take before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// How priorities are weighed and what limits running work.
+    pub fairness: state::fairness::FairnessConfig,
 }
 
 /// The running head, shared by every connection.
@@ -141,6 +143,13 @@ impl Head {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     head.apply(|st, fx| st.job_deadline(&job, fx));
+                }
+                Timer::Reprioritize { after } => {
+                    tokio::time::sleep(after).await;
+                    head.apply(|st, fx| {
+                        st.reprioritize(fx);
+                        fx.timers.push(Timer::Reprioritize { after });
+                    });
                 }
                 Timer::SlurmBegin { job, at } => {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
@@ -306,10 +315,13 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     {
         let mut st = head.state.lock().expect("head state lock");
         st.set_job_limits(config.job_limits);
+        st.set_fairness(&config.fairness);
         st.set_job_token_key(&head.secret);
     }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
+    let after = config.fairness.calc_period;
+    head.apply(|_, fx| fx.timers.push(Timer::Reprioritize { after }));
     let has_default = head.read(|st| st.pools.contains_key("default"));
     if !has_default {
         let pool = PoolAddParameter {

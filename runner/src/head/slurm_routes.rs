@@ -9,7 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gangway_api::slurm::{
-    SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmStep, SlurmSubmit, SlurmSubmitted, SlurmUpdate,
+    PriorityList, ShareList, SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmStep, SlurmSubmit,
+    SlurmSubmitted, SlurmUpdate,
 };
 
 use super::error::{parse_body, ApiError};
@@ -18,6 +19,9 @@ use super::state::HeadState;
 use super::Head;
 
 type H = State<Arc<Head>>;
+
+/// The largest `--nice` adjustment, either way (Slurm's `NICE_OFFSET - 3`).
+const NICE_MAX: u32 = 2_147_483_645;
 type Who = axum::Extension<Caller>;
 
 /// `/slurm/jobs` (list, submit), `/slurm/jobs/{id}`, `/slurm/cancel` and the per-job
@@ -28,6 +32,27 @@ pub fn router() -> Router<Arc<Head>> {
         .route("/slurm/jobs/{id}", get(show))
         .route("/slurm/jobs/{id}/{action}", post(control))
         .route("/slurm/cancel", post(cancel))
+        .route("/slurm/priorities", get(priorities))
+        .route("/slurm/shares", get(shares))
+}
+
+/// Every waiting Slurm job's priority factors (sprio) the caller may see.
+async fn priorities(State(head): H, who: Who) -> Json<PriorityList> {
+    let mut list = head.read(|st| st.priorities());
+    list.jobs.retain(|p| !head.private_data.hides(&who, Some(p.uid)));
+    Json(list)
+}
+
+/// The share tree (sshare): accounts, and the users the caller may see, named.
+async fn shares(State(head): H, who: Who) -> Json<ShareList> {
+    let mut list = head.read(|st| st.shares());
+    list.rows.retain(|r| r.uid.is_none() || !head.private_data.hides(&who, r.uid));
+    for r in &mut list.rows {
+        if let Some(uid) = r.uid {
+            r.user = Some(head.users.name(uid).await);
+        }
+    }
+    Json(list)
 }
 
 /// Every job (others' without their command), or with `accounting=true` (sacct) only the
@@ -66,6 +91,15 @@ async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmi
             return Err(denied(format!("Invalid group id: uid {uid} is not in group {gid}")));
         }
         req.user = String::new();
+        if req.nice.is_some_and(|n| n < 0) {
+            let msg = "Invalid nice value: only admins may give a negative --nice".to_owned();
+            return Err(denied(msg));
+        }
+    }
+    if let Some(n) = req.nice.filter(|n| n.unsigned_abs() > NICE_MAX) {
+        return Err(ApiError::invalid(format!(
+            "Invalid nice value {n}: it must be between -{NICE_MAX} and {NICE_MAX}"
+        )));
     }
     if req.user.is_empty() {
         req.user = head.users.name(req.uid).await;

@@ -25,6 +25,7 @@
 //! ([`reserve`]) that later tasks may not delay.
 
 mod fabric;
+pub mod fair;
 mod keys;
 mod place;
 mod queue;
@@ -33,6 +34,7 @@ mod reserve;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use fair::{Factors, Fair, JobFacts, LimitReason, Owner};
 use gangway_topology::alloc::{Grant, Need, NodeFree, NodeInventory};
 use keys::KeyMap;
 use place::{Found, Room};
@@ -126,6 +128,8 @@ pub struct Held {
     pub grant: Grant,
     /// When its time limit ends it (None: no limit).
     pub end: Option<Time>,
+    /// Whose it is (its usage is charged there, and counts against the owner's limits).
+    pub owner: Owner,
 }
 
 /// Something that happened.
@@ -149,8 +153,9 @@ pub enum Event {
     NodeDown { node: NodeKey },
     /// A node's scheduling state changed.
     NodeSchedulable { node: NodeKey, schedulable: bool },
-    /// A task became runnable: `slots` and `need` on one node, or (with `gang`) on that many
-    /// nodes at once (whole idle nodes when it has no need), for at most `limit` once started.
+    /// A task of a job with `job`'s facts became runnable: `slots` and `need` on one node, or
+    /// (with `gang`) on that many nodes at once (whole idle nodes when it has no need), for at
+    /// most `limit` once started.
     TaskQueued {
         task: TaskKey,
         pool: PoolKey,
@@ -159,6 +164,7 @@ pub enum Event {
         need: Option<Need>,
         gang: Option<u32>,
         limit: Option<Time>,
+        job: JobFacts,
     },
     /// A queued task will not run after all (terminated, job deleted).
     TaskWithdrawn { task: TaskKey },
@@ -223,6 +229,9 @@ struct PoolState {
     by_gpus: Vec<BTreeSet<(u32, NodeKey)>>,
     /// The most threads per core of its nodes (a need's fewest possible cores).
     max_threads: u32,
+    /// The most CPUs and GPUs of its nodes (what a whole node counts as in limits and size).
+    max_cpus: u32,
+    max_gpus: u32,
     /// Its nodes' free resources on the fabric, for gangs.
     fabric: fabric::PoolFabric,
     /// Its nodes the fabric does not name (gangs then go by node order).
@@ -313,12 +322,28 @@ struct Holding {
     end: Option<Time>,
 }
 
+/// A job with waiting tasks: what its priority is made of, and those tasks.
+#[derive(Debug)]
+struct WaitingJob {
+    facts: JobFacts,
+    /// CPUs its (first) task asks for, on all its nodes: its size.
+    cpus: u32,
+    factors: Factors,
+    tasks: BTreeSet<TaskKey>,
+}
+
 /// The scheduler core.
 #[derive(Debug, Default)]
 pub struct Scheduler {
     pools: KeyMap<PoolKey, PoolState>,
     nodes: KeyMap<NodeKey, NodeState>,
     queued: KeyMap<TaskKey, (PoolKey, QueueKey, Shape)>,
+    /// Jobs with waiting tasks, by their number (`QueueKey::job`).
+    waiting: KeyMap<u64, WaitingJob>,
+    /// Usage, fair share and limits.
+    fair: Fair,
+    /// CPUs of every node known.
+    cluster_cpus: u32,
     /// Needs by shape: a queue entry names its need by number, so it stays small and `Copy`.
     needs: Vec<Need>,
     need_ids: HashMap<Need, u32>,
@@ -344,6 +369,73 @@ impl Scheduler {
     /// The clock is now `now` (it never goes back).
     pub fn advance(&mut self, now: Time) {
         self.now = self.now.max(now);
+    }
+
+    /// Sets how priorities are weighed and what limits running work (before tasks come).
+    pub fn set_fairness(&mut self, weights: fair::Weights, limits: fair::Limits) {
+        self.fair.weights = weights;
+        self.fair.limits = limits;
+    }
+
+    /// How priorities are weighed.
+    pub fn weights(&self) -> &fair::Weights {
+        &self.fair.weights
+    }
+
+    /// Charges running work, decays usage and recomputes the fair-share factors and every
+    /// waiting job's priority at `now`; a job whose priority changed moves in its queue (its
+    /// pool gets a pass).
+    pub fn reprioritize(&mut self, now: Time) {
+        self.advance(now);
+        self.fair.refresh(self.now);
+        if !self.fair.weighs() {
+            return;
+        }
+        for w in self.waiting.values_mut() {
+            let f = self.fair.priority(&w.facts, w.cpus, self.cluster_cpus, self.now);
+            if f.priority != w.factors.priority {
+                for task in &w.tasks {
+                    let Some((pool, order, shape)) = self.queued.get_mut(task) else { continue };
+                    let Some(p) = self.pools.get_mut(pool) else { continue };
+                    p.queue.remove(*order, *shape);
+                    *order = order.with_factor(f.priority);
+                    p.queue.push(*order, *task, *shape);
+                    if !self.dirty.contains(pool) {
+                        self.dirty.push(*pool);
+                    }
+                }
+            }
+            w.factors = f;
+        }
+    }
+
+    /// The priority of waiting `task` and its factors, as last computed (sprio's).
+    pub fn priority(&self, task: TaskKey) -> Option<Factors> {
+        let (_, order, _) = self.queued.get(&task)?;
+        self.waiting.get(&order.job()).map(|w| w.factors)
+    }
+
+    /// The share tree: every account, then its users (sshare's).
+    pub fn shares(&self) -> Vec<fair::ShareRow> {
+        self.fair.shares()
+    }
+
+    /// The limit waiting `task` is held by now, if one is.
+    pub fn held_by_limit(&self, task: TaskKey) -> Option<LimitReason> {
+        let (pool, _, shape) = self.queued.get(&task)?;
+        let owner = shape.owner?;
+        let p = self.pools.get(pool)?;
+        let (cpus, gpus) = self.demand(p, shape);
+        self.fair.allows(owner, cpus, gpus).err()
+    }
+
+    /// What `user` runs now (jobs, CPUs, GPUs).
+    pub fn running_of(&self, user: fair::UserKey) -> fair::Running {
+        self.fair.running_of(user)
+    }
+
+    fn demand(&self, p: &PoolState, shape: &Shape) -> (u32, u32) {
+        demand(p, shape.need.map(|i| &self.needs[i as usize]), shape)
     }
 
     /// Applies `ev` and appends the decisions it makes possible to `out`.
@@ -379,6 +471,8 @@ impl Scheduler {
                     free: BTreeSet::new(),
                     by_gpus: Vec::new(),
                     max_threads: 1,
+                    max_cpus: 0,
+                    max_gpus: 0,
                     fabric: fabric::PoolFabric::default(),
                     unplaced: 0,
                     freed: Default::default(),
@@ -407,9 +501,14 @@ impl Scheduler {
                     if let Some(end) = h.end {
                         p.ends.insert((end, h.task, node));
                     }
+                    let (cpus, gpus) = billed(&inventory, &grant, h.slots);
+                    self.fair.start(h.task, h.owner, cpus, gpus, self.now);
                     holdings.insert(h.task, Holding { slots: h.slots, grant, end: h.end });
                 }
                 p.max_threads = p.max_threads.max(inventory.threads_per_core());
+                p.max_cpus = p.max_cpus.max(inventory.cpu_count());
+                p.max_gpus = p.max_gpus.max(inventory.gpus_of_type(None));
+                self.cluster_cpus += inventory.cpu_count();
                 let free = p.slots_per_node.saturating_sub(used);
                 let n = NodeState { pool, free, schedulable, place, inventory, avail, held: holdings };
                 p.reindex(node, None, n.index_key());
@@ -433,8 +532,10 @@ impl Scheduler {
                 }
                 self.touch(pool);
             }
-            Event::TaskQueued { task, pool, order, slots, need, gang, limit } => {
-                let Some(p) = self.pools.get_mut(&pool) else { return };
+            Event::TaskQueued { task, pool, order, slots, need, gang, limit, job } => {
+                if !self.pools.contains_key(&pool) {
+                    return;
+                }
                 let need = need.map(|n| {
                     let next = self.needs.len() as u32;
                     *self.need_ids.entry(n).or_insert_with_key(|n| {
@@ -442,7 +543,10 @@ impl Scheduler {
                         next
                     })
                 });
-                let shape = Shape { slots, need, gang, limit };
+                let owner = self.fair.limits.any().then_some(job.owner);
+                let shape = Shape { slots, need, gang, limit, owner };
+                let order = self.join_job(order, task, pool, &shape, job);
+                let p = self.pools.get_mut(&pool).expect("checked above");
                 p.queue.push(order, task, shape);
                 self.queued.insert(task, (pool, order, shape));
                 // One more task of a shape that fits nowhere, with nothing freed since it was
@@ -457,6 +561,7 @@ impl Scheduler {
                     if let Some(p) = self.pools.get_mut(&pool) {
                         p.queue.remove(order, shape);
                     }
+                    self.leave_job(order, task);
                     // A shape gone from ahead of others may let the look-past reach one that fits.
                     self.touch(pool);
                 }
@@ -475,7 +580,64 @@ impl Scheduler {
                 p.reindex(node, before, n.index_key());
                 p.fabric.update(n.place, n);
                 p.note_freed(node);
+                let (cpus, gpus) = billed(&n.inventory, &h.grant, h.slots);
+                // Less running under a limit may let its owner's work wait in other pools.
+                if self.fair.release(task, cpus, gpus, self.now) {
+                    let pools: Vec<PoolKey> = self.pools.keys().copied().collect();
+                    for pool in pools {
+                        self.touch(pool);
+                    }
+                }
                 self.touch(pool);
+            }
+        }
+    }
+
+    /// Files queued `task` under its job, which computes the job's priority when it is new
+    /// (a later task brings the job's facts up to date); returns its queue key.
+    fn join_job(&mut self, order: QueueKey, task: TaskKey, pool: PoolKey, shape: &Shape, job: JobFacts) -> QueueKey {
+        let known = self.waiting.get(&order.job()).is_some_and(|w| w.facts == job);
+        if !known {
+            self.fair.know(job.owner);
+            let p = self.pools.get(&pool).expect("a queued task's pool exists");
+            let cpus = match self.waiting.get(&order.job()) {
+                Some(w) => w.cpus,
+                None => self.demand(p, shape).0,
+            };
+            let factors = self.fair.priority(&job, cpus, self.cluster_cpus, self.now);
+            let w = self.waiting.entry(order.job()).or_insert_with(|| WaitingJob {
+                facts: job,
+                cpus,
+                factors,
+                tasks: BTreeSet::new(),
+            });
+            if w.factors.priority != factors.priority {
+                // Its facts changed (an update): its other waiting tasks move as well.
+                for t in &w.tasks {
+                    let Some((tp, o, s)) = self.queued.get_mut(t) else { continue };
+                    let Some(p) = self.pools.get_mut(tp) else { continue };
+                    p.queue.remove(*o, *s);
+                    *o = o.with_factor(factors.priority);
+                    p.queue.push(*o, *t, *s);
+                    if !self.dirty.contains(tp) {
+                        self.dirty.push(*tp);
+                    }
+                }
+            }
+            w.facts = job;
+            w.factors = factors;
+        }
+        let w = self.waiting.get_mut(&order.job()).expect("filed above");
+        w.tasks.insert(task);
+        order.with_factor(w.factors.priority)
+    }
+
+    /// `task` waits no more.
+    fn leave_job(&mut self, order: QueueKey, task: TaskKey) {
+        if let Some(w) = self.waiting.get_mut(&order.job()) {
+            w.tasks.remove(&task);
+            if w.tasks.is_empty() {
+                self.waiting.remove(&order.job());
             }
         }
     }
@@ -488,12 +650,19 @@ impl Scheduler {
         let (pool, _, _) = self.queued.get(&task)?;
         let p = self.pools.get(pool)?;
         let depth = p.policy.backfill.reservations();
+        // A task held by a limit gets no reservation.
+        let heads = || {
+            p.queue.heads_after(None).filter(|(_, _, q, _)| {
+                let (cpus, gpus) = self.demand(p, &q.shape);
+                q.shape.owner.is_none_or(|o| self.fair.allows(o, cpus, gpus).is_ok())
+            })
+        };
         // Most waiting tasks have none: that is known without computing any.
-        if !p.queue.heads_after(None).take(depth).any(|(_, _, _, first)| first == task) {
+        if !heads().take(depth).any(|(_, _, _, first)| first == task) {
             return None;
         }
         let mut reservations: Vec<Reservation> = Vec::new();
-        for (_, _, q, first) in p.queue.heads_after(None).take(depth) {
+        for (_, _, q, first) in heads().take(depth) {
             let need = q.shape.need.map(|i| &self.needs[i as usize]);
             let r = reserve::reserve(p, &self.nodes, first, &q.shape, need, self.now, &reservations, true);
             if first == task {
@@ -526,6 +695,11 @@ impl Scheduler {
 
     fn remove_node(&mut self, node: NodeKey) {
         if let Some(n) = self.nodes.remove(&node) {
+            self.cluster_cpus = self.cluster_cpus.saturating_sub(n.inventory.cpu_count());
+            for (task, h) in &n.held {
+                let (cpus, gpus) = billed(&n.inventory, &h.grant, h.slots);
+                self.fair.release(*task, cpus, gpus, self.now);
+            }
             if let Some(p) = self.pools.get_mut(&n.pool) {
                 for (task, h) in &n.held {
                     if let Some(end) = h.end {
@@ -581,26 +755,36 @@ impl Scheduler {
             let all = p.slots_per_node;
             for (key, slot, q, task) in p.queue.heads_after(cursor) {
                 let need = q.shape.need.map(|i| &self.needs[i as usize]);
-                let look = match q.blocked {
-                    // Nothing was freed since it found no place.
-                    Some(pos) if pos == end => Look::Pass,
-                    // Only the nodes freed since can hold it.
-                    Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
-                        Some(mut freed) => {
-                            let on = |k| {
-                                Self::place_on(pool, k, node_of(k)?, task, &q.shape, need, all, &Room::FREE)
-                                    .map(|g| (k, g))
-                            };
-                            match freed.find_map(on) {
-                                Some(found) => Look::Place(found),
-                                None => Look::StillBlocked,
+                // Its owner is at a limit: it waits without a reservation, not blocked.
+                let limited = |o: Owner| {
+                    let (cpus, gpus) = demand(p, need, &q.shape);
+                    self.fair.allows(o, cpus, gpus).is_err()
+                };
+                let look = if q.shape.owner.is_some_and(limited) {
+                    Look::Limited
+                } else {
+                    match q.blocked {
+                        // Nothing was freed since it found no place.
+                        Some(pos) if pos == end => Look::Pass,
+                        // Only the nodes freed since can hold it.
+                        Some(pos) if q.shape.gang.is_none() && end - pos <= FRESH_TRIES => match p.freed_since(pos) {
+                            Some(mut freed) => {
+                                let on = |k| {
+                                    Self::place_on(pool, k, node_of(k)?, task, &q.shape, need, all, &Room::FREE)
+                                        .map(|g| (k, g))
+                                };
+                                match freed.find_map(on) {
+                                    Some(found) => Look::Place(found),
+                                    None => Look::StillBlocked,
+                                }
                             }
-                        }
-                        None => Look::Search,
-                    },
-                    _ => Look::Search,
+                            None => Look::Search,
+                        },
+                        _ => Look::Search,
+                    }
                 };
                 match look {
+                    Look::Limited => {}
                     Look::Pass | Look::StillBlocked => {
                         if let Look::StillBlocked = look {
                             newly_blocked.push(slot);
@@ -698,12 +882,22 @@ impl Scheduler {
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
             self.queued.remove(&task);
+            let owner = self.waiting.get(&key.job()).map(|w| w.facts.owner).unwrap_or_default();
+            if let Some(w) = self.waiting.get_mut(&key.job()) {
+                w.tasks.remove(&task);
+                if w.tasks.is_empty() {
+                    self.waiting.remove(&key.job());
+                }
+            }
             // A whole-node share takes every slot as well.
             let whole = shape.need.is_none_or(|i| self.needs[i as usize].whole);
             let all = p.slots_per_node;
             let slots = |gang: bool| if whole && (gang || shape.need.is_some()) { all } else { shape.slots };
+            let fair = &mut self.fair;
             let mut held = |node: NodeKey, grant: &Grant, slots: u32| {
-                Self::hold(p, &mut self.nodes, node, task, slots, grant, ends_at);
+                let n = Self::hold(p, &mut self.nodes, node, task, slots, grant, ends_at);
+                let (cpus, gpus) = billed(&n.inventory, grant, slots);
+                fair.start(task, owner, cpus, gpus, now);
                 // What outlasts a reservation's start comes out of what it leaves spare.
                 for r in reservations.iter_mut().filter(|r| ends_at.is_none_or(|e| e > r.start)) {
                     r.took(node, slots, grant);
@@ -721,17 +915,16 @@ impl Scheduler {
         }
     }
 
-    /// Takes `slots` and `grant` on `node` for `task`, until `end`.
-    #[allow(clippy::too_many_arguments)]
-    fn hold(
+    /// Takes `slots` and `grant` on `node` for `task`, until `end`; returns the node.
+    fn hold<'n>(
         p: &mut PoolState,
-        nodes: &mut KeyMap<NodeKey, NodeState>,
+        nodes: &'n mut KeyMap<NodeKey, NodeState>,
         node: NodeKey,
         task: TaskKey,
         slots: u32,
         grant: &Grant,
         end: Option<Time>,
-    ) {
+    ) -> &'n NodeState {
         let n = nodes.get_mut(&node).expect("placed on a known node");
         debug_assert!(!n.held.contains_key(&task), "a task is never placed where it still holds something");
         let before = n.index_key();
@@ -744,6 +937,7 @@ impl Scheduler {
         }
         p.reindex(node, before, n.index_key());
         p.fabric.update(n.place, n);
+        n
     }
 
     /// Nodes of `pool` that could ever hold a gang instance (every node, busy or not).
@@ -752,8 +946,30 @@ impl Scheduler {
     }
 }
 
+/// The CPUs and GPUs billed for `grant` of `slots` on a node of `inv` (a task given no
+/// cores bills its slots as CPUs).
+fn billed(inv: &NodeInventory, grant: &Grant, slots: u32) -> (u32, u32) {
+    let cpus = if grant.cores.is_empty() { slots } else { grant.cores.len() as u32 * inv.threads_per_core() };
+    (cpus, grant.gpus.len() as u32)
+}
+
+/// The CPUs and GPUs a task of `shape` (whose need is `need`) asks for on all its nodes of
+/// pool `p` (a whole node counts the pool's largest; a task without a need, its slots).
+fn demand(p: &PoolState, need: Option<&Need>, shape: &Shape) -> (u32, u32) {
+    let n = shape.gang.unwrap_or(1);
+    let (cpus, gpus) = match need {
+        Some(need) if need.whole => (p.max_cpus, p.max_gpus),
+        Some(need) => (need.cpus.max(need.cores), need.gpus),
+        None if shape.gang.is_some() => (p.max_cpus, p.max_gpus),
+        None => (shape.slots, 0),
+    };
+    (cpus.saturating_mul(n), gpus.saturating_mul(n))
+}
+
 /// What to do with a shape met in a pass's scan.
 enum Look {
+    /// Pass it: its owner is at a limit.
+    Limited,
     /// Pass it: nothing changed since it found no place.
     Pass,
     /// Pass it and mark it blocked again: the freed nodes cannot hold it either.
@@ -764,6 +980,8 @@ enum Look {
     Search,
 }
 
+#[cfg(test)]
+mod fair_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

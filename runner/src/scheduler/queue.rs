@@ -7,11 +7,13 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-/// Where a task stands in its pool's queue: higher priority first, then older job, then
-/// older task. A requeued task keeps its key, so it goes back to where it was.
+/// Where a task stands in its pool's queue: higher job priority first, then higher
+/// multifactor priority (the scheduler's, see `fair`), then older job, then older task. A
+/// requeued task keeps its place (its multifactor priority is its job's, as now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueueKey {
     priority: Reverse<i32>,
+    factor: Reverse<i64>,
     job_seq: u64,
     task_seq: u64,
 }
@@ -19,7 +21,17 @@ pub struct QueueKey {
 impl QueueKey {
     /// The key of a task of a job with `priority`, created `job_seq`-th, the task `task_seq`-th.
     pub fn new(priority: i32, job_seq: u64, task_seq: u64) -> QueueKey {
-        QueueKey { priority: Reverse(priority), job_seq, task_seq }
+        QueueKey { priority: Reverse(priority), factor: Reverse(0), job_seq, task_seq }
+    }
+
+    /// The same place with multifactor priority `factor`.
+    pub(super) fn with_factor(self, factor: i64) -> QueueKey {
+        QueueKey { factor: Reverse(factor), ..self }
+    }
+
+    /// Its job's creation order (the job's number in the scheduler).
+    pub fn job(&self) -> u64 {
+        self.job_seq
     }
 }
 
@@ -33,6 +45,8 @@ pub(super) struct Shape {
     pub gang: Option<u32>,
     /// Its time limit, if it has one.
     pub limit: Option<super::Time>,
+    /// Its owner, when limits on running work are set (a limited owner's tasks wait apart).
+    pub owner: Option<super::fair::Owner>,
 }
 
 /// The tasks of one shape.

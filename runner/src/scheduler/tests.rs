@@ -20,8 +20,13 @@ fn dgx() -> Arc<NodeInventory> {
 }
 
 fn up(node: NodeKey, used: u32) -> Event {
-    let held =
-        (used > 0).then(|| Held { task: 1_000_000 + node as u64, slots: used, grant: Grant::default(), end: None });
+    let held = (used > 0).then(|| Held {
+        task: 1_000_000 + node as u64,
+        slots: used,
+        grant: Grant::default(),
+        end: None,
+        owner: Default::default(),
+    });
     Event::NodeUp {
         node,
         pool: 0,
@@ -74,6 +79,7 @@ impl Sim {
             need,
             gang: None,
             limit: None,
+            job: Default::default(),
         });
         task
     }
@@ -107,6 +113,7 @@ impl Sim {
             need,
             gang: Some(n),
             limit: None,
+            job: Default::default(),
         });
         task
     }
@@ -276,8 +283,10 @@ fn on_a_fabric_a_gang_lands_under_one_leaf() {
     // Node keys 1..8 are n1..n8; n1 (on leaf1) is busy.
     for k in 1..=8u32 {
         let place = fabric.node_id(&format!("n{k}")).unwrap().0;
-        let held: Vec<Held> =
-            (k == 1).then(|| Held { task: 99, slots: 1, grant: Grant::default(), end: None }).into_iter().collect();
+        let held: Vec<Held> = (k == 1)
+            .then(|| Held { task: 99, slots: 1, grant: Grant::default(), end: None, owner: Default::default() })
+            .into_iter()
+            .collect();
         sim.ev(Event::NodeUp { node: k, pool: 0, inventory: small(1), held, schedulable: true, place: Some(place) });
     }
     let g = sim.gang(4);
@@ -421,7 +430,7 @@ proptest! {
                 Op::Requeue(i) if !live.is_empty() => {
                     let (task, parts) = live.swap_remove(i % live.len());
                     let order = QueueKey::new(0, 1, task);
-                    sim.ev(Event::TaskQueued { task, pool: 0, order, slots: 1, need: need(4, 100, 1), gang: None, limit: None });
+                    sim.ev(Event::TaskQueued { task, pool: 0, order, slots: 1, need: need(4, 100, 1), gang: None, limit: None , job: Default::default()});
                     for (node, _) in parts {
                         sim.release(task, node);
                     }
@@ -431,7 +440,7 @@ proptest! {
                     sim.ev(Event::NodeDown { node });
                     let held = live
                         .iter()
-                        .flat_map(|(t, parts)| parts.iter().filter(|p| p.0 == node).map(|p| Held { task: *t, slots: 1, grant: p.1.clone(), end: None }))
+                        .flat_map(|(t, parts)| parts.iter().filter(|p| p.0 == node).map(|p| Held { task: *t, slots: 1, grant: p.1.clone(), end: None, owner: Default::default() }))
                         .collect();
                     sim.ev(Event::NodeUp { node, pool: 0, inventory: inv.clone(), held, schedulable: true, place: None });
                 }
@@ -492,7 +501,13 @@ fn on_a_fabric_a_partial_gang_goes_where_its_need_fits_under_one_leaf() {
     for k in 1..=8u32 {
         let place = fabric.node_id(&format!("n{k}")).unwrap().0;
         let held: Vec<Held> = (k <= 2)
-            .then(|| Held { task: 100 + u64::from(k), slots: 1, grant: busy.clone(), end: None })
+            .then(|| Held {
+                task: 100 + u64::from(k),
+                slots: 1,
+                grant: busy.clone(),
+                end: None,
+                owner: Default::default(),
+            })
             .into_iter()
             .collect();
         sim.ev(Event::NodeUp { node: k, pool: 0, inventory: inv.clone(), held, schedulable: true, place: Some(place) });
@@ -522,6 +537,7 @@ fn a_task_queued_again_is_not_placed_where_its_last_attempt_still_holds_resource
         need: need(2, 0, 0),
         gang: None,
         limit: None,
+        job: Default::default(),
     });
     assert!(sim.take().is_empty());
     // Tasks of its shape behind it wait with it (the head releases the old attempt right after).

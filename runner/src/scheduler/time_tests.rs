@@ -5,8 +5,16 @@
 //!                              N more nodes of C one-thread cores and G GPUs named T
 //! policy fcfs|easy|firstfit    the pool's policy (before `nodes`)
 //! at T                         the clock is T seconds
-//! queue NAME [gang=N] [cpus=N] [gpus=N] [type=T] [limit=S] [prio=P]
-//!                              a task (a gang of N nodes, whole nodes without cpus/gpus)
+//! queue NAME [gang=N] [cpus=N] [gpus=N] [type=T] [limit=S] [prio=P] [user=U] [account=A] [job=J] [nice=N]
+//!                              a task (a gang of N nodes, whole nodes without cpus/gpus) of
+//!                              job J (default: a job of its own), owned by U in A (default 0)
+//! weights [age=W] [fairshare=W] [size=W] [maxage=S] [halflife=S] [gpu=B]
+//!                              multifactor priority weights (before `nodes`)
+//! limits [user_jobs=N] [user_cpus=N] [user_gpus=N] [account_jobs=N] [account_cpus=N] [account_gpus=N]
+//!                              limits on running work (before `nodes`)
+//! reprioritize                 recalculate usage and priorities now (the head's timer)
+//! priority NAME P              NAME's multifactor priority is P
+//! held NAME REASON|-           NAME waits on Slurm's limit REASON (or on none)
 //! end NAME                     NAME ends on all its nodes
 //! started NAME…                exactly these tasks started since the last check (`started -`: none)
 //! planned NAME T [on K…]       NAME's reservation starts at T (on nodes K…); `planned NAME -`: none
@@ -110,6 +118,43 @@ impl Script {
                 }
             }
             ["at", t] => self.s.advance(t.parse::<Time>().unwrap() * 1000),
+            ["weights", ref opts @ ..] => {
+                let mut w = fair::Weights::none();
+                w.age = kv(opts, "age").unwrap_or(0) as u32;
+                w.fairshare = kv(opts, "fairshare").unwrap_or(0) as u32;
+                w.job_size = kv(opts, "size").unwrap_or(0) as u32;
+                w.max_age = kv(opts, "maxage").map_or(w.max_age, |s| s * 1000);
+                w.decay_half_life = kv(opts, "halflife").map_or(w.decay_half_life, |s| s * 1000);
+                w.gpu_billing = kv(opts, "gpu").map_or(1.0, |b| b as f64);
+                let limits = self.s.fair.limits;
+                self.s.set_fairness(w, limits);
+            }
+            ["limits", ref opts @ ..] => {
+                let cap = |k: &str| kv(opts, k).map(|v| v as u32);
+                let limits = fair::Limits {
+                    per_user: fair::Caps { jobs: cap("user_jobs"), cpus: cap("user_cpus"), gpus: cap("user_gpus") },
+                    per_account: fair::Caps {
+                        jobs: cap("account_jobs"),
+                        cpus: cap("account_cpus"),
+                        gpus: cap("account_gpus"),
+                    },
+                };
+                let w = self.s.fair.weights.clone();
+                self.s.set_fairness(w, limits);
+            }
+            ["reprioritize"] => {
+                let now = self.s.now;
+                self.s.reprioritize(now);
+                self.s.schedule(&mut self.out);
+            }
+            ["priority", name, p] => {
+                let f = self.s.priority(self.names[name]).unwrap_or_else(|| panic!("{line}: {name} is not waiting"));
+                assert_eq!(f.priority, p.parse::<i64>().unwrap(), "{line}: {f:?}");
+            }
+            ["held", name, reason] => {
+                let got = self.s.held_by_limit(self.names[name]).map(|r| r.slurm());
+                assert_eq!(got, (reason != "-").then_some(reason), "{line}");
+            }
             ["queue", name, ref opts @ ..] => {
                 let task = self.names.len() as TaskKey + 1;
                 self.names.insert(name.to_string(), task);
@@ -119,14 +164,20 @@ impl Script {
                 let need = (cpus > 0 || gpus > 0).then(|| Need { cpus, gpus, gpu_type, ..Need::default() });
                 let slots = if need.is_some() { cpus.max(1) } else { 1 };
                 let prio = kv(opts, "prio").unwrap_or(0) as i32;
+                let owner = fair::Owner {
+                    user: kv(opts, "user").unwrap_or(0) as u32,
+                    account: kv(opts, "account").unwrap_or(0) as u32,
+                };
+                let job = fair::JobFacts { owner, eligible: self.s.now, nice: kv(opts, "nice").unwrap_or(0) as i32 };
                 let ev = Event::TaskQueued {
                     task,
                     pool: 0,
-                    order: QueueKey::new(prio, task, 0),
+                    order: QueueKey::new(prio, kv(opts, "job").unwrap_or(task), task),
                     slots,
                     need,
                     gang,
                     limit: kv(opts, "limit").map(|s| s * 1000),
+                    job,
                 };
                 self.s.on_event(ev, &mut self.out);
             }
@@ -501,6 +552,7 @@ mod promises {
                     need,
                     gang: j.gang.filter(|g| *g <= nodes),
                     limit: Some(j.limit * 1000),
+                    job: Default::default(),
                 });
                 waiting.insert(next, task);
                 next += 1;
@@ -546,5 +598,124 @@ fn a_task_whose_search_gives_up_starts_where_its_reservation_says() {
          started H
          queue Y cpus=4 limit=1000
          started Y",
+    );
+}
+
+#[test]
+fn fair_share_puts_the_user_who_used_less_first_once_priorities_are_recalculated() {
+    let run = |recalc: &str, first: &str| {
+        Script::run(&format!(
+            "weights fairshare=10000
+             nodes 1 cpus 1
+             at 0
+             queue A user=1 limit=1000
+             started A
+             at 1
+             queue B user=1 limit=1000
+             queue C user=2 limit=1000
+             at 100
+             {recalc}
+             end A
+             started {first}"
+        ))
+    };
+    // Until usage is recalculated both users have had nothing charged: submission order.
+    run("", "B");
+    // Alice used the node for 100 s; Bob's job passes hers.
+    run("reprioritize", "C");
+}
+
+#[test]
+fn the_multifactor_priority_is_the_weighted_sum_less_nice_and_tasks_of_one_job_keep_their_order() {
+    Script::run(
+        "weights age=1000 fairshare=10000 maxage=100
+         nodes 1 cpus 1
+         at 0
+         queue A user=1 limit=1000
+         started A
+         queue B user=1 job=7 limit=10
+         queue C user=1 job=7 limit=10
+         queue D user=2 nice=6000 limit=10
+         priority B 10000
+         priority D 4000
+         at 50
+         reprioritize
+         priority B 3000
+         priority D -500
+         end A
+         started B
+         end B
+         started C
+         end C
+         started D",
+    );
+}
+
+#[test]
+fn a_user_at_a_limit_waits_without_holding_up_others_or_getting_a_reservation() {
+    Script::run(
+        "limits user_jobs=1
+         nodes 2 cpus 1
+         queue A user=1 limit=100
+         queue B user=1 limit=100
+         queue C user=2 limit=100
+         started A C
+         held B QOSMaxJobsPerUserLimit
+         held C -
+         planned B -
+         end A
+         started B",
+    );
+    Script::run(
+        "limits user_cpus=4
+         nodes 1 cpus 8
+         queue A user=1 cpus=3 limit=100
+         queue B user=1 cpus=2 limit=100
+         queue C user=2 cpus=2 limit=100
+         queue D user=1 cpus=1 limit=100
+         started A C D
+         held B QOSMaxCpuPerUserLimit
+         end D
+         started -
+         end A
+         started B",
+    );
+    Script::run(
+        "limits account_jobs=1 user_gpus=1
+         nodes 2 cpus 4 gpus 2
+         queue A user=1 account=1 cpus=1 limit=100
+         queue B user=2 account=1 cpus=1 limit=100
+         queue C user=3 account=2 cpus=1 gpus=2 limit=100
+         queue D user=3 account=2 cpus=1 gpus=1 limit=100
+         started A D
+         held B QOSMaxJobsPerAccount
+         held C QOSMaxGRESPerUser
+         end A
+         started B",
+    );
+}
+
+#[test]
+fn under_a_limit_the_first_task_that_may_start_gets_the_reservation() {
+    // B is at its user's limit: the reservation goes to C, so D, which would outlast it on the
+    // free node, waits, and E, which ends before it, passes.
+    Script::run(
+        "limits user_jobs=1
+         nodes 3 cpus 1
+         queue A user=1 gang=2 limit=100
+         queue B user=1 gang=3 limit=100
+         queue C user=2 gang=3 limit=100
+         started A
+         planned B -
+         planned C 100
+         queue D user=3 gang=1 limit=1000
+         queue E user=3 gang=1 limit=50
+         started E
+         at 50
+         end E
+         started -
+         at 100
+         end A
+         started B",
     );
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use gangway_topology::alloc::NodeInventory;
 use gangway_topology::fabric::Fabric;
 
+use crate::scheduler::fair::{JobFacts, Owner};
 use crate::scheduler::{Event, Fill, NodeKey, Policy, QueueKey, Scheduler, TaskKey, Time};
 use swf::Job;
 
@@ -159,6 +160,7 @@ pub fn replay(
                 need: None,
                 gang: Some(machine.nodes_for(j.procs) as u32),
                 limit: Some(ms(j.estimate)),
+                job: JobFacts { owner: Owner { account: 0, user: j.user }, eligible: ms(j.submit), nice: 0 },
             });
             next += 1;
         }

@@ -24,6 +24,8 @@ pub struct Job {
     pub procs: u64,
     /// The user's estimate, seconds (field 9 if known and not below `run`, else `run`).
     pub estimate: u64,
+    /// Its user (field 12; 0 when unknown).
+    pub user: u32,
 }
 
 /// A trace, as read.
@@ -97,7 +99,7 @@ fn parse_job(line: &str) -> Result<Job, &'static str> {
             Err(_) => f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or("a field is not a number")? as i64,
         };
     }
-    let [id, submit, _wait, run, allocated, _cpu, _mem, requested, estimate, ..] = num;
+    let [id, submit, _wait, run, allocated, _cpu, _mem, requested, estimate, _req_mem, _status, user, ..] = num;
     if id < 0 {
         return Err("negative job number");
     }
@@ -112,7 +114,15 @@ fn parse_job(line: &str) -> Result<Job, &'static str> {
         return Err("no processor count");
     }
     let estimate = if estimate > 0 { estimate.max(run) } else { run };
-    Ok(Job { id: id as u64, submit: submit as u64, run: run as u64, procs: procs as u64, estimate: estimate as u64 })
+    let user = u32::try_from(user).unwrap_or(0);
+    Ok(Job {
+        id: id as u64,
+        submit: submit as u64,
+        run: run as u64,
+        procs: procs as u64,
+        estimate: estimate as u64,
+        user,
+    })
 }
 
 #[cfg(test)]

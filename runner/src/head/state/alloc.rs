@@ -10,6 +10,7 @@ use gangway_topology::alloc::{Grant, Need, NodeInventory};
 
 use super::{HeadState, NodeRec};
 use crate::head::error::ApiError;
+use crate::scheduler::fair::Owner;
 use crate::scheduler::{self, Held, Policy, TaskKey, Time};
 
 /// What the scheduler core does with a pool's `taskSchedulingPolicy`.
@@ -198,10 +199,17 @@ impl HeadState {
 
     /// What the tasks running on `node` hold there, for the scheduler (after a reconnect or a
     /// head restart: from each task's persisted allocation).
-    pub(crate) fn held_on(&self, node: &str, running: impl Iterator<Item = (TaskKey, u32)>) -> Vec<Held> {
-        let Some(n) = self.nodes.get(node) else { return Vec::new() };
-        running
+    pub(crate) fn held_on(&mut self, node: &str, running: impl Iterator<Item = (TaskKey, u32)>) -> Vec<Held> {
+        let owners: Vec<(TaskKey, u32, Owner)> = running
             .map(|(task, slots)| {
+                let job = self.task_index.get(&task).map(|(j, _)| j.clone()).unwrap_or_default();
+                (task, slots, self.owner_of(&job))
+            })
+            .collect();
+        let Some(n) = self.nodes.get(node) else { return Vec::new() };
+        owners
+            .into_iter()
+            .map(|(task, slots, owner)| {
                 let found = self.task_index.get(&task).and_then(|(j, t)| {
                     let j = self.jobs.get(j)?;
                     Some((j.tasks.get(t)?, self.pools.get(&j.wire.pool_info.pool_id)?))
@@ -215,7 +223,7 @@ impl HeadState {
                     let limit = time_limit(&pool.wire, Some(&t.wire.constraints))?;
                     Some(millis(start).saturating_add(limit))
                 });
-                Held { task, slots, grant, end }
+                Held { task, slots, grant, end, owner }
             })
             .collect()
     }

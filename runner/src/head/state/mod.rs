@@ -6,6 +6,7 @@
 //! forget, and a client never hears "done" for a change a crash could undo.
 
 pub(crate) mod alloc;
+pub mod fairness;
 mod gangs;
 mod launchers;
 pub mod limits;
@@ -38,6 +39,8 @@ pub enum Timer {
     JobDeadline { job: String, at: Timestamp },
     /// Slurm job `job`'s `--begin` time comes.
     SlurmBegin { job: u64, at: Timestamp },
+    /// Priorities are due for recalculation (every `PriorityCalcPeriod`).
+    Reprioritize { after: Duration },
 }
 
 /// What a change asks the outside world to do.
@@ -154,6 +157,8 @@ pub struct HeadState {
     pub(crate) job_token_key: [u8; 32],
     /// How many jobs may be open, and how many are.
     limits: limits::JobLimits,
+    /// Account names, numbered for the scheduler.
+    accounts: fairness::Accounts,
     open: limits::OpenJobs,
     pub(crate) nodes: BTreeMap<String, NodeRec>,
     /// Task key → (job, task).
@@ -190,6 +195,7 @@ impl HeadState {
             tokens: BTreeMap::new(),
             job_token_key: [0; 32],
             limits: Default::default(),
+            accounts: Default::default(),
             open: Default::default(),
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
@@ -242,9 +248,16 @@ impl HeadState {
 
     /// Feeds the scheduler and carries out what it decides.
     pub(crate) fn sched_event(&mut self, ev: Event, fx: &mut Effects) {
+        self.sched.advance(alloc::millis(Timestamp::now()));
+        self.sched.apply(ev);
+        self.sched_pass(fx);
+    }
+
+    /// Runs the scheduler's passes that are due and carries out what they decide.
+    pub(crate) fn sched_pass(&mut self, fx: &mut Effects) {
         let mut out = std::mem::take(&mut self.decisions);
         self.sched.advance(alloc::millis(Timestamp::now()));
-        self.sched.on_event(ev, &mut out);
+        self.sched.schedule(&mut out);
         let started = !out.is_empty();
         for d in out.drain(..) {
             match d {
@@ -274,15 +287,12 @@ impl HeadState {
         let Some(j) = self.jobs.get(job) else { return };
         let Some(t) = j.tasks.get(task) else { return };
         let Some(pool) = self.pools.get(&j.wire.pool_info.pool_id) else { return };
-        let ev = Event::TaskQueued {
-            task: t.key,
-            pool: pool.key,
-            order: QueueKey::new(j.wire.priority, j.seq, t.seq),
-            slots: t.wire.required_slots,
-            need: alloc::task_need(&t.wire),
-            gang: t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances),
-            limit: alloc::time_limit(&pool.wire, Some(&t.wire.constraints)),
-        };
+        let order = QueueKey::new(j.wire.priority, j.seq, t.seq);
+        let (key, slots, need) = (t.key, t.wire.required_slots, alloc::task_need(&t.wire));
+        let gang = t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances);
+        let (pool, limit) = (pool.key, alloc::time_limit(&pool.wire, Some(&t.wire.constraints)));
+        let job = self.job_facts(job);
+        let ev = Event::TaskQueued { task: key, pool, order, slots, need, gang, limit, job };
         self.sched_event(ev, fx);
     }
 

@@ -35,7 +35,8 @@ impl HeadState {
         };
         match t.wire.state {
             TaskState::Active => {
-                let reason = self.slurm_gate(job).unwrap_or("Resources");
+                let limit = || self.sched.held_by_limit(t.key).map(|l| l.slurm());
+                let reason = self.slurm_gate(job).or_else(limit).unwrap_or("Resources");
                 (SlurmJobState::Pending, reason.into())
             }
             TaskState::Running | TaskState::Preparing if t.killing.is_some() => {
@@ -99,6 +100,8 @@ impl HeadState {
             begin_time: r.begin,
             planned_start: plan.as_ref().map(|p| p.start_time),
             sched_nodes: plan.map(|p| p.nodes).unwrap_or_default(),
+            priority: self.sched.priority(t.key).map(|f| f.priority),
+            nice: r.nice.unwrap_or(0),
             // Without --time, the partition's default (else its maximum) applies, as Slurm shows.
             time_limit_s: r.time_limit_s.or_else(|| {
                 let pool = &self.pools.get(&j.wire.pool_info.pool_id)?.wire;

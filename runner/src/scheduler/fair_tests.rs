@@ -1,0 +1,69 @@
+//! The usage ledger and the fair-share formula, directly.
+
+use super::fair::*;
+
+fn owner(account: u32, user: u32) -> Owner {
+    Owner { account, user }
+}
+
+fn factor(f: &Fair, o: Owner) -> f64 {
+    f.priority(&JobFacts { owner: o, eligible: 0, nice: 0 }, 1, 1, 0).fairshare
+}
+
+#[test]
+fn usage_is_billed_cpu_time_and_gpus_by_their_weight_and_decays_by_half_lives() {
+    let weights = Weights { gpu_billing: 4.0, decay_half_life: 10_000, ..Weights::live() };
+    let mut f = Fair::new(weights, Limits::default());
+    let a = owner(0, 1);
+    f.start(1, a, 2, 1, 0);
+    f.refresh(1000);
+    // (2 CPUs + 1 GPU × 4) for one second, in CPU-seconds; no half-life has passed yet…
+    let usage = |f: &Fair| f.shares().iter().find(|r| r.user == Some(1)).map(|r| r.raw_usage).unwrap();
+    let first = usage(&f);
+    assert!((first - 6.0 * 0.933).abs() < 0.1, "{first}");
+    f.release(1, 2, 1, 1000);
+    f.refresh(11_000);
+    assert!((usage(&f) - first / 2.0).abs() < 1e-9, "one half-life halves it");
+    assert_eq!(f.running_of(1), Running::default());
+}
+
+#[test]
+fn fair_share_is_slurms_classic_formula_over_accounts_and_their_users() {
+    let mut f = Fair::new(Weights::live(), Limits::default());
+    let (alice, bob, carol) = (owner(0, 1), owner(0, 2), owner(1, 3));
+    for o in [alice, bob] {
+        f.know(o);
+    }
+    assert_eq!(factor(&f, alice), 1.0, "no usage yet: every factor is 1");
+    f.start(1, alice, 1, 0, 0);
+    f.refresh(1000);
+    // One account, two users: alice used all of it, bob nothing.
+    assert!((factor(&f, alice) - 0.25).abs() < 1e-9);
+    assert!((factor(&f, bob) - 0.5).abs() < 1e-9);
+    // A second account whose one user used nothing ranks first.
+    f.know(carol);
+    assert!((factor(&f, carol) - 1.0).abs() < 1e-9);
+    assert!(factor(&f, bob) < factor(&f, carol));
+    // Shares weigh in: with 3 shares to 1, account 0's users rank higher than before.
+    let before = factor(&f, bob);
+    f.weights.account_shares.insert(0, 3);
+    f.refresh(1000);
+    assert!(factor(&f, bob) > before);
+}
+
+#[test]
+fn limits_count_a_gang_once_and_give_back_on_each_node() {
+    let limits = Limits { per_user: Caps { jobs: Some(1), cpus: Some(8), gpus: None }, ..Limits::default() };
+    let mut f = Fair::new(Weights::none(), limits);
+    let a = owner(0, 1);
+    f.start(7, a, 4, 0, 0);
+    f.start(7, a, 4, 0, 0);
+    assert_eq!(f.running_of(1), Running { jobs: 1, cpus: 8, gpus: 0 });
+    assert_eq!(f.allows(a, 1, 0), Err(LimitReason::JobsPerUser));
+    assert_eq!(f.allows(owner(0, 2), 8, 0), Ok(()));
+    assert!(f.release(7, 4, 0, 10));
+    assert_eq!(f.running_of(1), Running { jobs: 1, cpus: 4, gpus: 0 });
+    f.release(7, 4, 0, 10);
+    assert_eq!(f.allows(a, 8, 0), Ok(()));
+    assert_eq!(f.allows(a, 9, 0), Err(LimitReason::CpusPerUser));
+}
