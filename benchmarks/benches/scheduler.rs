@@ -1,6 +1,7 @@
 //! The scheduler core alone: decisions per second with 100,000 queued tasks on 1,000 nodes,
 //! for slots-only tasks and for tasks that ask for cores, memory and GPUs (mixed shapes on
-//! nodes of 64 cores, 512 GiB and 8 GPUs).
+//! nodes of 64 cores, 512 GiB and 8 GPUs); `fair_*`: the same resources with the live head's
+//! priority weights (fair share charged as tasks run) and tasks of 50 users.
 //!
 //! `cargo bench -p gangway-benchmarks --bench scheduler`
 
@@ -9,6 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use gangway_runner::scheduler::fair::{JobFacts, Limits, Owner, Weights};
 use gangway_runner::scheduler::{Decision, Event, Fill, Held, NodeKey, Policy, QueueKey, Scheduler, TaskKey};
 use gangway_topology::alloc::{CoreSlot, Need, NodeInventory};
 
@@ -50,8 +52,12 @@ fn loaded(
     slots: u32,
     inventory: Arc<NodeInventory>,
     need: fn(u64) -> Option<Need>,
+    fair: bool,
 ) -> (Scheduler, Running) {
     let mut s = Scheduler::new();
+    if fair {
+        s.set_fairness(Weights::live(), Limits::default());
+    }
     let mut out = Vec::new();
     let mut running = Running::new();
     s.on_event(Event::PoolAdded { pool: 0, slots_per_node: slots, fill, policy: Policy::default() }, &mut out);
@@ -75,13 +81,19 @@ fn loaded(
                 need: need(task),
                 gang: None,
                 limit: None,
-                job: Default::default(),
+                job: facts(task, fair),
             },
             &mut out,
         );
     }
     assert!(out.is_empty());
     (s, running)
+}
+
+/// Task `n`'s job facts: one of 50 users when `fair`, else nobody's.
+fn facts(n: u64, fair: bool) -> JobFacts {
+    let owner = Owner { account: 0, user: if fair { (n / 100 % 50) as u32 } else { 0 } };
+    JobFacts { owner, eligible: 0, nice: 0 }
 }
 
 fn slots_only(_: u64) -> Option<Need> {
@@ -92,18 +104,22 @@ fn mixed(n: u64) -> Option<Need> {
     Some(shape(n))
 }
 
-/// A benchmark case: name, slots per node, the nodes, the tasks' needs.
-type Case = (&'static str, u32, fn() -> Arc<NodeInventory>, fn(u64) -> Option<Need>);
+/// A benchmark case: name, slots per node, the nodes, the tasks' needs, fair share.
+type Case = (&'static str, u32, fn() -> Arc<NodeInventory>, fn(u64) -> Option<Need>, bool);
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("scheduler");
     g.sample_size(20);
-    let cases: [Case; 2] = [("slots", SLOTS, small_node, slots_only), ("resources", 64, big_node, mixed)];
-    for (name, slots_per_node, inventory, need) in cases {
+    let cases: [Case; 3] = [
+        ("slots", SLOTS, small_node, slots_only, false),
+        ("resources", 64, big_node, mixed, false),
+        ("fair_resources", 64, big_node, mixed, true),
+    ];
+    for (name, slots_per_node, inventory, need, fair) in cases {
         for fill in [Fill::Spread, Fill::Pack] {
             // Steady state: the oldest running task ends, what fits is started, a new task
             // arrives. Measured per ending; `decisions` counts what they started.
-            let (mut s, mut running) = loaded(fill, slots_per_node, inventory(), need);
+            let (mut s, mut running) = loaded(fill, slots_per_node, inventory(), need, fair);
             let mut out = Vec::new();
             let mut next = QUEUED;
             let mut decisions = 0usize;
@@ -125,7 +141,7 @@ fn bench(c: &mut Criterion) {
                             need: need(next),
                             gang: None,
                             limit: None,
-                            job: Default::default(),
+                            job: facts(next, fair),
                         },
                         &mut out,
                     );
@@ -139,7 +155,7 @@ fn bench(c: &mut Criterion) {
             g.throughput(Throughput::Elements(u64::from(NODES)));
             g.bench_function(format!("{name}_fill_empty_cluster_{fill:?}"), |b| {
                 b.iter_batched(
-                    || loaded(fill, slots_per_node, inventory(), need),
+                    || loaded(fill, slots_per_node, inventory(), need, fair),
                     |(mut s, mut running)| {
                         let mut out: Vec<Decision> = Vec::with_capacity(8192);
                         let mut started = Running::new();

@@ -231,8 +231,17 @@ impl Fair {
         }
     }
 
+    /// Whether anything is charged: usage while priorities weigh anything, running work while
+    /// limits are set (with neither, as in the simulator's reference policies, nothing is).
+    fn tracks(&self) -> bool {
+        self.weighs() || self.limits.any()
+    }
+
     /// `task` of `owner` now holds `cpus` and `gpus` on one more node.
     pub fn start(&mut self, task: TaskKey, owner: Owner, cpus: u32, gpus: u32, now: Time) {
+        if !self.tracks() {
+            return;
+        }
         self.know(owner);
         let new = !self.running.contains_key(&task);
         let gpu_billing = self.weights.gpu_billing;
@@ -253,6 +262,9 @@ impl Fair {
     /// less of something limited (so its other waiting work may start).
     pub fn release(&mut self, task: TaskKey, cpus: u32, gpus: u32, now: Time) -> bool {
         let gpu_billing = self.weights.gpu_billing;
+        if self.running.is_empty() {
+            return false;
+        }
         let Some(c) = self.running.get_mut(&task) else { return false };
         charge(&mut self.usage, c, now, gpu_billing);
         c.cpus = c.cpus.saturating_sub(cpus);

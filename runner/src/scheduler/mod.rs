@@ -322,14 +322,24 @@ struct Holding {
     end: Option<Time>,
 }
 
-/// A job with waiting tasks: what its priority is made of, and those tasks.
+/// A job with waiting tasks (kept while priorities weigh anything): what its priority is
+/// made of, and how many of its tasks wait.
 #[derive(Debug)]
 struct WaitingJob {
     facts: JobFacts,
     /// CPUs its (first) task asks for, on all its nodes: its size.
     cpus: u32,
     factors: Factors,
-    tasks: BTreeSet<TaskKey>,
+    tasks: u32,
+}
+
+/// A task in a queue.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    pool: PoolKey,
+    order: QueueKey,
+    shape: Shape,
+    owner: Owner,
 }
 
 /// The scheduler core.
@@ -337,8 +347,9 @@ struct WaitingJob {
 pub struct Scheduler {
     pools: KeyMap<PoolKey, PoolState>,
     nodes: KeyMap<NodeKey, NodeState>,
-    queued: KeyMap<TaskKey, (PoolKey, QueueKey, Shape)>,
-    /// Jobs with waiting tasks, by their number (`QueueKey::job`).
+    queued: KeyMap<TaskKey, Waiting>,
+    /// Jobs with waiting tasks, by their number (`QueueKey::job`), while priorities weigh
+    /// anything.
     waiting: KeyMap<u64, WaitingJob>,
     /// Usage, fair share and limits.
     fair: Fair,
@@ -391,28 +402,43 @@ impl Scheduler {
         if !self.fair.weighs() {
             return;
         }
+        let mut changed = false;
         for w in self.waiting.values_mut() {
             let f = self.fair.priority(&w.facts, w.cpus, self.cluster_cpus, self.now);
-            if f.priority != w.factors.priority {
-                for task in &w.tasks {
-                    let Some((pool, order, shape)) = self.queued.get_mut(task) else { continue };
-                    let Some(p) = self.pools.get_mut(pool) else { continue };
-                    p.queue.remove(*order, *shape);
-                    *order = order.with_factor(f.priority);
-                    p.queue.push(*order, *task, *shape);
-                    if !self.dirty.contains(pool) {
-                        self.dirty.push(*pool);
-                    }
-                }
-            }
+            changed |= f.priority != w.factors.priority;
             w.factors = f;
+        }
+        if changed {
+            self.rekey(None);
+        }
+    }
+
+    /// Moves every waiting task (of job `only`, or of any job) whose job's priority is not the
+    /// one its queue key has to its new place; their pools get a pass.
+    fn rekey(&mut self, only: Option<u64>) {
+        for (task, q) in self.queued.iter_mut() {
+            if only.is_some_and(|j| j != q.order.job()) {
+                continue;
+            }
+            let Some(w) = self.waiting.get(&q.order.job()) else { continue };
+            let order = q.order.with_factor(w.factors.priority);
+            if order == q.order {
+                continue;
+            }
+            let Some(p) = self.pools.get_mut(&q.pool) else { continue };
+            p.queue.remove(q.order, q.shape);
+            q.order = order;
+            p.queue.push(order, *task, q.shape);
+            if !self.dirty.contains(&q.pool) {
+                self.dirty.push(q.pool);
+            }
         }
     }
 
     /// The priority of waiting `task` and its factors, as last computed (sprio's).
     pub fn priority(&self, task: TaskKey) -> Option<Factors> {
-        let (_, order, _) = self.queued.get(&task)?;
-        self.waiting.get(&order.job()).map(|w| w.factors)
+        let q = self.queued.get(&task)?;
+        self.waiting.get(&q.order.job()).map(|w| w.factors)
     }
 
     /// The share tree: every account, then its users (sshare's).
@@ -422,10 +448,10 @@ impl Scheduler {
 
     /// The limit waiting `task` is held by now, if one is.
     pub fn held_by_limit(&self, task: TaskKey) -> Option<LimitReason> {
-        let (pool, _, shape) = self.queued.get(&task)?;
-        let owner = shape.owner?;
-        let p = self.pools.get(pool)?;
-        let (cpus, gpus) = self.demand(p, shape);
+        let q = self.queued.get(&task)?;
+        let owner = q.shape.owner?;
+        let p = self.pools.get(&q.pool)?;
+        let (cpus, gpus) = self.demand(p, &q.shape);
         self.fair.allows(owner, cpus, gpus).err()
     }
 
@@ -483,7 +509,9 @@ impl Scheduler {
             Event::PoolRemoved { pool } => {
                 if let Some(p) = self.pools.remove(&pool) {
                     for task in p.queue.tasks() {
-                        self.queued.remove(&task);
+                        if let Some(q) = self.queued.remove(&task) {
+                            self.leave_job(q.order);
+                        }
                     }
                 }
             }
@@ -545,10 +573,10 @@ impl Scheduler {
                 });
                 let owner = self.fair.limits.any().then_some(job.owner);
                 let shape = Shape { slots, need, gang, limit, owner };
-                let order = self.join_job(order, task, pool, &shape, job);
+                let order = self.join_job(order, pool, &shape, job);
                 let p = self.pools.get_mut(&pool).expect("checked above");
                 p.queue.push(order, task, shape);
-                self.queued.insert(task, (pool, order, shape));
+                self.queued.insert(task, Waiting { pool, order, shape, owner: job.owner });
                 // One more task of a shape that fits nowhere, with nothing freed since it was
                 // tried, can start nothing: no pass.
                 if p.queue.blocked(shape) == Some(p.freed_end()) {
@@ -557,11 +585,11 @@ impl Scheduler {
                 self.touch(pool);
             }
             Event::TaskWithdrawn { task } => {
-                if let Some((pool, order, shape)) = self.queued.remove(&task) {
+                if let Some(Waiting { pool, order, shape, .. }) = self.queued.remove(&task) {
                     if let Some(p) = self.pools.get_mut(&pool) {
                         p.queue.remove(order, shape);
                     }
-                    self.leave_job(order, task);
+                    self.leave_job(order);
                     // A shape gone from ahead of others may let the look-past reach one that fits.
                     self.touch(pool);
                 }
@@ -593,50 +621,43 @@ impl Scheduler {
         }
     }
 
-    /// Files queued `task` under its job, which computes the job's priority when it is new
-    /// (a later task brings the job's facts up to date); returns its queue key.
-    fn join_job(&mut self, order: QueueKey, task: TaskKey, pool: PoolKey, shape: &Shape, job: JobFacts) -> QueueKey {
-        let known = self.waiting.get(&order.job()).is_some_and(|w| w.facts == job);
-        if !known {
-            self.fair.know(job.owner);
-            let p = self.pools.get(&pool).expect("a queued task's pool exists");
-            let cpus = match self.waiting.get(&order.job()) {
-                Some(w) => w.cpus,
-                None => self.demand(p, shape).0,
-            };
-            let factors = self.fair.priority(&job, cpus, self.cluster_cpus, self.now);
-            let w = self.waiting.entry(order.job()).or_insert_with(|| WaitingJob {
-                facts: job,
-                cpus,
-                factors,
-                tasks: BTreeSet::new(),
-            });
-            if w.factors.priority != factors.priority {
-                // Its facts changed (an update): its other waiting tasks move as well.
-                for t in &w.tasks {
-                    let Some((tp, o, s)) = self.queued.get_mut(t) else { continue };
-                    let Some(p) = self.pools.get_mut(tp) else { continue };
-                    p.queue.remove(*o, *s);
-                    *o = o.with_factor(factors.priority);
-                    p.queue.push(*o, *t, *s);
-                    if !self.dirty.contains(tp) {
-                        self.dirty.push(*tp);
-                    }
-                }
-            }
-            w.facts = job;
-            w.factors = factors;
+    /// Files a queued task under its job, which computes the job's priority when it is new
+    /// (a later task brings the job's facts up to date); returns the task's queue key. Without
+    /// weights every priority is the same and nothing is kept.
+    fn join_job(&mut self, order: QueueKey, pool: PoolKey, shape: &Shape, job: JobFacts) -> QueueKey {
+        if !self.fair.weighs() {
+            return order.with_factor(-i64::from(job.nice));
         }
-        let w = self.waiting.get_mut(&order.job()).expect("filed above");
-        w.tasks.insert(task);
-        order.with_factor(w.factors.priority)
+        let current = self.waiting.get(&order.job()).filter(|w| w.facts == job).map(|w| w.factors.priority);
+        let factor = match current {
+            Some(f) => f,
+            None => {
+                self.fair.know(job.owner);
+                let p = self.pools.get(&pool).expect("a queued task's pool exists");
+                let cpus = self.waiting.get(&order.job()).map_or_else(|| self.demand(p, shape).0, |w| w.cpus);
+                let factors = self.fair.priority(&job, cpus, self.cluster_cpus, self.now);
+                let w = self.waiting.entry(order.job()).or_insert(WaitingJob { facts: job, cpus, factors, tasks: 0 });
+                let moved = w.factors.priority != factors.priority;
+                w.facts = job;
+                w.factors = factors;
+                if moved {
+                    // Its facts changed (an update): its other waiting tasks move as well.
+                    self.rekey(Some(order.job()));
+                }
+                factors.priority
+            }
+        };
+        if let Some(w) = self.waiting.get_mut(&order.job()) {
+            w.tasks += 1;
+        }
+        order.with_factor(factor)
     }
 
-    /// `task` waits no more.
-    fn leave_job(&mut self, order: QueueKey, task: TaskKey) {
+    /// A task of the job at `order` waits no more.
+    fn leave_job(&mut self, order: QueueKey) {
         if let Some(w) = self.waiting.get_mut(&order.job()) {
-            w.tasks.remove(&task);
-            if w.tasks.is_empty() {
+            w.tasks -= 1;
+            if w.tasks == 0 {
                 self.waiting.remove(&order.job());
             }
         }
@@ -647,8 +668,7 @@ impl Scheduler {
     /// under EASY, the first N under conservative backfilling), computed as a pass would.
     /// None for any other task, or when what it waits for has no time limit.
     pub fn planned(&self, task: TaskKey) -> Option<Planned> {
-        let (pool, _, _) = self.queued.get(&task)?;
-        let p = self.pools.get(pool)?;
+        let p = self.pools.get(&self.queued.get(&task)?.pool)?;
         let depth = p.policy.backfill.reservations();
         // A task held by a limit gets no reservation.
         let heads = || {
@@ -881,11 +901,10 @@ impl Scheduler {
             };
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
-            self.queued.remove(&task);
-            let owner = self.waiting.get(&key.job()).map(|w| w.facts.owner).unwrap_or_default();
+            let owner = self.queued.remove(&task).map(|q| q.owner).unwrap_or_default();
             if let Some(w) = self.waiting.get_mut(&key.job()) {
-                w.tasks.remove(&task);
-                if w.tasks.is_empty() {
+                w.tasks -= 1;
+                if w.tasks == 0 {
                     self.waiting.remove(&key.job());
                 }
             }
