@@ -31,7 +31,7 @@ fn serial_cluster(head_args: &[&str]) -> (Cluster, SlurmFrontDoor) {
 #[test]
 fn the_user_who_used_less_runs_first_and_sprio_and_sshare_show_why() {
     let (alice, bob) = (TestUser::create("fa"), TestUser::create("fb"));
-    let (_cluster, slurm) = serial_cluster(&["--priority", "PriorityCalcPeriod=1s"]);
+    let (mut cluster, slurm) = serial_cluster(&["--priority", "PriorityCalcPeriod=1s"]);
     let as_user = |user: &TestUser, wrap: &str| {
         slurm.sbatch(&["--uid", &user.name, "-D", "/tmp", "-o", "/dev/null", "--wrap", wrap])
     };
@@ -70,6 +70,14 @@ fn the_user_who_used_less_runs_first_and_sprio_and_sshare_show_why() {
     // The node runs Bob's job before Alice's second.
     let (jb, jc) = (slurm.wait_end(b, Duration::from_secs(20)), slurm.wait_end(c, Duration::from_secs(20)));
     assert!(jc.start_time.unwrap() <= jb.start_time.unwrap(), "bob's job started first: {jc:?} {jb:?}");
+    // Usage outlives the head: it is stored with every recalculation.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.kill_head();
+    cluster.start_head();
+    let after = text(&slurm.run("sshare", &["-a", "-P", "-h", "-u", &alice.name]));
+    let usage: u64 =
+        after.lines().find_map(|l| l.split('|').nth(4).filter(|_| l.contains(&alice.name))).unwrap().parse().unwrap();
+    assert!(usage >= 1, "alice's usage after a head restart: {after}");
 }
 
 #[test]

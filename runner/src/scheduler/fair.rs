@@ -297,6 +297,23 @@ impl Fair {
         Ok(())
     }
 
+    /// Every association's decayed usage (billed CPU-milliseconds), and the instant it was
+    /// decayed to (what the head stores).
+    pub fn usage(&self) -> (Time, Vec<(Owner, f64)>) {
+        (self.decayed_to, self.usage.iter().map(|(o, u)| (*o, *u)).collect())
+    }
+
+    /// Takes back stored usage (before anything runs), decayed to `at`.
+    pub fn restore_usage(&mut self, at: Time, rows: impl IntoIterator<Item = (Owner, f64)>) {
+        for (o, u) in rows {
+            if u.is_finite() && u >= 0.0 {
+                *self.usage.entry(o).or_insert(0.0) += u;
+            }
+        }
+        self.decayed_to = self.decayed_to.max(at);
+        self.refresh_factors();
+    }
+
     /// What `user` runs now.
     pub fn running_of(&self, user: UserKey) -> Running {
         self.by_user.get(&user).copied().unwrap_or_default()

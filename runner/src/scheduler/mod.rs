@@ -435,6 +435,16 @@ impl Scheduler {
         }
     }
 
+    /// Every association's decayed usage, and the instant it was decayed to.
+    pub fn usage(&self) -> (Time, Vec<(Owner, f64)>) {
+        self.fair.usage()
+    }
+
+    /// Takes back usage stored by an earlier head (before anything runs).
+    pub fn restore_usage(&mut self, at: Time, rows: impl IntoIterator<Item = (Owner, f64)>) {
+        self.fair.restore_usage(at, rows);
+    }
+
     /// The priority of waiting `task` and its factors, as last computed (sprio's).
     pub fn priority(&self, task: TaskKey) -> Option<Factors> {
         let q = self.queued.get(&task)?;

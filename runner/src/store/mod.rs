@@ -32,6 +32,8 @@ pub enum Write {
     PutToken { id: String, body: String },
     /// Forget an API token (revoked).
     DeleteToken { id: String },
+    /// Replace the fair-share usage: every (account, uid, usage) as decayed to `at`.
+    PutUsage { at: u64, rows: Vec<(String, u32, f64)> },
 }
 
 /// A node as stored: the resource plus the launcher facts that must survive a head restart.
@@ -64,6 +66,9 @@ pub struct Snapshot {
     pub counters: Vec<(String, u64)>,
     /// API token bodies.
     pub tokens: Vec<String>,
+    /// Fair-share usage: (account, uid, usage), and the instant it was decayed to.
+    pub usage: Vec<(String, u32, f64)>,
+    pub usage_at: u64,
 }
 
 /// A task as stored.

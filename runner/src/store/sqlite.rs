@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (account TEXT NOT NULL, uid INTEGER NOT NULL, usage REAL NOT NULL, PRIMARY KEY (account, uid));
 ";
 
 fn open(path: &str) -> Result<Connection, rusqlite::Error> {
@@ -106,6 +107,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
     }
 }
 
+/// The counter holding the instant the stored usage was decayed to.
+const USAGE_AT: &str = "usage_at";
+
 fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     // Every statement is prepared once per connection and reused from its cache.
@@ -140,6 +144,13 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                 run("INSERT OR REPLACE INTO tokens (id, body) VALUES (?1, ?2)", params![id, body])?
             }
             Write::DeleteToken { id } => run("DELETE FROM tokens WHERE id = ?1", params![id])?,
+            Write::PutUsage { at, rows } => {
+                run("DELETE FROM usage", params![])?;
+                for (account, uid, usage) in rows {
+                    run("INSERT INTO usage (account, uid, usage) VALUES (?1, ?2, ?3)", params![account, uid, usage])?;
+                }
+                run("INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)", params![USAGE_AT, *at as i64])?
+            }
         }
     }
     tx.commit()
@@ -186,6 +197,12 @@ impl Store for SqliteStore {
             .map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT body FROM tokens ORDER BY id").map_err(StoreError::Load)?;
         snap.tokens = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT account, uid, usage FROM usage").map_err(StoreError::Load)?;
+        snap.usage = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(StoreError::Load)?;
+        snap.usage_at = snap.counters.iter().find(|(n, _)| n == USAGE_AT).map_or(0, |(_, v)| *v);
         Ok(snap)
     }
 

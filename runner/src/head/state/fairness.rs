@@ -238,6 +238,19 @@ impl HeadState {
     pub(crate) fn reprioritize(&mut self, fx: &mut Effects) {
         self.sched.reprioritize(super::alloc::millis(gangway_api::Timestamp::now()));
         self.sched_pass(fx);
+        // The usage outlives the head: stored with every recalculation.
+        let (at, usage) = self.sched.usage();
+        if !usage.is_empty() {
+            let rows = usage.into_iter().map(|(o, u)| (self.accounts.name(o.account).to_owned(), o.user, u)).collect();
+            fx.writes.push(crate::store::Write::PutUsage { at, rows });
+        }
+    }
+
+    /// Takes back the usage an earlier head stored.
+    pub(crate) fn restore_usage(&mut self, at: u64, rows: &[(String, u32, f64)]) {
+        let rows: Vec<(Owner, f64)> =
+            rows.iter().map(|(a, uid, u)| (Owner { account: self.accounts.key(a), user: *uid }, *u)).collect();
+        self.sched.restore_usage(at, rows);
     }
 
     /// The priority factors of waiting task `task` (sprio's row).

@@ -624,6 +624,7 @@ impl HeadState {
         fx.timers.dedup();
         self.slurm_restore(&snap.counters, fx);
         self.restore_tokens(snap.tokens)?;
+        self.restore_usage(snap.usage_at, &snap.usage);
         for (job, task) in queued {
             self.enqueue(&job, &task, fx);
         }

@@ -240,6 +240,7 @@ impl Sim {
     fn snapshot(&self) -> Snapshot {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let (mut nodes, mut counters, mut tokens) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let mut usage = (Vec::new(), 0);
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -270,6 +271,7 @@ impl Sim {
                 Write::DeleteToken { id } => {
                     tokens.remove(&id);
                 }
+                Write::PutUsage { at, rows } => usage = (rows, at),
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -284,6 +286,8 @@ impl Sim {
             nodes: nodes.into_values().collect(),
             counters: counters.into_iter().collect(),
             tokens: tokens.into_values().collect(),
+            usage: usage.0,
+            usage_at: usage.1,
         }
     }
 
