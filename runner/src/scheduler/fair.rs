@@ -203,8 +203,8 @@ pub struct Fair {
     pub limits: Limits,
     /// Decayed billed CPU-milliseconds of every association seen.
     usage: BTreeMap<Owner, f64>,
-    /// Decayed up to here.
-    decayed_to: Time,
+    /// Decayed up to here (None: nothing was yet).
+    decayed_to: Option<Time>,
     /// Each association's fair-share factor, as of the last refresh.
     factors: KeyMap<Owner, f64>,
     running: KeyMap<TaskKey, Charge>,
@@ -300,7 +300,7 @@ impl Fair {
     /// Every association's decayed usage (billed CPU-milliseconds), and the instant it was
     /// decayed to (what the head stores).
     pub fn usage(&self) -> (Time, Vec<(Owner, f64)>) {
-        (self.decayed_to, self.usage.iter().map(|(o, u)| (*o, *u)).collect())
+        (self.decayed_to.unwrap_or(0), self.usage.iter().map(|(o, u)| (*o, *u)).collect())
     }
 
     /// Takes back stored usage (before anything runs), decayed to `at`.
@@ -310,7 +310,10 @@ impl Fair {
                 *self.usage.entry(o).or_insert(0.0) += u;
             }
         }
-        self.decayed_to = self.decayed_to.max(at);
+        // Stored before anything was decayed (0): decay from the next refresh on.
+        if at > 0 {
+            self.decayed_to = Some(self.decayed_to.map_or(at, |t| t.max(at)));
+        }
         self.refresh_factors();
     }
 
@@ -327,13 +330,16 @@ impl Fair {
             charge(&mut self.usage, c, now, gpu_billing);
         }
         let half_life = self.weights.decay_half_life;
-        if half_life > 0 && now > self.decayed_to {
-            let keep = 0.5f64.powf((now - self.decayed_to) as f64 / half_life as f64);
-            for u in self.usage.values_mut() {
-                *u *= keep;
+        match self.decayed_to {
+            Some(since) if half_life > 0 && now > since => {
+                let keep = 0.5f64.powf((now - since) as f64 / half_life as f64);
+                for u in self.usage.values_mut() {
+                    *u *= keep;
+                }
             }
+            _ => {}
         }
-        self.decayed_to = self.decayed_to.max(now);
+        self.decayed_to = Some(self.decayed_to.map_or(now, |t| t.max(now)));
         self.refresh_factors();
     }
 

@@ -17,10 +17,10 @@ fn usage_is_billed_cpu_time_and_gpus_by_their_weight_and_decays_by_half_lives() 
     let a = owner(0, 1);
     f.start(1, a, 2, 1, 0);
     f.refresh(1000);
-    // (2 CPUs + 1 GPU × 4) for one second, in CPU-seconds; no half-life has passed yet…
+    // (2 CPUs + 1 GPU × 4) for one second, in CPU-seconds; the first refresh decays nothing.
     let usage = |f: &Fair| f.shares().iter().find(|r| r.user == Some(1)).map(|r| r.raw_usage).unwrap();
     let first = usage(&f);
-    assert!((first - 6.0 * 0.933).abs() < 0.1, "{first}");
+    assert_eq!(first, 6.0);
     f.release(1, 2, 1, 1000);
     f.refresh(11_000);
     assert!((usage(&f) - first / 2.0).abs() < 1e-9, "one half-life halves it");

@@ -15,6 +15,7 @@ fn root() -> Owner {
     Owner { uid: 0, name: "root".into() }
 }
 
+mod fairness;
 mod gangs;
 mod limits;
 mod memory;
