@@ -35,6 +35,21 @@ pub struct TaskSchedulingPolicy {
     /// (default 8, at most 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservations: Option<u32>,
+    /// gangway: how jobs of equal priority are ordered (default `deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<QueueOrder>,
+}
+
+/// gangway: how a pool orders jobs of equal priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOrder {
+    /// Submission order.
+    Submit,
+    /// Earliest deadline first: eligible time plus `min(16 × time limit × √CPUs, 400,000 s)`
+    /// (short, narrow jobs first; none is passed by a job eligible more than 400,000 s later).
+    #[default]
+    Deadline,
 }
 
 /// gangway: a pool's backfilling policy.

@@ -87,7 +87,7 @@ fn loaded(max_examined: usize) -> (Scheduler, Running, Time) {
     let mut out = Vec::new();
     let now: Time = 1_000_000_000;
     s.advance(now);
-    let policy = Policy { backfill: Backfill::Easy, max_examined };
+    let policy = Policy { backfill: Backfill::Easy, max_examined, ..Policy::default() };
     s.on_event(Event::PoolAdded { pool: 0, slots_per_node: 64, fill: Fill::Pack, policy }, &mut out);
     let whole = inv.whole();
     let mut running = Running::new();

@@ -260,6 +260,10 @@ enum Cmd {
         /// create: with --backfill conservative, how many waiting tasks get a reservation (1-64, default 8).
         #[arg(long, requires = "backfill")]
         reservations: Option<u32>,
+        /// create: how jobs of equal priority are ordered: deadline (short, narrow jobs first,
+        /// none passed for more than 400,000 s; the default) or submit.
+        #[arg(long, value_parser = ["deadline", "submit"])]
+        order: Option<String>,
         /// create: time limit of tasks that set none (like 30m, 2h; Slurm's DefaultTime).
         #[arg(long, value_parser = duration)]
         default_time: Option<std::time::Duration>,
@@ -541,6 +545,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             default_mem_per_cpu,
             backfill,
             reservations,
+            order,
             default_time,
             max_time,
             inter_node,
@@ -561,12 +566,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 "conservative" => gangway_api::Backfill::Conservative,
                 _ => gangway_api::Backfill::Easy,
             });
+            let order = order.map(|o| match o.as_str() {
+                "submit" => gangway_api::QueueOrder::Submit,
+                _ => gangway_api::QueueOrder::Deadline,
+            });
             let create = commands::PoolCreate {
                 slots,
                 default_mem_per_cpu,
                 fill,
                 backfill,
                 reservations,
+                order,
                 default_time: default_time.map(gangway_api::IsoDuration),
                 max_time: max_time.map(gangway_api::IsoDuration),
                 inter_node,

@@ -452,6 +452,7 @@ pub struct PoolCreate {
     pub fill: Option<NodeFillType>,
     pub backfill: Option<gangway_api::Backfill>,
     pub reservations: Option<u32>,
+    pub order: Option<gangway_api::QueueOrder>,
     pub default_time: Option<gangway_api::IsoDuration>,
     pub max_time: Option<gangway_api::IsoDuration>,
     pub inter_node: bool,
@@ -502,6 +503,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 }
                 (b, _) => println!("Backfill:   {}", lower(&b)),
             }
+            println!("Order:      {}", lower(&policy.order.unwrap_or_default()));
             let limit = |d: Option<gangway_api::IsoDuration>| d.map_or_else(|| "none".to_owned(), |d| d.to_string());
             println!("Time limit: default {}, max {}", limit(p.default_time_limit), limit(p.max_time_limit));
             println!("Inter-node: {}", p.enable_inter_node_communication);
@@ -518,14 +520,14 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 display_name: None,
                 task_slots_per_node: create.slots,
                 default_memory_per_cpu_mib: create.default_mem_per_cpu,
-                task_scheduling_policy: (create.fill.is_some() || create.backfill.is_some()).then(|| {
-                    TaskSchedulingPolicy {
+                task_scheduling_policy: (create.fill.is_some() || create.backfill.is_some() || create.order.is_some())
+                    .then(|| TaskSchedulingPolicy {
                         node_fill_type: create.fill.unwrap_or_default(),
                         backfill: create.backfill,
                         max_tasks_examined: None,
                         reservations: create.reservations,
-                    }
-                }),
+                        order: create.order,
+                    }),
                 enable_inter_node_communication: create.inter_node,
                 start_task: create.start_task,
                 default_time_limit: create.default_time,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use gangway_runner::scheduler::{Backfill, Policy, DEFAULT_RESERVATIONS, MAX_LOOKAHEAD, MAX_RESERVATIONS};
+use gangway_runner::scheduler::{Backfill, Policy, DEFAULT_RESERVATIONS, MAX_RESERVATIONS};
 use gangway_runner::sim::{self, swf, Machine, Metrics};
 use gangway_topology::fabric::Fabric;
 
@@ -16,7 +16,8 @@ pub struct Args {
     #[arg(long)]
     pub trace: PathBuf,
     /// fcfs | easy | conservative (a reservation for each of the first --reservations waiting
-    /// tasks) | firstfit | default (a pool's default: EASY, examining at most 64 shapes per pass).
+    /// tasks) | firstfit | default (a pool's default: EASY over the deadline order, examining at
+    /// most 64 shapes per pass). fcfs, easy, conservative and firstfit keep submission order.
     #[arg(long, default_value = "default")]
     pub policy: String,
     /// Replay only jobs START..START+COUNT (0-based, after skipped lines), each window on an
@@ -77,19 +78,24 @@ fn policy(name: &str, max_examined: Option<usize>, reservations: Option<u32>) ->
     if let Some(n) = reservations.filter(|n| *n == 0 || *n > MAX_RESERVATIONS) {
         bail!("--reservations is {n}; it must be between 1 and {MAX_RESERVATIONS}");
     }
-    let (backfill, bound) = match name {
-        "fcfs" => (Backfill::Fcfs, usize::MAX),
-        "easy" => (Backfill::Easy, usize::MAX),
-        "firstfit" => (Backfill::FirstFit, usize::MAX),
-        // What a pool gets when it names none, with the live bound on a pass.
-        "default" => (Policy::default().backfill, MAX_LOOKAHEAD),
-        "conservative" => (Backfill::Conservative(reservations.unwrap_or(DEFAULT_RESERVATIONS)), usize::MAX),
+    let classic = |backfill| Ok::<_, anyhow::Error>(Policy::classic(backfill));
+    let mut policy = match name {
+        "fcfs" => classic(Backfill::Fcfs)?,
+        "easy" => classic(Backfill::Easy)?,
+        "firstfit" => classic(Backfill::FirstFit)?,
+        // What a pool gets when it names none: EASY over the deadline order, with the live
+        // bound on a pass.
+        "default" => Policy::default(),
+        "conservative" => classic(Backfill::Conservative(reservations.unwrap_or(DEFAULT_RESERVATIONS)))?,
         other => bail!("unknown policy {other:?}: use fcfs, easy, conservative, firstfit or default"),
     };
     if max_examined == Some(0) {
         bail!("--max-examined must be at least 1");
     }
-    Ok(Policy { backfill, max_examined: max_examined.unwrap_or(bound) })
+    if let Some(n) = max_examined {
+        policy.max_examined = n;
+    }
+    Ok(policy)
 }
 
 /// `START:COUNT` of a trace of `jobs` jobs, checked.
@@ -253,7 +259,10 @@ mod tests {
         }
         assert_eq!(policy("easy", None, None).unwrap().max_examined, usize::MAX);
         assert_eq!(policy("default", None, None).unwrap(), Policy::default());
-        assert_eq!(policy("fcfs", Some(8), None).unwrap(), Policy { backfill: Backfill::Fcfs, max_examined: 8 });
+        assert_eq!(
+            policy("fcfs", Some(8), None).unwrap(),
+            Policy { max_examined: 8, ..Policy::classic(Backfill::Fcfs) }
+        );
         assert!(policy("sjf", None, None).unwrap_err().to_string().contains("unknown policy \"sjf\""));
         assert_eq!(policy("conservative", None, None).unwrap().backfill, Backfill::Conservative(8));
         assert_eq!(policy("conservative", None, Some(64)).unwrap().backfill, Backfill::Conservative(64));

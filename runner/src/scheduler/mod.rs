@@ -91,11 +91,60 @@ pub struct Policy {
     /// How many shapes a pass looks at past the first that cannot start (Slurm's
     /// `bf_max_job_test`).
     pub max_examined: usize,
+    /// How jobs of equal priority are ordered.
+    pub order: Order,
 }
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { backfill: Backfill::Easy, max_examined: MAX_LOOKAHEAD }
+        Policy { backfill: Backfill::Easy, max_examined: MAX_LOOKAHEAD, order: Order::Deadline(Deadline::DEFAULT) }
+    }
+}
+
+impl Policy {
+    /// `backfill` over jobs in submission order, looking at every shape: the classic
+    /// algorithms (the simulator's reference policies).
+    pub fn classic(backfill: Backfill) -> Policy {
+        Policy { backfill, max_examined: usize::MAX, order: Order::Submit }
+    }
+}
+
+/// How a pool orders jobs of equal job and multifactor priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Submission order.
+    Submit,
+    /// Earliest deadline first: a job's deadline is when it became eligible plus
+    /// `min(stretch × its time limit × its CPUs^size_exponent, max_delay)`, so short and
+    /// narrow jobs go first while no job is passed by any job that became eligible more than
+    /// `max_delay` after it (a job without a limit is allowed `max_delay`).
+    Deadline(Deadline),
+}
+
+/// The deadline order's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub stretch: u32,
+    /// The exponent of a job's CPUs, in thousandths.
+    pub size_exponent_milli: u32,
+    pub max_delay: Time,
+}
+
+impl Deadline {
+    /// The measured default (`gangway sim`, see ARCHITECTURE.md): stretch 16, CPUs^0.5,
+    /// at most 400,000 s (about 4.6 days) of delay.
+    pub const DEFAULT: Deadline = Deadline { stretch: 16, size_exponent_milli: 500, max_delay: 400_000_000 };
+
+    /// The deadline of a job that became eligible at `eligible`, limited to `limit`, on `cpus`.
+    fn of(&self, eligible: Time, limit: Option<Time>, cpus: u32) -> u64 {
+        let delay = match limit {
+            Some(l) => {
+                let size = f64::from(cpus.max(1)).powf(f64::from(self.size_exponent_milli) / 1000.0);
+                (f64::from(self.stretch) * l as f64 * size).min(self.max_delay as f64) as Time
+            }
+            None => self.max_delay,
+        };
+        eligible.saturating_add(delay)
     }
 }
 
@@ -322,14 +371,16 @@ struct Holding {
     end: Option<Time>,
 }
 
-/// A job with waiting tasks (kept while priorities weigh anything): what its priority is
-/// made of, and how many of its tasks wait.
+/// A job with waiting tasks (kept while priorities weigh anything, or its pool orders by
+/// deadline): what its place is made of, and how many of its tasks wait.
 #[derive(Debug)]
 struct WaitingJob {
     facts: JobFacts,
     /// CPUs its (first) task asks for, on all its nodes: its size.
     cpus: u32,
     factors: Factors,
+    /// Its deadline (0 in a pool that orders by submission).
+    deadline: u64,
     tasks: u32,
 }
 
@@ -421,7 +472,7 @@ impl Scheduler {
                 continue;
             }
             let Some(w) = self.waiting.get(&q.order.job()) else { continue };
-            let order = q.order.with_factor(w.factors.priority);
+            let order = q.order.with_factor(w.factors.priority).with_deadline(w.deadline);
             if order == q.order {
                 continue;
             }
@@ -631,36 +682,49 @@ impl Scheduler {
         }
     }
 
-    /// Files a queued task under its job, which computes the job's priority when it is new
-    /// (a later task brings the job's facts up to date); returns the task's queue key. Without
-    /// weights every priority is the same and nothing is kept.
+    /// Files a queued task under its job, which computes the job's priority and deadline when
+    /// it is new (a later task brings the job's facts up to date); returns the task's queue
+    /// key. Without weights every priority is the same, and in a pool ordered by submission
+    /// there is no deadline: with neither nothing is kept.
     fn join_job(&mut self, order: QueueKey, pool: PoolKey, shape: &Shape, job: JobFacts) -> QueueKey {
-        if !self.fair.weighs() {
+        let p = self.pools.get(&pool).expect("a queued task's pool exists");
+        let by_deadline = match p.policy.order {
+            Order::Deadline(d) => Some(d),
+            Order::Submit => None,
+        };
+        if !self.fair.weighs() && by_deadline.is_none() {
             return order.with_factor(-i64::from(job.nice));
         }
-        let current = self.waiting.get(&order.job()).filter(|w| w.facts == job).map(|w| w.factors.priority);
-        let factor = match current {
-            Some(f) => f,
+        let current = self.waiting.get(&order.job()).filter(|w| w.facts == job);
+        let (factor, deadline) = match current {
+            Some(w) => (w.factors.priority, w.deadline),
             None => {
                 self.fair.know(job.owner);
-                let p = self.pools.get(&pool).expect("a queued task's pool exists");
                 let cpus = self.waiting.get(&order.job()).map_or_else(|| self.demand(p, shape).0, |w| w.cpus);
                 let factors = self.fair.priority(&job, cpus, self.cluster_cpus, self.now);
-                let w = self.waiting.entry(order.job()).or_insert(WaitingJob { facts: job, cpus, factors, tasks: 0 });
-                let moved = w.factors.priority != factors.priority;
+                let deadline = by_deadline.map_or(0, |d| d.of(job.eligible, shape.limit, cpus));
+                let w = self.waiting.entry(order.job()).or_insert(WaitingJob {
+                    facts: job,
+                    cpus,
+                    factors,
+                    deadline,
+                    tasks: 0,
+                });
+                let moved = (w.factors.priority, w.deadline) != (factors.priority, deadline);
                 w.facts = job;
                 w.factors = factors;
+                w.deadline = deadline;
                 if moved {
                     // Its facts changed (an update): its other waiting tasks move as well.
                     self.rekey(Some(order.job()));
                 }
-                factors.priority
+                (factors.priority, deadline)
             }
         };
         if let Some(w) = self.waiting.get_mut(&order.job()) {
             w.tasks += 1;
         }
-        order.with_factor(factor)
+        order.with_factor(factor).with_deadline(deadline)
     }
 
     /// A task of the job at `order` waits no more.

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// Where a task stands in its pool's queue: higher job priority first, then higher
-/// multifactor priority (the scheduler's, see `fair`), then older job, then older task. A
-/// requeued task keeps its place (its multifactor priority is its job's, as now).
+/// multifactor priority (the scheduler's, see `fair`), then the earlier job deadline (with
+/// the deadline order; else 0), then older job, then older task. A requeued task keeps its
+/// place (its multifactor priority and deadline are its job's, as now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueueKey {
     priority: Reverse<i32>,
     factor: Reverse<i64>,
+    deadline: u64,
     job_seq: u64,
     task_seq: u64,
 }
@@ -21,12 +23,17 @@ pub struct QueueKey {
 impl QueueKey {
     /// The key of a task of a job with `priority`, created `job_seq`-th, the task `task_seq`-th.
     pub fn new(priority: i32, job_seq: u64, task_seq: u64) -> QueueKey {
-        QueueKey { priority: Reverse(priority), factor: Reverse(0), job_seq, task_seq }
+        QueueKey { priority: Reverse(priority), factor: Reverse(0), deadline: 0, job_seq, task_seq }
     }
 
     /// The same place with multifactor priority `factor`.
     pub(super) fn with_factor(self, factor: i64) -> QueueKey {
         QueueKey { factor: Reverse(factor), ..self }
+    }
+
+    /// The same place with job deadline `deadline`.
+    pub(super) fn with_deadline(self, deadline: u64) -> QueueKey {
+        QueueKey { deadline, ..self }
     }
 
     /// Its job's creation order (the job's number in the scheduler).

@@ -4,6 +4,7 @@
 //! nodes N cpus C [gpus G [type T]]
 //!                              N more nodes of C one-thread cores and G GPUs named T
 //! policy fcfs|easy|firstfit    the pool's policy (before `nodes`)
+//! order deadline|submit        how it orders jobs of equal priority (before `nodes`; default submit)
 //! at T                         the clock is T seconds
 //! queue NAME [gang=N] [cpus=N] [gpus=N] [type=T] [limit=S] [prio=P] [user=U] [account=A] [job=J] [nice=N]
 //!                              a task (a gang of N nodes, whole nodes without cpus/gpus) of
@@ -68,7 +69,7 @@ impl Script {
             out: Vec::new(),
             names: BTreeMap::new(),
             nodes_of: BTreeMap::new(),
-            policy: Policy { backfill: Backfill::Easy, max_examined: usize::MAX },
+            policy: Policy::classic(Backfill::Easy),
             fill: Fill::Pack,
             started: Vec::new(),
         }
@@ -99,6 +100,8 @@ impl Script {
                 }
             }
             ["fill", "spread"] => self.fill = Fill::Spread,
+            ["order", "deadline"] => self.policy.order = Order::Deadline(Deadline::DEFAULT),
+            ["order", "submit"] => self.policy.order = Order::Submit,
             ["nodes", n, "cpus", c, ref rest @ ..] => {
                 let (gpus, name) = match rest {
                     ["gpus", g] => (g.parse().unwrap(), "test"),
@@ -515,7 +518,7 @@ mod promises {
     fn replay(jobs: &[Job], nodes: u32, backfill: Backfill) -> Result<(), TestCaseError> {
         let mut s = Scheduler::new();
         let mut out = Vec::new();
-        let policy = Policy { backfill, max_examined: usize::MAX };
+        let policy = Policy::classic(backfill);
         s.apply(Event::PoolAdded { pool: 0, slots_per_node: 4, fill: Fill::Pack, policy });
         let inv = inventory(4, 2);
         for node in 0..nodes {
@@ -717,5 +720,56 @@ fn under_a_limit_the_first_task_that_may_start_gets_the_reservation() {
          at 100
          end A
          started B",
+    );
+}
+
+#[test]
+fn the_deadline_order_puts_short_narrow_jobs_first_but_never_past_its_bound() {
+    // Deadlines: L at 16 × 1000 s, S at 2 + 16 × 10 s, U (no limit) at 400,000 s; W's task
+    // order holds within its job though its second task is the shorter.
+    Script::run(
+        "order deadline
+         nodes 1 cpus 1
+         at 0
+         queue A limit=100
+         started A
+         queue L limit=1000
+         queue U
+         at 2
+         queue S limit=10
+         queue W1 job=50 limit=1000
+         queue W2 job=50 limit=1
+         at 100
+         end A
+         started S
+         end S
+         started L
+         end L
+         started W1
+         end W1
+         started W2
+         end W2
+         started U",
+    );
+    // A job whose deadline is 400,000 s after it became eligible is passed by nothing that
+    // became eligible later than that.
+    Script::run(
+        "order deadline
+         nodes 1 cpus 1
+         at 0
+         queue A limit=500000
+         started A
+         queue L limit=100000
+         at 390000
+         queue S1 limit=10
+         at 399990
+         queue S2 limit=10
+         at 400000
+         end A
+         started S1
+         end S1
+         started L
+         end L
+         started S2",
     );
 }

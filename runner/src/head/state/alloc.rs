@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use gangway_api::{Backfill, NodeAllocation, Pool, Task, TaskConstraints, TaskResources, TaskSchedulingPolicy};
+use gangway_api::{
+    Backfill, NodeAllocation, Pool, QueueOrder, Task, TaskConstraints, TaskResources, TaskSchedulingPolicy,
+};
 use gangway_topology::alloc::{Grant, Need, NodeInventory};
 
 use super::{HeadState, NodeRec};
@@ -24,7 +26,11 @@ pub(crate) fn policy_of(t: &TaskSchedulingPolicy) -> Policy {
         }
     };
     let max_examined = t.max_tasks_examined.map_or(scheduler::MAX_LOOKAHEAD, |n| n as usize);
-    Policy { backfill, max_examined }
+    let order = match t.order.unwrap_or_default() {
+        QueueOrder::Submit => scheduler::Order::Submit,
+        QueueOrder::Deadline => scheduler::Order::Deadline(scheduler::Deadline::DEFAULT),
+    };
+    Policy { backfill, max_examined, order }
 }
 
 /// A task's own time limit, if it has a finite one.
