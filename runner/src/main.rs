@@ -81,6 +81,10 @@ enum Cmd {
         /// PriorityFavorSmall, TRESBillingWeights (repeat it). Default: age 1000, fair share 10000.
         #[arg(long = "priority", value_name = "NAME=VALUE")]
         priority: Vec<String>,
+        /// How long one scheduling pass may take before it yields to other work and goes on
+        /// (Slurm's bf_max_time).
+        #[arg(long, default_value = "100ms", value_parser = duration)]
+        max_pass_time: Duration,
         /// An account's raw fair-share shares (default 1 each; repeat it).
         #[arg(long = "share", value_name = "ACCOUNT=SHARES")]
         shares: Vec<String>,
@@ -380,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             priority,
             shares,
             limits,
+            max_pass_time,
         } => {
             let mut fairness = gangway_runner::head::state::fairness::FairnessConfig::default();
             for p in &priority {
@@ -416,6 +421,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 request_timeout,
                 fairness,
+                max_pass_time,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

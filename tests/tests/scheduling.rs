@@ -128,3 +128,32 @@ fn slurm_shows_time_limits_and_planned_starts() {
     run("scancel", &[&first, &second]);
     cluster.wait_idle(2);
 }
+
+#[test]
+fn a_pass_cut_short_at_max_pass_time_goes_on_at_once() {
+    // Every pass yields after one start: what one release frees is filled by the continuations.
+    let cluster = Cluster::start(Options {
+        nodes: 1,
+        slots: 4,
+        head_args: vec!["--max-pass-time".into(), "0ms".into()],
+        ..Options::default()
+    });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "j".into(), ..Default::default() }).unwrap();
+    let mut whole = limited("whole", "sleep 1", Duration::from_secs(60));
+    whole.required_slots = Some(4);
+    c.add_task("j", &whole).unwrap();
+    for i in 0..4 {
+        c.add_task("j", &limited(&format!("t{i}"), "sleep 5", Duration::from_secs(60))).unwrap();
+    }
+    let starts = wait_for(Duration::from_secs(20), "the four tasks to start", || {
+        let tasks = c.list_tasks("j", &Default::default()).ok()?;
+        let starts: Vec<Timestamp> =
+            tasks.iter().filter(|t| t.id != "whole").filter_map(|t| t.execution_info.start_time).collect();
+        (starts.len() == 4).then_some(starts)
+    });
+    let (first, last) = (starts.iter().min().unwrap(), starts.iter().max().unwrap());
+    assert!(last.millis_since(*first) < 3000, "they started together, not one per ending: {starts:?}");
+    c.terminate_job("j", None).ok();
+    cluster.wait_idle(1);
+}

@@ -65,6 +65,8 @@ pub struct HeadConfig {
     pub request_timeout: Duration,
     /// How priorities are weighed and what limits running work.
     pub fairness: state::fairness::FairnessConfig,
+    /// How long one scheduling pass may hold the state before it yields.
+    pub max_pass_time: Duration,
 }
 
 /// The running head, shared by every connection.
@@ -150,6 +152,11 @@ impl Head {
                         st.reprioritize(fx);
                         fx.timers.push(Timer::Reprioritize { after });
                     });
+                }
+                Timer::Pass => {
+                    // Behind whatever waits for the state now.
+                    tokio::task::yield_now().await;
+                    head.apply(|st, fx| st.resume_pass(fx));
                 }
                 Timer::SlurmBegin { job, at } => {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
@@ -316,6 +323,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         let mut st = head.state.lock().expect("head state lock");
         st.set_job_limits(config.job_limits);
         st.set_fairness(&config.fairness);
+        st.set_max_pass_time(config.max_pass_time);
         st.set_job_token_key(&head.secret);
     }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;

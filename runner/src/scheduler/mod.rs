@@ -533,9 +533,25 @@ impl Scheduler {
 
     /// Runs one pass over every pool whose state changed since its last pass.
     pub fn schedule(&mut self, out: &mut Vec<Decision>) {
+        self.schedule_within(out, &mut Unbounded);
+    }
+
+    /// Runs passes as [`Scheduler::schedule`] does until `budget` is spent (checked between
+    /// decisions, after the first: a pass always makes progress); returns whether a pass was
+    /// cut short, so the caller runs `schedule` again later (a fresh pass over what is left).
+    pub fn schedule_within(&mut self, out: &mut Vec<Decision>, budget: &mut dyn Budget) -> bool {
         while let Some(pool) = self.dirty.pop() {
-            self.schedule_pool(pool, out);
+            if !self.schedule_pool(pool, out, budget) {
+                self.touch(pool);
+                return true;
+            }
         }
+        false
+    }
+
+    /// Whether a pass is due (an event changed a pool since its last pass, or one was cut short).
+    pub fn pass_due(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     fn touch(&mut self, pool: PoolKey) {
@@ -814,8 +830,8 @@ impl Scheduler {
     /// cannot start stops the pass (FCFS) or, with EASY (conservative: the first N), gets a
     /// reservation the shapes after it must leave room for (computed when one of them could
     /// pass it).
-    fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>) {
-        let Some(p) = self.pools.get_mut(&pool) else { return };
+    fn schedule_pool(&mut self, pool: PoolKey, out: &mut Vec<Decision>, budget: &mut dyn Budget) -> bool {
+        let Some(p) = self.pools.get_mut(&pool) else { return true };
         let policy = p.policy;
         let now = self.now;
         let mut cursor = None;
@@ -829,7 +845,11 @@ impl Scheduler {
         let mut blockers: Vec<(TaskKey, Shape, bool)> = Vec::new();
         let mut reserved = 0;
         let mut reservations: Vec<Reservation> = Vec::new();
+        let mut first = true;
         'pass: while let Some(&(max_free, _)) = p.free.last() {
+            if !std::mem::take(&mut first) && budget.spent() {
+                return false;
+            }
             let end = p.freed_end();
             // Freed nodes, looked up on first use and then once for every blocked shape.
             let mut freed_nodes: Vec<(NodeKey, Option<&NodeState>)> = Vec::new();
@@ -1006,6 +1026,7 @@ impl Scheduler {
             }
             out.push(decision);
         }
+        true
     }
 
     /// Takes `slots` and `grant` on `node` for `task`, until `end`; returns the node.
@@ -1057,6 +1078,22 @@ fn demand(p: &PoolState, need: Option<&Need>, shape: &Shape) -> (u32, u32) {
         None => (shape.slots, 0),
     };
     (cpus.saturating_mul(n), gpus.saturating_mul(n))
+}
+
+/// When a pass must stop (Slurm's `bf_max_time`): the head's reads its clock; the core reads
+/// none.
+pub trait Budget {
+    /// Whether the time is up.
+    fn spent(&mut self) -> bool;
+}
+
+/// No bound on a pass.
+pub struct Unbounded;
+
+impl Budget for Unbounded {
+    fn spent(&mut self) -> bool {
+        false
+    }
 }
 
 /// What to do with a shape met in a pass's scan.

@@ -773,3 +773,40 @@ fn the_deadline_order_puts_short_narrow_jobs_first_but_never_past_its_bound() {
          started S2",
     );
 }
+
+/// Spent after `left` checks.
+struct Checks(u32);
+
+impl Budget for Checks {
+    fn spent(&mut self) -> bool {
+        self.0 = self.0.saturating_sub(1);
+        self.0 == 0
+    }
+}
+
+#[test]
+fn a_pass_cut_short_by_its_budget_goes_on_where_it_left_off_next_time() {
+    let mut s = Scheduler::new();
+    let mut out = Vec::new();
+    s.apply(Event::PoolAdded { pool: 0, slots_per_node: 1, fill: Fill::Pack, policy: Policy::default() });
+    for node in 0..4 {
+        s.apply(Event::idle_node(node, 0, inventory(1, 0), None));
+    }
+    for task in 1..=6 {
+        let order = QueueKey::new(0, task, task);
+        let job = fair::JobFacts::default();
+        s.apply(Event::TaskQueued { task, pool: 0, order, slots: 1, need: None, gang: None, limit: None, job });
+    }
+    // Two decisions, then the budget is spent: the pass yields with work left.
+    assert!(s.schedule_within(&mut out, &mut Checks(2)));
+    assert_eq!(out.len(), 2);
+    assert!(s.pass_due());
+    // Even a budget spent at once makes one decision.
+    assert!(s.schedule_within(&mut out, &mut Checks(1)));
+    assert_eq!(out.len(), 3);
+    // The rest: the fourth node, and nothing more fits.
+    assert!(!s.schedule_within(&mut out, &mut Unbounded));
+    let started: Vec<TaskKey> = out.drain(..).map(|d| d.placement().0).collect();
+    assert_eq!(started, [1, 2, 3, 4]);
+    assert!(!s.pass_due());
+}

@@ -41,7 +41,22 @@ pub enum Timer {
     SlurmBegin { job: u64, at: Timestamp },
     /// Priorities are due for recalculation (every `PriorityCalcPeriod`).
     Reprioritize { after: Duration },
+    /// A scheduling pass was cut short at `--max-pass-time`: the rest runs next.
+    Pass,
 }
+
+/// A pass's budget: spent at this instant.
+struct PassClock(std::time::Instant);
+
+impl crate::scheduler::Budget for PassClock {
+    fn spent(&mut self) -> bool {
+        std::time::Instant::now() >= self.0
+    }
+}
+
+/// How long one scheduling pass may hold the state by default (Slurm's `bf_max_time`, for a
+/// scheduler whose passes take milliseconds).
+pub const DEFAULT_MAX_PASS_TIME: Duration = Duration::from_millis(100);
 
 /// What a change asks the outside world to do.
 #[derive(Default)]
@@ -159,6 +174,10 @@ pub struct HeadState {
     limits: limits::JobLimits,
     /// Account names, numbered for the scheduler.
     accounts: fairness::Accounts,
+    /// How long one scheduling pass may take before it yields.
+    max_pass_time: Duration,
+    /// A cut-short pass's rest is armed.
+    pass_pending: bool,
     open: limits::OpenJobs,
     pub(crate) nodes: BTreeMap<String, NodeRec>,
     /// Task key → (job, task).
@@ -196,6 +215,8 @@ impl HeadState {
             job_token_key: [0; 32],
             limits: Default::default(),
             accounts: Default::default(),
+            max_pass_time: DEFAULT_MAX_PASS_TIME,
+            pass_pending: false,
             open: Default::default(),
             nodes: BTreeMap::new(),
             task_index: HashMap::new(),
@@ -213,6 +234,17 @@ impl HeadState {
             next_generation: 1,
             decisions: Vec::new(),
         }
+    }
+
+    /// Bounds one scheduling pass (`--max-pass-time`).
+    pub fn set_max_pass_time(&mut self, d: Duration) {
+        self.max_pass_time = d;
+    }
+
+    /// Runs the rest of a pass that was cut short.
+    pub(crate) fn resume_pass(&mut self, fx: &mut Effects) {
+        self.pass_pending = false;
+        self.sched_pass(fx);
     }
 
     /// Places gangs on `fabric` (set before any pool or node exists).
@@ -253,11 +285,17 @@ impl HeadState {
         self.sched_pass(fx);
     }
 
-    /// Runs the scheduler's passes that are due and carries out what they decide.
+    /// Runs the scheduler's passes that are due, for at most `--max-pass-time` (what is left
+    /// runs again at once, after whatever waits for the state), and carries out what they
+    /// decide.
     pub(crate) fn sched_pass(&mut self, fx: &mut Effects) {
         let mut out = std::mem::take(&mut self.decisions);
         self.sched.advance(alloc::millis(Timestamp::now()));
-        self.sched.schedule(&mut out);
+        let mut budget = PassClock(std::time::Instant::now() + self.max_pass_time);
+        if self.sched.schedule_within(&mut out, &mut budget) && !self.pass_pending {
+            self.pass_pending = true;
+            fx.timers.push(Timer::Pass);
+        }
         let started = !out.is_empty();
         for d in out.drain(..) {
             match d {
