@@ -1,7 +1,7 @@
 //! The scheduler core alone: decisions per second with 100,000 queued tasks on 1,000 nodes,
 //! for slots-only tasks and for tasks that ask for cores, memory and GPUs (mixed shapes on
-//! nodes of 64 cores, 512 GiB and 8 GPUs); `fair_*`: the same resources with the live head's
-//! priority weights (fair share charged as tasks run) and tasks of 50 users.
+//! nodes of 64 cores, 512 GiB and 8 GPUs); `fair_*`: the same resources with fair share on
+//! (charged as tasks run) and tasks of 50 users.
 //!
 //! `cargo bench -p gangway-benchmarks --bench scheduler`
 
@@ -56,7 +56,7 @@ fn loaded(
 ) -> (Scheduler, Running) {
     let mut s = Scheduler::new();
     if fair {
-        s.set_fairness(Weights::live(), Limits::default());
+        s.set_fairness(Weights::fair_share(), Limits::default());
     }
     let mut out = Vec::new();
     let mut running = Running::new();

@@ -31,7 +31,14 @@ fn serial_cluster(head_args: &[&str]) -> (Cluster, SlurmFrontDoor) {
 #[test]
 fn the_user_who_used_less_runs_first_and_sprio_and_sshare_show_why() {
     let (alice, bob) = (TestUser::create("fa"), TestUser::create("fb"));
-    let (mut cluster, slurm) = serial_cluster(&["--priority", "PriorityCalcPeriod=1s"]);
+    let (mut cluster, slurm) = serial_cluster(&[
+        "--priority",
+        "PriorityCalcPeriod=1s",
+        "--priority",
+        "PriorityWeightFairshare=10000",
+        "--priority",
+        "PriorityWeightAge=1000",
+    ]);
     let as_user = |user: &TestUser, wrap: &str| {
         slurm.sbatch(&["--uid", &user.name, "-D", "/tmp", "-o", "/dev/null", "--wrap", wrap])
     };

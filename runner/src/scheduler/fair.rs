@@ -3,9 +3,9 @@
 //!
 //! Usage is billed in CPU-milliseconds: a task's CPUs (a GPU weighs
 //! [`Weights::gpu_billing`] CPUs; a task given no cores bills its slots) for as long as it
-//! holds them, decayed with a half-life. The fair-share factor is Slurm's classic
-//! `2^(−effective usage / normalized shares)` over a two-level tree: accounts (with their
-//! configured shares) and, under each, its users (one share each).
+//! holds them, decayed with a half-life. The fair-share factor is Slurm's Fair Tree over a
+//! two-level tree: accounts (with their configured shares) and, under each, its users (one
+//! share each).
 
 use std::collections::BTreeMap;
 
@@ -73,9 +73,9 @@ impl Weights {
         }
     }
 
-    /// The live head's default: age and, ten times heavier, fair share.
-    pub fn live() -> Weights {
-        Weights { age: 1000, fairshare: 10_000, ..Weights::none() }
+    /// Fair share alone (what `--priority PriorityWeightFairshare=10000` gives).
+    pub fn fair_share() -> Weights {
+        Weights { fairshare: 10_000, ..Weights::none() }
     }
 
     fn any(&self) -> bool {
@@ -343,40 +343,69 @@ impl Fair {
         self.refresh_factors();
     }
 
-    /// The share tree, accounts first, each followed by its users.
+    /// The share tree, accounts first (in rank order), each followed by its users (in rank
+    /// order), with Slurm's Fair Tree factors: at each level a sibling's level fair share is
+    /// its share of the level over its share of the level's usage (infinite without usage);
+    /// a depth-first walk, the higher level fair share first, ranks the users, and a user's
+    /// factor is its rank over the number of users (the first 1, ties alike). An account's
+    /// row shows its first user's factor.
     pub fn shares(&self) -> Vec<ShareRow> {
         let total: f64 = self.usage.values().sum();
-        let norm = |u: f64| if total > 0.0 { u / total } else { 0.0 };
-        let accounts = self.accounts();
+        let mut accounts = self.accounts();
         let all_shares: u32 = accounts.iter().map(|(_, s, _)| *s).sum();
+        let level = |share: f64, used: f64, of: f64| {
+            let u = if of > 0.0 { used / of } else { 0.0 };
+            if u > 0.0 {
+                share / u
+            } else {
+                f64::INFINITY
+            }
+        };
+        let account_level = |raw: u32, users: &[(UserKey, f64)]| {
+            let used: f64 = users.iter().map(|(_, u)| u).sum();
+            level(f64::from(raw) / f64::from(all_shares.max(1)), used, total)
+        };
+        accounts.sort_by(|a, b| account_level(b.1, &b.2).total_cmp(&account_level(a.1, &a.2)).then(a.0.cmp(&b.0)));
+        let n_users: usize = accounts.iter().map(|(_, _, users)| users.len()).sum();
+        let mut rank = n_users;
         let mut rows = Vec::new();
-        for (account, raw, users) in accounts {
+        for (account, raw, mut users) in accounts {
             let s_account = f64::from(raw) / f64::from(all_shares.max(1));
             let account_usage: f64 = users.iter().map(|(_, u)| u).sum();
-            let ue_account = norm(account_usage);
+            let s_user = 1.0 / users.len() as f64;
+            let user_level = |u: f64| level(s_user, u, account_usage);
+            users.sort_by(|a, b| user_level(b.1).total_cmp(&user_level(a.1)).then(a.0.cmp(&b.0)));
+            let at = rows.len();
             rows.push(ShareRow {
                 account,
                 user: None,
                 raw_shares: raw,
                 norm_shares: s_account,
                 raw_usage: account_usage / 1000.0,
-                effective_usage: ue_account,
-                fairshare: fairshare(ue_account, s_account),
+                effective_usage: if total > 0.0 { account_usage / total } else { 0.0 },
+                fairshare: 0.0,
             });
-            let siblings = users.len() as f64;
+            let mut last: Option<(f64, usize)> = None;
             for (user, u) in users {
-                let s_user = s_account / siblings;
-                let ue = ue_account + (norm(u) - ue_account) / siblings;
+                let lf = user_level(u);
+                // Ties share the rank of the first of them.
+                let r = match last {
+                    Some((l, r)) if l == lf => r,
+                    _ => rank,
+                };
+                last = Some((lf, r));
+                rank -= 1;
                 rows.push(ShareRow {
                     account,
                     user: Some(user),
                     raw_shares: 1,
-                    norm_shares: s_user,
+                    norm_shares: s_account * s_user,
                     raw_usage: u / 1000.0,
-                    effective_usage: ue,
-                    fairshare: fairshare(ue, s_user),
+                    effective_usage: if account_usage > 0.0 { u / account_usage } else { 0.0 },
+                    fairshare: r as f64 / n_users.max(1) as f64,
                 });
             }
+            rows[at].fairshare = rows.get(at + 1).map_or(0.0, |r| r.fairshare);
         }
         rows
     }
@@ -425,14 +454,6 @@ impl Fair {
 
 /// An account, its raw shares, and its users' usage.
 type AccountUsage = (AccountKey, u32, Vec<(UserKey, f64)>);
-
-/// Slurm's classic fair-share factor.
-fn fairshare(effective_usage: f64, norm_shares: f64) -> f64 {
-    if norm_shares <= 0.0 {
-        return 0.0;
-    }
-    2f64.powf(-effective_usage / norm_shares)
-}
 
 /// Adds what `c` used since it was last charged to its owner's usage.
 fn charge(usage: &mut BTreeMap<Owner, f64>, c: &mut Charge, now: Time, gpu_billing: f64) {

@@ -12,7 +12,7 @@ fn factor(f: &Fair, o: Owner) -> f64 {
 
 #[test]
 fn usage_is_billed_cpu_time_and_gpus_by_their_weight_and_decays_by_half_lives() {
-    let weights = Weights { gpu_billing: 4.0, decay_half_life: 10_000, ..Weights::live() };
+    let weights = Weights { gpu_billing: 4.0, decay_half_life: 10_000, ..Weights::fair_share() };
     let mut f = Fair::new(weights, Limits::default());
     let a = owner(0, 1);
     f.start(1, a, 2, 1, 0);
@@ -28,27 +28,41 @@ fn usage_is_billed_cpu_time_and_gpus_by_their_weight_and_decays_by_half_lives() 
 }
 
 #[test]
-fn fair_share_is_slurms_classic_formula_over_accounts_and_their_users() {
-    let mut f = Fair::new(Weights::live(), Limits::default());
+fn fair_share_is_slurms_fair_tree_over_accounts_and_their_users() {
+    let mut f = Fair::new(Weights::fair_share(), Limits::default());
     let (alice, bob, carol) = (owner(0, 1), owner(0, 2), owner(1, 3));
     for o in [alice, bob] {
         f.know(o);
     }
-    assert_eq!(factor(&f, alice), 1.0, "no usage yet: every factor is 1");
+    assert_eq!(factor(&f, alice), 1.0, "no usage yet: every user ties first");
+    assert_eq!(factor(&f, bob), 1.0);
     f.start(1, alice, 1, 0, 0);
     f.refresh(1000);
-    // One account, two users: alice used all of it, bob nothing.
-    assert!((factor(&f, alice) - 0.25).abs() < 1e-9);
-    assert!((factor(&f, bob) - 0.5).abs() < 1e-9);
-    // A second account whose one user used nothing ranks first.
+    // One account, two users: alice used all of it, bob nothing: bob ranks first.
+    assert_eq!((factor(&f, bob), factor(&f, alice)), (1.0, 0.5));
+    // A second account whose one user used nothing ranks ahead of the whole first account.
     f.know(carol);
-    assert!((factor(&f, carol) - 1.0).abs() < 1e-9);
-    assert!(factor(&f, bob) < factor(&f, carol));
-    // Shares weigh in: with 3 shares to 1, account 0's users rank higher than before.
-    let before = factor(&f, bob);
+    let third = |x: f64| (x * 3.0).round();
+    assert_eq!((third(factor(&f, carol)), third(factor(&f, bob)), third(factor(&f, alice))), (3.0, 2.0, 1.0));
+    // Many users in one account still spread over the whole range (the classic formula gave
+    // them all nearly nothing).
+    let mut many = Fair::new(Weights::fair_share(), Limits::default());
+    for u in 0..200 {
+        many.start(u64::from(u), owner(0, u), 1 + u % 7, 0, 0);
+    }
+    many.refresh(1000);
+    let factors: Vec<f64> = (0..200).map(|u| factor(&many, owner(0, u))).collect();
+    let (lo, hi) = factors.iter().fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    assert_eq!(hi, 1.0);
+    assert!(lo < 0.2, "{lo}");
+    // Shares weigh in: account 0 with 3 shares to 1 ranks ahead of account 1 once both used
+    // the same.
+    f.start(2, carol, 1, 0, 1000);
+    f.refresh(2000);
+    assert!(factor(&f, carol) > factor(&f, bob), "equal shares: carol used less than account 0");
     f.weights.account_shares.insert(0, 3);
-    f.refresh(1000);
-    assert!(factor(&f, bob) > before);
+    f.refresh(2000);
+    assert!(factor(&f, bob) > factor(&f, carol), "3 shares to 1: account 0 is under its share");
 }
 
 #[test]

@@ -255,6 +255,18 @@ pub const MAX_LOOKAHEAD: usize = 64;
 /// How many nodes a task with a need is tried on before it counts as not fitting now.
 pub const MAX_PROBES: usize = 64;
 
+/// When a task of pool `p` that became eligible at `eligible` is overdue, if `p` orders by
+/// deadline.
+fn overdue_at(p: &PoolState, eligible: Time) -> Option<Time> {
+    match p.policy.order {
+        Order::Deadline(d) => Some(eligible.saturating_add(d.max_delay)),
+        Order::Submit => None,
+    }
+}
+
+/// The multifactor priority of an overdue task: above any that weights can give.
+const OVERDUE: i64 = i64::MAX / 2;
+
 /// How many capacity gains a pool remembers (see `PoolState::freed`).
 const FREED_LOG: usize = 64;
 
@@ -391,6 +403,7 @@ struct Waiting {
     order: QueueKey,
     shape: Shape,
     owner: Owner,
+    eligible: Time,
 }
 
 /// The scheduler core.
@@ -406,6 +419,9 @@ pub struct Scheduler {
     fair: Fair,
     /// CPUs of every node known.
     cluster_cpus: u32,
+    /// Waiting tasks of pools ordered by deadline, by when they may wait no longer (eligible
+    /// plus the order's `max_delay`), not yet moved to the front.
+    overdue: BTreeSet<(Time, TaskKey)>,
     /// Needs by shape: a queue entry names its need by number, so it stays small and `Copy`.
     needs: Vec<Need>,
     need_ids: HashMap<Need, u32>,
@@ -464,6 +480,29 @@ impl Scheduler {
         }
     }
 
+    /// Moves the tasks that waited past their order's `max_delay` above every multifactor
+    /// priority (the job's own priority still first; among them, the deadline order): the
+    /// deadline order bounds what passes a job among jobs of equal priority, and this bounds
+    /// it across them (fair share would otherwise hold a heavy user's jobs back without
+    /// limit). Each task moves once (O(log) a task).
+    fn promote_overdue(&mut self) {
+        while let Some(&(by, task)) = self.overdue.first() {
+            if by > self.now {
+                break;
+            }
+            self.overdue.pop_first();
+            let Some(q) = self.queued.get_mut(&task) else { continue };
+            let order = q.order.with_factor(OVERDUE);
+            let Some(p) = self.pools.get_mut(&q.pool) else { continue };
+            p.queue.remove(q.order, q.shape);
+            q.order = order;
+            p.queue.push(order, task, q.shape);
+            if !self.dirty.contains(&q.pool) {
+                self.dirty.push(q.pool);
+            }
+        }
+    }
+
     /// Moves every waiting task (of job `only`, or of any job) whose job's priority is not the
     /// one its queue key has to its new place; their pools get a pass.
     fn rekey(&mut self, only: Option<u64>) {
@@ -472,6 +511,10 @@ impl Scheduler {
                 continue;
             }
             let Some(w) = self.waiting.get(&q.order.job()) else { continue };
+            if q.order.factor() == OVERDUE {
+                // Overdue: it stays at the front.
+                continue;
+            }
             let order = q.order.with_factor(w.factors.priority).with_deadline(w.deadline);
             if order == q.order {
                 continue;
@@ -540,6 +583,7 @@ impl Scheduler {
     /// decisions, after the first: a pass always makes progress); returns whether a pass was
     /// cut short, so the caller runs `schedule` again later (a fresh pass over what is left).
     pub fn schedule_within(&mut self, out: &mut Vec<Decision>, budget: &mut dyn Budget) -> bool {
+        self.promote_overdue();
         while let Some(pool) = self.dirty.pop() {
             if !self.schedule_pool(pool, out, budget) {
                 self.touch(pool);
@@ -653,7 +697,10 @@ impl Scheduler {
                 let order = self.join_job(order, pool, &shape, job);
                 let p = self.pools.get_mut(&pool).expect("checked above");
                 p.queue.push(order, task, shape);
-                self.queued.insert(task, Waiting { pool, order, shape, owner: job.owner });
+                self.queued.insert(task, Waiting { pool, order, shape, owner: job.owner, eligible: job.eligible });
+                if let Some(by) = overdue_at(p, job.eligible) {
+                    self.overdue.insert((by, task));
+                }
                 // One more task of a shape that fits nowhere, with nothing freed since it was
                 // tried, can start nothing: no pass.
                 if p.queue.blocked(shape) == Some(p.freed_end()) {
@@ -662,9 +709,12 @@ impl Scheduler {
                 self.touch(pool);
             }
             Event::TaskWithdrawn { task } => {
-                if let Some(Waiting { pool, order, shape, .. }) = self.queued.remove(&task) {
+                if let Some(Waiting { pool, order, shape, eligible, .. }) = self.queued.remove(&task) {
                     if let Some(p) = self.pools.get_mut(&pool) {
                         p.queue.remove(order, shape);
+                        if let Some(by) = overdue_at(p, eligible) {
+                            self.overdue.remove(&(by, task));
+                        }
                     }
                     self.leave_job(order);
                     // A shape gone from ahead of others may let the look-past reach one that fits.
@@ -995,7 +1045,15 @@ impl Scheduler {
             };
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
-            let owner = self.queued.remove(&task).map(|q| q.owner).unwrap_or_default();
+            let owner = match self.queued.remove(&task) {
+                Some(q) => {
+                    if let Some(by) = overdue_at(p, q.eligible) {
+                        self.overdue.remove(&(by, task));
+                    }
+                    q.owner
+                }
+                None => Owner::default(),
+            };
             if let Some(w) = self.waiting.get_mut(&key.job()) {
                 w.tasks -= 1;
                 if w.tasks == 0 {

@@ -36,6 +36,11 @@ impl QueueKey {
         QueueKey { deadline, ..self }
     }
 
+    /// Its multifactor priority.
+    pub(super) fn factor(&self) -> i64 {
+        self.factor.0
+    }
+
     /// Its job's creation order (the job's number in the scheduler).
     pub fn job(&self) -> u64 {
         self.job_seq

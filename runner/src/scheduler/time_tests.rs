@@ -643,8 +643,8 @@ fn the_multifactor_priority_is_the_weighted_sum_less_nice_and_tasks_of_one_job_k
          priority D 4000
          at 50
          reprioritize
-         priority B 3000
-         priority D -500
+         priority B 5500
+         priority D 4500
          end A
          started B
          end B
@@ -764,13 +764,31 @@ fn the_deadline_order_puts_short_narrow_jobs_first_but_never_past_its_bound() {
          queue S1 limit=10
          at 399990
          queue S2 limit=10
-         at 400000
+         at 399999
          end A
          started S1
+         at 400000
          end S1
          started L
          end L
          started S2",
+    );
+    // Past 400,000 s a job goes above every multifactor priority (here a nice one, which any
+    // later job would otherwise pass).
+    Script::run(
+        "order deadline
+         nodes 1 cpus 1
+         at 0
+         queue A limit=500000
+         started A
+         queue N nice=100 limit=10
+         at 399000
+         queue B limit=10
+         at 400000
+         end A
+         started N
+         end N
+         started B",
     );
 }
 

@@ -30,7 +30,7 @@ pub struct FairnessConfig {
 impl Default for FairnessConfig {
     fn default() -> FairnessConfig {
         FairnessConfig {
-            weights: Weights::live(),
+            weights: Weights::none(),
             shares: Vec::new(),
             limits: Limits::default(),
             calc_period: Duration::from_secs(300),

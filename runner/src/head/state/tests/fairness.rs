@@ -9,7 +9,9 @@ use super::{NodeFillType, Sim};
 fn an_azure_job_of_a_user_who_used_less_passes_an_older_one() {
     let run = |recalculate: bool| {
         let mut sim = Sim::new();
-        sim.st.set_fairness(&FairnessConfig::default());
+        let mut config = FairnessConfig::default();
+        config.set_priority("PriorityWeightFairshare=10000").unwrap();
+        sim.st.set_fairness(&config);
         sim.pool("p", 1, NodeFillType::Spread, None);
         let add = |sim: &mut Sim, job: &str, uid: u32, tasks: &[&str]| {
             let owner = Owner { uid, name: format!("u{uid}") };
