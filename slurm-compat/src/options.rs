@@ -254,7 +254,6 @@ impl JobOptions {
             Opt::Array => self.array = Some(v),
             Opt::Begin => {
                 self.begin = Some(parse_begin(&v).map_err(|source| SlurmError::Begin { option: "begin", source })?);
-                self.warn("--begin is accepted but ignored: the job is eligible to run at once");
             }
             Opt::Chdir => self.chdir = Some(v),
             Opt::Constraint => self.constraint = Some(v),
