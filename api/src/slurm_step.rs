@@ -228,6 +228,10 @@ pub const SALLOC_KEY_ENV: &str = "GANGWAY_SALLOC_KEY";
 pub struct AllocReady {
     /// The port it listens on, on the allocation's first node.
     pub port: u16,
+    /// The key every request to it must carry, made by the holder (so no secret travels
+    /// through the head or stays in the job's stored environment; the file is its user's).
+    #[serde(default)]
+    pub key: String,
     /// The job's `SLURM_*` environment, for salloc's command.
     pub env: Vec<(String, String)>,
 }

@@ -94,16 +94,13 @@ impl Allocation {
     /// cancels it.
     pub fn get(prog: &str, opts: &[String]) -> Result<Allocation, String> {
         let me = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
-        let key = crate::step_plan::new_key()?;
         let mut sbatch: Vec<String> = opts.to_vec();
         sbatch.push("--output=/dev/null".into());
         sbatch.push(format!("--wrap=exec '{}' salloc-holder", me.to_string_lossy().replace('\'', r"'\''")));
         let resolved =
             resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script"))).map_err(|e| e.render(prog))?;
         let cwd = std::env::current_dir().map_err(|e| format!("getcwd failed: {e}"))?;
-        let mut req = crate::submit::build_request(&resolved, &cwd, None)?;
-        // The key reaches the holder through the job's environment, whatever --export says.
-        req.env.push((SALLOC_KEY_ENV.to_owned(), key.clone()));
+        let req = crate::submit::build_request(&resolved, &cwd, None)?;
         let mut client = cluster::connect(prog)?;
         let id = client
             .slurm_submit(&req)
@@ -115,7 +112,7 @@ impl Allocation {
         handle_signals(on_interrupt);
         let file = ready_file(Path::new(&req.work_dir), id);
         match wait_ready(prog, &mut client, id, &file) {
-            Ok((addr, ready)) => Ok(Allocation { id, addr, key, ready }),
+            Ok((addr, ready)) => Ok(Allocation { id, addr, key: ready.key.clone(), ready }),
             Err(e) => {
                 let _ = std::fs::remove_file(&file);
                 let cancel = gangway_api::slurm::SlurmCancel { jobs: vec![id.to_string()], ..Default::default() };

@@ -8,7 +8,9 @@
 //!   streams its output back, then its exit code; the caller's input and signals go to it.
 //! - `Release`: salloc's command ended: the holder exits with its code, which ends the job.
 //!
-//! Every request must carry the allocation's key (`GANGWAY_SALLOC_KEY`, exported by salloc).
+//! Every request must carry the allocation's key, which the holder makes and writes in that
+//! file (its user's alone); salloc exports it to its command as `GANGWAY_SALLOC_KEY`. No key
+//! travels through the head or stays in the job's stored environment.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,7 +18,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gangway_api::slurm_step::{AllocReady, AllocReply, AllocRequest, SALLOC_KEY_ENV};
+use gangway_api::slurm_step::{AllocReady, AllocReply, AllocRequest};
 
 use crate::salloc::send;
 
@@ -39,7 +41,7 @@ fn job_variable(k: &str) -> bool {
 }
 
 fn run() -> Result<i32, String> {
-    let key = std::env::var(SALLOC_KEY_ENV).map_err(|_| format!("{SALLOC_KEY_ENV} is not set (run by salloc only)"))?;
+    let key = crate::step_plan::new_key()?;
     let job: u64 = std::env::var("SLURM_JOB_ID").ok().and_then(|j| j.parse().ok()).ok_or("SLURM_JOB_ID is not set")?;
     let listener = TcpListener::bind(("0.0.0.0", 0)).map_err(|e| format!("listening: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -47,7 +49,7 @@ fn run() -> Result<i32, String> {
     let dir = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
     let file = crate::salloc::ready_file(&dir, job);
     let tmp = file.with_extension("tmp");
-    let text = serde_json::to_string(&AllocReady { port, env }).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(&AllocReady { port, key: key.clone(), env }).map_err(|e| e.to_string())?;
     {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()

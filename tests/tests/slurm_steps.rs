@@ -333,6 +333,27 @@ fn salloc_runs_a_command_whose_sruns_run_inside_the_allocation() {
     assert_eq!(job.exit_code, Some(5), "the allocation ends with the command's exit code");
     let left: Vec<_> = std::fs::read_dir(slurm.work()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "salloc leaves nothing in the directory: {left:?}");
+    // No key of gangway's is stored with the job: the holder made the allocation's key, and
+    // an sbatch that inherits a step's or an allocation's key (or a token) is stripped of it.
+    let stored = |id: u64| {
+        let job = cluster.client().get_job(&id.to_string()).unwrap();
+        job.slurm.expect("a Slurm job").request.env.into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+    };
+    let secrets = ["GANGWAY_TOKEN", "GANGWAY_STEP_KEY", "GANGWAY_SALLOC_KEY"];
+    assert!(!stored(id).iter().any(|k| secrets.contains(&k.as_str())), "{:?}", stored(id));
+    let out = slurm
+        .command(gangway_tests::bin("gangway-slurm"))
+        .args(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "true"])
+        .env("GANGWAY_STEP_KEY", "k1")
+        .env("GANGWAY_SALLOC_KEY", "k2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inherited: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let keys = stored(inherited);
+    assert!(keys.iter().any(|k| k == "PATH"), "the rest of the environment is kept: {keys:?}");
+    assert!(!keys.iter().any(|k| secrets.contains(&k.as_str())), "{keys:?}");
+    slurm.wait_end(inherited, Duration::from_secs(30));
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
 

@@ -168,8 +168,12 @@ impl HeadState {
         }
         let elements = req.array.as_ref().map_or(1, |a| a.indices.len());
         self.may_open_jobs(Some(req.uid), elements)?;
-        // gangway's own credentials never stay in a job's environment (the job gets its own).
-        req.env.retain(|(k, _)| k != "GANGWAY_TOKEN");
+        // gangway's own credentials never stay in a job's environment (the job gets its own):
+        // an sbatch run inside a step or an salloc carries their keys with --export=ALL.
+        let secret = |k: &str| {
+            ["GANGWAY_TOKEN", gangway_api::slurm_step::KEY_ENV, gangway_api::slurm_step::SALLOC_KEY_ENV].contains(&k)
+        };
+        req.env.retain(|(k, _)| !secret(k));
         let first = self.slurm.next_id;
         if req.test_only {
             return Ok(SlurmSubmitted { job_id: first, test_only: Some(self.slurm_test_only(&req, &partition)) });
