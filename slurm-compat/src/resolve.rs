@@ -27,7 +27,7 @@ use crate::values::{self, Export, SignalSpec, Switches};
 pub struct Resolved {
     /// `-N/--nodes`: at least `min` nodes, at most `max` (`null`: as many as the tasks need).
     pub nodes: NodeRange,
-    /// `-n/--ntasks`; without it, nodes × `--ntasks-per-node`, else 1.
+    /// `-n/--ntasks`; without it, nodes × `--ntasks-per-node`, else one per node.
     pub ntasks: u32,
     /// `--cpus-per-gpu`: CPUs for each GPU the job gets on a node.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +253,8 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
     let ntasks = match (o.ntasks, o.ntasks_per_node) {
         (Some(n), _) => n,
         (None, Some(per_node)) if max.is_none_or(|m| m == min) => min.saturating_mul(per_node),
+        // `-N` alone: one task per node, as Slurm counts them (NumTasks=N).
+        (None, None) if o.nodes.is_some() => min,
         _ => 1,
     };
     let output = o

@@ -100,6 +100,11 @@ fn nodes_and_tasks() {
     check("#SBATCH -N 4\n#SBATCH --ntasks-per-node=2", &[], "ntasks", json!(8));
     check("#SBATCH -n 10\n#SBATCH --ntasks-per-node=4", &[], "nodes", json!({"min": 3, "max": null}));
     check("#SBATCH --tasks-per-node=3", &[], "ntasks_per_node", json!(3));
+    // `-N` alone: one task per node (Slurm's NumTasks=2, 3); nothing: one task.
+    check("#SBATCH -N 2", &[], "ntasks", json!(2));
+    check("#SBATCH -N 3 -c 30", &[], "ntasks", json!(3));
+    check("#SBATCH -N 2 -c 2 --gpus-per-node 4", &[], "ntasks", json!(2));
+    check("", &[], "ntasks", json!(1));
     let job = job("#SBATCH -N 4 -n 2", &[]);
     assert_eq!((job.nodes.min, job.nodes.max), (2, Some(4)));
     assert!(job.warnings.iter().any(|w| w.contains("can't run 2 processes on 4 nodes")), "{:?}", job.warnings);

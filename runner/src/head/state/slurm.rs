@@ -563,12 +563,16 @@ pub(crate) fn cpus_per_node(r: &SlurmSubmit) -> Vec<u32> {
     tasks_per_node(r).iter().map(|t| t * r.cpus_per_task).collect()
 }
 
-/// Tasks on each node of the allocation.
+/// Tasks on each node of the allocation. `--ntasks-per-node` fills every node unless `-n`
+/// asks for fewer tasks, which then spread over the nodes, at most that many on each (`-n`
+/// wins, as in Slurm: `-n 16 -N 2 --ntasks-per-node=16` is 16 tasks).
 pub(crate) fn tasks_per_node(r: &SlurmSubmit) -> Vec<u32> {
     let nodes = r.nodes.max(1);
-    if let Some(per) = r.ntasks_per_node {
-        return vec![per; nodes as usize];
-    }
+    let cap = match r.ntasks_per_node {
+        Some(per) if r.ntasks >= per.saturating_mul(nodes) => return vec![per; nodes as usize],
+        Some(per) => per,
+        None => u32::MAX,
+    };
     let (base, extra) = (r.ntasks / nodes, r.ntasks % nodes);
-    (0..nodes).map(|i| (base + u32::from(i < extra)).max(1)).collect()
+    (0..nodes).map(|i| (base + u32::from(i < extra)).clamp(1, cap.max(1))).collect()
 }

@@ -21,6 +21,7 @@ mod limits;
 mod memory;
 mod nodes;
 mod slurm_gpus;
+mod slurm_layout;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
