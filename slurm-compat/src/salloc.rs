@@ -206,7 +206,7 @@ fn wait_ready(
         }
         if job.state == gangway_api::slurm::SlurmJobState::Running {
             let since = *running_since.get_or_insert_with(Instant::now);
-            if let Ok(text) = std::fs::read_to_string(file) {
+            if let Some(text) = read_private(file, job.uid)? {
                 let ready: AllocReady =
                     serde_json::from_str(&text).map_err(|e| format!("reading {}: {e}", file.display()))?;
                 let _ = std::fs::remove_file(file);
@@ -233,6 +233,25 @@ fn wait_ready(
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(100));
     }
+}
+
+/// The holder's ready file, once it is there: read only if it is a regular file of the job's
+/// user that nobody else may read or write (no link, no file planted by another user).
+fn read_private(file: &Path, uid: u32) -> Result<Option<String>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("refusing {}: {e}", file.display())),
+    };
+    let meta = f.metadata().map_err(|e| format!("reading {}: {e}", file.display()))?;
+    if !meta.is_file() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(format!("refusing {}: it is not the job's own private file", file.display()));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    Ok(Some(text))
 }
 
 /// Waits for salloc's command; if the allocation ends first (scancel, its time limit), says

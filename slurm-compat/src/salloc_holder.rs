@@ -52,11 +52,13 @@ fn run() -> Result<i32, String> {
     let text = serde_json::to_string(&AllocReady { port, key: key.clone(), env }).map_err(|e| e.to_string())?;
     {
         use std::os::unix::fs::OpenOptionsExt;
+        // A fresh file of our own: never one (or a link) that someone left there.
+        let _ = std::fs::remove_file(&tmp);
         let mut f = std::fs::OpenOptions::new()
-            .create(true)
+            .create_new(true)
             .write(true)
-            .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         f.write_all(text.as_bytes()).map_err(|e| format!("writing {}: {e}", tmp.display()))?;

@@ -3,6 +3,7 @@
 //! what `sprio`, `sshare` and `squeue` show.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use gangway_tests::slurm::SlurmFrontDoor;
@@ -74,6 +75,19 @@ fn the_user_who_used_less_runs_first_and_sprio_and_sshare_show_why() {
     assert!(ra[4].parse::<u64>().unwrap() >= 1, "alice used the node for a second or more: {shares}");
     assert_eq!(rb[4], "0");
     assert!(ra[6].parse::<f64>().unwrap() < rb[6].parse::<f64>().unwrap(), "{shares}");
+    // A user sees only their own usage (and the accounts'), whatever -a says.
+    let as_alice = std::process::Command::new(gangway_tests::bin("gangway-slurm"))
+        .args(["sshare", "-a", "-P", "-h"])
+        .uid(alice.uid)
+        .gid(alice.gid)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GANGWAY_STATE_DIR", cluster.state_dir())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let mine = text(&as_alice);
+    assert!(mine.contains(&alice.name) && !mine.contains(&bob.name), "{mine}");
     // The node runs Bob's job before Alice's second.
     let (jb, jc) = (slurm.wait_end(b, Duration::from_secs(20)), slurm.wait_end(c, Duration::from_secs(20)));
     assert!(jc.start_time.unwrap() <= jb.start_time.unwrap(), "bob's job started first: {jc:?} {jb:?}");

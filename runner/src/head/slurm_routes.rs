@@ -43,10 +43,11 @@ async fn priorities(State(head): H, who: Who) -> Json<PriorityList> {
     Json(list)
 }
 
-/// The share tree (sshare): accounts, and the users the caller may see, named.
+/// The share tree (sshare): accounts, and the caller's own users' rows (every user's for an
+/// admin): usage is private, as under Slurm's `PrivateData=usage`, and the head enforces it.
 async fn shares(State(head): H, who: Who) -> Json<ShareList> {
     let mut list = head.read(|st| st.shares());
-    list.rows.retain(|r| r.uid.is_none() || !head.private_data.hides(&who, r.uid));
+    list.rows.retain(|r| r.uid.is_none_or(|uid| who.may_change(Some(uid))));
     for r in &mut list.rows {
         if let Some(uid) = r.uid {
             r.user = Some(head.users.name(uid).await);

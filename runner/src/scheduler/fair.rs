@@ -346,13 +346,14 @@ impl Fair {
     /// The share tree, accounts first (in rank order), each followed by its users (in rank
     /// order), with Slurm's Fair Tree factors: at each level a sibling's level fair share is
     /// its share of the level over its share of the level's usage (infinite without usage);
-    /// a depth-first walk, the higher level fair share first, ranks the users, and a user's
-    /// factor is its rank over the number of users (the first 1, ties alike). An account's
-    /// row shows its first user's factor.
+    /// accounts are taken in that order, higher first, those that tie together (their users
+    /// ranked as one level, as Slurm merges tied siblings), and a user's factor is its rank
+    /// over the number of users (the first 1, ties alike). An account's row shows its first
+    /// user's factor.
     pub fn shares(&self) -> Vec<ShareRow> {
         let total: f64 = self.usage.values().sum();
-        let mut accounts = self.accounts();
-        let all_shares: u32 = accounts.iter().map(|(_, s, _)| *s).sum();
+        let accounts = self.accounts();
+        let all_shares: u64 = accounts.iter().map(|(_, s, _)| u64::from(*s)).sum();
         let level = |share: f64, used: f64, of: f64| {
             let u = if of > 0.0 { used / of } else { 0.0 };
             if u > 0.0 {
@@ -361,21 +362,50 @@ impl Fair {
                 f64::INFINITY
             }
         };
-        let account_level = |raw: u32, users: &[(UserKey, f64)]| {
-            let used: f64 = users.iter().map(|(_, u)| u).sum();
-            level(f64::from(raw) / f64::from(all_shares.max(1)), used, total)
-        };
-        accounts.sort_by(|a, b| account_level(b.1, &b.2).total_cmp(&account_level(a.1, &a.2)).then(a.0.cmp(&b.0)));
-        let n_users: usize = accounts.iter().map(|(_, _, users)| users.len()).sum();
+        // (account level, its users' levels, the account) in rank order.
+        let mut ranked: Vec<RankedAccount> = accounts
+            .into_iter()
+            .map(|(account, raw, users)| {
+                let used: f64 = users.iter().map(|(_, u)| u).sum();
+                let s_user = 1.0 / users.len() as f64;
+                let users = users.into_iter().map(|(user, u)| (level(s_user, u, used), user, u)).collect();
+                (level(f64::from(raw) / all_shares.max(1) as f64, used, total), users, account, raw)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+        let n_users: usize = ranked.iter().map(|(_, users, _, _)| users.len()).sum();
+        let mut factor_of: KeyMap<Owner, f64> = KeyMap::default();
         let mut rank = n_users;
+        let mut i = 0;
+        while i < ranked.len() {
+            // Accounts that tie rank their users together.
+            let j = i + ranked[i..].iter().take_while(|a| a.0 == ranked[i].0).count();
+            let mut users: Vec<(f64, Owner)> = ranked[i..j]
+                .iter()
+                .flat_map(|(_, users, account, _)| {
+                    users.iter().map(|(lf, user, _)| (*lf, Owner { account: *account, user: *user }))
+                })
+                .collect();
+            users.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut last: Option<(f64, usize)> = None;
+            for (lf, owner) in users {
+                let r = match last {
+                    Some((l, r)) if l == lf => r,
+                    _ => rank,
+                };
+                last = Some((lf, r));
+                rank -= 1;
+                factor_of.insert(owner, r as f64 / n_users.max(1) as f64);
+            }
+            i = j;
+        }
         let mut rows = Vec::new();
-        for (account, raw, mut users) in accounts {
-            let s_account = f64::from(raw) / f64::from(all_shares.max(1));
-            let account_usage: f64 = users.iter().map(|(_, u)| u).sum();
+        for (_, mut users, account, raw) in ranked {
+            let s_account = f64::from(raw) / all_shares.max(1) as f64;
+            let account_usage: f64 = users.iter().map(|(_, _, u)| u).sum();
             let s_user = 1.0 / users.len() as f64;
-            let user_level = |u: f64| level(s_user, u, account_usage);
-            users.sort_by(|a, b| user_level(b.1).total_cmp(&user_level(a.1)).then(a.0.cmp(&b.0)));
-            let at = rows.len();
+            users.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let factor = |user: UserKey| factor_of.get(&Owner { account, user }).copied().unwrap_or(0.0);
             rows.push(ShareRow {
                 account,
                 user: None,
@@ -383,18 +413,9 @@ impl Fair {
                 norm_shares: s_account,
                 raw_usage: account_usage / 1000.0,
                 effective_usage: if total > 0.0 { account_usage / total } else { 0.0 },
-                fairshare: 0.0,
+                fairshare: users.first().map_or(0.0, |(_, user, _)| factor(*user)),
             });
-            let mut last: Option<(f64, usize)> = None;
-            for (user, u) in users {
-                let lf = user_level(u);
-                // Ties share the rank of the first of them.
-                let r = match last {
-                    Some((l, r)) if l == lf => r,
-                    _ => rank,
-                };
-                last = Some((lf, r));
-                rank -= 1;
+            for (_, user, u) in users {
                 rows.push(ShareRow {
                     account,
                     user: Some(user),
@@ -402,10 +423,9 @@ impl Fair {
                     norm_shares: s_account * s_user,
                     raw_usage: u / 1000.0,
                     effective_usage: if account_usage > 0.0 { u / account_usage } else { 0.0 },
-                    fairshare: r as f64 / n_users.max(1) as f64,
+                    fairshare: factor(user),
                 });
             }
-            rows[at].fairshare = rows.get(at + 1).map_or(0.0, |r| r.fairshare);
         }
         rows
     }
@@ -454,6 +474,10 @@ impl Fair {
 
 /// An account, its raw shares, and its users' usage.
 type AccountUsage = (AccountKey, u32, Vec<(UserKey, f64)>);
+
+/// An account's level fair share, its users' (level fair share, user, usage), the account and
+/// its raw shares.
+type RankedAccount = (f64, Vec<(f64, UserKey, f64)>, AccountKey, u32);
 
 /// Adds what `c` used since it was last charged to its owner's usage.
 fn charge(usage: &mut BTreeMap<Owner, f64>, c: &mut Charge, now: Time, gpu_billing: f64) {

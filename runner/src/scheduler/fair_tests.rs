@@ -36,6 +36,11 @@ fn fair_share_is_slurms_fair_tree_over_accounts_and_their_users() {
     }
     assert_eq!(factor(&f, alice), 1.0, "no usage yet: every user ties first");
     assert_eq!(factor(&f, bob), 1.0);
+    // So do users of accounts that tie: a new account's user is not ranked by account number.
+    let mut two = Fair::new(Weights::fair_share(), Limits::default());
+    two.know(owner(0, 1));
+    two.know(owner(1, 2));
+    assert_eq!((factor(&two, owner(0, 1)), factor(&two, owner(1, 2))), (1.0, 1.0));
     f.start(1, alice, 1, 0, 0);
     f.refresh(1000);
     // One account, two users: alice used all of it, bob nothing: bob ranks first.

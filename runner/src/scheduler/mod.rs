@@ -586,7 +586,8 @@ impl Scheduler {
         self.promote_overdue();
         while let Some(pool) = self.dirty.pop() {
             if !self.schedule_pool(pool, out, budget) {
-                self.touch(pool);
+                // Behind the other pools that are due, so one slow pool cannot starve them.
+                self.dirty.insert(0, pool);
                 return true;
             }
         }
@@ -970,7 +971,9 @@ impl Scheduler {
                         break;
                     }
                 }
-                skipped += 1;
+                // A shape held by its owner's limit costs one lookup: it does not count
+                // against the bound (or users at their limits would stall everyone behind).
+                skipped += usize::from(!matches!(look, Look::Limited));
                 cursor = Some(key);
                 if skipped >= policy.max_examined {
                     break;
@@ -1131,7 +1134,11 @@ fn demand(p: &PoolState, need: Option<&Need>, shape: &Shape) -> (u32, u32) {
     let n = shape.gang.unwrap_or(1);
     let (cpus, gpus) = match need {
         Some(need) if need.whole => (p.max_cpus, p.max_gpus),
-        Some(need) => (need.cpus.max(need.cores), need.gpus),
+        // Whole cores are granted, and their threads billed, as the placement does.
+        Some(need) => {
+            let t = p.max_threads.max(1);
+            (need.cpus.div_ceil(t).max(need.cores).saturating_mul(t), need.gpus)
+        }
         None if shape.gang.is_some() => (p.max_cpus, p.max_gpus),
         None => (shape.slots, 0),
     };

@@ -171,11 +171,18 @@ fn millis(name: &str, value: &str) -> Result<u64, String> {
     gangway_api::time::parse_human_duration(value).map(|d| d.as_millis() as u64).map_err(|_| err())
 }
 
-/// Account names the scheduler knows, numbered.
-#[derive(Debug, Default)]
+/// Account names the scheduler knows, numbered: the default account is 0, what the
+/// scheduler's `Owner::default()` (an owner not known) stands for.
+#[derive(Debug)]
 pub(crate) struct Accounts {
     keys: BTreeMap<String, AccountKey>,
     names: Vec<String>,
+}
+
+impl Default for Accounts {
+    fn default() -> Accounts {
+        Accounts { keys: BTreeMap::from([(DEFAULT_ACCOUNT.to_owned(), 0)]), names: vec![DEFAULT_ACCOUNT.to_owned()] }
+    }
 }
 
 impl Accounts {

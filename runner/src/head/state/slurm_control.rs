@@ -153,10 +153,13 @@ impl HeadState {
                 s.request.time_limit_s = limit;
             }
             HeadState::put_job(j, fx);
-            if let Some(t) = j.tasks.get_mut(BATCH_TASK) {
-                t.wire.constraints.max_wall_clock_time = limit.map(|s| IsoDuration(std::time::Duration::from_secs(s)));
-                HeadState::put_task(&j.wire.id, t, fx);
-            }
+            let Some(t) = j.tasks.get_mut(BATCH_TASK) else { continue };
+            t.wire.constraints.max_wall_clock_time = limit.map(|s| IsoDuration(std::time::Duration::from_secs(s)));
+            HeadState::put_task(&j.wire.id, t, fx);
+            // The scheduler orders and reserves by the limit: queue it again with the new one.
+            let key = t.key;
+            self.sched_event(Event::TaskWithdrawn { task: key }, fx);
+            self.enqueue(&id.to_string(), BATCH_TASK, fx);
         }
         Ok(())
     }

@@ -27,3 +27,29 @@ fn ntasks_wins_over_ntasks_per_node_times_nodes_as_in_slurm() {
     // `-N 2` alone (one task per node).
     assert_eq!(tasks_per_node(&submit(2, 2, None, 1)), [1, 1]);
 }
+
+#[test]
+fn a_pending_jobs_new_time_limit_moves_it_in_the_deadline_order() {
+    use super::Sim;
+    use gangway_api::slurm::SlurmUpdate;
+    use gangway_api::PoolAddParameter;
+    let mut sim = Sim::new();
+    let pool = PoolAddParameter { id: "p".into(), task_slots_per_node: Some(1), ..Default::default() };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    let submit = |sim: &mut Sim, minutes: u64| {
+        let mut req = submit(1, 1, None, 1);
+        req.partition = Some("p".into());
+        req.time_limit_s = Some(minutes * 60);
+        sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap().job_id
+    };
+    let cpus = gangway_topology::NodeResources { cpus: 1, cores: 1, memory_bytes: 1 << 30, ..Default::default() };
+    sim.join("n1", "p", cpus);
+    let first = submit(&mut sim, 10);
+    assert_eq!(sim.starts("n1"), [format!("{first}/batch#1")]);
+    let (long, short) = (submit(&mut sim, 100), submit(&mut sim, 1));
+    // The short job is first by deadline until its limit becomes unlimited.
+    let update = SlurmUpdate { time_limit_s: None, unlimited: true };
+    sim.apply(|st, fx| st.slurm_update(&short.to_string(), update, fx)).unwrap();
+    sim.finish("n1", &format!("{first}/batch#1"), 0);
+    assert_eq!(sim.starts("n1"), [format!("{long}/batch#1")]);
+}
