@@ -242,6 +242,10 @@ pub struct JobOptions {
     pub nice: Option<i32>,
     pub switches: Option<Switches>,
     pub warnings: Vec<String>,
+    /// The warnings Slurm's sbatch itself prints (the rest only with `-v`).
+    pub slurm_warnings: Vec<String>,
+    /// `-v`, counted.
+    pub verbose: u32,
 }
 
 impl JobOptions {
@@ -353,16 +357,26 @@ impl JobOptions {
             Opt::Wait => self.wait = true,
             Opt::Wrap => self.wrap = Some(v),
             Opt::Info => self.warn(&format!("--{name} is ignored here (sbatch would print it and exit)")),
+            Opt::Chatter if name == "verbose" => self.verbose += 1,
             Opt::Chatter => {}
             Opt::Ignored => self.warn(&format!("--{name} is accepted but ignored")),
         }
         Ok(())
     }
 
-    /// Records a warning once.
+    /// Records a warning once: what gangway notes that Slurm passes over in silence (sbatch
+    /// prints it only with `-v`; `gangway-slurm parse` always shows it).
     pub fn warn(&mut self, message: &str) {
         if !self.warnings.iter().any(|w| w == message) {
             self.warnings.push(message.to_string());
+        }
+    }
+
+    /// Records a warning Slurm's sbatch prints as well (always printed).
+    pub fn slurm_warn(&mut self, message: &str) {
+        self.warn(message);
+        if !self.slurm_warnings.iter().any(|w| w == message) {
+            self.slurm_warnings.push(message.to_string());
         }
     }
 }

@@ -106,6 +106,10 @@ pub struct SubmitOptions {
     pub wrap: Option<String>,
     /// `--parsable`.
     pub parsable: bool,
+    /// `-v`, counted: gangway's own warnings are printed from 1 on.
+    pub verbose: u32,
+    /// The warnings Slurm's sbatch prints as well.
+    pub slurm_warnings: Vec<String>,
     /// `-H/--hold`.
     pub hold: bool,
     /// `--uid` and `--gid` (a name or a number).
@@ -242,7 +246,7 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
     let (mut min, mut max) = o.nodes.unwrap_or((1, None));
     if let (Some(n), Some(_)) = (o.ntasks, o.nodes) {
         if n < min {
-            o.warn(&format!("can't run {n} processes on {min} nodes, setting nnodes to {n}"));
+            o.slurm_warn(&format!("can't run {n} processes on {min} nodes, setting nnodes to {n}"));
             min = n;
             max = max.map(|m| m.max(n));
         }
@@ -289,6 +293,8 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
         submit: SubmitOptions {
             wrap: o.wrap.take(),
             parsable: o.parsable,
+            verbose: o.verbose,
+            slurm_warnings: std::mem::take(&mut o.slurm_warnings),
             hold: o.hold,
             uid: o.uid.take(),
             gid: o.gid.take(),

@@ -29,7 +29,10 @@ pub fn main(args: &[String]) -> ExitCode {
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
     let resolved = resolve_args(args).map_err(|e| render(&e))?;
-    for w in &resolved.warnings {
+    // Slurm's own warnings always; what gangway notes beyond them (options it accepts but
+    // ignores, lines Slurm skips silently) with -v.
+    let shown = if resolved.submit.verbose > 0 { &resolved.warnings } else { &resolved.submit.slurm_warnings };
+    for w in shown {
         eprintln!("sbatch: warning: {w}");
     }
     let cwd = std::env::current_dir().map_err(|e| format!("sbatch: error: getcwd failed: {e}"))?;

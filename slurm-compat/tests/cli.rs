@@ -155,3 +155,20 @@ fn dispatch() {
     let out = run(BIN, &["--help"]);
     assert!(out.status.success() && stdout(&out).contains("install-shims DIR"));
 }
+
+#[test]
+fn sbatch_keeps_gangways_own_warnings_for_verbose() {
+    // No cluster: the submission fails after the warnings would have been printed.
+    let sbatch = |extra: &[&str]| {
+        let mut c = std::process::Command::new(BIN);
+        c.arg("sbatch").args(extra).args(["--mail-type=END", "-N", "4", "-n", "2", "--wrap", "true"]);
+        c.env("GANGWAY_URL", "http://127.0.0.1:9").env("GANGWAY_TOKEN", "x").env_remove("GANGWAY_STATE_DIR");
+        String::from_utf8_lossy(&c.output().unwrap().stderr).into_owned()
+    };
+    let quiet = sbatch(&[]);
+    // Slurm's own warning is printed; gangway's note about --mail-type is not, as Slurm prints nothing.
+    assert!(quiet.contains("sbatch: warning: can't run 2 processes on 4 nodes, setting nnodes to 2"), "{quiet}");
+    assert!(!quiet.contains("--mail-type"), "{quiet}");
+    let verbose = sbatch(&["-v"]);
+    assert!(verbose.contains("sbatch: warning: --mail-type is recorded, but gangway sends no mail"), "{verbose}");
+}
