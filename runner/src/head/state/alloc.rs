@@ -161,16 +161,13 @@ impl HeadState {
         Some(gangway_api::PlannedStart { start_time: at.max(now), nodes })
     }
 
-    /// Why `need` (on each of `count` nodes) can never be met when the nodes of `pool` are
-    /// known and fewer than `count` of them could ever meet it: the resource, the amount and
-    /// the largest node's.
-    pub(crate) fn need_shortfall(&self, pool: &str, need: &Need, count: u32) -> Option<String> {
+    /// Why `need` can never be met when the nodes of `pool` are known and none of them could
+    /// ever meet it: the resource, the amount and the largest node's. Too few nodes that
+    /// could is no reason to refuse: nodes may join (Slurm queues such a job with
+    /// `PartitionNodeLimit`, Azure keeps such a task active).
+    pub(crate) fn need_shortfall(&self, pool: &str, need: &Need) -> Option<String> {
         let nodes: Vec<&NodeRec> = self.nodes.values().filter(|n| n.wire.pool_id == pool && !n.leaving).collect();
-        if nodes.is_empty() {
-            return None;
-        }
-        let fitting = nodes.iter().filter(|n| n.inventory.shortfall(need).is_none()).count();
-        if fitting >= count as usize {
+        if nodes.is_empty() || nodes.iter().any(|n| n.inventory.shortfall(need).is_none()) {
             return None;
         }
         // Name what the largest node lacks: the node that falls least short on each amount.
@@ -189,15 +186,12 @@ impl HeadState {
                 .map(|i| i.gpus.clone())
                 .unwrap_or_default(),
         );
-        Some(match largest.shortfall(need) {
-            Some(s) if fitting == 0 => s.to_string(),
-            _ => format!("{count} nodes that each have what it asks for, and pool '{pool}' has {fitting}"),
-        })
+        largest.shortfall(need).map(|s| s.to_string())
     }
 
-    /// Refuses a task whose need no node (or too few nodes) of `pool` could ever meet.
-    pub(crate) fn check_need_fits(&self, pool: &str, need: &Need, count: u32) -> Result<(), ApiError> {
-        match self.need_shortfall(pool, need, count) {
+    /// Refuses a task whose need no node of `pool` could ever meet.
+    pub(crate) fn check_need_fits(&self, pool: &str, need: &Need) -> Result<(), ApiError> {
+        match self.need_shortfall(pool, need) {
             Some(why) => Err(ApiError::invalid(format!("resources: the task can never run in pool '{pool}': {why}"))),
             None => Ok(()),
         }

@@ -41,12 +41,8 @@ impl HeadState {
             gangway_api::cmdline::split_command_line(c)
                 .map_err(|e| ApiError::invalid(format!("multiInstanceSettings.coordinationCommandLine: {e}")))?;
         }
-        let have = self.nodes.values().filter(|x| x.wire.pool_id == pool_id && !x.leaving).count();
-        if n as usize > have {
-            return Err(ApiError::invalid(format!(
-                "multiInstanceSettings.numberOfInstances is {n}; pool '{pool_id}' has {have} node(s), so the task could never run"
-            )));
-        }
+        // More instances than the pool has nodes is no error: the task stays active until
+        // nodes join, as in Azure Batch (and as Slurm queues a job with PartitionNodeLimit).
         Ok(())
     }
 

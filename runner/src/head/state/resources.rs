@@ -310,17 +310,21 @@ impl HeadState {
         // A multi-instance task without a need takes whole nodes: each instance holds all of
         // its node's slots; with one, each instance takes its need and its slots.
         // A whole-node share takes every slot of it too, as the scheduler counts it.
-        let (slots, count) = match &p.multi_instance_settings {
+        let slots = match &p.multi_instance_settings {
             Some(m) => {
                 self.check_multi_instance(&pool.id, m)?;
                 let whole = need.as_ref().is_none_or(|n| n.whole);
-                (if whole { pool.task_slots_per_node } else { slots }, m.number_of_instances)
+                if whole {
+                    pool.task_slots_per_node
+                } else {
+                    slots
+                }
             }
-            None if need.as_ref().is_some_and(|n| n.whole) => (pool.task_slots_per_node, 1),
-            None => (slots, 1),
+            None if need.as_ref().is_some_and(|n| n.whole) => pool.task_slots_per_node,
+            None => slots,
         };
         if let Some(need) = &need {
-            self.check_need_fits(&pool.id, need, count)?;
+            self.check_need_fits(&pool.id, need)?;
         }
         super::alloc::check_time_limit(
             pool,

@@ -134,17 +134,8 @@ impl HeadState {
         let per_cpu = pool.wire.default_memory_per_cpu_mib;
         let asked = super::alloc::with_default_memory(Some(slurm_resources(&req)), None, per_cpu).unwrap_or_default();
         let wants = super::alloc::task_need_of(&asked, None).unwrap_or_default();
-        if let Some(why) = self.need_shortfall(&partition, &wants, req.nodes) {
+        if let Some(why) = self.need_shortfall(&partition, &wants) {
             return Err(node_config_unavailable(why));
-        }
-        if req.nodes > 1 {
-            let have = self.nodes.values().filter(|n| n.wire.pool_id == partition && !n.leaving).count();
-            if req.nodes as usize > have {
-                return Err(node_config_unavailable(format!(
-                    "{} nodes, and partition {partition} has {have}",
-                    req.nodes
-                )));
-            }
         }
         if let Some(d) = &req.dependency {
             for c in &d.conditions {

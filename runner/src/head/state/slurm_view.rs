@@ -36,7 +36,14 @@ impl HeadState {
         match t.wire.state {
             TaskState::Active => {
                 let limit = || self.sched.held_by_limit(t.key).map(|l| l.slurm());
-                let reason = self.slurm_gate(job).or_else(limit).unwrap_or("Resources");
+                // More nodes than the partition has now: it waits for nodes to join.
+                let too_big = || {
+                    let j = self.jobs.get(job)?;
+                    let nodes = j.wire.slurm.as_ref()?.request.nodes;
+                    let pool = self.pools.get(&j.wire.pool_info.pool_id)?;
+                    (nodes > pool.wire.current_dedicated_nodes).then_some("PartitionNodeLimit")
+                };
+                let reason = self.slurm_gate(job).or_else(limit).or_else(too_big).unwrap_or("Resources");
                 (SlurmJobState::Pending, reason.into())
             }
             TaskState::Running | TaskState::Preparing if t.killing.is_some() => {
