@@ -147,6 +147,15 @@ pub struct SlurmJob {
     pub time_limit_s: Option<u64>,
     /// Nodes asked for (at least).
     pub min_nodes: u32,
+    /// Nodes asked for at most (`-N 2-4`), if a maximum was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nodes: Option<u32>,
+    /// `--ntasks-per-node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntasks_per_node: Option<u32>,
+    /// `--exclusive`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive: bool,
     /// The nodes it runs (ran) on, in allocation order; empty while pending.
     #[serde(default)]
     pub nodes: Vec<String>,

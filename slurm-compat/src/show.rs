@@ -187,14 +187,22 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     }
     lines.extend([
         vec![
-            kv("NumNodes", nodes),
+            // A pending job shows the range it asked for (`2-4`); once placed, its nodes.
+            match job.max_nodes.filter(|m| pending && *m != job.min_nodes) {
+                Some(max) => kv("NumNodes", format!("{}-{max}", job.min_nodes)),
+                None => kv("NumNodes", nodes),
+            },
             kv("NumCPUs", job.num_cpus),
             kv("NumTasks", job.ntasks),
             kv("CPUs/Task", job.cpus_per_task),
             kv("ReqB:S:C:T", "0:0:*:*"),
         ],
         vec![kv("TRES", tres.join(","))],
-        vec![kv("Socks/Node", "*"), kv("NtasksPerN:B:S:C", "0:0:*:*"), kv("CoreSpec", "*")],
+        vec![
+            kv("Socks/Node", "*"),
+            kv("NtasksPerN:B:S:C", format!("{}:0:*:*", job.ntasks_per_node.unwrap_or(0))),
+            kv("CoreSpec", "*"),
+        ],
     ]);
     if details {
         lines.extend(detail_lines(job));
@@ -202,7 +210,12 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     lines.extend([
         vec![kv("MinCPUsNode", job.cpus_per_task), min_mem, kv("MinTmpDiskNode", 0)],
         vec![kv("Features", or_null(&job.constraint)), kv("DelayBoot", "00:00:00")],
-        vec![kv("OverSubscribe", "OK"), kv("Contiguous", 0), kv("Licenses", "(null)"), kv("Network", "(null)")],
+        vec![
+            kv("OverSubscribe", if job.exclusive { "NO" } else { "OK" }),
+            kv("Contiguous", 0),
+            kv("Licenses", "(null)"),
+            kv("Network", "(null)"),
+        ],
         vec![kv("Command", or_null(&job.command))],
         vec![kv("WorkDir", &job.work_dir)],
         vec![kv("StdErr", &job.std_err)],

@@ -145,3 +145,18 @@ fn a_pending_job_shows_its_planned_start_and_nodes() {
     assert!(out.contains("   StartTime=Unknown EndTime=Unknown Deadline=N/A\n"), "{out}");
     assert!(out.contains("   NodeList=(null)\n"), "{out}");
 }
+
+#[test]
+fn node_ranges_tasks_per_node_and_exclusive_show_as_slurms() {
+    let mut pending = job(12);
+    (pending.min_nodes, pending.max_nodes, pending.ntasks_per_node, pending.exclusive) = (2, Some(4), Some(16), true);
+    let out = show_job(&[pending.clone()], Some("12"), false, NOW).stdout;
+    assert!(out.contains("   NumNodes=2-4 "), "{out}");
+    assert!(out.contains(" NtasksPerN:B:S:C=16:0:*:* "), "{out}");
+    assert!(out.contains("   OverSubscribe=NO "), "{out}");
+    // Once placed: its nodes; without --exclusive: OK.
+    let mut placed = running(13, &["node01", "node02", "node03"], 5);
+    (placed.min_nodes, placed.max_nodes) = (2, Some(4));
+    let out = show_job(&[placed], Some("13"), false, NOW).stdout;
+    assert!(out.contains(" NumNodes=3 ") && out.contains("   OverSubscribe=OK "), "{out}");
+}

@@ -115,6 +115,9 @@ impl HeadState {
                 super::alloc::time_limit(pool, None).map(|ms| ms / 1000)
             }),
             min_nodes: r.nodes,
+            max_nodes: r.max_nodes,
+            ntasks_per_node: r.ntasks_per_node,
+            exclusive: r.exclusive,
             nodes,
             ntasks: r.ntasks,
             cpus_per_task: r.cpus_per_task,
