@@ -81,6 +81,10 @@ enum Cmd {
         /// PriorityFavorSmall, TRESBillingWeights (repeat it). Default: age 1000, fair share 10000.
         #[arg(long = "priority", value_name = "NAME=VALUE")]
         priority: Vec<String>,
+        /// Slurm's MaxArraySize: job array indices must be below it (1 to 4000001).
+        #[arg(long, default_value_t = gangway_api::slurm::MAX_ARRAY_SIZE,
+              value_parser = clap::value_parser!(u32).range(1..=4_000_001))]
+        max_array_size: u32,
         /// How long one scheduling pass may take before it yields to other work and goes on
         /// (Slurm's bf_max_time).
         #[arg(long, default_value = "100ms", value_parser = duration)]
@@ -385,6 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             shares,
             limits,
             max_pass_time,
+            max_array_size,
         } => {
             let mut fairness = gangway_runner::head::state::fairness::FairnessConfig::default();
             for p in &priority {
@@ -422,6 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 request_timeout,
                 fairness,
                 max_pass_time,
+                max_array_size,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::array::{parse_array, ArraySpec};
+use crate::array::{parse_array_with_max, ArraySpec, MAX_ARRAY_SIZE_LIMIT};
 use crate::begin::BeginTime;
 use crate::dependency::{parse_dependencies, Dependencies};
 use crate::error::SlurmError;
@@ -237,7 +237,14 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
     if o.exclusive_set && o.oversubscribe_set {
         return Err(SlurmError::ExclusiveConflict);
     }
-    let array = o.array.as_deref().map(parse_array).transpose().map_err(SlurmError::Array)?;
+    // Indices up to Slurm's hard limit: the site's MaxArraySize is the head's to enforce
+    // (`gangway head --max-array-size`), as it is slurmctld's.
+    let array = o
+        .array
+        .as_deref()
+        .map(|spec| parse_array_with_max(spec, MAX_ARRAY_SIZE_LIMIT))
+        .transpose()
+        .map_err(SlurmError::Array)?;
     let dependencies =
         o.dependency.as_deref().map(parse_dependencies).transpose().map_err(SlurmError::Dependency)?.flatten();
     let export = o.export.as_deref().map(values::export).transpose()?.unwrap_or_default();

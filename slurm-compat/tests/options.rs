@@ -342,7 +342,12 @@ fn malformed_values_fail_like_slurm() {
         ("#SBATCH --nodes=0", &[], "sbatch: error: \"0\" is not a valid node count"),
         ("#SBATCH -N 4-2", &[], "sbatch: error: Maximum node count 2 is less than minimum node count 4"),
         ("#SBATCH --array=5-1", &[], "sbatch: error: Batch job submission failed: Invalid job array specification"),
-        ("#SBATCH --array=0-1001", &[], "sbatch: error: Batch job submission failed: Invalid job array specification"),
+        // Past Slurm's hard limit; the site's MaxArraySize (1001 by default) is the head's.
+        (
+            "#SBATCH --array=0-4000001",
+            &[],
+            "sbatch: error: Batch job submission failed: Invalid job array specification",
+        ),
         ("#SBATCH -d afterok:x", &[], "sbatch: error: Batch job submission failed: Job dependency problem"),
         ("#SBATCH --ntasks=0", &[], "sbatch: error: Invalid numeric value \"0\" for --ntasks."),
         ("#SBATCH -c two", &[], "sbatch: error: Invalid numeric value \"two\" for --cpus-per-task."),

@@ -614,3 +614,14 @@ fn a_job_larger_than_its_partition_waits_with_partition_node_limit() {
     assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), "PD PartitionNodeLimit");
     assert!(s.run("scancel", &[&id]).status.success());
 }
+
+#[test]
+fn max_array_size_is_the_sites() {
+    let s = Slurm::start(1, 2);
+    // The default, Slurm's 1001: index 1001 is refused by the head, in Slurm's words.
+    let out = s.run("sbatch", &["--array=1001", "-o", "/dev/null", "--wrap", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Batch job submission failed: Invalid job array specification"), "{err}");
+    assert!(err.contains("MaxArraySize (1001)"), "{err}");
+}

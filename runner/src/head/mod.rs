@@ -67,6 +67,8 @@ pub struct HeadConfig {
     pub fairness: state::fairness::FairnessConfig,
     /// How long one scheduling pass may hold the state before it yields.
     pub max_pass_time: Duration,
+    /// Slurm's `MaxArraySize`: array indices must be below it.
+    pub max_array_size: u32,
 }
 
 /// The running head, shared by every connection.
@@ -324,6 +326,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         st.set_job_limits(config.job_limits);
         st.set_fairness(&config.fairness);
         st.set_max_pass_time(config.max_pass_time);
+        st.set_max_array_size(config.max_array_size);
         st.set_job_token_key(&head.secret);
     }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;

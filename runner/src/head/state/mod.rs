@@ -176,6 +176,8 @@ pub struct HeadState {
     accounts: fairness::Accounts,
     /// How long one scheduling pass may take before it yields.
     max_pass_time: Duration,
+    /// Slurm's `MaxArraySize`: array indices must be below it.
+    pub(crate) max_array_size: u32,
     /// A cut-short pass's rest is armed.
     pass_pending: bool,
     open: limits::OpenJobs,
@@ -216,6 +218,7 @@ impl HeadState {
             limits: Default::default(),
             accounts: Default::default(),
             max_pass_time: DEFAULT_MAX_PASS_TIME,
+            max_array_size: gangway_api::slurm::MAX_ARRAY_SIZE,
             pass_pending: false,
             open: Default::default(),
             nodes: BTreeMap::new(),
@@ -234,6 +237,11 @@ impl HeadState {
             next_generation: 1,
             decisions: Vec::new(),
         }
+    }
+
+    /// Sets Slurm's `MaxArraySize` (`--max-array-size`).
+    pub fn set_max_array_size(&mut self, n: u32) {
+        self.max_array_size = n;
     }
 
     /// Bounds one scheduling pass (`--max-pass-time`).

@@ -150,7 +150,7 @@ impl HeadState {
             if a.indices.is_empty() {
                 return Err(ApiError::invalid("array.indices is empty"));
             }
-            let max = gangway_api::slurm::MAX_ARRAY_SIZE;
+            let max = self.max_array_size;
             if let Some(big) = a.indices.iter().find(|i| **i >= max) {
                 return Err(ApiError::invalid(format!(
                     "Invalid job array specification: index {big} is not below MaxArraySize ({max})"

@@ -29,6 +29,13 @@ fn array_indices_past_max_array_size_are_refused_and_nothing_is_queued() {
     let ok = submit(MAX_ARRAY_SIZE - 1);
     sim.apply(|st, fx| st.slurm_submit(ok, "127.0.0.1:1", fx)).unwrap();
     assert_eq!(sim.st.jobs.len(), 2);
+    // A site's own MaxArraySize (`--max-array-size`).
+    sim.st.set_max_array_size(5000);
+    let big = submit(4999);
+    sim.apply(|st, fx| st.slurm_submit(big, "127.0.0.1:1", fx)).unwrap();
+    assert_eq!(sim.st.jobs.len(), 4);
+    let err = sim.apply(|st, fx| st.slurm_submit(submit(5000), "127.0.0.1:1", fx)).unwrap_err();
+    assert!(err.body.message.value.contains("is not below MaxArraySize (5000)"), "{err:?}");
 }
 
 #[test]
