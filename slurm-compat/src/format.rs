@@ -202,6 +202,18 @@ pub fn mem_str(value: u64, start_unit: usize) -> String {
     }
 }
 
+/// A size in MiB as `scontrol show job` writes it (Slurm's `CONVERT_NUM_UNIT_EXACT`): in a
+/// larger unit only while it divides exactly: `162000M`, `4G`, `1536M`.
+pub fn mem_str_exact(value: u64, start_unit: usize) -> String {
+    const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
+    let (mut v, mut unit) = (value, start_unit.min(UNITS.len() - 1));
+    while v >= 1024 && v % 1024 == 0 && unit + 1 < UNITS.len() {
+        v /= 1024;
+        unit += 1;
+    }
+    format!("{v}{}", UNITS[unit])
+}
+
 /// The civil date of a timestamp (UTC).
 pub(crate) fn civil_date(t: Timestamp) -> (i64, u32, u32) {
     civil_from_days(t.0.div_euclid(1_000_000).div_euclid(86_400))

@@ -103,6 +103,10 @@ fn sizes() {
     assert_eq!(mem_str(1536, 1), "1.50G");
     assert_eq!(mem_str(2156, 0), "2.11M");
     assert_eq!(mem_str(0, 0), "0K");
+    assert_eq!(mem_str_exact(162_000, 1), "162000M");
+    assert_eq!(mem_str_exact(4096, 1), "4G");
+    assert_eq!(mem_str_exact(1536, 1), "1536M");
+    assert_eq!(mem_str_exact(1 << 20, 1), "1T");
 }
 
 fn check_states(list: &str, expected: Result<StateFilter, &str>) {

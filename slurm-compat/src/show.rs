@@ -9,7 +9,9 @@
 use gangway_api::slurm::{SlurmJob, SlurmJobState};
 use gangway_api::{ComputeNode, Pool, Timestamp};
 
-use crate::format::{clock_secs, exit_code_str, iso_time, limit_str, mem_str, nodes_str, run_secs, time_or, Output};
+use crate::format::{
+    clock_secs, exit_code_str, iso_time, limit_str, mem_str, mem_str_exact, nodes_str, run_secs, time_or, Output,
+};
 use crate::nodes::{cpus, memory_mb, partitions, sct, PartitionView, DEFAULT_PARTITION};
 use crate::queue::still_known;
 use crate::queue_fields::{node_count, reason};
@@ -129,8 +131,8 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     let mut tres = vec![format!("cpu={}", job.num_cpus)];
     let nodes = node_count(job) as u64;
     match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
-        (Some(mb), _) => tres.push(format!("mem={}", mem_str(mb.saturating_mul(nodes), 1))),
-        (None, Some(mb)) => tres.push(format!("mem={}", mem_str(mb.saturating_mul(u64::from(job.num_cpus)), 1))),
+        (Some(mb), _) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(nodes), 1))),
+        (None, Some(mb)) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(u64::from(job.num_cpus)), 1))),
         _ => {}
     }
     tres.push(format!("node={nodes}"));
@@ -139,8 +141,8 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
         tres.push(g.replacen(':', "=", 1));
     }
     let min_mem = match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
-        (_, Some(mb)) => kv("MinMemoryCPU", mem_str(mb, 1)),
-        (Some(mb), None) => kv("MinMemoryNode", mem_str(mb, 1)),
+        (_, Some(mb)) => kv("MinMemoryCPU", mem_str_exact(mb, 1)),
+        (Some(mb), None) => kv("MinMemoryNode", mem_str_exact(mb, 1)),
         (None, None) => kv("MinMemoryNode", 0),
     };
     let mut lines = vec![
