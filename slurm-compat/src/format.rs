@@ -203,8 +203,11 @@ pub fn mem_str(value: u64, start_unit: usize) -> String {
 }
 
 /// A size in MiB as `scontrol show job` writes it (Slurm's `CONVERT_NUM_UNIT_EXACT`): in a
-/// larger unit only while it divides exactly: `162000M`, `4G`, `1536M`.
+/// larger unit only while it divides exactly: `162000M`, `4G`, `1536M`; nothing is `0`.
 pub fn mem_str_exact(value: u64, start_unit: usize) -> String {
+    if value == 0 {
+        return "0".into();
+    }
     const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
     let (mut v, mut unit) = (value, start_unit.min(UNITS.len() - 1));
     while v >= 1024 && v % 1024 == 0 && unit + 1 < UNITS.len() {

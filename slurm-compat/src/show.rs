@@ -130,7 +130,11 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     };
     let mut tres = vec![format!("cpu={}", job.num_cpus)];
     let nodes = node_count(job) as u64;
+    let allocated: u64 = job.allocation.iter().map(|a| a.memory_mib).sum();
     match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
+        // `--mem=0`: all of each node's memory, known once placed.
+        (Some(0), _) if allocated > 0 => tres.push(format!("mem={}", mem_str_exact(allocated, 1))),
+        (Some(0), _) => {}
         (Some(mb), _) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(nodes), 1))),
         (None, Some(mb)) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(u64::from(job.num_cpus)), 1))),
         _ => {}

@@ -160,3 +160,18 @@ fn node_ranges_tasks_per_node_and_exclusive_show_as_slurms() {
     let out = show_job(&[placed], Some("13"), false, NOW).stdout;
     assert!(out.contains(" NumNodes=3 ") && out.contains("   OverSubscribe=OK "), "{out}");
 }
+
+#[test]
+fn mem_zero_shows_the_nodes_memory_once_placed() {
+    let mut j = running(14, &["node01"], 5);
+    j.mem_per_node_mb = Some(0);
+    j.allocation = vec![gangway_api::task::NodeAllocation {
+        node_id: "node01".into(),
+        cpus: vec![0],
+        memory_mib: 162_000,
+        gpus: Vec::new(),
+    }];
+    let out = show_job(&[j], Some("14"), false, NOW).stdout;
+    assert!(out.contains(",mem=162000M,"), "{out}");
+    assert!(out.contains(" MinMemoryNode=0 "), "{out}");
+}

@@ -123,7 +123,12 @@ impl HeadState {
             cpus_per_task: r.cpus_per_task,
             num_cpus: cpus_per_node(r).iter().sum(),
             mem_per_node_mb: r.mem_per_node_mb,
-            mem_per_cpu_mb: r.mem_per_cpu_mb,
+            // Without a memory request, the partition's DefMemPerCPU applies, as Slurm shows.
+            mem_per_cpu_mb: r.mem_per_cpu_mb.or_else(|| {
+                let asked = r.mem_per_node_mb.is_some() || r.mem_per_gpu_mb.is_some();
+                let pool = &self.pools.get(&j.wire.pool_info.pool_id)?.wire;
+                pool.default_memory_per_cpu_mib.filter(|_| !asked)
+            }),
             gres: r.gres.clone(),
             constraint: r.constraint.clone(),
             command: r.command.clone(),

@@ -53,3 +53,24 @@ fn a_pending_jobs_new_time_limit_moves_it_in_the_deadline_order() {
     sim.finish("n1", &format!("{first}/batch#1"), 0);
     assert_eq!(sim.starts("n1"), [format!("{long}/batch#1")]);
 }
+
+#[test]
+fn a_job_without_memory_shows_the_partitions_def_mem_per_cpu() {
+    use super::Sim;
+    use gangway_api::PoolAddParameter;
+    let mut sim = Sim::new();
+    let pool = PoolAddParameter {
+        id: "p".into(),
+        task_slots_per_node: Some(4),
+        default_memory_per_cpu_mib: Some(2048),
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    let mut req = submit(1, 2, None, 1);
+    req.partition = Some("p".into());
+    let id = sim.apply(|st, fx| st.slurm_submit(req.clone(), "127.0.0.1:1", fx)).unwrap().job_id;
+    assert_eq!(sim.st.slurm_job(id).unwrap().mem_per_cpu_mb, Some(2048));
+    req.mem_per_node_mb = Some(1000);
+    let id = sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap().job_id;
+    assert_eq!(sim.st.slurm_job(id).unwrap().mem_per_cpu_mb, None, "a request of its own wins");
+}
