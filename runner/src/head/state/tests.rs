@@ -302,6 +302,18 @@ impl Sim {
     }
 }
 
+/// A Slurm submission to `partition` as sbatch sends one (root's, one task of one CPU on one
+/// node), with `extra` JSON fields (`,"memPerCpuMb":50`).
+fn slurm_request(partition: &str, extra: &str) -> gangway_api::slurm::SlurmSubmit {
+    let mut req: gangway_api::slurm::SlurmSubmit = serde_json::from_str(&format!(
+        r#"{{"name":"a","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
+            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":1{extra}}}"#
+    ))
+    .unwrap();
+    req.partition = Some(partition.into());
+    req
+}
+
 fn failure_code(t: &Task) -> Option<&str> {
     t.execution_info.failure_info.as_ref().map(|f| f.code.as_str())
 }

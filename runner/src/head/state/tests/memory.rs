@@ -2,10 +2,9 @@
 //! records and sends them.
 
 use gangway_api::messages::HeadMessage;
-use gangway_api::slurm::SlurmSubmit;
 use gangway_api::*;
 
-use super::Sim;
+use super::{slurm_request, Sim};
 
 /// A head with pool `default` (4 slots, `per_cpu` MiB per CPU by default) and one 4-CPU,
 /// 1 GiB node.
@@ -34,12 +33,8 @@ fn started_memory(sim: &mut Sim) -> Vec<u64> {
 }
 
 fn sbatch(sim: &mut Sim, extra: &str) {
-    let mut req: SlurmSubmit = serde_json::from_str(&format!(
-        r#"{{"name":"m","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
-            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":2{extra}}}"#
-    ))
-    .unwrap();
-    req.partition = Some("default".into());
+    let mut req = slurm_request("default", extra);
+    req.cpus_per_task = 2;
     sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
 }
 
@@ -94,13 +89,7 @@ fn per_gpu_requests_size_cpus_and_memory_by_the_node_s_gpus() {
     }
     sim.join("node1", "default", resources);
     // 2 GPUs per node, 3 CPUs and 500 MB for each.
-    let mut req: SlurmSubmit = serde_json::from_str(
-        r#"{"name":"g","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
-            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":1,"gpusPerNode":2,
-            "cpusPerGpu":3,"memPerGpuMb":500}"#,
-    )
-    .unwrap();
-    req.partition = Some("default".into());
+    let req = slurm_request("default", r#","gpusPerNode":2,"cpusPerGpu":3,"memPerGpuMb":500"#);
     sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
     let rx = &mut sim.conns.get_mut("node1").unwrap().0;
     let start = std::iter::from_fn(|| rx.try_recv().ok())

@@ -1,10 +1,9 @@
 //! A multi-node Slurm job with GPUs: every node's start names that node's own GPUs.
 
 use gangway_api::messages::HeadMessage;
-use gangway_api::slurm::SlurmSubmit;
 use gangway_api::*;
 
-use super::Sim;
+use super::{slurm_request, Sim};
 
 /// Node `name` joins pool `default` with these (index, model) GPUs.
 fn gpu_node(sim: &mut Sim, name: &str, gpus: &[(u32, &str)]) {
@@ -33,12 +32,8 @@ fn each_node_of_a_gpu_gang_names_its_own_gpus() {
     // node2's H100s are numbered after an A100 of its own.
     gpu_node(&mut sim, "node1", &[(0, "NVIDIA H100"), (1, "NVIDIA H100")]);
     gpu_node(&mut sim, "node2", &[(0, "NVIDIA A100"), (1, "NVIDIA H100"), (2, "NVIDIA H100")]);
-    let mut req: SlurmSubmit = serde_json::from_str(
-        r#"{"name":"g","uid":0,"gid":0,"user":"root","script":"true","workDir":"/","submitDir":"/",
-            "submitHost":"h","output":"o","nodes":2,"ntasks":2,"cpusPerTask":1,"gpusPerTask":1,"gpuType":"h100"}"#,
-    )
-    .unwrap();
-    req.partition = Some("default".into());
+    let mut req = slurm_request("default", r#","gpusPerTask":1,"gpuType":"h100""#);
+    (req.nodes, req.ntasks) = (2, 2);
     sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
     for (node, want) in [("node1", "0"), ("node2", "1")] {
         let rx = &mut sim.conns.get_mut(node).unwrap().0;

@@ -5,11 +5,7 @@ use gangway_api::slurm::SlurmSubmit;
 use super::super::slurm::{cpus_per_node, tasks_per_node};
 
 fn submit(nodes: u32, ntasks: u32, per_node: Option<u32>, cpus: u32) -> SlurmSubmit {
-    let mut r: SlurmSubmit = serde_json::from_str(
-        r#"{"name":"a","uid":0,"gid":0,"script":"true","workDir":"/","submitDir":"/",
-            "submitHost":"h","output":"o","nodes":1,"ntasks":1,"cpusPerTask":1}"#,
-    )
-    .unwrap();
+    let mut r = super::slurm_request("p", "");
     (r.nodes, r.ntasks, r.ntasks_per_node, r.cpus_per_task) = (nodes, ntasks, per_node, cpus);
     r
 }
