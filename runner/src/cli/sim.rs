@@ -43,6 +43,10 @@ pub struct Args {
     /// With --policy conservative: how many waiting tasks get a reservation (1-64, default 8).
     #[arg(long)]
     pub reservations: Option<u32>,
+    /// Fair share between the trace's users (PriorityWeightFairshare=10000, recalculated every
+    /// 300 simulated seconds), as `gangway head --priority PriorityWeightFairshare=10000`.
+    #[arg(long)]
+    pub fair_share: bool,
 }
 
 /// One replayed stretch of the trace.
@@ -59,6 +63,8 @@ struct Window {
 struct Report {
     trace: String,
     policy: String,
+    /// Whether fair share ordered the users' jobs.
+    fair_share: bool,
     max_examined: Option<usize>,
     nodes: u32,
     cores_per_node: u32,
@@ -169,12 +175,14 @@ pub fn run(args: &Args, json: bool) -> anyhow::Result<String> {
     };
     let mut windows = Vec::new();
     for (start, count) in spans {
-        let ran = sim::replay(&trace.jobs[start..start + count], machine, policy, fabric.clone())?;
+        let weights = args.fair_share.then(gangway_runner::scheduler::fair::Weights::fair_share);
+        let ran = sim::replay_weighted(&trace.jobs[start..start + count], machine, policy, fabric.clone(), weights)?;
         windows.push(Window { start, count, metrics: sim::metrics(&ran, machine.procs()) });
     }
     let report = Report {
         trace: args.trace.display().to_string(),
         policy: args.policy.clone(),
+        fair_share: args.fair_share,
         max_examined: (policy.max_examined != usize::MAX).then_some(policy.max_examined),
         nodes: machine.nodes,
         cores_per_node: machine.cores_per_node,
@@ -211,7 +219,8 @@ fn overall(windows: &[Window]) -> Metrics {
 fn table(r: &Report) -> String {
     let mut s = String::new();
     let bound = r.max_examined.map_or("unbounded".to_string(), |n| n.to_string());
-    let _ = writeln!(s, "trace {}  policy {} (examined per pass: {bound})", r.trace, r.policy);
+    let fair = if r.fair_share { ", fair share" } else { "" };
+    let _ = writeln!(s, "trace {}  policy {}{fair} (examined per pass: {bound})", r.trace, r.policy);
     let _ = writeln!(
         s,
         "machine {} nodes x {} cores{}",

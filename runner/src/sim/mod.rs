@@ -99,6 +99,22 @@ pub fn replay(
     policy: Policy,
     fabric: Option<Arc<Fabric>>,
 ) -> Result<Vec<Ran>, SimError> {
+    replay_weighted(jobs, machine, policy, fabric, None)
+}
+
+/// How often a replay with priority weights recalculates them, in simulated seconds (Slurm's
+/// default `PriorityCalcPeriod`, as the head's).
+pub const PRIORITY_CALC_PERIOD: u64 = 300;
+
+/// [`replay`] with multifactor priority `weights` (fair share between the trace's users),
+/// recalculated every [`PRIORITY_CALC_PERIOD`] as the head does.
+pub fn replay_weighted(
+    jobs: &[Job],
+    machine: Machine,
+    policy: Policy,
+    fabric: Option<Arc<Fabric>>,
+    weights: Option<crate::scheduler::fair::Weights>,
+) -> Result<Vec<Ran>, SimError> {
     for j in jobs {
         let nodes = machine.nodes_for(j.procs);
         if nodes > u64::from(machine.nodes) {
@@ -112,6 +128,11 @@ pub fn replay(
     let ms = |secs: u64| secs.saturating_mul(1000) as Time;
     s.advance(jobs.first().map_or(0, |j| ms(j.submit)));
     s.apply(Event::PoolAdded { pool: 0, slots_per_node: 1, fill: Fill::Pack, policy });
+    let weighted = weights.is_some();
+    if let Some(w) = weights {
+        s.set_fairness(w, Default::default());
+    }
+    let mut recalculated = jobs.first().map_or(0, |j| j.submit);
     let res = gangway_topology::NodeResources {
         cpus: machine.cores_per_node,
         cores: machine.cores_per_node,
@@ -163,6 +184,10 @@ pub fn replay(
                 job: JobFacts { owner: Owner { account: 0, user: j.user }, eligible: ms(j.submit), nice: 0 },
             });
             next += 1;
+        }
+        if weighted && now >= recalculated + PRIORITY_CALC_PERIOD {
+            s.reprioritize(ms(now));
+            recalculated = now;
         }
         s.schedule(&mut out);
         for d in out.drain(..) {

@@ -97,3 +97,17 @@ fn easy_reproduces_the_reference_on_the_whole_kth_trace() {
     assert_eq!((m.jobs, two_places(m.avg_bsld), m.avg_wait.round()), (28_475, "90.57".into(), 6889.0));
     assert_eq!(m.max_wait, EASY_MAX_WAIT[2]);
 }
+
+#[test]
+fn fair_share_in_the_simulator_reorders_users_as_the_head_would() {
+    // The first 2,000 KTH jobs: fair share between its users changes who waits.
+    let t = trace("KTH-SP2-1996-2.1-cln.swf.gz");
+    let machine = Machine { nodes: 100, cores_per_node: 1, gpus_per_node: 0 };
+    let jobs = &t.jobs[..2000];
+    let plain = replay(jobs, machine, Policy::default(), None).unwrap();
+    let weights = Some(crate::scheduler::fair::Weights::fair_share());
+    let fair = replay_weighted(jobs, machine, Policy::default(), None, weights).unwrap();
+    assert_eq!(plain.len(), fair.len());
+    let starts = |r: &[Ran]| r.iter().map(|x| x.start).collect::<Vec<_>>();
+    assert_ne!(starts(&plain), starts(&fair), "fair share changed nothing");
+}
