@@ -156,6 +156,9 @@ pub struct SlurmJob {
     /// `--exclusive`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclusive: bool,
+    /// `--comment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// The nodes it runs (ran) on, in allocation order; empty while pending.
     #[serde(default)]
     pub nodes: Vec<String>,
@@ -387,6 +390,9 @@ pub struct SlurmSubmit {
     /// `--nice`: subtracted from the job's priority (a negative one only from an admin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nice: Option<i32>,
+    /// `--comment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// `-H`.
     #[serde(default)]
     pub hold: bool,

@@ -44,6 +44,7 @@ pub fn job(id: u64) -> SlurmJob {
         max_nodes: None,
         ntasks_per_node: None,
         exclusive: false,
+        comment: None,
         time_limit_s: Some(3600),
         min_nodes: 1,
         nodes: Vec::new(),

@@ -43,6 +43,7 @@ pub enum Opt {
     Nodes,
     NoRequeue,
     Nice,
+    Comment,
     Ntasks,
     NtasksPerNode,
     Output,
@@ -93,7 +94,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("cluster", None, Req, Opt::Ignored),
     def("cluster-constraint", None, Req, Opt::Ignored),
     def("clusters", Some('M'), Req, Opt::Ignored),
-    def("comment", None, Req, Opt::Ignored),
+    def("comment", None, Req, Opt::Comment),
     def("constraint", Some('C'), Req, Opt::Constraint),
     def("container", None, Req, Opt::Ignored),
     def("container-id", None, Req, Opt::Ignored),
@@ -240,6 +241,8 @@ pub struct JobOptions {
     pub requeue: Option<bool>,
     /// `--nice[=N]` (100 when no N is given).
     pub nice: Option<i32>,
+    /// `--comment`.
+    pub comment: Option<String>,
     pub switches: Option<Switches>,
     pub warnings: Vec<String>,
     /// The warnings Slurm's sbatch itself prints (the rest only with `-v`).
@@ -325,6 +328,7 @@ impl JobOptions {
             Opt::Parsable => self.parsable = true,
             Opt::Partition => self.partition = Some(v),
             Opt::Qos => self.qos = Some(v),
+            Opt::Comment => self.comment = Some(v),
             Opt::Nice => {
                 let n = if v.is_empty() {
                     100

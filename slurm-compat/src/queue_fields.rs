@@ -192,7 +192,7 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
             _ => job_id_str(job),
         },
         'j' => job.name.clone(),
-        'k' => "(null)".into(),
+        'k' => opt(&job.comment),
         'K' => match (&row.tasks, job.array_task_id) {
             (Some(tasks), _) => tasks.clone(),
             (None, Some(t)) => t.to_string(),

@@ -137,6 +137,8 @@ pub struct SubmitOptions {
     pub requeue: Option<bool>,
     /// `--nice`.
     pub nice: Option<i32>,
+    /// `--comment`.
+    pub comment: Option<String>,
     /// `--switches`.
     pub switches: Option<Switches>,
 }
@@ -316,6 +318,7 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
             signal: o.signal,
             requeue: o.requeue,
             nice: o.nice,
+            comment: o.comment.take(),
             switches: o.switches,
             script: String::new(),
             script_args: Vec::new(),

@@ -176,6 +176,7 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
         array: resolved.array.as_ref().map(|a| SlurmArray { indices: a.indices.clone(), max_running: a.max_running }),
         requeue: sub.requeue.unwrap_or(true),
         nice: sub.nice,
+        comment: sub.comment.clone(),
         exclusive: resolved.exclusive,
         test_only: sub.test_only,
     })

@@ -272,10 +272,13 @@ fn submit_behaviour_is_recorded() {
 #[test]
 fn ignored_options_warn() {
     let ignored = job("#SBATCH --nodelist=n[1-2]\n#SBATCH --comment=x\n#SBATCH --contiguous\n#SBATCH -x n3", &[]);
-    for option in ["--nodelist", "--comment", "--contiguous", "--exclude"] {
+    for option in ["--nodelist", "--contiguous", "--exclude"] {
         let want = format!("{option} is accepted but ignored");
         assert!(ignored.warnings.contains(&want), "{option}: {:?}", ignored.warnings);
     }
+    // --comment is kept (squeue %k shows it).
+    assert_eq!(ignored.submit.comment.as_deref(), Some("x"));
+    assert!(!ignored.warnings.iter().any(|w| w.starts_with("--comment")), "{:?}", ignored.warnings);
     let quiet = job("#SBATCH -v\n#SBATCH --quiet", &[]);
     assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
 }

@@ -607,11 +607,11 @@ fn scancel_signal_reaches_a_running_batch_script() {
 #[test]
 fn a_job_larger_than_its_partition_waits_with_partition_node_limit() {
     let s = Slurm::start(1, 2);
-    let out = s.run("sbatch", &["--parsable", "-N", "3", "-o", "/dev/null", "--wrap", "true"]);
+    let out = s.run("sbatch", &["--parsable", "-N", "3", "-o", "/dev/null", "--comment=big one", "--wrap", "true"]);
     assert!(out.status.success(), "Slurm queues it: {}", String::from_utf8_lossy(&out.stderr));
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let q = s.run("squeue", &["-h", "-j", &id, "-o", "%t %r"]);
-    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), "PD PartitionNodeLimit");
+    let q = s.run("squeue", &["-h", "-j", &id, "-o", "%t %r %k"]);
+    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), "PD PartitionNodeLimit big one");
     assert!(s.run("scancel", &[&id]).status.success());
 }
 

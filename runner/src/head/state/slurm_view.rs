@@ -118,6 +118,7 @@ impl HeadState {
             max_nodes: r.max_nodes,
             ntasks_per_node: r.ntasks_per_node,
             exclusive: r.exclusive,
+            comment: r.comment.clone(),
             nodes,
             ntasks: r.ntasks,
             cpus_per_task: r.cpus_per_task,
