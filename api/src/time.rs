@@ -266,6 +266,45 @@ pub fn parse_human_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total_ms))
 }
 
+/// Seconds for a duration in Slurm's `time_str2secs` forms: `M`, `M:S`, `H:M:S`, `D-`, `D-H`,
+/// `D-H:M`, `D-H:M:S`; `None` if malformed or so large that it overflows.
+pub fn slurm_duration_secs(s: &str) -> Option<u64> {
+    let (days, rest) = match s.split_once('-') {
+        Some((d, rest)) => (Some(number(d)?), rest),
+        None => (None, s),
+    };
+    let parts: Vec<&str> = if rest.is_empty() && days.is_some() { Vec::new() } else { rest.split(':').collect() };
+    if parts.len() > 3 {
+        return None;
+    }
+    let nums = parts.iter().map(|p| number(p)).collect::<Option<Vec<u64>>>()?;
+    let (h, m, sec) = match (days.is_some(), nums.as_slice()) {
+        // After a dash the fields are hours[:minutes[:seconds]].
+        (true, []) => (0, 0, 0),
+        (true, [h]) => (*h, 0, 0),
+        (true, [h, m]) => (*h, *m, 0),
+        (true, [h, m, s]) => (*h, *m, *s),
+        // Without one: minutes, minutes:seconds, hours:minutes:seconds.
+        (false, [m]) => (0, *m, 0),
+        (false, [m, s]) => (0, *m, *s),
+        (false, [h, m, s]) => (*h, *m, *s),
+        _ => return None,
+    };
+    days.unwrap_or(0)
+        .checked_mul(86_400)?
+        .checked_add(h.checked_mul(3600)?)?
+        .checked_add(m.checked_mul(60)?)?
+        .checked_add(sec)
+}
+
+/// A non-empty run of ASCII digits.
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,9 @@
 
 use std::fmt;
 
+// The grammar itself is shared with the head, which reads slurm.conf-style durations too.
+use gangway_api::time::slurm_duration_secs as parse_fields;
+
 /// Slurm's `INFINITE` minus one: minute counts at or above it mean something else to Slurm.
 const MAX_MINUTES: u64 = 0xffff_fffd;
 
@@ -101,45 +104,6 @@ pub fn parse_time_limit(s: &str) -> Result<TimeLimit, TimeError> {
 
 fn is_unlimited_word(s: &str) -> bool {
     s == "-1" || s.eq_ignore_ascii_case("UNLIMITED") || s.eq_ignore_ascii_case("INFINITE")
-}
-
-/// Seconds for `M`, `M:S`, `H:M:S`, `D-`, `D-H`, `D-H:M`, `D-H:M:S`; `None` if malformed or so
-/// large that it overflows.
-fn parse_fields(s: &str) -> Option<u64> {
-    let (days, rest) = match s.split_once('-') {
-        Some((d, rest)) => (Some(number(d)?), rest),
-        None => (None, s),
-    };
-    let parts: Vec<&str> = if rest.is_empty() && days.is_some() { Vec::new() } else { rest.split(':').collect() };
-    if parts.len() > 3 {
-        return None;
-    }
-    let nums = parts.iter().map(|p| number(p)).collect::<Option<Vec<u64>>>()?;
-    let (h, m, sec) = match (days.is_some(), nums.as_slice()) {
-        // After a dash the fields are hours[:minutes[:seconds]].
-        (true, []) => (0, 0, 0),
-        (true, [h]) => (*h, 0, 0),
-        (true, [h, m]) => (*h, *m, 0),
-        (true, [h, m, s]) => (*h, *m, *s),
-        // Without one: minutes, minutes:seconds, hours:minutes:seconds.
-        (false, [m]) => (0, *m, 0),
-        (false, [m, s]) => (0, *m, *s),
-        (false, [h, m, s]) => (*h, *m, *s),
-        _ => return None,
-    };
-    days.unwrap_or(0)
-        .checked_mul(86_400)?
-        .checked_add(h.checked_mul(3600)?)?
-        .checked_add(m.checked_mul(60)?)?
-        .checked_add(sec)
-}
-
-/// A non-empty run of ASCII digits.
-fn number(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 #[cfg(test)]

@@ -151,22 +151,12 @@ fn tres_caps(name: &str, value: &str, caps: &mut Caps) -> Result<(), String> {
     Ok(())
 }
 
-/// A duration as slurm.conf writes it: minutes (`30`), `DAYS-HOURS[:MIN[:SEC]]` (`7-0`), or
-/// with a unit (`10s`, `2h`, `1d`).
+/// A duration as slurm.conf writes it (Slurm's forms: minutes `30`, `DAYS-HOURS` `7-0`, …),
+/// or with a unit (`10s`, `2h`, `1d`).
 fn millis(name: &str, value: &str) -> Result<u64, String> {
     let err = || format!("{name}={value}: expected minutes, DAYS-HOURS (like 7-0) or a duration (like 90s, 2h, 1d)");
-    if let Some((days, rest)) = value.split_once('-') {
-        let days: u64 = days.parse().map_err(|_| err())?;
-        let mut parts = rest.split(':').map(|p| p.parse::<u64>().map_err(|_| err()));
-        let [h, m, s] = [parts.next(), parts.next(), parts.next()].map(|p| p.transpose());
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        let secs = days * 86_400 + h?.unwrap_or(0) * 3600 + m?.unwrap_or(0) * 60 + s?.unwrap_or(0);
-        return Ok(secs * 1000);
-    }
-    if let Ok(minutes) = value.parse::<u64>() {
-        return minutes.checked_mul(60_000).ok_or_else(err);
+    if let Some(secs) = gangway_api::time::slurm_duration_secs(value) {
+        return secs.checked_mul(1000).ok_or_else(err);
     }
     gangway_api::time::parse_human_duration(value).map(|d| d.as_millis() as u64).map_err(|_| err())
 }
