@@ -255,6 +255,44 @@ pub const MAX_LOOKAHEAD: usize = 64;
 /// How many nodes a task with a need is tried on before it counts as not fitting now.
 pub const MAX_PROBES: usize = 64;
 
+/// Waiting `task` (its entry `q`) left the queue of pool `p` (it starts, is withdrawn, or its
+/// pool is gone): it is no longer overdue-to-be, nor one of its job's waiting tasks.
+fn forget_waiting(
+    waiting: &mut KeyMap<u64, WaitingJob>,
+    overdue: &mut BTreeSet<(Time, TaskKey)>,
+    p: Option<&PoolState>,
+    task: TaskKey,
+    q: &Waiting,
+) {
+    if let Some(by) = p.and_then(|p| overdue_at(p, q.eligible)) {
+        overdue.remove(&(by, task));
+    }
+    let job = q.order.job();
+    if let Some(w) = waiting.get_mut(&job) {
+        w.tasks -= 1;
+        if w.tasks == 0 {
+            waiting.remove(&job);
+        }
+    }
+}
+
+/// Moves waiting `task` (its entry `q`) to `order` in its pool's queue; the pool is due a pass.
+fn move_in_queue(
+    pools: &mut KeyMap<PoolKey, PoolState>,
+    dirty: &mut Vec<PoolKey>,
+    task: TaskKey,
+    q: &mut Waiting,
+    order: QueueKey,
+) {
+    let Some(p) = pools.get_mut(&q.pool) else { return };
+    p.queue.remove(q.order, q.shape);
+    q.order = order;
+    p.queue.push(order, task, q.shape);
+    if !dirty.contains(&q.pool) {
+        dirty.push(q.pool);
+    }
+}
+
 /// When a task of pool `p` that became eligible at `eligible` is overdue, if `p` orders by
 /// deadline.
 fn overdue_at(p: &PoolState, eligible: Time) -> Option<Time> {
@@ -493,13 +531,7 @@ impl Scheduler {
             self.overdue.pop_first();
             let Some(q) = self.queued.get_mut(&task) else { continue };
             let order = q.order.with_factor(OVERDUE);
-            let Some(p) = self.pools.get_mut(&q.pool) else { continue };
-            p.queue.remove(q.order, q.shape);
-            q.order = order;
-            p.queue.push(order, task, q.shape);
-            if !self.dirty.contains(&q.pool) {
-                self.dirty.push(q.pool);
-            }
+            move_in_queue(&mut self.pools, &mut self.dirty, task, q, order);
         }
     }
 
@@ -516,15 +548,8 @@ impl Scheduler {
                 continue;
             }
             let order = q.order.with_factor(w.factors.priority).with_deadline(w.deadline);
-            if order == q.order {
-                continue;
-            }
-            let Some(p) = self.pools.get_mut(&q.pool) else { continue };
-            p.queue.remove(q.order, q.shape);
-            q.order = order;
-            p.queue.push(order, *task, q.shape);
-            if !self.dirty.contains(&q.pool) {
-                self.dirty.push(q.pool);
+            if order != q.order {
+                move_in_queue(&mut self.pools, &mut self.dirty, *task, q, order);
             }
         }
     }
@@ -632,7 +657,7 @@ impl Scheduler {
                 if let Some(p) = self.pools.remove(&pool) {
                     for task in p.queue.tasks() {
                         if let Some(q) = self.queued.remove(&task) {
-                            self.leave_job(q.order);
+                            forget_waiting(&mut self.waiting, &mut self.overdue, Some(&p), task, &q);
                         }
                     }
                 }
@@ -710,16 +735,15 @@ impl Scheduler {
                 self.touch(pool);
             }
             Event::TaskWithdrawn { task } => {
-                if let Some(Waiting { pool, order, shape, eligible, .. }) = self.queued.remove(&task) {
-                    if let Some(p) = self.pools.get_mut(&pool) {
-                        p.queue.remove(order, shape);
-                        if let Some(by) = overdue_at(p, eligible) {
-                            self.overdue.remove(&(by, task));
-                        }
-                    }
-                    self.leave_job(order);
+                if let Some(q) = self.queued.remove(&task) {
+                    let p = self.pools.get_mut(&q.pool);
+                    let p = p.map(|p| {
+                        p.queue.remove(q.order, q.shape);
+                        &*p
+                    });
+                    forget_waiting(&mut self.waiting, &mut self.overdue, p, task, &q);
                     // A shape gone from ahead of others may let the look-past reach one that fits.
-                    self.touch(pool);
+                    self.touch(q.pool);
                 }
             }
             Event::TaskReleased { task, node } => {
@@ -792,16 +816,6 @@ impl Scheduler {
             w.tasks += 1;
         }
         order.with_factor(factor).with_deadline(deadline)
-    }
-
-    /// A task of the job at `order` waits no more.
-    fn leave_job(&mut self, order: QueueKey) {
-        if let Some(w) = self.waiting.get_mut(&order.job()) {
-            w.tasks -= 1;
-            if w.tasks == 0 {
-                self.waiting.remove(&order.job());
-            }
-        }
     }
 
     /// Where and when the waiting task `task` is planned to start: the reservation its pool
@@ -1050,19 +1064,11 @@ impl Scheduler {
             p.queue.remove(key, shape);
             let owner = match self.queued.remove(&task) {
                 Some(q) => {
-                    if let Some(by) = overdue_at(p, q.eligible) {
-                        self.overdue.remove(&(by, task));
-                    }
+                    forget_waiting(&mut self.waiting, &mut self.overdue, Some(p), task, &q);
                     q.owner
                 }
                 None => Owner::default(),
             };
-            if let Some(w) = self.waiting.get_mut(&key.job()) {
-                w.tasks -= 1;
-                if w.tasks == 0 {
-                    self.waiting.remove(&key.job());
-                }
-            }
             // A whole-node share takes every slot as well.
             let whole = shape.need.is_none_or(|i| self.needs[i as usize].whole);
             let all = p.slots_per_node;
