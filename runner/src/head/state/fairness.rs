@@ -216,8 +216,7 @@ impl HeadState {
     /// Whose job `job` is, in the scheduler's numbers.
     pub(crate) fn owner_of(&mut self, job: &str) -> Owner {
         let Some(j) = self.jobs.get(job) else { return Owner::default() };
-        let (uid, account) = (j.uid(), j.account().to_owned());
-        Owner { user: uid, account: self.accounts.key(&account) }
+        Owner { user: j.uid(), account: self.accounts.key(j.account()) }
     }
 
     /// What job `job` brings to its priority.
@@ -256,7 +255,7 @@ impl HeadState {
         let (job, _) = self.task_index.get(&task)?;
         let j = self.jobs.get(job)?;
         let s = j.wire.slurm.as_ref()?;
-        let w = self.sched_weights();
+        let w = self.sched.weights();
         Some(PriorityFactors {
             job_id: s.job_id,
             partition: j.wire.pool_info.pool_id.clone(),
@@ -274,13 +273,9 @@ impl HeadState {
         })
     }
 
-    fn sched_weights(&self) -> Weights {
-        self.sched.weights().clone()
-    }
-
     /// Every waiting Slurm job's priority factors, by job id.
     pub(crate) fn priorities(&self) -> PriorityList {
-        let w = self.sched_weights();
+        let w = self.sched.weights();
         let mut jobs: Vec<PriorityFactors> =
             self.jobs.values().flat_map(|j| j.tasks.values()).filter_map(|t| self.priority_of(t.key)).collect();
         jobs.sort_by_key(|p| p.job_id);
