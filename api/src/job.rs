@@ -74,6 +74,12 @@ pub struct JobAddParameter {
     /// Environment for every task of the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub common_environment_settings: Vec<EnvironmentSetting>,
+    /// Whether its tasks may have `dependsOn` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_task_dependencies: Option<bool>,
+    /// gangway: what happens to a task whose dependency can no longer be satisfied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_dependency_blocked: Option<crate::deps::OnDependencyBlocked>,
 }
 
 /// Job lifecycle state (see the reference's state machine).
@@ -143,6 +149,12 @@ pub struct Job {
     /// Environment for every task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub common_environment_settings: Vec<EnvironmentSetting>,
+    /// Whether its tasks may have `dependsOn`.
+    #[serde(default)]
+    pub uses_task_dependencies: bool,
+    /// gangway: what happens to a task whose dependency can no longer be satisfied.
+    #[serde(default)]
+    pub on_dependency_blocked: crate::deps::OnDependencyBlocked,
     /// Start, end, reason.
     pub execution_info: JobExecutionInformation,
     /// For a job submitted with `sbatch`: what the Slurm front door needs of it.
@@ -213,4 +225,24 @@ pub struct JobPatchParameter {
     /// New failure behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_task_failure: Option<OnTaskFailure>,
+}
+
+/// `disableTasks`: what happens to a job's running tasks when it is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisableJobOption {
+    /// Kill them and put them back in the queue (no retry is counted).
+    Requeue,
+    /// Kill them; they complete, failed (`TaskTerminated`).
+    Terminate,
+    /// Let them finish.
+    Wait,
+}
+
+/// The body of `POST /jobs/{id}/disable`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobDisableParameter {
+    /// What happens to the running tasks.
+    pub disable_tasks: DisableJobOption,
 }

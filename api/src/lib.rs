@@ -7,6 +7,7 @@
 pub mod client;
 pub mod cmdline;
 pub mod common;
+pub mod deps;
 pub mod files;
 pub mod http;
 pub mod job;
@@ -23,6 +24,7 @@ pub mod tokens;
 pub mod users;
 
 pub use common::{EnvironmentSetting, ErrorBody, ListResponse};
+pub use deps::*;
 pub use files::UploadedFile;
 pub use job::*;
 pub use node::*;

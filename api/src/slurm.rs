@@ -399,6 +399,9 @@ pub struct SlurmSubmit {
     /// `-d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependency: Option<SlurmDependency>,
+    /// `--kill-on-invalid-dep=yes`: cancel the job when its dependency can never be met.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill_on_invalid_dep: bool,
     /// `-a`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<SlurmArray>,

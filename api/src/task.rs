@@ -226,6 +226,12 @@ pub struct TaskAddParameter {
     /// (its owner itself, or any user for an admin) or an admin auto-user (root; admins only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_identity: Option<UserIdentity>,
+    /// The tasks of its job it waits for (the job needs `usesTaskDependencies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<crate::deps::TaskDependencies>,
+    /// How its completion is treated, by how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_conditions: Option<crate::deps::ExitConditions>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -418,6 +424,15 @@ pub struct Task {
     /// The user the task runs as when it is not the job's owner (a gangway extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<crate::job::Owner>,
+    /// The tasks of its job it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<crate::deps::TaskDependencies>,
+    /// How its completion is treated, by how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_conditions: Option<crate::deps::ExitConditions>,
+    /// gangway, read only: why it waits for its dependencies, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<crate::deps::DependencyStatus>,
 }
 
 /// gangway: a waiting task's planned start.

@@ -208,6 +208,10 @@ enum Cmd {
         /// Run as root (an admin auto-user, `elevationLevel: admin`); admins only.
         #[arg(long)]
         elevated: bool,
+        /// With --job: run only after these tasks of the job have succeeded (`dependsOn`):
+        /// ids and integer ranges, comma-separated (`prep,1-100`).
+        #[arg(long, value_name = "IDS")]
+        depends_on: Option<String>,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -498,6 +502,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             files,
             user_name,
             elevated,
+            depends_on,
             wait,
             command,
         } => {
@@ -529,6 +534,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         implementation: mpi_impl,
                     }),
                     files,
+                    depends_on,
                     user_identity: (user_name.is_some() || elevated).then(|| gangway_api::UserIdentity {
                         user_name,
                         auto_user: elevated.then(|| gangway_api::AutoUserSpecification {

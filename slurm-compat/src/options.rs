@@ -35,6 +35,7 @@ pub enum Opt {
     Hint,
     Hold,
     JobName,
+    KillOnInvalidDep,
     MailType,
     MailUser,
     Mem,
@@ -132,7 +133,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("ignore-pbs", None, No, Opt::Ignored),
     def("input", Some('i'), Req, Opt::Ignored),
     def("job-name", Some('J'), Req, Opt::JobName),
-    def("kill-on-invalid-dep", None, Req, Opt::Ignored),
+    def("kill-on-invalid-dep", None, Req, Opt::KillOnInvalidDep),
     def("licenses", Some('L'), Req, Opt::Ignored),
     def("mail-type", None, Req, Opt::MailType),
     def("mail-user", None, Req, Opt::MailUser),
@@ -229,6 +230,8 @@ pub struct JobOptions {
     pub wrap: Option<String>,
     pub parsable: bool,
     pub hold: bool,
+    /// `--kill-on-invalid-dep=yes`.
+    pub kill_on_invalid_dep: bool,
     /// `--uid`/`--gid`: submit as another user (an admin's option; the head refuses others).
     pub uid: Option<String>,
     pub gid: Option<String>,
@@ -297,6 +300,15 @@ impl JobOptions {
                 self.warn(&format!("--hint={v} is accepted but ignored"));
             }
             Opt::Hold => self.hold = true,
+            Opt::KillOnInvalidDep => {
+                self.kill_on_invalid_dep = match v.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => {
+                        return Err(SlurmError::Spec { option: "kill-on-invalid-dep", value: v, expected: "yes or no" })
+                    }
+                }
+            }
             Opt::Uid => self.uid = Some(v),
             Opt::Gid => self.gid = Some(v),
             Opt::JobName => self.name = Some(v),

@@ -112,6 +112,8 @@ pub struct SubmitOptions {
     pub slurm_warnings: Vec<String>,
     /// `-H/--hold`.
     pub hold: bool,
+    /// `--kill-on-invalid-dep=yes`.
+    pub kill_on_invalid_dep: bool,
     /// `--uid` and `--gid` (a name or a number).
     pub uid: Option<String>,
     pub gid: Option<String>,
@@ -305,6 +307,7 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
             verbose: o.verbose,
             slurm_warnings: std::mem::take(&mut o.slurm_warnings),
             hold: o.hold,
+            kill_on_invalid_dep: o.kill_on_invalid_dep,
             uid: o.uid.take(),
             gid: o.gid.take(),
             wait: o.wait,

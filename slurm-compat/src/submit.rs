@@ -173,6 +173,7 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
         begin,
         hold: sub.hold,
         dependency: resolved.dependencies.as_ref().map(dependency),
+        kill_on_invalid_dep: sub.kill_on_invalid_dep,
         array: resolved.array.as_ref().map(|a| SlurmArray { indices: a.indices.clone(), max_running: a.max_running }),
         requeue: sub.requeue.unwrap_or(true),
         nice: sub.nice,

@@ -41,8 +41,24 @@ pub struct Submit {
     pub files: Vec<String>,
     /// Who it runs as, when not the job's owner.
     pub user_identity: Option<gangway_api::UserIdentity>,
+    /// `--depends-on`: task ids and integer ranges of the job, comma-separated.
+    pub depends_on: Option<String>,
     pub wait: bool,
     pub command: Vec<String>,
+}
+
+/// `prep,1-100`: task ids, and integer ranges `A-B`.
+fn parse_depends_on(s: &str) -> anyhow::Result<gangway_api::TaskDependencies> {
+    let mut d = gangway_api::TaskDependencies::default();
+    for part in s.split(',').map(str::trim) {
+        let range = part.split_once('-').and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)));
+        match range {
+            Some((start, end)) => d.task_id_ranges.push(gangway_api::TaskIdRange { start, end }),
+            None if part.is_empty() => bail!("--depends-on '{s}' has an empty entry"),
+            None => d.task_ids.push(part.to_owned()),
+        }
+    }
+    Ok(d)
 }
 
 fn new_job_id() -> String {
@@ -83,6 +99,8 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
             common_resource_files: Vec::new(),
         }),
         user_identity: s.user_identity.clone(),
+        depends_on: s.depends_on.as_deref().map(parse_depends_on).transpose()?,
+        exit_conditions: None,
     };
     if s.coordination.is_some() && s.nodes.is_none() {
         bail!("--coordination needs --nodes N (it runs on every instance of a multi-instance task)");
@@ -109,6 +127,8 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
             id: job_id.clone(),
             display_name: s.name.clone(),
             pool_info: s.pool.clone().map(|pool_id| PoolInformation { pool_id }),
+            // So that later tasks (`--job ID --depends-on …`) may wait for these.
+            uses_task_dependencies: Some(true),
             ..Default::default()
         })?;
     }

@@ -23,6 +23,10 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidPropertyValue", message)
     }
+    /// 400 with its own code.
+    pub fn invalid_code(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
     /// 404 for a missing resource.
     pub fn not_found(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)

@@ -47,6 +47,8 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs", get(list_jobs).post(add_job))
         .route("/jobs/{job}", get(get_job).delete(delete_job).patch(patch_job))
         .route("/jobs/{job}/terminate", post(terminate_job))
+        .route("/jobs/{job}/disable", post(disable_job))
+        .route("/jobs/{job}/enable", post(enable_job))
         .route("/jobs/{job}/taskcounts", get(task_counts))
         .route("/jobs/{job}/tasks", get(list_tasks).post(add_task))
         .route("/jobs/{job}/addtaskcollection", post(add_task_collection))
@@ -403,6 +405,25 @@ async fn terminate_job(State(head): H, who: Who, Path(id): Path<String>, body: B
     Ok(StatusCode::ACCEPTED)
 }
 
+async fn disable_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobDisableParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.disable_job(&id, p.disable_tasks, fx)
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn enable_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.enable_job(&id, fx)
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 async fn task_counts(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<TaskCountsResult>> {
     head.read(|st| visible(&head, &who, st, &id).and_then(|_| st.task_counts(&id))).map(Json)
 }
@@ -432,7 +453,10 @@ async fn list_tasks(
         )?;
         let now = Timestamp::now();
         for t in &mut list.value {
-            t.planned_start = j.tasks.get(&t.id).and_then(|r| st.planned_start(r.key, now));
+            if let Some(r) = j.tasks.get(&t.id) {
+                t.planned_start = st.planned_start(r.key, now);
+                t.dependency = st.dependency_status(r.key);
+            }
         }
         let owner = j.wire.owner.as_ref().map(|o| o.uid);
         list.value = list.value.into_iter().map(|t| privacy::task(&who, owner, t)).collect();
@@ -511,7 +535,11 @@ async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, Str
     head.read(|st| {
         let j = visible(&head, &who, st, &job)?;
         let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
-        let t = Task { planned_start: st.planned_start(t.key, Timestamp::now()), ..t.wire.clone() };
+        let t = Task {
+            planned_start: st.planned_start(t.key, Timestamp::now()),
+            dependency: st.dependency_status(t.key),
+            ..t.wire.clone()
+        };
         Ok(privacy::task(&who, j.wire.owner.as_ref().map(|o| o.uid), t))
     })
     .map(Json)

@@ -215,6 +215,8 @@ impl HeadState {
             n => (t.wire.execution_info.retry_count as i64) < n as i64,
         };
         let retry = killed_by_user.is_none() && f.exit_code.is_some_and(|c| c != 0) && retries_left;
+        // Killed by its job's disable: back in the queue, without a retry counted.
+        let requeue = killed_by_user == Some(super::job_control::DISABLE_REQUEUE);
         if let Some(n) = self.nodes.get_mut(node).filter(|_| single) {
             n.running.remove(&key);
             n.wire.total_tasks_run += 1;
@@ -228,19 +230,27 @@ impl HeadState {
             awaited.remove(&key);
         }
         self.refresh_node(node);
-        if retry {
+        if retry || requeue {
             let (j, tid) = self.task_mut(key).expect("indexed");
             let t = j.tasks.get_mut(&tid).expect("indexed");
             j.running -= 1;
             let info = &mut t.wire.execution_info;
-            info.retry_count += 1;
-            info.last_retry_time = Some(f.end_time);
-            info.exit_code = f.exit_code;
-            info.failure_info = f.failure;
+            if requeue {
+                info.requeue_count += 1;
+                info.last_requeue_time = Some(f.end_time);
+            } else {
+                info.retry_count += 1;
+                info.last_retry_time = Some(f.end_time);
+                info.exit_code = f.exit_code;
+                info.failure_info = f.failure;
+            }
+            t.killing = None;
             set_task_state(&mut t.wire, TaskState::Active, f.end_time);
             HeadState::put_task(&j.wire.id, t, fx);
             let (job, task) = (j.wire.id.clone(), tid);
+            self.dependency_moved(key, fx);
             self.enqueue(&job, &task, fx);
+            self.maybe_disabled(&job, fx);
         } else {
             let failure = match (killed_by_user, f.failure) {
                 (Some(reason), _) => Some(TaskFailureInformation {
@@ -337,10 +347,12 @@ impl HeadState {
         set_task_state(&mut t.wire, TaskState::Active, now);
         HeadState::put_task(&j.wire.id, t, fx);
         let job = j.wire.id.clone();
+        self.dependency_moved(key, fx);
         if job_active {
             self.enqueue(&job, &tid, fx);
         } else {
             self.maybe_complete_job(&job, fx);
+            self.maybe_disabled(&job, fx);
         }
     }
 

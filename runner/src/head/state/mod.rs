@@ -6,8 +6,11 @@
 //! forget, and a client never hears "done" for a change a crash could undo.
 
 pub(crate) mod alloc;
+mod depends;
+pub(crate) mod deps;
 pub mod fairness;
 mod gangs;
+mod job_control;
 mod launchers;
 pub mod limits;
 mod nodes;
@@ -201,6 +204,14 @@ pub struct HeadState {
     pub(crate) heartbeat: Duration,
     /// Slurm jobs' ids, gates and arrays.
     pub(crate) slurm: slurm::SlurmState,
+    /// Task dependencies, Azure's and Slurm's.
+    pub(crate) deps: deps::Deps,
+    /// Waiters whose verdict changed, to act on.
+    dep_pending: std::collections::VecDeque<TaskKey>,
+    /// Set while acting on them.
+    dep_settling: bool,
+    /// Scratch for the engine's changes.
+    dep_changes: Vec<deps::Change>,
     next_key: u64,
     next_seq: u64,
     next_generation: u64,
@@ -232,6 +243,10 @@ impl HeadState {
             node_timeout,
             heartbeat,
             slurm: slurm::SlurmState::default(),
+            deps: Default::default(),
+            dep_pending: Default::default(),
+            dep_settling: false,
+            dep_changes: Vec::new(),
             next_key: 1,
             next_seq: 1,
             next_generation: 1,
@@ -304,23 +319,34 @@ impl HeadState {
             self.pass_pending = true;
             fx.timers.push(Timer::Pass);
         }
-        let started = !out.is_empty();
         for d in out.drain(..) {
-            match d {
-                Decision::Start { task, node, grant } => self.start_attempt(task, node, grant, fx),
-                Decision::StartGang { task, nodes } => self.start_gang(task, nodes, fx),
-            }
+            let task = match d {
+                Decision::Start { task, node, grant } => {
+                    self.start_attempt(task, node, grant, fx);
+                    task
+                }
+                Decision::StartGang { task, nodes } => {
+                    self.start_gang(task, nodes, fx);
+                    task
+                }
+            };
+            // A start may satisfy a Slurm `after:` dependency.
+            self.dependency_moved(task, fx);
         }
         self.decisions = out;
-        // A start may satisfy a Slurm `after:` dependency.
-        if started {
-            self.slurm_reevaluate(fx);
-        }
     }
 
-    /// Queues a task of `job` with the scheduler.
+    /// Queues a task of `job` with the scheduler: an active task of an active job, once its
+    /// dependencies are met.
     pub(crate) fn enqueue(&mut self, job: &str, task: &str, fx: &mut Effects) {
         let Some(j) = self.jobs.get(job) else { return };
+        let Some(t) = j.tasks.get(task) else { return };
+        if j.wire.state != gangway_api::JobState::Active
+            || t.wire.state != TaskState::Active
+            || self.deps.verdict(t.key).is_some()
+        {
+            return;
+        }
         // A Slurm job waits outside the scheduler while held, before its begin time, while
         // its dependency is unmet or its array's running limit is reached.
         if let Some(id) = j.wire.slurm.as_ref().map(|s| s.job_id) {

@@ -158,6 +158,8 @@ impl HeadState {
             on_all_tasks_complete: p.on_all_tasks_complete.unwrap_or_default(),
             on_task_failure: p.on_task_failure.unwrap_or_default(),
             common_environment_settings: p.common_environment_settings,
+            uses_task_dependencies: p.uses_task_dependencies.unwrap_or(false),
+            on_dependency_blocked: p.on_dependency_blocked.unwrap_or_default(),
             execution_info: JobExecutionInformation {
                 start_time: Some(now),
                 end_time: None,
@@ -256,14 +258,17 @@ impl HeadState {
         let id = rec.wire.id.clone();
         j.tasks.insert(id.clone(), rec);
         self.task_index.insert(key, (job_id.to_owned(), id.clone()));
-        self.enqueue(job_id, &id, fx);
+        self.dependency_parent_added(job_id, &id);
+        if self.register_dependencies(job_id, &id, fx) {
+            self.enqueue(job_id, &id, fx);
+        }
         Ok(())
     }
 
     /// Checks a task against its job and pool and builds its record; changes nothing.
     pub fn validate_task(&self, job_id: &str, p: TaskAddParameter) -> Result<Task, ApiError> {
         let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
-        if j.wire.state != JobState::Active {
+        if !matches!(j.wire.state, JobState::Active | JobState::Disabling | JobState::Disabled) {
             return Err(ApiError::conflict(
                 "JobNotActive",
                 format!("job '{job_id}' is {:?}; tasks can be added only to an active job", j.wire.state)
@@ -276,6 +281,7 @@ impl HeadState {
         }
         split_command_line(&p.command_line).map_err(|e| ApiError::invalid(format!("commandLine: {e}")))?;
         check_env(&p.environment_settings, "environmentSettings")?;
+        self.check_dependencies(j, &p)?;
         super::resource_files::check_resource_files(&p.resource_files, "resourceFiles")?;
         let mut constraints = p.constraints.unwrap_or_default();
         check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
@@ -354,6 +360,9 @@ impl HeadState {
             node_info: None,
             user_identity: p.user_identity,
             run_as: None,
+            depends_on: p.depends_on,
+            exit_conditions: p.exit_conditions,
+            dependency: None,
         })
     }
 
@@ -456,6 +465,7 @@ impl HeadState {
             }
         }
         for key in withdraw {
+            self.deps.remove(key);
             self.sched_event(Event::TaskWithdrawn { task: key }, fx);
         }
         for key in kill {
@@ -498,6 +508,7 @@ impl HeadState {
                 TaskState::Completed => {}
             }
         }
+        self.dependency_job_gone(id, fx);
         let j = self.jobs.remove(id).expect("checked");
         if j.wire.state != JobState::Completed {
             self.count_open(j.wire.owner.as_ref().map(|o| o.uid), false);
@@ -629,8 +640,16 @@ impl HeadState {
         self.slurm_restore(&snap.counters, fx);
         self.restore_tokens(snap.tokens)?;
         self.restore_usage(snap.usage_at, &snap.usage);
+        // Every task is known before any dependency is judged (a parent may come later).
+        let all: Vec<(String, String)> =
+            self.jobs.values().flat_map(|j| j.tasks.keys().map(|t| (j.wire.id.clone(), t.clone()))).collect();
+        for (job, task) in &all {
+            self.dependency_parent_added(job, task);
+        }
         for (job, task) in queued {
-            self.enqueue(&job, &task, fx);
+            if self.register_dependencies(&job, &task, fx) {
+                self.enqueue(&job, &task, fx);
+            }
         }
         Ok(())
     }
@@ -695,14 +714,23 @@ impl HeadState {
         t.killing = None;
         HeadState::put_task(&j.wire.id, t, fx);
         let job = j.wire.id.clone();
+        let action = (j.wire.on_task_failure == OnTaskFailure::PerformExitOptionsJobAction).then(|| {
+            let failure = t.wire.execution_info.failure_info.as_ref().map(|f| f.code.as_str());
+            ExitConditions::outcome(t.wire.exit_conditions.as_ref(), exit_code, failure).job_action
+        });
+        self.deps.remove(key);
+        self.dependency_moved(key, fx);
+        let Some(j) = self.jobs.get(&job) else { return };
         let all_done = j.completed == j.tasks.len();
-        let terminate = all_done
-            && j.wire.state == JobState::Active
-            && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob;
-        if terminate {
-            self.end_job(&job, "AllTasksComplete".into(), fx);
-        } else if j.wire.state == JobState::Terminating {
-            self.maybe_complete_job(&job, fx);
+        let active = j.wire.state == JobState::Active;
+        match action.filter(|_| active) {
+            Some(JobAction::Terminate) => self.end_job(&job, "TaskFailed".into(), fx),
+            Some(JobAction::Disable) => self.disable_job_now(&job, DisableJobOption::Requeue, fx),
+            _ if all_done && active && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob => {
+                self.end_job(&job, "AllTasksComplete".into(), fx)
+            }
+            _ if j.wire.state == JobState::Terminating => self.maybe_complete_job(&job, fx),
+            _ => self.maybe_disabled(&job, fx),
         }
         self.slurm_task_completed(&job, fx);
     }

@@ -15,9 +15,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use gangway_api::slurm::{SlurmCondition, SlurmJobInfo, SlurmSubmit, SlurmSubmitted, SlurmTestOnly};
+use gangway_api::slurm::{SlurmJobInfo, SlurmSubmit, SlurmSubmitted, SlurmTestOnly};
 use gangway_api::*;
 
+use super::deps::Verdict;
 use super::{Effects, HeadState, Timer};
 use crate::head::error::ApiError;
 use crate::store::Write;
@@ -36,39 +37,14 @@ pub(crate) struct SlurmState {
     pub gated: BTreeSet<u64>,
     /// Array id → its elements' job ids.
     pub arrays: HashMap<u64, Vec<u64>>,
-    /// Delay timers armed (job, when), so each is armed once.
-    wakes: std::collections::HashSet<(u64, Timestamp)>,
     /// Set while re-evaluating, so starts it causes do not re-enter it.
     evaluating: bool,
 }
 
 impl Default for SlurmState {
     fn default() -> SlurmState {
-        SlurmState {
-            next_id: 1,
-            gated: BTreeSet::new(),
-            arrays: HashMap::new(),
-            wakes: std::collections::HashSet::new(),
-            evaluating: false,
-        }
+        SlurmState { next_id: 1, gated: BTreeSet::new(), arrays: HashMap::new(), evaluating: false }
     }
-}
-
-/// Where a dependency stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DepState {
-    Satisfied,
-    Pending,
-    Never,
-}
-
-/// How far a job waited on has got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
-    Waiting,
-    Started,
-    /// Ended; `true` when it succeeded.
-    Ended(bool),
 }
 
 pub(crate) fn invalid_partition(p: &str) -> ApiError {
@@ -216,6 +192,8 @@ impl HeadState {
             on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
             on_task_failure: None,
             common_environment_settings: Vec::new(),
+            uses_task_dependencies: None,
+            on_dependency_blocked: None,
         };
         let task = TaskAddParameter {
             id: BATCH_TASK.into(),
@@ -238,6 +216,8 @@ impl HeadState {
             mpi: None,
             resource_files: Vec::new(),
             user_identity: None,
+            depends_on: None,
+            exit_conditions: None,
         };
         if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
             fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });
@@ -307,10 +287,11 @@ impl HeadState {
         if info.request.begin.is_some_and(|b| b > Timestamp::now()) {
             return Some("BeginTime");
         }
-        match self.slurm_dependency(info) {
-            DepState::Pending => return Some("Dependency"),
-            DepState::Never => return Some("DependencyNeverSatisfied"),
-            DepState::Satisfied => {}
+        let key = self.jobs.get(job)?.tasks.get(BATCH_TASK)?.key;
+        match self.deps.verdict(key) {
+            Some(Verdict::Waiting) => return Some("Dependency"),
+            Some(Verdict::Never) => return Some("DependencyNeverSatisfied"),
+            _ => {}
         }
         let (Some(array), Some(max)) = (info.array_job_id, info.request.array.as_ref().and_then(|a| a.max_running))
         else {
@@ -320,130 +301,11 @@ impl HeadState {
             let Some(t) = self.jobs.get(&e.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else { return false };
             match t.wire.state {
                 TaskState::Running | TaskState::Preparing => true,
-                TaskState::Active => !self.slurm.gated.contains(e),
+                TaskState::Active => !self.slurm.gated.contains(e) && self.deps.verdict(t.key).is_none(),
                 TaskState::Completed => false,
             }
         });
         (released.count() as u32 >= max).then_some("JobArrayTaskLimit")
-    }
-
-    /// Evaluates a job's `--dependency`.
-    pub(crate) fn slurm_dependency(&self, info: &SlurmJobInfo) -> DepState {
-        let Some(dep) = &info.request.dependency else { return DepState::Satisfied };
-        let states = dep.conditions.iter().map(|c| self.slurm_condition(info, c));
-        let states: Vec<DepState> = states.collect();
-        if dep.any {
-            if states.contains(&DepState::Satisfied) {
-                DepState::Satisfied
-            } else if states.iter().all(|s| *s == DepState::Never) {
-                DepState::Never
-            } else {
-                DepState::Pending
-            }
-        } else if states.contains(&DepState::Never) {
-            DepState::Never
-        } else if states.iter().all(|s| *s == DepState::Satisfied) {
-            DepState::Satisfied
-        } else {
-            DepState::Pending
-        }
-    }
-
-    fn slurm_condition(&self, me: &SlurmJobInfo, c: &SlurmCondition) -> DepState {
-        if c.kind == "singleton" {
-            let (name, uid) = (&me.request.name, me.request.uid);
-            let earlier_running = self.jobs.values().any(|j| {
-                let Some(s) = j.wire.slurm.as_deref() else { return false };
-                s.job_id < me.job_id
-                    && s.request.name == *name
-                    && s.request.uid == uid
-                    && !matches!(self.slurm_progress(s.job_id), Progress::Ended(_))
-            });
-            return if earlier_running { DepState::Pending } else { DepState::Satisfied };
-        }
-        let Some(id) = c.job_id else { return DepState::Satisfied };
-        // The jobs waited on: one job, one array element, or every element of an array.
-        let index = match (c.kind.as_str(), c.array_task) {
-            ("aftercorr", None) => me.array_task_id,
-            (_, i) => i,
-        };
-        let targets: Vec<u64> = match (self.slurm.arrays.get(&id), index) {
-            (Some(elements), Some(i)) => elements
-                .iter()
-                .copied()
-                .filter(|e| self.slurm_info(*e).and_then(|s| s.array_task_id) == Some(i))
-                .collect(),
-            (Some(elements), None) => elements.clone(),
-            (None, _) => vec![id],
-        };
-        let progress: Vec<Progress> = targets.iter().map(|t| self.slurm_progress(*t)).collect();
-        let all_ended = progress.iter().all(|p| matches!(p, Progress::Ended(_)));
-        match c.kind.as_str() {
-            "after" => match self.slurm_after_ready(&targets, c.delay_minutes) {
-                Some(at) if at <= Timestamp::now() => DepState::Satisfied,
-                _ => DepState::Pending,
-            },
-            "afterok" | "aftercorr" => {
-                if progress.contains(&Progress::Ended(false)) {
-                    DepState::Never
-                } else if all_ended {
-                    DepState::Satisfied
-                } else {
-                    DepState::Pending
-                }
-            }
-            "afternotok" => match (all_ended, progress.contains(&Progress::Ended(false))) {
-                (false, _) => DepState::Pending,
-                (true, true) => DepState::Satisfied,
-                (true, false) => DepState::Never,
-            },
-            // afterany, afterburstbuffer (no burst buffers: the same as afterany).
-            _ if all_ended => DepState::Satisfied,
-            _ => DepState::Pending,
-        }
-    }
-
-    /// When `after:targets[+delay]` is met: every target started (or ended without starting)
-    /// and `delay` minutes have passed since the last start; `None` while one still waits.
-    fn slurm_after_ready(&self, targets: &[u64], delay_minutes: Option<u32>) -> Option<Timestamp> {
-        let mut latest = Timestamp(0);
-        for id in targets {
-            let Some(t) = self.jobs.get(&id.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else { continue };
-            if t.wire.state == TaskState::Active {
-                return None;
-            }
-            latest = latest.max(t.wire.execution_info.start_time.unwrap_or(Timestamp(0)));
-        }
-        Some(latest.plus(Duration::from_secs(60 * u64::from(delay_minutes.unwrap_or(0)))))
-    }
-
-    /// When a gated job's `after:N+MIN` delay runs out, if that is what it waits for.
-    fn slurm_after_wake(&self, id: u64) -> Option<Timestamp> {
-        let info = self.slurm_info(id)?;
-        let dep = info.request.dependency.as_ref()?;
-        let now = Timestamp::now();
-        dep.conditions
-            .iter()
-            .filter(|c| c.kind == "after" && c.delay_minutes.is_some())
-            .filter_map(|c| {
-                let target = c.job_id?;
-                let targets = self.slurm.arrays.get(&target).cloned().unwrap_or_else(|| vec![target]);
-                self.slurm_after_ready(&targets, c.delay_minutes)
-            })
-            .filter(|at| *at > now)
-            .min()
-    }
-
-    /// How far Slurm job `id` has got; a job no longer known counts as ended, successfully.
-    fn slurm_progress(&self, id: u64) -> Progress {
-        let Some(t) = self.jobs.get(&id.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)) else {
-            return Progress::Ended(true);
-        };
-        match t.wire.state {
-            TaskState::Active => Progress::Waiting,
-            TaskState::Running | TaskState::Preparing => Progress::Started,
-            TaskState::Completed => Progress::Ended(t.wire.execution_info.result == Some(TaskExecutionResult::Success)),
-        }
     }
 
     /// Queues every gated job whose gate has opened (called after anything it depends on).
@@ -459,14 +321,14 @@ impl HeadState {
             let gated: Vec<u64> = self.slurm.gated.iter().copied().collect();
             for id in gated {
                 let job = id.to_string();
-                if self.slurm_gate(&job).is_some() {
-                    // Waiting for an `after:N+MIN` delay: wake up when it runs out.
-                    if let Some(at) = self.slurm_after_wake(id) {
-                        if self.slurm.wakes.insert((id, at)) {
-                            fx.timers.push(Timer::SlurmBegin { job: id, at });
-                        }
+                match self.slurm_gate(&job) {
+                    // The dependency engine queues it when its dependency is met.
+                    Some("Dependency" | "DependencyNeverSatisfied") => {
+                        self.slurm.gated.remove(&id);
+                        continue;
                     }
-                    continue;
+                    Some(_) => continue,
+                    None => {}
                 }
                 self.slurm.gated.remove(&id);
                 if let Some(j) = self.jobs.get_mut(&job) {
@@ -485,7 +347,8 @@ impl HeadState {
     /// A task ended: a requeue asked of a Slurm job puts it back; gates may open.
     pub(crate) fn slurm_task_completed(&mut self, job: &str, fx: &mut Effects) {
         let Some(j) = self.jobs.get(job) else { return };
-        let Some(id) = j.wire.slurm.as_ref().map(|s| s.job_id) else { return self.slurm_reevaluate(fx) };
+        // Only a Slurm job's end can open a gate (an array's limit): dependencies are the engine's.
+        let Some(id) = j.wire.slurm.as_ref().map(|s| s.job_id) else { return };
         self.slurm.gated.remove(&id);
         let requeued =
             j.tasks.get(BATCH_TASK).and_then(|t| t.wire.execution_info.failure_info.as_ref()).map(|f| f.code.as_str())
@@ -520,8 +383,11 @@ impl HeadState {
         self.slurm.next_id = next;
     }
 
-    /// The begin timer of job `id` fired.
+    /// The begin timer of job `id` fired (its `--begin`, or an `after:N+MIN` delay).
     pub fn slurm_begin(&mut self, id: u64, fx: &mut Effects) {
+        if let Some(key) = self.jobs.get(&id.to_string()).and_then(|j| j.tasks.get(BATCH_TASK)).map(|t| t.key) {
+            self.dependency_recheck(key, fx);
+        }
         if self.slurm.gated.contains(&id) {
             self.slurm_reevaluate(fx);
         }

@@ -247,8 +247,10 @@ impl HeadState {
         info.result = None;
         info.failure_info = None;
         info.end_time = None;
+        let key = t.key;
         HeadState::put_task(job, t, fx);
         HeadState::put_job(j, fx);
+        self.dependency_moved(key, fx);
         self.enqueue(job, BATCH_TASK, fx);
     }
 }

@@ -56,6 +56,10 @@ impl HeadState {
                 match code {
                     None if info.exit_code == Some(0) => (SlurmJobState::Completed, "None".into()),
                     Some(c) if CANCEL_CODES.contains(&c) => (SlurmJobState::Cancelled, "None".into()),
+                    // --kill-on-invalid-dep=yes.
+                    Some(super::depends::DEPENDENCY_BLOCKED) => {
+                        (SlurmJobState::Cancelled, "DependencyNeverSatisfied".into())
+                    }
                     Some("TaskEnded") => (SlurmJobState::Timeout, "TimeLimit".into()),
                     Some("NodeRemoved" | "NodeDisabled") => (SlurmJobState::NodeFail, "NodeDown".into()),
                     Some("OutOfMemory") => (SlurmJobState::OutOfMemory, "OutOfMemory".into()),

@@ -15,6 +15,7 @@ fn root() -> Owner {
     Owner { uid: 0, name: "root".into() }
 }
 
+mod deps;
 mod fairness;
 mod gangs;
 mod limits;
