@@ -287,6 +287,15 @@ impl Client {
             Some(&JobTerminateParameter { terminate_reason: reason }),
         )
     }
+    /// `POST /jobs/{id}/disable`.
+    pub fn disable_job(&mut self, id: &str, how: crate::job::DisableJobOption) -> Result<(), ClientError> {
+        let body = crate::job::JobDisableParameter { disable_tasks: how };
+        self.call_empty("POST", &format!("{}/disable", job_path(id)), Some(&body))
+    }
+    /// `POST /jobs/{id}/enable`.
+    pub fn enable_job(&mut self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("{}/enable", job_path(id)), None::<&()>)
+    }
     /// `DELETE /jobs/{id}`.
     pub fn delete_job(&mut self, id: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &job_path(id), None::<&()>)

@@ -225,6 +225,11 @@ fn arrays_and_dependencies() {
             {"type": "after", "job": "5", "delay_minutes": 10}, {"type": "singleton"}
         ]}),
     );
+    for (args, kill) in
+        [(&[][..], false), (&["--kill-on-invalid-dep=yes"][..], true), (&["--kill-on-invalid-dep=NO"][..], false)]
+    {
+        assert_eq!(job("#SBATCH -d afterok:12", args).submit.kill_on_invalid_dep, kill, "{args:?}");
+    }
     // The controller checks the final value: a bad #SBATCH --array overridden is fine.
     check("#SBATCH --array=5-1", &["--array=1-2"], "array", json!({"indices": [1, 2], "max_running": null}));
 }
@@ -356,6 +361,7 @@ fn malformed_values_fail_like_slurm() {
         ("#SBATCH -c two", &[], "sbatch: error: Invalid numeric value \"two\" for --cpus-per-task."),
         ("#SBATCH --begin=later", &[], "sbatch: error: Invalid --begin specification"),
         ("#SBATCH --signal=FOO", &[], "sbatch: error: Invalid --signal specification"),
+        ("#SBATCH --kill-on-invalid-dep=maybe", &[], "sbatch: error: Invalid --kill-on-invalid-dep specification"),
         ("#SBATCH --mail-type=SOMETIMES", &[], "sbatch: error: Invalid --mail-type specification"),
         ("#SBATCH --hint=fast", &[], "sbatch: error: unrecognized --hint argument \"fast\", see --hint=help"),
         ("#SBATCH -J my job", &[], "sbatch: error: Invalid directive found in batch script: job"),

@@ -303,7 +303,11 @@ fn dependencies_gate_jobs() {
     let any = s.sbatch(&["-d", &format!("afterany:{failing}"), "--wrap=true"]);
     let notok = s.sbatch(&[&format!("--dependency=afternotok:{failing}"), "--wrap=true"]);
     let either = s.sbatch(&[&format!("--dependency=afterok:{failing}?afterany:{failing}"), "--wrap=true"]);
+    let killed = s.sbatch(&[&format!("--dependency=afterok:{failing}"), "--kill-on-invalid-dep=yes", "--wrap=true"]);
     assert_eq!(s.wait_end(failing).state, SlurmJobState::Failed);
+    let k = s.wait_end(killed);
+    assert_eq!((k.state, k.reason.as_str()), (SlurmJobState::Cancelled, "DependencyNeverSatisfied"));
+    assert!(k.start_time.is_none(), "a killed dependent never ran");
     assert_eq!(s.wait_end(failing).exit_code, Some(3));
     for id in [any, notok, either] {
         assert_eq!(s.wait_end(id).state, SlurmJobState::Completed, "job {id}");
