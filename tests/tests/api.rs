@@ -296,7 +296,14 @@ fn lists_page_and_filter() {
     let doc: Value = serde_json::from_slice(&r.body).expect("openapi.json is JSON");
     assert!(doc["paths"].get("/jobs/{jobId}/tasks").is_some(), "{:?}", doc["paths"].as_object().map(|p| p.keys()));
     // The Slurm front door's routes (`slurm_routes.rs`) are part of the public surface too.
-    for path in ["/slurm/jobs", "/slurm/jobs/{id}", "/slurm/jobs/{id}/{action}", "/slurm/cancel"] {
+    for path in [
+        "/slurm/jobs",
+        "/slurm/jobs/{id}",
+        "/slurm/jobs/{id}/{action}",
+        "/slurm/cancel",
+        "/jobs/{jobId}/disable",
+        "/jobs/{jobId}/enable",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
     let mut refs = Vec::new();
