@@ -146,7 +146,7 @@ impl Head {
                 Timer::JobDeadline { job, at } => {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
                     tokio::time::sleep(Duration::from_millis(wait)).await;
-                    head.apply(|st, fx| st.job_deadline(&job, fx));
+                    head.apply(|st, fx| st.job_deadline(&job, at, fx));
                 }
                 Timer::Reprioritize { after } => {
                     tokio::time::sleep(after).await;

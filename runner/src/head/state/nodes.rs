@@ -110,16 +110,28 @@ impl HeadState {
         }
         let option = p.node_deallocation_option.unwrap_or_default();
         for node in &p.node_list {
-            // A node named twice may be gone already.
-            let Some(n) = self.nodes.get_mut(node) else { continue };
-            tracing::info!(node, ?option, "removing node from its pool");
-            n.leaving = true;
-            self.sync_schedulable(node, fx);
-            self.drain(node, option, "NodeRemoved", fx);
-            self.refresh_node(node);
-            self.maybe_leave(node, fx);
+            self.remove_node(node, option, "NodeRemoved", fx);
         }
         Ok(())
+    }
+
+    /// Takes a node out of its pool: it takes no more tasks, its running ones are handled per
+    /// `option`, and it leaves once none runs.
+    pub(crate) fn remove_node(
+        &mut self,
+        node: &str,
+        option: ComputeNodeDeallocationOption,
+        reason: &'static str,
+        fx: &mut Effects,
+    ) {
+        // A node named twice may be gone already.
+        let Some(n) = self.nodes.get_mut(node) else { return };
+        tracing::info!(node, ?option, reason, "removing node from its pool");
+        n.leaving = true;
+        self.sync_schedulable(node, fx);
+        self.drain(node, option, reason, fx);
+        self.refresh_node(node);
+        self.maybe_leave(node, fx);
     }
 
     /// Handles the tasks running on a node that takes no more: requeued now (killed on the
@@ -164,6 +176,7 @@ impl HeadState {
         }
         tracing::info!(node, "node left its pool");
         self.refresh_pool_sizes();
+        self.maybe_remove_pool(&n.wire.pool_id, fx);
     }
 
     /// Tells the scheduler when whether the node takes new tasks has changed.

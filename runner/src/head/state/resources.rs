@@ -86,7 +86,23 @@ impl HeadState {
         };
         fx.writes
             .push(Write::PutPool { id: wire.id.clone(), body: serde_json::to_string(&wire).expect("pools serialize") });
+        let id = wire.id.clone();
         self.insert_pool(wire, fx);
+        // Jobs left behind by a deleted pool of this id take it up.
+        let waiting: Vec<(String, String)> = self
+            .jobs
+            .values()
+            .filter(|j| j.wire.pool_info.pool_id == id && j.wire.state == JobState::Active)
+            .flat_map(|j| {
+                j.tasks
+                    .values()
+                    .filter(|t| t.wire.state == TaskState::Active)
+                    .map(|t| (j.wire.id.clone(), t.wire.id.clone()))
+            })
+            .collect();
+        for (job, task) in waiting {
+            self.enqueue(&job, &task, fx);
+        }
         Ok(())
     }
 
@@ -101,29 +117,36 @@ impl HeadState {
         self.pools.insert(wire.id.clone(), PoolRec { wire, key });
     }
 
-    /// `DELETE /pools/{id}`: refused while nodes belong to it or unfinished jobs use it.
+    /// `DELETE /pools/{id}`: the pool is `deleting`; its nodes leave, their running tasks
+    /// requeued (no retry counted; a node that has gone quiet is forgotten), and it is gone
+    /// when the last has left, which with requeueing is at once. Its jobs stay: their tasks
+    /// wait for a pool of that id.
     pub fn delete_pool(&mut self, id: &str, fx: &mut Effects) -> Result<(), ApiError> {
-        let pool = self.pools.get(id).ok_or_else(|| pool_not_found(id))?;
-        let nodes = self.nodes.values().filter(|n| n.wire.pool_id == id).count();
-        if nodes > 0 {
-            return Err(ApiError::conflict(
-                "PoolHasNodes",
-                format!("pool '{id}' still has {nodes} node(s); stop or move their launchers first"),
-            ));
+        let pool = self.pools.get_mut(id).ok_or_else(|| pool_not_found(id))?;
+        pool.wire.state = PoolState::Deleting;
+        fx.writes.push(Write::PutPool {
+            id: id.to_owned(),
+            body: serde_json::to_string(&pool.wire).expect("pools serialize"),
+        });
+        let nodes: Vec<String> =
+            self.nodes.values().filter(|n| n.wire.pool_id == id).map(|n| n.wire.id.clone()).collect();
+        for node in nodes {
+            self.remove_node(&node, ComputeNodeDeallocationOption::Requeue, "PoolDeleted", fx);
         }
-        if let Some(j) =
-            self.jobs.values().find(|j| j.wire.pool_info.pool_id == id && j.wire.state != JobState::Completed)
-        {
-            return Err(ApiError::conflict(
-                "PoolInUse",
-                format!("job '{}' (state {:?}) still uses pool '{id}'; terminate it first", j.wire.id, j.wire.state),
-            ));
+        self.maybe_remove_pool(id, fx);
+        Ok(())
+    }
+
+    /// A deleting pool without nodes is forgotten.
+    pub(crate) fn maybe_remove_pool(&mut self, id: &str, fx: &mut Effects) {
+        let Some(pool) = self.pools.get(id).filter(|p| p.wire.state == PoolState::Deleting) else { return };
+        if self.nodes.values().any(|n| n.wire.pool_id == id) {
+            return;
         }
         let key = pool.key;
         self.sched_event(Event::PoolRemoved { pool: key }, fx);
         self.pools.remove(id);
         fx.writes.push(Write::DeletePool { id: id.to_owned() });
-        Ok(())
     }
 
     /// `POST /jobs`.
@@ -176,7 +199,13 @@ impl HeadState {
         let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
         HeadState::put_job(&rec, fx);
         self.count_open(rec.wire.owner.as_ref().map(|o| o.uid), true);
-        self.jobs.insert(rec.wire.id.clone(), rec);
+        let (id, terminate) = (rec.wire.id.clone(), rec.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob);
+        self.jobs.insert(id.clone(), rec);
+        // As Azure documents: a job without tasks has all its tasks complete (add the tasks
+        // first with noaction, then PATCH it to terminatejob).
+        if terminate {
+            self.end_job(&id, "AllTasksComplete".into(), fx);
+        }
         Ok(())
     }
 
@@ -191,6 +220,13 @@ impl HeadState {
         }
         if let Some(c) = &p.constraints {
             check_retry_count(c.max_task_retry_count, "constraints.maxTaskRetryCount")?;
+        }
+        if p.on_all_tasks_complete == Some(OnAllTasksComplete::NoAction)
+            && j.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob
+        {
+            return Err(ApiError::invalid(format!(
+                "onAllTasksComplete of job '{id}' is terminatejob and cannot go back to noaction"
+            )));
         }
         let j = self.jobs.get_mut(id).expect("checked");
         if let Some(c) = p.constraints {
@@ -677,9 +713,15 @@ impl HeadState {
         Ok(r)
     }
 
-    /// Called when a job's wall-clock limit passes.
-    pub fn job_deadline(&mut self, id: &str, fx: &mut Effects) {
-        if self.jobs.get(id).is_some_and(|j| matches!(j.wire.state, JobState::Active | JobState::Disabled)) {
+    /// Called when a job's wall-clock limit, armed for `at`, passes. It ends the job only if
+    /// that is still its deadline: a PATCH of its constraints arms another timer (and one for
+    /// a longer limit, or none, leaves this one without effect), and a later job of the same id
+    /// has a deadline of its own.
+    pub fn job_deadline(&mut self, id: &str, at: Timestamp, fx: &mut Effects) {
+        let Some(j) = self.jobs.get(id) else { return };
+        let deadline = j.wire.constraints.max_wall_clock_time.filter(|d| !d.is_unlimited());
+        let current = deadline.map(|d| j.wire.creation_time.plus(d.0)) == Some(at);
+        if current && matches!(j.wire.state, JobState::Active | JobState::Disabling | JobState::Disabled) {
             self.end_job(id, "MaxWallClockTimeExpiry".into(), fx);
         }
     }

@@ -189,7 +189,9 @@ impl HeadState {
             priority: None,
             constraints: None,
             pool_info: r.partition.clone().map(|pool_id| PoolInformation { pool_id }),
-            on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
+            // Terminate-on-completion once its task is added (a job created with it and no
+            // task would end at once).
+            on_all_tasks_complete: None,
             on_task_failure: None,
             common_environment_settings: Vec::new(),
             uses_task_dependencies: None,
@@ -226,6 +228,7 @@ impl HeadState {
         self.add_job(job, owner, fx)?;
         let j = self.jobs.get_mut(&id).expect("just added");
         j.wire.slurm = Some(Box::new(info));
+        j.wire.on_all_tasks_complete = OnAllTasksComplete::TerminateJob;
         // add_job queued the job's record without its Slurm part: replace it.
         if matches!(fx.writes.last(), Some(Write::PutJob { id: last, .. }) if *last == id) {
             fx.writes.pop();

@@ -579,8 +579,20 @@ fn terminatejob_on_all_tasks_complete_ends_the_job() {
     let mut sim = Sim::with_pool(2, NodeFillType::Spread);
     sim.node("n1");
     let on_all = Some(OnAllTasksComplete::TerminateJob);
-    sim.job_with(JobAddParameter { id: "j".into(), on_all_tasks_complete: on_all, ..Default::default() });
+    // Created with it and no task: every task (none) has completed, as Azure documents.
+    sim.job_with(JobAddParameter { id: "empty".into(), on_all_tasks_complete: on_all, ..Default::default() });
+    let job = sim.job_wire("empty");
+    assert_eq!(
+        (job.state, job.execution_info.terminate_reason.as_deref()),
+        (JobState::Completed, Some("AllTasksComplete"))
+    );
+    // The documented way: add the tasks, then switch it on; it cannot be switched back.
+    sim.job("j", 0);
     sim.tasks("j", &["a", "b"]);
+    let patch = |v| JobPatchParameter { on_all_tasks_complete: Some(v), ..Default::default() };
+    sim.apply(|st, fx| st.patch_job("j", patch(OnAllTasksComplete::TerminateJob), fx)).unwrap();
+    let e = sim.apply(|st, fx| st.patch_job("j", patch(OnAllTasksComplete::NoAction), fx)).unwrap_err();
+    assert!(e.body.message.value.contains("cannot go back to noaction"), "{:?}", e.body);
     sim.finish("n1", "j/a#1", 0);
     assert_eq!(sim.job_wire("j").state, JobState::Active);
     sim.finish("n1", "j/b#1", 1);
@@ -588,6 +600,38 @@ fn terminatejob_on_all_tasks_complete_ends_the_job() {
     assert_eq!(
         (job.state, job.execution_info.terminate_reason.as_deref()),
         (JobState::Completed, Some("AllTasksComplete"))
+    );
+}
+
+#[test]
+fn a_jobs_wall_clock_follows_a_patch_and_never_ends_a_later_job_of_the_same_id() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    let limit = |secs| {
+        Some(JobConstraints { max_wall_clock_time: Some(IsoDuration(Duration::from_secs(secs))), ..Default::default() })
+    };
+    sim.job_with(JobAddParameter { id: "j".into(), constraints: limit(3600), ..Default::default() });
+    let deadline = |sim: &Sim| match sim.timers.last() {
+        Some(Timer::JobDeadline { at, .. }) => *at,
+        other => panic!("{other:?}"),
+    };
+    let first = deadline(&sim);
+    let patch = JobPatchParameter { constraints: limit(7200), ..Default::default() };
+    sim.apply(|st, fx| st.patch_job("j", patch, fx)).unwrap();
+    let second = deadline(&sim);
+    assert!(second > first);
+    sim.apply(|st, fx| st.job_deadline("j", first, fx));
+    assert_eq!(sim.job_wire("j").state, JobState::Active, "the old deadline no longer applies");
+    // A new job of the same id: the old job's timer is not its deadline.
+    sim.apply(|st, fx| st.delete_job("j", fx)).unwrap();
+    sim.job_with(JobAddParameter { id: "j".into(), constraints: limit(60), ..Default::default() });
+    sim.apply(|st, fx| st.job_deadline("j", second, fx));
+    assert_eq!(sim.job_wire("j").state, JobState::Active);
+    let own = deadline(&sim);
+    sim.apply(|st, fx| st.job_deadline("j", own, fx));
+    let job = sim.job_wire("j");
+    assert_eq!(
+        (job.state, job.execution_info.terminate_reason.as_deref()),
+        (JobState::Completed, Some("MaxWallClockTimeExpiry"))
     );
 }
 

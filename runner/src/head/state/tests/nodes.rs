@@ -3,8 +3,12 @@
 use gangway_api::*;
 use ComputeNodeDeallocationOption::{Requeue, TaskCompletion, Terminate};
 
-use super::{failure_code, Sim};
+use gangway_api::messages::Hello;
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::{failure_code, root, Sim};
 use crate::head::error::ApiError;
+use crate::store::Write;
 
 impl Sim {
     /// A head with pool `p` (one slot per node) whose start task is `setup`.
@@ -318,4 +322,60 @@ fn the_start_task_reruns_for_a_new_launcher_process_only() {
     assert_eq!(sim.sent("n1"), Vec::<String>::new());
     sim.start_task_status("n1", Some(0), 0);
     assert_eq!(sim.sent("n1"), ["start j/t2#1"]);
+}
+
+#[test]
+fn deleting_a_pool_requeues_its_tasks_and_its_jobs_wait_for_a_pool_of_that_id() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    sim.node("n1");
+    sim.job("j", 0);
+    sim.tasks("j", &["a", "b"]);
+    assert_eq!(sim.starts("n1"), ["j/a#1"]);
+    sim.apply(|st, fx| st.delete_pool("p", fx)).unwrap();
+    let sent = sim.sent("n1");
+    assert!(sent.contains(&"kill j/a#1 PoolDeleted".to_string()) && sent.contains(&"leave".to_string()), "{sent:?}");
+    assert!(!sim.st.pools.contains_key("p"), "gone once its node has left");
+    assert!(sim.writes.iter().any(|w| matches!(w, Write::DeletePool { id } if id == "p")));
+    let a = sim.task("j", "a");
+    assert_eq!((a.state, a.execution_info.requeue_count, a.execution_info.retry_count), (TaskState::Active, 1, 0));
+    let e = sim.apply(|st, fx| st.delete_pool("p", fx)).unwrap_err();
+    assert_eq!(e.status.as_u16(), 404);
+    // A new pool of the same id takes the job's waiting tasks up.
+    sim.pool("p", 1, NodeFillType::Spread, None);
+    sim.node("n2");
+    assert_eq!(sim.starts("n2"), ["j/a#2"]);
+}
+
+#[test]
+fn a_deleted_pool_forgets_a_silent_node_and_takes_no_launcher() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    sim.node("n1");
+    sim.job("j", 0);
+    sim.tasks("j", &["a"]);
+    assert_eq!(sim.starts("n1"), ["j/a#1"]);
+    sim.disconnect("n1");
+    sim.apply(|st, fx| st.delete_pool("p", fx)).unwrap();
+    assert!(!sim.st.pools.contains_key("p") && !sim.st.nodes.contains_key("n1"));
+    assert_eq!(sim.task("j", "a").state, TaskState::Active);
+    let job = JobAddParameter {
+        id: "k".into(),
+        pool_info: Some(PoolInformation { pool_id: "p".into() }),
+        ..Default::default()
+    };
+    let e = sim.apply(|st, fx| st.add_job(job, root(), fx)).unwrap_err();
+    assert_eq!(e.body.code, "PoolNotFound");
+    let (tx, _rx) = unbounded_channel();
+    let hello = Hello {
+        name: "n1".into(),
+        address: "10.0.0.9".into(),
+        pool: "p".into(),
+        resources: NodeResources::default(),
+        root_dir: "/r".into(),
+        running: Vec::new(),
+        finished: Vec::new(),
+        boot_id: "b".into(),
+        topology: None,
+    };
+    let e = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap_err();
+    assert_eq!(e.to_string(), "pool 'p' does not exist; create it first (gangway pool create p)");
 }
