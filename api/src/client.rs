@@ -287,6 +287,27 @@ impl Client {
             Some(&JobTerminateParameter { terminate_reason: reason }),
         )
     }
+    /// `PUT /jobs/{id}`: every updatable property replaced.
+    pub fn update_job(&mut self, id: &str, p: &crate::job::JobUpdateParameter) -> Result<(), ClientError> {
+        self.call_empty("PUT", &job_path(id), Some(p))
+    }
+    /// `PUT /jobs/{id}/tasks/{tid}`: new constraints.
+    pub fn update_task(
+        &mut self,
+        job: &str,
+        task: &str,
+        p: &crate::task::TaskUpdateParameter,
+    ) -> Result<(), ClientError> {
+        self.call_empty("PUT", &task_path(job, task), Some(p))
+    }
+    /// `POST /jobs/{id}/tasks/{tid}/reactivate`.
+    pub fn reactivate_task(&mut self, job: &str, task: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("{}/reactivate", task_path(job, task)), None::<&()>)
+    }
+    /// `DELETE /jobs/{id}/tasks/{tid}`.
+    pub fn delete_task(&mut self, job: &str, task: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &task_path(job, task), None::<&()>)
+    }
     /// `POST /jobs/{id}/disable`.
     pub fn disable_job(&mut self, id: &str, how: crate::job::DisableJobOption) -> Result<(), ClientError> {
         let body = crate::job::JobDisableParameter { disable_tasks: how };

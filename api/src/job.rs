@@ -246,3 +246,21 @@ pub struct JobDisableParameter {
     /// What happens to the running tasks.
     pub disable_tasks: DisableJobOption,
 }
+
+/// The body of `PUT /jobs/{id}`: every updatable property replaced; those left out take their
+/// defaults (priority 0, no constraints, `noaction`, which a `terminatejob` job refuses).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobUpdateParameter {
+    /// The pool; another pool only while the job is disabled.
+    pub pool_info: PoolInformation,
+    /// −1000..1000 (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Wall clock and retries (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<JobConstraints>,
+    /// Completion behaviour (default `noaction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+}

@@ -136,6 +136,8 @@ pub enum FilesResult {
     },
     /// The file or directory does not exist.
     NotFound,
+    /// It was deleted.
+    Deleted,
     /// The range starts past the end of the file.
     RangeNotSatisfiable {
         /// Size of the whole file.
@@ -252,6 +254,9 @@ pub enum HeadMessage {
         offset: u64,
         /// At most this many bytes.
         len: u64,
+        /// Delete the file (or, with `recursive`, the directory and what it holds) instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delete: Option<DeleteFile>,
     },
     /// Remove a task's directory now (job deleted).
     RemoveTaskDir {
@@ -425,4 +430,11 @@ mod tests {
         }
         assert!(base64_decode("a*b").is_err());
     }
+}
+
+/// How a task file is deleted (`DELETE …/files/{path}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteFile {
+    /// A directory is deleted with everything in it (else only when empty).
+    pub recursive: bool,
 }

@@ -506,3 +506,13 @@ pub struct SubtaskInformation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<TaskExecutionResult>,
 }
+
+/// The body of `PUT /jobs/{id}/tasks/{tid}`: the task's constraints, replaced whole (absent
+/// fields take their defaults: the job's retry count, 7 days' retention, no wall clock).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskUpdateParameter {
+    /// The new constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<TaskConstraints>,
+}

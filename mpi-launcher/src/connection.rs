@@ -225,7 +225,7 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         HeadMessage::Agent(relay) => crate::agent::from_head(exec, relay),
         HeadMessage::Ack { id } => exec.acked(&id),
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
-        HeadMessage::ReadFiles { req, job, task, path, offset, len } => {
+        HeadMessage::ReadFiles { req, job, task, path, offset, len, delete } => {
             let dir = exec.layout.task_dir(&job, &task);
             let tx = tx.clone();
             tokio::task::spawn_blocking(move || {
@@ -235,7 +235,12 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
                 // SAFETY: geteuid has no preconditions.
                 let me = unsafe { libc::geteuid() };
                 let owner = std::fs::metadata(&dir).ok().map(|m| (m.uid(), m.gid())).filter(|(uid, _)| *uid != me);
-                let answer = || Ok(crate::files::answer(&dir, path.as_deref(), offset, len));
+                let answer = || {
+                    Ok(match (delete, path.as_deref()) {
+                        (Some(d), Some(p)) => crate::files::delete(&dir, p, d.recursive),
+                        _ => crate::files::answer(&dir, path.as_deref(), offset, len),
+                    })
+                };
                 let result = match owner {
                     Some((uid, gid)) if me == 0 => crate::users::with_ids(uid, gid, &[gid], answer),
                     _ => answer(),

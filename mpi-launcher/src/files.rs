@@ -28,6 +28,39 @@ pub fn answer(task_dir: &Path, path: Option<&str>, offset: u64, len: u64) -> Fil
     }
 }
 
+/// Deletes `rel` in the task directory: a file or link (never what a link points to), or a
+/// directory (with everything in it only when `recursive`; else it must be empty).
+pub fn delete(task_dir: &Path, rel: &str, recursive: bool) -> FilesResult {
+    let outside = || FilesResult::Error { message: format!("'{rel}' is outside the task directory") };
+    let rel = rel.trim_end_matches('/');
+    if rel.is_empty() || rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c == ".") {
+        return outside();
+    }
+    let (Ok(base), full) = (task_dir.canonicalize(), task_dir.join(rel)) else { return FilesResult::NotFound };
+    // The entry itself may be a link; what holds it must lie inside the task directory.
+    let parent = full.parent().and_then(|p| p.canonicalize().ok());
+    if !parent.is_some_and(|p| p.starts_with(&base)) {
+        return if full.parent().is_some_and(|p| p.exists()) { outside() } else { FilesResult::NotFound };
+    }
+    let meta = match std::fs::symlink_metadata(&full) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FilesResult::NotFound,
+        Err(e) => return FilesResult::Error { message: format!("{}: {e}", full.display()) },
+    };
+    let done = match (meta.is_dir(), recursive) {
+        (true, true) => std::fs::remove_dir_all(&full),
+        (true, false) => std::fs::remove_dir(&full),
+        (false, _) => std::fs::remove_file(&full),
+    };
+    match done {
+        Ok(()) => FilesResult::Deleted,
+        Err(e) if meta.is_dir() && !recursive => FilesResult::Error {
+            message: format!("'{rel}' is a directory that is not empty ({e}); delete it with recursive=true"),
+        },
+        Err(e) => FilesResult::Error { message: format!("deleting '{rel}': {e}") },
+    }
+}
+
 /// The canonical path of `rel` if it stays inside `base` (symbolic links included).
 fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
     if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {

@@ -219,16 +219,17 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Jobs: list, show ID, terminate ID, delete ID.
+    /// Jobs: list, show ID, terminate ID, disable ID, enable ID, delete ID.
     Job {
-        /// list | show | terminate | delete
+        /// list | show | terminate | disable (requeueing what runs) | enable | delete
         action: String,
         /// Job id.
         id: Option<String>,
     },
-    /// Tasks: list JOB, show JOB TASK, logs JOB TASK, terminate JOB TASK.
+    /// Tasks: list JOB, show JOB TASK, logs JOB TASK, terminate JOB TASK, reactivate JOB TASK,
+    /// delete JOB TASK.
     Task {
-        /// list | show | logs | terminate
+        /// list | show | logs | terminate | reactivate | delete
         action: String,
         /// Job id.
         job: String,

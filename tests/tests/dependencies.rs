@@ -216,3 +216,41 @@ fn bad_dependency_input_is_refused_as_azure_does() {
     let tasks: Vec<String> = c.list_tasks("dag", &Default::default()).unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(tasks, ["a"], "nothing refused was added");
 }
+
+#[test]
+fn the_cli_chains_tasks_and_reactivates_a_failed_parent() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    let mut c = cluster.client();
+    let ok = |(code, out, err): (i32, String, String)| {
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    // Task 1 fails until a flag file exists; 2-3 wait for it; 4 waits for both.
+    let flag = cluster.state_dir().join("flag");
+    // (It sleeps first: the job `gangway submit` makes ends when all its tasks have, so the
+    // dependents must be added before task 1 ends.)
+    let test = format!("sleep 1; test -e {}", flag.display());
+    let job = ok(cluster.cli(&["submit", "--", "/bin/sh", "-c", &test])).trim().to_owned();
+    ok(cluster.cli(&["submit", "--job", &job, "--tasks", "2", "--depends-on", "1", "--", "/bin/true"]));
+    ok(cluster.cli(&["submit", "--job", &job, "--depends-on", "2-3", "--", "/bin/true"]));
+    let first = wait_done(&mut c, &job, "1");
+    assert_eq!(first.execution_info.result, Some(TaskExecutionResult::Failure));
+    wait_for(Duration::from_secs(10), "task 2 to show it is blocked", || {
+        let s = c.get_task(&job, "2").ok()?.dependency?;
+        (s.state == "blocked").then_some(())
+    });
+    std::fs::write(&flag, b"").unwrap();
+    ok(cluster.cli(&["task", "reactivate", &job, "1"]));
+    for t in ["1", "2", "3", "4"] {
+        assert_eq!(wait_done(&mut c, &job, t).execution_info.exit_code, Some(0), "task {t}");
+    }
+    let (code, _, err) = cluster.cli(&["task", "reactivate", &job, "3"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("has ended; its tasks cannot be reactivated"), "{err}");
+    ok(cluster.cli(&["task", "delete", &job, "4"]));
+    let ids: Vec<String> = c.list_tasks(&job, &Default::default()).unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    // $select keeps what it names.
+    let r = c.raw("GET", &format!("/jobs/{job}/tasks/1?$select=id,state"), None, &[]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.body), r#"{"id":"1","state":"completed"}"#);
+}

@@ -79,6 +79,31 @@ fn files_are_listed_and_read_with_ranges() {
     assert_eq!((r.status, r.body.as_slice(), r.header("content-range")), (206, &b"234"[..], Some("bytes 2-4/10")));
     let err = c.get_task_file("files", "t", "missing.txt", 0).unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
+
+    // Without recursive=true, the top level only, as in Azure.
+    let r = c.raw("GET", "/jobs/files/tasks/t/files", None, &[]).unwrap();
+    let top: ListResponse<NodeFile> = serde_json::from_slice(&r.body).unwrap();
+    let top: Vec<String> = top.value.into_iter().map(|f| f.name).collect();
+    assert!(top.contains(&"wd".to_string()) && !top.iter().any(|n| n.contains('/')), "{top:?}");
+    // Deleting: a file, a directory only with recursive=true, nothing outside.
+    let del = |c: &mut gangway_api::client::Client, path: &str| {
+        let r = c.raw("DELETE", &format!("/jobs/files/tasks/t/files/{path}"), None, &[]).unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    for (path, status, words) in [
+        ("wd/sub", 409, "not empty"),
+        ("wd/sub?recursive=maybe", 400, "recursive is 'maybe'"),
+        ("stderr.txt", 200, ""),
+        ("stderr.txt", 404, "does not exist"),
+        ("wd/sub?recursive=true", 200, ""),
+        ("wd%2F..%2F..%2Fx", 400, "'..'"),
+    ] {
+        let (got, body) = del(&mut c, path);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(words), "{path}: {body}");
+    }
+    assert_eq!(c.get_task_file("files", "t", "wd/sub/out.dat", 0).unwrap_err().status(), Some(404));
+    assert_eq!(c.get_task_file("files", "t", "stdout.txt", 0).unwrap(), b"0123456789");
 }
 
 #[test]

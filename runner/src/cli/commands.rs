@@ -261,6 +261,14 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
             c.delete_job(need()?)?;
             eprintln!("job {} deleted", need()?);
         }
+        "disable" => {
+            c.disable_job(need()?, gangway_api::DisableJobOption::Requeue)?;
+            eprintln!("job {} disabled (its running tasks requeued)", need()?);
+        }
+        "enable" => {
+            c.enable_job(need()?)?;
+            eprintln!("job {} enabled", need()?);
+        }
         other => bail!("unknown job command '{other}'"),
     }
     Ok(())
@@ -348,6 +356,14 @@ pub fn task(
         "terminate" => {
             c.terminate_task(job, need()?)?;
             eprintln!("task {} of job {job} terminated", need()?);
+        }
+        "reactivate" => {
+            c.reactivate_task(job, need()?)?;
+            eprintln!("task {} of job {job} reactivated", need()?);
+        }
+        "delete" => {
+            c.delete_task(job, need()?)?;
+            eprintln!("task {} of job {job} deleted", need()?);
         }
         other => bail!("unknown task command '{other}'"),
     }

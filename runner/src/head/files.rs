@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gangway_api::messages::{base64_decode, FilesResult, HeadMessage};
+use gangway_api::messages::{base64_decode, DeleteFile, FilesResult, HeadMessage};
 use gangway_api::{ListResponse, NodeFile};
 
 use super::error::ApiError;
@@ -50,6 +52,7 @@ async fn ask(
     path: Option<String>,
     offset: u64,
     len: u64,
+    delete: Option<DeleteFile>,
 ) -> Result<FilesResult, ApiError> {
     let tx = head.read(|st| {
         let j = st.jobs.get(job).ok_or_else(|| job_not_found(job))?;
@@ -72,7 +75,7 @@ async fn ask(
     let req = head.new_request_id();
     let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
     head.file_requests.lock().expect("file request lock").insert(req, answer_tx);
-    let msg = HeadMessage::ReadFiles { req, job: job.to_owned(), task: task.to_owned(), path, offset, len };
+    let msg = HeadMessage::ReadFiles { req, job: job.to_owned(), task: task.to_owned(), path, offset, len, delete };
     let sent = tx.send(msg).is_ok();
     let answer =
         if sent { tokio::time::timeout(ANSWER_TIMEOUT, answer_rx).await.ok().and_then(Result::ok) } else { None };
@@ -115,10 +118,18 @@ pub async fn list_task_files(
     State(head): State<Arc<Head>>,
     who: axum::Extension<Caller>,
     Path((job, task)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
     may_read(&head, &who, &job)?;
-    match ask(&head, &job, &task, None, 0, 0).await? {
-        FilesResult::List { files } => Ok(Json(ListResponse { value: files, next_link: None })),
+    let recursive = recursive_flag(&q)?;
+    match ask(&head, &job, &task, None, 0, 0, None).await? {
+        FilesResult::List { mut files } => {
+            // Azure lists the top level only, unless asked for everything.
+            if !recursive {
+                files.retain(|f| !f.name.contains('/'));
+            }
+            Ok(Json(ListResponse { value: files, next_link: None }))
+        }
         other => Err(node_error(other, "the task directory")),
     }
 }
@@ -138,7 +149,7 @@ pub async fn get_task_file(
     let mut offset = first;
     let size = loop {
         let want = last.map_or(CHUNK, |l| (l + 1).saturating_sub(offset).min(CHUNK));
-        match ask(&head, &job, &task, Some(path.clone()), offset, want).await? {
+        match ask(&head, &job, &task, Some(path.clone()), offset, want, None).await? {
             FilesResult::Data { data, size } => {
                 let bytes = base64_decode(&data)
                     .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UnexpectedNodeAnswer", e))?;
@@ -172,6 +183,33 @@ pub async fn get_task_file(
         resp.headers_mut().insert(header::CONTENT_RANGE, value.parse().expect("ascii header"));
     }
     Ok(resp)
+}
+
+/// `recursive=true|false` (default false).
+fn recursive_flag(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("recursive").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!("recursive is '{other}'; it must be true or false"))),
+    }
+}
+
+/// `DELETE /jobs/{job}/tasks/{task}/files/{path}[?recursive=true]`: for those who may change the
+/// job.
+pub async fn delete_task_file(
+    State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
+    Path((job, task, path)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    head.read(|st| st.may_change_job(&who, &job))?;
+    check_relative_path(&path)?;
+    let recursive = recursive_flag(&q)?;
+    match ask(&head, &job, &task, Some(path.clone()), 0, 0, Some(DeleteFile { recursive })).await? {
+        FilesResult::Deleted => Ok(StatusCode::OK),
+        FilesResult::Error { message } => Err(ApiError::conflict("FileNotDeleted", message)),
+        other => Err(node_error(other, &format!("'{path}'"))),
+    }
 }
 
 #[cfg(test)]

@@ -117,3 +117,78 @@ pub fn page<'a, T: Serialize + Clone + 'a>(
     };
     Ok(ListResponse { value, next_link })
 }
+
+/// The top-level properties `schema` has, as `openapi.json` documents them.
+fn properties(schema: &str) -> Vec<String> {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON"));
+    doc["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .map_or_else(Vec::new, |m| m.keys().cloned().collect())
+}
+
+/// `$select=id,state`: the properties kept of each `schema` object (None: all of them).
+fn selection(query: &HashMap<String, String>, schema: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(sel) = query.get("$select").filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+    let known = properties(schema);
+    let names: Vec<String> = sel.split(',').map(|s| s.trim().to_owned()).collect();
+    if let Some(bad) = names.iter().find(|n| !known.contains(n)) {
+        return Err(ApiError::invalid(format!(
+            "$select names '{bad}', which is not a property of {schema} (it has {})",
+            known.join(", ")
+        )));
+    }
+    Ok(Some(names))
+}
+
+fn keep(v: &mut Value, names: &[String]) {
+    if let Value::Object(m) = v {
+        m.retain(|k, _| names.contains(k));
+    }
+}
+
+/// An item as JSON, with only the properties `$select` names.
+pub fn select_one<T: Serialize>(item: T, query: &HashMap<String, String>, schema: &str) -> Result<Value, ApiError> {
+    let names = selection(query, schema)?;
+    let mut v = serde_json::to_value(item).expect("resources serialize");
+    if let Some(names) = names {
+        keep(&mut v, &names);
+    }
+    Ok(v)
+}
+
+/// A list as JSON, each item with only the properties `$select` names.
+pub fn select_list<T: Serialize>(
+    list: ListResponse<T>,
+    query: &HashMap<String, String>,
+    schema: &str,
+) -> Result<Value, ApiError> {
+    let names = selection(query, schema)?;
+    let mut v = serde_json::to_value(list).expect("resources serialize");
+    if let (Some(names), Some(Value::Array(items))) = (names, v.get_mut("value")) {
+        items.iter_mut().for_each(|i| keep(i, &names));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_keeps_the_named_properties_and_names_an_unknown_one() {
+        let q = |s: &str| HashMap::from([("$select".to_owned(), s.to_owned())]);
+        let item = serde_json::json!({"id": "t", "state": "active", "commandLine": "x"});
+        assert_eq!(
+            select_one(&item, &q("id, state"), "Task").unwrap(),
+            serde_json::json!({"id": "t", "state": "active"})
+        );
+        assert_eq!(select_one(&item, &HashMap::new(), "Task").unwrap(), item);
+        let e = select_one(&item, &q("id,colour"), "Task").unwrap_err();
+        let m = &e.body.message.value;
+        assert!(m.starts_with("$select names 'colour', which is not a property of Task (it has "), "{m}");
+        assert!(m.contains(" id,") && m.contains("executionInfo"), "{m}");
+        let list = ListResponse { value: vec![item.clone()], next_link: None };
+        assert_eq!(select_list(list, &q("id"), "Task").unwrap()["value"], serde_json::json!([{"id": "t"}]));
+    }
+}

@@ -14,10 +14,11 @@ use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
 use super::identity::{self, Caller, Connection};
-use super::listing::{page, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
+use super::listing::{page, select_list, select_one, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::state::{HeadState, JobRec};
 use super::{auth, files, launcher, privacy, uploads, Head};
+use serde_json::Value;
 
 type H = State<Arc<Head>>;
 /// Who is calling (set by [`identify`]).
@@ -45,18 +46,19 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/nodes/{node}/disablescheduling", post(disable_node_scheduling))
         .route("/nodes/{node}/enablescheduling", post(enable_node_scheduling))
         .route("/jobs", get(list_jobs).post(add_job))
-        .route("/jobs/{job}", get(get_job).delete(delete_job).patch(patch_job))
+        .route("/jobs/{job}", get(get_job).delete(delete_job).patch(patch_job).put(update_job))
         .route("/jobs/{job}/terminate", post(terminate_job))
         .route("/jobs/{job}/disable", post(disable_job))
         .route("/jobs/{job}/enable", post(enable_job))
         .route("/jobs/{job}/taskcounts", get(task_counts))
         .route("/jobs/{job}/tasks", get(list_tasks).post(add_task))
         .route("/jobs/{job}/addtaskcollection", post(add_task_collection))
-        .route("/jobs/{job}/tasks/{task}", get(get_task))
+        .route("/jobs/{job}/tasks/{task}", get(get_task).put(update_task).delete(delete_task))
         .route("/jobs/{job}/tasks/{task}/terminate", post(terminate_task))
+        .route("/jobs/{job}/tasks/{task}/reactivate", post(reactivate_task))
         .route("/jobs/{job}/tasks/{task}/subtasksinfo", get(subtasks_info))
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
-        .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file))
+        .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file).delete(files::delete_task_file))
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .merge(super::slurm_routes::router())
@@ -248,9 +250,10 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
 }
 
-async fn list_pools(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<Pool>>> {
-    head.read(|st| page(st.pools.iter().map(|(k, p)| (k.as_str(), &p.wire)), &q, POOL_FIELDS, &head.url, "/pools"))
-        .map(Json)
+async fn list_pools(State(head): H, Query(q): Q) -> ApiResult<Json<Value>> {
+    let list = head
+        .read(|st| page(st.pools.iter().map(|(k, p)| (k.as_str(), &p.wire)), &q, POOL_FIELDS, &head.url, "/pools"))?;
+    select_list(list, &q, "Pool").map(Json)
 }
 
 async fn add_pool(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
@@ -270,24 +273,21 @@ async fn delete_pool(State(head): H, who: Who, Path(id): Path<String>) -> ApiRes
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn list_nodes(State(head): H, Query(q): Q) -> ApiResult<Json<ListResponse<ComputeNode>>> {
-    head.read(|st| page(st.nodes.iter().map(|(k, n)| (k.as_str(), &n.wire)), &q, NODE_FIELDS, &head.url, "/nodes"))
-        .map(Json)
+async fn list_nodes(State(head): H, Query(q): Q) -> ApiResult<Json<Value>> {
+    let list = head
+        .read(|st| page(st.nodes.iter().map(|(k, n)| (k.as_str(), &n.wire)), &q, NODE_FIELDS, &head.url, "/nodes"))?;
+    select_list(list, &q, "ComputeNode").map(Json)
 }
 
-async fn list_pool_nodes(
-    State(head): H,
-    Path(pool): Path<String>,
-    Query(q): Q,
-) -> ApiResult<Json<ListResponse<ComputeNode>>> {
-    head.read(|st| {
+async fn list_pool_nodes(State(head): H, Path(pool): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let list = head.read(|st| {
         if !st.pools.contains_key(&pool) {
             return Err(pool_not_found(&pool));
         }
         let nodes = st.nodes.iter().filter(|(_, n)| n.wire.pool_id == pool).map(|(k, n)| (k.as_str(), &n.wire));
         page(nodes, &q, NODE_FIELDS, &head.url, &format!("/pools/{pool}/nodes"))
-    })
-    .map(Json)
+    })?;
+    select_list(list, &q, "ComputeNode").map(Json)
 }
 
 async fn get_node(State(head): H, Path(id): Path<String>) -> ApiResult<Json<ComputeNode>> {
@@ -355,12 +355,12 @@ async fn remove_nodes(State(head): H, who: Who, Path(pool): Path<String>, body: 
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn list_jobs(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<ListResponse<Job>>> {
+async fn list_jobs(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<Value>> {
     let mut list =
         head.read(|st| page(st.jobs.iter().map(|(k, j)| (k.as_str(), &j.wire)), &q, JOB_FIELDS, &head.url, "/jobs"))?;
     list.value.retain(|j| !head.private_data.hides(&who, j.owner.as_ref().map(|o| o.uid)));
     list.value = list.value.into_iter().map(|j| privacy::job(&who, j)).collect();
-    Ok(Json(list))
+    select_list(list, &q, "Job").map(Json)
 }
 
 async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
@@ -370,9 +370,9 @@ async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode>
     Ok(StatusCode::CREATED)
 }
 
-async fn get_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+async fn get_job(State(head): H, who: Who, Path(id): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
     let job = head.read(|st| visible(&head, &who, st, &id).map(|j| j.wire.clone()))?;
-    Ok(Json(privacy::job(&who, job)))
+    select_one(privacy::job(&who, job), &q, "Job").map(Json)
 }
 
 async fn patch_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
@@ -403,6 +403,49 @@ async fn terminate_job(State(head): H, who: Who, Path(id): Path<String>, body: B
     })
     .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+async fn update_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobUpdateParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &id)?;
+        st.update_job(&id, p, fx)
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn update_task(
+    State(head): H,
+    who: Who,
+    Path((job, task)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let p: TaskUpdateParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &job)?;
+        st.update_task(&job, &task, p, fx)
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn reactivate_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &job)?;
+        st.reactivate_task(&job, &task, fx)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_job(&who, &job)?;
+        st.delete_task(&job, &task, fx)
+    })
+    .await?;
+    Ok(StatusCode::OK)
 }
 
 async fn disable_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
@@ -436,13 +479,8 @@ fn visible<'s>(head: &Head, who: &Caller, st: &'s HeadState, id: &str) -> ApiRes
         .ok_or_else(|| job_not_found(id))
 }
 
-async fn list_tasks(
-    State(head): H,
-    who: Who,
-    Path(job): Path<String>,
-    Query(q): Q,
-) -> ApiResult<Json<ListResponse<Task>>> {
-    head.read(|st| {
+async fn list_tasks(State(head): H, who: Who, Path(job): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let list = head.read(|st| {
         let j = visible(&head, &who, st, &job)?;
         let mut list = page(
             j.tasks.iter().map(|(k, t)| (k.as_str(), &t.wire)),
@@ -461,8 +499,8 @@ async fn list_tasks(
         let owner = j.wire.owner.as_ref().map(|o| o.uid);
         list.value = list.value.into_iter().map(|t| privacy::task(&who, owner, t)).collect();
         Ok(list)
-    })
-    .map(Json)
+    })?;
+    select_list(list, &q, "Task").map(Json)
 }
 
 async fn add_task(State(head): H, who: Who, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
@@ -531,8 +569,13 @@ async fn add_task_collection(
     Ok(Json(TaskAddCollectionResult { value: results }))
 }
 
-async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, String)>) -> ApiResult<Json<Task>> {
-    head.read(|st| {
+async fn get_task(
+    State(head): H,
+    who: Who,
+    Path((job, task)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult<Json<Value>> {
+    let t = head.read(|st| {
         let j = visible(&head, &who, st, &job)?;
         let t = j.tasks.get(&task).ok_or_else(|| task_not_found(&job, &task))?;
         let t = Task {
@@ -541,8 +584,8 @@ async fn get_task(State(head): H, who: Who, Path((job, task)): Path<(String, Str
             ..t.wire.clone()
         };
         Ok(privacy::task(&who, j.wire.owner.as_ref().map(|o| o.uid), t))
-    })
-    .map(Json)
+    })?;
+    select_one(t, &q, "Task").map(Json)
 }
 
 async fn subtasks_info(

@@ -20,6 +20,8 @@ pub enum Write {
     PutJob { id: String, seq: u64, body: String },
     /// Remove a job and all its tasks.
     DeleteJob { id: String },
+    /// A task, deleted from its job.
+    DeleteTask { job: String, id: String },
     /// Insert or replace a task.
     PutTask { job: String, id: String, seq: u64, attempt: u32, body: String },
     /// Insert or replace a node (its resource and what the head must remember of its launcher).

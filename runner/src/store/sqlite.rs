@@ -136,6 +136,7 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
             Write::PutCounter { name, value } => {
                 run("INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)", params![name, *value as i64])?
             }
+            Write::DeleteTask { job, id } => run("DELETE FROM tasks WHERE job = ?1 AND id = ?2", params![job, id])?,
             Write::DeleteJob { id } => {
                 run("DELETE FROM tasks WHERE job = ?1", params![id])?;
                 run("DELETE FROM jobs WHERE id = ?1", params![id])?;

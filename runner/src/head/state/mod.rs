@@ -19,6 +19,7 @@ pub(crate) mod resources;
 pub(crate) mod slurm;
 pub(crate) mod slurm_control;
 pub(crate) mod slurm_view;
+mod task_control;
 pub(crate) mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -778,7 +778,7 @@ impl HeadState {
     }
 }
 
-fn check_retry_count(n: Option<i32>, field: &str) -> Result<(), ApiError> {
+pub(crate) fn check_retry_count(n: Option<i32>, field: &str) -> Result<(), ApiError> {
     match n {
         Some(n) if n < -1 => Err(ApiError::invalid(format!("{field} is {n}; it must be -1 (unlimited) or more"))),
         _ => Ok(()),

@@ -23,6 +23,7 @@ mod memory;
 mod nodes;
 mod slurm_gpus;
 mod slurm_layout;
+mod task_control;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -263,6 +264,9 @@ impl Sim {
                 }
                 Write::PutCounter { name, value } => {
                     counters.insert(name, value);
+                }
+                Write::DeleteTask { job, id } => {
+                    tasks.remove(&(job, id));
                 }
                 Write::DeleteJob { id } => {
                     jobs.remove(&id);
