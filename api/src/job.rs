@@ -80,6 +80,66 @@ pub struct JobAddParameter {
     /// gangway: what happens to a task whose dependency can no longer be satisfied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_dependency_blocked: Option<crate::deps::OnDependencyBlocked>,
+    /// A task started first, which manages the job (typically adds its tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_manager_task: Option<JobManagerTask>,
+}
+
+/// `jobManagerTask`: the job's first task, with a credential to add and read the job's tasks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobManagerTask {
+    /// Its task id.
+    pub id: String,
+    /// Free-form name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The command (no shell).
+    pub command_line: String,
+    /// Its own environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Wall clock, retention and retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<crate::task::TaskConstraints>,
+    /// Slots it takes when not `runExclusive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_slots: Option<u32>,
+    /// Files fetched before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<crate::task::ResourceFile>,
+    /// gangway: exclusive cores, memory and GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::task::TaskResources>,
+    /// Whether its completion ends the job (`JMComplete`; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_job_on_completion: Option<bool>,
+    /// Whether it has its node to itself (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_exclusive: Option<bool>,
+}
+
+impl JobManagerTask {
+    /// Whether its completion ends the job.
+    pub fn kills_job(&self) -> bool {
+        self.kill_job_on_completion.unwrap_or(true)
+    }
+
+    /// The task it is, in a pool of `slots_per_node` slots: with `runExclusive` (the default)
+    /// it takes every slot of its node.
+    pub fn task(&self, slots_per_node: u32) -> crate::task::TaskAddParameter {
+        crate::task::TaskAddParameter {
+            id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            command_line: self.command_line.clone(),
+            environment_settings: self.environment_settings.clone(),
+            constraints: self.constraints,
+            required_slots: if self.run_exclusive.unwrap_or(true) { Some(slots_per_node) } else { self.required_slots },
+            resource_files: self.resource_files.clone(),
+            resources: self.resources.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Job lifecycle state (see the reference's state machine).
@@ -155,6 +215,12 @@ pub struct Job {
     /// gangway: what happens to a task whose dependency can no longer be satisfied.
     #[serde(default)]
     pub on_dependency_blocked: crate::deps::OnDependencyBlocked,
+    /// Its job manager task, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_manager_task: Option<JobManagerTask>,
+    /// The job schedule that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_schedule_id: Option<String>,
     /// Start, end, reason.
     pub execution_info: JobExecutionInformation,
     /// For a job submitted with `sbatch`: what the Slurm front door needs of it.

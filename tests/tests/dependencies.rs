@@ -254,3 +254,40 @@ fn the_cli_chains_tasks_and_reactivates_a_failed_parent() {
     let r = c.raw("GET", &format!("/jobs/{job}/tasks/1?$select=id,state"), None, &[]).unwrap();
     assert_eq!(String::from_utf8_lossy(&r.body), r#"{"id":"1","state":"completed"}"#);
 }
+
+#[test]
+fn a_job_manager_adds_100_tasks_with_its_credential_and_ends_the_job() {
+    let cluster = Cluster::start(Options::default());
+    let mut c = cluster.client();
+    let gangway = gangway_tests::bin("gangway");
+    // It adds 100 tasks as the CLI would, waits for them, then tries what it may not.
+    let script = r#"
+        set -e
+        $GW submit --job "$AZ_BATCH_JOB_ID" --tasks 100 -- /bin/true > /dev/null
+        until $GW job show "$AZ_BATCH_JOB_ID" | grep -q " 100 succeeded"; do sleep 0.1; done
+        if $GW job terminate "$AZ_BATCH_JOB_ID" 2> denied.txt; then exit 9; fi
+        if $GW job list 2>> denied.txt; then exit 8; fi
+    "#;
+    let manager = JobManagerTask {
+        id: "manager".into(),
+        command_line: format!("/bin/sh -c '{script}'"),
+        environment_settings: vec![EnvironmentSetting { name: "GW".into(), value: gangway.display().to_string() }],
+        run_exclusive: Some(false),
+        ..Default::default()
+    };
+    c.add_job(&JobAddParameter { id: "managed".into(), job_manager_task: Some(manager), ..Default::default() })
+        .unwrap();
+    let j = wait_for(Duration::from_secs(60), "the manager to end its job", || {
+        let j = c.get_job("managed").ok()?;
+        (j.state == JobState::Completed).then_some(j)
+    });
+    assert_eq!(j.execution_info.terminate_reason.as_deref(), Some("JMComplete"));
+    let m = c.get_task("managed", "manager").unwrap();
+    let stderr = String::from_utf8(c.get_task_file("managed", "manager", "stderr.txt", 0).unwrap()).unwrap();
+    let denied = c.get_task_file("managed", "manager", "wd/denied.txt", 0);
+    let denied = String::from_utf8(denied.unwrap_or_else(|e| panic!("{e}: {m:?} {stderr}"))).unwrap();
+    assert_eq!(m.execution_info.exit_code, Some(0), "{denied}");
+    assert_eq!(denied.matches("may only add and read the tasks of job managed").count(), 2, "{denied}");
+    let counts = c.task_counts("managed").unwrap().task_counts;
+    assert_eq!((counts.succeeded, counts.failed), (101, 0));
+}

@@ -35,7 +35,7 @@ pub struct Connection {
 }
 
 /// Who made a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The user it acts as.
     pub uid: u32,
@@ -43,6 +43,8 @@ pub struct Caller {
     pub admin: bool,
     /// Whether it came with a job credential (which may not make lasting credentials).
     pub by_job: bool,
+    /// A job manager's credential: the only job it may add and read tasks of.
+    pub scope: Option<String>,
 }
 
 impl Caller {
@@ -195,11 +197,11 @@ mod tests {
 
     #[test]
     fn a_user_changes_only_their_own_and_an_admin_anything() {
-        let alice = Caller { uid: 1001, admin: false, by_job: false };
+        let alice = Caller { uid: 1001, admin: false, by_job: false, scope: None };
         assert!(alice.may_change(Some(1001)));
         assert!(!alice.may_change(Some(1002)));
         assert!(!alice.may_change(None));
-        let admin = Caller { uid: 0, admin: true, by_job: false };
+        let admin = Caller { uid: 0, admin: true, by_job: false, scope: None };
         assert!(admin.may_change(Some(1001)) && admin.may_change(None));
     }
 }

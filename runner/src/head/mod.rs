@@ -328,6 +328,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         st.set_max_pass_time(config.max_pass_time);
         st.set_max_array_size(config.max_array_size);
         st.set_job_token_key(&head.secret);
+        st.set_api_url(&head.url);
     }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;

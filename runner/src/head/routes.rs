@@ -124,11 +124,55 @@ async fn identify(State(head): H, mut req: Request, next: Next) -> Response {
     let conn = req.extensions().get::<Connection>().cloned();
     match caller(&head, req.headers(), conn.as_ref()).await {
         Ok(caller) => {
+            if let Some(job) = &caller.scope {
+                if !within_scope(job, req.method().as_str(), req.uri().path()) {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "AuthorizationFailure",
+                        format!("a job manager's credential may only add and read the tasks of job {job}"),
+                    )
+                    .into_response();
+                }
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// What a job manager's credential for `job` may do: read the job and its task counts, list
+/// and add its tasks, read a task, its files and subtasks.
+fn within_scope(job: &str, method: &str, path: &str) -> bool {
+    let parts: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match (method, parts.as_slice()) {
+        (_, ["jobs", j, ..]) if *j != job => false,
+        ("GET", ["jobs", _] | ["jobs", _, "taskcounts" | "tasks"] | ["jobs", _, "tasks", _, ..]) => true,
+        ("POST", ["jobs", _, "tasks" | "addtaskcollection"]) => true,
+        _ => false,
+    }
+}
+
+/// `%XX` escapes decoded (a malformed one is left as it is).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Who a request with `headers` on connection `conn` comes from (see [`identify`]).
@@ -139,23 +183,34 @@ pub(super) async fn caller(head: &Head, headers: &HeaderMap, conn: Option<&Conne
     let bearer = auth::bearer(presented);
     let user_token = bearer.and_then(gangway_api::tokens::split_token);
     if auth::token_matches(presented, &head.token) {
-        return Ok(Caller { uid: peer.map_or(head.admins.head_uid(), |p| p.uid), admin: true, by_job: false });
+        return Ok(Caller {
+            uid: peer.map_or(head.admins.head_uid(), |p| p.uid),
+            admin: true,
+            by_job: false,
+            scope: None,
+        });
     }
     if let Some(cred) = presented.and_then(|h| h.strip_prefix("Munge ")) {
         let (uid, gid) = identity::unmunge(head.munge_socket.as_deref(), cred.trim()).await.map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await, by_job: false });
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, Some(gid)).await, by_job: false, scope: None });
     }
-    if let Some(job_token) = bearer.filter(|b| b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)) {
-        let uid = head.read(|st| st.job_token_user(job_token)).map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: true });
+    let job_token = |b: &&str| {
+        b.starts_with(super::state::tokens::JOB_TOKEN_PREFIX)
+            || b.starts_with(super::state::tokens::MANAGER_TOKEN_PREFIX)
+    };
+    if let Some(job_token) = bearer.filter(job_token) {
+        let cred = head.read(|st| st.job_token_user(job_token)).map_err(refuse)?;
+        // A job manager's credential never carries its owner's admin rights.
+        let admin = cred.scope.is_none() && head.admins.is_admin(cred.uid, None).await;
+        return Ok(Caller { uid: cred.uid, admin, by_job: true, scope: cred.scope });
     }
     if let Some((id, secret)) = user_token {
         let uid = head.read(|st| st.token_user(id, secret, Timestamp::now())).map_err(refuse)?;
-        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: false });
+        return Ok(Caller { uid, admin: head.admins.is_admin(uid, None).await, by_job: false, scope: None });
     }
     match (peer, presented) {
         (Some(p), None) => {
-            Ok(Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await, by_job: false })
+            Ok(Caller { uid: p.uid, admin: head.admins.is_admin(p.uid, Some(p.gid)).await, by_job: false, scope: None })
         }
         (None, None) => Err(refuse(
             "this call needs an Authorization: Bearer <token> header (the token is in client.json), \
@@ -619,4 +674,34 @@ pub fn parse_range(headers: &HeaderMap) -> ApiResult<Option<(u64, Option<u64>)>>
         return Err(bad());
     }
     Ok(Some((first, last)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_scope;
+
+    #[test]
+    fn a_job_managers_credential_adds_and_reads_its_jobs_tasks_only() {
+        let cases = [
+            ("GET", "/jobs/s:job-1", true),
+            ("GET", "/jobs/s%3Ajob-1/tasks", true),
+            ("POST", "/jobs/s:job-1/tasks", true),
+            ("POST", "/jobs/s:job-1/addtaskcollection", true),
+            ("GET", "/jobs/s:job-1/taskcounts", true),
+            ("GET", "/jobs/s:job-1/tasks/7/files/wd/out.dat", true),
+            ("DELETE", "/jobs/s:job-1/tasks/7", false),
+            ("POST", "/jobs/s:job-1/terminate", false),
+            ("PATCH", "/jobs/s:job-1", false),
+            ("GET", "/jobs/other/tasks", false),
+            ("POST", "/jobs/other/tasks", false),
+            ("GET", "/jobs", false),
+            ("POST", "/jobs", false),
+            ("GET", "/pools", false),
+            ("POST", "/tokens", false),
+            ("POST", "/slurm/jobs", false),
+        ];
+        for (method, path, ok) in cases {
+            assert_eq!(within_scope("s:job-1", method, path), ok, "{method} {path}");
+        }
+    }
 }

@@ -68,6 +68,7 @@ impl HeadState {
         let cpus: Vec<u32> = names.iter().map(|n| self.nodes[n].wire.resources.cpus).collect();
         let allocation: Vec<NodeAllocation> = names.iter().filter_map(|n| allocations.remove(n)).collect();
         let token_key = self.job_token_key;
+        let api_url = self.api_url.clone();
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -96,7 +97,7 @@ impl HeadState {
             .collect();
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
-        let base = super::launchers::attempt_message(&j.wire, t, pool, allocation[0].clone(), &token_key);
+        let base = super::launchers::attempt_message(&j.wire, t, pool, allocation[0].clone(), &token_key, &api_url);
         // A Slurm job with GPUs: each node names its own (`base` has the first node's).
         let slurm_gpus = j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some());
         let primary_files = t.wire.resource_files.clone();

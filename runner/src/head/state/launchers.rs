@@ -283,6 +283,7 @@ impl HeadState {
         };
         let allocation = self.allocation_of(&node, &grant);
         let token_key = self.job_token_key;
+        let api_url = self.api_url.clone();
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -298,7 +299,7 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation, &token_key)));
+        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation, &token_key, &api_url)));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -456,6 +457,7 @@ pub(crate) fn attempt_message(
     pool: String,
     allocation: NodeAllocation,
     token_key: &[u8],
+    api_url: &str,
 ) -> StartTask {
     let mut env: Vec<(String, String)> =
         job.common_environment_settings.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
@@ -490,6 +492,22 @@ pub(crate) fn attempt_message(
         },
     };
     super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus, token_key);
+    add_manager_credential(&mut msg, job, t, token_key, api_url);
     msg.allocation = Some(allocation);
     msg
+}
+
+/// A job manager task that runs as the job's owner gets a credential to add and read its
+/// job's tasks (`AZ_BATCH_AUTHENTICATION_TOKEN`, and as `GANGWAY_TOKEN` with `GANGWAY_URL`
+/// for the `gangway` CLI).
+fn add_manager_credential(msg: &mut StartTask, job: &Job, t: &super::TaskRec, key: &[u8], api_url: &str) {
+    let manager = job.job_manager_task.as_ref().is_some_and(|m| m.id == t.wire.id);
+    let as_owner = t.wire.run_as.as_ref().is_none_or(|u| job.owner.as_ref().is_some_and(|o| o.uid == u.uid));
+    if !manager || !as_owner {
+        return;
+    }
+    let token = super::tokens::manager_token(key, job);
+    msg.env.push(("AZ_BATCH_AUTHENTICATION_TOKEN".into(), token.clone()));
+    msg.env.push(("GANGWAY_TOKEN".into(), token));
+    msg.env.push(("GANGWAY_URL".into(), api_url.to_owned()));
 }

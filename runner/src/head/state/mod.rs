@@ -174,6 +174,8 @@ pub struct HeadState {
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     /// The key of job credentials (see `tokens::job_token`).
     pub(crate) job_token_key: [u8; 32],
+    /// The URL tasks reach the head's API at (a job manager's `GANGWAY_URL`).
+    pub(crate) api_url: String,
     /// How many jobs may be open, and how many are.
     limits: limits::JobLimits,
     /// Account names, numbered for the scheduler.
@@ -227,6 +229,7 @@ impl HeadState {
             jobs: BTreeMap::new(),
             tokens: BTreeMap::new(),
             job_token_key: [0; 32],
+            api_url: String::new(),
             limits: Default::default(),
             accounts: Default::default(),
             max_pass_time: DEFAULT_MAX_PASS_TIME,
@@ -253,6 +256,11 @@ impl HeadState {
             next_generation: 1,
             decisions: Vec::new(),
         }
+    }
+
+    /// The URL tasks reach the head's API at.
+    pub fn set_api_url(&mut self, url: &str) {
+        self.api_url = url.to_owned();
     }
 
     /// Sets Slurm's `MaxArraySize` (`--max-array-size`).

@@ -183,6 +183,8 @@ impl HeadState {
             common_environment_settings: p.common_environment_settings,
             uses_task_dependencies: p.uses_task_dependencies.unwrap_or(false),
             on_dependency_blocked: p.on_dependency_blocked.unwrap_or_default(),
+            job_manager_task: p.job_manager_task,
+            job_schedule_id: None,
             execution_info: JobExecutionInformation {
                 start_time: Some(now),
                 end_time: None,
@@ -193,17 +195,26 @@ impl HeadState {
             owner: Some(owner),
         };
         let seq = self.new_seq();
-        if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
-            fx.timers.push(Timer::JobDeadline { job: wire.id.clone(), at: now.plus(limit.0) });
-        }
         let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
+        // Its manager is checked as a task of it before anything is created.
+        let slots = self.pools[&rec.wire.pool_info.pool_id].wire.task_slots_per_node;
+        let manager = rec.wire.job_manager_task.as_ref().map(|m| m.task(slots));
+        if let Some(m) = &manager {
+            self.validate_task_in(&rec, m.clone()).map_err(|e| prefixed(e, "jobManagerTask"))?;
+        }
+        if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
+            fx.timers.push(Timer::JobDeadline { job: rec.wire.id.clone(), at: now.plus(limit.0) });
+        }
         HeadState::put_job(&rec, fx);
         self.count_open(rec.wire.owner.as_ref().map(|o| o.uid), true);
         let (id, terminate) = (rec.wire.id.clone(), rec.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob);
         self.jobs.insert(id.clone(), rec);
+        if let Some(m) = manager {
+            self.add_task(&id, m, fx).expect("checked with the job");
+        }
         // As Azure documents: a job without tasks has all its tasks complete (add the tasks
         // first with noaction, then PATCH it to terminatejob).
-        if terminate {
+        if terminate && self.jobs[&id].tasks.is_empty() {
             self.end_job(&id, "AllTasksComplete".into(), fx);
         }
         Ok(())
@@ -304,6 +315,12 @@ impl HeadState {
     /// Checks a task against its job and pool and builds its record; changes nothing.
     pub fn validate_task(&self, job_id: &str, p: TaskAddParameter) -> Result<Task, ApiError> {
         let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
+        self.validate_task_in(j, p)
+    }
+
+    /// [`HeadState::validate_task`] for job `j` (which may not be in the state yet).
+    fn validate_task_in(&self, j: &JobRec, p: TaskAddParameter) -> Result<Task, ApiError> {
+        let job_id = j.wire.id.as_str();
         if !matches!(j.wire.state, JobState::Active | JobState::Disabling | JobState::Disabled) {
             return Err(ApiError::conflict(
                 "JobNotActive",
@@ -765,6 +782,12 @@ impl HeadState {
         let Some(j) = self.jobs.get(&job) else { return };
         let all_done = j.completed == j.tasks.len();
         let active = j.wire.state == JobState::Active;
+        // A job manager with killJobOnCompletion ends its job, however it ended itself.
+        let manager_done = j.wire.job_manager_task.as_ref().is_some_and(|m| m.kills_job() && m.id == tid);
+        if manager_done && matches!(j.wire.state, JobState::Active | JobState::Disabling | JobState::Disabled) {
+            self.end_job(&job, "JMComplete".into(), fx);
+            return self.slurm_task_completed(&job, fx);
+        }
         match action.filter(|_| active) {
             Some(JobAction::Terminate) => self.end_job(&job, "TaskFailed".into(), fx),
             Some(JobAction::Disable) => self.disable_job_now(&job, DisableJobOption::Requeue, fx),
@@ -783,6 +806,12 @@ pub(crate) fn check_retry_count(n: Option<i32>, field: &str) -> Result<(), ApiEr
         Some(n) if n < -1 => Err(ApiError::invalid(format!("{field} is {n}; it must be -1 (unlimited) or more"))),
         _ => Ok(()),
     }
+}
+
+/// `e` with its message prefixed by the field it is about.
+fn prefixed(mut e: ApiError, field: &str) -> ApiError {
+    e.body.message.value = format!("{field}: {}", e.body.message.value);
+    e
 }
 
 fn check_env(env: &[EnvironmentSetting], field: &str) -> Result<(), ApiError> {

@@ -196,6 +196,7 @@ impl HeadState {
             common_environment_settings: Vec::new(),
             uses_task_dependencies: None,
             on_dependency_blocked: None,
+            job_manager_task: None,
         };
         let task = TaskAddParameter {
             id: BATCH_TASK.into(),

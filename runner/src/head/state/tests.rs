@@ -19,6 +19,7 @@ mod deps;
 mod fairness;
 mod gangs;
 mod limits;
+mod manager;
 mod memory;
 mod nodes;
 mod slurm_gpus;

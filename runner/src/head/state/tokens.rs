@@ -114,17 +114,34 @@ impl HeadState {
 
 /// What a job credential starts with (`gwj_JOB_MAC`).
 pub(crate) const JOB_TOKEN_PREFIX: &str = "gwj_";
+/// What a job manager's credential starts with (`gwm_JOB_MAC`).
+pub(crate) const MANAGER_TOKEN_PREFIX: &str = "gwm_";
 
 /// The credential a job's processes talk to the head with (`GANGWAY_TOKEN` in a batch job, for
 /// its `srun`s): it acts as the job's owner until the job ends. It is a MAC of the job (its id
 /// and creation time) under the head's `key`, so nothing is stored and no submitter's token
 /// needs to travel in the job's environment.
 pub(crate) fn job_token(key: &[u8], job: &gangway_api::Job) -> String {
-    format!("{JOB_TOKEN_PREFIX}{}_{}", job.id, job_mac(key, job))
+    format!("{JOB_TOKEN_PREFIX}{}_{}", job.id, job_mac(key, job, ""))
 }
 
-fn job_mac(key: &[u8], job: &gangway_api::Job) -> String {
-    hex(&hmac(key, format!("{}\n{}", job.id, job.creation_time.0).as_bytes()))
+/// A job manager task's credential (`AZ_BATCH_AUTHENTICATION_TOKEN`): like [`job_token`],
+/// but it may only add and read the tasks of its own job (see `routes::within_scope`).
+pub(crate) fn manager_token(key: &[u8], job: &gangway_api::Job) -> String {
+    format!("{MANAGER_TOKEN_PREFIX}{}_{}", job.id, job_mac(key, job, "manager\n"))
+}
+
+fn job_mac(key: &[u8], job: &gangway_api::Job, kind: &str) -> String {
+    hex(&hmac(key, format!("{kind}{}\n{}", job.id, job.creation_time.0).as_bytes()))
+}
+
+/// Whom a job credential acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobCredential {
+    /// The job's owner.
+    pub uid: u32,
+    /// For a job manager's credential: the only job it may touch.
+    pub scope: Option<String>,
 }
 
 impl HeadState {
@@ -133,20 +150,25 @@ impl HeadState {
         self.job_token_key = crate::head::sha256::digest(format!("gangway job credentials\n{secret}").as_bytes());
     }
 
-    /// The uid a job credential acts as, or why it is refused (not one, or its job ended).
-    pub(crate) fn job_token_user(&self, token: &str) -> Result<u32, String> {
-        let (job, mac) = token
-            .strip_prefix(JOB_TOKEN_PREFIX)
-            .and_then(|t| t.rsplit_once('_'))
-            .ok_or_else(|| NOT_VALID.to_owned())?;
+    /// Whom a job (or job manager) credential acts as, or why it is refused (not one, or its
+    /// job ended).
+    pub(crate) fn job_token_user(&self, token: &str) -> Result<JobCredential, String> {
+        let (rest, kind, manager) =
+            match (token.strip_prefix(JOB_TOKEN_PREFIX), token.strip_prefix(MANAGER_TOKEN_PREFIX)) {
+                (Some(r), _) => (r, "", false),
+                (_, Some(r)) => (r, "manager\n", true),
+                _ => return Err(NOT_VALID.to_owned()),
+            };
+        let (job, mac) = rest.rsplit_once('_').ok_or_else(|| NOT_VALID.to_owned())?;
         let j = self.jobs.get(job).ok_or_else(|| NOT_VALID.to_owned())?;
-        let want = job_mac(&self.job_token_key, &j.wire);
+        let want = job_mac(&self.job_token_key, &j.wire, kind);
         if !same_secret(want.as_bytes(), mac.as_bytes()) {
             return Err(NOT_VALID.to_owned());
         }
         if j.wire.state == gangway_api::JobState::Completed {
             return Err(format!("job credential expired: job {job} has ended"));
         }
-        j.wire.owner.as_ref().map(|o| o.uid).ok_or_else(|| NOT_VALID.to_owned())
+        let uid = j.wire.owner.as_ref().map(|o| o.uid).ok_or_else(|| NOT_VALID.to_owned())?;
+        Ok(JobCredential { uid, scope: manager.then(|| job.to_owned()) })
     }
 }
