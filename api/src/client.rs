@@ -308,6 +308,26 @@ impl Client {
     pub fn delete_task(&mut self, job: &str, task: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &task_path(job, task), None::<&()>)
     }
+    /// `POST /jobschedules`.
+    pub fn add_schedule(&mut self, p: &crate::schedule::JobScheduleAddParameter) -> Result<(), ClientError> {
+        self.call_empty("POST", "/jobschedules", Some(p))
+    }
+    /// `GET /jobschedules`.
+    pub fn list_schedules(&mut self, opts: &ListOptions) -> Result<Vec<crate::schedule::JobSchedule>, ClientError> {
+        self.list_all("/jobschedules", opts)
+    }
+    /// `GET /jobschedules/{id}`.
+    pub fn get_schedule(&mut self, id: &str) -> Result<crate::schedule::JobSchedule, ClientError> {
+        self.call(GET, &format!("/jobschedules/{}", encode_component(id)), None::<&()>)
+    }
+    /// `POST /jobschedules/{id}/{action}`: `disable`, `enable` or `terminate`.
+    pub fn schedule_action(&mut self, id: &str, action: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("/jobschedules/{}/{action}", encode_component(id)), None::<&()>)
+    }
+    /// `DELETE /jobschedules/{id}`: the schedule and its jobs.
+    pub fn delete_schedule(&mut self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/jobschedules/{}", encode_component(id)), None::<&()>)
+    }
     /// `POST /jobs/{id}/disable`.
     pub fn disable_job(&mut self, id: &str, how: crate::job::DisableJobOption) -> Result<(), ClientError> {
         let body = crate::job::JobDisableParameter { disable_tasks: how };

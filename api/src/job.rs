@@ -6,7 +6,7 @@ use crate::common::EnvironmentSetting;
 use crate::time::{IsoDuration, Timestamp};
 
 /// `poolInfo` of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PoolInformation {
     /// The pool the job's tasks run on.

@@ -313,6 +313,29 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Job schedules: create [--id ID] [--every 1h] [--start-window 10m] [--pool P] -- CMD,
+    /// list, show ID, disable ID, enable ID, terminate ID, delete ID (with its jobs).
+    Schedule {
+        /// create | list | show | disable | enable | terminate | delete
+        action: String,
+        /// The schedule id (create: optional).
+        id: Option<String>,
+        /// create: its id.
+        #[arg(long = "id", value_name = "ID")]
+        new_id: Option<String>,
+        /// create: run every this long (90s, 10m, 1h, PT1H…); without it, once.
+        #[arg(long, value_parser = duration)]
+        every: Option<Duration>,
+        /// create: how late a run may still start (else it is skipped; default: no limit).
+        #[arg(long, value_parser = duration)]
+        start_window: Option<Duration>,
+        /// create: the pool its jobs run in (default: default).
+        #[arg(long)]
+        pool: Option<String>,
+        /// create: the command each run runs (as the job's manager task).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// API tokens acting as you: create [--name N] [--expires 30d], list, revoke ID.
     Token {
         /// create | list | revoke
@@ -626,6 +649,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
+        }
+        Cmd::Schedule { action, id, new_id, every, start_window, pool, command } => {
+            let create = cli::schedule::Create { id: new_id.or(id), every, start_window, pool, command };
+            cli::schedule::schedule(&mut client()?.0, &action, create, cli.json).map(|_| 0)
         }
         Cmd::Token { action, id, name, expires } => {
             cli::token::token(&mut client()?.0, &action, id.as_deref(), name, expires, cli.json).map(|_| 0)

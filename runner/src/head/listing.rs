@@ -23,6 +23,8 @@ pub const TASK_FIELDS: &[&str] = &[
 ];
 /// Properties a job list may filter on.
 pub const JOB_FIELDS: &[&str] = &["id", "displayName", "state", "priority", "poolInfo/poolId"];
+/// Properties a job schedule list may filter on.
+pub const SCHEDULE_FIELDS: &[&str] = &["id", "displayName", "state", "executionInfo/recentJob/id"];
 /// Properties a pool list may filter on.
 pub const POOL_FIELDS: &[&str] = &["id", "state"];
 /// Properties a node list may filter on.

@@ -160,6 +160,11 @@ impl Head {
                     tokio::task::yield_now().await;
                     head.apply(|st, fx| st.resume_pass(fx));
                 }
+                Timer::Schedule { id, at } => {
+                    let wait = at.millis_since(gangway_api::Timestamp::now());
+                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                    head.apply(|st, fx| st.schedule_due(&id, fx));
+                }
                 Timer::SlurmBegin { job, at } => {
                     let wait = at.millis_since(gangway_api::Timestamp::now());
                     // Rounded up: waking a moment early would find the job still before its time.

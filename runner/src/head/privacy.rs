@@ -5,7 +5,7 @@
 //! Owners and admins see everything.
 
 use gangway_api::slurm::SlurmJob;
-use gangway_api::{Job, Task};
+use gangway_api::{Job, JobManagerTask, JobSchedule, Task};
 
 use super::identity::Caller;
 
@@ -15,6 +15,7 @@ pub fn job(caller: &Caller, mut job: Job) -> Job {
         return job;
     }
     job.common_environment_settings.clear();
+    hide_manager(job.job_manager_task.as_mut());
     if let Some(s) = job.slurm.as_deref_mut() {
         let r = &mut s.request;
         r.script.clear();
@@ -23,6 +24,24 @@ pub fn job(caller: &Caller, mut job: Job) -> Job {
         r.env.clear();
     }
     job
+}
+
+/// A job schedule as `caller` may see it (as its jobs are seen).
+pub fn schedule(caller: &Caller, mut s: JobSchedule) -> JobSchedule {
+    if caller.may_change(s.owner.as_ref().map(|o| o.uid)) {
+        return s;
+    }
+    s.job_specification.common_environment_settings.clear();
+    hide_manager(s.job_specification.job_manager_task.as_mut());
+    s
+}
+
+fn hide_manager(m: Option<&mut JobManagerTask>) {
+    if let Some(m) = m {
+        m.command_line.clear();
+        m.environment_settings.clear();
+        m.resource_files.clear();
+    }
 }
 
 /// `task` of a job owned by `owner`, as `caller` may see it.

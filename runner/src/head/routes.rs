@@ -14,7 +14,9 @@ use gangway_api::*;
 
 use super::error::{parse_body, ApiError};
 use super::identity::{self, Caller, Connection};
-use super::listing::{page, select_list, select_one, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, TASK_FIELDS};
+use super::listing::{
+    page, select_list, select_one, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, SCHEDULE_FIELDS, TASK_FIELDS,
+};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::state::{HeadState, JobRec};
 use super::{auth, files, launcher, privacy, uploads, Head};
@@ -59,6 +61,12 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/tasks/{task}/subtasksinfo", get(subtasks_info))
         .route("/jobs/{job}/tasks/{task}/files", get(files::list_task_files))
         .route("/jobs/{job}/tasks/{task}/files/{*path}", get(files::get_task_file).delete(files::delete_task_file))
+        .route("/jobschedules", get(list_schedules).post(add_schedule))
+        .route(
+            "/jobschedules/{id}",
+            get(get_schedule).patch(patch_schedule).put(update_schedule).delete(delete_schedule),
+        )
+        .route("/jobschedules/{id}/{action}", post(schedule_action))
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .merge(super::slurm_routes::router())
@@ -458,6 +466,85 @@ async fn terminate_job(State(head): H, who: Who, Path(id): Path<String>, body: B
     })
     .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+async fn list_schedules(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<Value>> {
+    let mut list = head.read(|st| {
+        page(st.schedules.iter().map(|(k, s)| (k.as_str(), s)), &q, SCHEDULE_FIELDS, &head.url, "/jobschedules")
+    })?;
+    list.value.retain(|s| !head.private_data.hides(&who, s.owner.as_ref().map(|o| o.uid)));
+    list.value = list.value.into_iter().map(|s| privacy::schedule(&who, s)).collect();
+    select_list(list, &q, "JobSchedule").map(Json)
+}
+
+async fn add_schedule(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobScheduleAddParameter = parse_body(&body)?;
+    let owner = Owner { uid: who.uid, name: head.users.name(who.uid).await };
+    head.apply_durable(|st, fx| st.add_schedule(p, owner, fx)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_schedule(State(head): H, who: Who, Path(id): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let s = head.read(|st| {
+        st.schedules
+            .get(&id)
+            .filter(|s| !head.private_data.hides(&who, s.owner.as_ref().map(|o| o.uid)))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("JobScheduleNotFound", format!("job schedule '{id}' does not exist")))
+    })?;
+    select_one(privacy::schedule(&who, s), &q, "JobSchedule").map(Json)
+}
+
+async fn patch_schedule(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobSchedulePatchParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| {
+        st.may_change_schedule(&who, &id)?;
+        st.change_schedule(&id, p.schedule, p.job_specification, fx)
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn update_schedule(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let p: JobScheduleUpdateParameter = parse_body(&body)?;
+    head.apply_durable(|st, fx| {
+        st.may_change_schedule(&who, &id)?;
+        st.change_schedule(&id, Some(p.schedule), Some(p.job_specification), fx)
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn delete_schedule(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    head.apply_durable(|st, fx| {
+        st.may_change_schedule(&who, &id)?;
+        st.delete_schedule(&id, fx)
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /jobschedules/{id}/disable|enable|terminate`.
+async fn schedule_action(
+    State(head): H,
+    who: Who,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let status = match action.as_str() {
+        "disable" | "enable" => StatusCode::NO_CONTENT,
+        "terminate" => StatusCode::ACCEPTED,
+        _ => return Err(ApiError::not_found("ResourceNotFound", "no such resource; see /openapi.json for the API")),
+    };
+    head.apply_durable(|st, fx| {
+        st.may_change_schedule(&who, &id)?;
+        match action.as_str() {
+            "disable" => st.disable_schedule(&id, fx),
+            "enable" => st.enable_schedule(&id, fx),
+            _ => st.terminate_schedule(&id, fx),
+        }
+    })
+    .await?;
+    Ok(status)
 }
 
 async fn update_job(State(head): H, who: Who, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {

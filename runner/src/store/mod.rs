@@ -22,6 +22,10 @@ pub enum Write {
     DeleteJob { id: String },
     /// A task, deleted from its job.
     DeleteTask { job: String, id: String },
+    /// A job schedule, created or changed.
+    PutSchedule { id: String, body: String },
+    /// A job schedule, deleted.
+    DeleteSchedule { id: String },
     /// Insert or replace a task.
     PutTask { job: String, id: String, seq: u64, attempt: u32, body: String },
     /// Insert or replace a node (its resource and what the head must remember of its launcher).
@@ -68,6 +72,8 @@ pub struct Snapshot {
     pub counters: Vec<(String, u64)>,
     /// API token bodies.
     pub tokens: Vec<String>,
+    /// Job schedule bodies.
+    pub schedules: Vec<String>,
     /// Fair-share usage: (account, uid, usage), and the instant it was decayed to.
     pub usage: Vec<(String, u32, f64)>,
     pub usage_at: u64,

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (account TEXT NOT NULL, uid INTEGER NOT NULL, usage REAL NOT NULL, PRIMARY KEY (account, uid));
 ";
 
@@ -136,6 +137,10 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
             Write::PutCounter { name, value } => {
                 run("INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)", params![name, *value as i64])?
             }
+            Write::PutSchedule { id, body } => {
+                run("INSERT OR REPLACE INTO schedules (id, body) VALUES (?1, ?2)", params![id, body])?
+            }
+            Write::DeleteSchedule { id } => run("DELETE FROM schedules WHERE id = ?1", params![id])?,
             Write::DeleteTask { job, id } => run("DELETE FROM tasks WHERE job = ?1 AND id = ?2", params![job, id])?,
             Write::DeleteJob { id } => {
                 run("DELETE FROM tasks WHERE job = ?1", params![id])?;
@@ -198,6 +203,8 @@ impl Store for SqliteStore {
             .map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT body FROM tokens ORDER BY id").map_err(StoreError::Load)?;
         snap.tokens = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT body FROM schedules ORDER BY id").map_err(StoreError::Load)?;
+        snap.schedules = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT account, uid, usage FROM usage").map_err(StoreError::Load)?;
         snap.usage = q
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

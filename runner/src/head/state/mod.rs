@@ -16,6 +16,7 @@ pub mod limits;
 mod nodes;
 mod resource_files;
 pub(crate) mod resources;
+mod schedules;
 pub(crate) mod slurm;
 pub(crate) mod slurm_control;
 pub(crate) mod slurm_view;
@@ -47,6 +48,8 @@ pub enum Timer {
     Reprioritize { after: Duration },
     /// A scheduling pass was cut short at `--max-pass-time`: the rest runs next.
     Pass,
+    /// Job schedule `id` has something due at `at` (a run, or the end of a run's window).
+    Schedule { id: String, at: Timestamp },
 }
 
 /// A pass's budget: spent at this instant.
@@ -170,6 +173,8 @@ impl NodeRec {
 pub struct HeadState {
     pub(crate) pools: BTreeMap<String, PoolRec>,
     pub(crate) jobs: BTreeMap<String, JobRec>,
+    /// Job schedules by id.
+    pub(crate) schedules: BTreeMap<String, gangway_api::JobSchedule>,
     /// API tokens by id.
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     /// The key of job credentials (see `tokens::job_token`).
@@ -227,6 +232,7 @@ impl HeadState {
         HeadState {
             pools: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            schedules: BTreeMap::new(),
             tokens: BTreeMap::new(),
             job_token_key: [0; 32],
             api_url: String::new(),

@@ -152,6 +152,15 @@ impl HeadState {
     /// `POST /jobs`.
     pub fn add_job(&mut self, p: JobAddParameter, owner: Owner, fx: &mut Effects) -> Result<(), ApiError> {
         validate_id("job", &p.id).map_err(ApiError::invalid)?;
+        let rec = self.job_record(p, owner, true)?;
+        self.insert_job(rec, fx);
+        Ok(())
+    }
+
+    /// Every check of a new job `p` but its id's spelling (its manager task's included, as a
+    /// task of it; the owner's open-job limit with `limits`), and its record. Changes nothing
+    /// but the sequence counter.
+    pub(crate) fn job_record(&mut self, p: JobAddParameter, owner: Owner, limits: bool) -> Result<JobRec, ApiError> {
         let priority = p.priority.unwrap_or(0);
         if !(-1000..=1000).contains(&priority) {
             return Err(ApiError::invalid(format!("priority is {priority}; it must be between -1000 and 1000")));
@@ -166,7 +175,9 @@ impl HeadState {
         if self.jobs.contains_key(&p.id) {
             return Err(ApiError::conflict("JobExists", format!("job '{}' already exists", p.id)));
         }
-        self.may_open_jobs(Some(owner.uid), 1)?;
+        if limits {
+            self.may_open_jobs(Some(owner.uid), 1)?;
+        }
         let now = Timestamp::now();
         let wire = Job {
             id: p.id,
@@ -196,17 +207,26 @@ impl HeadState {
         };
         let seq = self.new_seq();
         let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
-        // Its manager is checked as a task of it before anything is created.
-        let slots = self.pools[&rec.wire.pool_info.pool_id].wire.task_slots_per_node;
-        let manager = rec.wire.job_manager_task.as_ref().map(|m| m.task(slots));
-        if let Some(m) = &manager {
-            self.validate_task_in(&rec, m.clone()).map_err(|e| prefixed(e, "jobManagerTask"))?;
+        if let Some(m) = self.manager_of(&rec) {
+            self.validate_task_in(&rec, m).map_err(|e| prefixed(e, "jobManagerTask"))?;
         }
-        if let Some(limit) = constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
-            fx.timers.push(Timer::JobDeadline { job: rec.wire.id.clone(), at: now.plus(limit.0) });
+        Ok(rec)
+    }
+
+    /// The task a job's manager is.
+    fn manager_of(&self, j: &JobRec) -> Option<TaskAddParameter> {
+        let slots = self.pools.get(&j.wire.pool_info.pool_id).map_or(1, |p| p.wire.task_slots_per_node);
+        j.wire.job_manager_task.as_ref().map(|m| m.task(slots))
+    }
+
+    /// Creates a job checked by [`HeadState::job_record`], with its manager task.
+    pub(crate) fn insert_job(&mut self, rec: JobRec, fx: &mut Effects) {
+        if let Some(limit) = rec.wire.constraints.max_wall_clock_time.filter(|d| !d.is_unlimited()) {
+            fx.timers.push(Timer::JobDeadline { job: rec.wire.id.clone(), at: rec.wire.creation_time.plus(limit.0) });
         }
         HeadState::put_job(&rec, fx);
         self.count_open(rec.wire.owner.as_ref().map(|o| o.uid), true);
+        let manager = self.manager_of(&rec);
         let (id, terminate) = (rec.wire.id.clone(), rec.wire.on_all_tasks_complete == OnAllTasksComplete::TerminateJob);
         self.jobs.insert(id.clone(), rec);
         if let Some(m) = manager {
@@ -217,7 +237,6 @@ impl HeadState {
         if terminate && self.jobs[&id].tasks.is_empty() {
             self.end_job(&id, "AllTasksComplete".into(), fx);
         }
-        Ok(())
     }
 
     /// `PATCH /jobs/{id}`.
@@ -540,8 +559,12 @@ impl HeadState {
             completed = Some(j.wire.owner.as_ref().map(|o| o.uid));
         }
         HeadState::put_job(j, fx);
+        let schedule = j.wire.job_schedule_id.clone().filter(|_| completed.is_some());
         if let Some(owner) = completed {
             self.count_open(owner, false);
+        }
+        if let Some(s) = schedule {
+            self.schedule_job_ended(&s, fx);
         }
     }
 
@@ -563,6 +586,9 @@ impl HeadState {
         }
         self.dependency_job_gone(id, fx);
         let j = self.jobs.remove(id).expect("checked");
+        if let Some(s) = &j.wire.job_schedule_id {
+            self.schedule_job_ended(s, fx);
+        }
         if j.wire.state != JobState::Completed {
             self.count_open(j.wire.owner.as_ref().map(|o| o.uid), false);
         }
@@ -704,7 +730,8 @@ impl HeadState {
                 self.enqueue(&job, &task, fx);
             }
         }
-        Ok(())
+        // Last: a run due while the head was down makes its job now.
+        self.restore_schedules(snap.schedules, fx)
     }
 
     /// Task counts and slot counts of a job.

@@ -22,6 +22,7 @@ mod limits;
 mod manager;
 mod memory;
 mod nodes;
+mod schedules;
 mod slurm_gpus;
 mod slurm_layout;
 mod task_control;
@@ -246,6 +247,7 @@ impl Sim {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let (mut nodes, mut counters, mut tokens) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let mut usage = (Vec::new(), 0);
+        let mut schedules = BTreeMap::new();
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -280,6 +282,12 @@ impl Sim {
                     tokens.remove(&id);
                 }
                 Write::PutUsage { at, rows } => usage = (rows, at),
+                Write::PutSchedule { id, body } => {
+                    schedules.insert(id, body);
+                }
+                Write::DeleteSchedule { id } => {
+                    schedules.remove(&id);
+                }
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -296,6 +304,7 @@ impl Sim {
             tokens: tokens.into_values().collect(),
             usage: usage.0,
             usage_at: usage.1,
+            schedules: schedules.into_values().collect(),
         }
     }
 
