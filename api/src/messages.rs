@@ -340,6 +340,9 @@ pub struct StartTask {
     /// Files to fetch into the working directory before starting (checked at submit).
     #[serde(default)]
     pub resource_files: Vec<crate::task::ResourceFile>,
+    /// Files to copy out when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<crate::outputs::OutputFile>,
     /// A Slurm batch script to run instead of the command line (on the primary, for a
     /// multi-instance attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -232,6 +232,9 @@ pub struct TaskAddParameter {
     /// How its completion is treated, by how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_conditions: Option<crate::deps::ExitConditions>,
+    /// Files copied out when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<crate::outputs::OutputFile>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -433,6 +436,9 @@ pub struct Task {
     /// gangway, read only: why it waits for its dependencies, while it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependency: Option<crate::deps::DependencyStatus>,
+    /// Files copied out when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<crate::outputs::OutputFile>,
 }
 
 /// gangway: a waiting task's planned start.

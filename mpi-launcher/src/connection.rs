@@ -229,23 +229,13 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
             let dir = exec.layout.task_dir(&job, &task);
             let tx = tx.clone();
             tokio::task::spawn_blocking(move || {
-                // A task directory its user owns is read as that user: a link they swap in
-                // while it is read leads nowhere they could not read themselves.
-                use std::os::unix::fs::MetadataExt;
-                // SAFETY: geteuid has no preconditions.
-                let me = unsafe { libc::geteuid() };
-                let owner = std::fs::metadata(&dir).ok().map(|m| (m.uid(), m.gid())).filter(|(uid, _)| *uid != me);
-                let answer = || {
-                    Ok(match (delete, path.as_deref()) {
-                        (Some(d), Some(p)) => crate::files::delete(&dir, p, d.recursive),
-                        _ => crate::files::answer(&dir, path.as_deref(), offset, len),
-                    })
+                // A task directory its user owns is read (and changed) as that user.
+                let answer = || match (delete, path.as_deref()) {
+                    (Some(d), Some(p)) => crate::files::delete(&dir, p, d.recursive),
+                    _ => crate::files::answer(&dir, path.as_deref(), offset, len),
                 };
-                let result = match owner {
-                    Some((uid, gid)) if me == 0 => crate::users::with_ids(uid, gid, &[gid], answer),
-                    _ => answer(),
-                }
-                .unwrap_or_else(|e| gangway_api::messages::FilesResult::Error { message: e.to_string() });
+                let result = crate::files::as_owner_of(&dir, answer)
+                    .unwrap_or_else(|e| gangway_api::messages::FilesResult::Error { message: e.to_string() });
                 let _ = tx.send(LauncherMessage::Files { req, result });
             });
         }

@@ -150,6 +150,26 @@ impl Outcome {
     }
 }
 
+/// Copies an ended attempt's output files (as its user); a failed copy fails an attempt that
+/// had not failed otherwise, as `FileUploadFailed` (Azure's file upload error).
+async fn upload_outputs(dir: &Path, files: Vec<gangway_api::outputs::OutputFile>, o: &mut Outcome) {
+    let success = o.exit_code == Some(0) && o.failure.is_none();
+    let dir = dir.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::files::as_owner_of(&dir, || crate::outputs::upload(&dir, &files, success))
+            .unwrap_or_else(|e| Err(format!("switching to the task's user: {e}")))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the upload stopped: {e}")));
+    if let (Err(message), None) = (done, &o.failure) {
+        o.failure = Some(TaskFailureInformation {
+            category: ErrorCategory::UserError,
+            code: gangway_api::deps::FILE_UPLOAD_CODE.into(),
+            message,
+        });
+    }
+}
+
 /// The attempts this launcher runs and the reports the head has not acknowledged.
 pub struct Executor {
     pub(crate) layout: NodeLayout,
@@ -455,10 +475,14 @@ impl Executor {
             rank: None,
         };
         let limits = self.limits_of(start.allocation.as_ref());
-        let o = match self.fetch_resource_files(&start, &launch.dir).await {
+        let dir = launch.dir.clone();
+        let mut o = match self.fetch_resource_files(&start, &launch.dir).await {
             Ok(()) => self.run_process_in(launch, &limits, &mut stop_rx).await,
             Err(failed) => failed,
         };
+        if !start.output_files.is_empty() {
+            upload_outputs(&dir, start.output_files.clone(), &mut o).await;
+        }
         o.into_report(start.id, None)
     }
 

@@ -30,6 +30,7 @@ fn start(id: &AttemptId, command_line: &str) -> StartTask {
         multi_instance: None,
         mpi: None,
         resource_files: Vec::new(),
+        output_files: Vec::new(),
         batch: None,
         user: None,
     }

@@ -61,6 +61,20 @@ pub fn delete(task_dir: &Path, rel: &str, recursive: bool) -> FilesResult {
     }
 }
 
+/// Runs `f` as the user who owns `dir` (a task directory) when that is not the launcher's
+/// own (and the launcher can switch): a link the user swaps in leads nowhere they could not
+/// reach themselves.
+pub fn as_owner_of<T: Send>(dir: &Path, f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let owner = std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid())).filter(|(uid, _)| *uid != me);
+    match owner {
+        Some((uid, gid)) if me == 0 => crate::users::with_ids(uid, gid, &[gid], || Ok(f())),
+        _ => Ok(f()),
+    }
+}
+
 /// The canonical path of `rel` if it stays inside `base` (symbolic links included).
 fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
     if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {

@@ -123,6 +123,7 @@ mod tests {
             slots: 1,
             allocation: None,
             resource_files: Vec::new(),
+            output_files: Vec::new(),
             multi_instance: None,
             mpi: None,
             batch: None,

@@ -25,6 +25,7 @@ pub mod instances;
 pub mod layout;
 pub mod openmpi;
 pub mod openmpi_files;
+pub mod outputs;
 pub mod pmi;
 pub mod pty;
 pub mod ranks;

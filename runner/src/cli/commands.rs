@@ -101,6 +101,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         user_identity: s.user_identity.clone(),
         depends_on: s.depends_on.as_deref().map(parse_depends_on).transpose()?,
         exit_conditions: None,
+        output_files: Vec::new(),
     };
     if s.coordination.is_some() && s.nodes.is_none() {
         bail!("--coordination needs --nodes N (it runs on every instance of a multi-instance task)");

@@ -477,6 +477,7 @@ pub(crate) fn attempt_message(
         slots: t.wire.required_slots,
         allocation: None,
         resource_files: t.wire.resource_files.clone(),
+        output_files: t.wire.output_files.clone(),
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,

@@ -354,6 +354,14 @@ impl HeadState {
         split_command_line(&p.command_line).map_err(|e| ApiError::invalid(format!("commandLine: {e}")))?;
         check_env(&p.environment_settings, "environmentSettings")?;
         self.check_dependencies(j, &p)?;
+        for (i, f) in p.output_files.iter().enumerate() {
+            f.validate(&format!("outputFiles[{i}]")).map_err(ApiError::invalid)?;
+        }
+        if !p.output_files.is_empty() && p.multi_instance_settings.is_some() {
+            return Err(ApiError::invalid(
+                "outputFiles on a multi-instance task are not supported yet: copy the files from the primary's command",
+            ));
+        }
         super::resource_files::check_resource_files(&p.resource_files, "resourceFiles")?;
         let mut constraints = p.constraints.unwrap_or_default();
         check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
@@ -435,6 +443,7 @@ impl HeadState {
             depends_on: p.depends_on,
             exit_conditions: p.exit_conditions,
             dependency: None,
+            output_files: p.output_files,
         })
     }
 

@@ -221,6 +221,7 @@ impl HeadState {
             user_identity: None,
             depends_on: None,
             exit_conditions: None,
+            output_files: Vec::new(),
         };
         if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
             fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });

@@ -1,0 +1,212 @@
+//! Output files (Azure's `outputFiles`): what a task leaves is copied out when it ends.
+
+use serde::{Deserialize, Serialize};
+
+/// One `outputFiles` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputFile {
+    /// Files to copy, relative to the task's working directory: `*` and `?` within a name,
+    /// `[…]` a character class, `**` any number of directories; a leading `../` reaches the
+    /// task directory (`../std*.txt`).
+    pub file_pattern: String,
+    /// Where to.
+    pub destination: OutputFileDestination,
+    /// When.
+    #[serde(default)]
+    pub upload_options: OutputFileUploadOptions,
+}
+
+/// Exactly one destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputFileDestination {
+    /// Azure's: an HTTP URL each file is `PUT` to (`containerUrl/path[/relative path]`; a
+    /// query string, as a SAS has, is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<OutputFileContainer>,
+    /// gangway: a directory on the node (a shared file system, say), written as the task's
+    /// user; files keep their path relative to where the pattern starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Azure's `container` destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputFileContainer {
+    /// `http://…` (gangway speaks plain HTTP only).
+    pub container_url: String,
+    /// The name (one file) or name prefix (a pattern with wildcards) under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `uploadOptions`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputFileUploadOptions {
+    /// When the files are copied (default `taskcompletion`).
+    #[serde(default)]
+    pub upload_condition: UploadCondition,
+}
+
+/// `{"tasksuccess", "taskfailure", "taskcompletion"}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadCondition {
+    /// Only after exit code 0.
+    TaskSuccess,
+    /// Only after a failure.
+    TaskFailure,
+    /// Always.
+    #[default]
+    TaskCompletion,
+}
+
+impl UploadCondition {
+    /// Whether an attempt that ended with `success` uploads.
+    pub fn applies(self, success: bool) -> bool {
+        match self {
+            UploadCondition::TaskSuccess => success,
+            UploadCondition::TaskFailure => !success,
+            UploadCondition::TaskCompletion => true,
+        }
+    }
+}
+
+impl OutputFile {
+    /// Checks one entry; the message names `field` (`outputFiles[2]`).
+    pub fn validate(&self, field: &str) -> Result<(), String> {
+        let p = &self.file_pattern;
+        let rest = p.strip_prefix("../").unwrap_or(p);
+        if rest.is_empty() || p.starts_with('/') || rest.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!(
+                "{field}.filePattern '{p}' must be relative to the working directory (a leading ../ reaches the task directory, no further)"
+            ));
+        }
+        match (&self.destination.container, &self.destination.path) {
+            (Some(c), None) => {
+                if !c.container_url.starts_with("http://") {
+                    return Err(format!(
+                        "{field}.destination.container.containerUrl '{}' must be an http:// URL (gangway speaks plain HTTP)",
+                        c.container_url
+                    ));
+                }
+                crate::http::HttpClient::new(c.container_url.split('?').next().unwrap_or_default())
+                    .map_err(|e| format!("{field}.destination.container.containerUrl: {e}"))?;
+                Ok(())
+            }
+            (None, Some(path)) if path.starts_with('/') && !path.split('/').any(|c| c == "..") => Ok(()),
+            (None, Some(path)) => {
+                Err(format!("{field}.destination.path '{path}' must be an absolute path without '..'"))
+            }
+            _ => Err(format!("{field}.destination must name exactly one of container and path")),
+        }
+    }
+}
+
+/// Whether `name` (one path component) matches `pattern`'s component: `*`, `?` and `[…]`
+/// (`[!…]` or `[^…]` negated, `a-z` ranges).
+pub fn component_matches(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        // Returns whether c is in the class at p[0] == '[', and the class's length.
+        let mut i = 1;
+        let negate = matches!(p.get(1), Some('!' | '^'));
+        if negate {
+            i += 1;
+        }
+        let mut found = false;
+        let start = i;
+        while i < p.len() && (p[i] != ']' || i == start) {
+            if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+                found |= (p[i]..=p[i + 2]).contains(&c);
+                i += 3;
+            } else {
+                found |= p[i] == c;
+                i += 1;
+            }
+        }
+        (i < p.len()).then_some((found != negate, i + 1))
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => match (n.first(), class(p, *n.first().unwrap_or(&'\0'))) {
+                (Some(_), Some((true, len))) => go(&p[len..], &n[1..]),
+                (Some(c), None) => *c == '[' && go(&p[1..], &n[1..]),
+                _ => false,
+            },
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(&p, &n)
+}
+
+/// Whether the relative path `path` (components split by `/`) matches `pattern`, where a
+/// `**` component stands for any number of components.
+pub fn path_matches(pattern: &[&str], path: &[&str]) -> bool {
+    match pattern.first() {
+        None => path.is_empty(),
+        Some(&"**") => (0..=path.len()).any(|k| path_matches(&pattern[1..], &path[k..])),
+        Some(p) => !path.is_empty() && component_matches(p, path[0]) && path_matches(&pattern[1..], &path[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_as_azure_documents() {
+        let m = |p: &str, n: &str| path_matches(&p.split('/').collect::<Vec<_>>(), &n.split('/').collect::<Vec<_>>());
+        for (p, n, want) in [
+            ("*.txt", "out.txt", true),
+            ("*.txt", "sub/out.txt", false),
+            ("**/*.txt", "sub/deeper/out.txt", true),
+            ("**/*.txt", "out.txt", true),
+            ("out?.dat", "out1.dat", true),
+            ("out?.dat", "out10.dat", false),
+            ("out[0-4].dat", "out3.dat", true),
+            ("out[0-4].dat", "out7.dat", false),
+            ("out[!0-4].dat", "out7.dat", true),
+            ("res/**", "res/a/b", true),
+            ("std*.txt", "stdout.txt", true),
+            ("a[.txt", "a[.txt", true),
+        ] {
+            assert_eq!(m(p, n), want, "{p} ~ {n}");
+        }
+    }
+
+    #[test]
+    fn conditions_and_bad_entries() {
+        assert!(UploadCondition::TaskFailure.applies(false) && !UploadCondition::TaskFailure.applies(true));
+        assert!(UploadCondition::TaskSuccess.applies(true) && !UploadCondition::TaskSuccess.applies(false));
+        let f = |pattern: &str, dest: OutputFileDestination| OutputFile {
+            file_pattern: pattern.into(),
+            destination: dest,
+            upload_options: Default::default(),
+        };
+        let path = |p: &str| OutputFileDestination { path: Some(p.into()), container: None };
+        let url = |u: &str| OutputFileDestination {
+            container: Some(OutputFileContainer { container_url: u.into(), path: None }),
+            path: None,
+        };
+        assert!(f("../std*.txt", path("/shared/out")).validate("outputFiles[0]").is_ok());
+        assert!(f("*.dat", url("http://host:8080/bucket?sig=1")).validate("outputFiles[0]").is_ok());
+        for (bad, words) in [
+            (f("../../x", path("/o")), "no further"),
+            (f("/etc/passwd", path("/o")), "must be relative"),
+            (f("a/../b", path("/o")), "must be relative"),
+            (f("*", path("rel")), "absolute path"),
+            (f("*", url("https://host/b")), "plain HTTP"),
+            (f("*", OutputFileDestination::default()), "exactly one"),
+        ] {
+            let e = bad.validate("outputFiles[1]").unwrap_err();
+            assert!(e.starts_with("outputFiles[1]") && e.contains(words), "{e}");
+        }
+    }
+}
