@@ -10,8 +10,11 @@ use gangway_api::client::Client;
 use gangway_api::*;
 use gangway_tests::{wait_for, Cluster, Options};
 
+/// What the server was sent: (path with query, body) of each request.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A tiny HTTP server that answers every PUT with 201 and remembers (path, body).
-fn put_server() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+fn put_server() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
