@@ -83,6 +83,12 @@ pub struct JobAddParameter {
     /// A task started first, which manages the job (typically adds its tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_manager_task: Option<JobManagerTask>,
+    /// Run on each node before the job's first task there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task: Option<JobPreparationTask>,
+    /// Run when the job ends on every node that ran its preparation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task: Option<JobReleaseTask>,
 }
 
 /// `jobManagerTask`: the job's first task, with a credential to add and read the job's tasks.
@@ -221,6 +227,16 @@ pub struct Job {
     /// The job schedule that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_schedule_id: Option<String>,
+    /// Its preparation task, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task: Option<JobPreparationTask>,
+    /// Its release task, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task: Option<JobReleaseTask>,
+    /// gangway: where its preparation and release tasks ran (`GET
+    /// …/jobpreparationandreleasetaskstatus` shows it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prep_release: Vec<JobPreparationAndReleaseTaskExecutionInformation>,
     /// Start, end, reason.
     pub execution_info: JobExecutionInformation,
     /// For a job submitted with `sbatch`: what the Slurm front door needs of it.
@@ -329,4 +345,126 @@ pub struct JobUpdateParameter {
     /// Completion behaviour (default `noaction`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+}
+
+/// `jobPreparationTask`: run on a node before the job's first task there.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPreparationTask {
+    /// Its id (default `jobpreparation`); no task of the job may have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The command (no shell).
+    pub command_line: String,
+    /// Its environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Files fetched before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<crate::task::ResourceFile>,
+    /// Wall clock, retention and retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<crate::task::TaskConstraints>,
+    /// Whether the job's tasks on a node wait for it to succeed (default true); when it fails
+    /// for good, the node runs none of the job's tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_success: Option<bool>,
+    /// Whether it runs again after its node restarts (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_on_node_reboot_after_success: Option<bool>,
+}
+
+impl JobPreparationTask {
+    /// Its task id.
+    pub fn task_id(&self) -> &str {
+        self.id.as_deref().unwrap_or("jobpreparation")
+    }
+}
+
+/// `jobReleaseTask`: run when the job ends, on every node that ran its preparation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobReleaseTask {
+    /// Its id (default `jobrelease`); no task of the job may have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The command (no shell).
+    pub command_line: String,
+    /// Its environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_settings: Vec<EnvironmentSetting>,
+    /// Files fetched before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<crate::task::ResourceFile>,
+    /// At most 15 minutes (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_clock_time: Option<IsoDuration>,
+    /// How long its directory is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_time: Option<IsoDuration>,
+}
+
+impl JobReleaseTask {
+    /// Its task id.
+    pub fn task_id(&self) -> &str {
+        self.id.as_deref().unwrap_or("jobrelease")
+    }
+}
+
+/// The longest (and default) wall clock of a job release task.
+pub const MAX_RELEASE_TIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// `running` or `completed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobPrepReleaseState {
+    /// Running.
+    Running,
+    /// Ended.
+    Completed,
+}
+
+/// One run of a preparation or release task on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPrepReleaseExecution {
+    /// Its state.
+    pub state: JobPrepReleaseState,
+    /// When its latest attempt started.
+    pub start_time: Timestamp,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// Its directory on the node.
+    pub task_root_directory: String,
+    /// Exit code of its latest attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed beyond its exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<crate::task::TaskFailureInformation>,
+    /// Retries so far.
+    pub retry_count: u32,
+    /// success or failure, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::task::TaskExecutionResult>,
+    /// gangway: the number of its latest attempt.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// One node's entry of `GET /jobs/{id}/jobpreparationandreleasetaskstatus`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPreparationAndReleaseTaskExecutionInformation {
+    /// The pool.
+    pub pool_id: String,
+    /// The node.
+    pub node_id: String,
+    /// Its preparation task's run there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task_execution_info: Option<JobPrepReleaseExecution>,
+    /// Its release task's run there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task_execution_info: Option<JobPrepReleaseExecution>,
 }

@@ -340,6 +340,10 @@ pub struct StartTask {
     /// Files to fetch into the working directory before starting (checked at submit).
     #[serde(default)]
     pub resource_files: Vec<crate::task::ResourceFile>,
+    /// The task id of its job's preparation task, when the job has one: the task's
+    /// environment names its directory (`AZ_BATCH_JOB_PREP_DIR`, `…_WORKING_DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_prep_task: Option<String>,
     /// Files to copy out when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_files: Vec<crate::outputs::OutputFile>,

@@ -62,6 +62,12 @@ pub struct JobSpecification {
     /// The task that runs each job (how a scheduled job gets its work).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_manager_task: Option<JobManagerTask>,
+    /// Each job's preparation task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task: Option<crate::job::JobPreparationTask>,
+    /// Each job's release task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task: Option<crate::job::JobReleaseTask>,
 }
 
 /// The body of `POST /jobschedules`.

@@ -31,6 +31,7 @@ fn start(id: &AttemptId, command_line: &str) -> StartTask {
         mpi: None,
         resource_files: Vec::new(),
         output_files: Vec::new(),
+        job_prep_task: None,
         batch: None,
         user: None,
     }

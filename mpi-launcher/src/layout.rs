@@ -46,6 +46,11 @@ impl NodeLayout {
             ("GANGWAY_ATTEMPT".to_owned(), start.id.attempt.to_string()),
             ("GANGWAY_SLOTS".to_owned(), start.slots.to_string()),
         ]);
+        if let Some(prep) = &start.job_prep_task {
+            let dir = self.task_dir(&start.id.job, prep);
+            env.push(("AZ_BATCH_JOB_PREP_DIR".to_owned(), dir.display().to_string()));
+            env.push(("AZ_BATCH_JOB_PREP_WORKING_DIR".to_owned(), dir.join("wd").display().to_string()));
+        }
         // The job's and the task's settings come last and win.
         env.extend(start.env.iter().cloned());
         // Its GPUs, by index in PCI bus order (as gangway numbers them), whatever it set; a
@@ -124,6 +129,7 @@ mod tests {
             allocation: None,
             resource_files: Vec::new(),
             output_files: Vec::new(),
+            job_prep_task: None,
             multi_instance: None,
             mpi: None,
             batch: None,

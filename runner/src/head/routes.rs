@@ -53,6 +53,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jobs/{job}/disable", post(disable_job))
         .route("/jobs/{job}/enable", post(enable_job))
         .route("/jobs/{job}/taskcounts", get(task_counts))
+        .route("/jobs/{job}/jobpreparationandreleasetaskstatus", get(prep_release_status))
         .route("/jobs/{job}/tasks", get(list_tasks).post(add_task))
         .route("/jobs/{job}/addtaskcollection", post(add_task_collection))
         .route("/jobs/{job}/tasks/{task}", get(get_task).put(update_task).delete(delete_task))
@@ -607,6 +608,17 @@ async fn enable_job(State(head): H, who: Who, Path(id): Path<String>) -> ApiResu
     })
     .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /jobs/{id}/jobpreparationandreleasetaskstatus`: where its preparation and release
+/// tasks ran, and how.
+async fn prep_release_status(
+    State(head): H,
+    who: Who,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ListResponse<JobPreparationAndReleaseTaskExecutionInformation>>> {
+    head.read(|st| visible(&head, &who, st, &id).map(|j| j.wire.prep_release.clone()))
+        .map(|value| Json(ListResponse { value, next_link: None }))
 }
 
 async fn task_counts(State(head): H, who: Who, Path(id): Path<String>) -> ApiResult<Json<TaskCountsResult>> {

@@ -217,6 +217,9 @@ pub enum Event {
     },
     /// A queued task will not run after all (terminated, job deleted).
     TaskWithdrawn { task: TaskKey },
+    /// Queued `task` may not be placed on `node` (its job's preparation failed there), for
+    /// as long as it stays queued: send it again with each `TaskQueued`.
+    TaskBarred { task: TaskKey, node: NodeKey },
     /// A running task gave back what it held on `node` (a second release is a no-op).
     TaskReleased { task: TaskKey, node: NodeKey },
 }
@@ -395,6 +398,12 @@ impl PoolState {
 }
 
 impl NodeState {
+    /// Whether `task` may not be placed here: it still holds something here, or the node is
+    /// barred to it (its job's preparation failed here).
+    fn excludes(&self, task: TaskKey) -> bool {
+        self.held.contains_key(&task) || self.barred.contains(&task)
+    }
+
     fn index_key(&self) -> IndexKey {
         (self.schedulable && self.free > 0).then(|| (self.free, self.avail.free_cores(), self.avail.free_gpus()))
     }
@@ -411,6 +420,8 @@ struct NodeState {
     avail: NodeFree,
     /// What each task running here holds.
     held: KeyMap<TaskKey, Holding>,
+    /// Queued tasks that may not be placed here (usually none).
+    barred: Vec<TaskKey>,
 }
 
 /// What a running task holds on a node.
@@ -450,6 +461,8 @@ pub struct Scheduler {
     pools: KeyMap<PoolKey, PoolState>,
     nodes: KeyMap<NodeKey, NodeState>,
     queued: KeyMap<TaskKey, Waiting>,
+    /// Nodes each queued task may not be placed on (see [`Event::TaskBarred`]).
+    barred: KeyMap<TaskKey, Vec<NodeKey>>,
     /// Jobs with waiting tasks, by their number (`QueueKey::job`), while priorities weigh
     /// anything.
     waiting: KeyMap<u64, WaitingJob>,
@@ -685,7 +698,9 @@ impl Scheduler {
                 p.max_gpus = p.max_gpus.max(inventory.gpus_of_type(None));
                 self.cluster_cpus += inventory.cpu_count();
                 let free = p.slots_per_node.saturating_sub(used);
-                let n = NodeState { pool, free, schedulable, place, inventory, avail, held: holdings };
+                // Tasks barred from it while it was away stay so.
+                let barred = self.barred.iter().filter(|(_, nodes)| nodes.contains(&node)).map(|(t, _)| *t).collect();
+                let n = NodeState { pool, free, schedulable, place, inventory, avail, held: holdings, barred };
                 p.reindex(node, None, n.index_key());
                 p.fabric.invalidate();
                 p.unplaced += u32::from(n.place.is_none());
@@ -719,7 +734,15 @@ impl Scheduler {
                     })
                 });
                 let owner = self.fair.limits.any().then_some(job.owner);
-                let shape = Shape { slots, need, gang, limit, owner };
+                let barred = self.barred.get(&task).map_or(0, |nodes| {
+                    let mut nodes = nodes.clone();
+                    nodes.sort_unstable();
+                    nodes
+                        .iter()
+                        .fold(0xcbf2_9ce4_8422_2325_u64, |h, n| (h ^ u64::from(*n)).wrapping_mul(0x100_0000_01b3))
+                        | 1
+                });
+                let shape = Shape { slots, need, gang, limit, owner, barred };
                 let order = self.join_job(order, pool, &shape, job);
                 let p = self.pools.get_mut(&pool).expect("checked above");
                 p.queue.push(order, task, shape);
@@ -734,7 +757,15 @@ impl Scheduler {
                 }
                 self.touch(pool);
             }
+            Event::TaskBarred { task, node } => {
+                // Kept for a node not up now too: it applies when the node comes.
+                self.barred.entry(task).or_default().push(node);
+                if let Some(n) = self.nodes.get_mut(&node) {
+                    n.barred.push(task);
+                }
+            }
             Event::TaskWithdrawn { task } => {
+                self.unbar(task);
                 if let Some(q) = self.queued.remove(&task) {
                     let p = self.pools.get_mut(&q.pool);
                     let p = p.map(|p| {
@@ -1062,6 +1093,9 @@ impl Scheduler {
             };
             p.queue.set_blocked(slot, None);
             p.queue.remove(key, shape);
+            if !self.barred.is_empty() {
+                Self::unbar_in(&mut self.barred, &mut self.nodes, task);
+            }
             let owner = match self.queued.remove(&task) {
                 Some(q) => {
                     forget_waiting(&mut self.waiting, &mut self.overdue, Some(p), task, &q);
@@ -1094,6 +1128,19 @@ impl Scheduler {
             out.push(decision);
         }
         true
+    }
+
+    /// Lifts the bars on a task that leaves the queue.
+    fn unbar(&mut self, task: TaskKey) {
+        Self::unbar_in(&mut self.barred, &mut self.nodes, task);
+    }
+
+    fn unbar_in(barred: &mut KeyMap<TaskKey, Vec<NodeKey>>, nodes: &mut KeyMap<NodeKey, NodeState>, task: TaskKey) {
+        for node in barred.remove(&task).unwrap_or_default() {
+            if let Some(n) = nodes.get_mut(&node) {
+                n.barred.retain(|t| *t != task);
+            }
+        }
     }
 
     /// Takes `slots` and `grant` on `node` for `task`, until `end`; returns the node.

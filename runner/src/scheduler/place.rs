@@ -160,7 +160,7 @@ impl Scheduler {
         let gang: Vec<(NodeKey, Grant)> = claims
             .iter()
             .map(|&k| {
-                let node = nodes.get(&k).filter(|node| !node.held.contains_key(&task))?;
+                let node = nodes.get(&k).filter(|node| !node.excludes(task))?;
                 room.fit_on(k, node, least, Some(need)).map(|g| (k, g))
             })
             .collect::<Option<_>>()?;
@@ -185,7 +185,7 @@ impl Scheduler {
         if n.pool != pool || n.index_key().is_none() || n.free < slots {
             return None;
         }
-        if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.held.contains_key(&task) {
+        if need.is_some_and(|need| !n.avail.could_fit(&n.inventory, need)) || n.excludes(task) {
             return None;
         }
         room.fit_on(k, n, slots, need)
@@ -208,7 +208,7 @@ impl Scheduler {
         }
         let whole_slots = if need.is_some_and(|n| n.whole) { p.slots_per_node } else { slots };
         let usable = |k: NodeKey| {
-            let n = nodes.get(&k).filter(|n| n.index_key().is_some() && !n.held.contains_key(&task))?;
+            let n = nodes.get(&k).filter(|n| n.index_key().is_some() && !n.excludes(task))?;
             room.fit_on(k, n, whole_slots, need).map(|g| (k, g))
         };
         // What a reservation claims goes first to a task that gives it back in time.
@@ -238,7 +238,7 @@ impl Scheduler {
     ) -> Found<(NodeKey, Grant)> {
         let mut passed_over = false;
         let mut free_of = |k: &NodeKey| {
-            let skip = nodes[k].held.contains_key(&task) || room.avoids(*k);
+            let skip = nodes[k].excludes(task) || room.avoids(*k);
             passed_over |= skip;
             !skip
         };
@@ -333,7 +333,7 @@ impl Scheduler {
         let passed_over = std::cell::Cell::new(false);
         let place = |k: NodeKey| {
             let node = &nodes[&k];
-            if node.held.contains_key(&task) {
+            if node.excludes(task) {
                 passed_over.set(true);
                 return None;
             }

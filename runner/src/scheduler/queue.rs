@@ -59,6 +59,9 @@ pub(super) struct Shape {
     pub limit: Option<super::Time>,
     /// Its owner, when limits on running work are set (a limited owner's tasks wait apart).
     pub owner: Option<super::fair::Owner>,
+    /// The nodes barred to it, as a digest (0: none): tasks barred from different nodes do
+    /// not place alike.
+    pub barred: u64,
 }
 
 /// The tasks of one shape.

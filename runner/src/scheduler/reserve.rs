@@ -201,7 +201,7 @@ pub(super) fn reserve(
         return reserve_whole(p, nodes, task, wanted, now, &prior, lasts);
     }
     let fits = |n: &NodeState, free_slots: u32, avail: &NodeFree| {
-        if !n.schedulable || n.held.contains_key(&task) {
+        if !n.schedulable || n.excludes(task) {
             return None;
         }
         fit(&n.inventory, free_slots, avail, slots, need)
@@ -345,7 +345,7 @@ fn reserve_whole(
     prior: &Prior<'_>,
     lasts: impl Fn(Time) -> Option<Time>,
 ) -> Option<Reservation> {
-    let usable = |n: &NodeState| n.schedulable && !n.held.contains_key(&task);
+    let usable = |n: &NodeState| n.schedulable && !n.excludes(task);
     // Idle nodes never appear among the ends.
     let idle: Vec<NodeKey> = p
         .free

@@ -44,6 +44,10 @@ impl HeadState {
         let start_task = self.pools[&hello.pool].wire.start_task.clone();
         // The start task runs once per launcher process: a plain reconnect keeps its status.
         let same_boot = old.as_ref().is_some_and(|n| n.boot_id == hello.boot_id && n.wire.pool_id == hello.pool);
+        if !same_boot {
+            // A new launcher process (the node's "reboot"): job preparations run again there.
+            self.prep_node_reset(&hello.name, false, fx);
+        }
         let (start_task_info, wait_for_start) = match &old {
             Some(n) if same_boot => (n.wire.start_task_info.clone(), n.wait_for_start),
             _ => (None, start_task.as_ref().is_some_and(|s| s.wait_for_success)),
@@ -174,6 +178,7 @@ impl HeadState {
         for key in orphans {
             self.requeue(key, "the node was lost", fx);
         }
+        self.prep_node_reset(node, true, fx);
         self.refresh_node(node);
         self.maybe_leave(node, fx);
     }
@@ -183,6 +188,10 @@ impl HeadState {
     pub fn finish_attempt(&mut self, node: &str, f: TaskFinished, fx: &mut Effects) {
         if let Some(tx) = self.nodes.get(node).and_then(|n| n.conn.as_ref()).map(|c| c.tx.clone()) {
             fx.sends.push((tx, HeadMessage::Ack { id: f.id.clone() }));
+        }
+        // A job preparation or release task's: dealt with apart.
+        if self.special_finished(node, &f, fx) {
+            return;
         }
         // An attempt of a deleted job: its node gives back what it held, and that is all.
         if let Some(key) = self.deleted.iter().find(|(_, a)| **a == f.id).map(|(k, _)| *k) {
@@ -284,12 +293,19 @@ impl HeadState {
         let allocation = self.allocation_of(&node, &grant);
         let token_key = self.job_token_key;
         let api_url = self.api_url.clone();
+        // Its job's preparation may have to run (or end) on the node first.
+        let job = self.task_index.get(&key).map(|(j, _)| j.clone()).unwrap_or_default();
+        let gate = self.prep_gate(&job, &node, fx);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
         t.attempt += 1;
         t.wire.allocation = vec![allocation.clone()];
-        set_task_state(&mut t.wire, TaskState::Running, now);
+        let state = match gate {
+            super::prep::Gate::Go => TaskState::Running,
+            super::prep::Gate::Wait => TaskState::Preparing,
+        };
+        set_task_state(&mut t.wire, state, now);
         t.wire.execution_info.start_time = Some(now);
         t.wire.node_info = Some(ComputeNodeInformation {
             pool_id: pool.clone(),
@@ -303,7 +319,9 @@ impl HeadState {
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
-        if let Some(c) = &n.conn {
+        if state == TaskState::Preparing {
+            self.prep_waiting.entry((job, node.clone())).or_default().push((key, msg));
+        } else if let Some(c) = &n.conn {
             fx.sends.push((c.tx.clone(), msg));
         }
         self.refresh_node(&node);
@@ -478,6 +496,7 @@ pub(crate) fn attempt_message(
         allocation: None,
         resource_files: t.wire.resource_files.clone(),
         output_files: t.wire.output_files.clone(),
+        job_prep_task: job.job_preparation_task.as_ref().map(|p| p.task_id().to_owned()),
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,

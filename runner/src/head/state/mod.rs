@@ -14,6 +14,7 @@ mod job_control;
 mod launchers;
 pub mod limits;
 mod nodes;
+pub(crate) mod prep;
 mod resource_files;
 pub(crate) mod resources;
 mod schedules;
@@ -220,6 +221,9 @@ pub struct HeadState {
     dep_settling: bool,
     /// Scratch for the engine's changes.
     dep_changes: Vec<deps::Change>,
+    /// Tasks placed on a node, waiting `preparing` for their job's preparation there (by job
+    /// and node), with the start message to send when it succeeds.
+    pub(crate) prep_waiting: HashMap<(String, String), Vec<(TaskKey, HeadMessage)>>,
     next_key: u64,
     next_seq: u64,
     next_generation: u64,
@@ -257,6 +261,7 @@ impl HeadState {
             dep_pending: Default::default(),
             dep_settling: false,
             dep_changes: Vec::new(),
+            prep_waiting: HashMap::new(),
             next_key: 1,
             next_seq: 1,
             next_generation: 1,
@@ -378,6 +383,7 @@ impl HeadState {
         let (key, slots, need) = (t.key, t.wire.required_slots, alloc::task_need(&t.wire));
         let gang = t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances);
         let (pool, limit) = (pool.key, alloc::time_limit(&pool.wire, Some(&t.wire.constraints)));
+        self.bar_prep_failures(job, key);
         let job = self.job_facts(job);
         let ev = Event::TaskQueued { task: key, pool, order, slots, need, gang, limit, job };
         self.sched_event(ev, fx);

@@ -172,6 +172,7 @@ impl HeadState {
             return Err(pool_not_found(&pool_id));
         }
         check_env(&p.common_environment_settings, "commonEnvironmentSettings")?;
+        super::prep::check_prep_release(p.job_preparation_task.as_ref(), p.job_release_task.as_ref())?;
         if self.jobs.contains_key(&p.id) {
             return Err(ApiError::conflict("JobExists", format!("job '{}' already exists", p.id)));
         }
@@ -196,6 +197,9 @@ impl HeadState {
             on_dependency_blocked: p.on_dependency_blocked.unwrap_or_default(),
             job_manager_task: p.job_manager_task,
             job_schedule_id: None,
+            job_preparation_task: p.job_preparation_task,
+            job_release_task: p.job_release_task,
+            prep_release: Vec::new(),
             execution_info: JobExecutionInformation {
                 start_time: Some(now),
                 end_time: None,
@@ -348,6 +352,19 @@ impl HeadState {
             ));
         }
         validate_id("task", &p.id).map_err(ApiError::invalid)?;
+        let special = [
+            (
+                j.wire.job_preparation_task.as_ref().map(|t| t.task_id()),
+                "TaskIdSameAsJobPreparationTask",
+                "preparation",
+            ),
+            (j.wire.job_release_task.as_ref().map(|t| t.task_id()), "TaskIdSameAsJobReleaseTask", "release"),
+        ];
+        for (id, code, what) in special {
+            if id == Some(p.id.as_str()) {
+                return Err(ApiError::conflict(code, format!("task id '{}' is job '{job_id}''s {what} task's", p.id)));
+            }
+        }
         if j.tasks.contains_key(&p.id) {
             return Err(ApiError::conflict("TaskExists", format!("task '{}' already exists in job '{job_id}'", p.id)));
         }
@@ -474,6 +491,9 @@ impl HeadState {
 
     /// Asks the task's node to kill its running attempt; the node's report completes it.
     pub(crate) fn kill_task(&mut self, key: u64, reason: &'static str, fx: &mut Effects) {
+        if self.abandon_preparing(key, reason, fx) {
+            return;
+        }
         let Some((j, tid)) = self.task_mut(key) else { return };
         let t = j.tasks.get_mut(&tid).expect("indexed");
         t.killing = Some(reason);
@@ -557,6 +577,11 @@ impl HeadState {
 
     /// A terminating job with nothing running is completed.
     pub(crate) fn maybe_complete_job(&mut self, id: &str, fx: &mut Effects) {
+        let Some(j) = self.jobs.get(id) else { return };
+        // With nothing left running, its release tasks run; it completes when they have.
+        if j.wire.state == JobState::Terminating && j.running == 0 && self.releases_pending(id, fx) {
+            return;
+        }
         let Some(j) = self.jobs.get_mut(id) else { return };
         let mut completed = None;
         if j.wire.state == JobState::Terminating && j.running == 0 {
@@ -594,6 +619,8 @@ impl HeadState {
             }
         }
         self.dependency_job_gone(id, fx);
+        // Its releases run where it prepared; nothing waits for them.
+        self.releases_pending(id, fx);
         let j = self.jobs.remove(id).expect("checked");
         if let Some(s) = &j.wire.job_schedule_id {
             self.schedule_job_ended(s, fx);

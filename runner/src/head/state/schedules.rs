@@ -53,6 +53,8 @@ fn job_of(s: &JobSchedule, n: u64) -> JobAddParameter {
         uses_task_dependencies: spec.uses_task_dependencies,
         on_dependency_blocked: spec.on_dependency_blocked,
         job_manager_task: spec.job_manager_task.clone(),
+        job_preparation_task: spec.job_preparation_task.clone(),
+        job_release_task: spec.job_release_task.clone(),
     }
 }
 

@@ -197,6 +197,8 @@ impl HeadState {
             uses_task_dependencies: None,
             on_dependency_blocked: None,
             job_manager_task: None,
+            job_preparation_task: None,
+            job_release_task: None,
         };
         let task = TaskAddParameter {
             id: BATCH_TASK.into(),

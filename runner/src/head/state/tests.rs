@@ -22,6 +22,7 @@ mod limits;
 mod manager;
 mod memory;
 mod nodes;
+mod prep;
 mod schedules;
 mod slurm_gpus;
 mod slurm_layout;
