@@ -194,6 +194,22 @@ pub struct TaskFinished {
     pub instance: Option<u32>,
 }
 
+impl TaskFinished {
+    /// The report of attempt `id` that just exited with `code` (started and ended now).
+    pub fn exited_now(id: AttemptId, code: i32) -> TaskFinished {
+        let now = Timestamp::now();
+        TaskFinished {
+            id,
+            exit_code: Some(code),
+            failure: None,
+            start_time: Some(now),
+            end_time: now,
+            max_rss_bytes: None,
+            instance: None,
+        }
+    }
+}
+
 /// Head → launcher.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

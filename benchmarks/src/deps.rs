@@ -130,17 +130,7 @@ impl Bench {
             for (node, rx) in &mut self.nodes {
                 while let Ok(m) = rx.try_recv() {
                     if let HeadMessage::StartTask(s) = m {
-                        let now = Timestamp::now();
-                        let f = TaskFinished {
-                            id: s.id,
-                            exit_code: Some(0),
-                            failure: None,
-                            start_time: Some(now),
-                            end_time: now,
-                            max_rss_bytes: None,
-                            instance: None,
-                        };
-                        finished.push((node.clone(), f));
+                        finished.push((node.clone(), TaskFinished::exited_now(s.id, 0)));
                     }
                 }
             }

@@ -332,17 +332,7 @@ async fn simulate(
             Some("start_task") => {
                 n.starts.fetch_add(1, Ordering::Relaxed);
                 let id: AttemptId = serde_json::from_value(msg["id"].clone())?;
-                let now = Timestamp::now();
-                let f = TaskFinished {
-                    id,
-                    exit_code: Some(0),
-                    failure: None,
-                    start_time: Some(now),
-                    end_time: now,
-                    max_rss_bytes: None,
-                    instance: None,
-                };
-                let _ = tx.send(f);
+                let _ = tx.send(TaskFinished::exited_now(id, 0));
             }
             Some("ack") => {
                 n.acks.fetch_add(1, Ordering::Relaxed);

@@ -61,16 +61,7 @@ fn show(m: &HeadMessage) -> String {
 
 /// The report of attempt `a` ending with exit code `code`.
 fn exited(a: &str, code: i32) -> TaskFinished {
-    let now = Timestamp::now();
-    TaskFinished {
-        id: id(a),
-        exit_code: Some(code),
-        failure: None,
-        start_time: Some(now),
-        end_time: now,
-        max_rss_bytes: None,
-        instance: None,
-    }
+    TaskFinished::exited_now(id(a), code)
 }
 
 /// A head, its fake launchers and everything it asked the store to write.
