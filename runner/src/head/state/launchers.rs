@@ -118,14 +118,20 @@ impl HeadState {
             let is_running = self.task_state(key) == Some(TaskState::Running);
             if is_running && reported.contains(&id) {
                 running.insert(key, self.slots_of(key));
-            } else if is_running {
+            } else if self.task_state(key) == Some(TaskState::Preparing) && self.prep_waits(key, &hello.name) {
+                // Still waiting here for its job's preparation.
+                running.insert(key, self.slots_of(key));
+            } else if is_running || self.task_state(key) == Some(TaskState::Preparing) {
                 self.requeue(key, "the node no longer runs this attempt", fx);
             }
         }
         // One being killed keeps its slots until its report, but is killed again: the
         // KillTask may have been lost with the old connection (or the head restarted).
-        let wanted: HashSet<AttemptId> =
+        let mut wanted: HashSet<AttemptId> =
             running.keys().filter(|k| !self.is_killing(**k)).filter_map(|k| self.attempt_of(*k)).collect();
+        // Job preparation and release tasks running there are kept (and sent again when the
+        // node no longer has them).
+        wanted.extend(self.specials_on(&hello.name, &reported, fx));
         let kill = hello.running.iter().filter(|a| !wanted.contains(a)).cloned().collect();
         let held = self.held_on(&hello.name, running.iter().map(|(k, s)| (*k, *s)));
         let inventory = self.nodes[&hello.name].inventory.clone();
@@ -343,7 +349,8 @@ impl HeadState {
             return;
         };
         let t = j.tasks.get_mut(&tid).expect("indexed");
-        if t.wire.state != TaskState::Running {
+        // A task waiting for its job's preparation there holds its share of the node too.
+        if !matches!(t.wire.state, TaskState::Running | TaskState::Preparing) {
             return;
         }
         let now = Timestamp::now();

@@ -368,6 +368,55 @@ impl HeadState {
         true
     }
 
+    /// Whether task `key` waits on `node` for its job's preparation.
+    pub(crate) fn prep_waits(&self, key: TaskKey, node: &str) -> bool {
+        let Some((job, _)) = self.task_index.get(&key) else { return false };
+        self.prep_waiting.get(&(job.clone(), node.to_owned())).is_some_and(|l| l.iter().any(|(k, _)| *k == key))
+    }
+
+    /// The preparation and release attempts the head has running on `node` (a launcher that
+    /// reconnects keeps them); those it does not report (`reported`) are sent again.
+    pub(crate) fn specials_on(
+        &mut self,
+        node: &str,
+        reported: &std::collections::HashSet<&AttemptId>,
+        fx: &mut Effects,
+    ) -> Vec<AttemptId> {
+        let mut kept = Vec::new();
+        let mut resend = Vec::new();
+        for j in self.jobs.values() {
+            let Some(e) = j.wire.prep_release.iter().find(|e| e.node_id == node) else { continue };
+            let ids = [
+                (
+                    Kind::Prep,
+                    j.wire.job_preparation_task.as_ref().map(|p| p.task_id()),
+                    &e.job_preparation_task_execution_info,
+                ),
+                (
+                    Kind::Release,
+                    j.wire.job_release_task.as_ref().map(|r| r.task_id()),
+                    &e.job_release_task_execution_info,
+                ),
+            ];
+            for (kind, task, x) in ids {
+                let (Some(task), Some(x)) = (task, x.as_ref().filter(|x| x.state == JobPrepReleaseState::Running))
+                else {
+                    continue;
+                };
+                let id = AttemptId { job: j.wire.id.clone(), task: task.to_owned(), attempt: x.attempt };
+                if reported.contains(&id) {
+                    kept.push(id);
+                } else {
+                    resend.push((j.wire.id.clone(), kind, x.attempt + 1, x.retry_count));
+                }
+            }
+        }
+        for (job, kind, attempt, retries) in resend {
+            self.start_special(&job, node, kind, attempt, retries, fx);
+        }
+        kept
+    }
+
     /// The nodes task `key` of `job` may not be placed on: sent to the scheduler before it
     /// is queued.
     pub(crate) fn bar_prep_failures(&mut self, job: &str, key: TaskKey) {

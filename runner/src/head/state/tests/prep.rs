@@ -177,3 +177,58 @@ fn bad_preparation_and_release_tasks_are_refused() {
     let e = sim.apply(|st, fx| st.add_task("j", t, fx)).unwrap_err();
     assert_eq!((e.status.as_u16(), e.body.code.as_str()), (409, "TaskIdSameAsJobReleaseTask"));
 }
+
+#[test]
+fn a_task_waiting_on_a_lost_node_is_requeued_and_prepares_elsewhere() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Pack);
+    sim.node("n1");
+    job(&mut sim, "j", prep(0, true), None);
+    sim.tasks("j", &["a"]);
+    assert_eq!(sim.starts("n1"), ["j/jobpreparation#1"]);
+    let generation = sim.disconnect("n1");
+    sim.lost("n1", generation);
+    let a = sim.task("j", "a");
+    assert_eq!((a.state, a.execution_info.requeue_count), (TaskState::Active, 1));
+    assert!(sim.job_wire("j").prep_release.iter().all(|e| e.job_preparation_task_execution_info.is_none()));
+    sim.node("n2");
+    assert_eq!(sim.starts("n2"), ["j/jobpreparation#1"]);
+    sim.finish("n2", "j/jobpreparation#1", 0);
+    assert_eq!(sim.starts("n2"), ["j/a#2"]);
+}
+
+#[test]
+fn a_reconnect_keeps_a_running_preparation_and_what_waits_for_it() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Pack);
+    sim.node("n1");
+    job(&mut sim, "j", prep(0, true), None);
+    sim.tasks("j", &["a"]);
+    assert_eq!(sim.starts("n1"), ["j/jobpreparation#1"]);
+    sim.disconnect("n1");
+    // The same launcher process comes back still running the preparation: nothing is killed.
+    assert!(sim.connect("n1", &["j/jobpreparation#1"], Vec::new()).is_empty());
+    assert_eq!(sim.task("j", "a").state, TaskState::Preparing);
+    sim.finish("n1", "j/jobpreparation#1", 0);
+    assert_eq!(sim.starts("n1"), ["j/a#1"]);
+    // A head restart while a task waits: the task is queued again and finds the node prepared.
+    sim.tasks("j", &["b"]);
+    sim.finish("n1", "j/a#1", 0);
+    assert_eq!(sim.starts("n1"), ["j/b#1"]);
+    let mut sim = sim.restart();
+    sim.connect("n1", &["j/b#1"], Vec::new());
+    sim.finish("n1", "j/b#1", 0);
+    assert_eq!(sim.task("j", "b").state, TaskState::Completed);
+}
+
+#[test]
+fn a_preparation_the_node_lost_is_sent_again() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Pack);
+    sim.node("n1");
+    job(&mut sim, "j", prep(0, true), None);
+    sim.tasks("j", &["a"]);
+    assert_eq!(sim.starts("n1"), ["j/jobpreparation#1"]);
+    sim.disconnect("n1");
+    assert!(sim.connect("n1", &[], Vec::new()).is_empty());
+    assert_eq!(sim.starts("n1"), ["j/jobpreparation#2"]);
+    sim.finish("n1", "j/jobpreparation#2", 0);
+    assert_eq!(sim.starts("n1"), ["j/a#1"]);
+}
