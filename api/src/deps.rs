@@ -109,7 +109,8 @@ pub struct ExitConditions {
 }
 
 /// Failure codes that mean the task never started (Azure's pre-processing errors).
-pub const PRE_PROCESSING_CODES: &[&str] = &["ResourceFileDownloadFailed", "CommandNotFound", "CommandLaunchFailed"];
+pub const PRE_PROCESSING_CODES: &[&str] =
+    &["ResourceFileDownloadFailed", "CommandNotFound", "CommandLaunchFailed", "ApplicationPackageFailed"];
 /// The failure code of an output file that could not be uploaded.
 pub const FILE_UPLOAD_CODE: &str = "FileUploadFailed";
 

@@ -4,6 +4,7 @@
 //! shapes and camelCase names), the head↔launcher messages, and the client the CLI, the Slurm
 //! front door and the benchmarks use. Internal state elsewhere does not derive `Serialize`.
 
+pub mod apps;
 pub mod client;
 pub mod cmdline;
 pub mod common;
@@ -16,6 +17,7 @@ pub mod node;
 pub mod outputs;
 pub mod pool;
 pub mod schedule;
+pub mod sha256;
 pub mod slurm;
 pub mod slurm_bind;
 pub mod slurm_patterns;
@@ -25,6 +27,7 @@ pub mod time;
 pub mod tokens;
 pub mod users;
 
+pub use apps::*;
 pub use common::{EnvironmentSetting, ErrorBody, ListResponse};
 pub use deps::*;
 pub use files::UploadedFile;

@@ -360,6 +360,9 @@ pub struct StartTask {
     /// environment names its directory (`AZ_BATCH_JOB_PREP_DIR`, `…_WORKING_DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_prep_task: Option<String>,
+    /// Application packages to unpack (once per node) before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::apps::PackageToInstall>,
     /// Files to copy out when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_files: Vec<crate::outputs::OutputFile>,

@@ -121,6 +121,9 @@ pub struct PoolAddParameter {
     /// Run on every node as it joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_task: Option<StartTask>,
+    /// Application packages every task of the pool gets on its node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_package_references: Vec<crate::apps::ApplicationPackageReference>,
 }
 
 /// Pool lifecycle state.
@@ -168,6 +171,9 @@ pub struct Pool {
     /// Run on every node as it joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_task: Option<StartTask>,
+    /// Application packages every task of the pool gets on its node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_package_references: Vec<crate::apps::ApplicationPackageReference>,
 }
 
 /// The body of `POST /pools/{pool}/removenodes`.

@@ -235,6 +235,9 @@ pub struct TaskAddParameter {
     /// Files copied out when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_files: Vec<crate::outputs::OutputFile>,
+    /// Application packages unpacked on its node before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_package_references: Vec<crate::apps::ApplicationPackageReference>,
 }
 
 /// The body of `POST /jobs/{id}/addtaskcollection`.
@@ -439,6 +442,9 @@ pub struct Task {
     /// Files copied out when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_files: Vec<crate::outputs::OutputFile>,
+    /// Application packages unpacked on its node before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_package_references: Vec<crate::apps::ApplicationPackageReference>,
 }
 
 /// gangway: a waiting task's planned start.

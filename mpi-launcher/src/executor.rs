@@ -209,6 +209,8 @@ pub struct Executor {
     /// Users looked up recently.
     known_users: crate::users::KnownUsers,
     seq: std::sync::atomic::AtomicU64,
+    /// Held while an application package is unpacked (each is unpacked once per node).
+    pub(crate) package_lock: tokio::sync::Mutex<()>,
 }
 
 impl Executor {
@@ -245,6 +247,7 @@ impl Executor {
             topology: None,
             fences: Mutex::new(HashMap::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
+            package_lock: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -32,6 +32,7 @@ fn start(id: &AttemptId, command_line: &str) -> StartTask {
         resource_files: Vec::new(),
         output_files: Vec::new(),
         job_prep_task: None,
+        packages: Vec::new(),
         batch: None,
         user: None,
     }

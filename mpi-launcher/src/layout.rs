@@ -30,6 +30,11 @@ impl NodeLayout {
         self.root.join("workitems").join(job).join("job-1").join(task)
     }
 
+    /// `applications/`: application packages, each unpacked once.
+    pub fn packages_dir(&self) -> PathBuf {
+        self.root.join("applications")
+    }
+
     /// `startup/`: the start task's directory (`AZ_BATCH_NODE_STARTUP_DIR`).
     pub fn startup_dir(&self) -> PathBuf {
         self.root.join("startup")
@@ -46,6 +51,10 @@ impl NodeLayout {
             ("GANGWAY_ATTEMPT".to_owned(), start.id.attempt.to_string()),
             ("GANGWAY_SLOTS".to_owned(), start.slots.to_string()),
         ]);
+        for p in &start.packages {
+            let dir = self.packages_dir().join(p.dir_name());
+            env.extend(p.env_names().into_iter().map(|n| (n, dir.display().to_string())));
+        }
         if let Some(prep) = &start.job_prep_task {
             let dir = self.task_dir(&start.id.job, prep);
             env.push(("AZ_BATCH_JOB_PREP_DIR".to_owned(), dir.display().to_string()));
@@ -130,6 +139,7 @@ mod tests {
             resource_files: Vec::new(),
             output_files: Vec::new(),
             job_prep_task: None,
+            packages: Vec::new(),
             multi_instance: None,
             mpi: None,
             batch: None,

@@ -26,6 +26,7 @@ pub mod layout;
 pub mod openmpi;
 pub mod openmpi_files;
 pub mod outputs;
+pub mod packages;
 pub mod pmi;
 pub mod pty;
 pub mod ranks;

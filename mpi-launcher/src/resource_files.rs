@@ -33,6 +33,10 @@ impl Executor {
     /// Fetches an attempt's resource files into `task_dir/wd`. A failure is the attempt's
     /// outcome: no exit code, so the head does not retry it (a pre-processing error).
     pub(crate) async fn fetch_resource_files(&self, start: &StartTask, task_dir: &Path) -> Result<(), Outcome> {
+        if let Err(e) = self.install_packages(&start.packages).await {
+            tracing::info!(job = %start.id.job, task = %start.id.task, error = %e, "application package failed");
+            return Err(Outcome::failed(crate::packages::PACKAGE_FAILED, e));
+        }
         if start.resource_files.is_empty() {
             return Ok(());
         }

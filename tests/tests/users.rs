@@ -358,6 +358,19 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
         stderr(&run)
     );
 
+    // Application packages are the admins' to upload: alice's token may read, not write.
+    let mut as_alice = gangway_api::client::Client::new(&gangway_api::client::ClientConfig {
+        url: url.clone(),
+        token: token.clone(),
+        socket: None,
+        munge: None,
+    })
+    .unwrap();
+    let r = as_alice.raw("PUT", "/applications/tool/versions/1", Some(&[0x1f, 0x8b, 0, 0][..]), &[]).unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("only an admin may upload application packages"));
+    assert_eq!(as_alice.raw("GET", "/applications", None, &[]).unwrap().status, 200);
+
     // Tokens survive a head restart.
     c.kill_head();
     c.start_head();

@@ -102,6 +102,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         depends_on: s.depends_on.as_deref().map(parse_depends_on).transpose()?,
         exit_conditions: None,
         output_files: Vec::new(),
+        application_package_references: Vec::new(),
     };
     if s.coordination.is_some() && s.nodes.is_none() {
         bail!("--coordination needs --nodes N (it runs on every instance of a multi-instance task)");
@@ -569,6 +570,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 start_task: create.start_task,
                 default_time_limit: create.default_time,
                 max_time_limit: create.max_time,
+                application_package_references: Vec::new(),
             })?;
             eprintln!("pool {} created", need()?);
         }

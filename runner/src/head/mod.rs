@@ -5,6 +5,7 @@
 //! — once the store reports them durable — sends the launcher messages and wakes the
 //! handler. Timers (node lost, job deadline) fire back through the same path.
 
+mod applications;
 pub mod auth;
 pub mod error;
 mod files;
@@ -14,7 +15,7 @@ mod launcher;
 mod listing;
 pub mod privacy;
 mod routes;
-mod sha256;
+pub(crate) use gangway_api::sha256;
 mod slurm_routes;
 pub mod state;
 mod uploads;
@@ -334,6 +335,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         st.set_max_array_size(config.max_array_size);
         st.set_job_token_key(&head.secret);
         st.set_api_url(&head.url);
+        st.set_applications(applications::load(&applications::applications_dir(&head.files_dir)));
     }
     let restored = head.apply_durable(|st, fx| st.restore(snapshot, fx)).await;
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
@@ -351,6 +353,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             start_task: None,
             default_time_limit: None,
             max_time_limit: None,
+            application_package_references: Vec::new(),
         };
         head.apply_durable(|st, fx| st.add_pool(pool, fx))
             .await

@@ -80,6 +80,13 @@ pub fn router(head: Arc<Head>) -> Router {
         .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
         .route("/files", get(uploads::list_files))
         .route("/files/{name}", get(uploads::get_file).put(uploads::put_file).delete(uploads::delete_file))
+        .route("/applications", get(super::applications::list))
+        .route("/applications/{id}", get(super::applications::get).patch(super::applications::patch))
+        .route(
+            "/applications/{id}/versions/{version}",
+            axum::routing::put(super::applications::put_version).delete(super::applications::delete_version),
+        )
+        .route("/applications/{id}/versions/{version}/content", get(super::applications::content))
         .merge(api)
         .fallback(|| async {
             ApiError::not_found("ResourceNotFound", "no such resource; see /openapi.json for the API")

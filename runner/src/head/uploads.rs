@@ -41,7 +41,7 @@ pub fn files_dir(state_dir: &FsPath) -> PathBuf {
     state_dir.join("files")
 }
 
-fn tmp_dir(files: &FsPath) -> PathBuf {
+pub(crate) fn tmp_dir(files: &FsPath) -> PathBuf {
     files.with_extension("tmp")
 }
 
@@ -106,7 +106,7 @@ fn too_large() -> ApiError {
     )
 }
 
-fn internal(what: String, e: io::Error) -> ApiError {
+pub(crate) fn internal(what: String, e: io::Error) -> ApiError {
     tracing::error!(error = %e, "{what}");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("{what}: {e}"))
 }
@@ -146,7 +146,7 @@ async fn store(
     r
 }
 
-async fn write_durably(dir: &FsPath, tmp: &FsPath, name: &str, mut body: Body) -> Result<(), ApiError> {
+pub(crate) async fn write_durably(dir: &FsPath, tmp: &FsPath, name: &str, mut body: Body) -> Result<(), ApiError> {
     let mut f = tokio::fs::File::create(tmp).await.map_err(|e| internal(format!("creating {}", tmp.display()), e))?;
     let mut size = 0u64;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -167,7 +167,7 @@ async fn write_durably(dir: &FsPath, tmp: &FsPath, name: &str, mut body: Body) -
     Ok(())
 }
 
-async fn sync_dir(dir: &FsPath) -> io::Result<()> {
+pub(crate) async fn sync_dir(dir: &FsPath) -> io::Result<()> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
         .await
@@ -221,7 +221,7 @@ pub async fn get_file(
         Err(e) => return Err(internal(format!("opening {}", path.display()), e)),
     };
     let size = file.metadata().await.map_err(|e| internal(format!("reading {}", path.display()), e))?.len();
-    let body = Body::new(FileBody { file, buf: vec![0; 64 * 1024].into_boxed_slice() });
+    let body = Body::new(FileBody::new(file));
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, size.to_string())],
         body,
@@ -249,9 +249,16 @@ pub async fn delete_file(
 }
 
 /// A response body read from a file in 64 KiB pieces, so a large file never sits in memory.
-struct FileBody {
+pub(crate) struct FileBody {
     file: tokio::fs::File,
     buf: Box<[u8]>,
+}
+
+impl FileBody {
+    /// A body streaming `file`.
+    pub(crate) fn new(file: tokio::fs::File) -> FileBody {
+        FileBody { file, buf: vec![0; 64 * 1024].into_boxed_slice() }
+    }
 }
 
 impl HttpBody for FileBody {

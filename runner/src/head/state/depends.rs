@@ -231,7 +231,7 @@ impl HeadState {
         out
     }
 
-    fn task_by_key(&self, key: TaskKey) -> Option<&Task> {
+    pub(crate) fn task_by_key(&self, key: TaskKey) -> Option<&Task> {
         let (job, task) = self.task_index.get(&key)?;
         Some(&self.jobs.get(job)?.tasks.get(task)?.wire)
     }

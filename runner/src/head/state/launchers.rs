@@ -302,6 +302,8 @@ impl HeadState {
         // Its job's preparation may have to run (or end) on the node first.
         let job = self.task_index.get(&key).map(|(j, _)| j.clone()).unwrap_or_default();
         let gate = self.prep_gate(&job, &node, fx);
+        let refs = self.task_by_key(key).map(|t| t.application_package_references.clone()).unwrap_or_default();
+        let packages = self.packages_for(&pool, &refs);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -321,7 +323,9 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let msg = HeadMessage::StartTask(Box::new(attempt_message(&j.wire, t, pool, allocation, &token_key, &api_url)));
+        let mut start = attempt_message(&j.wire, t, pool, allocation, &token_key, &api_url);
+        start.packages = packages;
+        let msg = HeadMessage::StartTask(Box::new(start));
         let slots = t.wire.required_slots;
         let n = self.nodes.get_mut(&node).expect("found above");
         n.running.insert(key, slots);
@@ -504,6 +508,7 @@ pub(crate) fn attempt_message(
         resource_files: t.wire.resource_files.clone(),
         output_files: t.wire.output_files.clone(),
         job_prep_task: job.job_preparation_task.as_ref().map(|p| p.task_id().to_owned()),
+        packages: Vec::new(),
         multi_instance: None,
         mpi: t.wire.mpi.clone(),
         batch: None,

@@ -6,6 +6,8 @@
 //! forget, and a client never hears "done" for a change a crash could undo.
 
 pub(crate) mod alloc;
+mod apps;
+pub(crate) use apps::{apps_not_found, versions_not_found};
 mod depends;
 pub(crate) mod deps;
 pub mod fairness;
@@ -176,6 +178,8 @@ pub struct HeadState {
     pub(crate) jobs: BTreeMap<String, JobRec>,
     /// Job schedules by id.
     pub(crate) schedules: BTreeMap<String, gangway_api::JobSchedule>,
+    /// Application packages by id (their archives are on disk, see `head::applications`).
+    pub(crate) applications: BTreeMap<String, gangway_api::Application>,
     /// API tokens by id.
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     /// The key of job credentials (see `tokens::job_token`).
@@ -237,6 +241,7 @@ impl HeadState {
             pools: BTreeMap::new(),
             jobs: BTreeMap::new(),
             schedules: BTreeMap::new(),
+            applications: BTreeMap::new(),
             tokens: BTreeMap::new(),
             job_token_key: [0; 32],
             api_url: String::new(),

@@ -204,6 +204,7 @@ impl HeadState {
             mpi: None,
             resource_files,
             job_prep_task: None,
+            packages: Vec::new(),
             output_files: Vec::new(),
             batch: None,
             user: j.wire.owner.as_ref().map(|o| RunAs { uid: o.uid, gid: None, name: o.name.clone() }),

@@ -69,6 +69,7 @@ impl HeadState {
         if self.pools.contains_key(&p.id) {
             return Err(ApiError::conflict("PoolExists", format!("pool '{}' already exists", p.id)));
         }
+        self.resolve_packages(&p.application_package_references, "applicationPackageReferences")?;
         let wire = Pool {
             id: p.id,
             display_name: p.display_name,
@@ -83,6 +84,7 @@ impl HeadState {
             enable_inter_node_communication: p.enable_inter_node_communication,
             current_dedicated_nodes: 0,
             start_task: p.start_task,
+            application_package_references: p.application_package_references,
         };
         fx.writes
             .push(Write::PutPool { id: wire.id.clone(), body: serde_json::to_string(&wire).expect("pools serialize") });
@@ -371,6 +373,7 @@ impl HeadState {
         split_command_line(&p.command_line).map_err(|e| ApiError::invalid(format!("commandLine: {e}")))?;
         check_env(&p.environment_settings, "environmentSettings")?;
         self.check_dependencies(j, &p)?;
+        self.resolve_packages(&p.application_package_references, "applicationPackageReferences")?;
         for (i, f) in p.output_files.iter().enumerate() {
             f.validate(&format!("outputFiles[{i}]")).map_err(ApiError::invalid)?;
         }
@@ -461,6 +464,7 @@ impl HeadState {
             exit_conditions: p.exit_conditions,
             dependency: None,
             output_files: p.output_files,
+            application_package_references: p.application_package_references,
         })
     }
 

@@ -224,6 +224,7 @@ impl HeadState {
             depends_on: None,
             exit_conditions: None,
             output_files: Vec::new(),
+            application_package_references: Vec::new(),
         };
         if let Some(begin) = r.begin.filter(|b| *b > Timestamp::now()) {
             fx.timers.push(Timer::SlurmBegin { job: info.job_id, at: begin });

@@ -379,3 +379,37 @@ fn a_deleted_pool_forgets_a_silent_node_and_takes_no_launcher() {
     let e = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap_err();
     assert_eq!(e.to_string(), "pool 'p' does not exist; create it first (gangway pool create p)");
 }
+
+#[test]
+fn pool_and_task_packages_are_checked_and_both_go_to_the_node() {
+    let mut sim = Sim::new();
+    let v = |version: &str| PackageVersion {
+        version: version.into(),
+        format: PackageFormat::TarGz,
+        sha256: "ab".repeat(32),
+        size: 1,
+    };
+    sim.st.set_applications(vec![
+        Application { id: "tools".into(), versions: vec![v("1")], default_version: Some("1".into()) },
+        Application { id: "data".into(), versions: vec![v("7")], default_version: None },
+    ]);
+    let pool = |refs: Vec<ApplicationPackageReference>| PoolAddParameter {
+        id: "p".into(),
+        application_package_references: refs,
+        ..Default::default()
+    };
+    let r = |app: &str, version: Option<&str>| ApplicationPackageReference {
+        application_id: app.into(),
+        version: version.map(Into::into),
+    };
+    let e = sim.apply(|st, fx| st.add_pool(pool(vec![r("data", None)]), fx)).unwrap_err();
+    assert_eq!(e.body.code, "InvalidApplicationPackageReferences");
+    assert!(e.body.message.value.contains("application 'data' has no default version"), "{:?}", e.body);
+    sim.apply(|st, fx| st.add_pool(pool(vec![r("tools", None)]), fx)).unwrap();
+    let got = sim.st.packages_for("p", &[r("data", Some("7"))]);
+    let names: Vec<(String, String, bool)> =
+        got.iter().map(|p| (p.application_id.clone(), p.version.clone(), p.default)).collect();
+    assert_eq!(names, [("tools".into(), "1".into(), true), ("data".into(), "7".into(), false)]);
+    // A package gone since: sent without a digest, which fails the attempt on its node.
+    assert_eq!(sim.st.packages_for("p", &[r("data", Some("8"))])[1].sha256, "");
+}

@@ -1,6 +1,6 @@
-//! SHA-256 (FIPS 180-4), for storing API tokens hashed: the head keeps only a token's
-//! digest, so its state store never holds a usable credential. Tokens are 256 random bits,
-//! so a plain digest (no salt, no stretching) is what is needed.
+//! SHA-256 (FIPS 180-4): the head stores API tokens as their digest (its state store never
+//! holds a usable credential; tokens are 256 random bits, so a plain digest is what is
+//! needed), and application packages are named and checked by theirs.
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
