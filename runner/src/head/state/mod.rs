@@ -388,10 +388,16 @@ impl HeadState {
         let (key, slots, need) = (t.key, t.wire.required_slots, alloc::task_need(&t.wire));
         let gang = t.wire.multi_instance_settings.as_ref().map(|m| m.number_of_instances);
         let (pool, limit) = (pool.key, alloc::time_limit(&pool.wire, Some(&t.wire.constraints)));
+        let manager = j.wire.job_manager_task.as_ref().is_some_and(|m| m.id == task);
         self.bar_prep_failures(job, key);
+        let job_id = job.to_owned();
         let job = self.job_facts(job);
         let ev = Event::TaskQueued { task: key, pool, order, slots, need, gang, limit, job };
         self.sched_event(ev, fx);
+        // A job manager that did not start makes room, as Azure Batch does.
+        if manager && self.task_by_key(key).is_some_and(|t| t.state == TaskState::Active) {
+            self.make_room_for_manager(&job_id, fx);
+        }
     }
 
     pub(crate) fn task_mut(&mut self, key: TaskKey) -> Option<(&mut JobRec, String)> {

@@ -219,6 +219,60 @@ impl HeadState {
         Ok(rec)
     }
 
+    /// A job manager task `key` of `job` found no room: the tasks of one node of its pool, all
+    /// of jobs of lower priority (none a job manager nor a multi-instance task), are requeued
+    /// (not counted as retries) so that it starts there. The node with the fewest such tasks
+    /// goes; when every node runs something of equal or higher priority, it waits.
+    pub(crate) fn make_room_for_manager(&mut self, job: &str, fx: &mut Effects) {
+        let Some(j) = self.jobs.get(job) else { return };
+        let (pool, priority) = (j.wire.pool_info.pool_id.clone(), j.wire.priority);
+        let yields = |k: &crate::scheduler::TaskKey| {
+            let Some((oj, ot)) = self.task_index.get(k) else { return false };
+            let Some(o) = self.jobs.get(oj) else { return false };
+            let t = o.tasks.get(ot);
+            o.wire.priority < priority
+                && o.wire.job_manager_task.as_ref().is_none_or(|m| &m.id != ot)
+                && t.is_some_and(|t| t.wire.multi_instance_settings.is_none() && t.killing.is_none())
+        };
+        let victim = self
+            .nodes
+            .values()
+            .filter(|n| n.wire.pool_id == pool && n.conn.is_some() && n.schedulable && !n.running.is_empty())
+            .filter(|n| n.running.keys().all(yields))
+            .min_by_key(|n| (n.running.len(), n.wire.id.clone()))
+            .map(|n| n.wire.id.clone());
+        let Some(node) = victim else { return };
+        tracing::info!(job, node, "requeueing lower-priority tasks to make room for a job manager");
+        // All of them leave before the scheduler looks again (one at a time, the first freed
+        // slot could go straight back to another of them), then the manager, queued ahead of
+        // them, is placed; they queue again behind it.
+        let n = self.nodes.get_mut(&node).expect("chosen above");
+        let (node_key, tx) = (n.key, n.conn.as_ref().map(|c| c.tx.clone()));
+        let victims: Vec<crate::scheduler::TaskKey> = n.running.drain().map(|(k, _)| k).collect();
+        let mut again = Vec::new();
+        for key in victims {
+            if let (Some(id), Some(tx)) = (self.attempt_of(key), &tx) {
+                fx.sends.push((tx.clone(), HeadMessage::KillTask { id, reason: "Preempted".into() }));
+            }
+            self.sched.apply(Event::TaskReleased { task: key, node: node_key });
+            let Some((j, tid)) = self.task_mut(key) else { continue };
+            let t = j.tasks.get_mut(&tid).expect("indexed");
+            let now = Timestamp::now();
+            j.running -= 1;
+            t.wire.execution_info.requeue_count += 1;
+            t.wire.execution_info.last_requeue_time = Some(now);
+            set_task_state(&mut t.wire, TaskState::Active, now);
+            HeadState::put_task(&j.wire.id, t, fx);
+            again.push((j.wire.id.clone(), tid, key));
+        }
+        self.refresh_node(&node);
+        self.sched_pass(fx);
+        for (job, task, key) in again {
+            self.dependency_moved(key, fx);
+            self.enqueue(&job, &task, fx);
+        }
+    }
+
     /// The task a job's manager is.
     fn manager_of(&self, j: &JobRec) -> Option<TaskAddParameter> {
         let slots = self.pools.get(&j.wire.pool_info.pool_id).map_or(1, |p| p.wire.task_slots_per_node);

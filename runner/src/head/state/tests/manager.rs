@@ -94,3 +94,41 @@ fn only_the_manager_gets_a_credential_and_it_is_scoped_to_its_job() {
     assert_eq!(sim.job_wire("j").state, JobState::Completed);
     assert!(sim.st.job_token_user(&token).unwrap_err().contains("has ended"));
 }
+
+#[test]
+fn a_manager_with_no_room_requeues_lower_priority_work_of_its_pool() {
+    let mut sim = Sim::with_pool(2, NodeFillType::Pack);
+    sim.node("n1");
+    sim.job("low", 0);
+    sim.tasks("low", &["a", "b"]);
+    assert_eq!(sim.starts("n1").len(), 2, "the node is full");
+    // Equal priority: the manager waits.
+    let m = |id: &str, priority| JobAddParameter {
+        id: id.into(),
+        priority: Some(priority),
+        pool_info: Some(PoolInformation { pool_id: "p".into() }),
+        job_manager_task: Some(manager("true")),
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_job(m("same", 0), root(), fx)).unwrap();
+    assert!(sim.sent("n1").iter().all(|s| !s.starts_with("kill")));
+    assert_eq!(sim.task("same", "jm").state, TaskState::Active);
+    // Higher priority: both tasks of the node are requeued (not retries) and it starts there.
+    sim.apply(|st, fx| st.add_job(m("urgent", 10), root(), fx)).unwrap();
+    let sent = sim.sent("n1");
+    assert!(
+        sent.contains(&"kill low/a#1 Preempted".to_string()) && sent.contains(&"kill low/b#1 Preempted".to_string()),
+        "{sent:?}"
+    );
+    assert!(sent.contains(&"start urgent/jm#1".to_string()), "{sent:?}");
+    for t in ["a", "b"] {
+        let w = sim.task("low", t);
+        assert_eq!((w.state, w.execution_info.requeue_count, w.execution_info.retry_count), (TaskState::Active, 1, 0));
+    }
+    // The killed attempts' reports change nothing; the manager's end frees the node for them.
+    sim.finish("n1", "low/a#1", 137);
+    sim.finish("n1", "urgent/jm#1", 0);
+    let mut starts = sim.starts("n1");
+    starts.sort();
+    assert_eq!(starts, ["low/a#2", "low/b#2"], "the requeued tasks run again, ahead of the later job's manager");
+}
