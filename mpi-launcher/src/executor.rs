@@ -152,7 +152,7 @@ impl Outcome {
 
 /// Copies an ended attempt's output files (as its user); a failed copy fails an attempt that
 /// had not failed otherwise, as `FileUploadFailed` (Azure's file upload error).
-async fn upload_outputs(dir: &Path, files: Vec<gangway_api::outputs::OutputFile>, o: &mut Outcome) {
+pub(crate) async fn upload_outputs(dir: &Path, files: Vec<gangway_api::outputs::OutputFile>, o: &mut Outcome) {
     let success = o.exit_code == Some(0) && o.failure.is_none();
     let dir = dir.to_path_buf();
     let done = tokio::task::spawn_blocking(move || {

@@ -48,8 +48,13 @@ impl Executor {
     ) -> TaskFinished {
         let (go_tx, go_rx) = oneshot::channel();
         self.go.lock().expect("lock").insert(start.id.clone(), go_tx);
-        let o = self.instance_outcome(&start, &plan, &mut stop_rx, go_rx).await;
+        let mut o = self.instance_outcome(&start, &plan, &mut stop_rx, go_rx).await;
         self.go.lock().expect("lock").remove(&start.id);
+        // The primary's output files, as Azure Batch copies them (from its node).
+        if plan.instance == 0 && !start.output_files.is_empty() {
+            let dir = self.layout.task_dir(&start.id.job, &start.id.task);
+            crate::executor::upload_outputs(&dir, start.output_files.clone(), &mut o).await;
+        }
         o.into_report(start.id, Some(plan.instance))
     }
 

@@ -161,3 +161,30 @@ fn a_failed_upload_is_a_file_upload_error_and_a_directory_is_a_destination() {
         .unwrap_err();
     assert!(e.to_string().contains("outputFiles[0].destination.container.containerUrl"), "{e}");
 }
+
+#[test]
+fn a_multi_instance_tasks_outputs_come_from_its_primary() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 1, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "mi".into(), ..Default::default() }).unwrap();
+    let dir = cluster.state_dir().join("from-primary");
+    let t = TaskAddParameter {
+        id: "t".into(),
+        command_line: "/bin/sh -c 'echo $AZ_BATCH_IS_CURRENT_NODE_MASTER > result.txt'".into(),
+        multi_instance_settings: Some(MultiInstanceSettings {
+            number_of_instances: 2,
+            coordination_command_line: Some("/bin/sh -c 'echo coordinated > coord.txt'".into()),
+            common_resource_files: Vec::new(),
+        }),
+        output_files: vec![output(
+            "*.txt",
+            OutputFileDestination { path: Some(dir.display().to_string()), container: None },
+            UploadCondition::TaskSuccess,
+        )],
+        ..Default::default()
+    };
+    c.add_task("mi", &t).unwrap();
+    let done = wait_done(&mut c, "mi", "t");
+    assert_eq!(done.execution_info.result, Some(TaskExecutionResult::Success), "{:?}", done.execution_info);
+    assert_eq!(std::fs::read_to_string(dir.join("result.txt")).unwrap(), "true\n", "the primary's");
+}

@@ -431,11 +431,7 @@ impl HeadState {
         for (i, f) in p.output_files.iter().enumerate() {
             f.validate(&format!("outputFiles[{i}]")).map_err(ApiError::invalid)?;
         }
-        if !p.output_files.is_empty() && p.multi_instance_settings.is_some() {
-            return Err(ApiError::invalid(
-                "outputFiles on a multi-instance task are not supported yet: copy the files from the primary's command",
-            ));
-        }
+
         super::resource_files::check_resource_files(&p.resource_files, "resourceFiles")?;
         let mut constraints = p.constraints.unwrap_or_default();
         check_retry_count(constraints.max_task_retry_count, "constraints.maxTaskRetryCount")?;
