@@ -212,6 +212,10 @@ enum Cmd {
         /// ids and integer ranges, comma-separated (`prep,1-100`).
         #[arg(long, value_name = "IDS")]
         depends_on: Option<String>,
+        /// A new job stays open when its tasks are done (more may be added with --job; end it
+        /// with `gangway job terminate`); by default it ends with them.
+        #[arg(long)]
+        keep_open: bool,
         /// Wait for the task and exit with its exit code.
         #[arg(long)]
         wait: bool,
@@ -527,6 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             user_name,
             elevated,
             depends_on,
+            keep_open,
             wait,
             command,
         } => {
@@ -559,6 +564,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     }),
                     files,
                     depends_on,
+                    keep_open,
                     user_identity: (user_name.is_some() || elevated).then(|| gangway_api::UserIdentity {
                         user_name,
                         auto_user: elevated.then(|| gangway_api::AutoUserSpecification {

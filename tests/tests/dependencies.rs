@@ -227,10 +227,10 @@ fn the_cli_chains_tasks_and_reactivates_a_failed_parent() {
     };
     // Task 1 fails until a flag file exists; 2-3 wait for it; 4 waits for both.
     let flag = cluster.state_dir().join("flag");
-    // (It sleeps first: the job `gangway submit` makes ends when all its tasks have, so the
-    // dependents must be added before task 1 ends.)
-    let test = format!("sleep 1; test -e {}", flag.display());
-    let job = ok(cluster.cli(&["submit", "--", "/bin/sh", "-c", &test])).trim().to_owned();
+    // --keep-open: the job does not end with task 1, so dependents may come after it ended.
+    let test = format!("test -e {}", flag.display());
+    let job = ok(cluster.cli(&["submit", "--keep-open", "--", "/bin/sh", "-c", &test])).trim().to_owned();
+    wait_done(&mut c, &job, "1");
     ok(cluster.cli(&["submit", "--job", &job, "--tasks", "2", "--depends-on", "1", "--", "/bin/true"]));
     ok(cluster.cli(&["submit", "--job", &job, "--depends-on", "2-3", "--", "/bin/true"]));
     let first = wait_done(&mut c, &job, "1");
@@ -244,9 +244,10 @@ fn the_cli_chains_tasks_and_reactivates_a_failed_parent() {
     for t in ["1", "2", "3", "4"] {
         assert_eq!(wait_done(&mut c, &job, t).execution_info.exit_code, Some(0), "task {t}");
     }
+    assert_eq!(c.get_job(&job).unwrap().state, JobState::Active, "kept open");
     let (code, _, err) = cluster.cli(&["task", "reactivate", &job, "3"]);
     assert_ne!(code, 0);
-    assert!(err.contains("has ended; its tasks cannot be reactivated"), "{err}");
+    assert!(err.contains("only a completed task that failed can be reactivated"), "{err}");
     ok(cluster.cli(&["task", "delete", &job, "4"]));
     let ids: Vec<String> = c.list_tasks(&job, &Default::default()).unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["1", "2", "3"]);

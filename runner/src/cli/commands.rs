@@ -43,6 +43,8 @@ pub struct Submit {
     pub user_identity: Option<gangway_api::UserIdentity>,
     /// `--depends-on`: task ids and integer ranges of the job, comma-separated.
     pub depends_on: Option<String>,
+    /// `--keep-open`: a new job does not end with its tasks.
+    pub keep_open: bool,
     pub wait: bool,
     pub command: Vec<String>,
 }
@@ -152,7 +154,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
             bail!("the head refused the submission: {}", refused.join("; "));
         }
     }
-    if !existing {
+    if !existing && !s.keep_open {
         // Like a Slurm job, a submitted job ends when its tasks have.
         let patch = serde_json::json!({"onAllTasksComplete": "terminatejob"});
         c.patch_job(&job_id, &patch)?;
