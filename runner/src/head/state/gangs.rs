@@ -69,12 +69,17 @@ impl HeadState {
         let allocation: Vec<NodeAllocation> = names.iter().filter_map(|n| allocations.remove(n)).collect();
         let token_key = self.job_token_key;
         let api_url = self.api_url.clone();
+        // Its job's preparation runs (or ends) on each of its nodes first.
+        let job = self.task_index.get(&key).map(|(j, _)| j.clone()).unwrap_or_default();
+        let waits: Vec<String> =
+            names.iter().filter(|n| matches!(self.prep_gate(&job, n, fx), super::prep::Gate::Wait)).cloned().collect();
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
         let Some(m) = t.wire.multi_instance_settings.clone() else { return };
         t.attempt += 1;
-        set_task_state(&mut t.wire, TaskState::Running, now);
+        let state = if waits.is_empty() { TaskState::Running } else { TaskState::Preparing };
+        set_task_state(&mut t.wire, state, now);
         t.wire.execution_info.start_time = Some(now);
         let pool = j.wire.pool_info.pool_id.clone();
         t.wire.node_info = Some(ComputeNodeInformation {
@@ -103,6 +108,7 @@ impl HeadState {
         let primary_files = t.wire.resource_files.clone();
         // A whole-node instance's `requiredSlots` is already every slot (set at submit).
         let slots = t.wire.required_slots;
+        let mut held = Vec::new();
         for (i, (name, own)) in names.iter().zip(allocation).enumerate() {
             let n = self.nodes.get_mut(name).expect("found above");
             n.running.insert(key, slots);
@@ -125,10 +131,19 @@ impl HeadState {
                 msg.env.extend(env);
             }
             msg.allocation = Some(own);
-            if let Some(c) = &n.conn {
+            if !waits.is_empty() {
+                held.push((name.clone(), HeadMessage::StartTask(Box::new(msg))));
+            } else if let Some(c) = &n.conn {
                 fx.sends.push((c.tx.clone(), HeadMessage::StartTask(Box::new(msg))));
             }
             self.refresh_node(name);
+        }
+        if !waits.is_empty() {
+            self.gang_waiting.insert(key, held);
+            for node in waits {
+                // The messages are the gang's: what waits here is only its key.
+                self.prep_waiting.entry((job.clone(), node)).or_default().push((key, HeadMessage::Heartbeat));
+            }
         }
     }
 

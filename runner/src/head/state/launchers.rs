@@ -339,6 +339,10 @@ impl HeadState {
 
     /// Puts a running task back in the queue without counting a retry (a recovery requeue).
     pub(crate) fn requeue(&mut self, key: TaskKey, why: &str, fx: &mut Effects) {
+        // A multi-instance task still waiting for its job's preparation: all its nodes go.
+        if self.gang_waiting.contains_key(&key) {
+            return self.unwind_gang(key, fx);
+        }
         // A multi-instance task is requeued whole: its other instances are stopped first
         // (their nodes stay taken until they report).
         let gang = self.task_mut(key).is_some_and(|(j, tid)| {

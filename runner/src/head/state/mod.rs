@@ -228,6 +228,9 @@ pub struct HeadState {
     /// Tasks placed on a node, waiting `preparing` for their job's preparation there (by job
     /// and node), with the start message to send when it succeeds.
     pub(crate) prep_waiting: HashMap<(String, String), Vec<(TaskKey, HeadMessage)>>,
+    /// Multi-instance tasks waiting for their job's preparation on some of their nodes: each
+    /// instance's start message, by node (sent when every node is prepared).
+    pub(crate) gang_waiting: HashMap<TaskKey, Vec<(String, HeadMessage)>>,
     next_key: u64,
     next_seq: u64,
     next_generation: u64,
@@ -267,6 +270,7 @@ impl HeadState {
             dep_settling: false,
             dep_changes: Vec::new(),
             prep_waiting: HashMap::new(),
+            gang_waiting: HashMap::new(),
             next_key: 1,
             next_seq: 1,
             next_generation: 1,

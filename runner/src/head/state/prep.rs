@@ -298,6 +298,10 @@ impl HeadState {
         let waiting = self.prep_waiting.remove(&(job.to_owned(), node.to_owned())).unwrap_or_default();
         if !barred {
             for (key, msg) in waiting {
+                if self.gang_waiting.contains_key(&key) {
+                    self.gang_prepared(job, key, fx);
+                    continue;
+                }
                 let Some((j, tid)) = self.task_mut(key) else { continue };
                 let t = j.tasks.get_mut(&tid).expect("indexed");
                 if t.wire.state != TaskState::Preparing {
@@ -323,6 +327,10 @@ impl HeadState {
             self.enqueue(job, &id, fx);
         }
         for (key, _) in waiting {
+            if self.gang_waiting.contains_key(&key) {
+                self.unwind_gang(key, fx);
+                continue;
+            }
             let Some((j, tid)) = self.task_mut(key) else { continue };
             let t = j.tasks.get_mut(&tid).expect("indexed");
             if t.wire.state != TaskState::Preparing {
@@ -346,6 +354,16 @@ impl HeadState {
     /// A task killed while it waited for its job's preparation (it never reached its node):
     /// it gives its share of the node back and completes at once. False when it was not waiting.
     pub(crate) fn abandon_preparing(&mut self, key: TaskKey, reason: &'static str, fx: &mut Effects) -> bool {
+        if self.gang_waiting.contains_key(&key) {
+            let failure = TaskFailureInformation {
+                category: ErrorCategory::UserError,
+                code: reason.into(),
+                message: format!("the task was killed ({reason}) while it waited for its job's preparation"),
+            };
+            self.release_gang(key);
+            self.complete_task(key, None, Some(failure), Timestamp::now(), fx);
+            return true;
+        }
         let Some((job, _)) = self.task_index.get(&key).cloned() else { return false };
         let Some(((_, node), list)) =
             self.prep_waiting.iter_mut().find(|((j, _), l)| *j == job && l.iter().any(|(k, _)| *k == key))
@@ -369,8 +387,68 @@ impl HeadState {
         true
     }
 
+    /// A multi-instance task's job is prepared on one more of its nodes: when none is left
+    /// to prepare, its instances start.
+    fn gang_prepared(&mut self, job: &str, key: TaskKey, fx: &mut Effects) {
+        let pending = self.prep_waiting.iter().any(|((j, _), l)| j == job && l.iter().any(|(k, _)| *k == key));
+        if pending {
+            return;
+        }
+        let Some(msgs) = self.gang_waiting.remove(&key) else { return };
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        set_task_state(&mut t.wire, TaskState::Running, Timestamp::now());
+        HeadState::put_task(job, t, fx);
+        for (node, msg) in msgs {
+            if let Some(c) = self.nodes.get(&node).and_then(|n| n.conn.as_ref()) {
+                fx.sends.push((c.tx.clone(), msg));
+            }
+        }
+    }
+
+    /// Gives back every node a waiting multi-instance task holds and forgets its waiting.
+    fn release_gang(&mut self, key: TaskKey) {
+        let nodes: Vec<String> =
+            self.gang_waiting.remove(&key).unwrap_or_default().into_iter().map(|(n, _)| n).collect();
+        for list in self.prep_waiting.values_mut() {
+            list.retain(|(k, _)| *k != key);
+        }
+        for node in nodes {
+            let Some(n) = self.nodes.get_mut(&node) else { continue };
+            n.running.remove(&key);
+            let node_key = n.key;
+            self.refresh_node(&node);
+            self.sched.apply(Event::TaskReleased { task: key, node: node_key });
+        }
+        if let Some((j, tid)) = self.task_mut(key) {
+            j.tasks.get_mut(&tid).expect("indexed").instances.clear();
+        }
+    }
+
+    /// A waiting multi-instance task goes back to the queue whole (its preparation failed for
+    /// good on one of its nodes, or a node of it was lost), without a retry counted.
+    pub(crate) fn unwind_gang(&mut self, key: TaskKey, fx: &mut Effects) {
+        self.release_gang(key);
+        let Some((j, tid)) = self.task_mut(key) else { return };
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        if t.wire.state != TaskState::Preparing {
+            return;
+        }
+        j.running -= 1;
+        let now = Timestamp::now();
+        t.wire.execution_info.requeue_count += 1;
+        t.wire.execution_info.last_requeue_time = Some(now);
+        set_task_state(&mut t.wire, TaskState::Active, now);
+        let job = j.wire.id.clone();
+        HeadState::put_task(&job, t, fx);
+        self.enqueue(&job, &tid, fx);
+    }
+
     /// Whether task `key` waits on `node` for its job's preparation.
     pub(crate) fn prep_waits(&self, key: TaskKey, node: &str) -> bool {
+        if self.gang_waiting.get(&key).is_some_and(|l| l.iter().any(|(n, _)| n == node)) {
+            return true;
+        }
         let Some((job, _)) = self.task_index.get(&key) else { return false };
         self.prep_waiting.get(&(job.clone(), node.to_owned())).is_some_and(|l| l.iter().any(|(k, _)| *k == key))
     }
@@ -498,7 +576,12 @@ impl HeadState {
                 e.job_preparation_task_execution_info = None;
             }
             HeadState::put_job(j, fx);
-            self.prep_waiting.remove(&(job.clone(), node.to_owned()));
+            let waiting = self.prep_waiting.remove(&(job.clone(), node.to_owned())).unwrap_or_default();
+            let gangs: Vec<TaskKey> =
+                waiting.into_iter().map(|(k, _)| k).filter(|k| self.gang_waiting.contains_key(k)).collect();
+            for key in gangs {
+                self.unwind_gang(key, fx);
+            }
             if release_running {
                 self.maybe_complete_job(&job, fx);
             }

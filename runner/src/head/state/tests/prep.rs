@@ -232,3 +232,84 @@ fn a_preparation_the_node_lost_is_sent_again() {
     sim.finish("n1", "j/jobpreparation#2", 0);
     assert_eq!(sim.starts("n1"), ["j/a#1"]);
 }
+
+/// A pool of one-slot nodes for multi-instance tasks, `nodes` joined.
+fn gang_pool(nodes: &[&str]) -> Sim {
+    let mut sim = Sim::new();
+    let p = PoolAddParameter {
+        id: "p".into(),
+        task_slots_per_node: Some(1),
+        enable_inter_node_communication: true,
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_pool(p, fx)).unwrap();
+    for n in nodes {
+        sim.node(n);
+    }
+    sim
+}
+
+fn gang_task(sim: &mut Sim, job: &str, id: &str, n: u32) {
+    let t = TaskAddParameter {
+        id: id.into(),
+        command_line: "./app".into(),
+        multi_instance_settings: Some(MultiInstanceSettings { number_of_instances: n, ..Default::default() }),
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_task(job, t, fx)).unwrap();
+}
+
+#[test]
+fn a_multi_instance_task_starts_when_every_node_of_it_is_prepared() {
+    let mut sim = gang_pool(&["n1", "n2"]);
+    job(&mut sim, "j", prep(0, true), None);
+    gang_task(&mut sim, "j", "mpi", 2);
+    for n in ["n1", "n2"] {
+        assert_eq!(sim.starts(n), ["j/jobpreparation#1"], "{n}: only the preparation");
+    }
+    assert_eq!(sim.task("j", "mpi").state, TaskState::Preparing);
+    sim.finish("n1", "j/jobpreparation#1", 0);
+    assert!(sim.starts("n1").is_empty() && sim.starts("n2").is_empty(), "n2 is not prepared yet");
+    sim.finish("n2", "j/jobpreparation#1", 0);
+    assert_eq!((sim.starts("n1"), sim.starts("n2")), (vec!["j/mpi#1".to_string()], vec!["j/mpi#1".to_string()]));
+    assert_eq!(sim.task("j", "mpi").state, TaskState::Running);
+}
+
+#[test]
+fn a_multi_instance_task_whose_node_fails_preparation_goes_elsewhere_whole() {
+    let mut sim = gang_pool(&["n1", "n2"]);
+    job(&mut sim, "j", prep(0, true), None);
+    gang_task(&mut sim, "j", "mpi", 2);
+    for n in ["n1", "n2"] {
+        assert_eq!(sim.starts(n), ["j/jobpreparation#1"]);
+    }
+    sim.finish("n1", "j/jobpreparation#1", 0);
+    sim.finish("n2", "j/jobpreparation#1", 1);
+    let t = sim.task("j", "mpi");
+    assert_eq!((t.state, t.execution_info.requeue_count), (TaskState::Active, 1));
+    for n in ["n1", "n2"] {
+        let s = sim.starts(n);
+        assert!(s.is_empty(), "{n}: {s:?}");
+    }
+    // A third node: the gang runs on n1 (prepared) and n3 (prepared now), never on n2.
+    sim.node("n3");
+    assert_eq!(sim.starts("n3"), ["j/jobpreparation#1"]);
+    sim.finish("n3", "j/jobpreparation#1", 0);
+    assert_eq!((sim.starts("n1"), sim.starts("n3")), (vec!["j/mpi#2".to_string()], vec!["j/mpi#2".to_string()]));
+    assert!(sim.starts("n2").is_empty());
+}
+
+#[test]
+fn a_multi_instance_task_killed_while_it_waits_gives_every_node_back() {
+    let mut sim = gang_pool(&["n1", "n2"]);
+    job(&mut sim, "j", prep(0, true), None);
+    gang_task(&mut sim, "j", "mpi", 2);
+    sim.apply(|st, fx| st.terminate_task("j", "mpi", fx)).unwrap();
+    let t = sim.task("j", "mpi");
+    assert_eq!((t.state, failure_code(t)), (TaskState::Completed, Some("TaskTerminated")));
+    sim.job("k", 0);
+    sim.tasks("k", &["x", "y"]);
+    let started: Vec<String> =
+        ["n1", "n2"].iter().flat_map(|n| sim.starts(n)).filter(|s| s.starts_with("k/")).collect();
+    assert_eq!(started.len(), 2, "both nodes are free: {started:?}");
+}
