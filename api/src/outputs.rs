@@ -29,6 +29,34 @@ pub struct OutputFileDestination {
     /// user; files keep their path relative to where the pattern starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// gangway: the head's file store, the task user's (`GET /files/NAME`): the file's name
+    /// (a pattern without wildcards) or a name prefix, to which each file's path below the
+    /// pattern's fixed directories is added (`/` as `.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_file: Option<String>,
+}
+
+impl OutputFileDestination {
+    /// The store name of a file named `name` (below the pattern's fixed directories) when the
+    /// destination is the head's file store named `prefix`.
+    pub fn store_name(prefix: &str, name: &str, wild: bool) -> String {
+        if !wild {
+            return prefix.to_owned();
+        }
+        let tail: String = name
+            .chars()
+            .map(|c| {
+                if c == '/' {
+                    '.'
+                } else if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{prefix}{tail}")
+    }
 }
 
 /// Azure's `container` destination.
@@ -85,6 +113,14 @@ impl OutputFile {
                 "{field}.filePattern '{p}' must be relative to the working directory (a leading ../ reaches the task directory, no further)"
             ));
         }
+        let d = &self.destination;
+        if let Some(name) = &d.uploaded_file {
+            if d.container.is_some() || d.path.is_some() {
+                return Err(format!("{field}.destination must name exactly one of container, path and uploadedFile"));
+            }
+            return crate::files::validate_file_name(name)
+                .map_err(|e| format!("{field}.destination.uploadedFile: {e}"));
+        }
         match (&self.destination.container, &self.destination.path) {
             (Some(c), None) => {
                 if !c.container_url.starts_with("http://") {
@@ -101,7 +137,7 @@ impl OutputFile {
             (None, Some(path)) => {
                 Err(format!("{field}.destination.path '{path}' must be an absolute path without '..'"))
             }
-            _ => Err(format!("{field}.destination must name exactly one of container and path")),
+            _ => Err(format!("{field}.destination must name exactly one of container, path and uploadedFile")),
         }
     }
 }
@@ -190,13 +226,15 @@ mod tests {
             destination: dest,
             upload_options: Default::default(),
         };
-        let path = |p: &str| OutputFileDestination { path: Some(p.into()), container: None };
+        let path = |p: &str| OutputFileDestination { path: Some(p.into()), ..Default::default() };
         let url = |u: &str| OutputFileDestination {
             container: Some(OutputFileContainer { container_url: u.into(), path: None }),
-            path: None,
+            ..Default::default()
         };
         assert!(f("../std*.txt", path("/shared/out")).validate("outputFiles[0]").is_ok());
         assert!(f("*.dat", url("http://host:8080/bucket?sig=1")).validate("outputFiles[0]").is_ok());
+        assert_eq!(OutputFileDestination::store_name("run1-", "sub/a b.txt", true), "run1-sub.a_b.txt");
+        assert_eq!(OutputFileDestination::store_name("result.txt", "ignored", false), "result.txt");
         for (bad, words) in [
             (f("../../x", path("/o")), "no further"),
             (f("/etc/passwd", path("/o")), "must be relative"),
@@ -204,6 +242,8 @@ mod tests {
             (f("*", path("rel")), "absolute path"),
             (f("*", url("https://host/b")), "plain HTTP"),
             (f("*", OutputFileDestination::default()), "exactly one"),
+            (f("*", OutputFileDestination { uploaded_file: Some("a/b".into()), ..Default::default() }), "uploadedFile"),
+            (f("*", OutputFileDestination { uploaded_file: Some("x".into()), ..path("/o") }), "exactly one"),
         ] {
             let e = bad.validate("outputFiles[1]").unwrap_err();
             assert!(e.starts_with("outputFiles[1]") && e.contains(words), "{e}");

@@ -152,11 +152,16 @@ impl Outcome {
 
 /// Copies an ended attempt's output files (as its user); a failed copy fails an attempt that
 /// had not failed otherwise, as `FileUploadFailed` (Azure's file upload error).
-pub(crate) async fn upload_outputs(dir: &Path, files: Vec<gangway_api::outputs::OutputFile>, o: &mut Outcome) {
+pub(crate) async fn upload_outputs(
+    dir: &Path,
+    files: Vec<gangway_api::outputs::OutputFile>,
+    head: crate::outputs::HeadStore,
+    o: &mut Outcome,
+) {
     let success = o.exit_code == Some(0) && o.failure.is_none();
     let dir = dir.to_path_buf();
     let done = tokio::task::spawn_blocking(move || {
-        crate::files::as_owner_of(&dir, || crate::outputs::upload(&dir, &files, success))
+        crate::files::as_owner_of(&dir, || crate::outputs::upload(&dir, &files, success, &head))
             .unwrap_or_else(|e| Err(format!("switching to the task's user: {e}")))
     })
     .await
@@ -484,9 +489,18 @@ impl Executor {
             Err(failed) => failed,
         };
         if !start.output_files.is_empty() {
-            upload_outputs(&dir, start.output_files.clone(), &mut o).await;
+            upload_outputs(&dir, start.output_files.clone(), self.head_store(&start), &mut o).await;
         }
         o.into_report(start.id, None)
+    }
+
+    /// The head's file store of the attempt's user, for its `uploadedFile` outputs.
+    pub(crate) fn head_store(&self, start: &StartTask) -> crate::outputs::HeadStore {
+        crate::outputs::HeadStore {
+            url: self.account_url.clone(),
+            secret: self.secret.clone(),
+            owner: start.user.as_ref().map(|u| u.uid),
+        }
     }
 
     /// Those of `wanted` (CPUs or NUMA nodes of the declared topology) that `host` has: an

@@ -53,7 +53,7 @@ impl Executor {
         // The primary's output files, as Azure Batch copies them (from its node).
         if plan.instance == 0 && !start.output_files.is_empty() {
             let dir = self.layout.task_dir(&start.id.job, &start.id.task);
-            crate::executor::upload_outputs(&dir, start.output_files.clone(), &mut o).await;
+            crate::executor::upload_outputs(&dir, start.output_files.clone(), self.head_store(&start), &mut o).await;
         }
         o.into_report(start.id, Some(plan.instance))
     }

@@ -7,11 +7,20 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gangway_api::http::{encode_component, HttpClient};
-use gangway_api::outputs::{path_matches, OutputFile};
+use gangway_api::outputs::{path_matches, OutputFile, OutputFileDestination};
+
+/// Where the head is, for the `uploadedFile` destination: its URL, the cluster secret and
+/// whose file store (the task's user).
+#[derive(Debug, Clone, Default)]
+pub struct HeadStore {
+    pub url: String,
+    pub secret: String,
+    pub owner: Option<u32>,
+}
 
 /// Copies what `files` name for an attempt that ended with `success`; `Err` says what failed
 /// (the details are in `fileuploaderr.txt`).
-pub fn upload(task_dir: &Path, files: &[OutputFile], success: bool) -> Result<(), String> {
+pub fn upload(task_dir: &Path, files: &[OutputFile], success: bool, head: &HeadStore) -> Result<(), String> {
     let (mut out, mut err) = (String::new(), String::new());
     let mut failed = 0;
     for f in files {
@@ -37,7 +46,7 @@ pub fn upload(task_dir: &Path, files: &[OutputFile], success: bool) -> Result<()
         for rel in found {
             let name = if wild { rel[fixed.min(rel.len() - 1)..].join("/") } else { rel[rel.len() - 1].clone() };
             let source = base.join(rel.join("/"));
-            match copy_out(&source, f, &name, wild) {
+            match copy_out(&source, f, &name, wild, head) {
                 Ok(to) => {
                     let _ = writeln!(out, "uploaded {} to {to}", rel.join("/"));
                 }
@@ -85,7 +94,27 @@ fn walk(dir: &Path, rel: &mut Vec<String>, pattern: &[&str], found: &mut Vec<Vec
 }
 
 /// Copies one file to `f`'s destination as `name`; returns where it went.
-fn copy_out(source: &Path, f: &OutputFile, name: &str, wild: bool) -> Result<String, String> {
+fn copy_out(source: &Path, f: &OutputFile, name: &str, wild: bool, head: &HeadStore) -> Result<String, String> {
+    if let Some(prefix) = &f.destination.uploaded_file {
+        let stored = OutputFileDestination::store_name(prefix, name, wild);
+        let body = std::fs::read(source).map_err(|e| format!("reading it: {e}"))?;
+        let mut path = format!("/files/{}", encode_component(&stored));
+        if let Some(uid) = head.owner {
+            path.push_str(&format!("?owner={uid}"));
+        }
+        let mut http = HttpClient::new(&head.url).map_err(|e| e.to_string())?;
+        let auth = format!("Bearer {}", head.secret);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/octet-stream")];
+        let resp = http.request("PUT", &path, &headers, Some(&body)).map_err(|e| format!("storing {stored}: {e}"))?;
+        if !(200..300).contains(&resp.status) {
+            return Err(format!(
+                "storing {stored} on the head: HTTP {} {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            ));
+        }
+        return Ok(format!("the head's file {stored}"));
+    }
     if let Some(dir) = &f.destination.path {
         let to = PathBuf::from(dir).join(name);
         if let Some(parent) = to.parent() {
@@ -116,7 +145,7 @@ fn copy_out(source: &Path, f: &OutputFile, name: &str, wild: bool) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gangway_api::outputs::{OutputFileDestination, OutputFileUploadOptions, UploadCondition};
+    use gangway_api::outputs::{OutputFileUploadOptions, UploadCondition};
 
     #[test]
     fn matching_files_are_copied_keeping_their_path_below_the_pattern() {
@@ -130,7 +159,7 @@ mod tests {
         std::fs::write(task.path().join("stdout.txt"), "out").unwrap();
         let to = |sub: &str| OutputFileDestination {
             path: Some(dest.path().join(sub).display().to_string()),
-            container: None,
+            ..Default::default()
         };
         let file = |pattern: &str, sub: &str, condition| OutputFile {
             file_pattern: pattern.into(),
@@ -143,7 +172,7 @@ mod tests {
             file("top.dat", "only-on-failure", UploadCondition::TaskFailure),
             file("nothing*", "none", UploadCondition::TaskCompletion),
         ];
-        upload(task.path(), &files, true).unwrap();
+        upload(task.path(), &files, true, &HeadStore::default()).unwrap();
         let read = |p: &str| std::fs::read_to_string(dest.path().join(p)).ok();
         assert_eq!(read("dats/a/x.dat").as_deref(), Some("x"));
         assert_eq!(read("dats/y.dat").as_deref(), Some("y"));
@@ -157,10 +186,10 @@ mod tests {
         // A destination that cannot be written: the error is named and logged.
         let blocked = OutputFile {
             file_pattern: "top.dat".into(),
-            destination: OutputFileDestination { path: Some("/proc/no/such".into()), container: None },
+            destination: OutputFileDestination { path: Some("/proc/no/such".into()), ..Default::default() },
             upload_options: Default::default(),
         };
-        let e = upload(task.path(), &[blocked], true).unwrap_err();
+        let e = upload(task.path(), &[blocked], true, &HeadStore::default()).unwrap_err();
         assert!(e.starts_with("1 output file(s) could not be uploaded: top.dat: creating /proc/no/such"), "{e}");
         let err = std::fs::read_to_string(task.path().join("fileuploaderr.txt")).unwrap();
         assert!(err.starts_with("top.dat: creating /proc/no/such"), "{err}");

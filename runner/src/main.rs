@@ -309,9 +309,9 @@ enum Cmd {
     Status,
     /// The head's file store (for `uploadedFile` resource files): put LOCAL, list, delete NAME.
     File {
-        /// put | list | delete
+        /// put | get (to stdout) | list | delete
         action: String,
-        /// put: the local file; delete: the stored file's name.
+        /// put: the local file; get, delete: the stored file's name.
         arg: Option<String>,
         /// put: store it under this name (default: the local file's name).
         #[arg(long)]

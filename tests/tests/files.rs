@@ -150,11 +150,16 @@ fn the_file_store_needs_the_token_and_launchers_read_with_the_secret() {
     assert_eq!((r.status, r.body.as_slice()), (200, b"hello".as_slice()));
     let r = anon.request("GET", "/files/a.txt", &[("Authorization", "Bearer wrong")], None).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
-    // The secret reads single files only: listing, writing and deleting need the admin token.
+    // The secret reads single files, and writes one only naming whose (a task's output file);
+    // listing, deleting and writing without an owner need the admin token.
     for (method, path) in [("GET", "/files"), ("PUT", "/files/a.txt"), ("DELETE", "/files/a.txt")] {
         let r = anon.request(method, path, &[("Authorization", &good)], Some(b"y")).unwrap();
         assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
     }
+    let r = anon.request("PUT", "/files/out.txt?owner=0", &[("Authorization", &good)], Some(b"out")).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(c.get_file("out.txt").unwrap(), b"out");
+    c.delete_file("out.txt").unwrap();
 
     assert_eq!(c.get_file("a.txt").unwrap(), b"hello");
     c.put_file("a.txt", b"replaced").unwrap();

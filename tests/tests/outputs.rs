@@ -71,7 +71,7 @@ fn output(pattern: &str, destination: OutputFileDestination, condition: UploadCo
 fn container(url: &str, path: Option<&str>) -> OutputFileDestination {
     OutputFileDestination {
         container: Some(OutputFileContainer { container_url: url.into(), path: path.map(str::to_owned) }),
-        path: None,
+        ..Default::default()
     }
 }
 
@@ -130,7 +130,7 @@ fn a_failed_upload_is_a_file_upload_error_and_a_directory_is_a_destination() {
     };
     c.add_task("up", &t).unwrap();
     let dir = cluster.state_dir().join("collected");
-    let to_dir = OutputFileDestination { path: Some(dir.display().to_string()), container: None };
+    let to_dir = OutputFileDestination { path: Some(dir.display().to_string()), ..Default::default() };
     let after = TaskAddParameter {
         id: "after".into(),
         command_line: "/bin/sh -c 'mkdir -p a/b; echo deep > a/b/c.log'".into(),
@@ -178,7 +178,7 @@ fn a_multi_instance_tasks_outputs_come_from_its_primary() {
         }),
         output_files: vec![output(
             "*.txt",
-            OutputFileDestination { path: Some(dir.display().to_string()), container: None },
+            OutputFileDestination { path: Some(dir.display().to_string()), ..Default::default() },
             UploadCondition::TaskSuccess,
         )],
         ..Default::default()
@@ -187,4 +187,33 @@ fn a_multi_instance_tasks_outputs_come_from_its_primary() {
     let done = wait_done(&mut c, "mi", "t");
     assert_eq!(done.execution_info.result, Some(TaskExecutionResult::Success), "{:?}", done.execution_info);
     assert_eq!(std::fs::read_to_string(dir.join("result.txt")).unwrap(), "true\n", "the primary's");
+}
+
+#[test]
+fn outputs_go_to_the_heads_file_store_of_the_tasks_user() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "store".into(), ..Default::default() }).unwrap();
+    let to_store = |name: &str| OutputFileDestination { uploaded_file: Some(name.into()), ..Default::default() };
+    let t = TaskAddParameter {
+        id: "t".into(),
+        command_line: "/bin/sh -c 'mkdir -p res/x; echo one > res/a.txt; echo two > res/x/b.txt; echo log'".into(),
+        output_files: vec![
+            output("res/**/*.txt", to_store("run1-"), UploadCondition::TaskSuccess),
+            output("../stdout.txt", to_store("run1-stdout.txt"), UploadCondition::TaskSuccess),
+        ],
+        ..Default::default()
+    };
+    c.add_task("store", &t).unwrap();
+    let done = wait_done(&mut c, "store", "t");
+    assert_eq!(done.execution_info.failure_info, None);
+    let get = |c: &mut Client, name: &str| {
+        let r = c.raw("GET", &format!("/files/{name}"), None, &[]).unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    assert_eq!(get(&mut c, "run1-a.txt"), (200, "one\n".to_string()));
+    assert_eq!(get(&mut c, "run1-x.b.txt"), (200, "two\n".to_string()));
+    assert_eq!(get(&mut c, "run1-stdout.txt"), (200, "log\n".to_string()));
+    let (code, out, err) = cluster.cli(&["file", "get", "run1-a.txt"]);
+    assert_eq!((code, out.as_str()), (0, "one\n"), "{err}");
 }

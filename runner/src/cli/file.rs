@@ -40,7 +40,12 @@ pub fn file(c: &mut Client, action: &str, arg: Option<&str>, name: Option<&str>,
             c.delete_file(name)?;
             eprintln!("file '{name}' deleted");
         }
-        other => bail!("unknown file command '{other}' (put, list, delete)"),
+        "get" => {
+            let name = arg.context("gangway file get needs the stored file's name")?;
+            use std::io::Write as _;
+            std::io::stdout().write_all(&c.get_file(name)?)?;
+        }
+        other => bail!("unknown file command '{other}' (put, get, list, delete)"),
     }
     Ok(())
 }

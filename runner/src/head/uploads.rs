@@ -7,7 +7,9 @@
 //! Every user has their own files: the caller (as the API identifies them) stores, lists, reads
 //! and deletes only theirs. The head's own user's (the admin token's) live in `files/`, every
 //! other user's in `files.users/UID/`. Launchers read with the cluster secret, naming whose
-//! file (`?owner=UID`, the user the task runs as): a task gets only its own user's files.
+//! file (`?owner=UID`, the user the task runs as): a task gets only its own user's files; and
+//! they store a task's `uploadedFile` output files the same way (a `PUT` with the secret must
+//! name its owner).
 
 use std::io;
 use std::path::{Path as FsPath, PathBuf};
@@ -116,23 +118,27 @@ pub async fn put_file(
     State(head): H,
     conn: Option<Extension<Connection>>,
     Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match store(&head, conn.as_deref(), &name, &headers, body).await {
+    match store(&head, conn.as_deref(), &name, &query, &headers, body).await {
         Ok(()) => StatusCode::CREATED.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
+/// Stores an upload into the caller's files (a launcher, with the cluster secret, stores a
+/// task's output file into `?owner=UID`'s: the secret writes only so, naming whose).
 async fn store(
     head: &Arc<Head>,
     conn: Option<&Connection>,
     name: &str,
+    query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), ApiError> {
-    let dir = files_of(head, headers, conn, &HashMap::new(), false).await?;
+    let dir = files_of(head, headers, conn, query, query.contains_key("owner")).await?;
     checked_name(name)?;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_UPLOAD) {
