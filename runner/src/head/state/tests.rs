@@ -79,6 +79,22 @@ impl Sim {
         Sim { st, conns: HashMap::new(), writes: Vec::new(), timers: Vec::new() }
     }
 
+    /// A head with pool `p` of one-slot nodes that take multi-instance tasks, `nodes` joined.
+    fn with_gang_pool(nodes: &[&str]) -> Sim {
+        let mut sim = Sim::new();
+        let p = PoolAddParameter {
+            id: "p".into(),
+            task_slots_per_node: Some(1),
+            enable_inter_node_communication: true,
+            ..Default::default()
+        };
+        sim.apply(|st, fx| st.add_pool(p, fx)).unwrap();
+        for n in nodes {
+            sim.node(n);
+        }
+        sim
+    }
+
     /// A head with pool `p`.
     fn with_pool(slots: u32, fill: NodeFillType) -> Sim {
         let mut sim = Sim::new();

@@ -8,17 +8,7 @@ use super::Sim;
 /// A head with a 3-node pool allowing multi-instance tasks, and a 2-instance managed MPI task
 /// running; returns the attempt and its nodes (primary first).
 fn gang() -> (Sim, AttemptId, [String; 2]) {
-    let mut sim = Sim::new();
-    let p = PoolAddParameter {
-        id: "p".into(),
-        task_slots_per_node: Some(1),
-        enable_inter_node_communication: true,
-        ..Default::default()
-    };
-    sim.apply(|st, fx| st.add_pool(p, fx)).unwrap();
-    for n in ["n1", "n2", "n3"] {
-        sim.node(n);
-    }
+    let mut sim = Sim::with_gang_pool(&["n1", "n2", "n3"]);
     sim.job("j", 0);
     let t = TaskAddParameter {
         id: "t".into(),

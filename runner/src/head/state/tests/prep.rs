@@ -233,22 +233,6 @@ fn a_preparation_the_node_lost_is_sent_again() {
     assert_eq!(sim.starts("n1"), ["j/a#1"]);
 }
 
-/// A pool of one-slot nodes for multi-instance tasks, `nodes` joined.
-fn gang_pool(nodes: &[&str]) -> Sim {
-    let mut sim = Sim::new();
-    let p = PoolAddParameter {
-        id: "p".into(),
-        task_slots_per_node: Some(1),
-        enable_inter_node_communication: true,
-        ..Default::default()
-    };
-    sim.apply(|st, fx| st.add_pool(p, fx)).unwrap();
-    for n in nodes {
-        sim.node(n);
-    }
-    sim
-}
-
 fn gang_task(sim: &mut Sim, job: &str, id: &str, n: u32) {
     let t = TaskAddParameter {
         id: id.into(),
@@ -261,7 +245,7 @@ fn gang_task(sim: &mut Sim, job: &str, id: &str, n: u32) {
 
 #[test]
 fn a_multi_instance_task_starts_when_every_node_of_it_is_prepared() {
-    let mut sim = gang_pool(&["n1", "n2"]);
+    let mut sim = Sim::with_gang_pool(&["n1", "n2"]);
     job(&mut sim, "j", prep(0, true), None);
     gang_task(&mut sim, "j", "mpi", 2);
     for n in ["n1", "n2"] {
@@ -277,7 +261,7 @@ fn a_multi_instance_task_starts_when_every_node_of_it_is_prepared() {
 
 #[test]
 fn a_multi_instance_task_whose_node_fails_preparation_goes_elsewhere_whole() {
-    let mut sim = gang_pool(&["n1", "n2"]);
+    let mut sim = Sim::with_gang_pool(&["n1", "n2"]);
     job(&mut sim, "j", prep(0, true), None);
     gang_task(&mut sim, "j", "mpi", 2);
     for n in ["n1", "n2"] {
@@ -301,7 +285,7 @@ fn a_multi_instance_task_whose_node_fails_preparation_goes_elsewhere_whole() {
 
 #[test]
 fn a_multi_instance_task_killed_while_it_waits_gives_every_node_back() {
-    let mut sim = gang_pool(&["n1", "n2"]);
+    let mut sim = Sim::with_gang_pool(&["n1", "n2"]);
     job(&mut sim, "j", prep(0, true), None);
     gang_task(&mut sim, "j", "mpi", 2);
     sim.apply(|st, fx| st.terminate_task("j", "mpi", fx)).unwrap();
