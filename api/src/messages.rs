@@ -308,6 +308,9 @@ pub struct Welcome {
     pub heartbeat_ms: u64,
     /// Attempts the launcher reported running that the head no longer wants: kill them.
     pub kill: Vec<AttemptId>,
+    /// The pool's application packages: unpacked as the node joins (before its tasks need them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::apps::PackageToInstall>,
 }
 
 /// One node's part of a multi-instance attempt.

@@ -150,6 +150,16 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
     for id in &welcome.kill {
         exec.stop(id, StopReason::Killed("NodeReconciliation".into()));
     }
+    // The pool's application packages, unpacked in the background (a task that needs one
+    // first waits for the unpacking under way).
+    if !welcome.packages.is_empty() {
+        let (exec, packages) = (exec.clone(), welcome.packages.clone());
+        tokio::spawn(async move {
+            if let Err(e) = exec.install_packages(&packages).await {
+                tracing::warn!(error = %e, "the pool's application packages could not be unpacked at join");
+            }
+        });
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<LauncherMessage>();
     *exec.out.lock().expect("lock") = Some(tx.clone());
     // Reports that ended between the hello and now.

@@ -149,7 +149,9 @@ impl HeadState {
         let place = self.fabric.as_ref().and_then(|f| f.node_id(&hello.name)).map(|id| id.0);
         self.sched_event(Event::NodeUp { node: key, pool: pool_key, inventory, held, schedulable, place }, fx);
         self.maybe_leave(&hello.name, fx);
-        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill }))
+        // The pool's packages go to the node as it joins, as Azure Batch installs them.
+        let packages = self.packages_for(&hello.pool, &[]).into_iter().filter(|p| !p.sha256.is_empty()).collect();
+        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill, packages }))
     }
 
     /// The connection `generation` of `node` closed; the node is lost unless it returns in time.

@@ -365,18 +365,7 @@ fn a_deleted_pool_forgets_a_silent_node_and_takes_no_launcher() {
     let e = sim.apply(|st, fx| st.add_job(job, root(), fx)).unwrap_err();
     assert_eq!(e.body.code, "PoolNotFound");
     let (tx, _rx) = unbounded_channel();
-    let hello = Hello {
-        name: "n1".into(),
-        address: "10.0.0.9".into(),
-        pool: "p".into(),
-        resources: NodeResources::default(),
-        root_dir: "/r".into(),
-        running: Vec::new(),
-        finished: Vec::new(),
-        boot_id: "b".into(),
-        topology: None,
-    };
-    let e = sim.apply(|st, fx| st.register(hello, tx, fx)).unwrap_err();
+    let e = sim.apply(|st, fx| st.register(hello("n1", "p"), tx, fx)).unwrap_err();
     assert_eq!(e.to_string(), "pool 'p' does not exist; create it first (gangway pool create p)");
 }
 
@@ -412,4 +401,24 @@ fn pool_and_task_packages_are_checked_and_both_go_to_the_node() {
     assert_eq!(names, [("tools".into(), "1".into(), true), ("data".into(), "7".into(), false)]);
     // A package gone since: sent without a digest, which fails the attempt on its node.
     assert_eq!(sim.st.packages_for("p", &[r("data", Some("8"))])[1].sha256, "");
+    // A joining node gets the pool's packages in its welcome, to unpack before tasks come.
+    let (tx, _rx) = unbounded_channel();
+    let (_, welcome) = sim.apply(|st, fx| st.register(hello("n1", "p"), tx, fx)).unwrap();
+    let joined: Vec<&str> = welcome.packages.iter().map(|p| p.application_id.as_str()).collect();
+    assert_eq!(joined, ["tools"]);
+}
+
+/// A fresh launcher's hello for node `name` in `pool`.
+fn hello(name: &str, pool: &str) -> Hello {
+    Hello {
+        name: name.into(),
+        address: "10.0.0.9".into(),
+        pool: pool.into(),
+        resources: NodeResources::default(),
+        root_dir: "/r".into(),
+        running: Vec::new(),
+        finished: Vec::new(),
+        boot_id: "b".into(),
+        topology: None,
+    }
 }
