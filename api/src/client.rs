@@ -308,6 +308,26 @@ impl Client {
     pub fn delete_task(&mut self, job: &str, task: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &task_path(job, task), None::<&()>)
     }
+    /// `GET /applications`.
+    pub fn list_applications(&mut self) -> Result<Vec<crate::apps::Application>, ClientError> {
+        self.list_all("/applications", &ListOptions::default())
+    }
+    /// `PUT /applications/{id}/versions/{v}`: the archive (zip or tar.gz); admins only.
+    pub fn upload_application(&mut self, id: &str, version: &str, archive: &[u8]) -> Result<(), ClientError> {
+        let path = format!("/applications/{}/versions/{}", encode_component(id), encode_component(version));
+        let resp = self.raw("PUT", &path, Some(archive), &[("Content-Type", "application/octet-stream")])?;
+        check(resp).map(|_| ())
+    }
+    /// `PATCH /applications/{id}`: its default version.
+    pub fn set_default_version(&mut self, id: &str, version: &str) -> Result<(), ClientError> {
+        let body = crate::apps::ApplicationPatchParameter { default_version: version.to_owned() };
+        self.call_empty("PATCH", &format!("/applications/{}", encode_component(id)), Some(&body))
+    }
+    /// `DELETE /applications/{id}/versions/{v}`.
+    pub fn delete_application_version(&mut self, id: &str, version: &str) -> Result<(), ClientError> {
+        let path = format!("/applications/{}/versions/{}", encode_component(id), encode_component(version));
+        self.call_empty("DELETE", &path, None::<&()>)
+    }
     /// `POST /jobschedules`.
     pub fn add_schedule(&mut self, p: &crate::schedule::JobScheduleAddParameter) -> Result<(), ClientError> {
         self.call_empty("POST", "/jobschedules", Some(p))

@@ -317,6 +317,14 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Application packages: list, upload ID VERSION ARCHIVE (zip or tar.gz; admins), default
+    /// ID VERSION, delete ID VERSION.
+    App {
+        /// list | upload | default | delete
+        action: String,
+        /// The application id, version and (upload) the archive.
+        args: Vec<String>,
+    },
     /// Job schedules: create [--id ID] [--every 1h] [--start-window 10m] [--pool P] -- CMD,
     /// list, show ID, disable ID, enable ID, terminate ID, delete ID (with its jobs).
     Schedule {
@@ -656,6 +664,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::File { action, arg, name } => {
             cli::file::file(&mut client()?.0, &action, arg.as_deref(), name.as_deref(), cli.json).map(|_| 0)
         }
+        Cmd::App { action, args } => cli::file::app(&mut client()?.0, &action, &args, cli.json).map(|_| 0),
         Cmd::Schedule { action, id, new_id, every, start_window, pool, command } => {
             let create = cli::schedule::Create { id: new_id.or(id), every, start_window, pool, command };
             cli::schedule::schedule(&mut client()?.0, &action, create, cli.json).map(|_| 0)

@@ -57,13 +57,19 @@ fn packages_are_unpacked_once_per_node_and_named_in_the_environment() {
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
     let mut c = cluster.client();
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(upload(&mut c, "hello", "1.0", &archive(tmp.path(), "one", false)).0, 201);
+    // Through the CLI, as an admin would.
+    let first = tmp.path().join("one.tgz");
+    std::fs::write(&first, archive(tmp.path(), "one", false)).unwrap();
+    let (code, out, err) = cluster.cli(&["app", "upload", "hello", "1.0", first.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
     assert_eq!(upload(&mut c, "hello", "2.0", &archive(tmp.path(), "two", true)).0, 201);
     let (status, body) = upload(&mut c, "hello", "3.0", b"#!/bin/sh\necho not an archive\n");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not a zip or tar.gz archive"), "{body}");
-    let r = c.raw("PATCH", "/applications/hello", Some(br#"{"defaultVersion":"2.0"}"#), &[]).unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (code, out, err) = cluster.cli(&["app", "default", "hello", "2.0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, listed, _) = cluster.cli(&["app", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("hello") && l.contains("2.0") && l.contains("yes")), "{listed}");
     let app: Application =
         serde_json::from_slice(&c.raw("GET", "/applications/hello", None, &[]).unwrap().body).unwrap();
     assert_eq!(app.default_version.as_deref(), Some("2.0"));

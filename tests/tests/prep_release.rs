@@ -63,6 +63,11 @@ fn preparation_runs_once_per_node_for_many_tasks_and_release_after_terminate() {
     let mut releases: Vec<&str> = text.lines().filter(|l| l.starts_with("release ")).collect();
     releases.sort_unstable();
     assert_eq!(releases, ["release node1", "release node2"], "{text}");
+    let (code, shown, err) = cluster.cli(&["job", "show", "staged"]);
+    assert_eq!(code, 0, "{err}");
+    for n in ["node1", "node2"] {
+        assert!(shown.contains(&format!("Node {n}: preparation exit 0, release exit 0")), "{shown}");
+    }
     let r = c.raw("GET", "/jobs/staged/jobpreparationandreleasetaskstatus", None, &[]).unwrap();
     let status: ListResponse<JobPreparationAndReleaseTaskExecutionInformation> =
         serde_json::from_slice(&r.body).unwrap();

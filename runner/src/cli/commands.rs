@@ -256,6 +256,23 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
                 "Tasks:      {} active, {} running, {} succeeded, {} failed",
                 counts.active, counts.running, counts.succeeded, counts.failed
             );
+            // Where its preparation and release tasks ran, and how.
+            let how = |x: &Option<gangway_api::JobPrepReleaseExecution>| match x {
+                None => "-".to_owned(),
+                Some(x) => match (x.state, x.exit_code) {
+                    (gangway_api::JobPrepReleaseState::Running, _) => "running".to_owned(),
+                    (_, Some(code)) => format!("exit {code}"),
+                    (_, None) => x.failure_info.as_ref().map_or_else(|| "ended".to_owned(), |f| f.code.clone()),
+                },
+            };
+            for e in &j.prep_release {
+                println!(
+                    "Node {}: preparation {}, release {}",
+                    e.node_id,
+                    how(&e.job_preparation_task_execution_info),
+                    how(&e.job_release_task_execution_info)
+                );
+            }
         }
         "terminate" => {
             c.terminate_job(need()?, None)?;

@@ -49,3 +49,60 @@ pub fn file(c: &mut Client, action: &str, arg: Option<&str>, name: Option<&str>,
     }
     Ok(())
 }
+
+/// `gangway app list`, `gangway app upload ID VERSION ARCHIVE`, `gangway app default ID
+/// VERSION`, `gangway app delete ID VERSION`: application packages.
+pub fn app(c: &mut Client, action: &str, args: &[String], json: bool) -> anyhow::Result<()> {
+    let arg = |i: usize, what: &str| {
+        args.get(i).map(String::as_str).with_context(|| format!("gangway app {action} needs {what}"))
+    };
+    match action {
+        "list" => {
+            let apps = c.list_applications()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&apps)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = apps
+                .iter()
+                .flat_map(|a| {
+                    a.versions.iter().map(move |v| {
+                        let default = if a.default_version.as_deref() == Some(v.version.as_str()) { "yes" } else { "" };
+                        let format = serde_json::to_value(v.format)
+                            .ok()
+                            .and_then(|f| f.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        vec![
+                            a.id.clone(),
+                            v.version.clone(),
+                            default.into(),
+                            format,
+                            v.size.to_string(),
+                            v.sha256[..12.min(v.sha256.len())].to_owned(),
+                        ]
+                    })
+                })
+                .collect();
+            print!("{}", render(&["APPLICATION", "VERSION", "DEFAULT", "FORMAT", "SIZE", "SHA256"], &rows));
+        }
+        "upload" => {
+            let (id, version, local) =
+                (arg(0, "an application id")?, arg(1, "a version")?, arg(2, "an archive (zip or tar.gz)")?);
+            let data = std::fs::read(local).with_context(|| format!("reading {local}"))?;
+            c.upload_application(id, version, &data)?;
+            eprintln!("application {id} version {version} uploaded");
+        }
+        "default" => {
+            let (id, version) = (arg(0, "an application id")?, arg(1, "a version")?);
+            c.set_default_version(id, version)?;
+            eprintln!("application {id} defaults to version {version}");
+        }
+        "delete" => {
+            let (id, version) = (arg(0, "an application id")?, arg(1, "a version")?);
+            c.delete_application_version(id, version)?;
+            eprintln!("application {id} version {version} deleted");
+        }
+        other => bail!("unknown app command '{other}' (list, upload, default, delete)"),
+    }
+    Ok(())
+}
