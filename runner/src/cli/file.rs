@@ -1,4 +1,5 @@
-//! `gangway file put|list|delete`: the head's file store, for `uploadedFile` resource files.
+//! `gangway file put|get|list|delete`: the head's file store, for `uploadedFile` resource
+//! files and output files; and `gangway app`, its application packages.
 
 use std::path::Path;
 
@@ -7,7 +8,8 @@ use gangway_api::client::Client;
 
 use super::table::render;
 
-/// `gangway file put LOCAL [--name NAME]`, `gangway file list`, `gangway file delete NAME`.
+/// `gangway file put LOCAL [--name NAME]`, `gangway file get NAME`, `gangway file list`,
+/// `gangway file delete NAME`.
 pub fn file(c: &mut Client, action: &str, arg: Option<&str>, name: Option<&str>, json: bool) -> anyhow::Result<()> {
     match action {
         "put" => {

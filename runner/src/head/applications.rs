@@ -67,6 +67,15 @@ pub fn load(dir: &FsPath) -> Vec<Application> {
     apps
 }
 
+/// Writes a small record whole: to a `.part` file, synced, then renamed into place (the
+/// caller syncs the directory).
+async fn write_record(path: &FsPath, bytes: &[u8]) -> io::Result<()> {
+    let part = path.with_extension("part");
+    tokio::fs::write(&part, bytes).await?;
+    tokio::fs::File::open(&part).await?.sync_all().await?;
+    tokio::fs::rename(&part, path).await
+}
+
 fn names(id: &str, version: Option<&str>) -> Result<(), ApiError> {
     validate_file_name(id).map_err(|e| ApiError::invalid(format!("application id: {e}")))?;
     if let Some(v) = version {
@@ -125,17 +134,13 @@ pub async fn put_version(
     };
     drop(read);
     let json = serde_json::to_vec_pretty(&record).expect("records serialize");
-    let put = |path: PathBuf, bytes: Vec<u8>| async move {
-        let part = path.with_extension("part");
-        tokio::fs::write(&part, &bytes).await?;
-        tokio::fs::File::open(&part).await?.sync_all().await?;
-        tokio::fs::rename(&part, &path).await
-    };
     tokio::fs::rename(&archive, dir.join(&version)).await.map_err(|e| internal(format!("storing {version}"), e))?;
-    put(dir.join(format!("{version}.json")), json).await.map_err(|e| internal(format!("recording {version}"), e))?;
+    write_record(&dir.join(format!("{version}.json")), &json)
+        .await
+        .map_err(|e| internal(format!("recording {version}"), e))?;
     let default_path = dir.join("default");
     if !default_path.exists() {
-        put(default_path, version.clone().into_bytes())
+        write_record(&default_path, version.as_bytes())
             .await
             .map_err(|e| internal("recording the default".into(), e))?;
     }
@@ -183,10 +188,8 @@ pub async fn patch(
         return Err(super::state::versions_not_found(&id, &p.default_version));
     }
     let dir = applications_dir(&head.files_dir).join(&id);
-    let part = dir.join("default.part");
     let write = async {
-        tokio::fs::write(&part, p.default_version.as_bytes()).await?;
-        tokio::fs::rename(&part, dir.join("default")).await?;
+        write_record(&dir.join("default"), p.default_version.as_bytes()).await?;
         sync_dir(&dir).await
     };
     write.await.map_err(|e| internal("recording the default".into(), e))?;

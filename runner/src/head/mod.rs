@@ -145,8 +145,7 @@ impl Head {
                     head.apply(|st, fx| st.node_lost(&node, generation, fx));
                 }
                 Timer::JobDeadline { job, at } => {
-                    let wait = at.millis_since(gangway_api::Timestamp::now());
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    sleep_until(at).await;
                     head.apply(|st, fx| st.job_deadline(&job, at, fx));
                 }
                 Timer::Reprioritize { after } => {
@@ -162,14 +161,11 @@ impl Head {
                     head.apply(|st, fx| st.resume_pass(fx));
                 }
                 Timer::Schedule { id, at } => {
-                    let wait = at.millis_since(gangway_api::Timestamp::now());
-                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                    sleep_until(at).await;
                     head.apply(|st, fx| st.schedule_due(&id, fx));
                 }
                 Timer::SlurmBegin { job, at } => {
-                    let wait = at.millis_since(gangway_api::Timestamp::now());
-                    // Rounded up: waking a moment early would find the job still before its time.
-                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                    sleep_until(at).await;
                     head.apply(|st, fx| st.slurm_begin(job, fx));
                 }
             }
@@ -179,6 +175,13 @@ impl Head {
     fn new_request_id(&self) -> u64 {
         self.next_request.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// Sleeps until `at`, rounded up to the next millisecond (waking a moment early would find
+/// what is due still before its time).
+async fn sleep_until(at: gangway_api::Timestamp) {
+    let wait = at.millis_since(gangway_api::Timestamp::now());
+    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
 }
 
 /// The head's Unix socket in its state directory (named in `client.json`).

@@ -333,7 +333,11 @@ impl HeadState {
         let culprit = self.deps.culprit(key);
         let name = match &culprit {
             Some(Ok(k)) => match self.task_index.get(k) {
-                Some((job, task)) if task == BATCH_TASK && self.slurm_info_of(job).is_some() => format!("job {job}"),
+                Some((job, task))
+                    if task == BATCH_TASK && self.jobs.get(job).is_some_and(|j| j.wire.slurm.is_some()) =>
+                {
+                    format!("job {job}")
+                }
                 Some((_, task)) => format!("task '{task}'"),
                 None => "a task no longer known".into(),
             },
@@ -372,10 +376,6 @@ impl HeadState {
                 reason: format!("waiting for {open} of {all} parent(s), {name} among them"),
             },
         })
-    }
-
-    fn slurm_info_of(&self, job: &str) -> Option<&SlurmJobInfo> {
-        self.jobs.get(job)?.wire.slurm.as_deref()
     }
 
     /// A job is being forgotten: its tasks stop waiting, and count as ended successfully for

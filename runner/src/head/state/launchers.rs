@@ -376,6 +376,25 @@ impl HeadState {
             self.complete_task(key, None, Some(failure), now, fx);
             return;
         }
+        let Some((job, tid)) = self.back_to_active(key, fx) else { return };
+        if job_active {
+            self.enqueue(&job, &tid, fx);
+        } else {
+            self.maybe_complete_job(&job, fx);
+            self.maybe_disabled(&job, fx);
+        }
+    }
+
+    /// Puts running (or preparing) task `key` back to active without a retry counted (a
+    /// requeue by the system: node lost, preparation failed, room made); returns its job and
+    /// id. What it held on its nodes, and queueing it again, are the caller's.
+    pub(crate) fn back_to_active(&mut self, key: TaskKey, fx: &mut Effects) -> Option<(String, String)> {
+        let (j, tid) = self.task_mut(key)?;
+        let t = j.tasks.get_mut(&tid).expect("indexed");
+        if !matches!(t.wire.state, TaskState::Running | TaskState::Preparing) {
+            return None;
+        }
+        let now = Timestamp::now();
         j.running -= 1;
         let info = &mut t.wire.execution_info;
         info.requeue_count += 1;
@@ -384,12 +403,7 @@ impl HeadState {
         HeadState::put_task(&j.wire.id, t, fx);
         let job = j.wire.id.clone();
         self.dependency_moved(key, fx);
-        if job_active {
-            self.enqueue(&job, &tid, fx);
-        } else {
-            self.maybe_complete_job(&job, fx);
-            self.maybe_disabled(&job, fx);
-        }
+        Some((job, tid))
     }
 
     /// Gives back what the deleted job's attempt `key` held on `node`; false when it held

@@ -394,13 +394,13 @@ impl HeadState {
         let (pool, limit) = (pool.key, alloc::time_limit(&pool.wire, Some(&t.wire.constraints)));
         let manager = j.wire.job_manager_task.as_ref().is_some_and(|m| m.id == task);
         self.bar_prep_failures(job, key);
-        let job_id = job.to_owned();
+        let manager_of = manager.then(|| job.to_owned());
         let job = self.job_facts(job);
         let ev = Event::TaskQueued { task: key, pool, order, slots, need, gang, limit, job };
         self.sched_event(ev, fx);
         // A job manager that did not start makes room, as Azure Batch does.
-        if manager && self.task_by_key(key).is_some_and(|t| t.state == TaskState::Active) {
-            self.make_room_for_manager(&job_id, fx);
+        if let Some(job) = manager_of.filter(|_| self.task_by_key(key).is_some_and(|t| t.state == TaskState::Active)) {
+            self.make_room_for_manager(&job, fx);
         }
     }
 

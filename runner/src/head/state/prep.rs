@@ -90,11 +90,10 @@ pub(crate) fn check_prep_release(
         id("jobPreparationTask", p.task_id())?;
         command("jobPreparationTask", &p.command_line)?;
         super::resource_files::check_resource_files(&p.resource_files, "jobPreparationTask.resourceFiles")?;
-        if let Some(n) = p.constraints.and_then(|c| c.max_task_retry_count).filter(|n| *n < -1) {
-            return Err(ApiError::invalid(format!(
-                "jobPreparationTask.constraints.maxTaskRetryCount is {n}; it must be -1 (unlimited) or more"
-            )));
-        }
+        super::resources::check_retry_count(
+            p.constraints.and_then(|c| c.max_task_retry_count),
+            "jobPreparationTask.constraints.maxTaskRetryCount",
+        )?;
     }
     if let Some(r) = release {
         if prep.is_none() {
@@ -331,17 +330,10 @@ impl HeadState {
                 self.unwind_gang(key, fx);
                 continue;
             }
-            let Some((j, tid)) = self.task_mut(key) else { continue };
-            let t = j.tasks.get_mut(&tid).expect("indexed");
-            if t.wire.state != TaskState::Preparing {
+            if self.task_by_key(key).map(|t| t.state) != Some(TaskState::Preparing) {
                 continue;
             }
-            j.running -= 1;
-            let now = Timestamp::now();
-            t.wire.execution_info.requeue_count += 1;
-            t.wire.execution_info.last_requeue_time = Some(now);
-            set_task_state(&mut t.wire, TaskState::Active, now);
-            HeadState::put_task(job, t, fx);
+            let Some((_, tid)) = self.back_to_active(key, fx) else { continue };
             if let Some(n) = self.nodes.get_mut(node) {
                 n.running.remove(&key);
             }
@@ -429,19 +421,12 @@ impl HeadState {
     /// good on one of its nodes, or a node of it was lost), without a retry counted.
     pub(crate) fn unwind_gang(&mut self, key: TaskKey, fx: &mut Effects) {
         self.release_gang(key);
-        let Some((j, tid)) = self.task_mut(key) else { return };
-        let t = j.tasks.get_mut(&tid).expect("indexed");
-        if t.wire.state != TaskState::Preparing {
+        if self.task_by_key(key).map(|t| t.state) != Some(TaskState::Preparing) {
             return;
         }
-        j.running -= 1;
-        let now = Timestamp::now();
-        t.wire.execution_info.requeue_count += 1;
-        t.wire.execution_info.last_requeue_time = Some(now);
-        set_task_state(&mut t.wire, TaskState::Active, now);
-        let job = j.wire.id.clone();
-        HeadState::put_task(&job, t, fx);
-        self.enqueue(&job, &tid, fx);
+        if let Some((job, tid)) = self.back_to_active(key, fx) {
+            self.enqueue(&job, &tid, fx);
+        }
     }
 
     /// Whether task `key` waits on `node` for its job's preparation.

@@ -255,20 +255,11 @@ impl HeadState {
                 fx.sends.push((tx.clone(), HeadMessage::KillTask { id, reason: "Preempted".into() }));
             }
             self.sched.apply(Event::TaskReleased { task: key, node: node_key });
-            let Some((j, tid)) = self.task_mut(key) else { continue };
-            let t = j.tasks.get_mut(&tid).expect("indexed");
-            let now = Timestamp::now();
-            j.running -= 1;
-            t.wire.execution_info.requeue_count += 1;
-            t.wire.execution_info.last_requeue_time = Some(now);
-            set_task_state(&mut t.wire, TaskState::Active, now);
-            HeadState::put_task(&j.wire.id, t, fx);
-            again.push((j.wire.id.clone(), tid, key));
+            again.extend(self.back_to_active(key, fx));
         }
         self.refresh_node(&node);
         self.sched_pass(fx);
-        for (job, task, key) in again {
-            self.dependency_moved(key, fx);
+        for (job, task) in again {
             self.enqueue(&job, &task, fx);
         }
     }

@@ -38,11 +38,10 @@ fn set_state(s: &mut JobSchedule, state: JobScheduleState) {
     }
 }
 
-/// The job a run of `s` makes, as a job's creation takes it.
-fn job_of(s: &JobSchedule, n: u64) -> JobAddParameter {
-    let spec = &s.job_specification;
+/// The job run `n` of schedule `id` makes from `spec`, as a job's creation takes it.
+fn job_of(id: &str, spec: &JobSpecification, n: u64) -> JobAddParameter {
     JobAddParameter {
-        id: format!("{}:job-{n}", s.id),
+        id: format!("{id}:job-{n}"),
         display_name: spec.display_name.clone(),
         priority: spec.priority,
         constraints: spec.constraints,
@@ -86,8 +85,7 @@ impl HeadState {
         if !self.pools.contains_key(&spec.pool_info.pool_id) {
             return Err(pool_not_found(&spec.pool_info.pool_id));
         }
-        let probe = JobAddParameter { id: format!("{id}:job-0"), ..job_of(&dummy(id, spec), 0) };
-        self.job_record(probe, owner.clone(), false).map(|_| ()).map_err(|mut e| {
+        self.job_record(job_of(id, spec, 0), owner.clone(), false).map(|_| ()).map_err(|mut e| {
             e.body.message.value = format!("jobSpecification: {}", e.body.message.value);
             e
         })
@@ -314,7 +312,7 @@ impl HeadState {
                 return;
             }
             let n = s.jobs_created + 1;
-            let p = job_of(s, n);
+            let p = job_of(id, &s.job_specification, n);
             let owner = s.owner.clone().unwrap_or(Owner { uid: 0, name: "root".into() });
             // The run is counted and its slot moved on whether or not its job could be made.
             s.jobs_created = n;
@@ -357,22 +355,5 @@ impl HeadState {
             self.schedule_tick(&id, fx);
         }
         Ok(())
-    }
-}
-
-/// A schedule with only what checking its specification needs.
-fn dummy(id: &str, spec: &JobSpecification) -> JobSchedule {
-    JobSchedule {
-        id: id.to_owned(),
-        display_name: None,
-        state: JobScheduleState::Active,
-        state_transition_time: Timestamp(0),
-        previous_state: None,
-        creation_time: Timestamp(0),
-        schedule: Schedule::default(),
-        job_specification: spec.clone(),
-        execution_info: Default::default(),
-        jobs_created: 0,
-        owner: None,
     }
 }
