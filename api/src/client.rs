@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// socket ("" for munge's default) instead of a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub munge: Option<String>,
+    /// The cluster CA's certificate, which an `https` head is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// The Authorization header of `auth` (`Bearer TOKEN`), unless there is no token (on the
@@ -126,22 +129,30 @@ impl ClientConfig {
     /// A client of the head's Unix socket at `socket`, with no token: the head knows the
     /// caller from the socket (a user who cannot read `client.json`).
     pub fn socket_only(socket: PathBuf) -> ClientConfig {
-        ClientConfig { url: "http://localhost".into(), token: String::new(), socket: Some(socket), munge: None }
+        ClientConfig {
+            url: "http://localhost".into(),
+            token: String::new(),
+            socket: Some(socket),
+            munge: None,
+            ca: None,
+        }
     }
 
     /// Finds the cluster: `GANGWAY_URL` + `GANGWAY_TOKEN`, or `GANGWAY_URL` alone with MUNGE
-    /// credentials (from `GANGWAY_MUNGE_SOCKET`'s munged, else munge's default), else `GANGWAY_SOCKET`, else
+    /// credentials (from `GANGWAY_MUNGE_SOCKET`'s munged, else munge's default), both with the
+    /// cluster CA in `GANGWAY_CA` for an `https` URL, else `GANGWAY_SOCKET`, else
     /// `state_dir` (from `--state-dir` or `GANGWAY_STATE_DIR`), else the default state
     /// directory. In a state directory, `client.json` when the caller may read it (the admin
     /// token), else the head's socket there (as the caller's own user).
     pub fn discover(state_dir: Option<&Path>) -> Result<ClientConfig, ClientError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let ca = env("GANGWAY_CA").map(PathBuf::from);
         match (env("GANGWAY_URL"), env("GANGWAY_TOKEN")) {
-            (Some(url), Some(token)) => return Ok(ClientConfig { url, token, socket: None, munge: None }),
+            (Some(url), Some(token)) => return Ok(ClientConfig { url, token, socket: None, munge: None, ca }),
             // No token: MUNGE names the caller, as it does for Slurm's commands.
             (Some(url), None) => {
                 let munge = Some(env("GANGWAY_MUNGE_SOCKET").unwrap_or_default());
-                return Ok(ClientConfig { url, token: String::new(), socket: None, munge });
+                return Ok(ClientConfig { url, token: String::new(), socket: None, munge, ca });
             }
             _ => {}
         }
@@ -181,6 +192,20 @@ impl Client {
             HttpClient::new(&config.url).map_err(|source| ClientError::Http { url: config.url.clone(), source })?;
         if let Some(socket) = &config.socket {
             http = http.with_unix_socket(socket);
+        }
+        match &config.ca {
+            Some(ca) => http = http.with_tls(crate::tls::client_config_from_file(ca).map_err(ClientError::Config)?),
+            // Refused here, once, rather than at each call (a client on the head's socket never needs it).
+            None if config.socket.is_none()
+                && config.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) =>
+            {
+                return Err(ClientError::Config(format!(
+                    "{} is https: the cluster's CA certificate is needed (set GANGWAY_CA to a copy of the head's STATE_DIR/{})",
+                    config.url,
+                    crate::tls::CA_PATH
+                )));
+            }
+            None => {}
         }
         Ok(Client { http, auth: format!("Bearer {}", config.token), munge: config.munge.clone() })
     }
@@ -367,6 +392,25 @@ impl Client {
         p: &crate::tokens::TokenAddParameter,
     ) -> Result<crate::tokens::ApiToken, ClientError> {
         self.call("POST", "/tokens", Some(p))
+    }
+    /// `POST /jointokens` (admins): a join token for new nodes (its secret is in the answer only).
+    pub fn create_join_token(
+        &mut self,
+        p: &crate::tokens::JoinTokenAddParameter,
+    ) -> Result<crate::tokens::JoinToken, ClientError> {
+        self.call("POST", "/jointokens", Some(p))
+    }
+    /// A join token for `uses` nodes, written to `path` (0600), for launchers started here
+    /// (`gangway-node --join-token-file PATH`).
+    pub fn write_join_token(&mut self, uses: u32, path: &Path) -> Result<(), ClientError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = crate::tokens::JoinTokenAddParameter { uses: Some(uses.max(1)), ..Default::default() };
+        let token = self.create_join_token(&p)?.token.unwrap_or_default();
+        let fail = |e: std::io::Error| ClientError::Config(format!("writing {}: {e}", path.display()));
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(fail)?;
+        f.write_all(token.as_bytes()).map_err(fail)
     }
     /// `GET /tokens`: the caller's tokens (every user's for an admin).
     pub fn list_tokens(&mut self) -> Result<Vec<crate::tokens::ApiToken>, ClientError> {

@@ -5,6 +5,9 @@
 //! dependencies for nothing. This speaks just enough HTTP/1.1 for that server:
 //! keep-alive, and `Content-Length`, chunked and close-delimited bodies.
 //!
+//! `https://` URLs are spoken over rustls, with the cluster CA given by [`HttpClient::with_tls`]
+//! (and a launcher's own certificate in that config).
+//!
 //! A client on the head's own machine may be given the head's Unix socket: connecting
 //! there skips TCP's handshake and teardown, which is much of what a short command such as
 //! `sbatch` costs. When the socket cannot be reached (a state directory shared with
@@ -15,6 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bounds on what a misbehaving peer can make us buffer before we give up.
@@ -28,6 +32,7 @@ type Conn = BufReader<Stream>;
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Read for Stream {
@@ -35,6 +40,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -44,6 +50,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
@@ -51,6 +58,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -132,28 +140,51 @@ pub struct HttpClient {
     timeout: Duration,
     /// The server's Unix socket, tried before TCP.
     unix: Option<PathBuf>,
+    /// An `https` base URL.
+    https: bool,
+    /// TLS settings for `https` (the CA the server is checked against).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpClient {
-    /// `base` is like `http://127.0.0.1:8080` or `http://host:8080/prefix`; https is refused.
+    /// `base` is like `https://127.0.0.1:8080`, `http://host:8080/prefix`; `https` needs
+    /// [`HttpClient::with_tls`] before the first request.
     pub fn new(base: &str) -> Result<Self, HttpError> {
         let bad = |why: &str| HttpError::BadUrl(format!("{why}: {base:?}"));
         let url = base.trim();
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing http:// scheme"))?;
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(bad("https is not supported (plain http only)"));
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
+        let https = scheme.eq_ignore_ascii_case("https");
+        if !https && !scheme.eq_ignore_ascii_case("http") {
             return Err(bad("unsupported scheme"));
         }
         let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if rest.contains(['?', '#', '@']) {
             return Err(bad("base URL must not carry a query, fragment or credentials"));
         }
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("invalid host or port"))?;
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, default_port).ok_or_else(|| bad("invalid host or port"))?;
         let prefix = prefix.trim_end_matches('/').to_string();
-        let (base, authority) = (format!("http://{authority}{prefix}"), authority.to_string());
-        Ok(Self { base, host, port, authority, prefix, conn: None, timeout: Duration::from_secs(60), unix: None })
+        let scheme = if https { "https" } else { "http" };
+        let (base, authority) = (format!("{scheme}://{authority}{prefix}"), authority.to_string());
+        Ok(Self {
+            base,
+            host,
+            port,
+            authority,
+            prefix,
+            conn: None,
+            timeout: Duration::from_secs(60),
+            unix: None,
+            https,
+            tls: None,
+        })
+    }
+
+    /// The TLS settings an `https` base URL is spoken with.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self.conn = None;
+        self
     }
 
     /// Connect, read and write timeout (default 60 s); zero means none.
@@ -268,7 +299,23 @@ impl HttpClient {
                     s.set_nodelay(true).map_err(fail)?;
                     s.set_read_timeout(timeout).map_err(fail)?;
                     s.set_write_timeout(timeout).map_err(fail)?;
-                    return Ok(BufReader::new(Stream::Tcp(s)));
+                    if !self.https {
+                        return Ok(BufReader::new(Stream::Tcp(s)));
+                    }
+                    let config = self.tls.clone().ok_or_else(|| {
+                        HttpError::BadUrl(format!(
+                            "{} is https: the cluster's CA certificate is needed (GANGWAY_CA, or `ca` in client.json)",
+                            self.base
+                        ))
+                    })?;
+                    let name = crate::tls::server_name(&self.host).map_err(HttpError::BadUrl)?;
+                    let conn = rustls::ClientConnection::new(config, name).map_err(|e| fail(io::Error::other(e)))?;
+                    let mut tls = rustls::StreamOwned::new(conn, s);
+                    // The handshake now, so a certificate the CA did not sign fails the connect.
+                    while tls.conn.is_handshaking() {
+                        tls.conn.complete_io(&mut tls.sock).map_err(fail)?;
+                    }
+                    return Ok(BufReader::new(Stream::Tls(Box::new(tls))));
                 }
                 Err(e) => last = e,
             }
@@ -277,7 +324,7 @@ impl HttpClient {
     }
 }
 
-fn split_host_port(auth: &str) -> Option<(String, u16)> {
+fn split_host_port(auth: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = match auth.strip_prefix('[') {
         Some(v6) => {
             let (h, after) = v6.split_once(']')?;
@@ -292,7 +339,7 @@ fn split_host_port(auth: &str) -> Option<(String, u16)> {
         return None;
     }
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => num(p, 10).and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0)?,
     };
     Some((host.to_string(), port))
@@ -607,9 +654,15 @@ mod tests {
     }
 
     #[test]
-    fn rejects_https_bad_urls_and_unsafe_requests() {
-        match HttpClient::new("https://example.com") {
-            Err(HttpError::BadUrl(m)) => assert!(m.starts_with("https is not supported"), "{m}"),
+    fn https_needs_a_ca_and_bad_urls_and_unsafe_requests_are_refused() {
+        let mut c = HttpClient::new("https://127.0.0.1:1").unwrap();
+        assert_eq!((c.port, c.base_url()), (1, "https://127.0.0.1:1"));
+        assert_eq!(HttpClient::new("https://h").unwrap().port, 443);
+        // Refused before any connection is made: there is no CA to check the server against.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        c = HttpClient::new(&format!("https://{}", listener.local_addr().unwrap())).unwrap();
+        match c.request("GET", "/", &[], None) {
+            Err(HttpError::BadUrl(m)) => assert!(m.contains("CA certificate is needed"), "{m}"),
             other => panic!("{other:?}"),
         }
         for bad in [

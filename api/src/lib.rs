@@ -24,6 +24,7 @@ pub mod slurm_patterns;
 pub mod slurm_step;
 pub mod task;
 pub mod time;
+pub mod tls;
 pub mod tokens;
 pub mod users;
 

@@ -47,3 +47,68 @@ pub const TOKEN_PREFIX: &str = "gwt_";
 pub fn split_token(token: &str) -> Option<(&str, &str)> {
     token.strip_prefix(TOKEN_PREFIX)?.split_once('_').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
 }
+
+/// What every join token starts with (`gwn_ID_SECRET`).
+pub const JOIN_TOKEN_PREFIX: &str = "gwn_";
+
+/// The id and secret of a join token.
+pub fn split_join_token(token: &str) -> Option<(&str, &str)> {
+    token.strip_prefix(JOIN_TOKEN_PREFIX)?.split_once('_').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+}
+
+/// The body of `POST /jointokens` (admins): a short-lived credential a new node joins with once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinTokenAddParameter {
+    /// How long it is valid (default one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<IsoDuration>,
+    /// How many nodes may join with it (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+    /// The only node that may join with it; such a token also replaces the certificate of a
+    /// node of that name that already has one (a reinstalled node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// A join token as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinToken {
+    /// Its id (the part of the token before the secret).
+    pub id: String,
+    /// When it was created.
+    pub creation_time: Timestamp,
+    /// When it stops being valid.
+    pub expiry_time: Timestamp,
+    /// How many more nodes may join with it.
+    pub uses_left: u32,
+    /// The only node that may join with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The token itself: only in the answer to its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The body of `POST /nodes/join`, sent with a join token: the node's name and the public key
+/// its certificate is to carry (the key never leaves the node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeJoinParameter {
+    /// The node's name.
+    pub name: String,
+    /// Its P-256 public key, uncompressed, in hex.
+    pub public_key: String,
+}
+
+/// The answer to a join: the node's certificate and the CA that signed it (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeJoinResult {
+    /// The node's client certificate.
+    pub certificate: String,
+    /// The cluster CA's certificate.
+    pub ca: String,
+}

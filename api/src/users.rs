@@ -2,6 +2,17 @@
 //! sources such as LDAP or SSSD answer too). These may block; async callers run them off
 //! their workers.
 
+/// This machine's host name (`gethostname`), when it has one.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length; the name is NUL-terminated when it fits.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned()).filter(|h| !h.is_empty())
+}
+
 /// The name of the user `uid`.
 pub fn user_name(uid: u32) -> Option<String> {
     // SAFETY: getpwuid_r writes into the `passwd` and buffer `passwd` gives it.

@@ -1,6 +1,9 @@
 //! Launcher load on the head: starts a real `gangway head`, measures its CPU and memory while
-//! idle, then opens N simulated launcher streams (node `simN` in pool `default`, each
-//! heartbeating at the head's interval) and measures again over a steady window. With
+//! idle, joins N simulated nodes (each gets its certificate, as a real launcher's first start
+//! does), then opens their N launcher streams over TLS at once, `--concurrency` handshakes at
+//! a time (a reconnect storm: every node reconnecting after a head restart), and measures
+//! again over a steady window (node `simN` in pool `default`, each heartbeating at the
+//! head's interval). With
 //! `--tasks M` it then submits M tasks that the simulated launchers finish at once (exit 0),
 //! so the figure is tasks/s through the head alone: no processes, no task directories.
 //!
@@ -227,22 +230,34 @@ struct Counters {
     stopping: AtomicBool,
 }
 
-type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
-type Writer = tokio::net::tcp::OwnedWriteHalf;
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+type Reader = BufReader<tokio::io::ReadHalf<Tls>>;
+type Writer = tokio::io::WriteHalf<Tls>;
+
+/// The joined nodes' TLS settings (each presents its own certificate).
+type Identities = Arc<Vec<Arc<rustls::ClientConfig>>>;
 
 /// How long a connection may take to be welcomed (a head out of descriptors never answers).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Connect, upgrade, hello; returns the stream and the heartbeat interval from the welcome.
-async fn handshake(addr: &str, secret: &str, name: &str) -> anyhow::Result<(Reader, Writer, Duration)> {
+/// Connect, TLS with the node's certificate, upgrade, hello; returns the stream and the
+/// heartbeat interval from the welcome.
+async fn handshake(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> anyhow::Result<(Reader, Writer, Duration)> {
     let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
-    let (rd, mut wr) = stream.into_split();
+    let server = gangway_api::tls::server_name("127.0.0.1").map_err(anyhow::Error::msg)?;
+    let stream = tokio_rustls::TlsConnector::from(tls).connect(server, stream).await.context("TLS")?;
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::new(rd);
     let req = format!(
-        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {secret}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
+        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
     );
     wr.write_all(req.as_bytes()).await?;
+    wr.flush().await?;
     let mut line = String::new();
     rd.read_line(&mut line).await?;
     if !line.starts_with("HTTP/1.1 101") {
@@ -268,6 +283,7 @@ async fn handshake(addr: &str, secret: &str, name: &str) -> anyhow::Result<(Read
     let mut out = serde_json::to_vec(&LauncherMessage::Hello(Box::new(hello)))?;
     out.push(b'\n');
     wr.write_all(&out).await?;
+    wr.flush().await?;
     let mut buf = Vec::new();
     rd.read_until(b'\n', &mut buf).await?;
     let welcome: serde_json::Value = serde_json::from_slice(&buf).context("reading the welcome")?;
@@ -282,13 +298,13 @@ async fn handshake(addr: &str, secret: &str, name: &str) -> anyhow::Result<(Read
 /// at once with exit code 0. Returns when the head closes the stream.
 async fn simulate(
     addr: String,
-    secret: Arc<str>,
+    tls: Arc<rustls::ClientConfig>,
     name: String,
     n: Arc<Counters>,
     permit: tokio::sync::OwnedSemaphorePermit,
     phase: f64,
 ) -> anyhow::Result<()> {
-    let (mut rd, mut wr, every) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&addr, &secret, &name))
+    let (mut rd, mut wr, every) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&addr, tls, &name))
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("not welcomed within {HANDSHAKE_TIMEOUT:?}")))?;
     n.registered.fetch_add(1, Ordering::Relaxed);
@@ -405,6 +421,27 @@ fn run_tasks(c: &mut Client, pid: u32, tasks: usize, n: &Counters) -> anyhow::Re
     Ok(())
 }
 
+/// Joins `n` nodes (`sim1`…) with one join token: each gets its certificate, as a real
+/// launcher's first start does. Not part of the storm: a reconnecting node has its certificate.
+fn join_all(c: &mut Client, config: &ClientConfig, n: usize) -> anyhow::Result<Identities> {
+    let t = Instant::now();
+    let p = gangway_api::tokens::JoinTokenAddParameter { uses: Some(n.max(1) as u32), ..Default::default() };
+    let token = c.create_join_token(&p)?.token.context("the head sent no join token")?;
+    let ca_file = config.ca.as_ref().context("client.json names no CA")?;
+    let ca = std::fs::read(ca_file).with_context(|| format!("reading {}", ca_file.display()))?;
+    let mut http = gangway_api::http::HttpClient::new(&config.url)?
+        .with_tls(gangway_api::tls::client_config(&ca, None).map_err(anyhow::Error::msg)?);
+    let mut out = Vec::with_capacity(n);
+    for i in 1..=n {
+        let (cert, key) = gangway_launcher::join::request_certificate(&mut http, &token, &format!("sim{i}"))
+            .map_err(|e| anyhow::anyhow!("joining sim{i}: {e:?}"))?;
+        let tls = gangway_api::tls::client_config(&ca, Some((cert.as_bytes(), key.as_bytes())));
+        out.push(tls.map_err(anyhow::Error::msg)?);
+    }
+    println!("joined {n} nodes in {:.2} s (one certificate each)", t.elapsed().as_secs_f64());
+    Ok(Arc::new(out))
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -417,11 +454,9 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     }
     let (head, config) = start_head(&args.heartbeat, args.head_nofile)?;
     let pid = head.pid();
-    let state = head.dir.join("state");
-    let secret: Arc<str> =
-        std::fs::read_to_string(state.join("cluster.secret")).context("reading cluster.secret")?.trim().into();
-    let addr = config.url.trim_start_matches("http://").to_owned();
+    let addr = config.url.trim_start_matches("https://").to_owned();
     let mut c = Client::new(&config)?;
+    let identities = join_all(&mut c, &config, args.launchers)?;
     let (head_soft, head_hard) = nofile_of(pid).unwrap_or_default();
     println!(
         "head pid {pid} at {addr}; heartbeat {}; Max open files soft {head_soft} hard {head_hard} \
@@ -447,12 +482,12 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let gate = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let mut handles = Vec::with_capacity(args.launchers);
     for i in 1..=args.launchers {
-        let (addr, secret, n, gate) = (addr.clone(), secret.clone(), counters.clone(), gate.clone());
+        let (addr, tls, n, gate) = (addr.clone(), identities[i - 1].clone(), counters.clone(), gate.clone());
         let phase = (i - 1) as f64 / args.launchers as f64;
         handles.push(rt.spawn(async move {
             // Only the handshakes are bounded: a welcomed stream gives its permit back.
             let permit = gate.acquire_owned().await.expect("semaphore open");
-            let r = simulate(addr, secret, format!("sim{i}"), n.clone(), permit, phase).await;
+            let r = simulate(addr, tls, format!("sim{i}"), n.clone(), permit, phase).await;
             if !n.stopping.load(Ordering::Relaxed) {
                 n.dropped.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = r {
@@ -477,7 +512,7 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let reg_secs = t0.elapsed().as_secs_f64();
     wait_nodes_idle(&mut c, args.launchers, Duration::from_secs(60))?;
     println!(
-        "registration: {} launchers welcomed in {reg_secs:.2} s ({:.0}/s, {} handshakes at a time)",
+        "registration (TLS with node certificates): {} launchers welcomed in {reg_secs:.2} s ({:.0}/s, {} handshakes at a time)",
         args.launchers,
         args.launchers as f64 / reg_secs,
         args.concurrency

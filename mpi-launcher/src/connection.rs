@@ -1,4 +1,5 @@
-//! The launcher's control stream to the head: connect out, upgrade, hello, then JSON lines;
+//! The launcher's control stream to the head: connect out over TLS (the head checked against
+//! the cluster CA, this node proven by its certificate), upgrade, hello, then JSON lines;
 //! reconnect with backoff after any drop, keeping tasks running and reports until acknowledged.
 
 use std::sync::Arc;
@@ -40,18 +41,27 @@ enum Ended {
     Dropped(String),
     /// The head refused this launcher: retrying will not help.
     Refused(String),
+    /// The head does not accept this node's certificate (revoked, not issued here).
+    CertificateRefused(String),
     /// The head removed this node from its pool.
     Left,
 }
 
 /// Keeps a session with the head up until the process is told to stop; returns an error
-/// only when the head refuses this launcher for good (wrong secret, unknown pool).
-pub async fn run(head: &str, secret: &str, me: &Identity, exec: Arc<Executor>) -> anyhow::Result<()> {
+/// only when the head refuses this launcher for good (its certificate, an unknown pool).
+pub async fn run(head: &str, tls: Arc<rustls::ClientConfig>, me: &Identity, exec: Arc<Executor>) -> anyhow::Result<()> {
     let (host, port) = parse_head_url(head)?;
+    let name = gangway_api::tls::server_name(&host).map_err(anyhow::Error::msg)?;
+    let tls = tokio_rustls::TlsConnector::from(tls);
     let mut backoff = Duration::from_millis(50);
     loop {
-        match session(&host, port, secret, me, &exec).await {
+        match session(&host, port, (&tls, &name), me, &exec).await {
             Ended::Refused(why) => bail!("the head at {head} refused this launcher: {why}"),
+            Ended::CertificateRefused(why) => {
+                return Err(
+                    CertificateRefused(format!("the head at {head} refused this node's certificate: {why}")).into()
+                )
+            }
             Ended::Left => {
                 tracing::info!(head, "removed from the pool by the head; leaving");
                 return Ok(());
@@ -69,16 +79,35 @@ pub async fn run(head: &str, secret: &str, me: &Identity, exec: Arc<Executor>) -
     }
 }
 
-/// `http://host:port[/]` → (host, port).
+/// The head refused this node's certificate (a node removed from its pool, whose certificate
+/// was revoked): joining again, with a join token, is the way back.
+#[derive(Debug)]
+pub struct CertificateRefused(pub String);
+
+impl std::fmt::Display for CertificateRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CertificateRefused {}
+
+/// `https://host:port[/]` → (host, port).
 pub fn parse_head_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url.strip_prefix("http://").with_context(|| format!("head URL '{url}' must start with http://"))?;
+    let rest = url.strip_prefix("https://").with_context(|| format!("head URL '{url}' must start with https://"))?;
     let hostport = rest.trim_end_matches('/');
     let (host, port) = hostport.rsplit_once(':').with_context(|| format!("head URL '{url}' needs a port"))?;
     let port = port.parse().with_context(|| format!("head URL '{url}' has a bad port"))?;
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
 }
 
-async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<Executor>) -> Ended {
+async fn session(
+    host: &str,
+    port: u16,
+    (tls, server): (&tokio_rustls::TlsConnector, &rustls::pki_types::ServerName<'static>),
+    me: &Identity,
+    exec: &Arc<Executor>,
+) -> Ended {
     // A cut link makes SYNs vanish; without a bound the kernel retries for minutes.
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
         Ok(Ok(s)) => s,
@@ -87,12 +116,18 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
     };
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let (rd, mut wr) = stream.into_split();
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(server.clone(), stream)).await {
+        Ok(Ok(s)) => s,
+        // Also a head whose certificate the CA did not sign: not this cluster's head.
+        Ok(Err(e)) => return Ended::Dropped(format!("TLS with the head at {host}:{port}: {e}")),
+        Err(_) => return Ended::Dropped(format!("TLS with the head at {host}:{port}: timed out")),
+    };
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::new(rd);
     let req = format!(
-        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {secret}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
+        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
     );
-    if let Err(e) = wr.write_all(req.as_bytes()).await {
+    if let Err(e) = write(&mut wr, req.as_bytes()).await {
         return Ended::Dropped(e.to_string());
     }
     let mut status = String::new();
@@ -101,17 +136,32 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
         Ok(Err(e)) => return Ended::Dropped(e.to_string()),
         Err(_) => return Ended::Dropped("no answer to the upgrade".into()),
     }
+    let mut length = 0usize;
     loop {
         let mut line = String::new();
         match rd.read_line(&mut line).await {
             Ok(0) | Err(_) => return Ended::Dropped("connection closed during upgrade".into()),
             Ok(_) if line == "\r\n" => break,
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.trim().eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
         }
     }
     if !status.starts_with("HTTP/1.1 101") {
         if status.contains(" 401 ") {
-            return Ended::Refused("wrong cluster secret (see the head's cluster.secret)".into());
+            // The reason is in the body, in Azure's error shape.
+            let mut body = vec![0u8; length.min(64 << 10)];
+            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut body)).await;
+            let why = read
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|_| serde_json::from_slice::<gangway_api::ErrorBody>(&body).ok())
+                .map_or_else(|| "see the head's log".to_owned(), |b| b.message.value);
+            return Ended::CertificateRefused(why);
         }
         return Ended::Dropped(format!("unexpected answer to the upgrade: {}", status.trim()));
     }
@@ -128,7 +178,7 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
     };
     let mut line = serde_json::to_vec(&LauncherMessage::Hello(Box::new(hello))).expect("messages serialize");
     line.push(b'\n');
-    if let Err(e) = wr.write_all(&line).await {
+    if let Err(e) = write(&mut wr, &line).await {
         return Ended::Dropped(e.to_string());
     }
     let mut buf = Vec::new();
@@ -188,7 +238,7 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
                 serde_json::to_writer(&mut out, &m).expect("serialize");
                 out.push(b'\n');
             }
-            if wr.write_all(&out).await.is_err() {
+            if write(&mut wr, &out).await.is_err() {
                 return;
             }
         }
@@ -207,6 +257,12 @@ async fn session(host: &str, port: u16, secret: &str, me: &Identity, exec: &Arc<
     };
     writer.abort();
     Ended::Dropped(why)
+}
+
+/// Writes and flushes (TLS holds written data in records until flushed).
+async fn write<W: tokio::io::AsyncWrite + Unpin>(wr: &mut W, data: &[u8]) -> std::io::Result<()> {
+    wr.write_all(data).await?;
+    wr.flush().await
 }
 
 /// Whether the session goes on after a message.

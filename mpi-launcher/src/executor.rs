@@ -180,8 +180,8 @@ pub struct Executor {
     pub(crate) layout: NodeLayout,
     pub(crate) node: String,
     pub(crate) account_url: String,
-    /// The cluster secret, for fetching `uploadedFile` resource files from the head.
-    pub(crate) secret: String,
+    /// The TLS settings the head is reached with over HTTP (uploaded files, packages, outputs).
+    pub(crate) head_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
     /// PMI fences of multi-node MPI ranks waiting for the head's answer.
     pub(crate) fences: Mutex<HashMap<(AttemptId, u32), FenceReply>>,
     /// This node's topology, for placing MPI ranks.
@@ -231,7 +231,7 @@ impl Executor {
             layout,
             node,
             account_url,
-            secret: String::new(),
+            head_tls: Default::default(),
             cgroups,
             host_cpus: gangway_topology::discover::allowed_cpus(),
             host_mems: host_numa_nodes(),
@@ -496,11 +496,12 @@ impl Executor {
 
     /// The head's file store of the attempt's user, for its `uploadedFile` outputs.
     pub(crate) fn head_store(&self, start: &StartTask) -> crate::outputs::HeadStore {
-        crate::outputs::HeadStore {
-            url: self.account_url.clone(),
-            secret: self.secret.clone(),
-            owner: start.user.as_ref().map(|u| u.uid),
-        }
+        crate::outputs::HeadStore { head: self.head_link(), owner: start.user.as_ref().map(|u| u.uid) }
+    }
+
+    /// How the head is reached over HTTP from this node.
+    pub(crate) fn head_link(&self) -> crate::join::HeadLink {
+        crate::join::HeadLink { url: self.account_url.clone(), tls: self.head_tls.read().expect("lock").clone() }
     }
 
     /// Those of `wanted` (CPUs or NUMA nodes of the declared topology) that `host` has: an

@@ -72,7 +72,7 @@ impl Executor {
         }
         let (user, owner) = (self.user_of(&dir), start.user.as_ref().map(|u| u.uid));
         let files = &plan.common_resource_files;
-        if let Err(e) = fetch(files, &dir, &self.account_url, &self.secret, user.as_deref(), owner).await {
+        if let Err(e) = fetch(files, &dir, &self.head_link(), user.as_deref(), owner).await {
             return Outcome::failed(crate::resource_files::DOWNLOAD_FAILED, e.to_string());
         }
         if let Err(o) = self.fetch_resource_files(start, &dir).await {

@@ -77,6 +77,11 @@ impl NodeLayout {
         env
     }
 
+    /// The cluster CA's certificate, readable by every task (`GANGWAY_CA`).
+    pub fn cluster_ca(&self) -> PathBuf {
+        self.root.join("cluster-ca.crt")
+    }
+
     /// The start task's environment: the same as a task's, but in `startup/` and without
     /// `AZ_BATCH_JOB_ID` and `AZ_BATCH_TASK_ID` (it belongs to no job).
     pub fn start_task_env(&self, start: &RunStartTask, node: &str, account_url: &str) -> Vec<(String, String)> {
@@ -104,6 +109,8 @@ impl NodeLayout {
         let az = [
             ("AZ_BATCH_ACCOUNT_NAME", "gangway".to_owned()),
             ("AZ_BATCH_ACCOUNT_URL", account_url.to_owned()),
+            // The cluster CA, for the `gangway` CLI and `srun` in a task (with GANGWAY_URL).
+            ("GANGWAY_CA", s(&self.cluster_ca())),
             ("AZ_BATCH_POOL_ID", pool.to_owned()),
             ("AZ_BATCH_NODE_ID", node.to_owned()),
             ("AZ_BATCH_NODE_IS_DEDICATED", "true".to_owned()),

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod executor;
 pub mod files;
 pub mod instances;
+pub mod join;
 pub mod layout;
 pub mod openmpi;
 pub mod openmpi_files;

@@ -14,12 +14,15 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "gangway-node", version, about = "The gangway node launcher: joins a head and runs its tasks")]
 struct Args {
-    /// The head's URL (http://HOST:PORT).
+    /// The head's URL (https://HOST:PORT).
     #[arg(long, env = "GANGWAY_HEAD")]
     head: String,
-    /// File holding the cluster secret (the head's cluster.secret).
+    /// The cluster CA's certificate (the head's STATE_DIR/tls/ca.crt); kept after the first start.
+    #[arg(long, env = "GANGWAY_CA")]
+    ca: Option<PathBuf>,
+    /// A file holding a join token (`gangway node join-token`): needed once, to join.
     #[arg(long)]
-    secret_file: PathBuf,
+    join_token_file: Option<PathBuf>,
     /// Node name (default: the hostname).
     #[arg(long)]
     name: Option<String>,
@@ -106,10 +109,6 @@ fn main() -> anyhow::Result<()> {
         .with_max_level(level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO))
         .with_writer(std::io::stderr)
         .init();
-    let secret = std::fs::read_to_string(&args.secret_file)
-        .with_context(|| format!("reading the cluster secret {}", args.secret_file.display()))?
-        .trim()
-        .to_owned();
     let name = args.name.clone().unwrap_or_else(hostname);
     gangway_api::common::validate_id("node", &name).map_err(anyhow::Error::msg)?;
     let layout = layout::NodeLayout::create(&args.root)
@@ -125,12 +124,24 @@ fn main() -> anyhow::Result<()> {
             }
         }
     };
+    let join_token = match (&args.join_token_file, std::env::var("GANGWAY_JOIN_TOKEN")) {
+        (Some(f), _) => {
+            Some(std::fs::read_to_string(f).with_context(|| format!("reading the join token {}", f.display()))?)
+        }
+        (None, Ok(t)) if !t.is_empty() => Some(t),
+        _ => None,
+    };
+    if !args.head.starts_with("https://") {
+        anyhow::bail!("--head {}: the head speaks TLS; give its https:// URL", args.head);
+    }
+    let tls =
+        gangway_launcher::join::load_or_join(&args.root, &args.head, &name, args.ca.as_deref(), join_token.as_deref())?;
     let (mut resources, topology) = node_resources(args.topology_xml.as_deref(), args.synthetic.as_deref())?;
     resources.memory_reserve_bytes = args.memory_reserve.saturating_mul(1 << 20).min(resources.memory_bytes);
     let boot_id = format!("{:x}-{}", std::process::id(), gangway_api::Timestamp::now().0);
     let exec = Arc::new(
         executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)
-            .with_secret(secret.clone())
+            .with_head_tls(Some(tls.clone()))
             .with_topology(topology.clone())
             .with_task_pids_max(args.task_pids_max),
     );
@@ -151,8 +162,31 @@ fn main() -> anyhow::Result<()> {
         exec.resume_retention();
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+        let stay = async {
+            let mut tls = tls;
+            let mut rejoined = false;
+            loop {
+                match connection::run(&args.head, tls.clone(), &me, exec.clone()).await {
+                    // A removed node's certificate is revoked: a join token brings it back, once.
+                    Err(e) if e.downcast_ref::<connection::CertificateRefused>().is_some() && !rejoined => {
+                        let Some(token) = join_token.clone() else { return Err(e) };
+                        tracing::warn!(error = %e, "joining the cluster again");
+                        gangway_launcher::join::forget(&args.root);
+                        let (root, head, name, ca) =
+                            (args.root.clone(), args.head.clone(), me.name.clone(), args.ca.clone());
+                        tls = tokio::task::spawn_blocking(move || {
+                            gangway_launcher::join::load_or_join(&root, &head, &name, ca.as_deref(), Some(&token))
+                        })
+                        .await??;
+                        exec.set_head_tls(Some(tls.clone()));
+                        rejoined = true;
+                    }
+                    r => return r,
+                }
+            }
+        };
         let r = tokio::select! {
-            r = connection::run(&args.head, &secret, &me, exec.clone()) => r,
+            r = stay => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
         };

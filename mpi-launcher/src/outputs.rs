@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use gangway_api::http::{encode_component, HttpClient};
 use gangway_api::outputs::{path_matches, OutputFile, OutputFileDestination};
 
-/// Where the head is, for the `uploadedFile` destination: its URL, the cluster secret and
-/// whose file store (the task's user).
+/// Where the head is, for the `uploadedFile` destination: how to reach it (this node's
+/// certificate says who writes) and whose file store (the task's user).
 #[derive(Debug, Clone, Default)]
 pub struct HeadStore {
-    pub url: String,
-    pub secret: String,
+    pub head: crate::join::HeadLink,
     pub owner: Option<u32>,
 }
 
@@ -102,9 +101,8 @@ fn copy_out(source: &Path, f: &OutputFile, name: &str, wild: bool, head: &HeadSt
         if let Some(uid) = head.owner {
             path.push_str(&format!("?owner={uid}"));
         }
-        let mut http = HttpClient::new(&head.url).map_err(|e| e.to_string())?;
-        let auth = format!("Bearer {}", head.secret);
-        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/octet-stream")];
+        let mut http = head.head.client()?;
+        let headers = [("Content-Type", "application/octet-stream")];
         let resp = http.request("PUT", &path, &headers, Some(&body)).map_err(|e| format!("storing {stored}: {e}"))?;
         if !(200..300).contains(&resp.status) {
             return Err(format!(

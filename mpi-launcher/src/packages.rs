@@ -1,12 +1,12 @@
 //! Application packages on the node: each version (named by its archive's digest) is fetched
-//! from the head with the cluster secret, checked against its SHA-256, and unpacked once into
+//! from the head (the node proven by its certificate), checked against its SHA-256, and unpacked once into
 //! `applications/ID#VERSION#DIGEST`, which a marker file completes (a half-unpacked one is
 //! never used). Unpacking is one at a time per node.
 
 use std::path::Path;
 
 use gangway_api::apps::{PackageFormat, PackageToInstall};
-use gangway_api::http::{encode_component, HttpClient};
+use gangway_api::http::encode_component;
 
 use crate::executor::Executor;
 
@@ -32,8 +32,8 @@ impl Executor {
             if dir.join(DONE).exists() {
                 continue;
             }
-            let (base, secret, p2) = (self.account_url.clone(), self.secret.clone(), p.clone());
-            let bytes = tokio::task::spawn_blocking(move || download(&base, &secret, &p2))
+            let (head, p2) = (self.head_link(), p.clone());
+            let bytes = tokio::task::spawn_blocking(move || download(&head, &p2))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("{what}: {e}"))?;
@@ -52,15 +52,14 @@ impl Executor {
     }
 }
 
-fn download(base: &str, secret: &str, p: &PackageToInstall) -> Result<Vec<u8>, String> {
-    let mut http = HttpClient::new(base).map_err(|e| e.to_string())?;
+fn download(head: &crate::join::HeadLink, p: &PackageToInstall) -> Result<Vec<u8>, String> {
+    let mut http = head.client()?;
     let path = format!(
         "/applications/{}/versions/{}/content",
         encode_component(&p.application_id),
         encode_component(&p.version)
     );
-    let auth = format!("Bearer {secret}");
-    let resp = http.request("GET", &path, &[("Authorization", auth.as_str())], None).map_err(|e| e.to_string())?;
+    let resp = http.request("GET", &path, &[], None).map_err(|e| e.to_string())?;
     if !(200..300).contains(&resp.status) {
         return Err(format!("the head answered {} ({})", resp.status, String::from_utf8_lossy(&resp.body)));
     }

@@ -2,19 +2,20 @@
 //!
 //! Each file comes from exactly one source: `path` (a copy of a file on the node),
 //! `httpUrl` (plain `http://` through the crate's own client; `https://` through the system
-//! `curl`, which verifies the server against the system CA store) or `uploadedFile` (the head's file store, read with the
-//! cluster secret). The head checked every field at submit; they are checked again here because
+//! `curl`, which verifies the server against the system CA store) or `uploadedFile` (the head's
+//! file store, read with the node's certificate, for the task's user). The head checked every field at submit; they are checked again here because
 //! this is where a bad `filePath` would do harm: nothing is ever written outside `dest`, and a
 //! file is written to a temporary name and renamed, so a symlink left in `dest` by an earlier
 //! attempt is replaced, not followed.
 
+use crate::join::HeadLink;
 use crate::users::TaskUser;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use gangway_api::files::{check_file_path, parse_file_mode, validate_file_name};
-use gangway_api::http::{encode_component, HttpClient, HttpError};
+use gangway_api::http::encode_component;
 use gangway_api::messages::StartTask;
 use gangway_api::{ErrorBody, ErrorCategory, ResourceFile, TaskFailureInformation, Timestamp};
 
@@ -24,10 +25,16 @@ use crate::executor::{Executor, Outcome};
 pub const DOWNLOAD_FAILED: &str = "ResourceFileDownloadFailed";
 
 impl Executor {
-    /// Sets the cluster secret the launcher fetches `uploadedFile` resource files with.
-    pub fn with_secret(mut self, secret: String) -> Executor {
-        self.secret = secret;
+    /// Sets the TLS settings the launcher reaches the head with (the cluster CA and this
+    /// node's certificate), for `uploadedFile` resource files, packages and outputs.
+    pub fn with_head_tls(self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Executor {
+        self.set_head_tls(tls);
         self
+    }
+
+    /// Replaces the TLS settings (a node that joined again).
+    pub fn set_head_tls(&self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) {
+        *self.head_tls.write().expect("lock") = tls;
     }
 
     /// Fetches an attempt's resource files into `task_dir/wd`. A failure is the attempt's
@@ -43,7 +50,7 @@ impl Executor {
         let wd = task_dir.join("wd");
         let user = self.user_of(task_dir);
         let owner = start.user.as_ref().map(|u| u.uid);
-        fetch(&start.resource_files, &wd, &self.account_url, &self.secret, user.as_deref(), owner).await.map_err(|e| {
+        fetch(&start.resource_files, &wd, &self.head_link(), user.as_deref(), owner).await.map_err(|e| {
             tracing::info!(job = %start.id.job, task = %start.id.task, error = %e, "resource file download failed");
             Outcome {
                 exit_code: None,
@@ -114,19 +121,18 @@ pub enum ResourceFileError {
 }
 
 /// Fetches every file of `files` into `dest` (the task's working directory), in order; stops at
-/// the first failure. `head_url` and `secret` are for `uploadedFile`.
+/// the first failure. `head` is for `uploadedFile`.
 /// For a task that runs as `user`, `path` sources are opened with the user's permissions and
 /// the files are put in `dest` by the user (see `place_as`); `uploadedFile`s are `owner`'s
 /// (the uid the task runs as; None: the head's own user's).
 pub async fn fetch(
     files: &[ResourceFile],
     dest: &Path,
-    head_url: &str,
-    secret: &str,
+    head: &HeadLink,
     user: Option<&TaskUser>,
     owner: Option<u32>,
 ) -> Result<(), ResourceFileError> {
-    fetch_with(files, dest, head_url, secret, None, user, owner).await
+    fetch_with(files, dest, head, None, user, owner).await
 }
 
 /// [`fetch`], with `ca_bundle` (when set) given to `curl` as `CURL_CA_BUNDLE` for `https://`
@@ -134,14 +140,13 @@ pub async fn fetch(
 async fn fetch_with(
     files: &[ResourceFile],
     dest: &Path,
-    head_url: &str,
-    secret: &str,
+    head: &HeadLink,
     ca_bundle: Option<&Path>,
     user: Option<&TaskUser>,
     owner: Option<u32>,
 ) -> Result<(), ResourceFileError> {
     for f in files {
-        fetch_one(f, dest, head_url, secret, ca_bundle, user, owner).await?;
+        fetch_one(f, dest, head, ca_bundle, user, owner).await?;
     }
     Ok(())
 }
@@ -167,8 +172,7 @@ fn source_of(f: &ResourceFile) -> Result<Source<'_>, ResourceFileError> {
 async fn fetch_one(
     f: &ResourceFile,
     dest: &Path,
-    head_url: &str,
-    secret: &str,
+    head: &HeadLink,
     ca_bundle: Option<&Path>,
     user: Option<&TaskUser>,
     owner: Option<u32>,
@@ -214,7 +218,7 @@ async fn fetch_one(
                 file: file.clone(),
                 why: format!("uploadedFile: {why}"),
             })?;
-            let bytes = download_uploaded(&file, name, head_url, secret, owner).await?;
+            let bytes = download_uploaded(&file, name, head, owner).await?;
             write(&file, &tmp, bytes).await
         }
     };
@@ -391,35 +395,29 @@ async fn download_url(file: &str, url: &str) -> Result<Vec<u8>, ResourceFileErro
         from: from.clone(),
         why: "not a URL".into(),
     })?;
-    get(file, from, base, path, None).await
+    get(file, from, HeadLink { url: base, tls: None }, path).await
 }
 
 async fn download_uploaded(
     file: &str,
     name: &str,
-    head: &str,
-    secret: &str,
+    head: &HeadLink,
     owner: Option<u32>,
 ) -> Result<Vec<u8>, ResourceFileError> {
     let mut path = format!("/files/{}", encode_component(name));
     if let Some(uid) = owner {
         path.push_str(&format!("?owner={uid}"));
     }
-    get(file, format!("uploadedFile {name}"), head.to_owned(), path, Some(format!("Bearer {secret}"))).await
+    // The node's certificate says who asks; the head lets it reach only the files of users
+    // whose work it runs.
+    get(file, format!("uploadedFile {name}"), head.clone(), path).await
 }
 
 /// One GET with the blocking client, off the runtime's threads; anything but 2xx is an error.
-async fn get(
-    file: &str,
-    from: String,
-    base: String,
-    path: String,
-    auth: Option<String>,
-) -> Result<Vec<u8>, ResourceFileError> {
+async fn get(file: &str, from: String, server: HeadLink, path: String) -> Result<Vec<u8>, ResourceFileError> {
     let r = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let mut client = HttpClient::new(&base).map_err(|e: HttpError| e.to_string())?;
-        let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("Authorization", a)).into_iter().collect();
-        let resp = client.request("GET", &path, &headers, None).map_err(|e| e.to_string())?;
+        let mut client = server.client()?;
+        let resp = client.request("GET", &path, &[], None).map_err(|e| e.to_string())?;
         if (200..300).contains(&resp.status) {
             return Ok(resp.body);
         }
@@ -447,7 +445,7 @@ mod tests {
     }
 
     async fn run(files: &[ResourceFile], dest: &Path) -> Result<(), ResourceFileError> {
-        fetch(files, dest, "http://127.0.0.1:9", "secret", None, None).await
+        fetch(files, dest, &HeadLink::default(), None, None).await
     }
 
     #[tokio::test]
@@ -491,13 +489,13 @@ mod tests {
         let wd = dest.path().join("wd");
         std::fs::create_dir(&wd).unwrap();
         nobody.give(&wd).unwrap();
-        let e = fetch(&[from_path("s", &secret, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None)
+        let e = fetch(&[from_path("s", &secret, None)], &wd, &HeadLink::default(), Some(&nobody), None)
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("resource file 's' from path") && e.contains("Permission denied"), "{e}");
         assert!(!wd.join("s").exists());
-        fetch(&[from_path("sub/p", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None).await.unwrap();
+        fetch(&[from_path("sub/p", &public, None)], &wd, &HeadLink::default(), Some(&nobody), None).await.unwrap();
         let meta = std::fs::metadata(wd.join("sub/p")).unwrap();
         assert_eq!(std::fs::read_to_string(wd.join("sub/p")).unwrap(), "hello");
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o755), "the user's, without the set-id bit");
@@ -509,10 +507,10 @@ mod tests {
         std::os::unix::fs::symlink(&root_file, wd.join("sub/q")).unwrap();
         std::os::unix::fs::symlink(&root_file, tmp_name(&wd.join("sub/q"))).unwrap();
         std::os::unix::fs::symlink(src.path(), wd.join("away")).unwrap();
-        fetch(&[from_path("sub/q", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None).await.unwrap();
+        fetch(&[from_path("sub/q", &public, None)], &wd, &HeadLink::default(), Some(&nobody), None).await.unwrap();
         assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's");
         assert_eq!(std::fs::read_to_string(wd.join("sub/q")).unwrap(), "hello", "the link was replaced");
-        let e = fetch(&[from_path("away/r", &public, None)], &wd, "http://127.0.0.1:9", "x", Some(&nobody), None)
+        let e = fetch(&[from_path("away/r", &public, None)], &wd, &HeadLink::default(), Some(&nobody), None)
             .await
             .unwrap_err();
         assert!(matches!(e, ResourceFileError::Escape { .. }), "{e}");
@@ -740,7 +738,7 @@ httpd.serve_forever()
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/data.bin", server.port);
             let files = [from_url("in/data.bin", &url, Some("0640"))];
-            fetch_with(&files, dest.path(), "http://127.0.0.1:9", "secret", Some(&ca), None, None).await.unwrap();
+            fetch_with(&files, dest.path(), &HeadLink::default(), Some(&ca), None, None).await.unwrap();
             let got = std::fs::read(dest.path().join("in/data.bin")).unwrap();
             assert_eq!(got, std::fs::read(dir.path().join("root/data.bin")).unwrap());
             let mode = std::fs::metadata(dest.path().join("in/data.bin")).unwrap().permissions().mode() & 0o7777;
@@ -761,8 +759,7 @@ httpd.serve_forever()
                 let e = fetch_with(
                     &[from_url("d", &url, None)],
                     dest.path(),
-                    "http://127.0.0.1:9",
-                    "s",
+                    &HeadLink::default(),
                     ca.as_deref(),
                     None,
                     None,
@@ -783,10 +780,9 @@ httpd.serve_forever()
             let dest = tempfile::tempdir().unwrap();
             let ca = dir.path().join("ca.pem");
             let url = format!("https://localhost:{}/nope.bin", server.port);
-            let e =
-                fetch_with(&[from_url("n", &url, None)], dest.path(), "http://127.0.0.1:9", "s", Some(&ca), None, None)
-                    .await
-                    .unwrap_err();
+            let e = fetch_with(&[from_url("n", &url, None)], dest.path(), &HeadLink::default(), Some(&ca), None, None)
+                .await
+                .unwrap_err();
             let msg = e.to_string();
             assert!(msg.contains(&format!("httpUrl {url}")) && msg.contains("'n'"), "{msg}");
             assert!(msg.contains("404") && msg.contains("exit code 22"), "{msg}");

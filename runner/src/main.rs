@@ -81,6 +81,10 @@ enum Cmd {
         /// PriorityFavorSmall, TRESBillingWeights (repeat it). Default: age 1000, fair share 10000.
         #[arg(long = "priority", value_name = "NAME=VALUE")]
         priority: Vec<String>,
+        /// A name or address the head is reached by, for its TLS certificate (beyond
+        /// localhost, this machine's host name and the listen address; repeat it).
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
         /// Slurm's MaxArraySize: job array indices must be below it (1 to 4000001).
         #[arg(long, default_value_t = gangway_api::slurm::MAX_ARRAY_SIZE,
               value_parser = clap::value_parser!(u32).range(1..=4_000_001))]
@@ -246,15 +250,21 @@ enum Cmd {
         #[arg(long, short)]
         follow: bool,
     },
-    /// Nodes: list, show ID, disable ID, enable ID, remove ID.
+    /// Nodes: list, show ID, disable ID, enable ID, remove ID, join-token [ID].
     Node {
-        /// list | show | disable | enable | remove
+        /// list | show | disable | enable | remove | join-token
         action: String,
-        /// Node id.
+        /// Node id (join-token: the only node that may join with it).
         id: Option<String>,
         /// disable, remove: what happens to the node's running tasks (default requeue).
         #[arg(long, value_parser = ["requeue", "terminate", "taskcompletion"])]
         option: Option<String>,
+        /// join-token: how long it is valid (default 1h).
+        #[arg(long, value_parser = duration)]
+        expires: Option<Duration>,
+        /// join-token: how many nodes may join with it (default 1).
+        #[arg(long)]
+        uses: Option<u32>,
     },
     /// Pools: list, show ID, create ID, delete ID.
     Pool {
@@ -430,6 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             limits,
             max_pass_time,
             max_array_size,
+            tls_names,
         } => {
             let mut fairness = gangway_runner::head::state::fairness::FairnessConfig::default();
             for p in &priority {
@@ -468,6 +479,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 fairness,
                 max_pass_time,
                 max_array_size,
+                tls_names,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -589,7 +601,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Task { action, job, task, stderr, follow } => {
             commands::task(&mut client()?.0, &action, &job, task.as_deref(), cli.json, stderr, follow).map(|_| 0)
         }
-        Cmd::Node { action, id, option } => {
+        Cmd::Node { action, id, expires, uses, .. } if action == "join-token" => {
+            cli::token::join_token(&mut client()?.0, id.as_deref(), expires, uses, cli.json).map(|_| 0)
+        }
+        Cmd::Node { action, id, option, expires, uses } => {
+            if expires.is_some() || uses.is_some() {
+                anyhow::bail!("--expires and --uses apply only to `node join-token`");
+            }
             let option = option.map(|o| commands::deallocation_option(&o)).transpose()?;
             commands::node(&mut client()?.0, &action, id.as_deref(), cli.json, option).map(|_| 0)
         }

@@ -9,6 +9,7 @@
 pub mod fuzz;
 pub mod netns;
 pub mod slurm;
+pub mod tls;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,17 @@ pub fn spawn_head_with(
     let config =
         wait_for(Duration::from_secs(20), "the head's client.json", || ClientConfig::from_state_dir(&state).ok());
     (child, config)
+}
+
+/// What a launcher of the head `config` (state in `state`) needs to join the cluster: the
+/// CA's certificate and a join token (one file for every launcher of a test, made once).
+pub fn join_args(state: &Path, config: &ClientConfig) -> Vec<std::ffi::OsString> {
+    let token = state.join("join.token");
+    if !token.exists() {
+        Client::new(config).expect("client").write_join_token(10_000, &token).expect("making a join token");
+    }
+    let ca = config.ca.clone().expect("client.json names the CA");
+    vec!["--ca".into(), ca.into_os_string(), "--join-token-file".into(), token.into_os_string()]
 }
 
 /// Stops launchers the way an operator would (SIGTERM, so they kill their tasks and remove
@@ -163,7 +175,7 @@ impl Cluster {
             dir,
             head: None,
             nodes: Vec::new(),
-            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None, ca: None },
             opts: opts.clone(),
             listen: "127.0.0.1:0".into(),
         };
@@ -201,7 +213,7 @@ impl Cluster {
             spawn_head_with(self.dir.path(), &self.listen, o.slots, o.node_timeout, o.heartbeat, &extra);
         self.head = Some(child);
         self.config = config;
-        self.listen = self.config.url.trim_start_matches("http://").to_owned();
+        self.listen = self.config.url.trim_start_matches("https://").to_owned();
     }
 
     /// SIGKILLs the head.
@@ -220,8 +232,8 @@ impl Cluster {
             .open(self.dir.path().join(format!("{name}.log")))
             .expect("log");
         let mut cmd = Command::new(bin("gangway-node"));
-        cmd.args(["--head", &self.config.url, "--secret-file"])
-            .arg(self.state_dir().join("cluster.secret"))
+        cmd.args(["--head", &self.config.url])
+            .args(join_args(&self.state_dir(), &self.config))
             .args(["--name", &name, "--root"])
             .arg(self.node_root(i))
             .args(["--kill-grace", self.opts.kill_grace, "--log-level", "debug"]);

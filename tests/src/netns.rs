@@ -119,7 +119,7 @@ impl NetCluster {
             dir,
             hosts: Vec::new(),
             head: None,
-            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None },
+            config: ClientConfig { url: String::new(), token: String::new(), socket: None, munge: None, ca: None },
             bridge: bridge.clone(),
             subnet,
             opts: opts.clone(),
@@ -165,7 +165,7 @@ impl NetCluster {
 
     /// Starts the head on the bridge address (outside every namespace).
     pub fn start_head(&mut self) {
-        let listen = match self.config.url.strip_prefix("http://") {
+        let listen = match self.config.url.strip_prefix("https://") {
             Some(addr) => addr.to_owned(),
             None => format!("10.201.{}.1:0", self.subnet),
         };
@@ -206,8 +206,8 @@ impl NetCluster {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &h.netns])
             .arg(bin("gangway-node"))
-            .args(["--head", &self.config.url, "--secret-file"])
-            .arg(self.state_dir().join("cluster.secret"))
+            .args(["--head", &self.config.url])
+            .args(crate::join_args(&self.state_dir(), &self.config))
             .args(["--name", &h.name, "--address", &h.address, "--root"])
             .arg(&root)
             .args(["--kill-grace", "1s", "--log-level", "debug"]);

@@ -46,6 +46,7 @@ impl SlurmFrontDoor {
         let mut c = Command::new(program);
         c.current_dir(self.work())
             .env("GANGWAY_URL", &self.config.url)
+            .env("GANGWAY_CA", self.config.ca.as_ref().unwrap())
             .env("GANGWAY_TOKEN", &self.config.token)
             .env_remove("GANGWAY_STATE_DIR")
             .env("PATH", self.path());

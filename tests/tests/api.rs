@@ -166,7 +166,7 @@ fn bad_requests_are_refused_by_name_and_change_nothing() {
     }
 
     // Without a token, or with a wrong one: 401, and a POST creates nothing.
-    let mut anon = HttpClient::new(&cluster.config.url).unwrap();
+    let mut anon = gangway_tests::tls::http(&cluster.config);
     let mut wrong = Client::new(&ClientConfig { token: "0".repeat(64), ..cluster.config.clone() }).unwrap();
     let sneaky = br#"{"id":"sneaky"}"#;
     for (method, body) in [("GET", None), ("POST", Some(&sneaky[..]))] {
@@ -288,7 +288,7 @@ fn lists_page_and_filter() {
     assert_eq!(snapshot(&mut c), before, "file requests changed the state");
 
     // The API description needs no token.
-    let mut anon = HttpClient::new(&cluster.config.url).unwrap();
+    let mut anon = gangway_tests::tls::http(&cluster.config);
     let r = anon.request("GET", "/openapi.json", &[], None).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -355,7 +355,7 @@ fn connections_past_the_cap_are_closed_and_room_comes_back() {
     // One launcher's stream, and two idle connections of ours, fill a cap of three.
     let opts = Options { nodes: 1, head_args: vec!["--max-connections".into(), "3".into()], ..Options::default() };
     let cluster = Cluster::start(opts);
-    let addr = cluster.config.url.trim_start_matches("http://").to_owned();
+    let addr = gangway_tests::tls::head_addr(&cluster.config);
     let first = TcpStream::connect(&addr).unwrap();
     let _second = TcpStream::connect(&addr).unwrap();
     // The head is at the cap once both are accepted: a new connection is closed unanswered.
@@ -368,7 +368,8 @@ fn connections_past_the_cap_are_closed_and_room_comes_back() {
     // One of ours goes away: the head serves again.
     drop(first);
     wait_for(Duration::from_secs(10), "the head to serve again", || {
-        let mut http = HttpClient::new(&cluster.config.url).ok()?;
+        let tls = gangway_tests::tls::client_tls(&cluster.config, None);
+        let mut http = HttpClient::new(&cluster.config.url).ok()?.with_tls(tls);
         let r = http.request("GET", "/openapi.json", &[], None).ok()?;
         (r.status == 200).then_some(())
     });
@@ -379,8 +380,8 @@ fn a_body_over_the_limit_is_refused_by_name() {
     use std::io::{Read, Write};
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
     // Only the headers: the head refuses by the declared length, before reading any of it.
-    let addr = cluster.config.url.trim_start_matches("http://");
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    let addr = gangway_tests::tls::head_addr(&cluster.config);
+    let mut tcp = gangway_tests::tls::connect_tls(&cluster.config, None);
     let head = format!(
         "POST /jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",

@@ -39,10 +39,6 @@ fn serve(body: &'static [u8]) -> u16 {
     port
 }
 
-fn secret(cluster: &Cluster) -> String {
-    std::fs::read_to_string(cluster.state_dir().join("cluster.secret")).unwrap().trim().to_owned()
-}
-
 #[test]
 fn resource_files_from_the_store_a_node_path_and_http_reach_the_working_directory() {
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
@@ -137,26 +133,35 @@ fn a_resource_file_that_cannot_be_fetched_fails_the_task_without_retries() {
 }
 
 #[test]
-fn the_file_store_needs_the_token_and_launchers_read_with_the_secret() {
+fn the_file_store_needs_the_token_and_nodes_reach_only_the_files_of_their_work() {
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
     let mut c = cluster.client();
-    let mut anon = HttpClient::new(&cluster.config.url).unwrap();
+    let tls = |id| gangway_tests::tls::client_tls(&cluster.config, id);
+    let mut anon = HttpClient::new(&cluster.config.url).unwrap().with_tls(tls(None));
     let r = anon.request("PUT", "/files/a.txt", &[], Some(b"x")).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
 
     c.put_file("a.txt", b"hello").unwrap();
-    let good = format!("Bearer {}", secret(&cluster));
-    let r = anon.request("GET", "/files/a.txt", &[("Authorization", &good)], None).unwrap();
+    // A node (by its certificate) reads the head user's files (a pool's start task)…
+    let id = gangway_tests::tls::join_as(&cluster.state_dir(), &cluster.config, "reader");
+    let mut node = HttpClient::new(&cluster.config.url).unwrap().with_tls(tls(Some(&id)));
+    let r = node.request("GET", "/files/a.txt", &[], None).unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, b"hello".as_slice()));
     let r = anon.request("GET", "/files/a.txt", &[("Authorization", "Bearer wrong")], None).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
-    // The secret reads single files, and writes one only naming whose (a task's output file);
-    // listing, deleting and writing without an owner need the admin token.
+    // …but not those of a user whose work it does not run.
+    let r = node.request("GET", "/files/a.txt?owner=4242", &[], None).unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("node reader runs no task of uid 4242"), "{}", r.text());
+    let r = node.request("PUT", "/files/x.txt?owner=4242", &[], Some(b"x")).unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // A node reads single files, and writes one only naming whose (a task's output file);
+    // listing, deleting and writing without an owner need a user's credential.
     for (method, path) in [("GET", "/files"), ("PUT", "/files/a.txt"), ("DELETE", "/files/a.txt")] {
-        let r = anon.request(method, path, &[("Authorization", &good)], Some(b"y")).unwrap();
+        let r = node.request(method, path, &[], Some(b"y")).unwrap();
         assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
     }
-    let r = anon.request("PUT", "/files/out.txt?owner=0", &[("Authorization", &good)], Some(b"out")).unwrap();
+    let r = node.request("PUT", "/files/out.txt?owner=0", &[], Some(b"out")).unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(c.get_file("out.txt").unwrap(), b"out");
     c.delete_file("out.txt").unwrap();

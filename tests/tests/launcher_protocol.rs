@@ -1,7 +1,10 @@
-//! The head's end of the launcher protocol, against a real head: a launcher with the wrong
-//! secret is refused and leaves no trace but a log line; garbage on the head's port (random
-//! bytes, bad HTTP, bad lines, bad hellos, huge lines, silence) costs the head nothing; and a
-//! hand-written client that repeats a report sees it acknowledged twice and applied once.
+//! The head's end of the launcher protocol, against a real head: a launcher without a valid
+//! join token or certificate is refused and leaves no trace but a log line, a certificate
+//! names one node for good (another name, a removed node, another CA: refused), and a node
+//! cannot answer for another's files or reach uploads not sent to it; garbage on the head's
+//! port (random bytes, bad TLS, bad HTTP, bad lines, bad hellos, huge lines, silence) costs
+//! the head nothing; and a hand-written client that repeats a report sees it acknowledged
+//! twice and applied once. Everything speaks TLS as launchers do (`gangway_tests::tls`).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 use gangway_api::client::{Client, ListOptions};
 use gangway_api::messages::{AttemptId, HeadMessage, LauncherMessage, TaskFinished, LAUNCHER_PATH, LAUNCHER_PROTOCOL};
 use gangway_api::*;
+use gangway_tests::tls::{connect_tls, join_as, join_with, NodeIdentity};
 use gangway_tests::{bin, wait_for, Cluster, Options};
 use serde_json::{json, Value};
 
@@ -21,19 +25,33 @@ fn headless() -> Cluster {
     Cluster::start(Options { nodes: 0, ..Options::default() })
 }
 
-fn secret(cluster: &Cluster) -> String {
-    std::fs::read_to_string(cluster.state_dir().join("cluster.secret")).expect("cluster.secret").trim().to_owned()
+/// The certificate of node `name`, made by joining once per test cluster and name.
+fn ident(cluster: &Cluster, name: &str) -> NodeIdentity {
+    static KNOWN: Mutex<Vec<(std::path::PathBuf, NodeIdentity)>> = Mutex::new(Vec::new());
+    let state = cluster.state_dir();
+    let mut known = KNOWN.lock().unwrap();
+    if let Some((_, id)) = known.iter().find(|(s, id)| *s == state && id.name == name) {
+        return id.clone();
+    }
+    let id = join_as(&state, &cluster.config, name);
+    known.push((state, id.clone()));
+    id
 }
 
-fn host_port(cluster: &Cluster) -> String {
-    cluster.config.url.trim_start_matches("http://").to_owned()
-}
-
-fn connect(cluster: &Cluster) -> TcpStream {
-    let s = TcpStream::connect(host_port(cluster)).expect("connecting to the head");
+fn timeouts(s: TcpStream) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
     s
+}
+
+/// Plain TCP to the head's port (which speaks only TLS).
+fn connect_raw(cluster: &Cluster) -> TcpStream {
+    timeouts(TcpStream::connect(gangway_tests::tls::head_addr(&cluster.config)).expect("connecting to the head"))
+}
+
+/// HTTP to the head over TLS, with no certificate (a REST client).
+fn connect(cluster: &Cluster) -> TcpStream {
+    timeouts(connect_tls(&cluster.config, None))
 }
 
 /// Everything the head sends until it closes the connection (or 20 s pass: a hang).
@@ -65,15 +83,19 @@ struct Stream {
 const HEAD_HEARTBEAT: &[u8] = b"{\"type\":\"heartbeat\"}\n";
 
 impl Stream {
-    /// Upgrades a new connection with `secret`; panics unless the head answers 101.
-    fn upgrade(cluster: &Cluster, secret: &str) -> Stream {
-        let s = connect(cluster);
+    /// Upgrades a new connection with node `name`'s certificate; panics unless the head answers 101.
+    fn upgrade(cluster: &Cluster, name: &str) -> Stream {
+        Stream::upgrade_with(cluster, &ident(cluster, name))
+    }
+
+    /// Upgrades a new connection presenting `id`; panics unless the head answers 101.
+    fn upgrade_with(cluster: &Cluster, id: &NodeIdentity) -> Stream {
+        let s = timeouts(connect_tls(&cluster.config, Some(id)));
         let mut rd = BufReader::new(s.try_clone().unwrap());
         let mut wr = s;
-        let host = host_port(cluster);
         write!(
             wr,
-            "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {secret}\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
+            "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: head\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n"
         )
         .unwrap();
         let mut head = String::new();
@@ -193,17 +215,18 @@ fn junk(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_launcher_with_a_wrong_secret_is_refused_and_never_listed() {
-    let cluster = headless();
-    let wrong = cluster.dir.path().join("wrong.secret");
-    std::fs::write(&wrong, "not-the-cluster-secret\n").unwrap();
-    let stderr = cluster.dir.path().join("intruder.log");
+/// Starts a launcher named `name` with the join token `token`; returns what it said once it exited.
+fn refused_launcher(cluster: &Cluster, name: &str, token: &str) -> String {
+    let file = cluster.dir.path().join(format!("{name}.token"));
+    std::fs::write(&file, token).unwrap();
+    let stderr = cluster.dir.path().join(format!("{name}.log"));
     let mut child = Command::new(bin("gangway-node"))
-        .args(["--head", &cluster.config.url, "--secret-file"])
-        .arg(&wrong)
-        .args(["--name", "intruder", "--no-cgroups", "--root"])
-        .arg(cluster.dir.path().join("intruder"))
+        .args(["--head", &cluster.config.url, "--ca"])
+        .arg(cluster.config.ca.as_ref().unwrap())
+        .arg("--join-token-file")
+        .arg(&file)
+        .args(["--name", name, "--no-cgroups", "--root"])
+        .arg(cluster.dir.path().join(name))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
@@ -213,54 +236,139 @@ fn a_launcher_with_a_wrong_secret_is_refused_and_never_listed() {
     let _ = child.kill();
     let said = std::fs::read_to_string(&stderr).unwrap();
     assert!(!status.success(), "a refused launcher exits non-zero; it said:\n{said}");
-    assert!(said.contains("secret"), "the launcher's message names the secret:\n{said}");
-    assert!(said.contains("refused"), "the launcher says it was refused:\n{said}");
+    said
+}
 
+/// Answers one upgrade request on a new TLS connection presenting `id` (None: no certificate).
+fn upgrade_answer(cluster: &Cluster, id: Option<&NodeIdentity>) -> String {
+    let mut s = timeouts(connect_tls(&cluster.config, id));
+    write!(
+        s,
+        "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade, close\r\n\r\n"
+    )
+    .unwrap();
+    String::from_utf8_lossy(&read_to_close(&mut s)).into_owned()
+}
+
+#[test]
+fn a_launcher_without_a_valid_join_token_or_certificate_is_refused_and_never_listed() {
+    let cluster = headless();
     let mut c = cluster.client();
-    assert_eq!(node_names(&mut c), Vec::<String>::new(), "the refused launcher is not a node");
-    let log = cluster.head_log();
-    assert!(
-        log.lines().any(|l| l.contains("launcher refused") && l.contains("secret")),
-        "the head logs the refusal:\n{log}"
-    );
+    let token = |c: &mut Client, p: gangway_api::tokens::JoinTokenAddParameter| {
+        c.create_join_token(&p).expect("POST /jointokens").token.expect("the token, once")
+    };
+    // A stolen token after its use: refused (and one that was never issued).
+    let once = token(&mut c, Default::default());
+    join_with(&cluster.config, &once, "first").expect("the token's one join");
+    let said = refused_launcher(&cluster, "thief", &once);
+    assert!(said.contains("join token already used"), "{said}");
+    let said = refused_launcher(&cluster, "forger", "gwn_0123456789abcdef_00");
+    assert!(said.contains("join token not valid for this cluster"), "{said}");
+    // An expired one.
+    let p = gangway_api::tokens::JoinTokenAddParameter {
+        expires_in: Some(IsoDuration(Duration::from_secs(1))),
+        ..Default::default()
+    };
+    let short = token(&mut c, p);
+    std::thread::sleep(Duration::from_millis(1100));
+    let said = refused_launcher(&cluster, "late", &short);
+    assert!(said.contains("join token expired"), "{said}");
+    // One made for another node; and a name that already holds a certificate.
+    let p = gangway_api::tokens::JoinTokenAddParameter { node: Some("node3".into()), ..Default::default() };
+    let for_node3 = token(&mut c, p);
+    let said = refused_launcher(&cluster, "node4", &for_node3);
+    assert!(said.contains("is for node node3, not node4"), "{said}");
+    let again = token(&mut c, Default::default());
+    let err = join_with(&cluster.config, &again, "first").unwrap_err();
+    assert_eq!(err.0, 409, "{err:?}");
+    assert!(err.1.contains("node first already has a certificate"), "{err:?}");
+    // The token for node3 still works for node3, and only once.
+    join_with(&cluster.config, &for_node3, "node3").expect("node3's own token");
+    assert!(join_with(&cluster.config, &for_node3, "node3").unwrap_err().1.contains("already used"));
 
-    // By hand: a wrong secret and no secret at all get 401, never a 101.
-    for auth in ["Authorization: Bearer wrong\r\n", "Authorization: Basic Zm9vOmJhcg==\r\n", ""] {
-        let mut s = connect(&cluster);
-        write!(
-            s,
-            "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: x\r\n{auth}Upgrade: {LAUNCHER_PROTOCOL}\r\nConnection: Upgrade, close\r\n\r\n"
-        )
-        .unwrap();
-        let answer = read_to_close(&mut s);
-        assert!(status_line(&answer).starts_with("HTTP/1.1 401"), "{auth:?}: {}", String::from_utf8_lossy(&answer));
+    // By hand: no certificate gets 401, never a 101.
+    let answer = upgrade_answer(&cluster, None);
+    assert!(answer.starts_with("HTTP/1.1 401") && answer.contains("node certificate"), "{answer}");
+    // A certificate another CA signed: the TLS handshake fails, nothing is served.
+    let rogue = rogue_identity("node1");
+    let answer = upgrade_answer(&cluster, Some(&rogue));
+    assert!(answer.is_empty(), "{answer}");
+    // A certificate used under another name.
+    let mut s = Stream::upgrade(&cluster, "n3");
+    s.send(&hello("n4", "default"));
+    let refusal = s.recv().expect("a refusal");
+    assert_eq!(refusal["reason"], "certificate for n3 used by n4", "{refusal}");
+    // A removed node's certificate is revoked.
+    let mut s = Stream::upgrade(&cluster, "gone");
+    s.send(&hello("gone", "default"));
+    assert!(matches!(s.recv_msg(), HeadMessage::Welcome(_)));
+    let stop = s.keep_alive();
+    c.remove_nodes("default", &["gone".into()], None).expect("removenodes");
+    let left = loop {
+        match s.recv() {
+            Some(v) if v["type"] == "leave" => break true,
+            Some(_) => continue,
+            None => break false,
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    assert!(left, "the removed node is told to leave");
+    wait_for(Duration::from_secs(10), "gone to be forgotten", || {
+        (!node_names(&mut c).contains(&"gone".to_string())).then_some(())
+    });
+    let answer = upgrade_answer(&cluster, Some(&ident(&cluster, "gone")));
+    assert!(answer.starts_with("HTTP/1.1 401") && answer.contains("revoked"), "{answer}");
+
+    assert_eq!(node_names(&mut c), Vec::<String>::new(), "no refused launcher is a node");
+    let log = cluster.head_log();
+    for why in ["no node certificate", "certificate for n3 used by n4", "was revoked"] {
+        assert!(
+            log.lines().any(|l| l.contains("launcher refused") && l.contains(why)),
+            "the head logs {why:?}:\n{log}"
+        );
     }
-    assert_eq!(node_names(&mut c), Vec::<String>::new());
+}
+
+/// A node identity signed by a CA of its own (not the cluster's).
+fn rogue_identity(name: &str) -> NodeIdentity {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256};
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    NodeIdentity { name: name.into(), cert: cert.pem(), key: key.serialize_pem() }
 }
 
 #[test]
 fn garbage_on_the_port_does_not_hurt_the_head() {
     let mut cluster = headless();
-    let secret = secret(&cluster);
     let heartbeat = Duration::from_millis(300);
 
     // Held open while everything else happens: plain TCP that says nothing, an upgrade that
     // says nothing (the hello timeout ends it), and a registered launcher that goes silent
     // (three missed heartbeats end it).
-    let silent_tcp = connect(&cluster);
-    let silent_upgrade = Stream::upgrade(&cluster, &secret);
+    let silent_tcp = connect_raw(&cluster);
+    let silent_upgrade = Stream::upgrade(&cluster, "silent");
     let silent_upgraded_at = Instant::now();
-    let mut mute = Stream::upgrade(&cluster, &secret);
+    let mut mute = Stream::upgrade(&cluster, "mute1");
     mute.send(&hello("mute1", "default"));
     assert!(matches!(mute.recv_msg(), HeadMessage::Welcome(_)));
     assert_serving(&mut cluster, "silent connections");
 
+    // Junk where the TLS handshake should be, and inside TLS where HTTP should be.
     for seed in 1..=8u64 {
-        let mut s = connect(&cluster);
+        let mut s = if seed % 2 == 1 { connect_raw(&cluster) } else { connect(&cluster) };
         // The head may close before reading it all; that is its right.
         let _ = s.write_all(&junk(seed, 64 << 10));
         let answer = read_to_close(&mut s);
-        assert!(answer.is_empty() || status_line(&answer).starts_with("HTTP/1.1 4"), "{:?}", status_line(&answer));
+        // Raw, a TLS alert record (content type 21) or the plain-HTTP 400; inside TLS, an HTTP 4xx.
+        let alert = seed % 2 == 1 && answer.first() == Some(&21);
+        let refused = answer.is_empty() || alert || status_line(&answer).starts_with("HTTP/1.1 4");
+        assert!(refused, "seed {seed}: {answer:?}");
         assert_serving(&mut cluster, &format!("random bytes (seed {seed})"));
     }
 
@@ -279,10 +387,14 @@ fn garbage_on_the_port_does_not_hurt_the_head() {
         assert!(status.starts_with("HTTP/1.1 4"), "{:?} got {status:?}", String::from_utf8_lossy(req));
         assert_serving(&mut cluster, &format!("bad HTTP {:?}", String::from_utf8_lossy(req)));
     }
-    // The right secret without the upgrade is told what is missing.
-    let mut s = connect(&cluster);
-    write!(s, "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    // Plain HTTP on the TLS port: told so, and nothing served.
+    let mut s = connect_raw(&cluster);
+    s.write_all(b"GET /jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let answer = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("this port speaks TLS"), "{answer}");
+    // A node's certificate without the upgrade is told what is missing.
+    let mut s = timeouts(connect_tls(&cluster.config, Some(&ident(&cluster, "silent"))));
+    write!(s, "GET {LAUNCHER_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let answer = read_to_close(&mut s);
     assert!(status_line(&answer).starts_with("HTTP/1.1 426"), "{}", String::from_utf8_lossy(&answer));
 
@@ -297,20 +409,26 @@ fn garbage_on_the_port_does_not_hurt_the_head() {
         b"[1,2,3]\n",
     ];
     for line in not_hello {
-        let s = Stream::upgrade(&cluster, &secret);
+        let s = Stream::upgrade(&cluster, "nothello");
         s.send_raw(line).unwrap();
         s.expect_closed(Duration::from_secs(5), &format!("first line {:?}", String::from_utf8_lossy(line)));
         assert_serving(&mut cluster, &format!("first line {:?}", String::from_utf8_lossy(line)));
     }
     // A report for an attempt that does not exist, as the first line.
-    let s = Stream::upgrade(&cluster, &secret);
+    let s = Stream::upgrade(&cluster, "ghost");
     let ghost = LauncherMessage::TaskFinished(report("nojob", "t", 1, 0));
     s.send(&serde_json::to_value(&ghost).unwrap());
     s.expect_closed(Duration::from_secs(5), "a report before the hello");
 
     // Hellos the head refuses: it says why, closes, and lists nothing.
-    for (name, pool, why) in [("a b", "default", "a b"), ("nopool", "nosuchpool", "nosuchpool"), ("", "default", "")] {
-        let mut s = Stream::upgrade(&cluster, &secret);
+    // (The certificate's name is checked first: "a b" and "" cannot have one.)
+    let refused = [
+        ("ab", "a b", "default", "a b"),
+        ("nopool", "nopool", "nosuchpool", "nosuchpool"),
+        ("empty", "", "default", ""),
+    ];
+    for (cert, name, pool, why) in refused {
+        let mut s = Stream::upgrade(&cluster, cert);
         s.send(&hello(name, pool));
         let refusal = s.recv().expect("a refusal before the close");
         assert_eq!(refusal["type"], "refused", "{refusal}");
@@ -326,7 +444,7 @@ fn garbage_on_the_port_does_not_hurt_the_head() {
     for (i, line) in [&b"not json\n"[..], b"{\"type\":\"files\",\"req\":\"x\"}\n", b"\x00\x01\x02\n"].iter().enumerate()
     {
         let name = format!("garbage{i}");
-        let mut s = Stream::upgrade(&cluster, &secret);
+        let mut s = Stream::upgrade(&cluster, &name);
         s.send(&hello(&name, "default"));
         assert!(matches!(s.recv_msg(), HeadMessage::Welcome(_)));
         s.send_raw(line).unwrap();
@@ -334,7 +452,7 @@ fn garbage_on_the_port_does_not_hurt_the_head() {
         assert_serving(&mut cluster, &format!("{name} sending garbage"));
     }
     // A second hello on one connection.
-    let mut s = Stream::upgrade(&cluster, &secret);
+    let mut s = Stream::upgrade(&cluster, "twice");
     s.send(&hello("twice", "default"));
     assert!(matches!(s.recv_msg(), HeadMessage::Welcome(_)));
     s.send(&hello("twice", "default"));
@@ -342,7 +460,7 @@ fn garbage_on_the_port_does_not_hurt_the_head() {
 
     // A 20 MiB line, before and after the hello: refused after the 8 MiB limit, not buffered whole.
     for after_hello in [false, true] {
-        let mut s = Stream::upgrade(&cluster, &secret);
+        let mut s = Stream::upgrade(&cluster, "huge");
         if after_hello {
             s.send(&hello("huge", "default"));
             assert!(matches!(s.recv_msg(), HeadMessage::Welcome(_)));
@@ -407,7 +525,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_report_sent_twice_is_acknowledged_twice_and_applied_once() {
     let cluster = headless();
-    let mut s = Stream::upgrade(&cluster, &secret(&cluster));
+    let mut s = Stream::upgrade(&cluster, "fake1");
     s.send(&hello("fake1", "default"));
     let HeadMessage::Welcome(welcome) = s.recv_msg() else { panic!("no welcome") };
     assert_eq!(welcome.heartbeat_ms, 300);
@@ -476,4 +594,52 @@ fn a_report_sent_twice_is_acknowledged_twice_and_applied_once() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+}
+
+/// Reads messages until one of type `kind` (others skipped).
+fn recv_type(s: &mut Stream, kind: &str) -> Value {
+    loop {
+        let v = s.recv().unwrap_or_else(|| panic!("the head closed the stream before a {kind}"));
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn a_node_cannot_answer_for_another_nodes_files() {
+    let cluster = headless();
+    let mut c = cluster.client();
+    let mut holder = Stream::upgrade(&cluster, "holder");
+    holder.send(&hello("holder", "default"));
+    assert!(matches!(holder.recv_msg(), HeadMessage::Welcome(_)));
+    let stop_holder = holder.keep_alive();
+    c.add_job(&JobAddParameter { id: "fj".into(), ..Default::default() }).unwrap();
+    c.add_task("fj", &TaskAddParameter { id: "t".into(), command_line: "/bin/true".into(), ..Default::default() })
+        .unwrap();
+    recv_type(&mut holder, "start_task");
+    // Another node joins after the task was placed on the holder.
+    let mut rogue = Stream::upgrade(&cluster, "rogue");
+    rogue.send(&hello("rogue", "default"));
+    assert!(matches!(rogue.recv_msg(), HeadMessage::Welcome(_)));
+    let stop_rogue = rogue.keep_alive();
+
+    let mut reader = cluster.client();
+    let asked = std::thread::spawn(move || reader.get_task_file("fj", "t", "stdout.txt", 0));
+    let req = recv_type(&mut holder, "read_files")["req"].as_u64().expect("req");
+    let answer = |text: &[u8]| {
+        let data = gangway_api::messages::base64_encode(text);
+        let result = gangway_api::messages::FilesResult::Data { data, size: text.len() as u64 };
+        serde_json::to_value(LauncherMessage::Files { req, result }).unwrap()
+    };
+    // The rogue answers first, for the holder: ignored.
+    rogue.send(&answer(b"forged"));
+    wait_for(Duration::from_secs(10), "the head to log the forged answer", || {
+        cluster.head_log().contains("a node answered a file request sent to another node").then_some(())
+    });
+    holder.send(&answer(b"real"));
+    let got = asked.join().unwrap().expect("the file");
+    assert_eq!(got, b"real", "only the node asked answers");
+    stop_holder.store(true, Ordering::Relaxed);
+    stop_rogue.store(true, Ordering::Relaxed);
 }

@@ -135,6 +135,7 @@ fn users_reach_the_head_by_its_socket_and_change_only_their_own_jobs() {
     let root = Command::new(bin("gangway-slurm"))
         .args(["sbatch", "--parsable", "--hold", "--uid", &alice.name, "--wrap", "true"])
         .env("GANGWAY_URL", &c.config.url)
+        .env("GANGWAY_CA", c.config.ca.as_ref().unwrap())
         .env("GANGWAY_TOKEN", &c.config.token)
         .current_dir("/")
         .output()
@@ -253,6 +254,7 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
             .args(["--", "id", "-u"])
             .env("GANGWAY_STATE_DIR", &state)
             .env_remove("GANGWAY_URL")
+            .env_remove("GANGWAY_CA")
             .env_remove("GANGWAY_SOCKET")
             .output()
             .unwrap();
@@ -268,6 +270,7 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
             .args(["task", "logs", job, &task.id])
             .env("GANGWAY_STATE_DIR", &state)
             .env_remove("GANGWAY_URL")
+            .env_remove("GANGWAY_CA")
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), uid.to_string(), "{job}");
@@ -286,6 +289,26 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
     let run =
         run_as(&alice, &state, "gangway", &["submit", "--job", "ud", "--user", &alice.name, "--wait", "--", "true"]);
     assert!(run.status.success(), "alice may name herself: {}", stderr(&run));
+
+    // A file she stored reaches her task: the node runs her work, so it may fetch it.
+    use std::os::unix::fs::PermissionsExt;
+    let share = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(share.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let local = share.path().join("mine.txt");
+    std::fs::write(&local, "alice's data\n").unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = run_as(&alice, &state, "gangway", &["file", "put", &local.display().to_string()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let run = run_as(
+        &alice,
+        &state,
+        "gangway",
+        &["submit", "--job", "uf", "--file", "mine.txt", "--wait", "--", "cat", "mine.txt"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let task = admin.list_tasks("uf", &Default::default()).unwrap().into_iter().next().expect("the task");
+    let logs = run_as(&alice, &state, "gangway", &["task", "logs", "uf", &task.id]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "alice's data\n", "{:?}", task.execution_info);
 
     // Open MPI's mpirun, its daemons and its ranks run as her, with no leave to run as root.
     let args = ["submit", "--job", "ao", "--ranks-per-node", "2", "--mpi", "openmpi", "--wait", "--"];
@@ -316,10 +339,11 @@ fn tasks_run_as_their_owner_and_open_files_with_the_owners_permissions() {
 }
 
 /// Runs `program ARGS…` as `user` over TCP with an API token only (as from another machine).
-fn run_with_token(user: &TestUser, url: &str, token: &str, program: &str, args: &[&str]) -> Output {
+fn run_with_token(user: &TestUser, (url, ca): (&str, &Path), token: &str, program: &str, args: &[&str]) -> Output {
     command_as(user, program)
         .args(args)
         .env("GANGWAY_URL", url)
+        .env("GANGWAY_CA", ca)
         .env("GANGWAY_TOKEN", token)
         .output()
         .unwrap_or_else(|e| panic!("running {program} as {}: {e}", user.name))
@@ -331,6 +355,7 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     let bob = TestUser::create("e");
     let (mut c, state) = users_cluster(Options::default());
     let url = c.config.url.clone();
+    let ca = c.config.ca.clone().unwrap();
     let mut admin = c.client();
 
     // Alice makes a token through the socket; it is shown once and stored only hashed.
@@ -346,12 +371,17 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     }
 
     // Over TCP, the token is alice: her submission is hers; it cannot submit as bob.
-    let run =
-        run_with_token(&alice, &url, &token, "gangway-slurm", &["sbatch", "--parsable", "--hold", "--wrap", "true"]);
+    let run = run_with_token(
+        &alice,
+        (&url, &ca),
+        &token,
+        "gangway-slurm",
+        &["sbatch", "--parsable", "--hold", "--wrap", "true"],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let job: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
     assert_eq!(admin.get_job(&job.to_string()).unwrap().owner.map(|o| o.uid), Some(alice.uid));
-    let run = run_with_token(&bob, &url, &token, "gangway-slurm", &["sbatch", "--hold", "--wrap", "true"]);
+    let run = run_with_token(&bob, (&url, &ca), &token, "gangway-slurm", &["sbatch", "--hold", "--wrap", "true"]);
     assert!(
         stderr(&run).contains("Invalid user id"),
         "bob holding alice's token still submits as alice: {}",
@@ -364,8 +394,12 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
         token: token.clone(),
         socket: None,
         munge: None,
+        ca: Some(ca.clone()),
     })
     .unwrap();
+    // Join tokens are the admins' to make.
+    let r = as_alice.raw("POST", "/jointokens", Some(b"{}"), &[]).unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     let r = as_alice.raw("PUT", "/applications/tool/versions/1", Some(&[0x1f, 0x8b, 0, 0][..]), &[]).unwrap();
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("only an admin may upload application packages"));
@@ -375,7 +409,7 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     c.kill_head();
     c.start_head();
     let mut admin = c.client();
-    let run = run_with_token(&alice, &url, &token, "gangway", &["job", "list"]);
+    let run = run_with_token(&alice, (&url, &ca), &token, "gangway", &["job", "list"]);
     assert!(run.status.success(), "{}", stderr(&run));
 
     // Bob sees no token of hers and cannot revoke it; she can, and then it is refused.
@@ -388,16 +422,16 @@ fn api_tokens_act_as_their_owner_until_revoked_or_expired() {
     assert!(String::from_utf8_lossy(&listed.stdout).contains("laptop"), "{}", stderr(&listed));
     let out = run_as(&alice, &state, "gangway", &["token", "revoke", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let run = run_with_token(&alice, &url, &token, "gangway", &["job", "list"]);
+    let run = run_with_token(&alice, (&url, &ca), &token, "gangway", &["job", "list"]);
     assert!(stderr(&run).contains("the bearer token is not valid for this cluster"), "{}", stderr(&run));
 
     // A token with an expiry stops working then.
     let made = run_as(&alice, &state, "gangway", &["token", "create", "--expires", "1s"]);
     let short = String::from_utf8_lossy(&made.stdout).trim().to_owned();
-    let run = run_with_token(&alice, &url, &short, "gangway", &["job", "list"]);
+    let run = run_with_token(&alice, (&url, &ca), &short, "gangway", &["job", "list"]);
     assert!(run.status.success(), "{}", stderr(&run));
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let run = run_with_token(&alice, &url, &short, "gangway", &["job", "list"]);
+    let run = run_with_token(&alice, (&url, &ca), &short, "gangway", &["job", "list"]);
     assert!(stderr(&run).contains("token expired"), "{}", stderr(&run));
     let out = run_as(&alice, &state, "gangway", &["token", "create", "--expires", "0s"]);
     assert!(stderr(&out).contains("expiresIn must be a positive, finite duration"), "{}", stderr(&out));
@@ -416,6 +450,7 @@ fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused(
     let run = command_as(&alice, "gangway-slurm")
         .args(["sbatch", "--parsable", "--hold", "--wrap", "true"])
         .env("GANGWAY_URL", &c.config.url)
+        .env("GANGWAY_CA", c.config.ca.as_ref().unwrap())
         .env("GANGWAY_MUNGE_SOCKET", &socket)
         .output()
         .unwrap();
@@ -425,7 +460,7 @@ fn munge_credentials_name_the_user_once_and_forged_or_replayed_ones_are_refused(
 
     // A credential is good once; a forged one never.
     let cred = gangway_api::client::munge_credential(&socket).unwrap();
-    let mut http = gangway_api::http::HttpClient::new(&c.config.url).unwrap();
+    let mut http = gangway_tests::tls::http(&c.config);
     let header = format!("Munge {cred}");
     let first = http.request("GET", "/jobs", &[("Authorization", &header)], None).unwrap();
     assert_eq!(first.status, 200, "{}", first.text());
@@ -496,6 +531,7 @@ fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_
     let run = Command::new(bin("gangway-slurm"))
         .args(["sbatch", "--parsable", "-o", out.to_str().unwrap(), "--wrap", &script])
         .env("GANGWAY_URL", &c.config.url)
+        .env("GANGWAY_CA", c.config.ca.as_ref().unwrap())
         .env("GANGWAY_TOKEN", &c.config.token)
         .env_remove("GANGWAY_STATE_DIR")
         .current_dir(work.path())
@@ -516,7 +552,7 @@ fn a_job_gets_its_own_credential_instead_of_its_submitters_and_it_ends_with_the_
     assert!(stored.iter().all(|(k, _)| k != "GANGWAY_TOKEN"), "{stored:?}");
     assert!(stored.iter().any(|(k, _)| k == "GANGWAY_URL"), "the rest of the environment stays");
     // The job's credential ended with it; a forged one never worked.
-    let mut http = gangway_api::http::HttpClient::new(&c.config.url).unwrap();
+    let mut http = gangway_tests::tls::http(&c.config);
     let bearer = format!("Bearer {token}");
     let after = http.request("GET", "/jobs", &[("Authorization", &bearer)], None).unwrap();
     assert_eq!(after.status, 401);
@@ -546,6 +582,7 @@ fn munge_authenticated_sbatch_from_another_namespace_host() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("GANGWAY_URL", &cluster.config.url)
+        .env("GANGWAY_CA", cluster.config.ca.as_ref().unwrap())
         .env("GANGWAY_MUNGE_SOCKET", &socket)
         .current_dir("/")
         .output()

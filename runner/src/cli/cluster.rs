@@ -125,11 +125,18 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
     let result = (|| {
         let config = wait_for_head(dir, head_pid)?;
         let node_bin = sibling_binary("gangway-node")?;
+        // The launchers join with one token for all of them (nodes that joined before keep
+        // their certificates).
+        let token_file = dir.join("join.token");
+        Client::new(&config)?.write_join_token(o.nodes, &token_file)?;
+        let ca = config.ca.clone().context("the head's client.json names no CA")?;
         for i in 1..=o.nodes {
             let name = format!("node{i}");
             let mut cmd = Command::new(&node_bin);
-            cmd.args(["--head", &config.url, "--secret-file"])
-                .arg(dir.join("cluster.secret"))
+            cmd.args(["--head", &config.url, "--ca"])
+                .arg(&ca)
+                .arg("--join-token-file")
+                .arg(&token_file)
                 .args(["--name", &name, "--memory-reserve", &o.memory_reserve.to_string(), "--root"])
                 .arg(o.nodes_dir.clone().unwrap_or_else(|| dir.join("nodes")).join(&name))
                 .stdout(log_file(dir, &format!("{name}.log"))?)

@@ -63,3 +63,28 @@ pub fn token(
     }
     Ok(())
 }
+
+/// `gangway node join-token [NODE] [--expires 1h] [--uses N]` (admins): prints a join token a
+/// new node starts with once (`gangway-node --join-token-file FILE --ca STATE_DIR/tls/ca.crt`).
+pub fn join_token(
+    c: &mut Client,
+    node: Option<&str>,
+    expires: Option<Duration>,
+    uses: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let p = gangway_api::tokens::JoinTokenAddParameter {
+        expires_in: expires.map(IsoDuration),
+        uses,
+        node: node.map(str::to_owned),
+    };
+    let t = c.create_join_token(&p)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+        return Ok(());
+    }
+    println!("{}", t.token.as_deref().context("the head sent no token")?);
+    let whom = t.node.as_deref().map_or_else(|| format!("{} node(s)", t.uses_left), |n| format!("node {n}"));
+    eprintln!("join token {} lets {whom} join until {}; it is shown only now", t.id, t.expiry_time);
+    Ok(())
+}

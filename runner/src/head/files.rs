@@ -70,11 +70,12 @@ async fn ask(
                 format!("node '{node}', which holds the task's files, is not connected"),
             )
         })?;
-        Ok::<_, ApiError>(conn.tx.clone())
+        Ok::<_, ApiError>((conn.tx.clone(), node))
     })?;
+    let (tx, node) = tx;
     let req = head.new_request_id();
     let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
-    head.file_requests.lock().expect("file request lock").insert(req, answer_tx);
+    head.file_requests.lock().expect("file request lock").insert(req, (node, answer_tx));
     let msg = HeadMessage::ReadFiles { req, job: job.to_owned(), task: task.to_owned(), path, offset, len, delete };
     let sent = tx.send(msg).is_ok();
     let answer =
@@ -89,10 +90,19 @@ async fn ask(
     })
 }
 
-/// Routes a launcher's answer to the waiting request.
-pub fn answered(head: &Head, req: u64, result: FilesResult) {
-    if let Some(tx) = head.file_requests.lock().expect("file request lock").remove(&req) {
-        let _ = tx.send(result);
+/// Routes a launcher's answer to the waiting request, when `node` is the node it was sent to
+/// (one node cannot answer for another's files).
+pub fn answered(head: &Head, node: &str, req: u64, result: FilesResult) {
+    let mut requests = head.file_requests.lock().expect("file request lock");
+    match requests.get(&req) {
+        Some((asked, _)) if asked != node => {
+            tracing::warn!(node, asked = %asked, req, "a node answered a file request sent to another node; ignored");
+        }
+        Some(_) => {
+            let (_, tx) = requests.remove(&req).expect("checked");
+            let _ = tx.send(result);
+        }
+        None => {}
     }
 }
 

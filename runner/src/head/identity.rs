@@ -32,6 +32,9 @@ pub struct Connection {
     pub peer: Option<Peer>,
     /// Its share of `--max-connections`.
     pub permit: std::sync::Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// The fingerprint of the client certificate it presented over TLS (verified against the
+    /// cluster CA): a node's.
+    pub node_cert: Option<std::sync::Arc<str>>,
 }
 
 /// Who made a request.

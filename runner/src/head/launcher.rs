@@ -11,21 +11,33 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::error::ApiError;
-use super::{auth, files, Head};
+use super::{files, joining, Head};
 
 /// Longest line a launcher may send (file answers carry up to 4 MiB of base64).
 const MAX_LINE: u64 = 8 << 20;
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// `GET /v1/launcher` with `Upgrade`: authenticates with the cluster secret and takes over the connection.
+/// `GET /v1/launcher` with `Upgrade`: authenticates the node by the certificate its TLS
+/// connection presented and takes over the connection.
 pub async fn upgrade(State(head): State<Arc<Head>>, mut req: Request) -> Response {
-    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !auth::token_matches(presented, &head.secret) {
-        tracing::warn!("launcher refused: wrong or missing cluster secret");
-        return ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "the cluster secret is not valid")
+    let conn = req.extensions().get::<super::identity::Connection>().cloned();
+    let node = match joining::node_of(&head, conn.as_ref()) {
+        Some(Ok(node)) => node,
+        Some(Err(e)) => {
+            tracing::warn!(why = %e.body.message.value, "launcher refused");
+            return e.into_response();
+        }
+        None => {
+            tracing::warn!("launcher refused: no node certificate");
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationFailed",
+                "a launcher connects over TLS with its node certificate (join first with a join token: `gangway-node --join-token`)",
+            )
             .into_response();
-    }
+        }
+    };
     let wants = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()) == Some(LAUNCHER_PROTOCOL);
     if !wants {
         return ApiError::new(
@@ -37,10 +49,9 @@ pub async fn upgrade(State(head): State<Arc<Head>>, mut req: Request) -> Respons
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     // The stream counts under the connection cap for as long as it lives.
-    let conn = req.extensions().get::<super::identity::Connection>().cloned();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => serve(head, TokioIo::new(io)).await,
+            Ok(io) => serve(head, node, TokioIo::new(io)).await,
             Err(e) => tracing::warn!(error = %e, "launcher upgrade failed"),
         }
         drop(conn);
@@ -68,7 +79,8 @@ async fn read_message<R: AsyncRead + Unpin>(
     serde_json::from_slice(buf).map(Some).map_err(|e| format!("malformed message: {e}"))
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: S) {
+/// Serves the stream of the launcher of `node` (as its certificate says).
+async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node: String, io: S) {
     let (rd, mut wr) = tokio::io::split(io);
     let mut rd = BufReader::new(rd);
     let mut buf = Vec::new();
@@ -80,6 +92,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
         }
     };
     let name = hello.name.clone();
+    if name != node {
+        let why = format!("certificate for {node} used by {name}");
+        tracing::warn!(node = %name, why, "launcher refused");
+        let line = serde_json::json!({"type": "refused", "reason": why});
+        let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
+        return;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeadMessage>();
     let (registered, _) = head.apply(|st, fx| st.register(hello, tx.clone(), fx));
     let (generation, welcome) = match registered {
@@ -153,7 +172,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, io: 
             LauncherMessage::StartTaskStatus(info) => {
                 head.apply(|st, fx| st.start_task_status(&name, generation, info, fx));
             }
-            LauncherMessage::Files { req, result } => files::answered(&head, req, result),
+            LauncherMessage::Files { req, result } => files::answered(&head, &name, req, result),
             LauncherMessage::Hello(_) => {
                 tracing::warn!(node = %name, "second hello on one connection; dropping it");
                 break;

@@ -11,6 +11,7 @@ pub mod error;
 mod files;
 pub mod filter;
 pub mod identity;
+mod joining;
 mod launcher;
 mod listing;
 pub mod privacy;
@@ -18,6 +19,7 @@ mod routes;
 pub(crate) use gangway_api::sha256;
 mod slurm_routes;
 pub mod state;
+mod tls;
 mod uploads;
 mod users;
 
@@ -70,6 +72,8 @@ pub struct HeadConfig {
     pub max_pass_time: Duration,
     /// Slurm's `MaxArraySize`: array indices must be below it.
     pub max_array_size: u32,
+    /// Names and addresses the head's TLS certificate carries beyond its own (`--tls-name`).
+    pub tls_names: Vec<String>,
 }
 
 /// The running head, shared by every connection.
@@ -81,7 +85,8 @@ pub struct Head {
     url: String,
     /// `STATE_DIR/files`: the file store (`/files`).
     files_dir: PathBuf,
-    file_requests: Mutex<HashMap<u64, oneshot::Sender<FilesResult>>>,
+    /// File requests waiting for their node's answer: the node asked, and the waiter.
+    file_requests: Mutex<HashMap<u64, (String, oneshot::Sender<FilesResult>)>>,
     next_request: AtomicU64,
     /// Names of the uids Slurm jobs are submitted by.
     users: users::UserNames,
@@ -95,6 +100,8 @@ pub struct Head {
     private_data: privacy::PrivateData,
     /// The longest an API call may take.
     request_timeout: Duration,
+    /// The cluster CA (node certificates).
+    ca: tls::ClusterCa,
 }
 
 impl Head {
@@ -191,16 +198,19 @@ pub use gangway_api::client::SOCKET_FILE;
 /// a silent client cannot hold a descriptor forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection. Accept
-/// errors (out of descriptors, a connection reset before accept) are retried by the listener.
-async fn accept_loop<L: axum::serve::Listener>(
+/// Serves HTTP/1.1 (with upgrades, for launchers) on every accepted connection, over TLS
+/// when given an acceptor (the TCP port). Accept errors (out of descriptors, a connection
+/// reset before accept) are retried by the listener.
+async fn accept_loop<L>(
     mut listener: L,
     app: axum::Router,
     peer_of: fn(&L::Io) -> Option<identity::Peer>,
     connections: Arc<tokio::sync::Semaphore>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) where
+    L: axum::serve::Listener,
+    L::Io: FirstByte,
+{
     let mut refused: u64 = 0;
     loop {
         let (io, _) = listener.accept().await;
@@ -217,20 +227,90 @@ async fn accept_loop<L: axum::serve::Listener>(
         // What every request of the connection carries: the Unix-socket peer, known for the
         // connection's life, and its share of the cap (a launcher's stream keeps it after the
         // upgrade ends this connection's HTTP part).
-        let conn = identity::Connection { peer: peer_of(&io), permit: Arc::new(permit) };
-        let service = TowerToHyperService::new(tower_layer::Layer::layer(&axum::Extension(conn.clone()), app.clone()));
+        let conn = identity::Connection { peer: peer_of(&io), permit: Arc::new(permit), node_cert: None };
+        let (app, tls) = (app.clone(), tls.clone());
+        // The handshake runs in the connection's own task: a slow client holds up no other.
         tokio::spawn(async move {
-            let http = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            if let Err(e) = http.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let Some(tls) = tls else { return serve_connection(io, conn, app).await };
+            // A client that speaks plain HTTP to the TLS port is told so, in HTTP.
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, io.first_byte()).await {
+                Ok(Some(TLS_HANDSHAKE)) => {}
+                Ok(Some(_)) => {
+                    let mut io = io;
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &plain_http_answer()).await;
+                    return;
+                }
+                _ => return,
             }
-            drop(conn);
+            let io = match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(io)).await {
+                Ok(Ok(io)) => io,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            // A client certificate here was verified against the cluster CA; whose it is, the
+            // head looks up by its fingerprint.
+            let node_cert = io
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| gangway_api::tls::fingerprint(c).into());
+            serve_connection(io, identity::Connection { node_cert, ..conn }, app).await
         });
     }
+}
+
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 22;
+
+/// The answer to plain HTTP on the TLS port, in Azure's error shape.
+fn plain_http_answer() -> Vec<u8> {
+    let body = serde_json::json!({"code": "TlsRequired", "message": {"lang": "en-US",
+        "value": "this port speaks TLS: use the head's https:// URL, with the cluster's CA certificate (GANGWAY_CA)"}})
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A connection whose first byte can be seen without taking it.
+trait FirstByte {
+    fn first_byte(&self) -> impl std::future::Future<Output = Option<u8>> + Send;
+}
+
+impl FirstByte for tokio::net::TcpStream {
+    async fn first_byte(&self) -> Option<u8> {
+        let mut b = [0u8; 1];
+        matches!(self.peek(&mut b).await, Ok(1)).then_some(b[0])
+    }
+}
+
+impl FirstByte for tokio::net::UnixStream {
+    async fn first_byte(&self) -> Option<u8> {
+        // Never asked: the socket speaks plain HTTP.
+        None
+    }
+}
+
+/// Serves one connection's requests until it ends.
+async fn serve_connection<I>(io: I, conn: identity::Connection, app: axum::Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let service = TowerToHyperService::new(tower_layer::Layer::layer(&axum::Extension(conn.clone()), app));
+    let http = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = http.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+    drop(conn);
 }
 
 /// Listens on `path` (replacing a socket a previous head left), for clients on this machine.
@@ -310,7 +390,9 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the listening address")?;
-    let url = format!("http://{addr}");
+    let url = format!("https://{addr}");
+    let ca = tls::ClusterCa::load_or_create(&dir.join("tls"))?;
+    let tls = tokio_rustls::TlsAcceptor::from(ca.server_config(&tls::head_names(addr.ip(), &config.tls_names))?);
     let head = Arc::new(Head {
         state: Mutex::new(HeadState::new(config.node_timeout, config.heartbeat)),
         store: store.clone(),
@@ -326,6 +408,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         munge_socket: config.munge_socket.clone(),
         private_data: config.private_data,
         request_timeout: config.request_timeout,
+        ca,
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);
@@ -366,7 +449,8 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     let socket_path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()).join(SOCKET_FILE);
     let unix = bind_unix(&socket_path);
     let socket = unix.as_ref().map(|_| socket_path.clone());
-    let client = ClientConfig { url: url.clone(), token, socket, munge: None };
+    let ca = Some(head.ca.ca_path().to_path_buf());
+    let client = ClientConfig { url: url.clone(), token, socket, munge: None, ca };
     let json = serde_json::to_vec_pretty(&client).expect("client config serializes");
     auth::write_private(&dir.join("client.json"), &json)?;
     tracing::info!(%url, state_dir = %dir.display(), "head listening");
@@ -387,12 +471,12 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let serve_unix = async {
         match unix {
-            Some(l) => accept_loop(l, app.clone(), identity::peer_of, connections.clone()).await,
+            Some(l) => accept_loop(l, app.clone(), identity::peer_of, connections.clone(), None).await,
             None => std::future::pending().await,
         }
     };
     tokio::select! {
-        _ = accept_loop(tcp, app.clone(), |_| None, connections.clone()) => {},
+        _ = accept_loop(tcp, app.clone(), |_| None, connections.clone(), Some(tls)) => {},
         _ = serve_unix => {},
         _ = shutdown => tracing::info!("shutting down"),
     }

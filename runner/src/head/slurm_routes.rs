@@ -105,7 +105,7 @@ async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmi
     if req.user.is_empty() {
         req.user = head.users.name(req.uid).await;
     }
-    let addr = head.url.trim_start_matches("http://").to_owned();
+    let addr = head.url.trim_start_matches("https://").to_owned();
     head.apply_durable(|st, fx| st.slurm_submit(req, &addr, fx)).await.map(Json)
 }
 

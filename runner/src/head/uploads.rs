@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 use super::error::ApiError;
 use super::identity::Connection;
-use super::{auth, Head};
+use super::Head;
 
 /// The largest file one `PUT /files/{name}` may store.
 pub const MAX_UPLOAD: u64 = 1 << 30;
@@ -60,8 +60,9 @@ fn owner_dir(head: &Head, uid: u32) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Whose files a request names: a launcher's (cluster secret) asks for the task user's
-/// (`?owner=UID`, the head's user's without it); anyone else gets their own.
+/// Whose files a request names: a node (by its certificate) asks for the task user's
+/// (`?owner=UID`, the head's user's without it), and may only name a user whose work it runs;
+/// anyone else gets their own.
 async fn files_of(
     head: &Head,
     headers: &HeaderMap,
@@ -69,14 +70,23 @@ async fn files_of(
     query: &HashMap<String, String>,
     launchers_too: bool,
 ) -> Result<PathBuf, ApiError> {
-    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let uid = if launchers_too && auth::token_matches(presented, &head.secret) {
-        match query.get("owner") {
-            Some(o) => o.parse().map_err(|_| ApiError::invalid(format!("owner '{o}' is not a uid")))?,
-            None => head.admins.head_uid(),
+    let node = if launchers_too { super::joining::node_of(head, conn).transpose()? } else { None };
+    let uid = match node {
+        Some(node) => {
+            let uid = match query.get("owner") {
+                Some(o) => o.parse().map_err(|_| ApiError::invalid(format!("owner '{o}' is not a uid")))?,
+                None => head.admins.head_uid(),
+            };
+            if uid != head.admins.head_uid() && !head.read(|st| st.node_works_for(&node, uid)) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "AuthorizationFailure",
+                    format!("node {node} runs no task of uid {uid}, so it may not reach that user's files"),
+                ));
+            }
+            uid
         }
-    } else {
-        super::routes::caller(head, headers, conn).await?.uid
+        None => super::routes::caller(head, headers, conn).await?.uid,
     };
     owner_dir(head, uid).map_err(|e| internal(format!("creating the file store of uid {uid}"), e))
 }
@@ -128,8 +138,8 @@ pub async fn put_file(
     }
 }
 
-/// Stores an upload into the caller's files (a launcher, with the cluster secret, stores a
-/// task's output file into `?owner=UID`'s: the secret writes only so, naming whose).
+/// Stores an upload into the caller's files (a node, by its certificate, stores a task's
+/// output file into `?owner=UID`'s: it writes only so, naming whose).
 async fn store(
     head: &Arc<Head>,
     conn: Option<&Connection>,

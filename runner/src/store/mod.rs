@@ -38,6 +38,8 @@ pub enum Write {
     PutToken { id: String, body: String },
     /// Forget an API token (revoked).
     DeleteToken { id: String },
+    /// Insert or replace a join token or node certificate record (`join:ID`, `cert:FINGERPRINT`).
+    PutTrust { id: String, body: String },
     /// Replace the fair-share usage: every (account, uid, usage) as decayed to `at`.
     PutUsage { at: u64, rows: Vec<(String, u32, f64)> },
 }
@@ -74,6 +76,8 @@ pub struct Snapshot {
     pub tokens: Vec<String>,
     /// Job schedule bodies.
     pub schedules: Vec<String>,
+    /// Join token and node certificate records.
+    pub trust: Vec<String>,
     /// Fair-share usage: (account, uid, usage), and the instant it was decayed to.
     pub usage: Vec<(String, u32, f64)>,
     pub usage_at: u64,

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trust (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (account TEXT NOT NULL, uid INTEGER NOT NULL, usage REAL NOT NULL, PRIMARY KEY (account, uid));
 ";
 
@@ -150,6 +151,9 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                 run("INSERT OR REPLACE INTO tokens (id, body) VALUES (?1, ?2)", params![id, body])?
             }
             Write::DeleteToken { id } => run("DELETE FROM tokens WHERE id = ?1", params![id])?,
+            Write::PutTrust { id, body } => {
+                run("INSERT OR REPLACE INTO trust (id, body) VALUES (?1, ?2)", params![id, body])?
+            }
             Write::PutUsage { at, rows } => {
                 run("DELETE FROM usage", params![])?;
                 for (account, uid, usage) in rows {
@@ -205,6 +209,8 @@ impl Store for SqliteStore {
         snap.tokens = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT body FROM schedules ORDER BY id").map_err(StoreError::Load)?;
         snap.schedules = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT body FROM trust ORDER BY id").map_err(StoreError::Load)?;
+        snap.trust = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT account, uid, usage FROM usage").map_err(StoreError::Load)?;
         snap.usage = q
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

@@ -25,6 +25,7 @@ pub(crate) mod slurm_control;
 pub(crate) mod slurm_view;
 mod task_control;
 pub(crate) mod tokens;
+mod trust;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -182,6 +183,8 @@ pub struct HeadState {
     pub(crate) applications: BTreeMap<String, gangway_api::Application>,
     /// API tokens by id.
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
+    /// Join tokens and node certificates.
+    pub(crate) trust: trust::Trust,
     /// The key of job credentials (see `tokens::job_token`).
     pub(crate) job_token_key: [u8; 32],
     /// The URL tasks reach the head's API at (a job manager's `GANGWAY_URL`).
@@ -246,6 +249,7 @@ impl HeadState {
             schedules: BTreeMap::new(),
             applications: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            trust: trust::Trust::default(),
             job_token_key: [0; 32],
             api_url: String::new(),
             limits: Default::default(),

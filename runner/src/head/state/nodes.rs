@@ -175,6 +175,8 @@ impl HeadState {
             fx.sends.push((c.tx.clone(), HeadMessage::Leave));
         }
         tracing::info!(node, "node left its pool");
+        // A node removed from its pool cannot come back with its old certificate.
+        self.revoke_node_certs(node, fx);
         self.refresh_pool_sizes();
         self.maybe_remove_pool(&n.wire.pool_id, fx);
     }

@@ -262,7 +262,7 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     set("PWD", r.work_dir.clone());
     // The job's own credential for its srun steps: the submitter's never travels with it.
     // Only a task that runs as the job's owner gets it (it acts as the owner).
-    set("GANGWAY_URL", format!("http://{}", s.cluster_addr));
+    set("GANGWAY_URL", format!("https://{}", s.cluster_addr));
     let as_owner = t.wire.run_as.as_ref().is_none_or(|u| job.owner.as_ref().is_some_and(|o| o.uid == u.uid));
     if as_owner {
         set("GANGWAY_TOKEN", super::tokens::job_token(token_key, job));

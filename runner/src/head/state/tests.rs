@@ -255,7 +255,7 @@ impl Sim {
         let (mut pools, mut jobs, mut tasks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let (mut nodes, mut counters, mut tokens) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let mut usage = (Vec::new(), 0);
-        let mut schedules = BTreeMap::new();
+        let (mut schedules, mut trust) = (BTreeMap::new(), BTreeMap::new());
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -296,6 +296,9 @@ impl Sim {
                 Write::DeleteSchedule { id } => {
                     schedules.remove(&id);
                 }
+                Write::PutTrust { id, body } => {
+                    trust.insert(id, body);
+                }
                 other => panic!("unexpected write {other:?}"),
             }
         }
@@ -313,6 +316,7 @@ impl Sim {
             usage: usage.0,
             usage_at: usage.1,
             schedules: schedules.into_values().collect(),
+            trust: trust.into_values().collect(),
         }
     }
 
