@@ -85,6 +85,10 @@ enum Cmd {
         /// localhost, this machine's host name and the listen address; repeat it).
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
+        /// Slurm's MinJobAge: a finished Slurm job leaves memory (squeue, scontrol) this long
+        /// after it ended, and sacct finds it in the store's history (0: never).
+        #[arg(long, default_value = "300s", value_parser = duration)]
+        min_job_age: Duration,
         /// Slurm's MaxArraySize: job array indices must be below it (1 to 4000001).
         #[arg(long, default_value_t = gangway_api::slurm::MAX_ARRAY_SIZE,
               value_parser = clap::value_parser!(u32).range(1..=4_000_001))]
@@ -441,6 +445,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             max_pass_time,
             max_array_size,
             tls_names,
+            min_job_age,
         } => {
             let mut fairness = gangway_runner::head::state::fairness::FairnessConfig::default();
             for p in &priority {
@@ -480,6 +485,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 max_pass_time,
                 max_array_size,
                 tls_names,
+                min_job_age,
             };
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

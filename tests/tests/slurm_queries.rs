@@ -223,3 +223,35 @@ fn srun_outside_an_allocation_gets_one_and_relays_the_step() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("srun: error:"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_job_past_min_job_age_leaves_squeue_and_scontrol_but_stays_in_sacct_across_a_restart() {
+    let head_args = vec!["--min-job-age".into(), "1s".into()];
+    let mut cluster = Cluster::start(Options { nodes: 1, head_args, ..Options::default() });
+    let door = SlurmFrontDoor::new(cluster.config.clone());
+    let id = door.sbatch(&["-o", "/dev/null", "--wrap", "true"]);
+    door.wait_end(id, Duration::from_secs(30));
+    let mut c = cluster.client();
+    // Purged from the head: scontrol says what Slurm says, squeue no longer lists it.
+    wait_for(Duration::from_secs(20), "the job to be purged", || c.slurm_job(id).is_err().then_some(()));
+    let show = door.run("scontrol", &["show", "job", &id.to_string()]);
+    assert!(!show.status.success());
+    assert!(String::from_utf8_lossy(&show.stderr).contains("Invalid job id specified"), "{}", stderr(&show));
+    let queue = door.run("squeue", &["-h", "-t", "all", "-o", "%i"]);
+    assert!(!String::from_utf8_lossy(&queue.stdout).lines().any(|l| l.trim() == id.to_string()));
+    assert_eq!(c.get_job(&id.to_string()).unwrap_err().status(), Some(404), "it left the head's memory");
+    // sacct finds it in the store's history, before and after a head restart.
+    for when in ["purged", "after a restart"] {
+        let acct = door.run("sacct", &["-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", &id.to_string()]);
+        assert_eq!(
+            String::from_utf8_lossy(&acct.stdout).trim(),
+            format!("{id}|COMPLETED|0:0"),
+            "{when}: {}",
+            stderr(&acct)
+        );
+        if when == "purged" {
+            cluster.kill_head();
+            cluster.start_head();
+        }
+    }
+}

@@ -74,6 +74,8 @@ pub struct HeadConfig {
     pub max_array_size: u32,
     /// Names and addresses the head's TLS certificate carries beyond its own (`--tls-name`).
     pub tls_names: Vec<String>,
+    /// Slurm's `MinJobAge`: how long a finished Slurm job stays in memory (zero: for ever).
+    pub min_job_age: Duration,
 }
 
 /// The running head, shared by every connection.
@@ -154,6 +156,13 @@ impl Head {
                 Timer::JobDeadline { job, at } => {
                     sleep_until(at).await;
                     head.apply(|st, fx| st.job_deadline(&job, at, fx));
+                }
+                Timer::Purge { after } => {
+                    tokio::time::sleep(after).await;
+                    head.apply(|st, fx| {
+                        st.purge_finished(gangway_api::Timestamp::now(), fx);
+                        fx.timers.push(Timer::Purge { after });
+                    });
                 }
                 Timer::Reprioritize { after } => {
                     tokio::time::sleep(after).await;
@@ -419,6 +428,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         st.set_fairness(&config.fairness);
         st.set_max_pass_time(config.max_pass_time);
         st.set_max_array_size(config.max_array_size);
+        st.set_min_job_age(config.min_job_age);
         st.set_job_token_key(&head.secret);
         st.set_api_url(&head.url);
         st.set_applications(applications::load(&applications::applications_dir(&head.files_dir)));
@@ -427,6 +437,9 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
     restored.map_err(|e| anyhow::anyhow!("the state store holds a record this head cannot read: {e}"))?;
     let after = config.fairness.calc_period;
     head.apply(|_, fx| fx.timers.push(Timer::Reprioritize { after }));
+    if let Some(after) = head.read(|st| st.purge_every()) {
+        head.apply(|_, fx| fx.timers.push(Timer::Purge { after }));
+    }
     let has_default = head.read(|st| st.pools.contains_key("default"));
     if !has_default {
         let pool = PoolAddParameter {

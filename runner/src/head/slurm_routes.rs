@@ -57,17 +57,43 @@ async fn shares(State(head): H, who: Who) -> Json<ShareList> {
 }
 
 /// Every job (others' without their command), or with `accounting=true` (sacct) only the
-/// caller's own unless it is an admin: accounting is private, as under Slurm's
+/// caller's own unless it is an admin, with the purged jobs of the store's history
+/// (`MinJobAge`; `since=MS`: those that ended since): accounting is private, as under Slurm's
 /// `PrivateData=usage`, and the head enforces it, not the client.
-async fn list(State(head): H, who: Who, Query(q): Query<HashMap<String, String>>) -> Json<SlurmJobList> {
+async fn list(
+    State(head): H,
+    who: Who,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<SlurmJobList>, ApiError> {
     let accounting = q.get("accounting").is_some_and(|v| v == "true");
     let mut list = head.read(|st| st.slurm_jobs());
+    if accounting {
+        let since = match q.get("since") {
+            Some(s) => s.parse().map_err(|_| ApiError::invalid(format!("since '{s}' is not milliseconds")))?,
+            None => 0,
+        };
+        let (store, uid) = (head.store.clone(), (!who.admin).then_some(who.uid));
+        let rows = tokio::task::spawn_blocking(move || store.history(uid, since))
+            .await
+            .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))?
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "StoreError",
+                    format!("reading history: {e}"),
+                )
+            })?;
+        let live: std::collections::HashSet<u64> = list.jobs.iter().map(|j| j.job_id).collect();
+        let old = rows.iter().filter_map(|b| serde_json::from_str::<SlurmJob>(b).ok());
+        list.jobs.extend(old.filter(|j| !live.contains(&j.job_id)).collect::<Vec<_>>());
+        list.jobs.sort_by_key(|j| j.job_id);
+    }
     list.jobs.retain(|j| {
         let own = who.may_change(Some(j.uid));
         (own || !accounting) && !head.private_data.hides(&who, Some(j.uid))
     });
     list.jobs = list.jobs.into_iter().map(|j| super::privacy::slurm_job(&who, j)).collect();
-    Json(list)
+    Ok(Json(list))
 }
 
 async fn show(State(head): H, who: Who, Path(id): Path<String>) -> Result<Json<SlurmJob>, ApiError> {

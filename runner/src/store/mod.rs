@@ -38,6 +38,8 @@ pub enum Write {
     PutToken { id: String, body: String },
     /// Forget an API token (revoked).
     DeleteToken { id: String },
+    /// A finished Slurm job purged from the head's memory (its accounting record, for sacct).
+    PutHistory { job_id: u64, uid: u32, end_ms: u64, body: String },
     /// Insert or replace a join token or node certificate record (`join:ID`, `cert:FINGERPRINT`).
     PutTrust { id: String, body: String },
     /// Replace the fair-share usage: every (account, uid, usage) as decayed to `at`.

@@ -24,6 +24,8 @@ pub struct SqliteStore {
     tx: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     path: String,
+    /// A connection for reading history (opened at the first read; WAL readers do not block the writer).
+    reader: Mutex<Option<Connection>>,
 }
 
 const SCHEMA: &str = "
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trust (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (job_id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, end_ms INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_by_user ON history (uid, end_ms);
+CREATE INDEX IF NOT EXISTS history_by_end ON history (end_ms);
 CREATE TABLE IF NOT EXISTS usage (account TEXT NOT NULL, uid INTEGER NOT NULL, usage REAL NOT NULL, PRIMARY KEY (account, uid));
 ";
 
@@ -68,7 +73,27 @@ impl SqliteStore {
             thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(conn, rx)).map_err(|e| {
                 StoreError::Open { path: path.clone(), source: rusqlite::Error::ToSqlConversionFailure(e.into()) }
             })?;
-        Ok(SqliteStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), path })
+        Ok(SqliteStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), path, reader: Mutex::new(None) })
+    }
+
+    /// The purged jobs' records (bodies) of user `uid` (every user's for None) that ended at
+    /// or after `since_ms`, by job id. Blocking: async callers run it off their workers.
+    pub fn history(&self, uid: Option<u32>, since_ms: u64) -> Result<Vec<String>, StoreError> {
+        let mut reader = self.reader.lock().expect("store reader lock");
+        if reader.is_none() {
+            *reader = Some(open(&self.path).map_err(StoreError::Load)?);
+        }
+        let conn = reader.as_ref().expect("opened");
+        let since = since_ms.min(i64::MAX as u64) as i64;
+        let rows = match uid {
+            Some(uid) => conn
+                .prepare_cached("SELECT body FROM history WHERE uid = ?1 AND end_ms >= ?2 ORDER BY job_id")
+                .and_then(|mut q| q.query_map(params![uid, since], |r| r.get(0))?.collect()),
+            None => conn
+                .prepare_cached("SELECT body FROM history WHERE end_ms >= ?1 ORDER BY job_id")
+                .and_then(|mut q| q.query_map(params![since], |r| r.get(0))?.collect()),
+        };
+        rows.map_err(StoreError::Load)
     }
 
     /// Waits for every queued write to be durable and stops the writer.
@@ -151,6 +176,10 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
                 run("INSERT OR REPLACE INTO tokens (id, body) VALUES (?1, ?2)", params![id, body])?
             }
             Write::DeleteToken { id } => run("DELETE FROM tokens WHERE id = ?1", params![id])?,
+            Write::PutHistory { job_id, uid, end_ms, body } => run(
+                "INSERT OR REPLACE INTO history (job_id, uid, end_ms, body) VALUES (?1, ?2, ?3, ?4)",
+                params![*job_id as i64, uid, (*end_ms).min(i64::MAX as u64) as i64, body],
+            )?,
             Write::PutTrust { id, body } => {
                 run("INSERT OR REPLACE INTO trust (id, body) VALUES (?1, ?2)", params![id, body])?
             }

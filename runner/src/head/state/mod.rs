@@ -17,6 +17,7 @@ mod launchers;
 pub mod limits;
 mod nodes;
 pub(crate) mod prep;
+pub mod purge;
 mod resource_files;
 pub(crate) mod resources;
 mod schedules;
@@ -54,6 +55,8 @@ pub enum Timer {
     Pass,
     /// Job schedule `id` has something due at `at` (a run, or the end of a run's window).
     Schedule { id: String, at: Timestamp },
+    /// Finished Slurm jobs past `MinJobAge` are due to leave memory (every `after`).
+    Purge { after: Duration },
 }
 
 /// A pass's budget: spent at this instant.
@@ -185,6 +188,8 @@ pub struct HeadState {
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     /// Join tokens and node certificates.
     pub(crate) trust: trust::Trust,
+    /// Slurm's `MinJobAge` (zero: finished jobs stay).
+    pub(crate) min_job_age: Duration,
     /// The key of job credentials (see `tokens::job_token`).
     pub(crate) job_token_key: [u8; 32],
     /// The URL tasks reach the head's API at (a job manager's `GANGWAY_URL`).
@@ -250,6 +255,7 @@ impl HeadState {
             applications: BTreeMap::new(),
             tokens: BTreeMap::new(),
             trust: trust::Trust::default(),
+            min_job_age: purge::DEFAULT_MIN_JOB_AGE,
             job_token_key: [0; 32],
             api_url: String::new(),
             limits: Default::default(),

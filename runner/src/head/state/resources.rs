@@ -666,7 +666,13 @@ impl HeadState {
         self.dependency_job_gone(id, fx);
         // Its releases run where it prepared; nothing waits for them.
         self.releases_pending(id, fx);
-        let j = self.jobs.remove(id).expect("checked");
+        self.forget_job(id, true, fx);
+        Ok(())
+    }
+
+    /// Removes job `id` from memory and the store (its task directories too, with `remove_dirs`).
+    pub(crate) fn forget_job(&mut self, id: &str, remove_dirs: bool, fx: &mut Effects) {
+        let Some(j) = self.jobs.remove(id) else { return };
         if let Some(s) = &j.wire.job_schedule_id {
             self.schedule_job_ended(s, fx);
         }
@@ -675,7 +681,7 @@ impl HeadState {
         }
         for t in j.tasks.values() {
             self.task_index.remove(&t.key);
-            let Some(node) = t.wire.node_info.as_ref().map(|n| &n.node_id) else { continue };
+            let Some(node) = t.wire.node_info.as_ref().map(|n| &n.node_id).filter(|_| remove_dirs) else { continue };
             // What a still-running task holds is released when its node reports the kill.
             if let Some(conn) = self.nodes.get(node).and_then(|n| n.conn.as_ref()) {
                 let msg = HeadMessage::RemoveTaskDir { job: id.to_owned(), task: t.wire.id.clone() };
@@ -683,7 +689,6 @@ impl HeadState {
             }
         }
         fx.writes.push(Write::DeleteJob { id: id.to_owned() });
-        Ok(())
     }
 
     /// Rebuilds the state from the store: queued tasks are queued again, tasks that were

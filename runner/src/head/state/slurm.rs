@@ -41,6 +41,20 @@ pub(crate) struct SlurmState {
     evaluating: bool,
 }
 
+impl SlurmState {
+    /// Forgets job `id` (purged): it leaves the elements of its array, `array`.
+    pub(crate) fn forget(&mut self, id: u64, array: Option<u64>) {
+        self.gated.remove(&id);
+        let Some(a) = array else { return };
+        if let Some(elements) = self.arrays.get_mut(&a) {
+            elements.retain(|e| *e != id);
+            if elements.is_empty() {
+                self.arrays.remove(&a);
+            }
+        }
+    }
+}
+
 impl Default for SlurmState {
     fn default() -> SlurmState {
         SlurmState { next_id: 1, gated: BTreeSet::new(), arrays: HashMap::new(), evaluating: false }

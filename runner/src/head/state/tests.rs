@@ -23,10 +23,12 @@ mod manager;
 mod memory;
 mod nodes;
 mod prep;
+mod purge;
 mod schedules;
 mod slurm_gpus;
 mod slurm_layout;
 mod task_control;
+mod trust;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -299,6 +301,8 @@ impl Sim {
                 Write::PutTrust { id, body } => {
                     trust.insert(id, body);
                 }
+                // Not read back at start: sacct reads it from the store.
+                Write::PutHistory { .. } => {}
                 other => panic!("unexpected write {other:?}"),
             }
         }
