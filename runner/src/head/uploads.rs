@@ -61,27 +61,31 @@ fn owner_dir(head: &Head, uid: u32) -> io::Result<PathBuf> {
 }
 
 /// Whose files a request names: a node (by its certificate) asks for the task user's
-/// (`?owner=UID`, the head's user's without it), and may only name a user whose work it runs;
-/// anyone else gets their own.
+/// (`?owner=UID`, the head's user's without it) file `name` (`write`: to store it), and may
+/// only reach one that work it runs names; anyone else gets their own.
 async fn files_of(
     head: &Head,
     headers: &HeaderMap,
     conn: Option<&Connection>,
     query: &HashMap<String, String>,
-    launchers_too: bool,
+    node_access: Option<(&str, bool)>,
 ) -> Result<PathBuf, ApiError> {
-    let node = if launchers_too { super::joining::node_of(head, conn).transpose()? } else { None };
+    let node = match node_access {
+        Some(access) => super::joining::node_of(head, conn).transpose()?.map(|n| (n, access)),
+        None => None,
+    };
     let uid = match node {
-        Some(node) => {
+        Some((node, (name, write))) => {
+            let head_uid = head.admins.head_uid();
             let uid = match query.get("owner") {
                 Some(o) => o.parse().map_err(|_| ApiError::invalid(format!("owner '{o}' is not a uid")))?,
-                None => head.admins.head_uid(),
+                None => head_uid,
             };
-            if uid != head.admins.head_uid() && !head.read(|st| st.node_works_for(&node, uid)) {
+            if !head.read(|st| st.node_may_reach(&node, uid, name, write, head_uid)) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "AuthorizationFailure",
-                    format!("node {node} runs no task of uid {uid}, so it may not reach that user's files"),
+                    format!("node {node} runs no task of uid {uid} that names the file '{name}'"),
                 ));
             }
             uid
@@ -148,8 +152,8 @@ async fn store(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), ApiError> {
-    let dir = files_of(head, headers, conn, query, query.contains_key("owner")).await?;
     checked_name(name)?;
+    let dir = files_of(head, headers, conn, query, query.contains_key("owner").then_some((name, true))).await?;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_UPLOAD) {
         return Err(too_large());
@@ -196,7 +200,7 @@ pub async fn list_files(
     conn: Option<Extension<Connection>>,
     headers: HeaderMap,
 ) -> Result<Json<ListResponse<UploadedFile>>, ApiError> {
-    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), false).await?;
+    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), None).await?;
     let at = dir.clone();
     let listed = tokio::task::spawn_blocking(move || list_dir(&at)).await.unwrap_or_else(|e| Err(io::Error::other(e)));
     let mut value = listed.map_err(|e| internal(format!("listing {}", dir.display()), e))?;
@@ -220,7 +224,7 @@ fn list_dir(dir: &FsPath) -> io::Result<Vec<UploadedFile>> {
     Ok(out)
 }
 
-/// `GET /files/{name}`: the file's bytes, streamed (admin token or cluster secret).
+/// `GET /files/{name}`: the file's bytes, streamed (to its owner, or a node whose work names it).
 pub async fn get_file(
     State(head): H,
     conn: Option<Extension<Connection>>,
@@ -228,8 +232,8 @@ pub async fn get_file(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dir = files_of(&head, &headers, conn.as_deref(), &query, true).await?;
     checked_name(&name)?;
+    let dir = files_of(&head, &headers, conn.as_deref(), &query, Some((&name, false))).await?;
     let path = dir.join(&name);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
@@ -252,7 +256,7 @@ pub async fn delete_file(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), false).await?;
+    let dir = files_of(&head, &headers, conn.as_deref(), &HashMap::new(), None).await?;
     checked_name(&name)?;
     let path = dir.join(&name);
     match tokio::fs::remove_file(&path).await {

@@ -190,19 +190,44 @@ impl HeadState {
         }
     }
 
-    /// Whether `node` runs work of user `uid` (a task of theirs, or their job's preparation or
-    /// release), so it may reach their stored files for it.
-    pub(crate) fn node_works_for(&self, node: &str, uid: u32) -> bool {
-        let owned = |job: &super::JobRec| job.wire.owner.as_ref().is_some_and(|o| o.uid == uid);
+    /// Whether `node` may reach user `uid`'s stored file `name`: to read it, work running
+    /// there as that user names it (a task's resource files or common resource files, or its
+    /// job's preparation or release task's, where they ran); to `write` it, a task running
+    /// there as that user stores output files under a prefix of it. A task with no user runs
+    /// as the head's, `head_uid`.
+    pub(crate) fn node_may_reach(&self, node: &str, uid: u32, name: &str, write: bool, head_uid: u32) -> bool {
+        use gangway_api::ResourceFile;
+        let named = |files: &[ResourceFile]| files.iter().any(|f| f.uploaded_file.as_deref() == Some(name));
         let Some(n) = self.nodes.get(node) else { return false };
-        // A task runs as its `userIdentity` user, else as its job's owner.
-        let runs = n.running.keys().any(|k| {
-            let Some((job, task)) = self.task_index.get(k) else { return false };
-            let Some(j) = self.jobs.get(job) else { return false };
-            let user = j.tasks.get(task).and_then(|t| t.wire.run_as.as_ref()).or(j.wire.owner.as_ref());
-            user.is_some_and(|u| u.uid == uid)
+        let tasks = n.running.keys().filter_map(|k| {
+            let (job, task) = self.task_index.get(k)?;
+            let j = self.jobs.get(job)?;
+            let t = j.tasks.get(task)?;
+            // A task runs as its `userIdentity` user, else as its job's owner.
+            let user = t.wire.run_as.as_ref().or(j.wire.owner.as_ref()).map_or(head_uid, |u| u.uid);
+            (user == uid).then_some((j, t))
         });
-        runs || self.jobs.values().any(|j| owned(j) && j.wire.prep_release.iter().any(|e| e.node_id == node))
+        let mut tasks = tasks.peekable();
+        if write {
+            return tasks.any(|(_, t)| {
+                t.wire
+                    .output_files
+                    .iter()
+                    .filter_map(|o| o.destination.uploaded_file.as_deref())
+                    .any(|p| name.starts_with(p))
+            });
+        }
+        let by_task = tasks.any(|(_, t)| {
+            named(&t.wire.resource_files)
+                || t.wire.multi_instance_settings.as_ref().is_some_and(|m| named(&m.common_resource_files))
+        });
+        by_task
+            || self.jobs.values().any(|j| {
+                j.wire.owner.as_ref().map_or(head_uid, |o| o.uid) == uid
+                    && j.wire.prep_release.iter().any(|e| e.node_id == node)
+                    && (j.wire.job_preparation_task.as_ref().is_some_and(|p| named(&p.resource_files))
+                        || j.wire.job_release_task.as_ref().is_some_and(|r| named(&r.resource_files)))
+            })
     }
 
     /// Revokes every certificate of `node` (it was removed from its pool).

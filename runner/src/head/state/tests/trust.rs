@@ -4,7 +4,7 @@
 use gangway_api::tokens::JoinTokenAddParameter;
 use gangway_api::*;
 
-use super::{root, Sim};
+use super::Sim;
 
 /// A stand-in for the CA: a certificate named after what it was issued for.
 fn issue(fp: &str) -> impl FnOnce() -> Result<(String, String), String> + '_ {
@@ -84,27 +84,50 @@ fn a_join_token_is_used_up_expires_and_binds_its_node() {
 }
 
 #[test]
-fn a_removed_node_loses_its_certificate_and_a_node_reaches_only_its_users_files() {
+fn a_removed_node_loses_its_certificate_and_a_node_reaches_only_the_files_its_work_names() {
     let mut sim = Sim::with_pool(1, NodeFillType::Spread);
-    let t = token(&mut sim, "t", JoinTokenAddParameter { uses: Some(2), ..Default::default() });
-    sim.apply(|st, fx| st.join_node(&t, "s3cret", "n1", issue("fp1"), fx)).unwrap();
+    let join = token(&mut sim, "t", JoinTokenAddParameter { uses: Some(2), ..Default::default() });
+    sim.apply(|st, fx| st.join_node(&join, "s3cret", "n1", issue("fp1"), fx)).unwrap();
     sim.connect("n1", &[], Vec::new());
     sim.connect("n2", &[], Vec::new());
-    // A job of uid 1001 runs on one node: that node may reach uid 1001's files, the other not.
+    // A task of uid 1001 runs on one node, naming `in.txt` and storing outputs under `out-`.
     let p = JobAddParameter {
         id: "j".into(),
         pool_info: Some(PoolInformation { pool_id: "p".into() }),
         ..Default::default()
     };
     sim.apply(|st, fx| st.add_job(p, Owner { uid: 1001, name: "alice".into() }, fx)).unwrap();
-    sim.tasks("j", &["t"]);
+    let t = TaskAddParameter {
+        id: "t".into(),
+        command_line: "true".into(),
+        resource_files: vec![ResourceFile {
+            file_path: "in.txt".into(),
+            uploaded_file: Some("in.txt".into()),
+            ..Default::default()
+        }],
+        output_files: vec![OutputFile {
+            file_pattern: "*.log".into(),
+            destination: OutputFileDestination { uploaded_file: Some("out-".into()), ..Default::default() },
+            upload_options: Default::default(),
+        }],
+        ..Default::default()
+    };
+    sim.apply(|st, fx| st.add_task("j", t, fx)).unwrap();
     let on = sim.node_of("j", "t").to_owned();
     let other = if on == "n1" { "n2" } else { "n1" };
-    assert!(sim.st.node_works_for(&on, 1001));
-    assert!(!sim.st.node_works_for(other, 1001));
-    assert!(!sim.st.node_works_for(&on, 1002));
-    sim.job_with(JobAddParameter { id: "mine".into(), ..Default::default() });
-    assert!(!sim.st.node_works_for(other, root().uid), "an owner with nothing there");
+    let reach =
+        |sim: &Sim, node: &str, uid: u32, name: &str, write: bool| sim.st.node_may_reach(node, uid, name, write, 0);
+    assert!(reach(&sim, &on, 1001, "in.txt", false));
+    assert!(!reach(&sim, &on, 1001, "secrets.txt", false), "a file its work does not name");
+    assert!(!reach(&sim, other, 1001, "in.txt", false), "a node that does not run the task");
+    assert!(!reach(&sim, &on, 1002, "in.txt", false), "another user's file of that name");
+    assert!(!reach(&sim, &on, 0, "in.txt", false), "the head user's");
+    assert!(reach(&sim, &on, 1001, "out-x.log", true));
+    assert!(!reach(&sim, &on, 1001, "in.txt", true), "stored only under its outputs' prefix");
+    assert!(!reach(&sim, other, 1001, "out-x.log", true));
+    // Once the task ends, its node reaches nothing more.
+    sim.finish(&on, "j/t#1", 0);
+    assert!(!reach(&sim, &on, 1001, "in.txt", false));
 
     // Removing n1 (idle or not, once it leaves) revokes its certificate.
     let p = NodeRemoveParameter {
@@ -115,6 +138,6 @@ fn a_removed_node_loses_its_certificate_and_a_node_reaches_only_its_users_files(
     assert!(!sim.st.nodes.contains_key("n1"), "it left");
     assert!(sim.st.node_of_cert("fp1").unwrap_err().contains("the certificate of n1 was revoked"));
     // It may join again (no live certificate holds its name).
-    sim.apply(|st, fx| st.join_node(&t, "s3cret", "n1", issue("fp2"), fx)).unwrap();
+    sim.apply(|st, fx| st.join_node(&join, "s3cret", "n1", issue("fp2"), fx)).unwrap();
     assert_eq!(sim.st.node_of_cert("fp2"), Ok("n1"));
 }
