@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use crate::salloc::{forward_srun_to, Allocation};
-use crate::step::StepRequest;
+use crate::step::{Failure, StepRequest};
 
 /// sbatch's options for the allocation `r` asks for.
 pub fn allocation_options(r: &StepRequest) -> Vec<String> {
@@ -30,14 +30,14 @@ pub fn allocation_options(r: &StepRequest) -> Vec<String> {
 }
 
 /// Allocates, runs the step inside, gives the allocation back; the step's exit code.
-pub fn run(r: &StepRequest, args: &[String]) -> Result<ExitCode, String> {
+pub fn run(r: &StepRequest, args: &[String]) -> Result<ExitCode, Failure> {
     let alloc = Allocation::get("srun", &allocation_options(r))?;
     // --pty: raw only once the allocation is granted (while it is pending, Ctrl-C cancels it).
     let raw = r.pty.then(crate::terminal::Raw::enter);
     let ran = forward_srun_to(&alloc.addr, alloc.key.clone(), args);
     drop(raw);
     alloc.release(ran.as_ref().map_or(1, |c| i32::from(*c)));
-    ran.map(ExitCode::from)
+    Ok(ran.map(ExitCode::from)?)
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@ const USAGE: &str = "Usage: scancel [OPTIONS] [job_id[_array_id][,...]]";
 pub fn main(args: &[String]) -> ExitCode {
     let req = match parse(args) {
         Ok(r) => r,
+        Err(msg) if msg.starts_with("unrecognized option") || msg.starts_with("option '") => {
+            eprintln!("scancel: {msg}\nTry \"scancel --help\" for more information");
+            return ExitCode::FAILURE;
+        }
         Err(msg) => {
             eprintln!("scancel: error: {msg}");
             eprintln!("{USAGE}");

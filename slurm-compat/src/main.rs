@@ -144,6 +144,50 @@ fn make_shims(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// `scontrol show hostnames|hostlist|hostlistsorted [LIST]`; the rest needs the cluster.
+/// Slurm 22.05's scontrol commands.
+const SCONTROL_KEYWORDS: [&str; 40] = [
+    "abort",
+    "cancel_reboot",
+    "cluster",
+    "completing",
+    "create",
+    "delete",
+    "details",
+    "errnumstr",
+    "fsdampeningfactor",
+    "getaddrs",
+    "help",
+    "hold",
+    "listpids",
+    "notify",
+    "oneliner",
+    "pidinfo",
+    "ping",
+    "power",
+    "quit",
+    "reboot",
+    "reboot_nodes",
+    "reconfigure",
+    "release",
+    "requeue",
+    "requeuehold",
+    "resume",
+    "schedloglevel",
+    "setdebug",
+    "setdebugflags",
+    "show",
+    "shutdown",
+    "suspend",
+    "takeover",
+    "token",
+    "top",
+    "uhold",
+    "update",
+    "verbose",
+    "version",
+    "write",
+];
+
 fn scontrol_command(args: &[String]) -> ExitCode {
     if args.first().is_some_and(|w| gangway_slurm::control::handles(w)) {
         return gangway_slurm::control::main(args);
@@ -152,6 +196,37 @@ fn scontrol_command(args: &[String]) -> ExitCode {
         return code;
     }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    // What Slurm's scontrol does not know is refused in its words (exit 1); what it knows
+    // and gangway does not do says so.
+    if let Some(word) = words.first().filter(|w| !SCONTROL_KEYWORDS.contains(&w.to_ascii_lowercase().as_str())) {
+        eprintln!("invalid keyword: {word}");
+        return ExitCode::FAILURE;
+    }
+    const ENTITIES: [&str; 16] = [
+        "aliases",
+        "assoc_mgr",
+        "bbstat",
+        "burstbuffer",
+        "config",
+        "daemons",
+        "dwstat",
+        "federation",
+        "frontend",
+        "hostlist",
+        "hostlistsorted",
+        "hostnames",
+        "job",
+        "node",
+        "partition",
+        "reservation",
+    ];
+    if let ["show", what, ..] = words.as_slice() {
+        let known = ENTITIES.contains(what) || ["licenses", "slurmd", "step", "topology"].contains(what);
+        if !known {
+            eprintln!("invalid entity:{what} for keyword:show ");
+            return ExitCode::FAILURE;
+        }
+    }
     let (what, list) = match words.as_slice() {
         ["show", what, list] => (*what, list.to_string()),
         ["show", what] if what.starts_with("hostlist") || *what == "hostnames" => {

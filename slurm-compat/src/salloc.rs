@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use gangway_api::slurm_step::{AllocReady, AllocReply, AllocRequest, SALLOC_ADDR_ENV, SALLOC_KEY_ENV};
 
+use crate::step::Failure;
 use crate::{cluster, options_end, resolve_command_line};
 
 /// Variables of the batch environment that describe the batch host's own process, not the
@@ -49,10 +50,7 @@ pub fn ready_file(dir: &Path, id: u64) -> std::path::PathBuf {
 pub fn main(args: &[String]) -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(msg) => {
-            crate::step::report("salloc", &msg);
-            ExitCode::FAILURE
-        }
+        Err(f) => f.exit("salloc"),
     }
 }
 
@@ -92,15 +90,16 @@ impl Allocation {
     /// Asks for an allocation with sbatch's options `opts` (`prog` names the command in
     /// messages), and waits until it runs and its holder is ready. Ctrl-C while waiting
     /// cancels it.
-    pub fn get(prog: &str, opts: &[String]) -> Result<Allocation, String> {
+    pub fn get(prog: &str, opts: &[String]) -> Result<Allocation, Failure> {
         let me = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
         let mut sbatch: Vec<String> = opts.to_vec();
         sbatch.push("--output=/dev/null".into());
         sbatch.push(format!("--wrap=exec '{}' salloc-holder", me.to_string_lossy().replace('\'', r"'\''")));
-        let resolved =
-            resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script"))).map_err(|e| e.render(prog))?;
+        let resolved = resolve_command_line(&sbatch, |_| Err(std::io::Error::other("no script")))
+            .map_err(|e| Failure::Usage(e.render(prog)))?;
         let cwd = std::env::current_dir().map_err(|e| format!("getcwd failed: {e}"))?;
-        let req = crate::submit::build_request(&resolved, &cwd, None)?;
+        let req = crate::submit::build_request(&resolved, &cwd, None)
+            .map_err(|m| Failure::Usage(m.replace("sbatch: ", &format!("{prog}: "))))?;
         let mut client = cluster::connect(prog)?;
         let id = client
             .slurm_submit(&req)
@@ -117,7 +116,7 @@ impl Allocation {
                 let _ = std::fs::remove_file(&file);
                 let cancel = gangway_api::slurm::SlurmCancel { jobs: vec![id.to_string()], ..Default::default() };
                 let _ = client.slurm_cancel(&cancel);
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -136,8 +135,8 @@ impl Allocation {
     }
 }
 
-fn run(args: &[String]) -> Result<i32, String> {
-    let at = options_end(args).map_err(|e| e.render("salloc"))?;
+fn run(args: &[String]) -> Result<i32, Failure> {
+    let at = options_end(args).map_err(|e| Failure::Usage(e.render("salloc")))?;
     let (opts, command) = args.split_at(at);
     let command: Vec<String> = if command.is_empty() {
         vec![std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into())]

@@ -66,7 +66,11 @@ pub fn main(args: &[String]) -> ExitCode {
     // Under salloc, on the submit host: the allocation's holder runs this srun inside it.
     let under_salloc =
         !outside && env("AZ_BATCH_TASK_DIR").is_none() && env(gangway_api::slurm_step::SALLOC_ADDR_ENV).is_some();
-    let ran = parse(args).and_then(|r| {
+    let r = match parse(args) {
+        Ok(r) => r,
+        Err(msg) => return Failure::option("srun", &msg).exit("srun"),
+    };
+    let ran = (|| {
         // Raw mode for as long as the step runs (outside an allocation, once it is granted);
         // an srun elsewhere that runs this one gets the size.
         let _raw = (r.pty && !outside).then(crate::terminal::Raw::enter);
@@ -76,16 +80,52 @@ pub fn main(args: &[String]) -> ExitCode {
         if outside {
             crate::allocate::run(&r, args)
         } else if under_salloc {
-            crate::salloc::forward_srun(args).map(ExitCode::from)
+            Ok(crate::salloc::forward_srun(args).map(ExitCode::from)?)
         } else {
-            crate::step_hub::run(&r).map(ExitCode::from)
+            Ok(crate::step_hub::run(&r).map(ExitCode::from)?)
         }
-    });
-    match ran {
-        Ok(code) => code,
-        Err(msg) => {
-            report("srun", &msg);
-            ExitCode::FAILURE
+    })();
+    ran.unwrap_or_else(|f| f.exit("srun"))
+}
+
+/// Why `sbatch`, `srun` or `salloc` failed: a mistake on its command line, for which Slurm's
+/// exit with 255, or anything else (exit 1).
+#[derive(Debug)]
+pub enum Failure {
+    /// The message as it is printed (`sbatch: error: Invalid --time specification`, or
+    /// glibc's unknown-option lines).
+    Usage(String),
+    /// What went wrong, printed as `PROG: error: …`.
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Failure {
+        Failure::Other(s)
+    }
+}
+
+impl Failure {
+    /// Prints it for `prog` and gives its exit code.
+    pub fn exit(self, prog: &str) -> ExitCode {
+        match self {
+            Failure::Usage(m) => {
+                eprintln!("{m}");
+                ExitCode::from(255)
+            }
+            Failure::Other(m) => {
+                report(prog, &m);
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// A mistake srun's own option reading found (`unrecognized option '--x'`), in Slurm's words.
+    fn option(prog: &str, msg: &str) -> Failure {
+        if msg.starts_with("unrecognized option") || msg.starts_with("option '") {
+            Failure::Usage(format!("{prog}: {msg}\nTry \"{prog} --help\" for more information"))
+        } else {
+            Failure::Usage(format!("{prog}: error: {msg}"))
         }
     }
 }

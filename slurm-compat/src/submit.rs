@@ -14,21 +14,34 @@ use gangway_api::Timestamp;
 use crate::begin::{BeginTime, CivilTime};
 use crate::cluster;
 use crate::dependency::{ArrayTask, Combine, Condition, Dependencies};
+use crate::step::Failure;
 use crate::{resolve_command_line, resolve_source, split_command_line, Resolved, SlurmError};
 
 /// Runs `sbatch ARGS…`.
 pub fn main(args: &[String]) -> ExitCode {
     match run(args) {
         Ok(code) => code,
-        Err(msg) => {
+        // A mistake in the options exits 255, as Slurm's sbatch does; a refused submission 1.
+        Err(Failure::Usage(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(255)
+        }
+        Err(Failure::Other(msg)) => {
             eprintln!("{msg}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &[String]) -> Result<ExitCode, String> {
-    let resolved = resolve_args(args).map_err(|e| render(&e))?;
+fn run(args: &[String]) -> Result<ExitCode, Failure> {
+    let resolved = resolve_args(args).map_err(|e| match e {
+        // Slurm's controller, not sbatch, refuses these: "Batch job submission failed", exit 1.
+        SlurmError::Array(_) | SlurmError::Dependency(_) => Failure::Other(render(&e)),
+        SlurmError::NodeCount { value } if value.parse::<u64>() == Ok(0) => {
+            Failure::Other("sbatch: error: Batch job submission failed: Node count specification invalid".into())
+        }
+        _ => Failure::Usage(render(&e)),
+    })?;
     // Slurm's own warnings always; what gangway notes beyond them (options it accepts but
     // ignores, lines Slurm skips silently) with -v.
     let shown = if resolved.submit.verbose > 0 { &resolved.warnings } else { &resolved.submit.slurm_warnings };
@@ -37,7 +50,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     let cwd = std::env::current_dir().map_err(|e| format!("sbatch: error: getcwd failed: {e}"))?;
     let script_path = split_command_line(args).ok().and_then(|c| c.script);
-    let req = build_request(&resolved, &cwd, script_path.as_deref())?;
+    let req = build_request(&resolved, &cwd, script_path.as_deref()).map_err(Failure::Usage)?;
     let mut client = cluster::connect("sbatch")?;
     let submitted = client.slurm_submit(&req).map_err(|e| submit_error(&e))?;
     if let Some(t) = submitted.test_only {
@@ -57,7 +70,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         println!("Submitted batch job {}", submitted.job_id);
     }
     if resolved.submit.wait {
-        return wait(&mut client, submitted.job_id);
+        return Ok(wait(&mut client, submitted.job_id)?);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -92,13 +105,20 @@ pub(crate) fn submit_error(e: &gangway_api::client::ClientError) -> String {
                 cluster::message(e)
             )
         }
-        Some("JobDependencyProblem") => "Job dependency problem".to_owned(),
         Some("NodeConfigUnavailable") => {
             // Slurm's last line, after one that says what could not be met.
             let detail = cluster::message(e);
             let detail = detail.trim_start_matches("Requested node configuration is not available: ");
             return format!(
                 "sbatch: error: {detail}\nsbatch: error: Batch job submission failed: Requested node configuration is not available"
+            );
+        }
+        Some("MemorySpecificationUnsatisfiable") => {
+            // Slurm's two lines, then what exactly (gangway's).
+            let detail = cluster::message(e);
+            let detail = detail.trim_start_matches("Memory specification can not be satisfied: ");
+            return format!(
+                "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available\n  ({detail})"
             );
         }
         _ => cluster::message(e),

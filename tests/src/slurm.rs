@@ -73,6 +73,11 @@ impl SlurmFrontDoor {
         stdout.trim().parse().unwrap_or_else(|_| panic!("sbatch printed {stdout:?}"))
     }
 
+    /// Job `id` as the head shows it now.
+    pub fn job(&self, id: u64) -> SlurmJob {
+        Client::new(&self.config).expect("client").slurm_job(id).unwrap_or_else(|e| panic!("job {id}: {e}"))
+    }
+
     /// Waits for job `id` to end.
     pub fn wait_end(&self, id: u64, timeout: Duration) -> SlurmJob {
         let mut c = Client::new(&self.config).expect("client");

@@ -356,19 +356,20 @@ fn array_running_limit_is_kept() {
 fn refused_submissions_queue_nothing() {
     let s = Slurm::start(1, 2);
     let first = s.sbatch(&["--wrap=true"]);
-    let cases: [(&[&str], &str); 7] = [
-        (&["--dependency=afterok:99999", "--wrap=true"], "Batch job submission failed: Job dependency problem"),
-        (&["-p", "nosuch", "--wrap=true"], "invalid partition specified: nosuch"),
-        (&["--time=abc", "--wrap=true"], "sbatch: error: Invalid --time specification"),
-        (&["--nodes=0", "--wrap=true"], "sbatch: error: "),
-        (&["--array=5-1", "--wrap=true"], "sbatch: error: "),
-        (&["--bogus", "--wrap=true"], "unrecognized option"),
-        (&["-N1", "-n", "8", "--wrap=true"], "Requested node configuration is not available"),
+    // Slurm's words and exit codes: 255 for a mistake sbatch finds in its options, 1 for what
+    // the controller refuses.
+    let cases: [(&[&str], &str, i32); 6] = [
+        (&["-p", "nosuch", "--wrap=true"], "invalid partition specified: nosuch", 1),
+        (&["--time=abc", "--wrap=true"], "sbatch: error: Invalid --time specification", 255),
+        (&["--nodes=0", "--wrap=true"], "Batch job submission failed: Node count specification invalid", 1),
+        (&["--array=5-1", "--wrap=true"], "Batch job submission failed: Invalid job array specification", 1),
+        (&["--bogus", "--wrap=true"], "sbatch: unrecognized option '--bogus'\nTry \"sbatch --help\"", 255),
+        (&["--mem=999999999", "--wrap=true"], "sbatch: error: Memory specification can not be satisfied\n", 1),
     ];
-    for (args, message) in cases {
+    for (args, message, code) in cases {
         let out = s.run("sbatch", args);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} was accepted");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     let malformed = s.work().join("bad.sh");
@@ -377,6 +378,13 @@ fn refused_submissions_queue_nothing() {
     assert_eq!(s.jobs().len(), 1, "nothing was queued");
     assert_eq!(s.sbatch(&["--wrap=true"]), first + 1, "refusals use no job id");
     assert_eq!(s.cluster.client().list_jobs(&Default::default()).unwrap().len(), 2);
+    // A dependency on a job that does not exist is accepted and met, as in Slurm 22.05.
+    let id = s.sbatch(&["--dependency=afterok:99999", "--wrap=true"]);
+    assert_eq!(s.wait_end(id).state, gangway_api::slurm::SlurmJobState::Completed);
+    // More CPUs on one node than the partition's nodes have waits for bigger nodes.
+    let big = s.sbatch(&["-N1", "-n", "8", "--wrap=true"]);
+    let job = s.cluster.client().slurm_job(big).unwrap();
+    assert_eq!((job.state, job.reason.as_str()), (gangway_api::slurm::SlurmJobState::Pending, "PartitionConfig"));
 }
 
 #[test]

@@ -56,15 +56,17 @@ fn slurm_jobs_share_nodes_by_their_cpus_memory_and_gpus() {
         assert!(rows.lines().any(|l| l == want), "{want:?} in\n{rows}");
     }
 
-    // Refused at submission, naming the resource; nothing queued.
-    for (args, needle) in [
-        (&["--mem=10T"][..], "MiB of memory on one node, and the largest node has"),
-        (&["-c", "65"][..], "65 CPUs on one node"),
-    ] {
-        let out = door.run("sbatch", &[args, &["--wrap", "true"]].concat());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
-    }
+    // More memory than any node has: refused at submission, in Slurm's words and naming the
+    // resource; more CPUs than any node has: queued for bigger nodes, as Slurm does.
+    let out = door.run("sbatch", &["--mem=10T", "--wrap", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("sbatch: error: Memory specification can not be satisfied\n"), "{err}");
+    assert!(err.contains("MiB of memory on one node, and the largest node has"), "{err}");
+    let big = door.sbatch(&["-c", "65", "--wrap", "true"]);
+    let job = door.job(big);
+    assert_eq!((job.state, job.reason.as_str()), (SlurmJobState::Pending, "PartitionConfig"));
+    assert!(door.run("scancel", &[&big.to_string()]).status.success());
     std::fs::write(&go, "").unwrap();
     for id in [gang, side[0], side[1]] {
         assert_eq!(door.wait_end(id, WAIT).state, SlurmJobState::Completed, "job {id}");

@@ -190,6 +190,36 @@ fn gangway_slurm_runs_the_slurm_commands_with_their_exit_codes() {
     let out = run(&["squeue", "--foo"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("squeue: unrecognized option '--foo'"));
+    // Slurm 22.05's words and exit codes for mistakes on the command line (read off a real
+    // one): sbatch, srun and salloc exit 255, the query and control commands 1.
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &["srun", "--foo", "true"],
+            255,
+            "srun: unrecognized option '--foo'\nTry \"srun --help\" for more information\n",
+        ),
+        (
+            &["salloc", "--foo"],
+            255,
+            "salloc: unrecognized option '--foo'\nTry \"salloc --help\" for more information\n",
+        ),
+        (
+            &["sbatch", "--foo", "--wrap", "true"],
+            255,
+            "sbatch: unrecognized option '--foo'\nTry \"sbatch --help\" for more information\n",
+        ),
+        (
+            &["scancel", "--foo"],
+            1,
+            "scancel: unrecognized option '--foo'\nTry \"scancel --help\" for more information\n",
+        ),
+        (&["scontrol", "bogus"], 1, "invalid keyword: bogus\n"),
+        (&["scontrol", "show", "bogus"], 1, "invalid entity:bogus for keyword:show \n"),
+    ];
+    for (args, code, said) in cases {
+        let out = run(args);
+        assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()), (Some(code), said), "{args:?}");
+    }
 }
 
 #[test]

@@ -214,7 +214,7 @@ impl HeadState {
         let seq = self.new_seq();
         let rec = JobRec { wire, seq, tasks: BTreeMap::new(), running: 0, completed: 0 };
         if let Some(m) = self.manager_of(&rec) {
-            self.validate_task_in(&rec, m).map_err(|e| prefixed(e, "jobManagerTask"))?;
+            self.validate_task_in(&rec, m, Fit::Now).map_err(|e| prefixed(e, "jobManagerTask"))?;
         }
         Ok(rec)
     }
@@ -364,7 +364,21 @@ impl HeadState {
         run_as: Option<Owner>,
         fx: &mut Effects,
     ) -> Result<(), ApiError> {
-        let mut wire = self.validate_task(job_id, p)?;
+        self.add_task_fitting(job_id, p, run_as, Fit::Now, fx)
+    }
+
+    /// [`HeadState::add_task_as`], refusing a task no node of its pool could hold (`Fit::Now`)
+    /// or letting it wait for bigger nodes (`Fit::MayWait`, Slurm's `PartitionConfig`).
+    pub(crate) fn add_task_fitting(
+        &mut self,
+        job_id: &str,
+        p: TaskAddParameter,
+        run_as: Option<Owner>,
+        fit: Fit,
+        fx: &mut Effects,
+    ) -> Result<(), ApiError> {
+        let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
+        let mut wire = self.validate_task_in(j, p, fit)?;
         wire.run_as = run_as;
         let key = self.new_key();
         let seq = self.new_seq();
@@ -385,11 +399,11 @@ impl HeadState {
     /// Checks a task against its job and pool and builds its record; changes nothing.
     pub fn validate_task(&self, job_id: &str, p: TaskAddParameter) -> Result<Task, ApiError> {
         let j = self.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
-        self.validate_task_in(j, p)
+        self.validate_task_in(j, p, Fit::Now)
     }
 
     /// [`HeadState::validate_task`] for job `j` (which may not be in the state yet).
-    fn validate_task_in(&self, j: &JobRec, p: TaskAddParameter) -> Result<Task, ApiError> {
+    fn validate_task_in(&self, j: &JobRec, p: TaskAddParameter, fit: Fit) -> Result<Task, ApiError> {
         let job_id = j.wire.id.as_str();
         if !matches!(j.wire.state, JobState::Active | JobState::Disabling | JobState::Disabled) {
             return Err(ApiError::conflict(
@@ -432,7 +446,7 @@ impl HeadState {
         let slots = p.required_slots.unwrap_or(1);
         let pool =
             &self.pools.get(&j.wire.pool_info.pool_id).ok_or_else(|| pool_not_found(&j.wire.pool_info.pool_id))?.wire;
-        if slots == 0 || slots > pool.task_slots_per_node {
+        if slots == 0 || (slots > pool.task_slots_per_node && fit == Fit::Now) {
             return Err(ApiError::invalid(format!(
                 "requiredSlots is {slots}; pool '{}' has {} slot(s) per node, so the task could never run (allowed: 1 to {})",
                 pool.id, pool.task_slots_per_node, pool.task_slots_per_node
@@ -470,7 +484,7 @@ impl HeadState {
             None if need.as_ref().is_some_and(|n| n.whole) => pool.task_slots_per_node,
             None => slots,
         };
-        if let Some(need) = &need {
+        if let Some(need) = need.as_ref().filter(|_| fit == Fit::Now) {
             self.check_need_fits(&pool.id, need)?;
         }
         super::alloc::check_time_limit(
@@ -968,6 +982,15 @@ pub(crate) fn not_the_owner(id: &str, owner: Option<&Owner>, may: &str) -> ApiEr
 }
 
 /// The refusal of an operation only admins may make.
+/// Whether a task must fit a node of its pool when it is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Refused when no node could ever hold it (Azure's tasks, which say why).
+    Now,
+    /// Queued to wait for nodes big enough to join (Slurm's jobs, `Reason=PartitionConfig`).
+    MayWait,
+}
+
 pub(crate) fn admins_only(what: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,

@@ -65,11 +65,11 @@ pub(crate) fn invalid_partition(p: &str) -> ApiError {
     ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidPartition", format!("invalid partition specified: {p}"))
 }
 
-fn dependency_problem(what: String) -> ApiError {
+fn memory_unsatisfiable(what: String) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
-        "JobDependencyProblem",
-        format!("Job dependency problem: {what}"),
+        "MemorySpecificationUnsatisfiable",
+        format!("Memory specification can not be satisfied: {what}"),
     )
 }
 
@@ -116,26 +116,21 @@ impl HeadState {
         // Slots stand for CPUs here; the CPUs, memory and GPUs themselves are the task's
         // `resources`, allocated like any task's.
         let need = if req.exclusive { slots_per_node } else { per_node.iter().copied().max().unwrap_or(1) };
-        if need > slots_per_node {
-            return Err(node_config_unavailable(format!(
-                "{need} CPUs on one node, and partition {partition} has {slots_per_node} per node"
-            )));
-        }
+        // More CPUs on a node than the partition's nodes have is queued (`PartitionConfig`)
+        // for bigger nodes, as Slurm does; more memory or GPUs than any node has is refused.
         let per_cpu = pool.wire.default_memory_per_cpu_mib;
         let asked = super::alloc::with_default_memory(Some(slurm_resources(&req)), None, per_cpu).unwrap_or_default();
         let wants = super::alloc::task_need_of(&asked, None).unwrap_or_default();
-        if let Some(why) = self.need_shortfall(&partition, &wants) {
-            return Err(node_config_unavailable(why));
+        if let Some(why) =
+            self.need_shortfall(&partition, &gangway_topology::alloc::Need { cpus: 0, cores: 0, ..wants.clone() })
+        {
+            return Err(match wants.memory_mib > 0 && why.contains("MiB") {
+                true => memory_unsatisfiable(why),
+                false => node_config_unavailable(why),
+            });
         }
-        if let Some(d) = &req.dependency {
-            for c in &d.conditions {
-                let Some(id) = c.job_id else { continue };
-                if !self.slurm_job_known(id, c.array_task) {
-                    let job = c.array_task.map_or(id.to_string(), |i| format!("{id}_{i}"));
-                    return Err(dependency_problem(format!("job {job} does not exist")));
-                }
-            }
-        }
+        // A dependency on a job that does not exist (or no longer: purged after MinJobAge) is
+        // accepted and counts as met, as Slurm 22.05 does.
         if let Some(a) = &req.array {
             if a.indices.is_empty() {
                 return Err(ApiError::invalid("array.indices is empty"));
@@ -253,18 +248,7 @@ impl HeadState {
             fx.writes.pop();
         }
         HeadState::put_job(j, fx);
-        self.add_task(&id, task, fx)
-    }
-
-    /// Whether job `id` (element `index` of array `id`, when given) exists.
-    fn slurm_job_known(&self, id: u64, index: Option<u32>) -> bool {
-        match (index, self.slurm.arrays.get(&id)) {
-            (Some(i), Some(elements)) => {
-                elements.iter().any(|e| self.slurm_info(*e).and_then(|s| s.array_task_id) == Some(i))
-            }
-            (Some(_), None) => false,
-            (None, _) => self.slurm.arrays.contains_key(&id) || self.slurm_info(id).is_some(),
-        }
+        self.add_task_fitting(&id, task, None, super::resources::Fit::MayWait, fx)
     }
 
     pub(crate) fn slurm_info(&self, id: u64) -> Option<&SlurmJobInfo> {

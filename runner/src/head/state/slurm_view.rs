@@ -43,7 +43,16 @@ impl HeadState {
                     let pool = self.pools.get(&j.wire.pool_info.pool_id)?;
                     (nodes > pool.wire.current_dedicated_nodes).then_some("PartitionNodeLimit")
                 };
-                let reason = self.slurm_gate(job).or_else(limit).or_else(too_big).unwrap_or("Resources");
+                // More than any node of the partition has: it waits for bigger nodes.
+                let no_node = || {
+                    let pool = &self.pools.get(&self.jobs.get(job)?.wire.pool_info.pool_id)?.wire;
+                    let need = t.wire.resources.as_ref().and_then(|r| super::alloc::task_need_of(r, None));
+                    let short = t.wire.required_slots > pool.task_slots_per_node
+                        || need.is_some_and(|n| self.need_shortfall(&pool.id, &n).is_some());
+                    short.then_some("PartitionConfig")
+                };
+                let reason =
+                    self.slurm_gate(job).or_else(limit).or_else(too_big).or_else(no_node).unwrap_or("Resources");
                 (SlurmJobState::Pending, reason.into())
             }
             TaskState::Running | TaskState::Preparing if t.killing.is_some() => {
