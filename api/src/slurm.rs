@@ -86,6 +86,12 @@ pub struct SlurmJob {
     /// The element's index in its array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_task_id: Option<u32>,
+    /// With `--mem=0`: a node's memory in its partition (MiB), which each of its nodes gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_memory_mb: Option<u64>,
+    /// Its array's `%N`: at most this many elements run at once (`ArrayTaskThrottle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_throttle: Option<u32>,
     /// `-J` (default: the script's file name, or `wrap`).
     pub name: String,
     /// Who submitted it (`%u`).
@@ -156,6 +162,9 @@ pub struct SlurmJob {
     /// `--exclusive`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclusive: bool,
+    /// Threads per core asked for (`--hint=nomultithread` is 1, `--threads-per-core`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_per_core: Option<u32>,
     /// `--comment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -390,6 +399,9 @@ pub struct SlurmSubmit {
     /// `--nice`: subtracted from the job's priority (a negative one only from an admin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nice: Option<i32>,
+    /// Threads per core asked for (`--hint=nomultithread` is 1, `--threads-per-core`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_per_core: Option<u32>,
     /// `--comment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,

@@ -106,6 +106,9 @@ pub struct TaskResources {
     /// CPUs (hardware threads; whole cores are allocated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
+    /// Whole cores at least, one CPU each (Slurm's `--hint=nomultithread`: one thread per core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
     /// Memory, MiB: the task's cgroup limit.
     #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,

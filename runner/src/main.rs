@@ -576,7 +576,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         || gpus.is_some()
                         || gpu_type.is_some()
                         || exclusive)
-                        .then_some(gangway_api::TaskResources { cpus, memory_mib, gpus, gpu_type, exclusive }),
+                        .then_some(gangway_api::TaskResources {
+                            cpus,
+                            cores: None,
+                            memory_mib,
+                            gpus,
+                            gpu_type,
+                            exclusive,
+                        }),
                     tasks,
                     nodes,
                     coordination,

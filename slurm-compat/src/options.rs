@@ -45,6 +45,7 @@ pub enum Opt {
     NoRequeue,
     Nice,
     Comment,
+    ThreadsPerCore,
     Ntasks,
     NtasksPerNode,
     Output,
@@ -179,7 +180,7 @@ pub static SBATCH_OPTIONS: &[OptDef<Key>] = &[
     def("tasks-per-node", None, Req, Opt::NtasksPerNode),
     def("test-only", None, No, Opt::TestOnly),
     def("thread-spec", None, Req, Opt::Ignored),
-    def("threads-per-core", None, Req, Opt::Ignored),
+    def("threads-per-core", None, Req, Opt::ThreadsPerCore),
     def("time", Some('t'), Req, Opt::Time),
     def("time-min", None, Req, Opt::TimeMin),
     def("tmp", None, Req, Opt::Ignored),
@@ -246,6 +247,8 @@ pub struct JobOptions {
     pub nice: Option<i32>,
     /// `--comment`.
     pub comment: Option<String>,
+    /// `--hint=nomultithread` (1) or `--threads-per-core`.
+    pub threads_per_core: Option<u32>,
     pub switches: Option<Switches>,
     pub warnings: Vec<String>,
     /// The warnings Slurm's sbatch itself prints (the rest only with `-v`).
@@ -297,7 +300,22 @@ impl JobOptions {
             Opt::Gres => self.gres = Some(v),
             Opt::Hint => {
                 values::hint(&v)?;
-                self.warn(&format!("--hint={v} is accepted but ignored"));
+                for word in v.split(',') {
+                    match word {
+                        // compute_bound: every core of a socket, one thread each.
+                        "nomultithread" | "compute_bound" => self.threads_per_core = Some(1),
+                        "multithread" => self.threads_per_core = None,
+                        _ => self.warn(&format!("--hint={word} is accepted but ignored")),
+                    }
+                }
+            }
+            Opt::ThreadsPerCore => {
+                let n = v.parse::<u32>().ok().filter(|n| *n > 0);
+                self.threads_per_core = Some(n.ok_or(SlurmError::Spec {
+                    option: "--threads-per-core",
+                    value: v.clone(),
+                    expected: "a positive number",
+                })?);
             }
             Opt::Hold => self.hold = true,
             Opt::KillOnInvalidDep => {

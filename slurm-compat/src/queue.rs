@@ -327,7 +327,9 @@ fn fold_arrays<'a>(jobs: Vec<&'a SlurmJob>) -> Vec<Row<'a>> {
         if tasks.len() > 1 {
             tasks.sort_unstable();
             tasks.dedup();
-            rows[at].tasks = Some(ranges(&tasks));
+            // `%N` when the array limits how many run at once, as squeue prints it.
+            let throttle = rows[at].job.array_throttle.map_or_else(String::new, |n| format!("%{n}"));
+            rows[at].tasks = Some(format!("{}{throttle}", ranges(&tasks)));
         }
     }
     rows

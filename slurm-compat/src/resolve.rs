@@ -141,6 +141,8 @@ pub struct SubmitOptions {
     pub nice: Option<i32>,
     /// `--comment`.
     pub comment: Option<String>,
+    /// `--hint=nomultithread` (1) or `--threads-per-core`.
+    pub threads_per_core: Option<u32>,
     /// `--switches`.
     pub switches: Option<Switches>,
 }
@@ -259,15 +261,21 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
         if n < min {
             o.slurm_warn(&format!("can't run {n} processes on {min} nodes, setting nnodes to {n}"));
             min = n;
-            max = max.map(|m| m.max(n));
         }
+        // No more nodes than tasks: `-N 1-3 -n 1` is `1-1`.
+        max = max.map(|m| m.min(n));
     }
-    if let (None, Some(n), Some(per_node)) = (o.nodes, o.ntasks, o.ntasks_per_node) {
-        min = n.div_ceil(per_node);
+    // Enough nodes for the tasks at --ntasks-per-node each, within the range asked for.
+    if let (Some(n), Some(per_node)) = (o.ntasks, o.ntasks_per_node) {
+        min = min.max(n.div_ceil(per_node));
+        if let Some(m) = max.filter(|_| o.nodes.is_some()) {
+            min = min.min(m);
+        }
     }
     let ntasks = match (o.ntasks, o.ntasks_per_node) {
         (Some(n), _) => n,
-        (None, Some(per_node)) if max.is_none_or(|m| m == min) => min.saturating_mul(per_node),
+        // The fewest nodes of the range, each with its tasks (`-N 1-3 --ntasks-per-node=2`: 2).
+        (None, Some(per_node)) => min.saturating_mul(per_node),
         // `-N` alone: one task per node, as Slurm counts them (NumTasks=N).
         (None, None) if o.nodes.is_some() => min,
         _ => 1,
@@ -322,6 +330,7 @@ fn finish(mut o: JobOptions, name_default: String) -> Result<Resolved, SlurmErro
             requeue: o.requeue,
             nice: o.nice,
             comment: o.comment.take(),
+            threads_per_core: o.threads_per_core,
             switches: o.switches,
             script: String::new(),
             script_args: Vec::new(),

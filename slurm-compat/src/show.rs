@@ -106,18 +106,27 @@ fn group_name(job: &SlurmJob) -> String {
 
 /// `NodeList=`, and a pending job's planned nodes (`SchedNodeList=`) when it has some.
 fn node_list(job: &SlurmJob, pending: bool) -> Vec<String> {
-    let mut line = vec![kv("NodeList", if pending { "(null)".into() } else { nodes_str(&job.nodes) })];
+    // Slurm 22.05 leaves it empty while pending.
+    let mut line = vec![kv("NodeList", if pending { String::new() } else { nodes_str(&job.nodes) })];
     if pending && !job.sched_nodes.is_empty() {
         line.push(kv("SchedNodeList", nodes_str(&job.sched_nodes)));
     }
     line
 }
 
-fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> {
-    let mut first = vec![kv("JobId", job.job_id)];
+/// One job's record; `folded`: the indices of an array's pending elements shown as one
+/// record (`JobId` the array's, `ArrayTaskId=1-3,5%2`), as slurmctld keeps them.
+fn job_lines(job: &SlurmJob, now: Timestamp, details: bool, folded: Option<&str>) -> Vec<Vec<String>> {
+    let mut first = vec![kv("JobId", folded.and(job.array_job_id).unwrap_or(job.job_id))];
     if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
         first.push(kv("ArrayJobId", a));
-        first.push(kv("ArrayTaskId", t));
+        match folded {
+            Some(tasks) => first.push(kv("ArrayTaskId", tasks)),
+            None => first.push(kv("ArrayTaskId", t)),
+        }
+        if let Some(n) = job.array_throttle {
+            first.push(kv("ArrayTaskThrottle", n));
+        }
     }
     first.push(kv("JobName", &job.name));
     let pending = job.state == SlurmJobState::Pending;
@@ -130,16 +139,24 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     };
     let mut tres = vec![format!("cpu={}", job.num_cpus)];
     let nodes = node_count(job) as u64;
+    // A pending job's TRES counts the nodes it asked for (`-N`; 1 without), as slurmctld's
+    // does before it places the job; NumNodes shows what its CPUs need.
+    let tres_nodes = if pending && job.max_nodes.is_none() { 1 } else { nodes };
     let allocated: u64 = job.allocation.iter().map(|a| a.memory_mib).sum();
     match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
         // `--mem=0`: all of each node's memory, known once placed.
         (Some(0), _) if allocated > 0 => tres.push(format!("mem={}", mem_str_exact(allocated, 1))),
-        (Some(0), _) => {}
-        (Some(mb), _) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(nodes), 1))),
+        // While pending, what each node gives it: all of a node's memory.
+        (Some(0), _) => {
+            if let Some(mb) = job.node_memory_mb {
+                tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(tres_nodes), 1)));
+            }
+        }
+        (Some(mb), _) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(tres_nodes), 1))),
         (None, Some(mb)) => tres.push(format!("mem={}", mem_str_exact(mb.saturating_mul(u64::from(job.num_cpus)), 1))),
         _ => {}
     }
-    tres.push(format!("node={nodes}"));
+    tres.push(format!("node={tres_nodes}"));
     tres.push(format!("billing={}", job.num_cpus));
     if let Some(g) = &job.gres {
         tres.push(g.replacen(':', "=", 1));
@@ -193,15 +210,17 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
     }
     lines.extend([
         vec![
-            // A pending job shows the range it asked for (`2-4`); once placed, its nodes.
-            match job.max_nodes.filter(|m| pending && *m != job.min_nodes) {
+            // A pending job shows the range it asked for (`2-4`, and `2-2` for `-N 2`); once
+            // placed, its nodes.
+            match job.max_nodes.filter(|_| pending) {
                 Some(max) => kv("NumNodes", format!("{}-{max}", job.min_nodes)),
                 None => kv("NumNodes", nodes),
             },
             kv("NumCPUs", job.num_cpus),
             kv("NumTasks", job.ntasks),
             kv("CPUs/Task", job.cpus_per_task),
-            kv("ReqB:S:C:T", "0:0:*:*"),
+            // `--hint=nomultithread` (and `--threads-per-core`): threads per core asked for.
+            kv("ReqB:S:C:T", format!("0:0:*:{}", job.threads_per_core.map_or("*".to_owned(), |t| t.to_string()))),
         ],
         vec![kv("TRES", tres.join(","))],
         vec![
@@ -214,7 +233,12 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
         lines.extend(detail_lines(job));
     }
     lines.extend([
-        vec![kv("MinCPUsNode", job.cpus_per_task), min_mem, kv("MinTmpDiskNode", 0)],
+        // The CPUs one node must give: a node's tasks' when --ntasks-per-node fixes them.
+        vec![
+            kv("MinCPUsNode", job.ntasks_per_node.map_or(job.cpus_per_task, |n| n.min(job.ntasks) * job.cpus_per_task)),
+            min_mem,
+            kv("MinTmpDiskNode", 0),
+        ],
         vec![kv("Features", or_null(&job.constraint)), kv("DelayBoot", "00:00:00")],
         vec![
             kv("OverSubscribe", if job.exclusive { "NO" } else { "OK" }),
@@ -224,6 +248,12 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool) -> Vec<Vec<String>> 
         ],
         vec![kv("Command", or_null(&job.command))],
         vec![kv("WorkDir", &job.work_dir)],
+    ]);
+    if let Some(c) = &job.comment {
+        // Slurm prints it with a space after.
+        lines.push(vec![format!("Comment={c} ")]);
+    }
+    lines.extend([
         vec![kv("StdErr", &job.std_err)],
         vec![kv("StdIn", "/dev/null")],
         vec![kv("StdOut", &job.std_out)],
@@ -261,8 +291,34 @@ pub fn show_job_with(jobs: &[SlurmJob], id: Option<&str>, one_liner: bool, detai
             None => Output { stdout: "No jobs in the system\n".into(), ..Output::default() },
         };
     }
-    let stdout = picked.iter().map(|j| record(&job_lines(j, now, details), one_liner)).collect();
+    let stdout = fold_pending_elements(&picked)
+        .into_iter()
+        .map(|(j, folded)| record(&job_lines(j, now, details, folded.as_deref()), one_liner))
+        .collect();
     Output { stdout, ..Output::default() }
+}
+
+/// The pending elements of each array as one record (the first, with every pending index and
+/// the array's `%N`), as slurmctld keeps an array until its elements start; the rest as they are.
+fn fold_pending_elements<'a>(jobs: &[&'a SlurmJob]) -> Vec<(&'a SlurmJob, Option<String>)> {
+    let mut out: Vec<(&'a SlurmJob, Option<String>)> = Vec::with_capacity(jobs.len());
+    let mut pending: std::collections::HashMap<u64, (usize, Vec<u32>)> = std::collections::HashMap::new();
+    for job in jobs {
+        if let (SlurmJobState::Pending, Some(array), Some(task)) = (job.state, job.array_job_id, job.array_task_id) {
+            if let Some((_, tasks)) = pending.get_mut(&array) {
+                tasks.push(task);
+                continue;
+            }
+            pending.insert(array, (out.len(), vec![task]));
+        }
+        out.push((job, None));
+    }
+    for (at, mut tasks) in pending.into_values() {
+        tasks.sort_unstable();
+        let throttle = out[at].0.array_throttle.map_or_else(String::new, |n| format!("%{n}"));
+        out[at].1 = Some(format!("{}{throttle}", crate::queue::ranges(&tasks)));
+    }
+    out
 }
 
 fn node_lines(node: &ComputeNode, parts: &[PartitionView<'_>]) -> Vec<Vec<String>> {

@@ -48,7 +48,7 @@ fn one_liner_and_errors() {
     assert!(out.stdout.contains(" NodeList=node01 BatchHost=node01 NumNodes=1 "));
     let pending = show_job(&jobs, Some("12"), false, NOW).stdout;
     assert!(pending.contains("   JobState=PENDING Reason=Priority Dependency=(null)\n"));
-    assert!(pending.contains("   NodeList=(null)\n   NumNodes=1 "));
+    assert!(pending.contains("   NodeList=\n   NumNodes=1 "));
     assert!(!pending.contains("BatchHost"));
     assert_eq!(show_job(&jobs, None, false, NOW).stdout.matches("JobId=").count(), 2);
     let missing = show_job(&jobs, Some("999"), false, NOW);
@@ -138,12 +138,12 @@ fn a_pending_job_shows_its_planned_start_and_nodes() {
     j.sched_nodes = vec!["node01".into(), "node02".into()];
     let out = show_job(&[j.clone()], Some("12"), false, NOW).stdout;
     assert!(out.contains("   StartTime=2026-11-23T09:50:00 EndTime=2026-11-23T10:50:00 Deadline=N/A\n"), "{out}");
-    assert!(out.contains("   NodeList=(null) SchedNodeList=node[01-02]\n"), "{out}");
+    assert!(out.contains("   NodeList= SchedNodeList=node[01-02]\n"), "{out}");
     j.planned_start = None;
     j.sched_nodes.clear();
     let out = show_job(&[j], Some("12"), false, NOW).stdout;
     assert!(out.contains("   StartTime=Unknown EndTime=Unknown Deadline=N/A\n"), "{out}");
-    assert!(out.contains("   NodeList=(null)\n"), "{out}");
+    assert!(out.contains("   NodeList=\n"), "{out}");
 }
 
 #[test]

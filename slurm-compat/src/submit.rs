@@ -198,6 +198,7 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
         requeue: sub.requeue.unwrap_or(true),
         nice: sub.nice,
         comment: sub.comment.clone(),
+        threads_per_core: sub.threads_per_core,
         exclusive: resolved.exclusive,
         test_only: sub.test_only,
     })

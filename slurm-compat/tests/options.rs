@@ -105,8 +105,9 @@ fn nodes_and_tasks() {
     check("#SBATCH -N 3 -c 30", &[], "ntasks", json!(3));
     check("#SBATCH -N 2 -c 2 --gpus-per-node 4", &[], "ntasks", json!(2));
     check("", &[], "ntasks", json!(1));
+    // Fewer tasks than nodes: as many nodes as tasks, at most (Slurm's NumNodes=2-2).
     let job = job("#SBATCH -N 4 -n 2", &[]);
-    assert_eq!((job.nodes.min, job.nodes.max), (2, Some(4)));
+    assert_eq!((job.nodes.min, job.nodes.max), (2, Some(2)));
     assert!(job.warnings.iter().any(|w| w.contains("can't run 2 processes on 4 nodes")), "{:?}", job.warnings);
 }
 
@@ -267,7 +268,8 @@ fn submit_behaviour_is_recorded() {
     assert_eq!(s.requeue, Some(false), "the command line wins");
     assert_eq!(s.switches.map(|sw| (sw.count, sw.max_wait_secs)), Some((1, Some(600))));
     assert_eq!(s.begin, Some(gangway_slurm::begin::BeginTime::Relative(3600)));
-    for option in ["--mail-type", "--mail-user", "--signal", "--requeue", "--no-requeue", "--switches", "--hint"] {
+    assert_eq!(s.threads_per_core, Some(1), "--hint=nomultithread: one thread per core");
+    for option in ["--mail-type", "--mail-user", "--signal", "--requeue", "--no-requeue", "--switches"] {
         assert!(job.warnings.iter().any(|w| w.starts_with(option)), "no warning for {option}: {:?}", job.warnings);
     }
     // The head holds a job until its begin time: nothing to warn about.

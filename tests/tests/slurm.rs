@@ -298,8 +298,11 @@ fn output_file_patterns_match_the_reference() {
 #[test]
 fn dependencies_gate_jobs() {
     let s = Slurm::start(2, 2);
-    let failing = s.sbatch(&["--wrap=exit 3"]);
+    let failing = s.sbatch(&["--hold", "--wrap=exit 3"]);
     let never = s.sbatch(&[&format!("--dependency=afterok:{failing}"), "--wrap=true"]);
+    // Waiting: each condition not met yet, as Slurm shows it; then the parent runs.
+    assert_eq!(s.job(never).dependency, Some(format!("afterok:{failing}(unfulfilled)")));
+    assert!(s.run("scontrol", &["release", &failing.to_string()]).status.success());
     let any = s.sbatch(&["-d", &format!("afterany:{failing}"), "--wrap=true"]);
     let notok = s.sbatch(&[&format!("--dependency=afternotok:{failing}"), "--wrap=true"]);
     let either = s.sbatch(&[&format!("--dependency=afterok:{failing}?afterany:{failing}"), "--wrap=true"]);
@@ -313,7 +316,7 @@ fn dependencies_gate_jobs() {
         assert_eq!(s.wait_end(id).state, SlurmJobState::Completed, "job {id}");
     }
     let n = s.wait_pending(never, "DependencyNeverSatisfied");
-    assert_eq!(n.dependency, Some(format!("afterok:{failing}")));
+    assert_eq!(n.dependency, Some(format!("afterok:{failing}(failed)")), "as Slurm shows it");
 
     // singleton: the second job of a name waits for the first to end.
     let first = s.sbatch(&["-J", "single", "--wrap=sleep 1"]);

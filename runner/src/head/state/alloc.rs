@@ -77,6 +77,9 @@ pub(crate) fn check_resources(r: &TaskResources) -> Result<(), ApiError> {
             return Err(ApiError::invalid(format!("resources.cpus is {c}; it must be 1 to {ABSURD_CPUS}")));
         }
     }
+    if let Some(c) = r.cores.filter(|c| *c == 0 || *c > ABSURD_CPUS) {
+        return Err(ApiError::invalid(format!("resources.cores is {c}; it must be 1 to {ABSURD_CPUS}")));
+    }
     if let Some(m) = r.memory_mib.filter(|m| *m > ABSURD_MIB) {
         return Err(ApiError::invalid(format!("resources.memoryMiB is {m}; it must be at most {ABSURD_MIB}")));
     }
@@ -112,6 +115,7 @@ pub(crate) fn task_need_of(r: &TaskResources, mpi: Option<&gangway_api::MpiSetti
     }
     let mut need = Need {
         cpus: r.cpus.unwrap_or(0),
+        cores: r.cores.unwrap_or(0),
         memory_mib: r.memory_mib.unwrap_or(0),
         all_memory: r.memory_mib == Some(0),
         gpus: r.gpus.unwrap_or(0),
@@ -187,6 +191,11 @@ impl HeadState {
                 .unwrap_or_default(),
         );
         largest.shortfall(need).map(|s| s.to_string())
+    }
+
+    /// The memory (MiB) of the largest node of `pool` (0 without nodes).
+    pub(crate) fn largest_memory_mib(&self, pool: &str) -> u64 {
+        self.nodes.values().filter(|n| n.wire.pool_id == pool).map(|n| n.inventory.memory_mib).max().unwrap_or(0)
     }
 
     /// Refuses a task whose need no node of `pool` could ever meet.

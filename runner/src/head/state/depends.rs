@@ -217,6 +217,12 @@ impl HeadState {
                 ("aftercorr", None) => me.array_task_id,
                 (_, i) => i,
             };
+            // A job that does not exist (or no longer) counts as met, whatever the kind, as
+            // in Slurm 22.05.
+            if self.slurm.arrays.get(&id).is_none() && !self.jobs.contains_key(&id.to_string()) {
+                out.push(Condition { kind: Kind::Any, parents: Vec::new() });
+                continue;
+            }
             let parents = match (self.slurm.arrays.get(&id), index) {
                 (Some(elements), Some(i)) => elements
                     .iter()

@@ -261,6 +261,11 @@ impl Deps {
         self.waiters.get(&task).map(|w| w.verdict)
     }
 
+    /// Where each of a registered task's conditions stands, in the order they were given.
+    pub fn condition_verdicts(&self, task: TaskKey) -> Option<Vec<Verdict>> {
+        self.waiters.get(&task).map(|w| w.groups.iter().map(|g| g.verdict).collect())
+    }
+
     /// Forgets a waiter (satisfied and queued, completed, deleted). Its edges are dropped
     /// from its parents' lists lazily, the next time those parents move.
     pub fn remove(&mut self, task: TaskKey) {

@@ -106,8 +106,9 @@ impl HeadState {
         if req.ntasks_per_node.is_none() {
             let fit = slots_per_node / req.cpus_per_task;
             let needed = if fit == 0 { u32::MAX } else { req.ntasks.div_ceil(fit) };
-            if needed > req.nodes && needed != u32::MAX && req.max_nodes.is_none_or(|m| needed <= m) {
-                req.nodes = needed;
+            // Within the range asked for (`-N 1-3 -n 16 -c 8` is 3 nodes, too few: it waits).
+            if needed > req.nodes && needed != u32::MAX {
+                req.nodes = req.max_nodes.map_or(needed, |m| needed.min(m).max(req.nodes));
             }
         }
         // GPUs per node, now that the node count is known (as in GpuRequest::per_node_for).
@@ -413,6 +414,8 @@ pub(crate) fn slurm_resources(r: &SlurmSubmit) -> TaskResources {
     let memory_mib = r.mem_per_node_mb.or(r.mem_per_cpu_mb.map(|m| m.saturating_mul(u64::from(cpus)))).or(per_gpu);
     TaskResources {
         cpus: Some(cpus),
+        // One thread per core: each CPU a whole core.
+        cores: (r.threads_per_core == Some(1)).then_some(cpus),
         memory_mib,
         gpus,
         gpu_type: r.gpu_type.clone().filter(|_| gpus.is_some()),

@@ -101,6 +101,8 @@ impl HeadState {
             allocation: t.wire.allocation.clone(),
             array_job_id: s.array_job_id,
             array_task_id: s.array_task_id,
+            array_throttle: r.array.as_ref().and_then(|a| a.max_running),
+            node_memory_mb: (r.mem_per_node_mb == Some(0)).then(|| self.largest_memory_mib(&j.wire.pool_info.pool_id)),
             name: r.name.clone(),
             user: r.user.clone(),
             uid: r.uid,
@@ -110,7 +112,10 @@ impl HeadState {
             qos: r.qos.clone(),
             state,
             reason,
-            dependency: r.dependency.as_ref().filter(|_| state == SlurmJobState::Pending).map(|d| d.text.clone()),
+            dependency: r.dependency.as_ref().filter(|_| state == SlurmJobState::Pending).and_then(|d| {
+                let verdicts = self.deps.condition_verdicts(t.key);
+                slurm_dependency_text(d, verdicts.as_deref())
+            }),
             exit_code: info.end_time.and(exit_code),
             signal,
             submit_time: s.submit_time,
@@ -132,6 +137,7 @@ impl HeadState {
             ntasks_per_node: r.ntasks_per_node,
             exclusive: r.exclusive,
             comment: r.comment.clone(),
+            threads_per_core: r.threads_per_core,
             nodes,
             ntasks: r.ntasks,
             cpus_per_task: r.cpus_per_task,
@@ -306,3 +312,35 @@ pub const CLUSTER_NAME: &str = "gangway";
 /// `SLURM_CONF`: where Slurm keeps its configuration. gangway has none; scripts that only
 /// check the variable is set (or pass it on) keep working.
 pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
+
+/// A pending job's dependency as Slurm shows it (`scontrol`, `squeue %E`): each condition that
+/// is not met yet, marked `(unfulfilled)` or `(failed)` (`afterok:12(unfulfilled),afterok:13(failed)`),
+/// joined as given; None once every condition is met (`verdicts` None: it waits for nothing).
+fn slurm_dependency_text(
+    d: &gangway_api::slurm::SlurmDependency,
+    verdicts: Option<&[super::deps::Verdict]>,
+) -> Option<String> {
+    use super::deps::Verdict;
+    let verdicts = verdicts?;
+    let shown: Vec<String> = d
+        .conditions
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| **v != Verdict::Satisfied)
+        .map(|(c, v)| {
+            let mut text = match c.job_id {
+                None => c.kind.clone(),
+                Some(id) => format!("{}:{id}", c.kind),
+            };
+            if let Some(i) = c.array_task {
+                text.push_str(&format!("_{i}"));
+            }
+            if let Some(m) = c.delay_minutes {
+                text.push_str(&format!("+{m}"));
+            }
+            text.push_str(if *v == Verdict::Never { "(failed)" } else { "(unfulfilled)" });
+            text
+        })
+        .collect();
+    (!shown.is_empty()).then(|| shown.join(if d.any { "?" } else { "," }))
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Records Slurm 22.05's answer to each sbatch option combination of the differential test.
+
+Run against the Slurm peer (../shared/tools/slurm-peer: `PEER_NODES=4 PEER_CPUS=16 ./start.sh`,
+partition `debug`, 4 nodes of 16 CPUs and 16 GiB, DefMemPerCPU=128):
+
+    SLURM_CONF=/tmp/slurm-peer/etc/slurm.conf scripts/slurm-differential.py > tests/fixtures/slurm-differential.txt
+
+Each case is submitted held (`sbatch --hold -p debug OPTIONS --wrap true`: a held job is not
+placed, so what is compared is the request as resolved; what only a placement refuses, such as
+more memory than any node has, and dependencies, which a held job does not evaluate, are tested
+elsewhere); the fixture keeps,
+per case, either `REFUSED <exit code>` or the core fields of `scontrol show job`. The test
+`tests/tests/slurm_differential.rs` submits the same cases to gangway and compares.
+"""
+import itertools
+import re
+import subprocess
+import sys
+
+FIELDS = ["NumNodes", "NumCPUs", "NumTasks", "CPUs/Task", "ReqB:S:C:T", "TRES", "NtasksPerN:B:S:C",
+          "MinCPUsNode", "MinMemoryNode", "MinMemoryCPU", "OverSubscribe", "Dependency", "ArrayTaskId",
+          "ArrayTaskThrottle", "Comment", "TimeLimit", "JobState", "Reason", "Features", "Requeue", "Nice",
+          "JobName"]
+
+
+def cases():
+    nodes = ["", "-N 1", "-N 2", "-N 1-3", "-N 4"]
+    tasks = ["", "-n 1", "-n 4", "-n 16", "-n 33"]
+    cpus = ["", "-c 2", "-c 8"]
+    per_node = ["", "--ntasks-per-node=2"]
+    mem = ["", "--mem=1G", "--mem-per-cpu=256", "--mem=0"]
+    combos = [" ".join(p for p in c if p) for c in itertools.product(nodes, tasks, cpus, per_node, mem)]
+    # Every fourth combination keeps the run short while covering each value with each other.
+    picked = [c for i, c in enumerate(combos) if i % 4 == 0 or c.count(" ") <= 1]
+    more = [
+        "--exclusive", "-N 2 --exclusive -n 4", "--exclusive --mem=0", "--hint=nomultithread",
+        "--hint=nomultithread -n 4", "--hint=compute_bound", "--threads-per-core=1", "--comment=hello",
+        "--array=1-10%2", "--array=0-20", "--array=1,3,5", "--array=0-15:4", "--array=1-100%10",
+        "-t 10", "-t 1:00:00", "-t 2-00:00:00", "-t 0:30", "--time=UNLIMITED", "-J named", "--nice=10",
+        "--requeue", "--no-requeue", "--mem=4000", "--mem=16G", "--mem-per-cpu=1G",
+        "-n 4 --mem-per-cpu=500M", "-N 2 --mem=8G", "-N 4 --ntasks-per-node=1 -c 16", "-n 64",
+        "--nodes=1 --ntasks=1 --cpus-per-task=4 --mem=8G", "--nodes=2 --ntasks=32 --cpus-per-task=1",
+        "-n 16 -N 2 --ntasks-per-node=16 -c 8", "-N 3 -c 30", "--begin=now+1hour",
+        "--mail-type=END --mail-user=a@b.c",
+        "-o out.%j", "-o /tmp/x-%A_%a.out --array=1-3", "-e err.%j", "--export=NONE", "--open-mode=append",
+        "--signal=USR1@60", "--distribution=cyclic -n 4", "--spread-job -N 2", "-A acct", "--gres=gpu:1",
+        "--gpus=1", "--time=abc", "--array=5-1", "--bogus", "--dependency=foo:1",
+        "--ntasks-per-node=2 -n 6", "-N 2 -n 1",
+    ]
+    return picked + more
+
+
+def parse(text):
+    d = {}
+    for line in text.splitlines():
+        for m in re.finditer(r"(\S+?)=(\S*)", line):
+            d.setdefault(m.group(1), m.group(2))
+    return d
+
+
+def main():
+    for case in cases():
+        out = subprocess.run(["sbatch", "--parsable", "--hold", "-p", "debug"] + case.split() + ["--wrap", "true"],
+                             capture_output=True, text=True, cwd="/tmp")
+        if out.returncode != 0:
+            print(f"{case}\tREFUSED {out.returncode}")
+            continue
+        job = out.stdout.strip().split(";")[0]
+        show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        fields = parse(show)
+        print(case + "\t" + " ".join(f"{f}={fields.get(f, '')}" for f in FIELDS))
+        subprocess.run(["scancel", job], capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
