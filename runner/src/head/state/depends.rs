@@ -219,7 +219,7 @@ impl HeadState {
             };
             // A job that does not exist (or no longer) counts as met, whatever the kind, as
             // in Slurm 22.05.
-            if self.slurm.arrays.get(&id).is_none() && !self.jobs.contains_key(&id.to_string()) {
+            if !self.slurm.arrays.contains_key(&id) && !self.jobs.contains_key(&id.to_string()) {
                 out.push(Condition { kind: Kind::Any, parents: Vec::new() });
                 continue;
             }
