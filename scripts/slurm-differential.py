@@ -6,6 +6,10 @@ partition `debug`, 4 nodes of 16 CPUs and 16 GiB, DefMemPerCPU=128):
 
     SLURM_CONF=/tmp/slurm-peer/etc/slurm.conf scripts/slurm-differential.py > tests/fixtures/slurm-differential.txt
 
+and with GPUs (`PEER_NODES=4 PEER_CPUS=16 PEER_GPUS=8 ./start.sh`), for the GPU request fields:
+
+    SLURM_CONF=… scripts/slurm-differential.py --gpus > tests/fixtures/slurm-differential-gpus.txt
+
 Each case is submitted held (`sbatch --hold -p debug OPTIONS --wrap true`: a held job is not
 placed, so what is compared is the request as resolved; what only a placement refuses, such as
 more memory than any node has, and dependencies, which a held job does not evaluate, are tested
@@ -51,6 +55,18 @@ def cases():
     return picked + more
 
 
+GPU_FIELDS = ["TresPerJob", "TresPerNode", "TresPerTask", "CpusPerTres", "MemPerTres", "NumTasks", "JobState"]
+
+
+def gpu_cases():
+    return [
+        "-G 1", "--gpus=3", "--gpus-per-node=2", "--gres=gpu:2", "--gres=gpu:1 -N 2", "-n 2 --gpus-per-task=2",
+        "-N 2 --gpus-per-node=1", "-N 2 -G 3", "--gpus-per-task=1 -n 4 -N 2", "--cpus-per-gpu=4 --gpus=2",
+        "--mem-per-gpu=1G --gpus-per-node=2", "--gpus-per-node=8", "--gres=gpu:8 --exclusive", "-G 2 -c 4",
+        "--gpus-per-task=1 --ntasks-per-node=4", "--gres=gpu:0", "--gpus=9", "--gres=gpu:9",
+    ]
+
+
 def parse(text):
     d = {}
     for line in text.splitlines():
@@ -60,7 +76,9 @@ def parse(text):
 
 
 def main():
-    for case in cases():
+    gpus = len(sys.argv) > 1 and sys.argv[1] == "--gpus"
+    fields_of = GPU_FIELDS if gpus else FIELDS
+    for case in gpu_cases() if gpus else cases():
         out = subprocess.run(["sbatch", "--parsable", "--hold", "-p", "debug"] + case.split() + ["--wrap", "true"],
                              capture_output=True, text=True, cwd="/tmp")
         if out.returncode != 0:
@@ -69,7 +87,7 @@ def main():
         job = out.stdout.strip().split(";")[0]
         show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
         fields = parse(show)
-        print(case + "\t" + " ".join(f"{f}={fields.get(f, '')}" for f in FIELDS))
+        print(case + "\t" + " ".join(f"{f}={fields.get(f, '')}" for f in fields_of))
         subprocess.run(["scancel", job], capture_output=True)
 
 

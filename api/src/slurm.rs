@@ -86,6 +86,19 @@ pub struct SlurmJob {
     /// The element's index in its array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_task_id: Option<u32>,
+    /// GPUs asked for as Slurm shows the request (`gres:gpu:2`, `gres:gpu:a100:2`): for the job
+    /// (`-G`), each node (`--gres`, `--gpus-per-node`) or each task (`--gpus-per-task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tres_per_job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tres_per_node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tres_per_task: Option<String>,
+    /// `--cpus-per-gpu` and `--mem-per-gpu` as Slurm shows them (`gres:gpu:4`, `gres:gpu:1024`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_tres: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_per_tres: Option<String>,
     /// With `--mem=0`: a node's memory in its partition (MiB), which each of its nodes gives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_memory_mb: Option<u64>,

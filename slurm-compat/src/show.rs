@@ -158,8 +158,10 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool, folded: Option<&str>
     }
     tres.push(format!("node={tres_nodes}"));
     tres.push(format!("billing={}", job.num_cpus));
-    if let Some(g) = &job.gres {
-        tres.push(g.replacen(':', "=", 1));
+    // Once placed, the GPUs the whole job holds (a held or pending job's TRES has none).
+    let gpus: usize = job.allocation.iter().map(|a| a.gpus.len()).sum();
+    if gpus > 0 {
+        tres.push(format!("gres/gpu={gpus}"));
     }
     let min_mem = match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
         (_, Some(mb)) => kv("MinMemoryCPU", mem_str_exact(mb, 1)),
@@ -259,8 +261,17 @@ fn job_lines(job: &SlurmJob, now: Timestamp, details: bool, folded: Option<&str>
         vec![kv("StdOut", &job.std_out)],
         vec![kv("Power", "")],
     ]);
-    if let Some(g) = &job.gres {
-        lines.push(vec![kv("TresPerNode", g.replace("gres/", "gres:"))]);
+    // The GPU request as it was made, as Slurm lists it after Power=.
+    for (key, value) in [
+        ("CpusPerTres", &job.cpus_per_tres),
+        ("MemPerTres", &job.mem_per_tres),
+        ("TresPerJob", &job.tres_per_job),
+        ("TresPerNode", &job.tres_per_node),
+        ("TresPerTask", &job.tres_per_task),
+    ] {
+        if let Some(v) = value {
+            lines.push(vec![kv(key, v)]);
+        }
     }
     // Slurm ends a job record with an empty indented line before the blank one.
     lines.push(vec![String::new()]);

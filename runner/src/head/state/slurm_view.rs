@@ -103,6 +103,17 @@ impl HeadState {
             array_task_id: s.array_task_id,
             array_throttle: r.array.as_ref().and_then(|a| a.max_running),
             node_memory_mb: (r.mem_per_node_mb == Some(0)).then(|| self.largest_memory_mib(&j.wire.pool_info.pool_id)),
+            tres_per_job: r.gpus.map(|n| gpu_tres(r, n)),
+            tres_per_task: r.gpus_per_task.map(|n| gpu_tres(r, n)),
+            // Per node when that is how it was asked: the request as sbatch wrote it (the head
+            // keeps in `gpus_per_node` what it worked out for each node).
+            tres_per_node: r
+                .gres
+                .as_ref()
+                .filter(|_| r.gpus.is_none() && r.gpus_per_task.is_none())
+                .map(|g| g.replacen("gres/", "gres:", 1)),
+            cpus_per_tres: r.cpus_per_gpu.filter(|_| r.gres.is_some()).map(|c| format!("gres:gpu:{c}")),
+            mem_per_tres: r.mem_per_gpu_mb.filter(|_| r.gres.is_some()).map(|m| format!("gres:gpu:{m}")),
             name: r.name.clone(),
             user: r.user.clone(),
             uid: r.uid,
@@ -343,4 +354,12 @@ fn slurm_dependency_text(
         })
         .collect();
     (!shown.is_empty()).then(|| shown.join(if d.any { "?" } else { "," }))
+}
+
+/// `n` GPUs of the request's type, as Slurm writes a per-job, -node or -task TRES request.
+fn gpu_tres(r: &gangway_api::slurm::SlurmSubmit, n: u32) -> String {
+    match &r.gpu_type {
+        Some(t) => format!("gres:gpu:{t}:{n}"),
+        None => format!("gres:gpu:{n}"),
+    }
 }
