@@ -10,6 +10,10 @@ and with GPUs (`PEER_NODES=4 PEER_CPUS=16 PEER_GPUS=8 ./start.sh`), for the GPU 
 
     SLURM_CONF=… scripts/slurm-differential.py --gpus > tests/fixtures/slurm-differential-gpus.txt
 
+and the batch environment of jobs that run (the sizes and memory variables scripts read):
+
+    SLURM_CONF=… scripts/slurm-differential.py --env > tests/fixtures/slurm-differential-env.txt
+
 Each case is submitted held (`sbatch --hold -p debug OPTIONS --wrap true`: a held job is not
 placed, so what is compared is the request as resolved; what only a placement refuses, such as
 more memory than any node has, and dependencies, which a held job does not evaluate, are tested
@@ -67,6 +71,40 @@ def gpu_cases():
     ]
 
 
+ENV = ["SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NNODES", "SLURM_JOB_NUM_NODES", "SLURM_CPUS_ON_NODE",
+       "SLURM_TASKS_PER_NODE", "SLURM_JOB_CPUS_PER_NODE", "SLURM_CPUS_PER_TASK", "SLURM_NTASKS_PER_NODE",
+       "SLURM_MEM_PER_CPU", "SLURM_MEM_PER_NODE"]
+
+
+def env_cases():
+    return [
+        "", "-n 4", "-N 2", "-N 2 -n 3", "-N 2 -n 8", "-n 8 -c 2", "-c 4", "-N 2 --ntasks-per-node=3",
+        "-n 20", "-n 16 -c 2", "--mem=1G", "--mem-per-cpu=256 -n 2", "-N 3 -n 4", "-n 5 -N 2 -c 3",
+        "--exclusive", "-N 2 --exclusive", "--ntasks-per-node=4", "-N 4", "-n 33", "--mem=0",
+    ]
+
+
+def run_env(case):
+    """The job's batch environment (the variables in ENV), once it has run."""
+    import os
+    import tempfile
+    import time
+    out = os.path.join(tempfile.mkdtemp(prefix="slurm-diff-"), "env.out")
+    wrap = "env | grep -E '^(" + "|".join(ENV) + ")=' | sort"
+    sub = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-o", out] + case.split() + ["--wrap", wrap],
+                         capture_output=True, text=True, cwd="/tmp")
+    if sub.returncode != 0:
+        return None
+    job = sub.stdout.strip().split(";")[0]
+    for _ in range(600):
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+        if not state.strip():
+            break
+        time.sleep(0.1)
+    with open(out) as f:
+        return " ".join(line.strip() for line in f if line.strip())
+
+
 def parse(text):
     d = {}
     for line in text.splitlines():
@@ -76,6 +114,11 @@ def parse(text):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--env":
+        for case in env_cases():
+            got = run_env(case)
+            print(f"{case}\t" + ("REFUSED" if got is None else got))
+        return 0
     gpus = len(sys.argv) > 1 and sys.argv[1] == "--gpus"
     fields_of = GPU_FIELDS if gpus else FIELDS
     for case in gpu_cases() if gpus else cases():

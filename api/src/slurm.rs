@@ -381,6 +381,9 @@ pub struct SlurmSubmit {
     /// GPUs as a TRES string (`gres/gpu:2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gres: Option<String>,
+    /// Tasks on each node, as the head lays them out at submission (sbatch leaves it empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_layout: Vec<u32>,
     /// GPUs per node asked for (`--gres=gpu:N`, `--gpus-per-node`). Once the node count is
     /// known the head stores here what each node gets: the most of this, `gpusPerTask` times
     /// the tasks of the busiest node, and `gpus` spread over the nodes. A job with GPUs takes

@@ -185,6 +185,7 @@ pub fn build_request(resolved: &Resolved, cwd: &Path, script: Option<&str>) -> R
                 None => format!("gres/gpu:{n}"),
             }
         }),
+        task_layout: Vec::new(),
         gpus_per_node: resolved.gpus.as_ref().and_then(|g| g.per_node),
         gpus_per_task: resolved.gpus.as_ref().and_then(|g| g.per_task),
         gpus: resolved.gpus.as_ref().and_then(|g| g.per_job),

@@ -11,6 +11,8 @@ use gangway_tests::slurm::SlurmFrontDoor;
 use gangway_tests::{Cluster, Options};
 
 const FIXTURE: &str = include_str!("../fixtures/slurm-differential.txt");
+/// The batch environment of jobs that ran: the sizes and memory variables scripts read.
+const ENV_FIXTURE: &str = include_str!("../fixtures/slurm-differential-env.txt");
 /// GPU requests, recorded with 8 GPUs a node: only the fields that show the request.
 const GPU_FIXTURE: &str = include_str!("../fixtures/slurm-differential-gpus.txt");
 
@@ -98,6 +100,66 @@ fn compare(
     (cases, identical, differences)
 }
 
+/// The cluster the fixtures were recorded on: partition `debug`, 4 nodes of 16 CPUs and 16 GiB,
+/// 128 MiB per CPU by default.
+fn peer_shaped() -> Cluster {
+    let pool = PoolAddParameter {
+        id: "debug".into(),
+        task_slots_per_node: Some(16),
+        default_memory_per_cpu_mib: Some(128),
+        enable_inter_node_communication: true,
+        ..Default::default()
+    };
+    Cluster::start(Options {
+        nodes: 4,
+        synthetic: Some("numa:1(memory=17179869184) core:16 pu:1".into()),
+        pool: Some(pool),
+        ..Options::default()
+    })
+}
+
+#[test]
+fn batch_jobs_see_the_environment_slurm_22_05_gives_them() {
+    let cluster = peer_shaped();
+    let door = SlurmFrontDoor::new(cluster.config.clone());
+    let names = [
+        "SLURM_NTASKS",
+        "SLURM_NPROCS",
+        "SLURM_NNODES",
+        "SLURM_JOB_NUM_NODES",
+        "SLURM_CPUS_ON_NODE",
+        "SLURM_TASKS_PER_NODE",
+        "SLURM_JOB_CPUS_PER_NODE",
+        "SLURM_CPUS_PER_TASK",
+        "SLURM_NTASKS_PER_NODE",
+        "SLURM_MEM_PER_CPU",
+        "SLURM_MEM_PER_NODE",
+    ];
+    let wrap = format!("env | grep -E '^({})=' | sort", names.join("|"));
+    // Submitted together (they fit the cluster at once), then read as they end.
+    let mut jobs = Vec::new();
+    for (i, line) in ENV_FIXTURE.lines().enumerate() {
+        let (case, want) = line.split_once('\t').expect("CASE\\tANSWER");
+        let out = format!("env-{i}.out");
+        let mut args = vec!["-p", "debug", "-o", &out];
+        args.extend(case.split_whitespace());
+        args.extend(["--wrap", &wrap]);
+        let id = door.sbatch(&args);
+        // One at a time: Slurm's answers are for an idle cluster (where each job packs its nodes).
+        door.wait_end(id, std::time::Duration::from_secs(60));
+        jobs.push((case, want, out));
+    }
+    let mut differences = Vec::new();
+    for (case, want, out) in &jobs {
+        let got = door.read(out).lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        if got != *want {
+            differences.push(format!("{case:?}:\n  Slurm   {want}\n  gangway {got}"));
+        }
+    }
+    eprintln!("{} of {} environments identical", jobs.len() - differences.len(), jobs.len());
+    assert!(differences.is_empty(), "{} difference(s):\n{}", differences.len(), differences.join("\n"));
+}
+
 #[test]
 fn gpu_requests_show_as_slurm_22_05_shows_them() {
     let pool = PoolAddParameter {
@@ -123,19 +185,7 @@ fn gpu_requests_show_as_slurm_22_05_shows_them() {
 
 #[test]
 fn held_submissions_resolve_and_show_as_slurm_22_05_does() {
-    let pool = PoolAddParameter {
-        id: "debug".into(),
-        task_slots_per_node: Some(16),
-        default_memory_per_cpu_mib: Some(128),
-        enable_inter_node_communication: true,
-        ..Default::default()
-    };
-    let cluster = Cluster::start(Options {
-        nodes: 4,
-        synthetic: Some("numa:1(memory=17179869184) core:16 pu:1".into()),
-        pool: Some(pool),
-        ..Options::default()
-    });
+    let cluster = peer_shaped();
     let door = SlurmFrontDoor::new(cluster.config.clone());
     let (cases, identical, differences) = compare(&door, FIXTURE, known);
     eprintln!("{identical} of {cases} cases identical");

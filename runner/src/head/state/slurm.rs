@@ -112,6 +112,11 @@ impl HeadState {
             }
         }
         // GPUs per node, now that the node count is known (as in GpuRequest::per_node_for).
+        req.task_layout = pack_tasks(&req, slots_per_node);
+        // Without a memory request, the partition's DefMemPerCPU applies (SLURM_MEM_PER_CPU).
+        if req.mem_per_node_mb.is_none() && req.mem_per_cpu_mb.is_none() && req.mem_per_gpu_mb.is_none() {
+            req.mem_per_cpu_mb = pool.wire.default_memory_per_cpu_mib;
+        }
         req.gpus_per_node = req.gpus_each_node(tasks_per_node(&req).into_iter().max().unwrap_or(1));
         let per_node = cpus_per_node(&req);
         // Slots stand for CPUs here; the CPUs, memory and GPUs themselves are the task's
@@ -429,10 +434,37 @@ pub(crate) fn cpus_per_node(r: &SlurmSubmit) -> Vec<u32> {
     tasks_per_node(r).iter().map(|t| t * r.cpus_per_task).collect()
 }
 
+/// Tasks on each node as Slurm's cons_tres lays them out on idle nodes of `cpus` CPUs: each
+/// node in turn takes as many as it can hold (`-c` each, at most `--ntasks-per-node`), leaving
+/// one for each node after it (`-N 2 -n 8` on 16-CPU nodes is 7 and 1, `-N 3 -n 4` 2,1,1).
+pub(crate) fn pack_tasks(r: &SlurmSubmit, cpus: u32) -> Vec<u32> {
+    let nodes = r.nodes.max(1);
+    if let Some(per) = r.ntasks_per_node.filter(|per| r.ntasks >= per.saturating_mul(nodes)) {
+        return vec![per; nodes as usize];
+    }
+    let cap = (cpus / r.cpus_per_task.max(1)).min(r.ntasks_per_node.unwrap_or(u32::MAX)).max(1);
+    // More than the nodes can hold: the even spread, which waits for bigger nodes.
+    if r.ntasks > cap.saturating_mul(nodes) {
+        return Vec::new();
+    }
+    let mut left = r.ntasks;
+    (0..nodes)
+        .map(|i| {
+            let after = nodes - i - 1;
+            let take = left.saturating_sub(after).clamp(1, cap);
+            left = left.saturating_sub(take);
+            take
+        })
+        .collect()
+}
+
 /// Tasks on each node of the allocation. `--ntasks-per-node` fills every node unless `-n`
 /// asks for fewer tasks, which then spread over the nodes, at most that many on each (`-n`
 /// wins, as in Slurm: `-n 16 -N 2 --ntasks-per-node=16` is 16 tasks).
 pub(crate) fn tasks_per_node(r: &SlurmSubmit) -> Vec<u32> {
+    if r.task_layout.len() == r.nodes.max(1) as usize {
+        return r.task_layout.clone();
+    }
     let nodes = r.nodes.max(1);
     let cap = match r.ntasks_per_node {
         Some(per) if r.ntasks >= per.saturating_mul(nodes) => return vec![per; nodes as usize],

@@ -210,8 +210,16 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     let first = nodes.first().cloned().unwrap_or_default();
     let (stdout, stderr) = output_paths(s, &first);
     let nodelist = compress_hostlist(&nodes);
-    let tasks = tasks_per_node(r);
-    let cpus = cpus_per_node(r);
+    let (mut tasks, mut cpus) = (tasks_per_node(r), cpus_per_node(r));
+    // `--exclusive`: each node's every CPU, and as many tasks as they hold when none were asked
+    // for, as Slurm gives them.
+    let held: Vec<u32> = t.wire.allocation.iter().map(|a| a.cpus.len() as u32).collect();
+    if r.exclusive && held.len() == cpus.len() && held.iter().all(|c| *c > 0) {
+        if !r.ntasks_given {
+            tasks = held.iter().map(|c| c / r.cpus_per_task.max(1)).collect();
+        }
+        cpus = held;
+    }
     let id = s.job_id.to_string();
     let mut env: Vec<(String, String)> = r.env.clone();
     let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
@@ -255,7 +263,8 @@ pub(crate) fn add_batch(msg: &mut StartTask, job: &Job, t: &TaskRec, gpus: &[u32
     if let Some(m) = r.mem_per_cpu_mb {
         set("SLURM_MEM_PER_CPU", m.to_string());
     }
-    if let Some(m) = r.mem_per_node_mb {
+    // `--mem=0` (all of each node's) sets none, as in Slurm.
+    if let Some(m) = r.mem_per_node_mb.filter(|m| *m > 0) {
         set("SLURM_MEM_PER_NODE", m.to_string());
     }
     if let Some(m) = r.mem_per_gpu_mb {
