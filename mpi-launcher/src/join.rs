@@ -150,18 +150,7 @@ pub fn forget(root: &Path) {
     let _ = std::fs::remove_file(dir.join("node.key"));
 }
 
-/// Writes a file only this node's launcher reads, through a temporary file.
+/// Writes a file only this node's launcher reads.
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(data).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    gangway_api::files::write_private(path, data).map_err(anyhow::Error::msg)
 }

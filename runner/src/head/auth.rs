@@ -1,8 +1,6 @@
 //! Tokens and the cluster secret, kept in the state directory with mode 0600.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -27,16 +25,7 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<String> {
 
 /// Writes `data` to `path` atomically with mode 0600.
 pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(data).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    gangway_api::files::write_private(path, data).map_err(anyhow::Error::msg)
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header.

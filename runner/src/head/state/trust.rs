@@ -59,6 +59,13 @@ pub(crate) struct Trust {
     certs: std::collections::HashMap<String, NodeCert>,
 }
 
+impl Trust {
+    /// The fingerprints of `node`'s certificates that are not revoked.
+    fn live_certs(&self, node: &str) -> Vec<String> {
+        self.certs.values().filter(|c| c.node == node && c.revoked.is_none()).map(|c| c.fingerprint.clone()).collect()
+    }
+}
+
 impl HeadState {
     /// Records a new join token `id` with `secret`; returns it with the token itself, shown once.
     pub(crate) fn add_join_token(
@@ -142,13 +149,7 @@ impl HeadState {
             )));
         }
         let named = token.node.is_some();
-        let held: Vec<String> = self
-            .trust
-            .certs
-            .values()
-            .filter(|c| c.node == node && c.revoked.is_none())
-            .map(|c| c.fingerprint.clone())
-            .collect();
+        let held = self.trust.live_certs(node);
         if !held.is_empty() && !named {
             return Err(ApiError::conflict(
                 "NodeAlreadyJoined",
@@ -233,14 +234,7 @@ impl HeadState {
     /// Revokes every certificate of `node` (it was removed from its pool).
     pub(crate) fn revoke_node_certs(&mut self, node: &str, fx: &mut Effects) {
         let now = Timestamp::now();
-        let held: Vec<String> = self
-            .trust
-            .certs
-            .values()
-            .filter(|c| c.node == node && c.revoked.is_none())
-            .map(|c| c.fingerprint.clone())
-            .collect();
-        for fp in held {
+        for fp in self.trust.live_certs(node) {
             self.revoke_cert(&fp, now, fx);
             tracing::info!(node, "node certificate revoked");
         }
