@@ -113,7 +113,23 @@ def parse(text):
     return d
 
 
+# squeue's columns for a held job (`%i` with the job's own id written as ID).
+SQUEUE = "%i|%t|%l|%D|%C|%m|%R|%c|%E|%b|%h"
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--squeue":
+        for case in cases():
+            out = subprocess.run(["sbatch", "--parsable", "--hold", "-p", "debug"] + case.split() + ["--wrap", "true"],
+                                 capture_output=True, text=True, cwd="/tmp")
+            if out.returncode != 0:
+                continue
+            job = out.stdout.strip().split(";")[0]
+            line = subprocess.run(["squeue", "-h", "-j", job, "-o", SQUEUE], capture_output=True, text=True).stdout
+            first, _, rest = line.strip().partition("|")
+            print(case + "\t" + first.replace(job, "ID", 1) + "|" + rest)
+            subprocess.run(["scancel", job], capture_output=True)
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--env":
         for case in env_cases():
             got = run_env(case)

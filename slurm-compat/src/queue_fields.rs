@@ -4,7 +4,7 @@
 use gangway_api::slurm::{SlurmJob, SlurmJobState};
 use gangway_api::Timestamp;
 
-use crate::format::{iso_time, job_id_str, mem_str, nodes_str, run_secs, squeue_secs};
+use crate::format::{iso_time, job_id_str, mem_str_exact, nodes_str, run_secs, squeue_secs};
 
 /// One job row as squeue sees it: a job, or the pending elements of an array folded into one
 /// record (`123_[1-3,5]`).
@@ -41,6 +41,7 @@ pub fn letter_info(letter: char) -> Option<(&'static str, Cut)> {
         'F' => ("ARRAY_JOB_ID", Cut::Yes),
         'g' => ("GROUP", Cut::Yes),
         'G' => ("GROUP", Cut::Yes),
+        'h' => ("OVER_SUBSCRIBE", Cut::Yes),
         'i' => ("JOBID", Cut::Yes),
         'j' => ("NAME", Cut::Yes),
         'k' => ("COMMENT", Cut::Yes),
@@ -172,7 +173,9 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
         'A' => job.job_id.to_string(),
         'b' => job.gres.clone().unwrap_or_else(|| "N/A".into()),
         'B' => job.nodes.first().cloned().unwrap_or_else(|| "n/a".into()),
-        'c' => job.cpus_per_task.to_string(),
+        // The CPUs one node must give, as MinCPUsNode (a node's tasks' with --ntasks-per-node).
+        'c' => job.ntasks_per_node.map_or(job.cpus_per_task, |n| n.min(job.ntasks) * job.cpus_per_task).to_string(),
+        'h' => if job.exclusive { "NO" } else { "OK" }.to_owned(),
         'C' => job.num_cpus.to_string(),
         'D' => node_count(job).to_string(),
         'e' => match job.end_time {
@@ -204,8 +207,10 @@ pub fn letter_value(letter: char, row: &Row<'_>, now: Timestamp) -> String {
             Some(limit) => squeue_secs(limit as i64 - run_secs(job, now) as i64),
         },
         'm' => match (job.mem_per_node_mb, job.mem_per_cpu_mb) {
-            (Some(mb), _) | (None, Some(mb)) => mem_str(mb, 1),
-            (None, None) => "0".into(),
+            // `--mem=0` is all of a node's: squeue shows the 0 as given.
+            (Some(0), _) | (None, None) => "0".into(),
+            // As given: `4000M` stays so, `16384` is `16G` (squeue converts only whole units).
+            (Some(mb), _) | (None, Some(mb)) => mem_str_exact(mb, 1),
         },
         'M' => squeue_secs(run_secs(job, now) as i64),
         'n' => String::new(),

@@ -11,6 +11,8 @@ use gangway_tests::slurm::SlurmFrontDoor;
 use gangway_tests::{Cluster, Options};
 
 const FIXTURE: &str = include_str!("../fixtures/slurm-differential.txt");
+/// `squeue -o` of the held submissions (`%i` with the job's id written as ID).
+const SQUEUE_FIXTURE: &str = include_str!("../fixtures/slurm-differential-squeue.txt");
 /// The batch environment of jobs that ran: the sizes and memory variables scripts read.
 const ENV_FIXTURE: &str = include_str!("../fixtures/slurm-differential-env.txt");
 /// GPU requests, recorded with 8 GPUs a node: only the fields that show the request.
@@ -116,6 +118,47 @@ fn peer_shaped() -> Cluster {
         pool: Some(pool),
         ..Options::default()
     })
+}
+
+#[test]
+fn squeue_shows_held_submissions_as_slurm_22_05_does() {
+    let cluster = peer_shaped();
+    let door = SlurmFrontDoor::new(cluster.config.clone());
+    let (mut identical, mut differences) = (0, Vec::new());
+    for line in SQUEUE_FIXTURE.lines() {
+        let (case, want) = line.split_once('\t').expect("CASE\\tANSWER");
+        let mut args = vec!["--parsable", "--hold", "-p", "debug"];
+        args.extend(case.split_whitespace());
+        args.extend(["--wrap", "true"]);
+        let submitted = door.run("sbatch", &args);
+        if !submitted.status.success() {
+            if known(case, "accepted").is_none() {
+                differences.push(format!("{case:?}: Slurm accepts it, gangway refuses it"));
+            }
+            continue;
+        }
+        let id = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+        let out = door.run("squeue", &["-h", "-j", &id, "-o", "%i|%t|%l|%D|%C|%m|%R|%c|%E|%b|%h"]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (first, rest) = text.split_once('|').unwrap_or((&text, ""));
+        // An array's pending elements show under its id, which is gangway's first element's.
+        let got = format!("{}|{rest}", first.replacen(&id, "ID", 1));
+        let wanted: Vec<&str> = want.split('|').collect();
+        let mine: Vec<&str> = got.split('|').collect();
+        // %D of a held job is squeue's own estimate (not scontrol's NumNodes: `-N 1 -n 33` is 3
+        // there), and %C of the held estimates the scontrol test classifies as known.
+        let estimate = |i: usize| i == 3 || (i == 4 && known(case, "NumCPUs").is_some());
+        let differs: Vec<usize> =
+            (0..wanted.len().max(mine.len())).filter(|i| wanted.get(*i) != mine.get(*i) && !estimate(*i)).collect();
+        if differs.is_empty() {
+            identical += 1;
+        } else {
+            differences.push(format!("{case:?}:\n  Slurm   {want}\n  gangway {got}"));
+        }
+    }
+    let cases = SQUEUE_FIXTURE.lines().count();
+    eprintln!("{identical} of {cases} squeue lines identical");
+    assert!(differences.is_empty(), "{} difference(s):\n{}", differences.len(), differences.join("\n"));
 }
 
 #[test]
