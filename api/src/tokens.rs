@@ -103,6 +103,17 @@ pub struct NodeJoinParameter {
     pub public_key: String,
 }
 
+impl NodeJoinParameter {
+    /// The public key's bytes, or None when it is not hex.
+    pub fn public_key_bytes(&self) -> Option<Vec<u8>> {
+        let s = &self.public_key;
+        if !s.len().is_multiple_of(2) || !s.is_ascii() {
+            return None;
+        }
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+    }
+}
+
 /// The answer to a join: the node's certificate and the CA that signed it (PEM).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,4 +122,20 @@ pub struct NodeJoinResult {
     pub certificate: String,
     /// The cluster CA's certificate.
     pub ca: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_body_names_its_key_in_hex() {
+        let p = |k: &str| NodeJoinParameter { name: "n".into(), public_key: k.into() }.public_key_bytes();
+        assert_eq!(p("04aBff"), Some(vec![4, 0xab, 0xff]));
+        assert_eq!(p("04a"), None);
+        assert_eq!(p("zz"), None);
+        assert_eq!(p("é1"), None);
+        assert_eq!(split_join_token("gwn_ab_cd"), Some(("ab", "cd")));
+        assert_eq!(split_join_token("gwt_ab_cd"), None);
+    }
 }

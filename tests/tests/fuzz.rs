@@ -1,7 +1,7 @@
 //! Fuzz targets for every parser that takes outside input (see `gangway_tests::fuzz`): the
 //! `#SBATCH` and option parser, time, hostlist, array, dependency and begin specs, the
-//! `$filter` grammar, the launcher wire protocol, the PMI wire protocol, and resource-file
-//! names, paths, modes and URLs. Each runs briefly in the suite; a longer run:
+//! `$filter` grammar, the launcher wire protocol, the PMI wire protocol, resource-file names,
+//! paths, modes and URLs, and a node's join (its request body, and the PEM it gets back). Each runs briefly in the suite; a longer run:
 //! `GANGWAY_FUZZ_SECS=600 cargo nextest run -p gangway-tests --test fuzz`.
 //! A crash found keeps its input here as a seed, so it stays a regression test.
 
@@ -178,5 +178,34 @@ fn resource_file_names_paths_modes_and_urls() {
                 |s| gangway_api::files::validate_file_name(s).is_ok(),
             ],
         )
+    });
+}
+
+#[test]
+fn node_join_requests_and_certificates() {
+    let seeds: &[&[u8]] = &[
+        br#"{"name":"node1","publicKey":"04a1b2"}"#,
+        b"-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUX\n-----END CERTIFICATE-----\n",
+        b"-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
+    ];
+    let words: &[&[u8]] = &[
+        b"\"publicKey\":\"",
+        b"\"name\":",
+        b"04",
+        b"zz",
+        b"-----BEGIN ",
+        b"-----END ",
+        b"CERTIFICATE-----",
+        b"\n",
+        b"=",
+    ];
+    fuzz("join", seeds, words, SUITE, |input| {
+        let body = serde_json::from_slice::<gangway_api::tokens::NodeJoinParameter>(input)
+            .ok()
+            .and_then(|p| p.public_key_bytes())
+            .is_some();
+        let certs = gangway_api::tls::certs_from_pem(input).is_ok();
+        let key = gangway_api::tls::key_from_pem(input).is_ok();
+        body | certs | key
     });
 }

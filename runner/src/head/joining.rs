@@ -57,7 +57,8 @@ pub async fn join(
         ));
     };
     let p: NodeJoinParameter = parse_body(&body)?;
-    let key = hex_bytes(&p.public_key)
+    let key = p
+        .public_key_bytes()
         .ok_or_else(|| ApiError::invalid("publicKey must be hex (an uncompressed P-256 public key)"))?;
     let certificate = head
         .apply_durable(|st, fx| st.join_node(id, secret, &p.name, || head.ca.issue_node(&p.name, &key), fx))
@@ -79,11 +80,4 @@ fn random(n: usize) -> Result<String, ApiError> {
     gangway_api::common::random_hex(n).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("reading /dev/urandom: {e}"))
     })
-}
-
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
 }
