@@ -307,32 +307,48 @@ fn sort_key(job: &SlurmJob) -> (String, u8, u64, u32) {
 /// Folds the pending elements of each array (same name and partition) into one row, as
 /// squeue's `_combine_pending_array_tasks` does.
 fn fold_arrays<'a>(jobs: Vec<&'a SlurmJob>) -> Vec<Row<'a>> {
-    // One entry per (array, name, partition): its row and the indices folded into it, so the
-    // cost stays linear in the number of jobs.
-    let mut folded: std::collections::HashMap<(u64, &'a str, &'a str), (usize, Vec<u32>)> =
-        std::collections::HashMap::new();
-    let mut rows: Vec<Row<'a>> = Vec::new();
+    fold_pending(jobs, |job, array| (array, job.name.as_str(), job.partition.as_str()))
+        .into_iter()
+        .map(|(job, tasks)| Row { job, tasks: (tasks.len() > 1).then(|| array_tasks(job, &tasks)) })
+        .collect()
+}
+
+/// Gathers the pending elements of each array (those whose `key` is the same) under the first
+/// of them: every job in order but the others, each with the pending indices it stands for
+/// (sorted; empty for a job that is no pending element). Linear in the number of jobs.
+pub(crate) fn fold_pending<'a, K: Eq + std::hash::Hash>(
+    jobs: impl IntoIterator<Item = &'a SlurmJob>,
+    key: impl Fn(&'a SlurmJob, u64) -> K,
+) -> Vec<(&'a SlurmJob, Vec<u32>)> {
+    let mut out: Vec<(&'a SlurmJob, Vec<u32>)> = Vec::new();
+    let mut first: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
     for job in jobs {
         if let (SlurmJobState::Pending, Some(array), Some(task)) = (job.state, job.array_job_id, job.array_task_id) {
-            let key = (array, job.name.as_str(), job.partition.as_str());
-            if let Some((_, tasks)) = folded.get_mut(&key) {
-                tasks.push(task);
-                continue;
+            match first.entry(key(job, array)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    out[*at.get()].1.push(task);
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(out.len());
+                    out.push((job, vec![task]));
+                    continue;
+                }
             }
-            folded.insert(key, (rows.len(), vec![task]));
         }
-        rows.push(Row { job, tasks: None });
+        out.push((job, Vec::new()));
     }
-    for (at, mut tasks) in folded.into_values() {
-        if tasks.len() > 1 {
-            tasks.sort_unstable();
-            tasks.dedup();
-            // `%N` when the array limits how many run at once, as squeue prints it.
-            let throttle = rows[at].job.array_throttle.map_or_else(String::new, |n| format!("%{n}"));
-            rows[at].tasks = Some(format!("{}{throttle}", ranges(&tasks)));
-        }
+    for (_, tasks) in &mut out {
+        tasks.sort_unstable();
+        tasks.dedup();
     }
-    rows
+    out
+}
+
+/// Folded indices as squeue and scontrol write them, with the array's `%N`: `1-3,5%2`.
+pub(crate) fn array_tasks(job: &SlurmJob, tasks: &[u32]) -> String {
+    let throttle = job.array_throttle.map_or_else(String::new, |n| format!("%{n}"));
+    format!("{}{throttle}", ranges(tasks))
 }
 
 /// Indices as Slurm's `bit_fmt` writes them: `1-3,5`.

@@ -312,24 +312,10 @@ pub fn show_job_with(jobs: &[SlurmJob], id: Option<&str>, one_liner: bool, detai
 /// The pending elements of each array as one record (the first, with every pending index and
 /// the array's `%N`), as slurmctld keeps an array until its elements start; the rest as they are.
 fn fold_pending_elements<'a>(jobs: &[&'a SlurmJob]) -> Vec<(&'a SlurmJob, Option<String>)> {
-    let mut out: Vec<(&'a SlurmJob, Option<String>)> = Vec::with_capacity(jobs.len());
-    let mut pending: std::collections::HashMap<u64, (usize, Vec<u32>)> = std::collections::HashMap::new();
-    for job in jobs {
-        if let (SlurmJobState::Pending, Some(array), Some(task)) = (job.state, job.array_job_id, job.array_task_id) {
-            if let Some((_, tasks)) = pending.get_mut(&array) {
-                tasks.push(task);
-                continue;
-            }
-            pending.insert(array, (out.len(), vec![task]));
-        }
-        out.push((job, None));
-    }
-    for (at, mut tasks) in pending.into_values() {
-        tasks.sort_unstable();
-        let throttle = out[at].0.array_throttle.map_or_else(String::new, |n| format!("%{n}"));
-        out[at].1 = Some(format!("{}{throttle}", crate::queue::ranges(&tasks)));
-    }
-    out
+    crate::queue::fold_pending(jobs.iter().copied(), |_, array| array)
+        .into_iter()
+        .map(|(job, tasks)| (job, (!tasks.is_empty()).then(|| crate::queue::array_tasks(job, &tasks))))
+        .collect()
 }
 
 fn node_lines(node: &ComputeNode, parts: &[PartitionView<'_>]) -> Vec<Vec<String>> {

@@ -79,6 +79,13 @@ async fn read_message<R: AsyncRead + Unpin>(
     serde_json::from_slice(buf).map(Some).map_err(|e| format!("malformed message: {e}"))
 }
 
+/// Tells the launcher of `node` why it is refused (its last line) and logs it.
+async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, node: &str, why: String) {
+    tracing::warn!(node, why, "launcher refused");
+    let line = serde_json::json!({"type": "refused", "reason": why});
+    let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
+}
+
 /// Serves the stream of the launcher of `node` (as its certificate says).
 async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node: String, io: S) {
     let (rd, mut wr) = tokio::io::split(io);
@@ -93,22 +100,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node
     };
     let name = hello.name.clone();
     if name != node {
-        let why = format!("certificate for {node} used by {name}");
-        tracing::warn!(node = %name, why, "launcher refused");
-        let line = serde_json::json!({"type": "refused", "reason": why});
-        let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
-        return;
+        return refuse(&mut wr, &name, format!("certificate for {node} used by {name}")).await;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeadMessage>();
     let (registered, _) = head.apply(|st, fx| st.register(hello, tx.clone(), fx));
     let (generation, welcome) = match registered {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(node = %name, error = %e, "launcher refused");
-            let line = serde_json::json!({"type": "refused", "reason": e.to_string()});
-            let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
-            return;
-        }
+        Err(e) => return refuse(&mut wr, &name, e.to_string()).await,
     };
     tracing::info!(node = %name, generation, "launcher connected");
     // The welcome goes out before anything queued for this connection.

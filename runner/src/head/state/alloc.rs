@@ -170,10 +170,13 @@ impl HeadState {
     /// could is no reason to refuse: nodes may join (Slurm queues such a job with
     /// `PartitionNodeLimit`, Azure keeps such a task active).
     pub(crate) fn need_shortfall(&self, pool: &str, need: &Need) -> Option<String> {
-        let nodes: Vec<&NodeRec> = self.nodes.values().filter(|n| n.wire.pool_id == pool && !n.leaving).collect();
-        if nodes.is_empty() || nodes.iter().any(|n| n.inventory.shortfall(need).is_none()) {
+        let in_pool = || self.nodes.values().filter(|n| n.wire.pool_id == pool && !n.leaving);
+        // Stops at the first node that could hold it, the usual case (squeue asks for every
+        // pending job), without gathering the pool's nodes.
+        if in_pool().next().is_none() || in_pool().any(|n| n.inventory.shortfall(need).is_none()) {
             return None;
         }
+        let nodes: Vec<&NodeRec> = in_pool().collect();
         // Name what the largest node lacks: the node that falls least short on each amount.
         let largest = NodeInventory::new(
             nodes
