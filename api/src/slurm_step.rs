@@ -47,8 +47,12 @@ pub struct StepStart {
     pub output: Option<String>,
     /// `-e` pattern; `None` sends standard error back to srun.
     pub error: Option<String>,
-    /// Serve the tasks PMI-1 (`--mpi` other than `none`).
-    pub pmi: bool,
+    /// Which process-management interface the tasks are served (`--mpi`).
+    #[serde(default)]
+    pub mpi: StepMpi,
+    /// The step's node names, by node index (PMIx's node map).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
     /// The PMI KVS name, the same on every node.
     pub kvsname: String,
     /// The step node of every rank, by rank (for `PMI_process_mapping`).
@@ -67,6 +71,35 @@ pub struct StepStart {
     /// one; the other tasks' output goes to `/dev/null`, as in Slurm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pty: Option<WindowSize>,
+}
+
+/// The process-management interface a step's tasks are served, from `--mpi`,
+/// `SLURM_MPI_TYPE` or the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepMpi {
+    /// PMIx for programs linked to Open MPI, PMI-1 for the rest (the default).
+    #[default]
+    Auto,
+    /// PMI-1's wire protocol over `PMI_FD` (`--mpi=pmi2`, `pmi1`): MPICH and its family.
+    Pmi1,
+    /// PMIx (`--mpi=pmix`): Open MPI and other PMIx clients.
+    Pmix,
+    /// Nothing (`--mpi=none`).
+    None,
+}
+
+impl StepMpi {
+    /// The interface `--mpi=VALUE` names, or Slurm's error for a value gangway does not serve.
+    pub fn parse(value: &str) -> Result<StepMpi, String> {
+        match value {
+            "auto" => Ok(StepMpi::Auto),
+            "pmi2" | "pmi1" | "pmi" | "mpich" | "mvapich" => Ok(StepMpi::Pmi1),
+            "pmix" | "pmix_v3" | "pmix_v4" | "pmix_v5" | "openmpi" => Ok(StepMpi::Pmix),
+            "none" => Ok(StepMpi::None),
+            other => Err(format!("Couldn't find the specified plugin name for mpi/{other} looking at all files")),
+        }
+    }
 }
 
 /// A terminal's size.
@@ -127,6 +160,12 @@ pub enum PartMessage {
         code: i32,
         /// Its message.
         message: Option<String>,
+    },
+    /// A task that had joined the step's MPI job (connected to its PMIx server) ended
+    /// without finalizing: its peers would wait for it forever, so the whole step must end.
+    Lost {
+        /// The task.
+        rank: u32,
     },
     /// A task ended.
     Exited {

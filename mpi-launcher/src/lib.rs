@@ -10,6 +10,7 @@
 //! - [`users`]: tasks as their owners (who, and opening files with their permissions).
 //! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
 //! - [`pmi`]: a PMI-1 server for direct launch of MPICH ranks.
+//! - [`pmix`]: a PMIx server (OpenPMIx) for direct launch of Open MPI ranks.
 //! - [`slurm_step`]: `gangway-node slurm-step`, one node's part of an `srun` job step.
 //! - [`openmpi`], [`openmpi_files`], [`agent`], [`agent_cli`]: Open MPI ranks through `mpirun`
 //!   and gangway's remote-launch agent (`gangway-node rsh-agent`, `gangway-node rank-step`).
@@ -29,6 +30,7 @@ pub mod openmpi_files;
 pub mod outputs;
 pub mod packages;
 pub mod pmi;
+pub mod pmix;
 pub mod pty;
 pub mod ranks;
 pub mod resource_files;

@@ -75,15 +75,27 @@ fn unbound(ranks: u32) -> Placement {
     }
 }
 
-/// Which MPI a program is linked against, from the shared-library names in the file (a
-/// script, or a static or unknown binary, reads as the PMI family).
-pub fn linked_mpi(program: &std::path::Path) -> &'static str {
-    let Ok(bytes) = std::fs::read(program) else { return "pmi" };
+/// Which MPI a program is linked against, read from the shared-library names in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkedMpi {
+    /// Open MPI (`libmpi.so.40`, `libopen-rte`, `libopen-pal`): speaks PMIx only.
+    OpenMpi,
+    /// MPICH's ABI (`libmpich.so.12`, `libmpi.so.12`: MPICH, Intel MPI, MVAPICH): PMI-1.
+    Mpich,
+    /// A script, a static or unknown binary, or no program file.
+    Unknown,
+}
+
+/// Which MPI `program` is linked against.
+pub fn linked_mpi(program: &std::path::Path) -> LinkedMpi {
+    let Ok(bytes) = std::fs::read(program) else { return LinkedMpi::Unknown };
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     if has(b"libmpi.so.40") || has(b"libopen-rte") || has(b"libopen-pal") {
-        "openmpi"
+        LinkedMpi::OpenMpi
+    } else if has(b"libmpich.so") || has(b"libmpi.so.12") {
+        LinkedMpi::Mpich
     } else {
-        "pmi"
+        LinkedMpi::Unknown
     }
 }
 
@@ -143,7 +155,10 @@ impl Executor {
                     let path_var = std::env::var_os("PATH");
                     let found = crate::spawn::resolve_program(&p, path_var.as_deref(), &dir.join("wd"));
                     let found = found.unwrap_or_else(|_| p.into());
-                    linked_mpi(&dir.join("wd").join(found))
+                    match linked_mpi(&dir.join("wd").join(found)) {
+                        LinkedMpi::OpenMpi => "openmpi",
+                        LinkedMpi::Mpich | LinkedMpi::Unknown => "pmi",
+                    }
                 }),
             other => other,
         };

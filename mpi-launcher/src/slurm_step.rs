@@ -7,8 +7,9 @@
 //! and starts its node's tasks as slurmstepd does: each with the step's environment plus its
 //! own `SLURM_PROCID`/`SLURM_LOCALID`/`SLURM_TASK_PID`, bound to its CPUs (`--cpu-bind`) and
 //! GPUs (`--gpu-bind`, `--gpus-per-task`), in its own process group, its output sent back to
-//! srun or written to the `-o`/`-e` files. With `--mpi` other than `none` the part serves its
-//! tasks PMI-1 over `PMI_FD`, with every fence going through srun to the other nodes.
+//! srun or written to the `-o`/`-e` files. The part serves its tasks PMI-1 over `PMI_FD` or
+//! PMIx (`--mpi`; by default PMIx for programs linked to Open MPI, PMI-1 for the rest), with
+//! every fence going through srun to the other nodes.
 //!
 //! The part ends when its tasks have ended; if srun goes away first it kills them.
 
@@ -21,13 +22,14 @@ use std::sync::{Arc, Mutex};
 
 use gangway_api::slurm_bind::{cpu_bind_env, cpu_sets, gpu_sets, mask_text, parse_cpu_bind, parse_gpu_bind, CpuSlot};
 use gangway_api::slurm_patterns::{expand_path, PatternContext, Step};
-use gangway_api::slurm_step::{PartMessage, SrunMessage, StdinTarget, StepStart, KEY_ENV};
+use gangway_api::slurm_step::{PartMessage, SrunMessage, StdinTarget, StepMpi, StepStart, KEY_ENV};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pmi::io::FenceError;
 use crate::pmi::{process_mapping_of, serve_node, FenceExchange, NodeConfig, NodePmi, PmiEvent, RankSocket};
+use crate::ranks::{linked_mpi, LinkedMpi};
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>;
 /// Fences waiting for srun's answer, by epoch.
@@ -207,6 +209,32 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         files[&path].try_clone().map(Some).map_err(|e| e.to_string())
     };
 
+    let serve = served_mpi(spec.mpi, spec.rank_commands.first().unwrap_or(&spec.command), &env, Path::new(&cwd))?;
+    // PMIx: this part's own server (one per process), its rendezvous files in a directory of
+    // the step's, removed at the end.
+    let pmix_dir =
+        std::env::temp_dir().join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()));
+    let _remove_dir = RemoveDir(pmix_dir.clone());
+    let mut namespace = match serve {
+        StepMpi::Pmix => {
+            let server = crate::pmix::server(&pmix_dir).map_err(|e| format!("starting the PMIx server: {e}"))?;
+            let local_cpus = spec.ranks.iter().zip(&cpus).filter_map(|(r, c)| Some((*r, c.clone()?))).collect();
+            let map = crate::pmix::StepMap {
+                nspace: format!("gangway.{}.{}", spec.job_id, spec.step_id),
+                job_id: format!("{}.{}", spec.job_id, spec.step_id),
+                hosts: spec.nodes.clone(),
+                rank_nodes: spec.rank_nodes.clone(),
+                node: spec.node_index,
+                tmpdir: pmix_dir.to_string_lossy().into_owned(),
+                cpus: local_cpus,
+            };
+            Some(server.register(&map).map_err(|e| format!("registering the step with the PMIx server: {e}"))?)
+        }
+        _ => None,
+    };
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+
     let mut sockets = Vec::new();
     let mut inputs: Vec<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = Vec::new();
     // `--pty`: task 0's terminal (its master side), which srun's resizes reach.
@@ -219,7 +247,11 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         cmd.args(["-c", "SLURM_TASK_PID=$$; export SLURM_TASK_PID; exec \"$@\"", "srun"]).args(program);
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("SLURM_PROCID", rank.to_string()).env("SLURM_LOCALID", local_id.to_string());
-        let pmi_fd = if spec.pmi {
+        if let Some(ns) = &namespace {
+            let fork_env = ns.client(rank, uid, gid).map_err(|e| format!("registering task {rank} with PMIx: {e}"))?;
+            cmd.envs(fork_env);
+        }
+        let pmi_fd = if serve == StepMpi::Pmi1 {
             let s = RankSocket::new(rank).map_err(|e| format!("making the PMI socket of task {rank}: {e}"))?;
             cmd.envs(s.env(spec.ntasks));
             cmd.env("PMI_JOBID", format!("{}.{}", spec.job_id, spec.step_id));
@@ -328,8 +360,12 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         ];
         let tx = tx.clone();
         let terminal_task = controlling;
+        let unfinished = namespace.as_ref().map(crate::pmix::Namespace::unfinished);
         waits.spawn(async move {
             let status = child.wait().await;
+            if unfinished.is_some_and(|u| u.lock().expect("lock").remove(&rank)) {
+                let _ = tx.send(PartMessage::Lost { rank });
+            }
             // What the task left running in its process group goes with it, as Slurm ends a
             // step's leftovers: otherwise its output pipe (and PMI socket) would stay open.
             if pid > 0 {
@@ -378,6 +414,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     let waiting: Waiting = Arc::default();
     let fence = SrunFence { tx: tx.clone(), waiting: waiting.clone(), epoch: AtomicU32::new(0) };
     let (etx, mut erx) = mpsc::unbounded_channel();
+    let etx_pmix = etx.clone();
     let pmi = async {
         if sockets.is_empty() {
             return;
@@ -426,6 +463,14 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
             }
         }
     };
+    let upcalls = namespace.as_mut().and_then(crate::pmix::Namespace::upcalls);
+    let pmix_events = etx_pmix;
+    let pmix = async {
+        if let Some(upcalls) = upcalls {
+            crate::pmix::serve_namespace(upcalls, &fence, pmix_events).await;
+        }
+        std::future::pending::<()>().await;
+    };
     let aborts = async {
         while let Some(ev) = erx.recv().await {
             if let PmiEvent::Abort { rank, code, msg } = ev {
@@ -439,8 +484,43 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         _ = async { tokio::join!(tasks, pmi) } => {}
         _ = orders => {}
         _ = aborts => {}
+        _ = pmix => {}
     }
+    drop(namespace);
     Ok(())
+}
+
+/// Removes a directory (and what is in it) when dropped.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The interface the node's tasks are served: `--mpi` as given or, by default, by what
+/// `program` is linked to (PMIx for Open MPI, PMI-1 for the rest). A program that cannot
+/// speak the interface named is refused before anything starts, rather than running as
+/// separate one-rank jobs side by side.
+fn served_mpi(mpi: StepMpi, program: &[String], env: &[(String, String)], cwd: &Path) -> Result<StepMpi, String> {
+    let Some(name) = program.first() else { return Ok(mpi) };
+    let path = lookup(env, "PATH").map(std::ffi::OsStr::new);
+    let linked =
+        crate::spawn::resolve_program(name, path, cwd).map_or(LinkedMpi::Unknown, |p| linked_mpi(&cwd.join(p)));
+    match (mpi, linked) {
+        (StepMpi::Auto, LinkedMpi::OpenMpi) => Ok(StepMpi::Pmix),
+        (StepMpi::Auto, _) => Ok(StepMpi::Pmi1),
+        (StepMpi::Pmi1, LinkedMpi::OpenMpi) => Err(format!(
+            "{name} is linked to Open MPI, which speaks PMIx only, but the step serves PMI-1 (--mpi=pmi2): \
+             use --mpi=pmix (or leave --mpi out)"
+        )),
+        (StepMpi::Pmix, LinkedMpi::Mpich) => Err(format!(
+            "{name} is linked to an MPICH-family MPI, which speaks PMI-1 and PMI-2, but the step serves PMIx \
+             (--mpi=pmix): use --mpi=pmi2 (or leave --mpi out)"
+        )),
+        (m, _) => Ok(m),
+    }
 }
 
 /// Sends `signal` to every task's process group.

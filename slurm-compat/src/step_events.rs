@@ -57,6 +57,9 @@ pub(crate) struct Hub {
     /// Each ended task's (exit code, signal).
     ended: BTreeMap<u32, (Option<i32>, Option<i32>)>,
     failed: bool,
+    /// The task whose abort (with its code) or end before finalizing MPI ended the step:
+    /// srun exits with the abort's code, or that task's own.
+    ended_by: Option<(u32, Option<i32>)>,
     killed: bool,
     /// srun ended the step on a signal of its own (Ctrl-C twice, SIGTERM): `CANCELLED`.
     cancelled: bool,
@@ -87,6 +90,7 @@ impl Hub {
             fences: BTreeMap::new(),
             ended: BTreeMap::new(),
             failed: false,
+            ended_by: None,
             killed: false,
             cancelled: false,
             max_rss_kib: None,
@@ -161,12 +165,12 @@ impl Hub {
         }
         self.flush_partial();
         self.report_failures();
-        let worst = self
-            .ended
-            .values()
-            .map(|(code, signal)| code.unwrap_or_else(|| 128 + signal.unwrap_or(0)))
-            .max()
-            .unwrap_or(0);
+        let code_of = |(code, signal): &(Option<i32>, Option<i32>)| code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
+        let worst = match self.ended_by {
+            Some((_, Some(code))) => code,
+            Some((rank, None)) if self.ended.contains_key(&rank) => code_of(&self.ended[&rank]),
+            _ => self.ended.values().map(code_of).max().unwrap_or(0),
+        };
         let missing = self.ended.len() < self.starts.first().map_or(0, |s| s.ntasks as usize);
         let code = if self.failed && (worst == 0 || missing) { 1 } else { worst };
         code.clamp(0, 255) as u8
@@ -284,6 +288,13 @@ impl Hub {
                 eprintln!("srun: error: task {rank} aborted (PMI_Abort, code {code}): {}", message.unwrap_or_default());
                 self.failed = true;
                 self.ended.entry(rank).or_insert((Some(code.max(1)), None));
+                self.ended_by.get_or_insert((rank, Some(code.max(1))));
+                self.kill_all();
+            }
+            PartMessage::Lost { rank } => {
+                eprintln!("srun: error: task {rank} ended without finalizing MPI: ending the step");
+                self.failed = true;
+                self.ended_by.get_or_insert((rank, None));
                 self.kill_all();
             }
             PartMessage::Exited { rank, code, signal } => {

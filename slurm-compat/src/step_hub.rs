@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use gangway_api::slurm_step::{PartMessage, StdinTarget, StepStart, AGENT_COMMAND_ENV, KEY_ENV, NODE_BIN_ENV};
+use gangway_api::slurm_step::{PartMessage, StdinTarget, StepMpi, StepStart, AGENT_COMMAND_ENV, KEY_ENV, NODE_BIN_ENV};
 
 use gangway_api::slurm::SlurmStep;
 
@@ -46,21 +46,18 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let job: u32 = env("SLURM_JOB_ID")
         .and_then(|j| j.parse().ok())
         .ok_or("gangway's srun runs only inside a batch job (sbatch) for now")?;
-    let mpi = r.mpi.as_deref().unwrap_or("pmi2");
-    let pmi = match mpi {
-        "pmi2" | "pmi1" | "pmi" | "mpich" | "mvapich" | "openmpi" => true,
-        "none" => false,
-        "list" => {
-            println!("MPI plugin types are...\n\tnone\n\tpmi2\nspecific pmi2 plugin versions available: pmi1 wire protocol (PMI_FD)");
+    // As in Slurm, `SLURM_MPI_TYPE` from the environment is the default of `--mpi`.
+    let mpi_type = r.mpi.clone().or_else(|| env("SLURM_MPI_TYPE"));
+    let mpi = match mpi_type.as_deref() {
+        None => StepMpi::Auto,
+        Some("list") => {
+            println!(
+                "MPI plugin types are...\n\tnone\n\tpmi2\n\tpmix\nspecific pmi2 plugin versions available: pmi1 wire \
+                 protocol (PMI_FD)\nspecific pmix plugin versions available: pmix_v4"
+            );
             return Ok(0);
         }
-        "pmix" | "pmix_v3" | "pmix_v4" | "pmix_v5" => {
-            return Err(format!(
-                "Couldn't find the specified plugin name for mpi/{mpi}: gangway's srun serves PMI-1 (--mpi=pmi2 or \
-                 none); run Open MPI programs with mpirun inside the job or with gangway submit --mpi openmpi"
-            ))
-        }
-        other => return Err(format!("Couldn't find the specified plugin name for mpi/{other}")),
+        Some(m) => StepMpi::parse(m)?,
     };
     if let Some(b) = &r.cpu_bind {
         gangway_api::slurm_bind::parse_cpu_bind(b)?;
@@ -141,7 +138,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         .map(|i| {
             let mut env = own.clone();
             env.extend(step_env(&shape, i));
-            if let Some(m) = &r.mpi {
+            if let Some(m) = &mpi_type {
                 env.push(("SLURM_MPI_TYPE".into(), m.clone()));
             }
             StepStart {
@@ -161,7 +158,8 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
                 },
                 output: r.output.clone().filter(|p| per_part(p)),
                 error: error.clone().filter(|p| per_part(p)),
-                pmi,
+                mpi,
+                nodes: plan.nodes.clone(),
                 kvsname: format!("kvs_{job}_{step}"),
                 rank_nodes: plan.rank_nodes.clone(),
                 cpus_per_task: plan.cpus_per_task.unwrap_or(1),

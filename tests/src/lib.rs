@@ -398,8 +398,16 @@ pub fn compile_openmpi_hello(dir: &Path) -> PathBuf {
     compile_hello(dir, "mpicc.openmpi", "hello-ompi")
 }
 
+/// `source` (C) compiled against Open MPI into `dir/name`.
+pub fn compile_openmpi(dir: &Path, name: &str, source: &str) -> PathBuf {
+    compile_mpi(dir, "mpicc.openmpi", name, source)
+}
+
 fn compile_hello(dir: &Path, compiler: &str, name: &str) -> PathBuf {
-    const HELLO_C: &str = "#include <mpi.h>\n#include <stdio.h>\n\
+    compile_mpi(dir, compiler, name, HELLO_C)
+}
+
+const HELLO_C: &str = "#include <mpi.h>\n#include <stdio.h>\n\
         int main(int argc, char **argv) {\n\
             int rank, size, sum, one;\n\
             MPI_Init(&argc, &argv);\n\
@@ -411,9 +419,11 @@ fn compile_hello(dir: &Path, compiler: &str, name: &str) -> PathBuf {
             MPI_Finalize();\n\
             return 0;\n\
         }\n";
+
+fn compile_mpi(dir: &Path, compiler: &str, name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
-    std::fs::write(&src, HELLO_C).expect("writing the MPI program");
+    std::fs::write(&src, source).expect("writing the MPI program");
     let out = Command::new(compiler).arg("-o").arg(&exe).arg(&src).output().unwrap_or_else(|e| {
         panic!("{compiler} cannot run ({e}): run scripts/deps.sh (it installs MPICH and Open MPI with their headers)")
     });

@@ -393,3 +393,82 @@ fn squeue_lists_a_running_step_and_scancel_ends_it() {
     assert_eq!(slurm.wait_end(id, Duration::from_secs(30)).state, SlurmJobState::Cancelled);
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
+
+/// An Open MPI program that prints its rank, the world's size, an allreduce, how many ranks
+/// share its node (from PMIx's locality) and its node's name; `abort` makes rank 1 call
+/// `MPI_Abort(…, 7)` and `die` makes rank 1 exit without finalizing, after the allreduce.
+const OMPI_RANKS_C: &str = "#include <mpi.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+    int main(int argc, char **argv) {\n\
+        int rank, size, sum, one, local;\n\
+        MPI_Comm node;\n\
+        MPI_Init(&argc, &argv);\n\
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\
+        MPI_Comm_size(MPI_COMM_WORLD, &size);\n\
+        one = rank + 1;\n\
+        MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n\
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);\n\
+        MPI_Comm_size(node, &local);\n\
+        printf(\"rank=%d size=%d sum=%d local=%d host=%s\\n\", rank, size, sum, local, getenv(\"SLURMD_NODENAME\"));\n\
+        fflush(stdout);\n\
+        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"abort\")) MPI_Abort(MPI_COMM_WORLD, 7);\n\
+        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"die\")) _exit(3);\n\
+        if (argc > 1) MPI_Barrier(MPI_COMM_WORLD);\n\
+        MPI_Finalize();\n\
+        return 0;\n\
+    }\n";
+
+#[test]
+fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
+    if !netns::available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let c = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..NetOptions::default() });
+    let slurm = SlurmFrontDoor::new(c.config.clone());
+    gangway_tests::compile_openmpi(slurm.work(), "ranks-ompi", OMPI_RANKS_C);
+    compile_mpich_hello(slurm.work());
+    // The fake hosts share one /dev/shm, so Open MPI's shared-memory transport is off.
+    let text = "#!/bin/sh\n\
+        export OMPI_MCA_btl=self,tcp\n\
+        srun -l ./ranks-ompi > auto.txt 2> auto.err\n\
+        srun --mpi=pmix -N2 -n4 ./ranks-ompi > pmix.txt 2> pmix.err\n\
+        srun --mpi=pmix ./ranks-ompi abort > abort.txt 2> abort.err; echo \"abort=$?\" > codes.txt\n\
+        srun --mpi=pmix ./ranks-ompi die > die.txt 2> die.err; echo \"die=$?\" >> codes.txt\n\
+        srun --mpi=pmi2 ./ranks-ompi > wrong.txt 2> wrong.err; echo \"wrong=$?\" >> codes.txt\n\
+        srun --mpi=pmix ./hello > wrong2.txt 2> wrong2.err; echo \"wrong2=$?\" >> codes.txt\n\
+        srun --mpi=bogus true 2> bogus.err; echo \"bogus=$?\" >> codes.txt\n\
+        srun -l ./hello > mpich.txt\n";
+    let id = slurm.sbatch(&["-N2", "--ntasks-per-node=2", "-o", "job.out", &script(&slurm, "pmix.sh", text)]);
+    let job = slurm.wait_end(id, Duration::from_secs(90));
+    assert_eq!(job.state, SlurmJobState::Completed, "{}", slurm.read("job.out"));
+    let (n1, n2) = (&job.nodes[0], &job.nodes[1]);
+    let want: Vec<String> =
+        (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10 local=2 host={}", if r < 2 { n1 } else { n2 })).collect();
+    assert_eq!(slurm.sorted_lines("auto.txt"), want, "{}", slurm.read("auto.err"));
+    let plain: Vec<String> = want.iter().map(|l| l[3..].to_owned()).collect();
+    assert_eq!(slurm.sorted_lines("pmix.txt"), plain, "{}", slurm.read("pmix.err"));
+    let codes = slurm.read("codes.txt");
+    assert!(codes.contains("abort=7\n"), "MPI_Abort's code ends the step: {codes}\n{}", slurm.read("abort.err"));
+    assert!(slurm.read("abort.err").contains("task 1 aborted"), "{}", slurm.read("abort.err"));
+    assert!(codes.contains("die=3\n"), "a rank that dies ends the others: {codes}\n{}", slurm.read("die.err"));
+    assert!(codes.contains("wrong=1\n") && codes.contains("wrong2=1\n"), "{codes}");
+    assert!(
+        slurm.read("wrong.err").contains("linked to Open MPI, which speaks PMIx only"),
+        "{}",
+        slurm.read("wrong.err")
+    );
+    assert!(slurm.read("wrong2.err").contains("speaks PMI-1 and PMI-2, but the step serves PMIx"));
+    assert!(codes.contains("bogus=1\n"), "{codes}");
+    assert!(slurm.read("bogus.err").contains("Couldn't find the specified plugin name for mpi/bogus"));
+    let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
+    assert_eq!(slurm.sorted_lines("mpich.txt"), want, "MPICH keeps PMI-1");
+    assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
+    // The hosts share this machine's /tmp, where each part's server kept its rendezvous files.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("gangway-pmix.{id}.")))
+        .collect();
+    assert!(left.is_empty(), "PMIx directories left: {left:?}");
+}
