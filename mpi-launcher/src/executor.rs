@@ -93,8 +93,8 @@ const NVIDIA_MAJOR: u32 = 195;
 /// What makes a process an MPI rank.
 #[derive(Debug, Clone)]
 pub(crate) struct RankSetup {
-    /// The child's end of its PMI socket (`PMI_FD`), kept open across exec.
-    pub pmi_fd: std::os::fd::RawFd,
+    /// The child's end of its PMI-1 socket (`PMI_FD`), kept open across exec (none under PMIx).
+    pub pmi_fd: Option<std::os::fd::RawFd>,
     /// CPUs it is bound to (empty: not bound).
     pub cpus: Vec<u32>,
     /// NUMA nodes (OS numbers) its memory comes from (empty: the kernel's default).
@@ -707,7 +707,7 @@ impl Executor {
         };
         let spec = spawn::SpawnSpec {
             cgroup_fds: join_fds.iter().map(|f| f.as_raw_fd()).collect(),
-            keep_fd: launch.rank.as_ref().map(|r| r.pmi_fd),
+            keep_fd: launch.rank.as_ref().and_then(|r| r.pmi_fd),
             cpus: launch.rank.as_ref().map(|r| r.cpus.clone()),
             mems: launch.rank.as_ref().map(|r| r.mems.clone()),
             user: user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),

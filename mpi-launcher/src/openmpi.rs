@@ -84,6 +84,21 @@ pub fn openmpi_env(e: &OpenMpiEnv) -> Vec<(String, String)> {
     env
 }
 
+/// What Open MPI ranks started directly (under PMIx) get on top of the task's environment
+/// (`user`): the transport defaults of a node without RDMA NICs and this instance's own
+/// shared-memory directory, each unless the task sets it.
+pub fn direct_env(user: &[(String, String)], rdma: bool, shm: &Path) -> Vec<(String, String)> {
+    let user_sets = |k: &str| user.iter().any(|(n, _)| n == k);
+    let mut env = Vec::new();
+    if !rdma {
+        env.extend(NO_RDMA_DEFAULTS.iter().filter(|(k, _)| !user_sets(k)).map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    if !user_sets("OMPI_MCA_btl_vader_backing_directory") {
+        env.push(("OMPI_MCA_btl_vader_backing_directory".to_owned(), shm.to_string_lossy().into_owned()));
+    }
+    env
+}
+
 /// What a node's daemons (and through them its ranks) get on top of [`openmpi_env`]: this
 /// node's own directories. `mpirun` must not have these: it forwards every `OMPI_MCA_*` of
 /// its environment to all ranks, over the daemons' values.
@@ -104,7 +119,7 @@ pub fn daemon_env(e: &OpenMpiEnv, shm: &Path) -> Vec<(String, String)> {
 /// This instance's shared-memory directory: tmpfs when the machine has one (vader's
 /// segments are hot memory), named by launcher process and attempt so that no two
 /// launchers or attempts share one; under the task's `tmp` otherwise.
-fn shm_dir(id: &gangway_api::messages::AttemptId, tmp: &Path) -> PathBuf {
+pub(crate) fn shm_dir(id: &gangway_api::messages::AttemptId, tmp: &Path) -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         shm.join(format!("gangway.{}.{}.{}.{}", std::process::id(), id.job, id.task, id.attempt))

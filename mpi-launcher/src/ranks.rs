@@ -145,21 +145,14 @@ impl Executor {
             }
         }
         // Open MPI ranks given PMI-1 variables would each start as a singleton of size 1:
-        // they are started by mpirun through gangway's agent instead (openmpi.rs).
+        // they are served PMIx instead (or started by mpirun through gangway's agent,
+        // openmpi.rs, when the task asks for that).
         let wanted = mpi.implementation.as_deref().unwrap_or("auto");
         let kind = match wanted {
-            "auto" => gangway_api::cmdline::split_command_line(&start.command_line)
-                .ok()
-                .and_then(|argv| argv.first().cloned())
-                .map_or("pmi", |p| {
-                    let path_var = std::env::var_os("PATH");
-                    let found = crate::spawn::resolve_program(&p, path_var.as_deref(), &dir.join("wd"));
-                    let found = found.unwrap_or_else(|_| p.into());
-                    match linked_mpi(&dir.join("wd").join(found)) {
-                        LinkedMpi::OpenMpi => "openmpi",
-                        LinkedMpi::Mpich | LinkedMpi::Unknown => "pmi",
-                    }
-                }),
+            "auto" => match linked_mpi(&program_of(start, &dir)) {
+                LinkedMpi::OpenMpi => "pmix",
+                LinkedMpi::Mpich | LinkedMpi::Unknown => "pmi",
+            },
             other => other,
         };
         let local = mpi.ranks_per_node;
@@ -182,9 +175,14 @@ impl Executor {
             let s = crate::openmpi::OpenMpiStep { start, mpi, step, fence, plan, dir };
             return self.openmpi_outcome(s, stop_rx).await;
         }
+        let user = self.user_of(&dir);
+        let pmix = kind == "pmix";
+        if let Err(e) = check_speaks(kind, &program_of(start, &dir)) {
+            return Outcome::failed("MpiMismatch", e);
+        }
         let mut sockets = Vec::new();
         let mut kept = Vec::new();
-        for r in first..first + local {
+        for r in (first..first + local).filter(|_| !pmix) {
             let made = RankSocket::new(r).and_then(|s| dup_cloexec(s.child_fd()).map(|d| (s, d)));
             match made {
                 Ok((s, d)) => {
@@ -192,6 +190,53 @@ impl Executor {
                     kept.push(d);
                 }
                 Err(e) => return Outcome::failed("PmiSetupFailed", format!("making rank {r}'s PMI socket: {e}")),
+            }
+        }
+        let rank_cpus: Vec<Vec<u32>> = plan.ranks.iter().map(|rp| self.on_host(&rp.cpus, &self.host_cpus)).collect();
+        // PMIx: the namespace and every local rank's client, registered before any starts.
+        let shm = crate::openmpi::shm_dir(&start.id, &dir.join("tmp"));
+        // The rank's session directories (`PMIX_TMPDIR`, which the resource manager cleans) and
+        // shared-memory segments go when the ranks have.
+        let _remove_shm = pmix.then(|| crate::pmix::server::RemoveDir(shm.clone()));
+        let _remove_tmp = pmix.then(|| crate::pmix::server::RemoveDir(dir.join("tmp")));
+        let mut namespace = None;
+        let mut pmix_env = Vec::new();
+        if pmix {
+            if let Err(e) = crate::users::as_user(user.as_deref(), || std::fs::create_dir_all(&shm)) {
+                return Outcome::failed("TaskDirectory", format!("creating {}: {e}", shm.display()));
+            }
+            let map = crate::pmix::StepMap {
+                nspace: format!("gangway.{}.{}.{}", start.id.job, start.id.task, start.id.attempt),
+                job_id: format!("{}.{}", start.id.job, start.id.task),
+                hosts: start.multi_instance.as_ref().map_or_else(|| vec![self.node.clone()], |p| p.hosts.clone()),
+                rank_nodes: (0..size).map(|r| r / local).collect(),
+                node: step.node_rank,
+                tmpdir: dir.join("tmp").to_string_lossy().into_owned(),
+                cpus: (first..).zip(rank_cpus.iter().cloned()).collect(),
+                owner: user.as_ref().map(|u| (u.uid, u.gid)),
+            };
+            let (uid, gid) = map.owner.unwrap_or_else(crate::pmix::server::own_ids);
+            let rdma = self.topology.as_ref().is_some_and(|t| !t.nics.is_empty());
+            let registered = crate::pmix::server(&self.layout.root.join("pmix"))
+                .map_err(|e| format!("starting the PMIx server: {e}"))
+                .and_then(|server| server.register(&map).map_err(|e| e.to_string()))
+                .and_then(|ns| {
+                    for r in first..first + local {
+                        let mut env = ns.client(r, uid, gid).map_err(|e| e.to_string())?;
+                        env.extend(crate::openmpi::direct_env(&start.env, rdma, &shm));
+                        // Open MPI 4 takes itself for a singleton unless a resource manager it
+                        // knows launched it (Slurm's variables, or Flux's job id); Flux's
+                        // means nothing else to it. Open MPI 5 asks its PMIx server instead.
+                        if !start.env.iter().any(|(k, _)| k == "FLUX_JOB_ID") {
+                            env.push(("FLUX_JOB_ID".into(), map.job_id.clone()));
+                        }
+                        pmix_env.push(env);
+                    }
+                    Ok(ns)
+                });
+            match registered {
+                Ok(ns) => namespace = Some(ns),
+                Err(e) => return Outcome::failed("PmixSetupFailed", e),
             }
         }
         // The task's cpuset is every CPU its ranks are bound to.
@@ -205,14 +250,16 @@ impl Executor {
         let base = self.layout.task_env(start, &self.node, &self.account_url);
         let mut stops = Vec::new();
         let mut ranks = JoinSet::new();
-        for (r, sock) in sockets.iter().enumerate() {
+        for (r, (rp, cpus)) in plan.ranks.iter().zip(&rank_cpus).enumerate() {
             use std::os::fd::AsRawFd;
-            let rp = &plan.ranks[r];
-            let pmi_fd = kept[r].as_raw_fd();
+            let pmi_fd = kept.get(r).map(AsRawFd::as_raw_fd);
             let mut env = base.clone();
             env.extend(rp.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            env.extend(sock.env(size));
-            env.push(("PMI_FD".into(), pmi_fd.to_string()));
+            if let (Some(sock), Some(fd)) = (sockets.get(r), pmi_fd) {
+                env.extend(sock.env(size));
+                env.push(("PMI_FD".into(), fd.to_string()));
+            }
+            env.extend(pmix_env.get(r).into_iter().flatten().cloned());
             for (k, v) in [
                 ("GANGWAY_RANK", first as usize + r),
                 ("GANGWAY_LOCAL_RANK", r),
@@ -229,7 +276,7 @@ impl Executor {
                 cgroup_prefix: 'r',
                 rank: Some(RankSetup {
                     pmi_fd,
-                    cpus: self.on_host(&rp.cpus, &self.host_cpus),
+                    cpus: cpus.clone(),
                     mems: self.on_host(&self.os_numa_nodes(&rp.numa_nodes), &self.host_mems),
                 }),
             };
@@ -239,15 +286,27 @@ impl Executor {
             let mode = RunMode { keep_leftovers: false, append_logs: true };
             ranks.spawn(async move { (r, me.run_in(launch, cg.as_ref().as_ref(), &mut rx, mode).await) });
         }
-        let servers: Vec<(u32, OwnedFd)> = sockets.into_iter().map(|s| (s.rank, s.into_server())).collect();
-        let pmi = NodePmi::new(NodeConfig {
-            size,
-            local_ranks: (first..first + local).collect(),
-            kvsname: format!("gangway_{}_{}_{}", start.id.job, start.id.task, start.id.attempt),
-            process_mapping: process_mapping(&vec![local; step.nodes as usize]),
-        });
         let (events_tx, mut events) = mpsc::unbounded_channel();
-        let server = tokio::spawn(async move { serve_node(pmi, servers, &fence, events_tx).await });
+        let unfinished = namespace.as_ref().map(crate::pmix::Namespace::unfinished);
+        let server = match namespace.as_mut().and_then(crate::pmix::Namespace::upcalls) {
+            Some(upcalls) => {
+                tokio::spawn(async move { crate::pmix::serve_namespace(upcalls, &fence, events_tx).await })
+            }
+            None => {
+                let servers: Vec<(u32, OwnedFd)> = sockets.into_iter().map(|s| (s.rank, s.into_server())).collect();
+                let pmi = NodePmi::new(NodeConfig {
+                    size,
+                    local_ranks: (first..first + local).collect(),
+                    kvsname: format!("gangway_{}_{}_{}", start.id.job, start.id.task, start.id.attempt),
+                    process_mapping: process_mapping(&vec![local; step.nodes as usize]),
+                });
+                tokio::spawn(async move {
+                    if let Err(e) = serve_node(pmi, servers, &fence, events_tx).await {
+                        tracing::warn!(error = %e, "PMI server stopped");
+                    }
+                })
+            }
+        };
         let mut outcomes: Vec<Option<Outcome>> = (0..local).map(|_| None).collect();
         let mut first_failure: Option<Outcome> = None;
         let mut stopping = false;
@@ -259,7 +318,17 @@ impl Executor {
         while outcomes.iter().any(Option::is_none) {
             tokio::select! {
                 Some(done) = ranks.join_next() => {
-                    let Ok((r, o)) = done else { continue };
+                    let Ok((r, mut o)) = done else { continue };
+                    // A rank that joined the PMIx job and ended without finalizing leaves its
+                    // peers waiting for it: it fails the task like any failing rank.
+                    let lost = unfinished.as_ref().is_some_and(|u| u.lock().expect("lock").remove(&(first + r as u32)));
+                    if lost && o.failure.is_none() && !stopping {
+                        o.failure = Outcome::failed(
+                            "MpiRankLost",
+                            format!("rank {} ended without finalizing MPI", first + r as u32),
+                        )
+                        .failure;
+                    }
                     let bad = o.exit_code != Some(0) || o.failure.is_some();
                     if bad && first_failure.is_none() && !stopping {
                         first_failure = Some(Outcome {
@@ -294,6 +363,7 @@ impl Executor {
         }
         drop(kept);
         server.abort();
+        drop(namespace);
         release(Arc::into_inner(cgroup).flatten()).await;
         let done: Vec<Outcome> = outcomes.into_iter().flatten().collect();
         if let Some(f) = first_failure {
@@ -306,6 +376,35 @@ impl Executor {
             end_time: done.iter().map(|o| o.end_time).max().unwrap_or_else(Timestamp::now),
             max_rss_bytes: done.iter().filter_map(|o| o.max_rss_bytes).max(),
         }
+    }
+}
+
+/// The program file of a task's command line (its first word, found on `PATH` or in `wd`).
+fn program_of(start: &StartTask, dir: &std::path::Path) -> std::path::PathBuf {
+    let wd = dir.join("wd");
+    let first = gangway_api::cmdline::split_command_line(&start.command_line)
+        .ok()
+        .and_then(|argv| argv.first().cloned())
+        .unwrap_or_default();
+    let path_var = std::env::var_os("PATH");
+    let found = crate::spawn::resolve_program(&first, path_var.as_deref(), &wd).unwrap_or_else(|_| first.into());
+    wd.join(found)
+}
+
+/// Refuses a program that cannot speak the interface its ranks would be served (they would
+/// each run as a one-rank job), naming what it speaks.
+pub(crate) fn check_speaks(kind: &str, program: &std::path::Path) -> Result<(), String> {
+    let name = program.display();
+    match (kind, linked_mpi(program)) {
+        ("pmi", LinkedMpi::OpenMpi) => Err(format!(
+            "{name} is linked to Open MPI, which speaks PMIx only, but mpi.implementation is pmi (PMI-1): \
+             use pmix, openmpi or auto"
+        )),
+        ("pmix", LinkedMpi::Mpich) => Err(format!(
+            "{name} is linked to an MPICH-family MPI, which speaks PMI-1 and PMI-2, but mpi.implementation is \
+             pmix: use pmi or auto"
+        )),
+        _ => Ok(()),
     }
 }
 

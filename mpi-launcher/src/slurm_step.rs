@@ -214,7 +214,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     // the step's, removed at the end.
     let pmix_dir =
         std::env::temp_dir().join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()));
-    let _remove_dir = RemoveDir(pmix_dir.clone());
+    let _remove_dir = crate::pmix::server::RemoveDir(pmix_dir.clone());
     let mut namespace = match serve {
         StepMpi::Pmix => {
             let server = crate::pmix::server(&pmix_dir).map_err(|e| format!("starting the PMIx server: {e}"))?;
@@ -227,13 +227,13 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 node: spec.node_index,
                 tmpdir: pmix_dir.to_string_lossy().into_owned(),
                 cpus: local_cpus,
+                owner: None,
             };
             Some(server.register(&map).map_err(|e| format!("registering the step with the PMIx server: {e}"))?)
         }
         _ => None,
     };
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = crate::pmix::server::own_ids();
 
     let mut sockets = Vec::new();
     let mut inputs: Vec<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = Vec::new();
@@ -488,15 +488,6 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     }
     drop(namespace);
     Ok(())
-}
-
-/// Removes a directory (and what is in it) when dropped.
-struct RemoveDir(std::path::PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The interface the node's tasks are served: `--mpi` as given or, by default, by what

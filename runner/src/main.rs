@@ -200,11 +200,12 @@ enum Cmd {
         gpu_bind: Option<String>,
         /// With --ranks-per-node: how ranks start. auto (default): the launcher reads the
         /// program file (the command's first word, found on PATH or in the working directory)
-        /// and picks openmpi if it names Open MPI's libmpi.so.40/libopen-rte/libopen-pal, else
-        /// pmi (scripts and static binaries too: wrap Open MPI programs or say --mpi openmpi).
-        /// pmi: direct launch over PMI-1. openmpi: mpirun on the primary, its daemons started
-        /// through gangway's agent (no ssh), a rankfile from the placement.
-        #[arg(long = "mpi", value_parser = ["auto", "pmi", "openmpi"])]
+        /// and picks pmix if it names Open MPI's libmpi.so.40/libopen-rte/libopen-pal, else
+        /// pmi (scripts and static binaries too: wrap Open MPI programs or say --mpi pmix).
+        /// pmi: direct launch over PMI-1 (MPICH). pmix: direct launch under the launcher's
+        /// PMIx server (Open MPI). openmpi: mpirun on the primary, its daemons started through
+        /// gangway's agent (no ssh), a rankfile from the placement.
+        #[arg(long = "mpi", value_parser = ["auto", "pmi", "pmix", "openmpi"])]
         mpi_impl: Option<String>,
         /// A file you stored with `gangway file put`, put in the task's working directory under
         /// its name (an `uploadedFile` resource file); repeat for more.

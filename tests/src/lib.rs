@@ -398,9 +398,36 @@ pub fn compile_openmpi_hello(dir: &Path) -> PathBuf {
     compile_hello(dir, "mpicc.openmpi", "hello-ompi")
 }
 
-/// `source` (C) compiled against Open MPI into `dir/name`.
-pub fn compile_openmpi(dir: &Path, name: &str, source: &str) -> PathBuf {
-    compile_mpi(dir, "mpicc.openmpi", name, source)
+/// An Open MPI program that prints its rank, the world's size, an allreduce, how many ranks
+/// share its node (from PMIx's locality) and its node's name; `abort` makes rank 1 call
+/// `MPI_Abort(…, 7)` and `die` makes rank 1 exit without finalizing, after the allreduce.
+const OMPI_RANKS_C: &str = "#include <mpi.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+    static const char *host(void) {\n\
+        const char *h = getenv(\"SLURMD_NODENAME\");\n\
+        return h ? h : getenv(\"AZ_BATCH_NODE_ID\");\n\
+    }\n\
+    int main(int argc, char **argv) {\n\
+        int rank, size, sum, one, local;\n\
+        MPI_Comm node;\n\
+        MPI_Init(&argc, &argv);\n\
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\
+        MPI_Comm_size(MPI_COMM_WORLD, &size);\n\
+        one = rank + 1;\n\
+        MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n\
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);\n\
+        MPI_Comm_size(node, &local);\n\
+        printf(\"rank=%d size=%d sum=%d local=%d host=%s\\n\", rank, size, sum, local, host());\n\
+        fflush(stdout);\n\
+        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"abort\")) MPI_Abort(MPI_COMM_WORLD, 7);\n\
+        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"die\")) _exit(3);\n\
+        if (argc > 1) MPI_Barrier(MPI_COMM_WORLD);\n\
+        MPI_Finalize();\n\
+        return 0;\n\
+    }\n";
+
+/// [`OMPI_RANKS_C`] compiled against Open MPI as `dir/ranks-ompi`.
+pub fn compile_openmpi_ranks(dir: &Path) -> PathBuf {
+    compile_mpi(dir, "mpicc.openmpi", "ranks-ompi", OMPI_RANKS_C)
 }
 
 fn compile_hello(dir: &Path, compiler: &str, name: &str) -> PathBuf {

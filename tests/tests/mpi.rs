@@ -180,7 +180,7 @@ fn a_multi_node_job_succeeds_when_its_last_node_finishes_after_the_primary() {
 }
 
 #[test]
-fn an_open_mpi_program_on_one_node_runs_under_mpirun_not_as_singletons() {
+fn an_open_mpi_program_on_one_node_starts_under_pmix_not_as_singletons() {
     let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
     let dir = cluster.dir.path();
     std::fs::write(
@@ -200,7 +200,8 @@ fn an_open_mpi_program_on_one_node_runs_under_mpirun_not_as_singletons() {
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "ompi".into(), ..Default::default() }).unwrap();
-    // `auto` finds Open MPI's libmpi in the program and starts it through mpirun and the agent.
+    // `auto` finds Open MPI's libmpi in the program and starts its ranks under the launcher's
+    // PMIx server.
     c.add_task("ompi", &mpi_task("t", &dir.join("ompi").display().to_string(), 2)).unwrap();
     let t = done(&mut c, "ompi", "t");
     let out = String::from_utf8(c.get_task_file("ompi", "t", "stdout.txt", 0).unwrap()).unwrap();
@@ -212,5 +213,5 @@ fn an_open_mpi_program_on_one_node_runs_under_mpirun_not_as_singletons() {
     let mut bad = mpi_task("bad", "/bin/true", 2);
     bad.mpi.as_mut().unwrap().implementation = Some("lam".into());
     let err = c.add_task("ompi", &bad).unwrap_err().to_string();
-    assert!(err.contains("mpi.implementation") && err.contains("auto, pmi or openmpi"), "{err}");
+    assert!(err.contains("mpi.implementation") && err.contains("auto, pmi, pmix or openmpi"), "{err}");
 }

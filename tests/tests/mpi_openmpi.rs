@@ -1,7 +1,8 @@
-//! Managed MPI with Open MPI across namespace hosts: the primary runs Open MPI's own `mpirun`,
-//! whose daemons reach the other host through gangway's remote-launch agent and the head (no
-//! ssh), with a hostfile and rankfile from the placement plans and a rank step that applies
-//! each rank's part of its node's plan. The program is the real `mpi-probe` built against
+//! Managed MPI with Open MPI across namespace hosts: started directly by each launcher under
+//! its PMIx server (the default), or by Open MPI's own `mpirun` on the primary, whose daemons
+//! reach the other host through gangway's remote-launch agent and the head (no ssh), with a
+//! hostfile and rankfile from the placement plans and a rank step that applies each rank's
+//! part of its node's plan. The program is the real `mpi-probe` built against
 //! Open MPI by `scripts/build-mpi.sh openmpi`; nothing is mocked.
 //!
 //! Needs root (namespaces, cgroups) like the other namespace tests; without it they say so
@@ -123,17 +124,25 @@ fn open_mpi_ranks_on_two_namespace_hosts_follow_the_plan() {
     let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "ompi".into(), ..Default::default() }).unwrap();
-    // `auto`: the probe is linked to Open MPI's libmpi, so gangway runs it through mpirun.
+    // `openmpi`: mpirun on the primary, its daemons through gangway's agent. `auto`: the probe
+    // is linked to Open MPI's libmpi, so each launcher starts its ranks under its PMIx server.
+    for (task, implementation) in [("probe", Some("openmpi")), ("direct", None)] {
+        probe_follows_the_plan(&cluster, &programs, task, implementation);
+    }
+}
+
+fn probe_follows_the_plan(cluster: &NetCluster, programs: &Path, task: &str, implementation: Option<&str>) {
+    let mut c = cluster.client();
     let probe = programs.join("mpi-probe").display().to_string();
-    c.add_task("ompi", &open_mpi_task("probe", &probe, 2, None)).unwrap();
-    let t = completed(&cluster, "ompi", "probe");
-    let logs = logs(&cluster, "ompi", "probe");
+    c.add_task("ompi", &open_mpi_task(task, &probe, 2, implementation)).unwrap();
+    let t = completed(cluster, "ompi", task);
+    let logs = logs(cluster, "ompi", task);
     assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{logs}", t.execution_info);
     let primary = t.node_info.as_ref().unwrap().node_id.clone();
     let k0 = cluster.hosts.iter().position(|h| h.name == primary).unwrap();
-    let dir = cluster.root(k0).join("workitems/ompi/job-1/probe");
+    let dir = cluster.root(k0).join(format!("workitems/ompi/job-1/{task}"));
 
-    // Every rank's output reaches the primary's stdout.txt through mpirun.
+    // Rank 0 gathers every rank's report and prints it in the primary's stdout.txt.
     let out = std::fs::read_to_string(dir.join("stdout.txt")).unwrap();
     let lines: Vec<Value> = out
         .lines()
@@ -142,26 +151,33 @@ fn open_mpi_ranks_on_two_namespace_hosts_follow_the_plan() {
     assert_eq!(lines.len(), 5, "{logs}");
     assert_eq!(lines[4], serde_json::json!({ "allreduce_sum": 10 }), "{logs}");
 
-    // The hostfile and rankfile name the gang's nodes in instance order, bound to the plan.
     let plan = plan(2);
     let cpus = |local: usize| -> Vec<u64> {
         plan["ranks"][local]["cpus"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
     };
     let list = |c: &[u64]| c.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let sub: ListResponse<SubtaskInformation> =
-        serde_json::from_slice(&c.raw("GET", "/jobs/ompi/tasks/probe/subtasksinfo", None, &[]).unwrap().body).unwrap();
-    let nodes = [primary.clone(), sub.value[0].node_info.node_id.clone()];
-    let hostfile = std::fs::read_to_string(dir.join("openmpi.hostfile")).unwrap();
-    assert_eq!(hostfile, format!("{} slots=2\n{} slots=2\n", nodes[0], nodes[1]));
-    let rankfile = std::fs::read_to_string(dir.join("openmpi.rankfile")).unwrap();
-    let want: String = (0..4).map(|r| format!("rank {r}={} slot={}\n", nodes[r / 2], list(&cpus(r % 2)))).collect();
-    assert_eq!(rankfile, want);
+    if implementation == Some("openmpi") {
+        // The hostfile and rankfile name the gang's nodes in instance order, bound to the plan.
+        let sub: ListResponse<SubtaskInformation> = serde_json::from_slice(
+            &c.raw("GET", &format!("/jobs/ompi/tasks/{task}/subtasksinfo"), None, &[]).unwrap().body,
+        )
+        .unwrap();
+        let nodes = [primary.clone(), sub.value[0].node_info.node_id.clone()];
+        let hostfile = std::fs::read_to_string(dir.join("openmpi.hostfile")).unwrap();
+        assert_eq!(hostfile, format!("{} slots=2\n{} slots=2\n", nodes[0], nodes[1]));
+        let rankfile = std::fs::read_to_string(dir.join("openmpi.rankfile")).unwrap();
+        let want: String = (0..4).map(|r| format!("rank {r}={} slot={}\n", nodes[r / 2], list(&cpus(r % 2)))).collect();
+        assert_eq!(rankfile, want);
+    } else {
+        assert!(!dir.join("openmpi.hostfile").exists(), "no mpirun under PMIx");
+    }
 
     // What the kernel applied to each rank, and its environment, is its node's plan.
     for (r, line) in lines[..4].iter().enumerate() {
         let local = r % 2;
         let p = &plan["ranks"][local];
         assert_eq!((line["rank"].as_u64(), line["size"].as_u64()), (Some(r as u64), Some(4)), "{line}");
+        assert_eq!((line["local_rank"].as_u64(), line["local_size"].as_u64()), (Some(local as u64), Some(2)), "{line}");
         let got: Vec<u64> = line["cpus"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(got, cpus(local), "rank {r}'s CPUs: {line}");
         assert!(p["numa_nodes"].as_array().unwrap().contains(&line["numa_node"]), "rank {r}'s NUMA node: {line}");
@@ -174,7 +190,35 @@ fn open_mpi_ranks_on_two_namespace_hosts_follow_the_plan() {
         }
         assert_eq!(env["PMI_RANK"], Value::Null, "Open MPI ranks get no PMI-1 variables: {line}");
     }
-    assert_nothing_left(&cluster, "ompi", "probe");
+    assert_nothing_left(cluster, "ompi", task);
+    cluster.wait_idle(2);
+}
+
+#[test]
+fn open_mpi_ranks_under_pmix_end_together_on_an_abort_or_a_lost_rank() {
+    if !available() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let cluster = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..Default::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "ends".into(), ..Default::default() }).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ranks = gangway_tests::compile_openmpi_ranks(work.path()).display().to_string();
+    for (task, word, code) in [("abort", "abort", 7), ("die", "die", 3)] {
+        let cmd = format!("{ranks} {word}");
+        c.add_task("ends", &open_mpi_task(task, &cmd, 2, Some("pmix"))).unwrap();
+        let t = completed(&cluster, "ends", task);
+        assert_eq!(t.execution_info.exit_code, Some(code), "{:?}\n{}", t.execution_info, logs(&cluster, "ends", task));
+        assert_nothing_left(&cluster, "ends", task);
+        cluster.wait_idle(2);
+    }
+    // PMI-1 for an Open MPI program would start four one-rank jobs: refused, saying why.
+    c.add_task("ends", &open_mpi_task("wrong", &ranks, 2, Some("pmi"))).unwrap();
+    let t = completed(&cluster, "ends", "wrong");
+    let f = t.execution_info.failure_info.clone().unwrap_or_else(|| panic!("{:?}", t.execution_info));
+    assert_eq!(f.code, "MpiMismatch", "{f:?}");
+    assert!(f.message.contains("linked to Open MPI, which speaks PMIx only"), "{f:?}");
 }
 
 #[test]

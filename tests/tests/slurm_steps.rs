@@ -394,29 +394,6 @@ fn squeue_lists_a_running_step_and_scancel_ends_it() {
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
 }
 
-/// An Open MPI program that prints its rank, the world's size, an allreduce, how many ranks
-/// share its node (from PMIx's locality) and its node's name; `abort` makes rank 1 call
-/// `MPI_Abort(…, 7)` and `die` makes rank 1 exit without finalizing, after the allreduce.
-const OMPI_RANKS_C: &str = "#include <mpi.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
-    int main(int argc, char **argv) {\n\
-        int rank, size, sum, one, local;\n\
-        MPI_Comm node;\n\
-        MPI_Init(&argc, &argv);\n\
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\
-        MPI_Comm_size(MPI_COMM_WORLD, &size);\n\
-        one = rank + 1;\n\
-        MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n\
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);\n\
-        MPI_Comm_size(node, &local);\n\
-        printf(\"rank=%d size=%d sum=%d local=%d host=%s\\n\", rank, size, sum, local, getenv(\"SLURMD_NODENAME\"));\n\
-        fflush(stdout);\n\
-        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"abort\")) MPI_Abort(MPI_COMM_WORLD, 7);\n\
-        if (argc > 1 && rank == 1 && !strcmp(argv[1], \"die\")) _exit(3);\n\
-        if (argc > 1) MPI_Barrier(MPI_COMM_WORLD);\n\
-        MPI_Finalize();\n\
-        return 0;\n\
-    }\n";
-
 #[test]
 fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     if !netns::available() {
@@ -425,7 +402,7 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     }
     let c = NetCluster::start(NetOptions { hosts: 2, slots: 2, ..NetOptions::default() });
     let slurm = SlurmFrontDoor::new(c.config.clone());
-    gangway_tests::compile_openmpi(slurm.work(), "ranks-ompi", OMPI_RANKS_C);
+    gangway_tests::compile_openmpi_ranks(slurm.work());
     compile_mpich_hello(slurm.work());
     // The fake hosts share one /dev/shm, so Open MPI's shared-memory transport is off.
     let text = "#!/bin/sh\n\

@@ -32,6 +32,8 @@ pub struct StepMap {
     pub tmpdir: String,
     /// Each local rank's CPUs (OS numbers), where it is bound: `(rank, cpus)`.
     pub cpus: Vec<(u32, Vec<u32>)>,
+    /// The user and group the ranks run as, where not the server's own.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl StepMap {
@@ -100,6 +102,11 @@ pub fn namespace_info(
     if let Some(first) = local.first() {
         info.push(("pmix.lldr", Value::Rank(*first)));
     }
+    // The library gives the namespace's shared-memory store to its owner.
+    if let Some((uid, gid)) = map.owner {
+        info.push(("pmix.euid", Value::U32(uid)));
+        info.push(("pmix.egid", Value::U32(gid)));
+    }
     for rank in 0..size {
         let node = map.rank_nodes[rank as usize];
         let mut proc = vec![
@@ -139,6 +146,7 @@ mod tests {
             node: 1,
             tmpdir: "/tmp/x".into(),
             cpus: vec![(3, vec![2, 3])],
+            owner: Some((1000, 100)),
         }
     }
 
@@ -166,6 +174,7 @@ mod tests {
         assert_eq!(get(&info, "pmix.lldr"), [&Value::Rank(2)]);
         assert_eq!(get(&info, "pmix.num.nodes"), [&Value::U32(2)]);
         assert_eq!(get(&info, "pmix.nmap"), [&Value::Str("NM".into())]);
+        assert_eq!(get(&info, "pmix.euid"), [&Value::U32(1000)]);
         let procs = get(&info, "pmix.pdata");
         assert_eq!(procs.len(), 5, "one array per rank of the step");
         let Value::Infos(r0) = procs[0] else { panic!() };

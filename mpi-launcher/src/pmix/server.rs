@@ -338,6 +338,22 @@ fn proc_of(nspace: &str, rank: u32) -> Result<ffi::pmix_proc_t, PmixError> {
     Ok(p)
 }
 
+/// This process's user and group ids.
+pub fn own_ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Removes a directory (and what is in it) when dropped.
+#[derive(Debug)]
+pub struct RemoveDir(pub PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// This process's PMIx server.
 #[derive(Debug)]
 pub struct Server {
@@ -353,6 +369,8 @@ pub fn server(dir: &Path) -> Result<&'static Server, String> {
 }
 
 fn start(dir: &Path) -> Result<Server, PmixError> {
+    // What an earlier server of this launcher left is stale: its clients are gone.
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|source| PmixError::Directory { path: dir.into(), source })?;
     let d = dir.to_string_lossy().into_owned();
     let info = InfoArray::new(&[("pmix.srvr.tmpdir", Value::Str(d.clone())), ("pmix.sys.tmpdir", Value::Str(d))])?;

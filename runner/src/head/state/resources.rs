@@ -456,8 +456,11 @@ impl HeadState {
             if m.ranks_per_node == 0 {
                 return Err(ApiError::invalid("mpi.ranksPerNode must be at least 1"));
             }
-            if let Some(i) = m.implementation.as_deref().filter(|i| !matches!(*i, "auto" | "pmi" | "openmpi")) {
-                return Err(ApiError::invalid(format!("mpi.implementation is '{i}'; it must be auto, pmi or openmpi")));
+            if let Some(i) = m.implementation.as_deref().filter(|i| !matches!(*i, "auto" | "pmi" | "pmix" | "openmpi"))
+            {
+                return Err(ApiError::invalid(format!(
+                    "mpi.implementation is '{i}'; it must be auto, pmi, pmix or openmpi"
+                )));
             }
             gangway_topology::placement::PlacementRequest::parse(&m.placement_spec())
                 .map_err(|e| ApiError::invalid(format!("mpi: {e}")))?;
