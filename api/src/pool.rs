@@ -105,6 +105,10 @@ pub struct PoolAddParameter {
     /// limited to), so such tasks share nodes (Slurm's `DefMemPerCPU`); absent: none.
     #[serde(default, rename = "defaultMemoryPerCpuMiB", skip_serializing_if = "Option::is_none")]
     pub default_memory_per_cpu_mib: Option<u64>,
+    /// gangway: the process-management interface `srun` serves a step that names none
+    /// (Slurm's `MpiDefault`): `auto` (the default), `pmi2`, `pmix` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi_default: Option<String>,
     /// Spread or pack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_scheduling_policy: Option<TaskSchedulingPolicy>,
@@ -156,6 +160,9 @@ pub struct Pool {
     /// gangway: memory (MiB) per CPU of a task that names CPUs but no memory.
     #[serde(default, rename = "defaultMemoryPerCpuMiB", skip_serializing_if = "Option::is_none")]
     pub default_memory_per_cpu_mib: Option<u64>,
+    /// gangway: what `srun` serves a step that names no `--mpi` (Slurm's `MpiDefault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi_default: Option<String>,
     /// Spread or pack.
     pub task_scheduling_policy: TaskSchedulingPolicy,
     /// gangway: the time limit of a task that sets none.

@@ -15,6 +15,9 @@ pub const KEY_ENV: &str = "GANGWAY_STEP_KEY";
 /// The variable that gives `gangway-node rsh-agent HOST` its words (instead of the command
 /// line, which anyone on the node can read).
 pub const AGENT_COMMAND_ENV: &str = "GANGWAY_AGENT_COMMAND";
+/// The variable carrying the partition's `mpiDefault` (Slurm's `MpiDefault`) into a Slurm
+/// batch job, for its `srun`s.
+pub const MPI_DEFAULT_ENV: &str = "GANGWAY_MPI_DEFAULT";
 /// The variable naming `gangway-node`'s path inside a Slurm batch job.
 pub const NODE_BIN_ENV: &str = "GANGWAY_NODE_BIN";
 

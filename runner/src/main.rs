@@ -286,6 +286,9 @@ enum Cmd {
         /// create: memory (MiB) per CPU of tasks that ask for CPUs but no memory (Slurm's DefMemPerCPU).
         #[arg(long)]
         default_mem_per_cpu: Option<u64>,
+        /// create: what srun serves a step that names no --mpi (Slurm's MpiDefault).
+        #[arg(long, value_parser = ["auto", "pmi2", "pmix", "none"])]
+        mpi_default: Option<String>,
         /// create: what later tasks may do when the first cannot start (default easy).
         #[arg(long, value_parser = ["fcfs", "firstfit", "easy", "conservative"])]
         backfill: Option<String>,
@@ -631,6 +634,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             slots,
             fill,
             default_mem_per_cpu,
+            mpi_default,
             backfill,
             reservations,
             order,
@@ -661,6 +665,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let create = commands::PoolCreate {
                 slots,
                 default_mem_per_cpu,
+                mpi_default,
                 fill,
                 backfill,
                 reservations,

@@ -46,9 +46,11 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let job: u32 = env("SLURM_JOB_ID")
         .and_then(|j| j.parse().ok())
         .ok_or("gangway's srun runs only inside a batch job (sbatch) for now")?;
-    // As in Slurm, `SLURM_MPI_TYPE` from the environment is the default of `--mpi`.
+    // As in Slurm, `SLURM_MPI_TYPE` from the environment is the default of `--mpi`, then the
+    // partition's `MpiDefault`.
     let mpi_type = r.mpi.clone().or_else(|| env("SLURM_MPI_TYPE"));
-    let mpi = match mpi_type.as_deref() {
+    let mpi_type_or_site = mpi_type.clone().or_else(|| env(gangway_api::slurm_step::MPI_DEFAULT_ENV));
+    let mpi = match mpi_type_or_site.as_deref() {
         None => StepMpi::Auto,
         Some("list") => {
             println!(

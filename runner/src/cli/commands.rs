@@ -506,6 +506,8 @@ pub struct PoolCreate {
     pub slots: Option<u32>,
     /// MiB per CPU of tasks that name CPUs but no memory.
     pub default_mem_per_cpu: Option<u64>,
+    /// What srun serves a step that names no `--mpi`.
+    pub mpi_default: Option<String>,
     pub fill: Option<NodeFillType>,
     pub backfill: Option<gangway_api::Backfill>,
     pub reservations: Option<u32>,
@@ -577,6 +579,7 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 display_name: None,
                 task_slots_per_node: create.slots,
                 default_memory_per_cpu_mib: create.default_mem_per_cpu,
+                mpi_default: create.mpi_default,
                 task_scheduling_policy: (create.fill.is_some() || create.backfill.is_some() || create.order.is_some())
                     .then(|| TaskSchedulingPolicy {
                         node_fill_type: create.fill.unwrap_or_default(),

@@ -447,6 +447,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
             display_name: None,
             task_slots_per_node: Some(config.default_pool_slots),
             default_memory_per_cpu_mib: None,
+            mpi_default: None,
             task_scheduling_policy: Some(TaskSchedulingPolicy::default()),
             enable_inter_node_communication: true,
             start_task: None,

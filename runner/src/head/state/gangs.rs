@@ -71,6 +71,8 @@ impl HeadState {
         let api_url = self.api_url.clone();
         // Its job's preparation runs (or ends) on each of its nodes first.
         let job = self.task_index.get(&key).map(|(j, _)| j.clone()).unwrap_or_default();
+        let pool_of_job = self.jobs.get(&job).and_then(|j| self.pools.get(&j.wire.pool_info.pool_id));
+        let mpi_default = pool_of_job.and_then(|p| p.wire.mpi_default.clone());
         let waits: Vec<String> =
             names.iter().filter(|n| matches!(self.prep_gate(&job, n, fx), super::prep::Gate::Wait)).cloned().collect();
         let Some((j, tid)) = self.task_mut(key) else { return };
@@ -102,7 +104,14 @@ impl HeadState {
             .collect();
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
-        let base = super::launchers::attempt_message(&j.wire, t, pool, allocation[0].clone(), &token_key, &api_url);
+        let base = super::launchers::attempt_message(
+            &j.wire,
+            t,
+            (pool, mpi_default.as_deref()),
+            allocation[0].clone(),
+            &token_key,
+            &api_url,
+        );
         // A Slurm job with GPUs: each node names its own (`base` has the first node's).
         let slurm_gpus = j.wire.slurm.as_ref().is_some_and(|s| s.request.gpus_per_node.is_some());
         let primary_files = t.wire.resource_files.clone();

@@ -301,6 +301,7 @@ impl HeadState {
         let allocation = self.allocation_of(&node, &grant);
         let token_key = self.job_token_key;
         let api_url = self.api_url.clone();
+        let mpi_default = self.pools.get(&pool).and_then(|p| p.wire.mpi_default.clone());
         // Its job's preparation may have to run (or end) on the node first.
         let job = self.task_index.get(&key).map(|(j, _)| j.clone()).unwrap_or_default();
         let gate = self.prep_gate(&job, &node, fx);
@@ -325,7 +326,7 @@ impl HeadState {
         j.running += 1;
         HeadState::put_task(&j.wire.id, t, fx);
         debug_assert!(split_command_line(&t.wire.command_line).is_ok(), "validated at submit");
-        let mut start = attempt_message(&j.wire, t, pool, allocation, &token_key, &api_url);
+        let mut start = attempt_message(&j.wire, t, (pool, mpi_default.as_deref()), allocation, &token_key, &api_url);
         start.packages = packages;
         let msg = HeadMessage::StartTask(Box::new(start));
         let slots = t.wire.required_slots;
@@ -503,7 +504,7 @@ impl HeadState {
 pub(crate) fn attempt_message(
     job: &Job,
     t: &super::TaskRec,
-    pool: String,
+    (pool, mpi_default): (String, Option<&str>),
     allocation: NodeAllocation,
     token_key: &[u8],
     api_url: &str,
@@ -544,6 +545,11 @@ pub(crate) fn attempt_message(
         },
     };
     super::slurm_view::add_batch(&mut msg, job, t, &allocation.gpus, token_key);
+    if job.slurm.is_some() {
+        if let Some(m) = mpi_default {
+            msg.env.push((gangway_api::slurm_step::MPI_DEFAULT_ENV.to_owned(), m.to_owned()));
+        }
+    }
     add_manager_credential(&mut msg, job, t, token_key, api_url);
     msg.allocation = Some(allocation);
     msg

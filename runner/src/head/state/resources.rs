@@ -35,6 +35,10 @@ impl HeadState {
                 1u64 << 30
             )));
         }
+        if let Some(m) = &p.mpi_default {
+            gangway_api::slurm_step::StepMpi::parse(m)
+                .map_err(|_| ApiError::invalid(format!("mpiDefault is '{m}'; it must be auto, pmi2, pmix or none")))?;
+        }
         if let Some(n) = p.task_scheduling_policy.and_then(|t| t.reservations) {
             let max = crate::scheduler::MAX_RESERVATIONS;
             if n == 0 || n > max {
@@ -78,6 +82,7 @@ impl HeadState {
             creation_time: Timestamp::now(),
             task_slots_per_node: slots,
             default_memory_per_cpu_mib: p.default_memory_per_cpu_mib,
+            mpi_default: p.mpi_default,
             task_scheduling_policy: p.task_scheduling_policy.unwrap_or_default(),
             default_time_limit: p.default_time_limit.filter(|d| !d.is_unlimited()),
             max_time_limit: p.max_time_limit.filter(|d| !d.is_unlimited()),

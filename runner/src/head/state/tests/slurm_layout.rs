@@ -70,3 +70,28 @@ fn a_job_without_memory_shows_the_partitions_def_mem_per_cpu() {
     let id = sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap().job_id;
     assert_eq!(sim.st.slurm_job(id).unwrap().mem_per_cpu_mb, None, "a request of its own wins");
 }
+
+#[test]
+fn a_partitions_mpi_default_reaches_its_batch_jobs_for_srun() {
+    use super::Sim;
+    use gangway_api::messages::HeadMessage;
+    use gangway_api::PoolAddParameter;
+    let mut sim = Sim::new();
+    let bad = PoolAddParameter { id: "bad".into(), mpi_default: Some("lam".into()), ..Default::default() };
+    let err = sim.apply(|st, fx| st.add_pool(bad, fx)).unwrap_err().body.message.value;
+    assert!(err.contains("mpiDefault is 'lam'; it must be auto, pmi2, pmix or none"), "{err}");
+    let pool = PoolAddParameter { id: "p".into(), mpi_default: Some("pmix".into()), ..Default::default() };
+    sim.apply(|st, fx| st.add_pool(pool, fx)).unwrap();
+    sim.join("n1", "p", gangway_topology::NodeResources { cpus: 1, cores: 1, ..Default::default() });
+    let mut req = submit(1, 1, None, 1);
+    req.partition = Some("p".into());
+    sim.apply(|st, fx| st.slurm_submit(req, "127.0.0.1:1", fx)).unwrap();
+    let rx = &mut sim.conns.get_mut("n1").expect("connected").0;
+    let env: Vec<(String, String)> = std::iter::from_fn(|| rx.try_recv().ok())
+        .find_map(|m| match m {
+            HeadMessage::StartTask(s) => Some(s.env),
+            _ => None,
+        })
+        .expect("the job started");
+    assert!(env.contains(&("GANGWAY_MPI_DEFAULT".into(), "pmix".into())), "{env:?}");
+}
