@@ -1,8 +1,11 @@
 //! MPI launch overhead on the namespace cluster (needs root): a trivial MPI program (MPI_Init,
 //! an allreduce, MPI_Finalize) on 1×2, 2×2 and 4×2 ranks, built for MPICH and for Open MPI.
 //! MPICH: started by gangway (its launchers over PMI-1) and by `mpiexec.hydra` run by hand.
-//! Open MPI: started by gangway (`mpirun` on the primary, daemons through gangway's agent and
-//! the head) and by Open MPI's `mpirun` run by hand with ssh replaced by a trivial agent.
+//! Open MPI: started by gangway directly (each launcher's PMIx server, `auto`), by gangway
+//! through `mpirun` (`mpi.implementation=openmpi`: daemons through gangway's agent and the
+//! head), and by Open MPI's `mpirun` run by hand with ssh replaced by a trivial agent.
+//! srun: inside a batch job of the same nodes, `srun -N… -n…` of the Open MPI hello (PMIx) and
+//! of the MPICH hello (PMI-1), launch to exit as the job's script times it.
 //! The hand-run launchers' agents start their daemons in each host's namespace with
 //! `ip netns exec` (Open MPI's with the per-host TMPDIR and shared-memory directory that fake
 //! hosts on one machine need). Median wall time of each; gangway's is submit → completed as
@@ -60,14 +63,25 @@ fn timed_run(mut cmd: Command, what: &str) -> anyhow::Result<f64> {
     Ok(ms)
 }
 
-/// Submits one managed MPI task and returns submit → completed in ms.
-fn gangway_run(c: &mut gangway_api::client::Client, id: &str, exe: &Path, nodes: u32) -> anyhow::Result<f64> {
+/// Submits one managed MPI task (`implementation` as `mpi.implementation`) and returns
+/// submit → completed in ms.
+fn gangway_run(
+    c: &mut gangway_api::client::Client,
+    id: &str,
+    exe: &Path,
+    nodes: u32,
+    implementation: Option<&str>,
+) -> anyhow::Result<f64> {
     let task = TaskAddParameter {
         id: id.into(),
         command_line: exe.display().to_string(),
         multi_instance_settings: (nodes > 1)
             .then(|| MultiInstanceSettings { number_of_instances: nodes, ..Default::default() }),
-        mpi: Some(MpiSettings { ranks_per_node: 2, ..Default::default() }),
+        mpi: Some(MpiSettings {
+            ranks_per_node: 2,
+            implementation: implementation.map(str::to_owned),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let t0 = Instant::now();
@@ -82,6 +96,45 @@ fn gangway_run(c: &mut gangway_api::client::Client, id: &str, exe: &Path, nodes:
         }
         std::thread::sleep(Duration::from_micros(500));
     }
+}
+
+/// Runs one batch job on `nodes` nodes whose script times `runs` sruns of `-N nodes -n 2·nodes
+/// PROGRAM` for each program; returns each program's launch → exit times in ms.
+fn srun_runs(
+    slurm: &gangway_tests::slurm::SlurmFrontDoor,
+    nodes: u32,
+    runs: usize,
+    programs: &[&Path],
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    let np = 2 * nodes;
+    let mut script = String::from(
+        "#!/bin/sh\nexport OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl=^ofi,psm,psm2 OMPI_MCA_osc=^ucx\n",
+    );
+    for (k, p) in programs.iter().enumerate() {
+        script.push_str(&format!(
+            "for i in $(seq {runs}); do t0=$(date +%s%N); srun -N{nodes} -n{np} {} > /dev/null || exit 1; \
+             t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )) >> times-{nodes}-{k}.txt; done\n",
+            p.display()
+        ));
+    }
+    let name = format!("srun-bench-{nodes}.sh");
+    std::fs::write(slurm.work().join(&name), script)?;
+    let out =
+        slurm.run("sbatch", &["--parsable", &format!("-N{nodes}"), "--ntasks-per-node=2", "-o", "bench.out", &name]);
+    if !out.status.success() {
+        bail!("sbatch failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let id: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("sbatch's job id")?;
+    let job = slurm.wait_end(id, Duration::from_secs(600));
+    if job.state != gangway_api::slurm::SlurmJobState::Completed {
+        bail!("the srun job ended {:?}: {}", job.state, std::fs::read_to_string(slurm.work().join("bench.out"))?);
+    }
+    (0..programs.len())
+        .map(|k| {
+            let text = std::fs::read_to_string(slurm.work().join(format!("times-{nodes}-{k}.txt")))?;
+            Ok(text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).map(|us| us / 1000.0).collect())
+        })
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -128,19 +181,21 @@ fn main() -> anyhow::Result<()> {
     let bridge = cluster.bridge_name();
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "launch".into(), ..Default::default() })?;
+    let slurm = gangway_tests::slurm::SlurmFrontDoor::new(cluster.config.clone());
     println!(
-        "{:<6} {:>14} {:>19} {:>22} {:>12}",
-        "RANKS", "gangway (ms)", "mpiexec.hydra (ms)", "gangway openmpi (ms)", "mpirun (ms)"
+        "{:<6} {:>10} {:>15} {:>14} {:>16} {:>13} {:>12} {:>12}",
+        "RANKS", "gangway", "mpiexec.hydra", "gangway pmix", "gangway mpirun", "hand mpirun", "srun pmix", "srun pmi1"
     );
     let mut n = 0;
     let result = (|| -> anyhow::Result<()> {
         for nodes in [1u32, 2, 4] {
             let (mut ours, mut hydra, mut ours_ompi, mut mpirun) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut ours_mpirun = Vec::new();
             let hosts: Vec<&str> = cluster.hosts[..nodes as usize].iter().map(|h| h.address.as_str()).collect();
             let np = (2 * nodes).to_string();
             for _ in 0..runs {
                 n += 1;
-                ours.push(gangway_run(&mut c, &format!("t{n}"), &exe, nodes)?);
+                ours.push(gangway_run(&mut c, &format!("t{n}"), &exe, nodes, None)?);
                 if with_hydra {
                     let mut cmd = Command::new("timeout");
                     cmd.args(["20", "mpiexec.hydra", "-launcher", "ssh", "-launcher-exec"])
@@ -150,7 +205,8 @@ fn main() -> anyhow::Result<()> {
                     hydra.push(timed_run(cmd, "mpiexec.hydra")?);
                 }
                 let Some(ompi_exe) = &ompi_exe else { continue };
-                ours_ompi.push(gangway_run(&mut c, &format!("o{n}"), ompi_exe, nodes)?);
+                ours_ompi.push(gangway_run(&mut c, &format!("o{n}"), ompi_exe, nodes, Some("pmix"))?);
+                ours_mpirun.push(gangway_run(&mut c, &format!("m{n}"), ompi_exe, nodes, Some("openmpi"))?);
                 let slots: Vec<String> = hosts.iter().map(|h| format!("{h}:2")).collect();
                 let mut cmd = Command::new("timeout");
                 cmd.args(["20", "mpirun", "--mca", "plm_rsh_agent"])
@@ -168,13 +224,21 @@ fn main() -> anyhow::Result<()> {
                     ]);
                 mpirun.push(timed_run(cmd, "mpirun")?);
             }
+            let mut programs = vec![exe.as_path()];
+            programs.extend(ompi_exe.as_deref());
+            let mut sruns = srun_runs(&slurm, nodes, runs, &programs)?;
+            let srun_pmix = if sruns.len() > 1 { sruns.pop().unwrap_or_default() } else { Vec::new() };
+            let srun_pmi1 = sruns.pop().unwrap_or_default();
             println!(
-                "{:<6} {:>14.1} {:>19.1} {:>22.1} {:>12.1}",
+                "{:<6} {:>10.1} {:>15.1} {:>14.1} {:>16.1} {:>13.1} {:>12.1} {:>12.1}",
                 format!("{nodes}x2"),
                 median(ours),
                 median(hydra),
                 median(ours_ompi),
-                median(mpirun)
+                median(ours_mpirun),
+                median(mpirun),
+                median(srun_pmix),
+                median(srun_pmi1)
             );
         }
         Ok(())

@@ -215,6 +215,15 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     let pmix_dir =
         std::env::temp_dir().join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()));
     let _remove_dir = crate::pmix::server::RemoveDir(pmix_dir.clone());
+    // Open MPI's shared-memory segments, in a directory of the part's own: fake hosts on one
+    // machine would otherwise collide in /dev/shm.
+    let shm = match Path::new("/dev/shm").is_dir() {
+        true => {
+            Path::new("/dev/shm").join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()))
+        }
+        false => pmix_dir.join("shm"),
+    };
+    let _remove_shm = crate::pmix::server::RemoveDir(shm.clone());
     let mut namespace = match serve {
         StepMpi::Pmix => {
             let server = crate::pmix::server(&pmix_dir).map_err(|e| format!("starting the PMIx server: {e}"))?;
@@ -229,6 +238,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                 cpus: local_cpus,
                 owner: None,
             };
+            std::fs::create_dir_all(&shm).map_err(|e| format!("creating {}: {e}", shm.display()))?;
             Some(server.register(&map).map_err(|e| format!("registering the step with the PMIx server: {e}"))?)
         }
         _ => None,
@@ -249,7 +259,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
         cmd.env("SLURM_PROCID", rank.to_string()).env("SLURM_LOCALID", local_id.to_string());
         if let Some(ns) = &namespace {
             let fork_env = ns.client(rank, uid, gid).map_err(|e| format!("registering task {rank} with PMIx: {e}"))?;
-            cmd.envs(fork_env);
+            cmd.envs(fork_env).envs(crate::openmpi::direct_env(&spec.env, rdma_present(), &shm));
         }
         let pmi_fd = if serve == StepMpi::Pmi1 {
             let s = RankSocket::new(rank).map_err(|e| format!("making the PMI socket of task {rank}: {e}"))?;
@@ -488,6 +498,11 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     }
     drop(namespace);
     Ok(())
+}
+
+/// Whether this node has RDMA devices (then Open MPI chooses its transports itself).
+fn rdma_present() -> bool {
+    std::fs::read_dir("/sys/class/infiniband").is_ok_and(|mut d| d.next().is_some())
 }
 
 /// The interface the node's tasks are served: `--mpi` as given or, by default, by what

@@ -292,7 +292,10 @@ impl Hub {
                 self.kill_all();
             }
             PartMessage::Lost { rank } => {
-                eprintln!("srun: error: task {rank} ended without finalizing MPI: ending the step");
+                // Once the step is ending, the others' ends are its doing, not news.
+                if self.ended_by.is_none() {
+                    eprintln!("srun: error: task {rank} ended without finalizing MPI: ending the step");
+                }
                 self.failed = true;
                 self.ended_by.get_or_insert((rank, None));
                 self.kill_all();
