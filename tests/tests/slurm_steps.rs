@@ -404,9 +404,8 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     let slurm = SlurmFrontDoor::new(c.config.clone());
     gangway_tests::compile_openmpi_ranks(slurm.work());
     compile_mpich_hello(slurm.work());
-    // The fake hosts share one /dev/shm, so Open MPI's shared-memory transport is off.
+    // Open MPI's own transports (shared memory too: each part gives its ranks a directory).
     let text = "#!/bin/sh\n\
-        export OMPI_MCA_btl=self,tcp\n\
         srun -l ./ranks-ompi > auto.txt 2> auto.err\n\
         srun --mpi=pmix -N2 -n4 ./ranks-ompi > pmix.txt 2> pmix.err\n\
         srun --mpi=pmix ./ranks-ompi abort > abort.txt 2> abort.err; echo \"abort=$?\" > codes.txt\n\
@@ -440,12 +439,13 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
     assert_eq!(slurm.sorted_lines("mpich.txt"), want, "MPICH keeps PMI-1");
     assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
-    // The hosts share this machine's /tmp, where each part's server kept its rendezvous files.
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
+    // The hosts share this machine's /tmp, where each part's server kept its rendezvous files,
+    // and /dev/shm, where its ranks kept their shared memory.
+    let left: Vec<_> = [std::env::temp_dir(), "/dev/shm".into()]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("gangway-pmix.{id}.")))
+        .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "PMIx directories left: {left:?}");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use gangway_api::slurm::SlurmJobState;
-use gangway_api::Owner;
+use gangway_api::{JobAddParameter, MpiSettings, Owner, TaskAddParameter, TaskState, UserIdentity};
 use gangway_tests::users::TestUser;
 use gangway_tests::{bin, Cluster, Options};
 
@@ -616,4 +616,36 @@ fn with_private_data_jobs_other_users_jobs_are_not_there_at_all() {
         stderr(&rest)
     );
     assert_eq!(c.client().list_jobs(&Default::default()).unwrap().len(), 1, "admins see every job");
+}
+
+#[test]
+fn a_users_open_mpi_ranks_run_as_the_user_under_the_launchers_pmix_server() {
+    use std::time::Duration;
+    let alice = TestUser::create("k");
+    let (c, _state) = users_cluster(Options { slots: 2, ..Options::default() });
+    let mut admin = c.client();
+    let home = home_for(&alice);
+    // The program is root's and readable by all, in a directory alice may pass.
+    let ranks = gangway_tests::compile_openmpi_ranks(home.path()).display().to_string();
+    admin.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter {
+        id: "ranks".into(),
+        // Through a shell (so pmix is named) that says who runs it.
+        command_line: format!("/bin/sh -c 'id -u; exec {ranks}'"),
+        user_identity: Some(UserIdentity { user_name: Some(alice.name.clone()), auto_user: None }),
+        mpi: Some(MpiSettings { ranks_per_node: 2, implementation: Some("pmix".into()), ..Default::default() }),
+        ..Default::default()
+    };
+    admin.add_task("mpi", &task).unwrap();
+    let t = gangway_tests::wait_for(Duration::from_secs(60), "the ranks to end", || {
+        admin.get_task("mpi", "ranks").ok().filter(|t| t.state == TaskState::Completed)
+    });
+    let out = String::from_utf8(admin.get_task_file("mpi", "ranks", "stdout.txt", 0).unwrap()).unwrap();
+    let err = String::from_utf8(admin.get_task_file("mpi", "ranks", "stderr.txt", 0).unwrap()).unwrap();
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{out}{err}", t.execution_info);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let uid = alice.uid.to_string();
+    let want = [uid.as_str(), &uid, "rank=0 size=2 sum=3 local=2 host=node1", "rank=1 size=2 sum=3 local=2 host=node1"];
+    assert_eq!(lines, want, "{err}");
 }
