@@ -100,7 +100,14 @@ impl StepMpi {
             "pmi2" | "pmi1" | "pmi" | "mpich" | "mvapich" => Ok(StepMpi::Pmi1),
             "pmix" | "pmix_v3" | "pmix_v4" | "pmix_v5" | "openmpi" => Ok(StepMpi::Pmix),
             "none" => Ok(StepMpi::None),
-            other => Err(format!("Couldn't find the specified plugin name for mpi/{other} looking at all files")),
+            // Slurm 22.05's five lines (srun prefixes the first).
+            other => Err(format!(
+                "Couldn't find the specified plugin name for mpi/{other} looking at all files\n\
+                 srun: error: cannot find mpi plugin for mpi/{other}\n\
+                 srun: error: MPI: Cannot create context for mpi/{other}\n\
+                 srun: error: MPI: Unable to load any plugin\n\
+                 srun: error: Invalid MPI type '{other}', --mpi=list for acceptable types"
+            )),
         }
     }
 }

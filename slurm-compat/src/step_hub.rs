@@ -53,9 +53,9 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
     let mpi = match mpi_type_or_site.as_deref() {
         None => StepMpi::Auto,
         Some("list") => {
+            // As Slurm 22.05 lists them, less cray_shasta (gangway's pmi2 serves PMI-1's wire).
             println!(
-                "MPI plugin types are...\n\tnone\n\tpmi2\n\tpmix\nspecific pmi2 plugin versions available: pmi1 wire \
-                 protocol (PMI_FD)\nspecific pmix plugin versions available: pmix_v4"
+                "MPI plugin types are...\n\tpmix\n\tnone\n\tpmi2\nspecific pmix plugin versions available: pmix_v4"
             );
             return Ok(0);
         }

@@ -249,7 +249,7 @@ fn a_failing_task_with_kill_on_bad_exit_ends_the_step() {
         start=$(date +%s)\n\
         srun -K -N2 -n2 sh -c 'if [ $SLURM_PROCID = 1 ]; then exit 7; fi; sleep 60'\n\
         echo \"exit=$? took=$(( $(date +%s) - start ))\" > k.txt\n\
-        srun --mpi=pmix true 2> pmix.err; echo \"pmix=$?\" >> k.txt\n\
+        srun --mpi=cray_shasta true 2> pmix.err; echo \"pmix=$?\" >> k.txt\n\
         srun -N3 true 2> n3.err; echo \"n3=$?\" >> k.txt\n";
     let id = slurm.sbatch(&["-N2", "-o", "job.out", &script(&slurm, "k.sh", text)]);
     let job = slurm.wait_end(id, Duration::from_secs(60));
@@ -261,7 +261,7 @@ fn a_failing_task_with_kill_on_bad_exit_ends_the_step() {
     assert!(first.starts_with("exit=143 "), "{k}");
     assert!(took < 30, "-K ended the sleeping task at once: {k}");
     assert!(k.contains("pmix=1"), "{k}");
-    assert!(slurm.read("pmix.err").contains("Couldn't find the specified plugin name for mpi/pmix"));
+    assert!(slurm.read("pmix.err").contains("Couldn't find the specified plugin name for mpi/cray_shasta"));
     assert!(k.contains("n3=1"), "{k}");
     assert!(slurm.read("n3.err").contains("Only allocated 2 nodes asked for 3"));
     assert_nothing_left(&(0..2).map(|i| (format!("node{}", i + 1), cluster.node_root(i))).collect::<Vec<_>>());
@@ -435,7 +435,9 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     );
     assert!(slurm.read("wrong2.err").contains("speaks PMI-1 and PMI-2, but the step serves PMIx"));
     assert!(codes.contains("bogus=1\n"), "{codes}");
-    assert!(slurm.read("bogus.err").contains("Couldn't find the specified plugin name for mpi/bogus"));
+    let bogus = slurm.read("bogus.err");
+    assert!(bogus.starts_with("srun: error: Couldn't find the specified plugin name for mpi/bogus"), "{bogus}");
+    assert!(bogus.contains("\nsrun: error: Invalid MPI type 'bogus', --mpi=list for acceptable types"), "{bogus}");
     let want: Vec<String> = (0..4).map(|r| format!("{r}: rank={r} size=4 sum=10")).collect();
     assert_eq!(slurm.sorted_lines("mpich.txt"), want, "MPICH keeps PMI-1");
     assert_nothing_left(&c.hosts.iter().enumerate().map(|(k, h)| (h.name.clone(), c.root(k))).collect::<Vec<_>>());
