@@ -215,3 +215,78 @@ fn an_open_mpi_program_on_one_node_starts_under_pmix_not_as_singletons() {
     let err = c.add_task("ompi", &bad).unwrap_err().to_string();
     assert!(err.contains("mpi.implementation") && err.contains("auto, pmi, pmix or openmpi"), "{err}");
 }
+
+/// A bare PMIx client (no MPI): what each rank reads from the namespace its launcher
+/// registered, as `key=value` words.
+const PMIX_CLIENT_C: &str = r#"#include <pmix.h>
+#include <stdio.h>
+static void show(pmix_proc_t *p, const char *key, const char *name) {
+    pmix_value_t *v = NULL;
+    if (PMIx_Get(p, key, NULL, 0, &v) != PMIX_SUCCESS) { printf(" %s=?", name); return; }
+    switch (v->type) {
+    case PMIX_STRING: printf(" %s=%s", name, v->data.string); break;
+    case PMIX_UINT32: printf(" %s=%u", name, v->data.uint32); break;
+    case PMIX_UINT16: printf(" %s=%u", name, (unsigned) v->data.uint16); break;
+    case PMIX_PROC_RANK: printf(" %s=%u", name, v->data.rank); break;
+    default: printf(" %s=type%d", name, v->type);
+    }
+    PMIX_VALUE_RELEASE(v);
+}
+int main(void) {
+    pmix_proc_t me, job;
+    if (PMIx_Init(&me, NULL, 0) != PMIX_SUCCESS) { printf("no PMIx server\n"); return 1; }
+    PMIX_LOAD_PROCID(&job, me.nspace, PMIX_RANK_WILDCARD);
+    printf("rank=%u", me.rank);
+    show(&job, PMIX_JOB_SIZE, "size");
+    show(&job, PMIX_LOCAL_PEERS, "peers");
+    show(&me, PMIX_LOCAL_RANK, "lrank");
+    show(&me, PMIX_HOSTNAME, "host");
+    show(&me, PMIX_CPUSET, "cpuset");
+    show(&me, PMIX_LOCALITY_STRING, "locality");
+    printf("\n");
+    fflush(stdout);
+    PMIx_Fence(NULL, 0, NULL, 0);
+    PMIx_Finalize(NULL, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_pmix_client_reads_the_namespace_its_launcher_registered() {
+    let cluster = Cluster::start(Options { nodes: 1, slots: 2, ..Options::default() });
+    let dir = cluster.dir.path();
+    std::fs::write(dir.join("client.c"), PMIX_CLIENT_C).unwrap();
+    let cc = Command::new("cc")
+        .arg("-o")
+        .arg(dir.join("client"))
+        .arg(dir.join("client.c"))
+        .args(["-I/usr/lib/x86_64-linux-gnu/pmix2/include", "-lpmix"])
+        .output()
+        .expect("cc is not installed: run scripts/deps.sh");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "pmix".into(), ..Default::default() }).unwrap();
+    let mut task = mpi_task("t", &dir.join("client").display().to_string(), 2);
+    task.mpi.as_mut().unwrap().implementation = Some("pmix".into());
+    c.add_task("pmix", &task).unwrap();
+    let t = done(&mut c, "pmix", "t");
+    let out = String::from_utf8(c.get_task_file("pmix", "t", "stdout.txt", 0).unwrap()).unwrap();
+    let err = String::from_utf8(c.get_task_file("pmix", "t", "stderr.txt", 0).unwrap()).unwrap();
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{out}{err}", t.execution_info);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{out}{err}");
+    // Each rank's CPUs are its part of the node's plan, the same as PMI-1 ranks get.
+    let plan = Command::new(bin("gangway")).args(["topo", "--json", "--plan", "ranks=2"]).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    for (r, line) in lines.iter().enumerate() {
+        let words: std::collections::HashMap<&str, &str> = line.split(' ').filter_map(|w| w.split_once('=')).collect();
+        assert_eq!(words["rank"], r.to_string(), "{line}");
+        assert_eq!((words["size"], words["peers"], words["host"]), ("2", "0,1", "node1"), "{line}");
+        assert_eq!(words["lrank"], r.to_string(), "{line}");
+        let cpus: Vec<String> =
+            plan["ranks"][r]["cpus"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap().to_string()).collect();
+        assert_eq!(words["cpuset"], format!("hwloc:{}", cpus.join(",")), "{line}");
+        assert!(words["locality"] != "?" && !words["locality"].is_empty(), "a locality string: {line}");
+    }
+}

@@ -217,7 +217,8 @@ fn open_mpi_ranks_under_pmix_end_together_on_an_abort_or_a_lost_rank() {
     c.add_task("ends", &open_mpi_task("wrong", &ranks, 2, Some("pmi"))).unwrap();
     let t = completed(&cluster, "ends", "wrong");
     let f = t.execution_info.failure_info.clone().unwrap_or_else(|| panic!("{:?}", t.execution_info));
-    assert_eq!(f.code, "MpiMismatch", "{f:?}");
+    // Refused on every node; whichever instance reports first names the task's failure.
+    assert!(f.code == "MpiMismatch" || f.code == "SubtaskFailed", "{f:?}");
     assert!(f.message.contains("linked to Open MPI, which speaks PMIx only"), "{f:?}");
 }
 
