@@ -50,6 +50,15 @@ pub enum LauncherMessage {
         /// Key-value pairs put by this node's ranks.
         puts: Vec<(String, String)>,
     },
+    /// A PMIx direct-modex message for instance `to` of the attempt.
+    PmixModex {
+        /// Which attempt.
+        id: AttemptId,
+        /// The instance it goes to.
+        to: u32,
+        /// The request or answer.
+        modex: PmixModex,
+    },
     /// An instance of a multi-instance attempt ran its coordination command successfully.
     InstanceReady {
         /// Which attempt.
@@ -74,6 +83,29 @@ pub enum LauncherMessage {
 
 /// What gangway's remote-launch agent asks for, relayed by the head between the instances of
 /// an Open MPI attempt (`mpirun` calls the agent instead of ssh; no node needs ssh).
+/// A PMIx direct-modex exchange between two instances of a managed MPI attempt, relayed by
+/// the head: a node's server wants a rank's data from the instance that runs the rank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PmixModex {
+    /// Instance `from` asks for rank `rank`'s data (its request `req`).
+    Request {
+        /// The asker's request number.
+        req: u64,
+        /// The rank.
+        rank: u32,
+        /// The asking instance.
+        from: u32,
+    },
+    /// The answer to request `req`: the data (hex), or none.
+    Data {
+        /// The request.
+        req: u64,
+        /// The rank's data, hex; `None` when it could not be had.
+        data: Option<String>,
+    },
+}
+
 /// `Run` and `Kill` go to the instance on `host`; `Exited` goes back to instance `origin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -243,6 +275,13 @@ pub enum HeadMessage {
         epoch: u32,
         /// Every node's puts, in instance order.
         puts: Vec<(String, String)>,
+    },
+    /// A PMIx direct-modex message from another instance of the attempt.
+    PmixModex {
+        /// Which attempt.
+        id: AttemptId,
+        /// The request or answer.
+        modex: PmixModex,
     },
     /// Every instance of this multi-instance attempt has coordinated: the primary runs the application.
     RunApplication {

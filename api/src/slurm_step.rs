@@ -171,6 +171,22 @@ pub enum PartMessage {
         /// Its message.
         message: Option<String>,
     },
+    /// The node's PMIx server wants rank `rank`'s data (direct modex): srun asks the rank's node.
+    ModexRequest {
+        /// The request, numbered by the asking node.
+        id: u64,
+        /// The rank whose data is wanted.
+        rank: u32,
+    },
+    /// The answer to node `to`'s request `id`: the rank's data (hex), or none.
+    ModexData {
+        /// The request.
+        id: u64,
+        /// The node that asked.
+        to: u32,
+        /// The data, hex; `None` when it could not be had.
+        data: Option<String>,
+    },
     /// A task that had joined the step's MPI job (connected to its PMIx server) ended
     /// without finalizing: its peers would wait for it forever, so the whole step must end.
     Lost {
@@ -236,6 +252,22 @@ pub enum SrunMessage {
     InputEnd,
     /// srun's terminal changed size (`--pty`): the task's pseudo-terminal follows.
     Resize(WindowSize),
+    /// Node `from` wants local rank `rank`'s PMIx data (its request `id`).
+    ModexRequest {
+        /// The asking node's request.
+        id: u64,
+        /// A rank of this node.
+        rank: u32,
+        /// The asking node.
+        from: u32,
+    },
+    /// The answer to this node's request `id`.
+    ModexData {
+        /// The request.
+        id: u64,
+        /// The data, hex; `None` when it could not be had.
+        data: Option<String>,
+    },
 }
 
 /// Bytes on the wire: `text` when they are UTF-8 (the usual case, and readable), `bytes`

@@ -288,6 +288,7 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
                 let _ = tx.send(puts);
             }
         }
+        HeadMessage::PmixModex { id, modex } => exec.pmix_modex(id, modex),
         HeadMessage::Agent(relay) => crate::agent::from_head(exec, relay),
         HeadMessage::Ack { id } => exec.acked(&id),
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),

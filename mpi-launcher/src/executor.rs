@@ -184,6 +184,10 @@ pub struct Executor {
     pub(crate) head_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
     /// PMI fences of multi-node MPI ranks waiting for the head's answer.
     pub(crate) fences: Mutex<HashMap<(AttemptId, u32), FenceReply>>,
+    /// PMIx direct-modex requests waiting for another instance's answer, by request.
+    pub(crate) modex: Mutex<HashMap<(AttemptId, u64), crate::pmi::io::ModexAnswer>>,
+    /// The next direct-modex request's number.
+    pub(crate) modex_req: std::sync::atomic::AtomicU64,
     /// This node's topology, for placing MPI ranks.
     pub(crate) topology: Option<gangway_topology::model::NodeTopology>,
     /// Primaries of multi-instance attempts waiting for the head's go-ahead.
@@ -251,6 +255,8 @@ impl Executor {
             go: Mutex::new(HashMap::new()),
             topology: None,
             fences: Mutex::new(HashMap::new()),
+            modex: Mutex::new(HashMap::new()),
+            modex_req: std::sync::atomic::AtomicU64::new(0),
             seq: std::sync::atomic::AtomicU64::new(0),
             package_lock: tokio::sync::Mutex::new(()),
         }

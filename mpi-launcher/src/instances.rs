@@ -181,6 +181,7 @@ impl Executor {
                         id: start.id.clone(),
                         instance: plan.instance,
                         epoch: std::sync::atomic::AtomicU32::new(0),
+                        ranks_per_node: mpi.ranks_per_node,
                     };
                     self.ranks_outcome(start, mpi, stop_rx, step, fence).await
                 }

@@ -30,9 +30,27 @@ pub(crate) struct HeadFence {
     pub id: gangway_api::messages::AttemptId,
     pub instance: u32,
     pub epoch: std::sync::atomic::AtomicU32,
+    /// Ranks per node: rank R runs on instance R / this.
+    pub ranks_per_node: u32,
+}
+
+/// The PMIx namespace of an attempt's ranks (the same on every instance).
+pub(crate) fn pmix_nspace(id: &gangway_api::messages::AttemptId) -> String {
+    format!("gangway.{}.{}.{}", id.job, id.task, id.attempt)
 }
 
 impl FenceExchange for HeadFence {
+    fn fetch_modex(&self, rank: u32) -> crate::pmi::io::ModexFuture {
+        use gangway_api::messages::{LauncherMessage, PmixModex};
+        let req = self.exec.modex_req.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exec.modex.lock().expect("lock").insert((self.id.clone(), req), tx);
+        let modex = PmixModex::Request { req, rank, from: self.instance };
+        let to = rank / self.ranks_per_node.max(1);
+        self.exec.send(LauncherMessage::PmixModex { id: self.id.clone(), to, modex });
+        Box::pin(async move { rx.await.ok().flatten() })
+    }
+
     async fn exchange(&self, puts: Vec<(String, String)>) -> Result<Vec<(String, String)>, crate::pmi::io::FenceError> {
         let epoch = self.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -100,6 +118,31 @@ pub fn linked_mpi(program: &std::path::Path) -> LinkedMpi {
 }
 
 impl Executor {
+    /// A PMIx direct-modex message from another instance of a running attempt: a request for
+    /// one of this node's ranks' data (answered when the library has it), or an answer.
+    pub(crate) fn pmix_modex(
+        self: &Arc<Self>,
+        id: gangway_api::messages::AttemptId,
+        modex: gangway_api::messages::PmixModex,
+    ) {
+        use gangway_api::messages::{LauncherMessage, PmixModex};
+        match modex {
+            PmixModex::Request { req, rank, from } => {
+                let answer = crate::pmix::server::local_modex(&pmix_nspace(&id), rank);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let data = answer.await.ok().flatten().map(|d| crate::pmix::io::encode(&d));
+                    me.send(LauncherMessage::PmixModex { id, to: from, modex: PmixModex::Data { req, data } });
+                });
+            }
+            PmixModex::Data { req, data } => {
+                if let Some(tx) = self.modex.lock().expect("lock").remove(&(id, req)) {
+                    let _ = tx.send(data.as_deref().and_then(crate::pmix::io::decode));
+                }
+            }
+        }
+    }
+
     /// OS numbers of NUMA nodes given by logical index (what `set_mempolicy` takes).
     pub(crate) fn os_numa_nodes(&self, logical: &[u32]) -> Vec<u32> {
         let Some(t) = &self.topology else { return Vec::new() };
@@ -206,7 +249,7 @@ impl Executor {
                 return Outcome::failed("TaskDirectory", format!("creating {}: {e}", shm.display()));
             }
             let map = crate::pmix::StepMap {
-                nspace: format!("gangway.{}.{}.{}", start.id.job, start.id.task, start.id.attempt),
+                nspace: pmix_nspace(&start.id),
                 job_id: format!("{}.{}", start.id.job, start.id.task),
                 hosts: start.multi_instance.as_ref().map_or_else(|| vec![self.node.clone()], |p| p.hosts.clone()),
                 rank_nodes: (0..size).map(|r| r / local).collect(),

@@ -102,14 +102,27 @@ fn children_max_rss_kib() -> Option<u64> {
     usage.map(|u| u.ru_maxrss.max(0) as u64).filter(|k| *k > 0)
 }
 
-/// A fence through srun.
+/// Direct-modex requests waiting for srun's answer, by request id.
+type ModexWaiting = Arc<Mutex<HashMap<u64, crate::pmi::io::ModexAnswer>>>;
+
+/// A fence (and direct-modex requests) through srun.
 struct SrunFence {
     tx: mpsc::UnboundedSender<PartMessage>,
     waiting: Waiting,
     epoch: AtomicU32,
+    modex: ModexWaiting,
+    modex_id: std::sync::atomic::AtomicU64,
 }
 
 impl FenceExchange for SrunFence {
+    fn fetch_modex(&self, rank: u32) -> crate::pmi::io::ModexFuture {
+        let id = self.modex_id.fetch_add(1, Ordering::Relaxed);
+        let (done, wait) = oneshot::channel();
+        self.modex.lock().expect("lock").insert(id, done);
+        let _ = self.tx.send(PartMessage::ModexRequest { id, rank });
+        Box::pin(async move { wait.await.ok().flatten() })
+    }
+
     async fn exchange(&self, puts: Vec<(String, String)>) -> Result<Vec<(String, String)>, FenceError> {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
@@ -422,7 +435,14 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
     });
 
     let waiting: Waiting = Arc::default();
-    let fence = SrunFence { tx: tx.clone(), waiting: waiting.clone(), epoch: AtomicU32::new(0) };
+    let modex: ModexWaiting = Arc::default();
+    let fence = SrunFence {
+        tx: tx.clone(),
+        waiting: waiting.clone(),
+        epoch: AtomicU32::new(0),
+        modex: modex.clone(),
+        modex_id: std::sync::atomic::AtomicU64::new(0),
+    };
     let (etx, mut erx) = mpsc::unbounded_channel();
     let etx_pmix = etx.clone();
     let pmi = async {
@@ -440,6 +460,7 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
             tracing::warn!(error = %e, "PMI server stopped");
         }
     };
+    let upcalls = namespace.as_mut().and_then(crate::pmix::Namespace::upcalls);
     let orders = async {
         loop {
             match lines.next_line().await {
@@ -462,18 +483,36 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
                             let _ = crate::pty::resize(t, size);
                         }
                     }
+                    Ok(SrunMessage::ModexRequest { id, rank, from }) => {
+                        // Another node's server wants one of this node's ranks' data.
+                        let answer = namespace.as_ref().map(|ns| ns.local_modex(rank));
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let data = match answer {
+                                Some(rx) => rx.await.ok().flatten(),
+                                None => None,
+                            };
+                            let data = data.map(|d| crate::pmix::io::encode(&d));
+                            let _ = tx.send(PartMessage::ModexData { id, to: from, data });
+                        });
+                    }
+                    Ok(SrunMessage::ModexData { id, data }) => {
+                        if let Some(done) = modex.lock().expect("lock").remove(&id) {
+                            let _ = done.send(data.as_deref().and_then(crate::pmix::io::decode));
+                        }
+                    }
                     Ok(SrunMessage::Start(_)) | Err(_) => {}
                 },
                 // srun is gone: nobody can see the output or end the step any more.
                 Ok(None) | Err(_) => {
                     signal_all(&pgids, libc::SIGKILL);
                     waiting.lock().expect("lock").clear();
+                    modex.lock().expect("lock").clear();
                     std::future::pending::<()>().await;
                 }
             }
         }
     };
-    let upcalls = namespace.as_mut().and_then(crate::pmix::Namespace::upcalls);
     let pmix_events = etx_pmix;
     let pmix = async {
         if let Some(upcalls) = upcalls {

@@ -291,6 +291,16 @@ impl Hub {
                 self.ended_by.get_or_insert((rank, Some(code.max(1))));
                 self.kill_all();
             }
+            PartMessage::ModexRequest { id, rank } => {
+                let holder = self.starts.iter().position(|s| s.ranks.contains(&rank));
+                match holder {
+                    Some(h) => self.send(h, &SrunMessage::ModexRequest { id, rank, from: node }),
+                    None => self.send(node as usize, &SrunMessage::ModexData { id, data: None }),
+                }
+            }
+            PartMessage::ModexData { id, to, data } => {
+                self.send(to as usize, &SrunMessage::ModexData { id, data });
+            }
             PartMessage::Lost { rank } => {
                 // Once the step is ending, the others' ends are its doing, not news.
                 if self.ended_by.is_none() {

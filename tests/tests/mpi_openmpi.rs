@@ -195,7 +195,7 @@ fn probe_follows_the_plan(cluster: &NetCluster, programs: &Path, task: &str, imp
 }
 
 #[test]
-fn open_mpi_ranks_under_pmix_end_together_on_an_abort_or_a_lost_rank() {
+fn pmix_ranks_end_together_fetch_data_lazily_and_refuse_the_wrong_interface() {
     if !available() {
         eprintln!("skipped: needs root and iproute2");
         return;
@@ -213,6 +213,22 @@ fn open_mpi_ranks_under_pmix_end_together_on_an_abort_or_a_lost_rank() {
         assert_nothing_left(&cluster, "ends", task);
         cluster.wait_idle(2);
     }
+    // Fences that collect nothing: each rank's data is fetched from its instance through the
+    // head when first needed (direct modex).
+    let mut lazy = open_mpi_task("lazy", &ranks, 2, Some("pmix"));
+    lazy.environment_settings = ["OMPI_MCA_pmix_base_async_modex", "OMPI_MCA_pmix_base_collect_data"]
+        .iter()
+        .zip(["1", "0"])
+        .map(|(n, v)| EnvironmentSetting { name: n.to_string(), value: v.into() })
+        .collect();
+    c.add_task("ends", &lazy).unwrap();
+    let t = completed(&cluster, "ends", "lazy");
+    let logs = logs(&cluster, "ends", "lazy");
+    assert_eq!(t.execution_info.exit_code, Some(0), "{:?}\n{logs}", t.execution_info);
+    let ranks_seen = logs.lines().filter(|l| l.starts_with("rank=") && l.contains("size=4 sum=10 local=2")).count();
+    assert_eq!(ranks_seen, 4, "{logs}");
+    assert_nothing_left(&cluster, "ends", "lazy");
+    cluster.wait_idle(2);
     // PMI-1 for an Open MPI program would start four one-rank jobs: refused, saying why.
     c.add_task("ends", &open_mpi_task("wrong", &ranks, 2, Some("pmi"))).unwrap();
     let t = completed(&cluster, "ends", "wrong");

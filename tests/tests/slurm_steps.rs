@@ -408,6 +408,7 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     let text = "#!/bin/sh\n\
         srun -l ./ranks-ompi > auto.txt 2> auto.err\n\
         srun --mpi=pmix -N2 -n4 ./ranks-ompi > pmix.txt 2> pmix.err\n\
+        OMPI_MCA_pmix_base_async_modex=1 OMPI_MCA_pmix_base_collect_data=0 srun -N2 -n4 ./ranks-ompi > dmodex.txt 2>&1\n\
         srun --mpi=pmix ./ranks-ompi abort > abort.txt 2> abort.err; echo \"abort=$?\" > codes.txt\n\
         srun --mpi=pmix ./ranks-ompi die > die.txt 2> die.err; echo \"die=$?\" >> codes.txt\n\
         srun --mpi=pmi2 ./ranks-ompi > wrong.txt 2> wrong.err; echo \"wrong=$?\" >> codes.txt\n\
@@ -423,6 +424,8 @@ fn open_mpi_ranks_start_directly_under_srun_with_pmix() {
     assert_eq!(slurm.sorted_lines("auto.txt"), want, "{}", slurm.read("auto.err"));
     let plain: Vec<String> = want.iter().map(|l| l[3..].to_owned()).collect();
     assert_eq!(slurm.sorted_lines("pmix.txt"), plain, "{}", slurm.read("pmix.err"));
+    // Fences that collect nothing: each rank's data is fetched from its node when first needed.
+    assert_eq!(slurm.sorted_lines("dmodex.txt"), plain, "direct modex through srun");
     let codes = slurm.read("codes.txt");
     assert!(codes.contains("abort=7\n"), "MPI_Abort's code ends the step: {codes}\n{}", slurm.read("abort.err"));
     assert!(slurm.read("abort.err").contains("task 1 aborted"), "{}", slurm.read("abort.err"));

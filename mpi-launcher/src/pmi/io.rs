@@ -34,11 +34,24 @@ pub enum FenceError {
     StepEnded,
 }
 
+/// Where a rank's PMIx data (or none) goes once it is had.
+pub type ModexAnswer = tokio::sync::oneshot::Sender<Option<Vec<u8>>>;
+
+/// A node's answer to a direct-modex request: a rank's PMIx data, or none.
+pub type ModexFuture = Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>>;
+
 /// Exchanges one node's puts with every other node of the job step.
 pub trait FenceExchange {
     /// Sends this node's `puts` of the current fence and returns every node's puts (this
     /// node's included) once all nodes have entered it.
     fn exchange(&self, puts: Vec<KvPair>) -> impl Future<Output = Result<Vec<KvPair>, FenceError>> + Send;
+
+    /// Fetches rank `rank`'s PMIx data from the node it runs on (direct modex). None where
+    /// the step has no other node to ask.
+    fn fetch_modex(&self, rank: u32) -> ModexFuture {
+        let _ = rank;
+        Box::pin(async { None })
+    }
 }
 
 /// The exchange of a job step that runs on one node: its puts are everyone's.

@@ -73,6 +73,9 @@ pub type modex_cbfunc_t = Option<
     ),
 >;
 
+/// `pmix_dmodex_response_fn_t`.
+pub type dmodex_response_fn_t =
+    Option<unsafe extern "C" fn(status: Status, data: *mut c_char, sz: usize, cbdata: *mut c_void)>;
 /// `pmix_server_client_connected_fn_t` and `pmix_server_client_finalized_fn_t`.
 pub type client_fn_t = unsafe extern "C" fn(
     proc_: *const pmix_proc_t,
@@ -142,6 +145,11 @@ extern "C" {
         gid: u32,
         server_object: *mut c_void,
         cbfunc: op_cbfunc_t,
+        cbdata: *mut c_void,
+    ) -> Status;
+    pub fn PMIx_server_dmodex_request(
+        proc_: *const pmix_proc_t,
+        cbfunc: dmodex_response_fn_t,
         cbdata: *mut c_void,
     ) -> Status;
     pub fn PMIx_server_setup_fork(proc_: *const pmix_proc_t, env: *mut *mut *mut c_char) -> Status;

@@ -16,11 +16,12 @@ use crate::pmi::{FenceExchange, PmiEvent};
 const FENCE_KEY: &str = "pmix";
 
 /// Hex, as the exchange carries text.
-fn encode(data: &[u8]) -> String {
+pub fn encode(data: &[u8]) -> String {
     gangway_api::sha256::hex(data)
 }
 
-fn decode(text: &str) -> Option<Vec<u8>> {
+/// Bytes from [`encode`]'s hex; `None` for anything else.
+pub fn decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -74,6 +75,16 @@ pub async fn serve_namespace<F: FenceExchange + Sync>(
             up = upcalls.recv() => match up {
                 None => return,
                 Some(Upcall::Fence { data, reply }) => waiting.push_back((data, reply)),
+                Some(Upcall::DirectModex { rank, reply }) => {
+                    // Answered whenever the rank's node does, beside fences and other requests.
+                    let fetch = fence.fetch_modex(rank);
+                    tokio::spawn(async move {
+                        match fetch.await {
+                            Some(data) => reply.ok(data),
+                            None => reply.fail(),
+                        }
+                    });
+                }
                 Some(Upcall::Abort { rank, status, message }) => {
                     tracing::info!(rank, status, message, "PMIx abort");
                     let msg = (!message.is_empty()).then_some(message);

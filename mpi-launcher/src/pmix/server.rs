@@ -41,6 +41,9 @@ pub enum Upcall {
     /// Every local rank entered a fence: `data` is this node's part of the exchange (empty
     /// when the ranks collect nothing); the reply is every node's parts concatenated.
     Fence { data: Vec<u8>, reply: ModexReply },
+    /// A local rank wants a remote rank's data that no fence collected (direct modex): fetch
+    /// it from the rank's node and answer with it.
+    DirectModex { rank: u32, reply: ModexReply },
     /// A rank called `PMIx_Abort` (`MPI_Abort`).
     Abort { rank: u32, status: i32, message: String },
 }
@@ -204,14 +207,32 @@ unsafe extern "C" fn on_abort(
 }
 
 unsafe extern "C" fn on_direct_modex(
-    _proc: *const ffi::pmix_proc_t,
+    proc_: *const ffi::pmix_proc_t,
     _info: *const c_void,
     _ninfo: usize,
-    _cbfunc: ffi::modex_cbfunc_t,
-    _cbdata: *mut c_void,
+    cbfunc: ffi::modex_cbfunc_t,
+    cbdata: *mut c_void,
 ) -> ffi::Status {
-    // Every fence collects every node's data, so nothing is fetched rank by rank.
-    ffi::ERR_NOT_SUPPORTED
+    let Some((tx, rank)) = route(proc_) else { return ffi::ERR_NOT_SUPPORTED };
+    // Unanswered (nobody serves the namespace), the reply fails the request as it drops.
+    let _ = tx.send(Upcall::DirectModex { rank, reply: ModexReply { cbfunc, cbdata: cbdata as usize } });
+    ffi::SUCCESS
+}
+
+use crate::pmi::io::ModexAnswer;
+
+unsafe extern "C" fn on_local_modex(status: ffi::Status, data: *mut c_char, sz: usize, cbdata: *mut c_void) {
+    // SAFETY: `cbdata` is the box `Namespace::local_modex` leaked, given back once.
+    let answer = unsafe { Box::from_raw(cbdata.cast::<ModexAnswer>()) };
+    let bytes = (status == ffi::SUCCESS).then(|| {
+        if data.is_null() || sz == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the library passes `sz` readable bytes, freed after this returns.
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), sz) }.to_vec()
+        }
+    });
+    let _ = answer.send(bytes);
 }
 
 fn check(call: &'static str, status: ffi::Status) -> Result<(), PmixError> {
@@ -464,10 +485,35 @@ impl Namespace {
         self.unfinished.clone()
     }
 
+    /// Local rank `rank`'s data for another node's request (see [`local_modex`]).
+    pub fn local_modex(&self, rank: u32) -> tokio::sync::oneshot::Receiver<Option<Vec<u8>>> {
+        local_modex(&self.name, rank)
+    }
+
     /// The channel of the namespace's upcalls (once).
     pub fn upcalls(&mut self) -> Option<mpsc::UnboundedReceiver<Upcall>> {
         self.upcalls.take()
     }
+}
+
+/// Rank `rank` of namespace `nspace` (local to this server): its data for another node's
+/// request, once the rank has put it (`None` when the library cannot give it).
+pub fn local_modex(nspace: &str, rank: u32) -> tokio::sync::oneshot::Receiver<Option<Vec<u8>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let Ok(p) = proc_of(nspace, rank) else {
+        let _ = tx.send(None);
+        return rx;
+    };
+    let held = Box::into_raw(Box::new(tx));
+    // SAFETY: the callback gets `held` back exactly once when the call succeeded; when it
+    // did not, the box is taken back here.
+    unsafe {
+        if ffi::PMIx_server_dmodex_request(&p, Some(on_local_modex), held.cast()) != ffi::SUCCESS {
+            let tx = Box::from_raw(held);
+            let _ = tx.send(None);
+        }
+    }
+    rx
 }
 
 impl Drop for Namespace {

@@ -161,6 +161,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node
             LauncherMessage::PmiFence { id, instance, epoch, puts } => {
                 head.apply(|st, fx| st.pmi_fence(&name, id, instance, epoch, puts, fx));
             }
+            LauncherMessage::PmixModex { id, to, modex } => {
+                head.apply(|st, fx| st.pmix_modex(&name, id, to, modex, fx));
+            }
             LauncherMessage::InstanceReady { id, instance } => {
                 head.apply(|st, fx| st.instance_ready(&name, id, instance, fx));
             }

@@ -3,7 +3,7 @@
 //! (instance 0) runs the application; its exit ends every instance and gives the task's exit
 //! code; any instance failing fails (and retries) the whole task; losing a node requeues it whole.
 
-use gangway_api::messages::{AgentRelay, AttemptId, HeadMessage, InstancePlan, StartTask, TaskFinished};
+use gangway_api::messages::{AgentRelay, AttemptId, HeadMessage, InstancePlan, PmixModex, StartTask, TaskFinished};
 use gangway_api::*;
 
 use super::{set_task_state, Effects, HeadState};
@@ -284,6 +284,19 @@ impl HeadState {
                 let msg = HeadMessage::PmiFenceDone { id: id.clone(), epoch, puts: all.clone() };
                 fx.sends.push((c.tx.clone(), msg));
             }
+        }
+    }
+
+    /// Relays a PMIx direct-modex message from an instance of a running MPI attempt to its
+    /// instance `to`; anything from a node that runs no instance of the attempt is dropped.
+    pub fn pmix_modex(&mut self, node: &str, id: AttemptId, to: u32, modex: PmixModex, fx: &mut Effects) {
+        let Some(t) = self.jobs.get(&id.job).and_then(|j| j.tasks.get(&id.task)) else { return };
+        if t.attempt != id.attempt || !t.instances.iter().any(|i| i.node == node) {
+            return;
+        }
+        let Some(target) = t.instances.get(to as usize).map(|i| i.node.clone()) else { return };
+        if let Some(c) = self.nodes.get(&target).and_then(|n| n.conn.as_ref()) {
+            fx.sends.push((c.tx.clone(), HeadMessage::PmixModex { id, modex }));
         }
     }
 
