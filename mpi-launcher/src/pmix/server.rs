@@ -123,16 +123,26 @@ fn route(proc_: *const ffi::pmix_proc_t) -> Option<(mpsc::UnboundedSender<Upcall
     lookup(proc_).map(|(r, rank)| (r.tx, rank))
 }
 
+/// Notes whether a rank is inside MPI (connected and not finalized) and answers the library.
+fn mark_unfinished(proc_: *const ffi::pmix_proc_t, inside: bool) -> ffi::Status {
+    if let Some((r, rank)) = lookup(proc_) {
+        let mut unfinished = r.unfinished.lock().expect("lock");
+        if inside {
+            unfinished.insert(rank);
+        } else {
+            unfinished.remove(&rank);
+        }
+    }
+    ffi::OPERATION_SUCCEEDED
+}
+
 unsafe extern "C" fn on_connected(
     proc_: *const ffi::pmix_proc_t,
     _server_object: *mut c_void,
     _cbfunc: ffi::op_cbfunc_t,
     _cbdata: *mut c_void,
 ) -> ffi::Status {
-    if let Some((r, rank)) = lookup(proc_) {
-        r.unfinished.lock().expect("lock").insert(rank);
-    }
-    ffi::OPERATION_SUCCEEDED
+    mark_unfinished(proc_, true)
 }
 
 unsafe extern "C" fn on_finalized(
@@ -141,10 +151,7 @@ unsafe extern "C" fn on_finalized(
     _cbfunc: ffi::op_cbfunc_t,
     _cbdata: *mut c_void,
 ) -> ffi::Status {
-    if let Some((r, rank)) = lookup(proc_) {
-        r.unfinished.lock().expect("lock").remove(&rank);
-    }
-    ffi::OPERATION_SUCCEEDED
+    mark_unfinished(proc_, false)
 }
 
 unsafe extern "C" fn on_fence(
