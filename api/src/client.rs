@@ -174,6 +174,51 @@ pub struct Client {
     auth: String,
     /// Make a MUNGE credential per request (the munged socket; "" for the default).
     munge: Option<String>,
+    /// How long a call keeps retrying a head that does not answer (Slurm's `MessageTimeout`).
+    retry_for: std::time::Duration,
+}
+
+/// The header that makes a mutating request idempotent: the head does it once and answers a
+/// repeat (the same id, the same request) with the first answer.
+pub const REQUEST_ID_HEADER: &str = "client-request-id";
+
+/// The variable that sets how long clients retry a head that does not answer, in seconds.
+pub const MESSAGE_TIMEOUT_ENV: &str = "GANGWAY_MESSAGE_TIMEOUT";
+
+/// Clients retry a head that does not answer for this long unless told otherwise (Slurm's
+/// default `MessageTimeout`).
+pub const DEFAULT_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A fresh request id: 16 random bytes as a UUID's 8-4-4-4-12 hex groups.
+pub fn new_request_id() -> String {
+    let hex = crate::common::random_hex(16).unwrap_or_else(|_| {
+        // No /dev/urandom: the time and the process still make a one-off id.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{:016x}{:08x}{:08x}", t.as_nanos() as u64, std::process::id(), t.subsec_nanos())
+    });
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// Whether `id` is a request id the head accepts: a UUID's shape (8-4-4-4-12 hex digits).
+pub fn valid_request_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether a failed exchange may be tried again: the head was down or restarting (refused,
+/// reset, closed); a request that may have been done is tried again only when it is
+/// idempotent (a read, or one carrying a request id).
+fn retryable(e: &HttpError, idempotent: bool) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        HttpError::Connect { source, .. } => matches!(source.kind(), ConnectionRefused | NotFound | ConnectionReset),
+        HttpError::Io(source) => {
+            idempotent && matches!(source.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+        }
+        HttpError::Protocol(_) => idempotent,
+        HttpError::BadUrl(_) => false,
+    }
 }
 
 /// A `$filter` and paging for list calls.
@@ -207,7 +252,12 @@ impl Client {
             }
             None => {}
         }
-        Ok(Client { http, auth: format!("Bearer {}", config.token), munge: config.munge.clone() })
+        let retry_for = std::env::var(MESSAGE_TIMEOUT_ENV)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(DEFAULT_MESSAGE_TIMEOUT, std::time::Duration::from_secs_f64);
+        Ok(Client { http, auth: format!("Bearer {}", config.token), munge: config.munge.clone(), retry_for })
     }
 
     /// `Munge CREDENTIAL` for one request, when the client authenticates with MUNGE.
@@ -216,7 +266,18 @@ impl Client {
         munge_credential(socket).map(|c| Some(format!("Munge {c}"))).map_err(ClientError::Config)
     }
 
+    /// How long calls keep retrying a head that does not answer (default
+    /// [`DEFAULT_MESSAGE_TIMEOUT`], or `GANGWAY_MESSAGE_TIMEOUT` seconds); zero: not at all.
+    pub fn with_retry(mut self, for_: std::time::Duration) -> Self {
+        self.retry_for = for_;
+        self
+    }
+
     /// Sends one request and returns the raw response (errors only for transport failures).
+    /// A mutating request carries a fresh request id (unless `extra` names one), so it can
+    /// be retried safely: while the head refuses connections, drops them, or answers 503,
+    /// the call tries again with backoff for up to the retry time, saying so once on a
+    /// terminal.
     pub fn raw(
         &mut self,
         method: &str,
@@ -224,14 +285,42 @@ impl Client {
         body: Option<&[u8]>,
         extra: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
-        let munge = self.munge_header()?;
-        let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
-        headers.extend(munge.as_deref().map(|m| ("Authorization", m)));
-        headers.push(("Content-Type", "application/json"));
-        headers.extend_from_slice(extra);
-        self.http
-            .request(method, path, &headers, body)
-            .map_err(|source| ClientError::Http { url: self.http.base_url().to_owned(), source })
+        let read = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+        let given = extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(REQUEST_ID_HEADER));
+        let id = (!read && !given).then(new_request_id);
+        let idempotent = read || given || id.is_some();
+        let deadline = std::time::Instant::now() + self.retry_for;
+        let mut delay = std::time::Duration::from_millis(50);
+        let mut said = false;
+        loop {
+            // A MUNGE credential is good once: each try makes its own.
+            let munge = self.munge_header()?;
+            let mut headers: Vec<(&str, &str)> = auth_header(&self.auth).into_iter().collect();
+            headers.extend(munge.as_deref().map(|m| ("Authorization", m)));
+            headers.push(("Content-Type", "application/json"));
+            headers.extend(id.as_deref().map(|i| (REQUEST_ID_HEADER, i)));
+            headers.extend_from_slice(extra);
+            let outcome = self.http.request(method, path, &headers, body);
+            let why = match &outcome {
+                Ok(r) if r.status == 503 => Some("it answered 503, unavailable".to_owned()),
+                Err(e) if retryable(e, idempotent) => Some(e.to_string()),
+                _ => None,
+            };
+            let now = std::time::Instant::now();
+            let Some(why) = why.filter(|_| now < deadline) else {
+                return outcome.map_err(|source| ClientError::Http { url: self.http.base_url().to_owned(), source });
+            };
+            if !said && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!(
+                    "gangway: the head at {} is not answering ({why}); retrying for up to {} s",
+                    self.http.base_url(),
+                    self.retry_for.as_secs()
+                );
+                said = true;
+            }
+            std::thread::sleep(delay.min(deadline - now));
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        }
     }
 
     fn call<T: DeserializeOwned>(

@@ -15,6 +15,7 @@ mod joining;
 mod launcher;
 mod listing;
 pub mod privacy;
+mod requests;
 mod routes;
 pub(crate) use gangway_api::sha256;
 mod slurm_routes;
@@ -104,6 +105,8 @@ pub struct Head {
     request_timeout: Duration,
     /// The cluster CA (node certificates).
     ca: tls::ClusterCa,
+    /// Client request ids (`UID:ID`) being done now: a concurrent repeat waits its turn.
+    requests_in_flight: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Head {
@@ -418,6 +421,7 @@ pub async fn serve(config: HeadConfig) -> anyhow::Result<()> {
         private_data: config.private_data,
         request_timeout: config.request_timeout,
         ca,
+        requests_in_flight: Mutex::default(),
     });
     if let Some(f) = fabric {
         head.state.lock().expect("head state lock").set_fabric(f);

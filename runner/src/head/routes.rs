@@ -72,6 +72,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/jointokens", get(super::joining::list).post(super::joining::add))
         .merge(super::slurm_routes::router())
+        .route_layer(middleware::from_fn_with_state(head.clone(), super::requests::once))
         .route_layer(middleware::from_fn_with_state(head.clone(), identify))
         .route_layer(middleware::from_fn(bounded_body))
         .route_layer(middleware::from_fn_with_state(head.clone(), bounded_time))

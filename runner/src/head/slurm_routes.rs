@@ -9,8 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gangway_api::slurm::{
-    PriorityList, ShareList, SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmStep, SlurmSubmit,
-    SlurmSubmitted, SlurmUpdate,
+    PriorityList, ShareList, SlurmCancel, SlurmCancelled, SlurmJob, SlurmJobList, SlurmStep, SlurmSubmit, SlurmUpdate,
 };
 
 use super::error::{parse_body, ApiError};
@@ -105,7 +104,12 @@ async fn show(State(head): H, who: Who, Path(id): Path<String>) -> Result<Json<S
 
 /// A user submits as themselves: the uid and gid sbatch sends must be the caller's (its gid
 /// one of the caller's groups) unless the caller is an admin, and the name is the head's.
-async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmitted>, ApiError> {
+async fn submit(
+    State(head): H,
+    who: Who,
+    once: Option<axum::Extension<super::requests::RequestOnce>>,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
     let mut req: SlurmSubmit = parse_body(&body)?;
     if !who.admin {
         let denied = |msg: String| ApiError::new(axum::http::StatusCode::FORBIDDEN, "AuthorizationFailure", msg);
@@ -132,7 +136,22 @@ async fn submit(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmSubmi
         req.user = head.users.name(req.uid).await;
     }
     let addr = head.url.trim_start_matches("https://").to_owned();
-    head.apply_durable(|st, fx| st.slurm_submit(req, &addr, fx)).await.map(Json)
+    // With a request id, the answer is remembered in the commit that queues the job: a
+    // retry after a lost answer (or a head restart) gets this job, never a second one.
+    let submitted = head
+        .apply_durable(|st, fx| {
+            let r = st.slurm_submit(req, &addr, fx);
+            if let (Ok(done), Some(once)) = (&r, &once) {
+                st.remember(once.record(done), fx);
+            }
+            r
+        })
+        .await?;
+    let mut resp = axum::response::IntoResponse::into_response(Json(submitted));
+    if once.is_some() {
+        resp.extensions_mut().insert(super::requests::Recorded);
+    }
+    Ok(resp)
 }
 
 async fn cancel(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmCancelled>, ApiError> {

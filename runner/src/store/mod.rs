@@ -42,6 +42,10 @@ pub enum Write {
     PutHistory { job_id: u64, uid: u32, end_ms: u64, body: String },
     /// Insert or replace a join token or node certificate record (`join:ID`, `cert:FINGERPRINT`).
     PutTrust { id: String, body: String },
+    /// Remember a client request id's answer (`UID:ID`).
+    PutRequest { key: String, at_ms: u64, body: String },
+    /// Forget the request ids remembered before `at_ms`.
+    DeleteRequestsBefore { at_ms: u64 },
     /// Replace the fair-share usage: every (account, uid, usage) as decayed to `at`.
     PutUsage { at: u64, rows: Vec<(String, u32, f64)> },
 }
@@ -80,6 +84,8 @@ pub struct Snapshot {
     pub schedules: Vec<String>,
     /// Join token and node certificate records.
     pub trust: Vec<String>,
+    /// Remembered client request ids, oldest first.
+    pub requests: Vec<String>,
     /// Fair-share usage: (account, uid, usage), and the instant it was decayed to.
     pub usage: Vec<(String, u32, f64)>,
     pub usage_at: u64,

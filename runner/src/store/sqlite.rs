@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trust (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (at_ms);
 CREATE TABLE IF NOT EXISTS history (job_id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, end_ms INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_by_user ON history (uid, end_ms);
 CREATE INDEX IF NOT EXISTS history_by_end ON history (end_ms);
@@ -183,6 +185,13 @@ fn commit(conn: &mut Connection, batches: &[Batch]) -> Result<(), rusqlite::Erro
             Write::PutTrust { id, body } => {
                 run("INSERT OR REPLACE INTO trust (id, body) VALUES (?1, ?2)", params![id, body])?
             }
+            Write::PutRequest { key, at_ms, body } => run(
+                "INSERT OR REPLACE INTO requests (key, at_ms, body) VALUES (?1, ?2, ?3)",
+                params![key, (*at_ms).min(i64::MAX as u64) as i64, body],
+            )?,
+            Write::DeleteRequestsBefore { at_ms } => {
+                run("DELETE FROM requests WHERE at_ms < ?1", params![(*at_ms).min(i64::MAX as u64) as i64])?
+            }
             Write::PutUsage { at, rows } => {
                 run("DELETE FROM usage", params![])?;
                 for (account, uid, usage) in rows {
@@ -240,6 +249,8 @@ impl Store for SqliteStore {
         snap.schedules = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT body FROM trust ORDER BY id").map_err(StoreError::Load)?;
         snap.trust = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
+        let mut q = conn.prepare("SELECT body FROM requests ORDER BY at_ms").map_err(StoreError::Load)?;
+        snap.requests = q.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(StoreError::Load)?;
         let mut q = conn.prepare("SELECT account, uid, usage FROM usage").map_err(StoreError::Load)?;
         snap.usage = q
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

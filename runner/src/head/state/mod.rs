@@ -18,6 +18,7 @@ pub mod limits;
 mod nodes;
 pub(crate) mod prep;
 pub mod purge;
+pub(crate) mod requests;
 mod resource_files;
 pub(crate) mod resources;
 mod schedules;
@@ -188,6 +189,8 @@ pub struct HeadState {
     pub(crate) tokens: BTreeMap<String, tokens::TokenRec>,
     /// Join tokens and node certificates.
     pub(crate) trust: trust::Trust,
+    /// Client request ids done, and their answers.
+    pub(crate) requests: requests::Requests,
     /// Slurm's `MinJobAge` (zero: finished jobs stay).
     pub(crate) min_job_age: Duration,
     /// The key of job credentials (see `tokens::job_token`).
@@ -255,6 +258,7 @@ impl HeadState {
             applications: BTreeMap::new(),
             tokens: BTreeMap::new(),
             trust: trust::Trust::default(),
+            requests: requests::Requests::default(),
             min_job_age: purge::DEFAULT_MIN_JOB_AGE,
             job_token_key: [0; 32],
             api_url: String::new(),

@@ -827,6 +827,7 @@ impl HeadState {
         self.slurm_restore(&snap.counters, fx);
         self.restore_tokens(snap.tokens)?;
         self.restore_trust(snap.trust)?;
+        self.restore_requests(snap.requests)?;
         self.restore_usage(snap.usage_at, &snap.usage);
         // Every task is known before any dependency is judged (a parent may come later).
         let all: Vec<(String, String)> =

@@ -167,7 +167,9 @@ impl HeadState {
             std_out,
             std_err,
             held: s.held,
-            restarts: s.restarts,
+            // Every requeue counts, as Slurm counts them: a lost node or launcher, or `scontrol
+            // requeue`.
+            restarts: info.requeue_count,
             requeue: r.requeue,
             steps: s.steps.clone(),
             max_rss_kib: None,

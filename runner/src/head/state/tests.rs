@@ -258,6 +258,7 @@ impl Sim {
         let (mut nodes, mut counters, mut tokens) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         let mut usage = (Vec::new(), 0);
         let (mut schedules, mut trust) = (BTreeMap::new(), BTreeMap::new());
+        let mut requests: BTreeMap<String, (u64, String)> = BTreeMap::new();
         for w in self.writes.iter().cloned() {
             match w {
                 Write::PutPool { id, body } => {
@@ -301,6 +302,10 @@ impl Sim {
                 Write::PutTrust { id, body } => {
                     trust.insert(id, body);
                 }
+                Write::PutRequest { key, at_ms, body } => {
+                    requests.insert(key, (at_ms, body));
+                }
+                Write::DeleteRequestsBefore { at_ms } => requests.retain(|_, (at, _)| *at >= at_ms),
                 // Not read back at start: sacct reads it from the store.
                 Write::PutHistory { .. } => {}
                 other => panic!("unexpected write {other:?}"),
@@ -321,6 +326,11 @@ impl Sim {
             usage_at: usage.1,
             schedules: schedules.into_values().collect(),
             trust: trust.into_values().collect(),
+            requests: {
+                let mut r: Vec<(u64, String)> = requests.into_values().collect();
+                r.sort();
+                r.into_iter().map(|(_, b)| b).collect()
+            },
         }
     }
 
@@ -809,4 +819,19 @@ fn pool_scheduling_and_time_limits_are_checked_by_field() {
     };
     let e = sim.apply(|st, fx| st.add_task("j", over, fx)).unwrap_err().body.message.value;
     assert!(e.starts_with("Requested time limit is invalid (missing or exceeds some limit)"), "{e}");
+}
+
+#[test]
+fn a_slurm_job_requeued_by_a_lost_node_shows_the_restart() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    let cpus = gangway_topology::NodeResources { cpus: 1, cores: 1, memory_bytes: 1 << 30, ..Default::default() };
+    sim.join("n1", "p", cpus.clone());
+    let id = sim.apply(|st, fx| st.slurm_submit(slurm_request("p", ""), "127.0.0.1:1", fx)).unwrap().job_id;
+    assert_eq!(sim.starts("n1"), [format!("{id}/batch#1")]);
+    assert_eq!(sim.st.slurm_job(id).unwrap().restarts, 0);
+    sim.join("n2", "p", cpus);
+    let g1 = sim.disconnect("n1");
+    sim.lost("n1", g1);
+    assert_eq!(sim.starts("n2"), [format!("{id}/batch#2")]);
+    assert_eq!(sim.st.slurm_job(id).unwrap().restarts, 1, "Restarts= counts the requeue");
 }
