@@ -55,9 +55,13 @@ impl Drop for InFlight {
     }
 }
 
+/// Calls whose answer holds a secret shown once (an API token, a join token): never stored,
+/// so a repeat of one of these makes another secret rather than showing the first again.
+const SECRET_ANSWERS: [&str; 2] = ["/tokens", "/jointokens"];
+
 /// The middleware (inside `identify`, so the caller is known).
 pub async fn once(State(head): State<Arc<Head>>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD) {
+    if matches!(*req.method(), Method::GET | Method::HEAD) || SECRET_ANSWERS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
     let Some(value) = req.headers().get(REQUEST_ID_HEADER) else { return next.run(req).await };
