@@ -14,6 +14,7 @@ pub mod http;
 pub mod job;
 pub mod messages;
 pub mod node;
+pub mod out;
 pub mod outputs;
 pub mod pool;
 pub mod schedule;

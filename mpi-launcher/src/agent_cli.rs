@@ -74,14 +74,14 @@ fn rsh_agent(args: &[String]) -> i32 {
     let (host, command) = match words {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("{e}");
+            gangway_api::errln!("{e}");
             return 255;
         }
     };
     match ask_launcher(&host, &command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gangway-node rsh-agent: running on '{host}': {e}");
+            gangway_api::errln!("gangway-node rsh-agent: running on '{host}': {e}");
             255
         }
     }
@@ -159,7 +159,7 @@ pub fn step_plan(plan: &str, world_rank: u32, local_rank: u32) -> Result<StepPla
 /// `gangway-node rank-step -- PROGRAM ARGS…`; returns only when the program cannot be started.
 fn rank_step(args: &[OsString]) -> i32 {
     let fail = |msg: String| {
-        eprintln!("gangway-node rank-step: {msg}");
+        gangway_api::errln!("gangway-node rank-step: {msg}");
         127
     };
     let program = match args.split_first() {

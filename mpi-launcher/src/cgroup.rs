@@ -611,7 +611,7 @@ mod tests {
         match NodeCgroups::create(&format!("test-{}-{tag}", std::process::id())) {
             Ok(n) => Some(n),
             Err(CgroupError::Unavailable(w)) => {
-                eprintln!("skipping: {w}");
+                gangway_api::errln!("skipping: {w}");
                 None
             }
             Err(e) => panic!("{e}: {:?}", std::error::Error::source(&e)),
@@ -666,7 +666,7 @@ mod tests {
     /// and checks that nothing survives and every directory is removed.
     fn join_track_kill(node: NodeCgroups) {
         let reaper = Reaper::new();
-        eprintln!("{:?} node dirs {:?}", node.version(), node.paths());
+        gangway_api::errln!("{:?} node dirs {:?}", node.version(), node.paths());
         let task = node.create_task("t1", true, false, false).unwrap();
         let mut child = spawn_in(&task, "sleep", &["30"]);
         let pids = task.pids();
@@ -718,7 +718,7 @@ mod tests {
         let name = format!("gangway.test-{}-v2", std::process::id());
         match NodeCgroups::create_in(CgroupVersion::V2, &base, &name) {
             Ok(node) => join_track_kill(node),
-            Err(e) => eprintln!("skipping: {e}"),
+            Err(e) => gangway_api::errln!("skipping: {e}"),
         }
     }
 
@@ -736,7 +736,7 @@ mod tests {
         let mut child = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
         task.add_pid(child.0.id() as i32).unwrap();
         assert_eq!(task.pids(), vec![child.0.id() as i32]);
-        eprintln!("memory peak: {:?}", task.memory_peak());
+        gangway_api::errln!("memory peak: {:?}", task.memory_peak());
         assert!(task.kill_all());
         assert_eq!(child.0.wait().unwrap().signal(), Some(SIGKILL));
     }

@@ -39,21 +39,21 @@ type Waiting = Arc<Mutex<HashMap<u32, oneshot::Sender<Vec<(String, String)>>>>>;
 pub fn main(args: &[OsString]) -> i32 {
     let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let (Some(addr), Some(node)) = (words.first(), words.get(1).and_then(|n| n.parse::<u32>().ok())) else {
-        eprintln!("usage: gangway-node slurm-step ADDR NODE-INDEX (started by srun, with {KEY_ENV} set)");
+        gangway_api::errln!("usage: gangway-node slurm-step ADDR NODE-INDEX (started by srun, with {KEY_ENV} set)");
         return 2;
     };
     let key = std::env::var(KEY_ENV).unwrap_or_default();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gangway-node slurm-step: starting a runtime: {e}");
+            gangway_api::errln!("gangway-node slurm-step: starting a runtime: {e}");
             return 1;
         }
     };
     match rt.block_on(run(addr, node, key)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("gangway-node slurm-step: {e}");
+            gangway_api::errln!("gangway-node slurm-step: {e}");
             1
         }
     }

@@ -414,7 +414,7 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("gangway: {e:#}");
+            gangway_api::errln!("gangway: {e:#}");
             std::process::exit(2);
         }
     }
@@ -682,7 +682,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             use cli::topo;
             topo::check_sources(xml.is_some(), synthetic.is_some(), fabric.is_some(), plan.is_some(), gang.is_some())?;
             if let Some(f) = fabric {
-                print!("{}", topo::fabric(&f, gang.as_deref(), cli.json)?);
+                gangway_api::out!("{}", topo::fabric(&f, gang.as_deref(), cli.json)?);
                 return Ok(0);
             }
             let source = match (&xml, &synthetic) {
@@ -692,9 +692,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let t = topo::load(source)?;
             match plan {
-                Some(spec) => print!("{}", topo::plan(&t, &spec, cli.json)?),
-                None if cli.json => println!("{}", serde_json::to_string_pretty(&t)?),
-                None => print!("{}", topo::tree(&t)),
+                Some(spec) => gangway_api::out!("{}", topo::plan(&t, &spec, cli.json)?),
+                None if cli.json => gangway_api::outln!("{}", serde_json::to_string_pretty(&t)?),
+                None => gangway_api::out!("{}", topo::tree(&t)),
             }
             Ok(0)
         }
@@ -710,7 +710,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cli::token::token(&mut client()?.0, &action, id.as_deref(), name, expires, cli.json).map(|_| 0)
         }
         Cmd::Sim(args) => {
-            print!("{}", cli::sim::run(&args, cli.json)?);
+            gangway_api::out!("{}", cli::sim::run(&args, cli.json)?);
             Ok(0)
         }
         Cmd::Slurm { args } => cli::cluster::slurm(&args, cli.state_dir.as_deref()),

@@ -15,12 +15,12 @@ pub fn main(args: &[String]) -> ExitCode {
     let req = match parse(args) {
         Ok(r) => r,
         Err(msg) if msg.starts_with("unrecognized option") || msg.starts_with("option '") => {
-            eprintln!("scancel: {msg}\nTry \"scancel --help\" for more information");
+            gangway_api::errln!("scancel: {msg}\nTry \"scancel --help\" for more information");
             return ExitCode::FAILURE;
         }
         Err(msg) => {
-            eprintln!("scancel: error: {msg}");
-            eprintln!("{USAGE}");
+            gangway_api::errln!("scancel: error: {msg}");
+            gangway_api::errln!("{USAGE}");
             return ExitCode::FAILURE;
         }
     };
@@ -30,13 +30,13 @@ pub fn main(args: &[String]) -> ExitCode {
         && req.states.is_empty()
         && req.partition.is_none()
     {
-        eprintln!("scancel: error: No job identification provided");
+        gangway_api::errln!("scancel: error: No job identification provided");
         return ExitCode::FAILURE;
     }
     let mut client = match cluster::connect("scancel") {
         Ok(c) => c,
         Err(msg) => {
-            eprintln!("{msg}");
+            gangway_api::errln!("{msg}");
             return ExitCode::FAILURE;
         }
     };
@@ -44,21 +44,23 @@ pub fn main(args: &[String]) -> ExitCode {
         Ok(done) => {
             let mut failed = false;
             for id in &done.invalid {
-                eprintln!("scancel: error: Kill job error on job id {id}: Invalid job id specified");
+                gangway_api::errln!("scancel: error: Kill job error on job id {id}: Invalid job id specified");
                 failed = true;
             }
             // Slurm complains about ended jobs only when they were named, not filtered for.
             for id in done.finished.iter().filter(|id| named(&req.jobs, **id)) {
-                eprintln!("scancel: error: Kill job error on job id {id}: Job/step already completing or completed");
+                gangway_api::errln!(
+                    "scancel: error: Kill job error on job id {id}: Job/step already completing or completed"
+                );
                 failed = true;
             }
             for id in &done.denied {
-                eprintln!("scancel: error: Kill job error on job id {id}: Access/permission denied");
+                gangway_api::errln!("scancel: error: Kill job error on job id {id}: Access/permission denied");
                 failed = true;
             }
             // Slurm signals only running jobs; a pending one is an error and stays pending.
             for id in &done.pending {
-                eprintln!("scancel: error: Kill job error on job id {id}: Job is pending execution");
+                gangway_api::errln!("scancel: error: Kill job error on job id {id}: Job is pending execution");
                 failed = true;
             }
             if failed {
@@ -68,7 +70,7 @@ pub fn main(args: &[String]) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("scancel: error: {}", cluster::message(&e));
+            gangway_api::errln!("scancel: error: {}", cluster::message(&e));
             ExitCode::FAILURE
         }
     }

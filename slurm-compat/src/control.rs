@@ -24,7 +24,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("{msg}");
+            gangway_api::errln!("{msg}");
             ExitCode::FAILURE
         }
     }

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         match argv.get(1) {
             Some(c) => (c.as_str(), argv.get(2..).unwrap_or_default()),
             None => {
-                eprint!("{USAGE}");
+                gangway_api::err!("{USAGE}");
                 return ExitCode::from(2);
             }
         }
@@ -50,20 +50,20 @@ fn main() -> ExitCode {
         "sprio" => gangway_slurm::query::sprio_main(args),
         "sshare" => gangway_slurm::query::sshare_main(args),
         "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+            gangway_api::out!("{USAGE}");
             ExitCode::SUCCESS
         }
         c if COMMANDS.contains(&c) => not_implemented(c),
         other => {
-            eprintln!("gangway-slurm: unknown command `{other}`");
-            eprint!("{USAGE}");
+            gangway_api::errln!("gangway-slurm: unknown command `{other}`");
+            gangway_api::err!("{USAGE}");
             ExitCode::from(2)
         }
     }
 }
 
 fn not_implemented(command: &str) -> ExitCode {
-    eprintln!("gangway-slurm: {command} is not implemented yet");
+    gangway_api::errln!("gangway-slurm: {command} is not implemented yet");
     ExitCode::from(2)
 }
 
@@ -72,7 +72,7 @@ fn not_implemented(command: &str) -> ExitCode {
 fn parse(args: &[String]) -> ExitCode {
     let resolved = match args.first() {
         None => {
-            eprintln!("gangway-slurm: parse needs a batch script (or --wrap)");
+            gangway_api::errln!("gangway-slurm: parse needs a batch script (or --wrap)");
             return ExitCode::from(2);
         }
         Some(first) if first.starts_with('-') && first != "-" => {
@@ -83,11 +83,11 @@ fn parse(args: &[String]) -> ExitCode {
     match resolved {
         Ok(job) => match serde_json::to_string_pretty(&job) {
             Ok(json) => {
-                println!("{json}");
+                gangway_api::outln!("{json}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("gangway-slurm: writing JSON: {e}");
+                gangway_api::errln!("gangway-slurm: writing JSON: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -99,27 +99,27 @@ fn parse(args: &[String]) -> ExitCode {
 }
 
 fn report(e: &SlurmError) {
-    eprintln!("{}", e.render("sbatch"));
+    gangway_api::errln!("{}", e.render("sbatch"));
     if let Some(detail) = e.detail() {
-        eprintln!("  ({detail})");
+        gangway_api::errln!("  ({detail})");
     }
 }
 
 /// `install-shims DIR`: links named after every Slurm command, pointing at this binary.
 fn install_shims(args: &[String]) -> ExitCode {
     let [dir] = args else {
-        eprintln!("usage: gangway-slurm install-shims DIR");
+        gangway_api::errln!("usage: gangway-slurm install-shims DIR");
         return ExitCode::from(2);
     };
     match make_shims(Path::new(dir)) {
         Ok(target) => {
             for c in COMMANDS {
-                println!("{dir}/{c} -> {}", target.display());
+                gangway_api::outln!("{dir}/{c} -> {}", target.display());
             }
             ExitCode::SUCCESS
         }
         Err(msg) => {
-            eprintln!("gangway-slurm: install-shims: {msg}");
+            gangway_api::errln!("gangway-slurm: install-shims: {msg}");
             ExitCode::FAILURE
         }
     }
@@ -199,7 +199,7 @@ fn scontrol_command(args: &[String]) -> ExitCode {
     // What Slurm's scontrol does not know is refused in its words (exit 1); what it knows
     // and gangway does not do says so.
     if let Some(word) = words.first().filter(|w| !SCONTROL_KEYWORDS.contains(&w.to_ascii_lowercase().as_str())) {
-        eprintln!("invalid keyword: {word}");
+        gangway_api::errln!("invalid keyword: {word}");
         return ExitCode::FAILURE;
     }
     const ENTITIES: [&str; 16] = [
@@ -223,7 +223,7 @@ fn scontrol_command(args: &[String]) -> ExitCode {
     if let ["show", what, ..] = words.as_slice() {
         let known = ENTITIES.contains(what) || ["licenses", "slurmd", "step", "topology"].contains(what);
         if !known {
-            eprintln!("invalid entity:{what} for keyword:show ");
+            gangway_api::errln!("invalid entity:{what} for keyword:show ");
             return ExitCode::FAILURE;
         }
     }
@@ -233,7 +233,7 @@ fn scontrol_command(args: &[String]) -> ExitCode {
             match std::env::var("SLURM_JOB_NODELIST") {
                 Ok(list) => (*what, list),
                 Err(_) => {
-                    eprintln!("scontrol: error: {what}: no list given and SLURM_JOB_NODELIST is not set");
+                    gangway_api::errln!("scontrol: error: {what}: no list given and SLURM_JOB_NODELIST is not set");
                     return ExitCode::FAILURE;
                 }
             }
@@ -248,11 +248,11 @@ fn scontrol_command(args: &[String]) -> ExitCode {
     };
     match out {
         Ok(text) => {
-            print!("{text}");
+            gangway_api::out!("{text}");
             ExitCode::SUCCESS
         }
         Err(text) => {
-            eprint!("{text}");
+            gangway_api::err!("{text}");
             ExitCode::FAILURE
         }
     }

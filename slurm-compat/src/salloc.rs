@@ -163,7 +163,7 @@ fn run(args: &[String]) -> Result<i32, Failure> {
             status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0))
         }
         Err(e) => {
-            eprintln!("salloc: error: {}: {e}", command[0]);
+            gangway_api::errln!("salloc: error: {}: {e}", command[0]);
             if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -171,7 +171,7 @@ fn run(args: &[String]) -> Result<i32, Failure> {
             }
         }
     };
-    eprintln!("salloc: Relinquishing job allocation {id}");
+    gangway_api::errln!("salloc: Relinquishing job allocation {id}");
     alloc.release(code);
     Ok(code)
 }
@@ -189,7 +189,7 @@ fn wait_ready(
     let mut running_since: Option<Instant> = None;
     loop {
         if INTERRUPTED.load(Ordering::SeqCst) {
-            eprintln!("{prog}: Job allocation {id} has been revoked.");
+            gangway_api::errln!("{prog}: Job allocation {id} has been revoked.");
             return Err(format!("interrupted while waiting for job allocation {id}; it was cancelled"));
         }
         let job = client.slurm_job(id).map_err(|e| format!("job {id}: {}", cluster::message(&e)))?;
@@ -198,9 +198,9 @@ fn wait_ready(
         }
         if job.state == gangway_api::slurm::SlurmJobState::Pending && !said_pending {
             if prog == "salloc" {
-                eprintln!("salloc: Pending job allocation {id}");
+                gangway_api::errln!("salloc: Pending job allocation {id}");
             }
-            eprintln!("{prog}: job {id} queued and waiting for resources");
+            gangway_api::errln!("{prog}: job {id} queued and waiting for resources");
             said_pending = true;
         }
         if job.state == gangway_api::slurm::SlurmJobState::Running {
@@ -212,12 +212,12 @@ fn wait_ready(
                 let first = job.nodes.first().cloned().unwrap_or_default();
                 let ip = client.get_node(&first).map(|n| n.ip_address).unwrap_or_else(|_| first.clone());
                 if said_pending {
-                    eprintln!("{prog}: job {id} has been allocated resources");
+                    gangway_api::errln!("{prog}: job {id} has been allocated resources");
                 }
                 if prog == "salloc" {
-                    eprintln!("salloc: Granted job allocation {id}");
+                    gangway_api::errln!("salloc: Granted job allocation {id}");
                     let nodes = gangway_topology::hostlist::compress_hostlist(&job.nodes);
-                    eprintln!("salloc: Nodes {nodes} are ready for job");
+                    gangway_api::errln!("salloc: Nodes {nodes} are ready for job");
                 }
                 return Ok((format!("{ip}:{}", ready.port), ready));
             }
@@ -269,7 +269,7 @@ fn wait_child(
         if !revoked && last_check.elapsed() > Duration::from_secs(1) {
             last_check = Instant::now();
             if client.slurm_job(id).is_ok_and(|j| j.state.is_finished()) {
-                eprintln!("salloc: Job allocation {id} has been revoked.");
+                gangway_api::errln!("salloc: Job allocation {id} has been revoked.");
                 // SAFETY: kill(2) on our own child.
                 unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
                 revoked = true;

@@ -27,7 +27,7 @@ pub fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(msg) => {
-            eprintln!("salloc-holder: error: {msg}");
+            gangway_api::errln!("salloc-holder: error: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -110,7 +110,7 @@ impl Failure {
     pub fn exit(self, prog: &str) -> ExitCode {
         match self {
             Failure::Usage(m) => {
-                eprintln!("{m}");
+                gangway_api::errln!("{m}");
                 ExitCode::from(255)
             }
             Failure::Other(m) => {
@@ -136,7 +136,7 @@ pub(crate) fn report(prog: &str, msg: &str) {
     for line in msg.lines() {
         let line = line.strip_prefix("sbatch: error: ").unwrap_or(line);
         let line = line.strip_prefix(&format!("{prog}: error: ")).unwrap_or(line);
-        eprintln!("{prog}: error: {line}");
+        gangway_api::errln!("{prog}: error: {line}");
     }
 }
 

@@ -132,7 +132,7 @@ impl Hub {
 
     fn node_failed(&mut self, node: u32, why: &str) {
         let name = self.starts[node as usize].node_name.clone();
-        eprintln!("srun: error: {name}: {why}");
+        gangway_api::errln!("srun: error: {name}: {why}");
         self.failed = true;
         self.parts[node as usize].done = true;
         self.kill_all();
@@ -249,21 +249,21 @@ impl Hub {
         let now = Instant::now();
         let again = self.last_interrupt.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
         if again || self.quit_on_interrupt {
-            eprintln!("srun: sending Ctrl-C to {}", self.step_name);
+            gangway_api::errln!("srun: sending Ctrl-C to {}", self.step_name);
             self.broadcast(&SrunMessage::Signal { signal: libc::SIGINT });
             self.cancelled = true;
             self.terminate();
             return;
         }
         self.last_interrupt = Some(now);
-        eprintln!("srun: interrupt (one more within 1 sec to abort)");
+        gangway_api::errln!("srun: interrupt (one more within 1 sec to abort)");
         let ntasks = self.starts.first().map_or(0, |s| s.ntasks);
         let running: Vec<u32> = (0..ntasks).filter(|r| !self.ended.contains_key(r)).collect();
         let done: Vec<u32> = (0..ntasks).filter(|r| self.ended.contains_key(r)).collect();
         for (what, ranks) in [("running", running), ("exited", done)] {
             if !ranks.is_empty() {
                 let word = if ranks.len() == 1 { "task" } else { "tasks" };
-                eprintln!("srun: {} {word} {}: {what}", self.step_name, ranges(&ranks));
+                gangway_api::errln!("srun: {} {word} {}: {what}", self.step_name, ranges(&ranks));
             }
         }
     }
@@ -285,7 +285,10 @@ impl Hub {
                 }
             }
             PartMessage::Abort { rank, code, message } => {
-                eprintln!("srun: error: task {rank} aborted (PMI_Abort, code {code}): {}", message.unwrap_or_default());
+                gangway_api::errln!(
+                    "srun: error: task {rank} aborted (PMI_Abort, code {code}): {}",
+                    message.unwrap_or_default()
+                );
                 self.failed = true;
                 self.ended.entry(rank).or_insert((Some(code.max(1)), None));
                 self.ended_by.get_or_insert((rank, Some(code.max(1))));
@@ -304,7 +307,7 @@ impl Hub {
             PartMessage::Lost { rank } => {
                 // Once the step is ending, the others' ends are its doing, not news.
                 if self.ended_by.is_none() {
-                    eprintln!("srun: error: task {rank} ended without finalizing MPI: ending the step");
+                    gangway_api::errln!("srun: error: task {rank} ended without finalizing MPI: ending the step");
                 }
                 self.failed = true;
                 self.ended_by.get_or_insert((rank, None));
@@ -373,7 +376,7 @@ impl Hub {
         for ((node, why), ranks) in by {
             let (word, list) =
                 if ranks.len() == 1 { ("task", ranks[0].to_string()) } else { ("tasks", ranges(&ranks)) };
-            eprintln!("srun: error: {node}: {word} {list}: {why}");
+            gangway_api::errln!("srun: error: {node}: {word} {list}: {why}");
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn run(r: &StepRequest) -> Result<u8, String> {
         None => StepMpi::Auto,
         Some("list") => {
             // As Slurm 22.05 lists them, less cray_shasta (gangway's pmi2 serves PMI-1's wire).
-            println!(
+            gangway_api::outln!(
                 "MPI plugin types are...\n\tpmix\n\tnone\n\tpmi2\nspecific pmix plugin versions available: pmix_v4"
             );
             return Ok(0);
@@ -326,7 +326,7 @@ fn accept_parts(listener: TcpListener, key: String, nodes: u32, tx: mpsc::Sender
                                 return;
                             }
                         }
-                        Err(e) => eprintln!("srun: error: a garbled line from node part {node_index}: {e}"),
+                        Err(e) => gangway_api::errln!("srun: error: a garbled line from node part {node_index}: {e}"),
                     }
                 }
                 let _ = tx.send(Event::Closed(node_index, conn));

@@ -74,7 +74,9 @@ pub(crate) fn plan(r: &StepRequest, job: u32) -> Result<Plan, String> {
         .unwrap_or(count as u32);
     if (ntasks as usize) < count {
         if r.nodes.is_some() {
-            eprintln!("srun: Warning: can't run {ntasks} processes on {count} nodes, setting nnodes to {ntasks}");
+            gangway_api::errln!(
+                "srun: Warning: can't run {ntasks} processes on {count} nodes, setting nnodes to {ntasks}"
+            );
         }
         count = ntasks as usize;
     }

@@ -23,11 +23,11 @@ pub fn main(args: &[String]) -> ExitCode {
         Ok(code) => code,
         // A mistake in the options exits 255, as Slurm's sbatch does; a refused submission 1.
         Err(Failure::Usage(msg)) => {
-            eprintln!("{msg}");
+            gangway_api::errln!("{msg}");
             ExitCode::from(255)
         }
         Err(Failure::Other(msg)) => {
-            eprintln!("{msg}");
+            gangway_api::errln!("{msg}");
             ExitCode::FAILURE
         }
     }
@@ -46,7 +46,7 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
     // ignores, lines Slurm skips silently) with -v.
     let shown = if resolved.submit.verbose > 0 { &resolved.warnings } else { &resolved.submit.slurm_warnings };
     for w in shown {
-        eprintln!("sbatch: warning: {w}");
+        gangway_api::errln!("sbatch: warning: {w}");
     }
     let cwd = std::env::current_dir().map_err(|e| format!("sbatch: error: getcwd failed: {e}"))?;
     let script_path = split_command_line(args).ok().and_then(|c| c.script);
@@ -54,7 +54,7 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
     let mut client = cluster::connect("sbatch")?;
     let submitted = client.slurm_submit(&req).map_err(|e| submit_error(&e))?;
     if let Some(t) = submitted.test_only {
-        eprintln!(
+        gangway_api::errln!(
             "sbatch: Job {} to start at {} using {} processors on nodes {} in partition {}",
             submitted.job_id,
             local_time(t.start_time),
@@ -65,9 +65,9 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     if resolved.submit.parsable {
-        println!("{}", submitted.job_id);
+        gangway_api::outln!("{}", submitted.job_id);
     } else {
-        println!("Submitted batch job {}", submitted.job_id);
+        gangway_api::outln!("Submitted batch job {}", submitted.job_id);
     }
     if resolved.submit.wait {
         return Ok(wait(&mut client, submitted.job_id)?);

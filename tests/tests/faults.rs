@@ -91,3 +91,39 @@ fn sbatch_waits_out_a_head_restart_and_no_submission_is_lost_or_doubled() {
     want.sort();
     assert_eq!(names, want, "each submission is queued exactly once");
 }
+
+/// Runs `bin ARGS…` with its standard output and error on `/dev/full` (every write fails with
+/// ENOSPC) and no head to reach; returns how it ended.
+fn with_full_output(bin: &str, args: &[&str]) -> std::process::ExitStatus {
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    std::process::Command::new(gangway_tests::bin(bin))
+        .args(args)
+        .env("GANGWAY_URL", "https://127.0.0.1:9")
+        .env("GANGWAY_TOKEN", "x")
+        .env("GANGWAY_MESSAGE_TIMEOUT", "0")
+        .env_remove("GANGWAY_STATE_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(full())
+        .stderr(full())
+        .status()
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"))
+}
+
+#[test]
+fn writing_to_a_full_disk_crashes_no_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root").display().to_string();
+    let cases: [(&str, &[&str]); 6] = [
+        ("gangway-slurm", &["squeue"]),
+        ("gangway-slurm", &["sbatch", "--bogus-option"]),
+        ("gangway-slurm", &["scontrol", "bogus"]),
+        ("gangway", &["job", "list"]),
+        ("gangway-node", &["slurm-step"]),
+        ("gangway-node", &["--head", "https://127.0.0.1:9", "--name", "n", "--root", &root]),
+    ];
+    for (bin, args) in cases {
+        let status = with_full_output(bin, args);
+        // A panic (a failed println!) exits 101; a signal has no code.
+        assert!(status.code().is_some_and(|c| c != 101 && c != 0), "{bin} {args:?} ended {status:?}");
+    }
+}

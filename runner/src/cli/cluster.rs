@@ -158,11 +158,11 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    eprintln!("gangway: cluster up at {} with {} node(s); state in {}", config.url, o.nodes, dir.display());
+    gangway_api::errln!("gangway: cluster up at {} with {} node(s); state in {}", config.url, o.nodes, dir.display());
     if o.detach {
         return Ok(());
     }
-    eprintln!("gangway: press Ctrl-C to stop it");
+    gangway_api::errln!("gangway: press Ctrl-C to stop it");
     wait_for_signal();
     stop(&pids);
     let _ = std::fs::remove_file(&pids_path);
@@ -261,6 +261,6 @@ pub fn down(dir: &Path) -> anyhow::Result<()> {
     let pids: Pids = serde_json::from_str(&text).with_context(|| format!("{} is not valid", pids_path.display()))?;
     stop(&pids);
     std::fs::remove_file(&pids_path).with_context(|| format!("removing {}", pids_path.display()))?;
-    eprintln!("gangway: cluster in {} stopped", dir.display());
+    gangway_api::errln!("gangway: cluster in {} stopped", dir.display());
     Ok(())
 }

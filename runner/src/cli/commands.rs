@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::table::{opt, render};
 
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    gangway_api::outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -160,7 +160,7 @@ pub fn submit(c: &mut Client, s: Submit) -> anyhow::Result<i32> {
         c.patch_job(&job_id, &patch)?;
     }
     task.id = ids[0].clone();
-    println!("{job_id}");
+    gangway_api::outln!("{job_id}");
     std::io::stdout().flush()?;
     if !s.wait {
         return Ok(0);
@@ -234,7 +234,7 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
                     counts.failed.to_string(),
                 ]);
             }
-            print!(
+            gangway_api::out!(
                 "{}",
                 render(&["JOB", "STATE", "POOL", "PRIORITY", "ACTIVE", "RUNNING", "SUCCEEDED", "FAILED"], &rows)
             );
@@ -245,16 +245,19 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
                 return print_json(&j);
             }
             let counts = c.task_counts(&j.id)?.task_counts;
-            println!("Job:        {}", j.id);
-            println!("State:      {}", lower(&j.state));
-            println!("Pool:       {}", j.pool_info.pool_id);
-            println!("Priority:   {}", j.priority);
-            println!("Created:    {}", j.creation_time);
-            println!("Ended:      {}", opt(j.execution_info.end_time));
-            println!("Reason:     {}", opt(j.execution_info.terminate_reason.as_ref()));
-            println!(
+            gangway_api::outln!("Job:        {}", j.id);
+            gangway_api::outln!("State:      {}", lower(&j.state));
+            gangway_api::outln!("Pool:       {}", j.pool_info.pool_id);
+            gangway_api::outln!("Priority:   {}", j.priority);
+            gangway_api::outln!("Created:    {}", j.creation_time);
+            gangway_api::outln!("Ended:      {}", opt(j.execution_info.end_time));
+            gangway_api::outln!("Reason:     {}", opt(j.execution_info.terminate_reason.as_ref()));
+            gangway_api::outln!(
                 "Tasks:      {} active, {} running, {} succeeded, {} failed",
-                counts.active, counts.running, counts.succeeded, counts.failed
+                counts.active,
+                counts.running,
+                counts.succeeded,
+                counts.failed
             );
             // Where its preparation and release tasks ran, and how.
             let how = |x: &Option<gangway_api::JobPrepReleaseExecution>| match x {
@@ -266,7 +269,7 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
                 },
             };
             for e in &j.prep_release {
-                println!(
+                gangway_api::outln!(
                     "Node {}: preparation {}, release {}",
                     e.node_id,
                     how(&e.job_preparation_task_execution_info),
@@ -276,19 +279,19 @@ pub fn job(c: &mut Client, action: &str, id: Option<&str>, json: bool) -> anyhow
         }
         "terminate" => {
             c.terminate_job(need()?, None)?;
-            eprintln!("job {} terminating", need()?);
+            gangway_api::errln!("job {} terminating", need()?);
         }
         "delete" => {
             c.delete_job(need()?)?;
-            eprintln!("job {} deleted", need()?);
+            gangway_api::errln!("job {} deleted", need()?);
         }
         "disable" => {
             c.disable_job(need()?, gangway_api::DisableJobOption::Requeue)?;
-            eprintln!("job {} disabled (its running tasks requeued)", need()?);
+            gangway_api::errln!("job {} disabled (its running tasks requeued)", need()?);
         }
         "enable" => {
             c.enable_job(need()?)?;
-            eprintln!("job {} enabled", need()?);
+            gangway_api::errln!("job {} enabled", need()?);
         }
         other => bail!("unknown job command '{other}'"),
     }
@@ -325,7 +328,7 @@ pub fn task(
                     ]
                 })
                 .collect();
-            print!("{}", render(&["TASK", "STATE", "NODE", "EXIT", "RETRIES", "COMMAND"], &rows));
+            gangway_api::out!("{}", render(&["TASK", "STATE", "NODE", "EXIT", "RETRIES", "COMMAND"], &rows));
         }
         "show" => {
             let t = c.get_task(job, need()?)?;
@@ -333,20 +336,20 @@ pub fn task(
                 return print_json(&t);
             }
             let e = &t.execution_info;
-            println!("Task:       {} (job {job})", t.id);
-            println!("State:      {}", lower(&t.state));
-            println!("Command:    {}", t.command_line);
-            println!("Node:       {}", opt(t.node_info.as_ref().map(|n| &n.node_id)));
+            gangway_api::outln!("Task:       {} (job {job})", t.id);
+            gangway_api::outln!("State:      {}", lower(&t.state));
+            gangway_api::outln!("Command:    {}", t.command_line);
+            gangway_api::outln!("Node:       {}", opt(t.node_info.as_ref().map(|n| &n.node_id)));
             if let Some(p) = &t.planned_start {
-                println!("Planned:    {} on {}", p.start_time, p.nodes.join(","));
+                gangway_api::outln!("Planned:    {} on {}", p.start_time, p.nodes.join(","));
             }
-            println!("Started:    {}", opt(e.start_time));
-            println!("Ended:      {}", opt(e.end_time));
-            println!("Exit code:  {}", opt(e.exit_code));
-            println!("Result:     {}", opt(e.result.map(|r| lower(&r))));
-            println!("Retries:    {}   Requeues: {}", e.retry_count, e.requeue_count);
+            gangway_api::outln!("Started:    {}", opt(e.start_time));
+            gangway_api::outln!("Ended:      {}", opt(e.end_time));
+            gangway_api::outln!("Exit code:  {}", opt(e.exit_code));
+            gangway_api::outln!("Result:     {}", opt(e.result.map(|r| lower(&r))));
+            gangway_api::outln!("Retries:    {}   Requeues: {}", e.retry_count, e.requeue_count);
             if let Some(f) = &e.failure_info {
-                println!("Failure:    {} ({}): {}", f.code, lower(&f.category), f.message);
+                gangway_api::outln!("Failure:    {} ({}): {}", f.code, lower(&f.category), f.message);
             }
         }
         "logs" => {
@@ -376,15 +379,15 @@ pub fn task(
         }
         "terminate" => {
             c.terminate_task(job, need()?)?;
-            eprintln!("task {} of job {job} terminated", need()?);
+            gangway_api::errln!("task {} of job {job} terminated", need()?);
         }
         "reactivate" => {
             c.reactivate_task(job, need()?)?;
-            eprintln!("task {} of job {job} reactivated", need()?);
+            gangway_api::errln!("task {} of job {job} reactivated", need()?);
         }
         "delete" => {
             c.delete_task(job, need()?)?;
-            eprintln!("task {} of job {job} deleted", need()?);
+            gangway_api::errln!("task {} of job {job} deleted", need()?);
         }
         other => bail!("unknown task command '{other}'"),
     }
@@ -436,7 +439,7 @@ pub fn node(
                     ]
                 })
                 .collect();
-            print!(
+            gangway_api::out!(
                 "{}",
                 render(&["NODE", "POOL", "STATE", "SCHEDULING", "ADDRESS", "CPUS", "MEMORY", "GPUS", "RUNNING"], &rows)
             );
@@ -446,28 +449,28 @@ pub fn node(
             if json {
                 return print_json(&n);
             }
-            println!("Node:       {}", n.id);
-            println!("Pool:       {}", n.pool_id);
-            println!("State:      {} (scheduling {})", lower(&n.state), lower(&n.scheduling_state));
-            println!("Address:    {}", n.ip_address);
-            println!(
+            gangway_api::outln!("Node:       {}", n.id);
+            gangway_api::outln!("Pool:       {}", n.pool_id);
+            gangway_api::outln!("State:      {} (scheduling {})", lower(&n.state), lower(&n.scheduling_state));
+            gangway_api::outln!("Address:    {}", n.ip_address);
+            gangway_api::outln!(
                 "Resources:  {} CPUs, {} cores, {} memory",
                 n.resources.cpus,
                 n.resources.cores,
                 gib(n.resources.memory_bytes)
             );
             for g in &n.resources.gpus {
-                println!("GPU {}:      {} {} {}", g.index, g.name, g.uuid, g.pci_bus_id);
+                gangway_api::outln!("GPU {}:      {} {} {}", g.index, g.name, g.uuid, g.pci_bus_id);
             }
-            println!("Tasks run:  {} ({} succeeded)", n.total_tasks_run, n.total_tasks_succeeded);
+            gangway_api::outln!("Tasks run:  {} ({} succeeded)", n.total_tasks_run, n.total_tasks_succeeded);
             for t in &n.recent_tasks {
-                println!("Running:    {}/{}", t.job_id, t.task_id);
+                gangway_api::outln!("Running:    {}/{}", t.job_id, t.task_id);
             }
             if let (Some(st), info) = (&n.start_task, &n.start_task_info) {
-                println!("Start task: {}", st.command_line);
+                gangway_api::outln!("Start task: {}", st.command_line);
                 match info {
-                    None => println!("            not started yet"),
-                    Some(i) => println!(
+                    None => gangway_api::outln!("            not started yet"),
+                    Some(i) => gangway_api::outln!(
                         "            {} (result {}, exit code {}, {} retries)",
                         lower(&i.state),
                         opt(i.result.map(|r| lower(&r))),
@@ -484,15 +487,15 @@ pub fn node(
             match action {
                 "disable" => {
                     c.disable_node_scheduling(&pool, node, option)?;
-                    eprintln!("node {node}: scheduling disabled");
+                    gangway_api::errln!("node {node}: scheduling disabled");
                 }
                 "enable" => {
                     c.enable_node_scheduling(&pool, node)?;
-                    eprintln!("node {node}: scheduling enabled");
+                    gangway_api::errln!("node {node}: scheduling enabled");
                 }
                 _ => {
                     c.remove_nodes(&pool, &[node.to_owned()], option)?;
-                    eprintln!("node {node} is leaving pool {pool}");
+                    gangway_api::errln!("node {node} is leaving pool {pool}");
                 }
             }
         }
@@ -540,36 +543,38 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                     ]
                 })
                 .collect();
-            print!("{}", render(&["POOL", "STATE", "NODES", "SLOTS/NODE", "FILL", "INTER-NODE"], &rows));
+            gangway_api::out!("{}", render(&["POOL", "STATE", "NODES", "SLOTS/NODE", "FILL", "INTER-NODE"], &rows));
         }
         "show" => {
             let p = c.get_pool(need()?)?;
             if json {
                 return print_json(&p);
             }
-            println!("Pool:       {}", p.id);
-            println!("State:      {}", lower(&p.state));
-            println!("Nodes:      {}", p.current_dedicated_nodes);
-            println!("Slots/node: {}", p.task_slots_per_node);
-            println!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
+            gangway_api::outln!("Pool:       {}", p.id);
+            gangway_api::outln!("State:      {}", lower(&p.state));
+            gangway_api::outln!("Nodes:      {}", p.current_dedicated_nodes);
+            gangway_api::outln!("Slots/node: {}", p.task_slots_per_node);
+            gangway_api::outln!("Fill:       {}", lower(&p.task_scheduling_policy.node_fill_type));
             let policy = &p.task_scheduling_policy;
             match (policy.backfill.unwrap_or_default(), policy.reservations) {
                 (gangway_api::Backfill::Conservative, n) => {
-                    println!(
+                    gangway_api::outln!(
                         "Backfill:   conservative ({} reservations)",
                         n.unwrap_or(gangway_runner::scheduler::DEFAULT_RESERVATIONS)
                     )
                 }
-                (b, _) => println!("Backfill:   {}", lower(&b)),
+                (b, _) => gangway_api::outln!("Backfill:   {}", lower(&b)),
             }
-            println!("Order:      {}", lower(&policy.order.unwrap_or_default()));
+            gangway_api::outln!("Order:      {}", lower(&policy.order.unwrap_or_default()));
             let limit = |d: Option<gangway_api::IsoDuration>| d.map_or_else(|| "none".to_owned(), |d| d.to_string());
-            println!("Time limit: default {}, max {}", limit(p.default_time_limit), limit(p.max_time_limit));
-            println!("Inter-node: {}", p.enable_inter_node_communication);
+            gangway_api::outln!("Time limit: default {}, max {}", limit(p.default_time_limit), limit(p.max_time_limit));
+            gangway_api::outln!("Inter-node: {}", p.enable_inter_node_communication);
             if let Some(st) = &p.start_task {
-                println!(
+                gangway_api::outln!(
                     "Start task: {} (wait for success: {}, retries: {})",
-                    st.command_line, st.wait_for_success, st.max_task_retry_count
+                    st.command_line,
+                    st.wait_for_success,
+                    st.max_task_retry_count
                 );
             }
         }
@@ -594,11 +599,11 @@ pub fn pool(c: &mut Client, action: &str, id: Option<&str>, json: bool, create: 
                 max_time_limit: create.max_time,
                 application_package_references: Vec::new(),
             })?;
-            eprintln!("pool {} created", need()?);
+            gangway_api::errln!("pool {} created", need()?);
         }
         "delete" => {
             c.delete_pool(need()?)?;
-            eprintln!("pool {} deleted", need()?);
+            gangway_api::errln!("pool {} deleted", need()?);
         }
         other => bail!("unknown pool command '{other}'"),
     }
@@ -620,12 +625,12 @@ pub fn status(c: &mut Client, url: &str, json: bool) -> Result<(), ClientError> 
     }
     if json {
         let v = serde_json::json!({"url": url, "nodes": nodes.len(), "jobs": jobs.len(), "tasks": totals});
-        println!("{v}");
+        gangway_api::outln!("{v}");
         return Ok(());
     }
-    println!("Cluster:  {url}");
+    gangway_api::outln!("Cluster:  {url}");
     let count = |s: NodeState| nodes.iter().filter(|n| n.state == s).count();
-    println!(
+    gangway_api::outln!(
         "Nodes:    {} ({} idle, {} running, {} unusable/unknown)",
         nodes.len(),
         count(NodeState::Idle),
@@ -633,10 +638,13 @@ pub fn status(c: &mut Client, url: &str, json: bool) -> Result<(), ClientError> 
         count(NodeState::Unusable) + count(NodeState::Unknown)
     );
     let active_jobs = jobs.iter().filter(|j| j.state == JobState::Active).count();
-    println!("Jobs:     {} ({} active)", jobs.len(), active_jobs);
-    println!(
+    gangway_api::outln!("Jobs:     {} ({} active)", jobs.len(), active_jobs);
+    gangway_api::outln!(
         "Tasks:    {} active, {} running, {} succeeded, {} failed",
-        totals.active, totals.running, totals.succeeded, totals.failed
+        totals.active,
+        totals.running,
+        totals.succeeded,
+        totals.failed
     );
     Ok(())
 }

@@ -25,22 +25,25 @@ pub fn file(c: &mut Client, action: &str, arg: Option<&str>, name: Option<&str>,
             gangway_api::files::validate_file_name(&name).map_err(anyhow::Error::msg)?;
             let data = std::fs::read(local).with_context(|| format!("reading {local}"))?;
             c.put_file(&name, &data)?;
-            eprintln!("stored {local} as '{name}' ({} bytes); use it as {{\"uploadedFile\": \"{name}\"}}", data.len());
+            gangway_api::errln!(
+                "stored {local} as '{name}' ({} bytes); use it as {{\"uploadedFile\": \"{name}\"}}",
+                data.len()
+            );
         }
         "list" => {
             let files = c.list_files()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&files)?);
+                gangway_api::outln!("{}", serde_json::to_string_pretty(&files)?);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> =
                 files.iter().map(|f| vec![f.name.clone(), f.size.to_string(), f.last_modified.to_string()]).collect();
-            print!("{}", render(&["NAME", "SIZE", "MODIFIED"], &rows));
+            gangway_api::out!("{}", render(&["NAME", "SIZE", "MODIFIED"], &rows));
         }
         "delete" => {
             let name = arg.context("gangway file delete needs the stored file's name")?;
             c.delete_file(name)?;
-            eprintln!("file '{name}' deleted");
+            gangway_api::errln!("file '{name}' deleted");
         }
         "get" => {
             let name = arg.context("gangway file get needs the stored file's name")?;
@@ -62,7 +65,7 @@ pub fn app(c: &mut Client, action: &str, args: &[String], json: bool) -> anyhow:
         "list" => {
             let apps = c.list_applications()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&apps)?);
+                gangway_api::outln!("{}", serde_json::to_string_pretty(&apps)?);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = apps
@@ -85,24 +88,24 @@ pub fn app(c: &mut Client, action: &str, args: &[String], json: bool) -> anyhow:
                     })
                 })
                 .collect();
-            print!("{}", render(&["APPLICATION", "VERSION", "DEFAULT", "FORMAT", "SIZE", "SHA256"], &rows));
+            gangway_api::out!("{}", render(&["APPLICATION", "VERSION", "DEFAULT", "FORMAT", "SIZE", "SHA256"], &rows));
         }
         "upload" => {
             let (id, version, local) =
                 (arg(0, "an application id")?, arg(1, "a version")?, arg(2, "an archive (zip or tar.gz)")?);
             let data = std::fs::read(local).with_context(|| format!("reading {local}"))?;
             c.upload_application(id, version, &data)?;
-            eprintln!("application {id} version {version} uploaded");
+            gangway_api::errln!("application {id} version {version} uploaded");
         }
         "default" => {
             let (id, version) = (arg(0, "an application id")?, arg(1, "a version")?);
             c.set_default_version(id, version)?;
-            eprintln!("application {id} defaults to version {version}");
+            gangway_api::errln!("application {id} defaults to version {version}");
         }
         "delete" => {
             let (id, version) = (arg(0, "an application id")?, arg(1, "a version")?);
             c.delete_application_version(id, version)?;
-            eprintln!("application {id} version {version} deleted");
+            gangway_api::errln!("application {id} version {version} deleted");
         }
         other => bail!("unknown app command '{other}' (list, upload, default, delete)"),
     }

@@ -52,12 +52,12 @@ pub fn schedule(c: &mut Client, action: &str, create: Create, json: bool) -> any
                 },
             };
             c.add_schedule(&p)?;
-            println!("{id}");
+            gangway_api::outln!("{id}");
         }
         "list" => {
             let list = c.list_schedules(&ListOptions::default())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                gangway_api::outln!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = list
@@ -72,16 +72,16 @@ pub fn schedule(c: &mut Client, action: &str, create: Create, json: bool) -> any
                     ]
                 })
                 .collect();
-            print!("{}", render(&["SCHEDULE", "STATE", "EVERY", "NEXT RUN", "RECENT JOB"], &rows));
+            gangway_api::out!("{}", render(&["SCHEDULE", "STATE", "EVERY", "NEXT RUN", "RECENT JOB"], &rows));
         }
-        "show" => println!("{}", serde_json::to_string_pretty(&c.get_schedule(&need()?)?)?),
+        "show" => gangway_api::outln!("{}", serde_json::to_string_pretty(&c.get_schedule(&need()?)?)?),
         "disable" | "enable" | "terminate" => {
             c.schedule_action(&need()?, action)?;
-            eprintln!("job schedule {} {action}d", need()?);
+            gangway_api::errln!("job schedule {} {action}d", need()?);
         }
         "delete" => {
             c.delete_schedule(&need()?)?;
-            eprintln!("job schedule {} deleted, with its jobs", need()?);
+            gangway_api::errln!("job schedule {} deleted, with its jobs", need()?);
         }
         other => bail!("unknown schedule command '{other}' (create, list, show, disable, enable, terminate, delete)"),
     }

@@ -24,20 +24,21 @@ pub fn token(
         "create" => {
             let t = c.create_token(&TokenAddParameter { name, expires_in: expires.map(IsoDuration) })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&t)?);
+                gangway_api::outln!("{}", serde_json::to_string_pretty(&t)?);
                 return Ok(());
             }
-            println!("{}", t.token.as_deref().context("the head sent no token")?);
+            gangway_api::outln!("{}", t.token.as_deref().context("the head sent no token")?);
             let until = t.expiry_time.map_or_else(|| "until revoked".to_owned(), |e| format!("until {e}"));
-            eprintln!(
+            gangway_api::errln!(
                 "token {} acts as {} {until}; it is shown only now (use it as GANGWAY_TOKEN with GANGWAY_URL)",
-                t.id, t.owner.name
+                t.id,
+                t.owner.name
             );
         }
         "list" => {
             let tokens = c.list_tokens()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                gangway_api::outln!("{}", serde_json::to_string_pretty(&tokens)?);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = tokens
@@ -52,12 +53,12 @@ pub fn token(
                     ]
                 })
                 .collect();
-            print!("{}", render(&["ID", "USER", "NAME", "CREATED", "EXPIRES"], &rows));
+            gangway_api::out!("{}", render(&["ID", "USER", "NAME", "CREATED", "EXPIRES"], &rows));
         }
         "revoke" => {
             let id = id.context("gangway token revoke needs the token's id (see gangway token list)")?;
             c.revoke_token(id)?;
-            eprintln!("token {id} revoked");
+            gangway_api::errln!("token {id} revoked");
         }
         other => bail!("unknown token command '{other}' (create, list, revoke)"),
     }
@@ -80,11 +81,11 @@ pub fn join_token(
     };
     let t = c.create_join_token(&p)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&t)?);
+        gangway_api::outln!("{}", serde_json::to_string_pretty(&t)?);
         return Ok(());
     }
-    println!("{}", t.token.as_deref().context("the head sent no token")?);
+    gangway_api::outln!("{}", t.token.as_deref().context("the head sent no token")?);
     let whom = t.node.as_deref().map_or_else(|| format!("{} node(s)", t.uses_left), |n| format!("node {n}"));
-    eprintln!("join token {} lets {whom} join until {}; it is shown only now", t.id, t.expiry_time);
+    gangway_api::errln!("join token {} lets {whom} join until {}; it is shown only now", t.id, t.expiry_time);
     Ok(())
 }
