@@ -127,3 +127,87 @@ fn writing_to_a_full_disk_crashes_no_binary() {
         assert!(status.code().is_some_and(|c| c != 101 && c != 0), "{bin} {args:?} ended {status:?}");
     }
 }
+
+/// A tmpfs mounted on a directory for the test's life (unmounted even on failure).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_state_disk_refuses_changes_keeps_reads_and_resumes_when_space_returns() {
+    if !nix_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let mut cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    // The head's state moves onto a 3 MiB tmpfs.
+    cluster.kill_head();
+    let state = cluster.state_dir();
+    let saved = cluster.dir.path().join("state.saved");
+    std::fs::rename(&state, &saved).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "gangway-full-test"])
+        .arg(&state)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: this machine cannot mount a tmpfs");
+        return;
+    }
+    let _tmpfs = Tmpfs(state.clone());
+    let copied = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", saved.display())).arg(&state).status();
+    assert!(copied.unwrap().success());
+    cluster.start_head();
+    let mut c = cluster.client().with_retry(Duration::ZERO);
+    c.add_job(&JobAddParameter { id: "before".into(), ..Default::default() }).unwrap();
+
+    // Fill it.
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let job = |id: &str| serde_json::to_vec(&JobAddParameter { id: id.into(), ..Default::default() }).unwrap();
+    // The first change that cannot be made durable waits (the head's commit retries); the
+    // ones after it are refused at once, naming the cause, and change nothing.
+    let mut waiting = cluster.client().with_retry(Duration::ZERO);
+    let stuck =
+        std::thread::spawn(move || waiting.add_job(&JobAddParameter { id: "stuck".into(), ..Default::default() }));
+    // Its commit fails at once; a moment later the head knows why.
+    std::thread::sleep(Duration::from_secs(1));
+    let refused = gangway_tests::wait_for(Duration::from_secs(20), "a change to be refused", || {
+        let r = c.raw("POST", "/jobs", Some(&job("refused")), &[]).unwrap();
+        (r.status == 503).then_some(r)
+    });
+    assert!(refused.text().contains("the head cannot write its state"), "{}", refused.text());
+    // Reads go on.
+    let jobs: Vec<String> = c.list_jobs(&Default::default()).unwrap().into_iter().map(|j| j.id).collect();
+    assert!(jobs.contains(&"before".to_owned()), "{jobs:?}");
+    assert!(!jobs.contains(&"refused".to_owned()), "a refused change is not made: {jobs:?}");
+
+    // Space returns: the waiting change becomes durable and new ones are taken again.
+    std::fs::remove_file(&filler).unwrap();
+    let mut c = cluster.client();
+    gangway_tests::wait_for(Duration::from_secs(20), "writes to resume", || {
+        c.add_job(&JobAddParameter { id: "after".into(), ..Default::default() }).ok()
+    });
+    assert!(stuck.join().unwrap().is_ok(), "the waiting change is answered once it is durable");
+    // A restart shows what was made durable: nothing lost, nothing refused there.
+    cluster.kill_head();
+    cluster.start_head();
+    let mut c = cluster.client();
+    let mut jobs: Vec<String> = c.list_jobs(&Default::default()).unwrap().into_iter().map(|j| j.id).collect();
+    jobs.sort();
+    assert_eq!(jobs, ["after", "before", "stuck"], "the waiting change was kept, the refused one never made");
+    cluster.kill_head();
+}
+
+fn nix_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -73,6 +73,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/jointokens", get(super::joining::list).post(super::joining::add))
         .merge(super::slurm_routes::router())
         .route_layer(middleware::from_fn_with_state(head.clone(), super::requests::once))
+        .route_layer(middleware::from_fn_with_state(head.clone(), writable))
         .route_layer(middleware::from_fn_with_state(head.clone(), identify))
         .route_layer(middleware::from_fn(bounded_body))
         .route_layer(middleware::from_fn_with_state(head.clone(), bounded_time))
@@ -113,6 +114,22 @@ async fn bounded_body(req: Request, next: Next) -> Response {
             format!("the request body is {n} bytes; a call takes at most {MAX_BODY} (8 MiB)"),
         )
         .into_response();
+    }
+    next.run(req).await
+}
+
+/// Refuses a change (503, which clients retry) while the state store cannot write: what it
+/// would change could not be made durable. Reads go on from memory.
+async fn writable(State(head): H, req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        if let Some(why) = head.store.failing() {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "StateStoreUnavailable",
+                format!("the head cannot write its state ({why}); changes are refused until it can, reads still work"),
+            )
+            .into_response();
+        }
     }
     next.run(req).await
 }

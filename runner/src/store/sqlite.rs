@@ -6,8 +6,9 @@
 
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, ToSql};
 
@@ -26,6 +27,8 @@ pub struct SqliteStore {
     path: String,
     /// A connection for reading history (opened at the first read; WAL readers do not block the writer).
     reader: Mutex<Option<Connection>>,
+    /// Why commits fail now, while they do.
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 const SCHEMA: &str = "
@@ -71,11 +74,28 @@ impl SqliteStore {
         let path = dir.join("state.db").to_string_lossy().into_owned();
         let conn = open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
         let (tx, rx) = mpsc::channel();
-        let writer =
-            thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(conn, rx)).map_err(|e| {
-                StoreError::Open { path: path.clone(), source: rusqlite::Error::ToSqlConversionFailure(e.into()) }
+        let failing = Arc::new(Mutex::new(None));
+        let writer_failing = failing.clone();
+        let writer = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx, &writer_failing))
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(e.into()),
             })?;
-        Ok(SqliteStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), path, reader: Mutex::new(None) })
+        Ok(SqliteStore {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            path,
+            reader: Mutex::new(None),
+            failing,
+        })
+    }
+
+    /// Why the store cannot write now (a full disk, an I/O error), while it cannot: its
+    /// writes wait and are retried until they succeed.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().expect("store lock").clone()
     }
 
     /// The purged jobs' records (bodies) of user `uid` (every user's for None) that ended at
@@ -113,7 +133,7 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, failing: &Mutex<Option<String>>) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
@@ -122,11 +142,24 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
-        // A failing disk is not something the head can work around: stop rather than
-        // acknowledge writes that are not durable.
-        if let Err(e) = commit(&mut conn, &batches) {
-            tracing::error!(error = %e, "state store commit failed; stopping");
-            std::process::exit(70);
+        // A commit that fails (a full disk, an I/O error) is rolled back and tried again, with
+        // what came since, until it succeeds: nothing is acknowledged before it is durable,
+        // and meanwhile `failing` says why (the head refuses new changes with 503).
+        let mut wait = Duration::from_millis(100);
+        while let Err(e) = commit(&mut conn, &batches) {
+            let why = e.to_string();
+            let mut f = failing.lock().expect("store lock");
+            if f.is_none() {
+                tracing::error!(error = %why, "the state store cannot write; retrying until it can");
+            }
+            *f = Some(why);
+            drop(f);
+            thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(2));
+            batches.extend(std::iter::from_fn(|| rx.try_recv().ok()));
+        }
+        if failing.lock().expect("store lock").take().is_some() {
+            tracing::info!("the state store writes again");
         }
         for (_, done) in batches {
             if let Some(done) = done {
