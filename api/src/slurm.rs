@@ -220,6 +220,9 @@ pub struct SlurmJob {
     /// Its `srun` steps, as srun reported them, by step id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<SlurmStep>,
+    /// Its runs before it was requeued, oldest first (`sacct -D`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_runs: Vec<SlurmRun>,
     /// The highest resident set size of its processes, in KiB, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rss_kib: Option<u64>,
@@ -607,6 +610,30 @@ pub struct SlurmJobInfo {
     /// Its `srun` steps so far.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<SlurmStep>,
+    /// Its runs before each requeue, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<SlurmRun>,
+}
+
+/// A run of a Slurm job that was requeued afterwards: how it ended (`NODE_FAIL` for a lost
+/// node; a finished job requeued by `scontrol requeue` keeps its own end), when and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlurmRun {
+    /// How it ended.
+    pub state: SlurmJobState,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// Its nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Its exit code, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// One `srun` step of a Slurm job, as its srun reports it (`POST /slurm/jobs/{id}/step`) when

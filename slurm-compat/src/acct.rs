@@ -57,6 +57,8 @@ pub struct SacctOptions {
     pub names: Option<Vec<String>>,
     /// `-X`.
     pub allocations: bool,
+    /// `-D`: a requeued job's earlier runs too.
+    pub duplicates: bool,
     /// `-n`.
     pub no_header: bool,
     /// `-p` (`Some(true)`: trailing delimiter) or `-P` (`Some(false)`).
@@ -154,6 +156,7 @@ pub fn parse_fields(list: &str) -> Result<Vec<Field>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
     AllUsers,
+    Duplicates,
     Accounts,
     Brief,
     Delimiter,
@@ -183,7 +186,7 @@ const TABLE: &[OptDef<Opt>] = &[
     opt("accounts", Some('A'), HasArg::Required, Opt::Accounts),
     opt("allocations", Some('X'), HasArg::No, Opt::Allocations),
     opt("brief", Some('b'), HasArg::No, Opt::Brief),
-    opt("duplicates", Some('D'), HasArg::No, Opt::Ignored),
+    opt("duplicates", Some('D'), HasArg::No, Opt::Duplicates),
     opt("delimiter", None, HasArg::Required, Opt::Delimiter),
     opt("endtime", Some('E'), HasArg::Required, Opt::End),
     opt("format", Some('o'), HasArg::Required, Opt::Format),
@@ -212,6 +215,7 @@ sacct [<OPTION>]
     -A, --accounts        accounts to show
     -b, --brief           JobID, State, ExitCode
     --delimiter           field delimiter with -p/-P (default '|')
+    -D, --duplicates      a requeued job's earlier runs too
     -E, --endtime         end of the window (default now)
     -j, --jobs            job ids (N, N_i)
     --name                job names
@@ -238,6 +242,7 @@ pub fn parse_sacct_args(args: &[String], now: Timestamp) -> Result<SacctOptions,
             Opt::AllUsers => o.all_users = true,
             Opt::Accounts => o.accounts = Some(comma_list(&value)),
             Opt::Allocations => o.allocations = true,
+            Opt::Duplicates => o.duplicates = true,
             Opt::Brief => format = Some(BRIEF_FIELDS.into()),
             Opt::Delimiter => o.delimiter = value,
             Opt::End => o.end = Some(parse_acct_time(&value, now).map_err(fail)?),
@@ -463,6 +468,19 @@ pub fn render_sacct(jobs: &[SlurmJob], o: &SacctOptions, my_uid: u32, now: Times
     // sacct lists by job id; an array's elements together, by index.
     picked.sort_by_key(|j| (j.array_job_id.unwrap_or(j.job_id), j.array_task_id));
     for job in picked {
+        // `-D`: each earlier run of a requeued job, as it ended, before the current one.
+        let earlier = if o.duplicates { job.earlier_runs.as_slice() } else { &[] };
+        for run in earlier {
+            let mut then = job.clone();
+            (then.state, then.start_time, then.end_time) = (run.state, run.start_time, run.end_time);
+            (then.nodes, then.exit_code, then.signal, then.steps) =
+                (run.nodes.clone(), run.exit_code, None, Vec::new());
+            for (i, f) in o.fields.iter().enumerate() {
+                let text = value(f.name, &then, false, now).unwrap_or_default();
+                cell(&mut out, &text, *f, o, i + 1 == n);
+            }
+            out.push('\n');
+        }
         let steps: &[bool] = if o.allocations || job.start_time.is_none() { &[false] } else { &[false, true] };
         for &step in steps {
             for (i, f) in o.fields.iter().enumerate() {

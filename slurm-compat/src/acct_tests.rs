@@ -195,3 +195,20 @@ fn srun_steps_follow_the_batch_step() {
     );
     check(&[j], "-n -P -X -j 21 --format=JobID", "21\n");
 }
+
+#[test]
+fn duplicates_show_a_requeued_jobs_earlier_runs_first() {
+    let mut requeued = ended(20, &["node02"], 65, 300, Completed, 0);
+    requeued.restarts = 1;
+    requeued.earlier_runs = vec![gangway_api::slurm::SlurmRun {
+        state: NodeFail,
+        start_time: Some(at(-400)),
+        end_time: Some(at(-390)),
+        nodes: vec!["node01".into()],
+        exit_code: None,
+    }];
+    let jobs = vec![requeued];
+    let line = "-n -P -X --format=JobID,State,NodeList,Restarts -j 20";
+    check(&jobs, line, "20|COMPLETED|node02|1\n");
+    check(&jobs, &format!("-D {line}"), "20|NODE_FAIL|node01|1\n20|COMPLETED|node02|1\n");
+}

@@ -71,6 +71,7 @@ pub fn job(id: u64) -> SlurmJob {
         restarts: 0,
         requeue: true,
         steps: Vec::new(),
+        earlier_runs: Vec::new(),
         max_rss_kib: None,
     }
 }

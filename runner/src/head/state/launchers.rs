@@ -377,6 +377,11 @@ impl HeadState {
             self.complete_task(key, None, Some(failure), now, fx);
             return;
         }
+        // A Slurm job's run ends NODE_FAIL.
+        let slurm_job = j.wire.slurm.is_some().then(|| j.wire.id.clone());
+        if let Some(id) = &slurm_job {
+            self.slurm_keep_run(id, Some(gangway_api::slurm::SlurmJobState::NodeFail), fx);
+        }
         let Some((job, tid)) = self.back_to_active(key, fx) else { return };
         if job_active {
             self.enqueue(&job, &tid, fx);

@@ -188,6 +188,7 @@ impl HeadState {
                 eligible_time: None,
                 cluster_addr: cluster_addr.to_owned(),
                 steps: Vec::new(),
+                runs: Vec::new(),
             };
             self.slurm_add_job(info, need, fx)?;
         }

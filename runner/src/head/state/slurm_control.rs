@@ -218,8 +218,40 @@ impl HeadState {
         Ok(())
     }
 
+    /// Keeps the current run of Slurm job `job` as an earlier run (`sacct -D`) before a
+    /// requeue starts another: ended `state`, or as it shows now (a finished job).
+    pub(crate) fn slurm_keep_run(
+        &mut self,
+        job: &str,
+        state: Option<gangway_api::slurm::SlurmJobState>,
+        fx: &mut Effects,
+    ) {
+        let Some(v) = job.parse().ok().and_then(|id| self.slurm_job(id)) else { return };
+        let run = gangway_api::slurm::SlurmRun {
+            state: state.unwrap_or(v.state),
+            start_time: v.start_time,
+            end_time: v.end_time.or_else(|| Some(Timestamp::now())),
+            nodes: v.nodes,
+            exit_code: v.exit_code,
+        };
+        if let Some(j) = self.jobs.get_mut(job) {
+            if let Some(s) = j.wire.slurm.as_mut() {
+                s.runs.push(run);
+            }
+            HeadState::put_job(j, fx);
+        }
+    }
+
     /// Puts an ended Slurm job back in the queue (through its gate), counting a restart.
     pub(crate) fn slurm_reactivate(&mut self, job: &str, fx: &mut Effects) {
+        let ended = self
+            .jobs
+            .get(job)
+            .and_then(|j| j.tasks.get(BATCH_TASK))
+            .is_some_and(|t| t.wire.state == TaskState::Completed);
+        if ended {
+            self.slurm_keep_run(job, None, fx);
+        }
         let Some(j) = self.jobs.get_mut(job) else { return };
         let now = Timestamp::now();
         if j.wire.state != JobState::Active {

@@ -172,6 +172,7 @@ impl HeadState {
             restarts: info.requeue_count,
             requeue: r.requeue,
             steps: s.steps.clone(),
+            earlier_runs: s.runs.clone(),
             max_rss_kib: None,
         })
     }

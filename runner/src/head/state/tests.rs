@@ -833,5 +833,14 @@ fn a_slurm_job_requeued_by_a_lost_node_shows_the_restart() {
     let g1 = sim.disconnect("n1");
     sim.lost("n1", g1);
     assert_eq!(sim.starts("n2"), [format!("{id}/batch#2")]);
-    assert_eq!(sim.st.slurm_job(id).unwrap().restarts, 1, "Restarts= counts the requeue");
+    let job = sim.st.slurm_job(id).unwrap();
+    assert_eq!(job.restarts, 1, "Restarts= counts the requeue");
+    // The run on the lost node is kept for `sacct -D`, ended NODE_FAIL.
+    assert_eq!(job.earlier_runs.len(), 1, "{:?}", job.earlier_runs);
+    let run = &job.earlier_runs[0];
+    assert_eq!(
+        (run.state, run.nodes.as_slice()),
+        (gangway_api::slurm::SlurmJobState::NodeFail, &["n1".to_owned()][..])
+    );
+    assert!(run.start_time.is_some() && run.end_time.is_some(), "{run:?}");
 }
