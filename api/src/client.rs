@@ -212,7 +212,11 @@ pub fn valid_request_id(id: &str) -> bool {
 fn retryable(e: &HttpError, idempotent: bool) -> bool {
     use std::io::ErrorKind::*;
     match e {
-        HttpError::Connect { source, .. } => matches!(source.kind(), ConnectionRefused | NotFound | ConnectionReset),
+        // Nothing was sent yet: a head that refused, or died during the TLS handshake.
+        HttpError::Connect { source, .. } => matches!(
+            source.kind(),
+            ConnectionRefused | NotFound | ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ),
         HttpError::Io(source) => {
             idempotent && matches!(source.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
         }
