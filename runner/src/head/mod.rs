@@ -14,6 +14,7 @@ pub mod identity;
 mod joining;
 mod launcher;
 mod listing;
+mod metrics;
 pub mod privacy;
 mod requests;
 mod routes;

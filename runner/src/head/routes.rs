@@ -71,6 +71,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/jointokens", get(super::joining::list).post(super::joining::add))
+        .route("/metrics", get(metrics))
         .merge(super::slurm_routes::router())
         .route_layer(middleware::from_fn_with_state(head.clone(), super::requests::once))
         .route_layer(middleware::from_fn_with_state(head.clone(), writable))
@@ -116,6 +117,13 @@ async fn bounded_body(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// `GET /metrics`: Prometheus' text format.
+async fn metrics(State(head): H) -> Response {
+    let failing = head.store.failing().is_some();
+    let text = head.read(|st| super::metrics::render(st, failing, gangway_api::out::dropped()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// Refuses a change (503, which clients retry) while the state store cannot write: what it

@@ -1,0 +1,47 @@
+//! `/metrics` scraped from a live head: Prometheus' text format, and values that match the
+//! cluster (issue 20, in part).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use gangway_api::{JobAddParameter, TaskAddParameter, TaskState};
+use gangway_tests::{wait_for, Cluster, Options};
+
+#[test]
+fn metrics_describe_the_cluster_in_prometheus_text_format() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 2, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "m".into(), ..Default::default() }).unwrap();
+    c.add_task("m", &TaskAddParameter { id: "t".into(), command_line: "true".into(), ..Default::default() }).unwrap();
+    wait_for(Duration::from_secs(30), "the task to complete", || {
+        (c.get_task("m", "t").ok()?.state == TaskState::Completed).then_some(())
+    });
+    let r = c.raw("GET", "/metrics", None, &[]).unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    // Every sample names a family declared with HELP and TYPE before it.
+    let mut declared = Vec::new();
+    let mut samples: HashMap<String, f64> = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            declared.push(name.to_owned());
+        } else if !line.starts_with("# HELP ") {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+            let name = series.split('{').next().unwrap();
+            assert!(declared.iter().any(|d| d == name), "{name} has no TYPE before it:\n{text}");
+            samples.insert(series.to_owned(), value.parse().unwrap_or_else(|_| panic!("not a number: {line}")));
+        }
+    }
+    let get = |s: &str| samples.get(s).copied().unwrap_or_else(|| panic!("no {s} in:\n{text}"));
+    assert_eq!(get(r#"gangway_tasks{pool="default",state="completed"}"#), 1.0);
+    assert_eq!(get(r#"gangway_jobs{pool="default",state="active"}"#), 1.0);
+    assert_eq!(get(r#"gangway_nodes{pool="default",state="idle"}"#), 2.0);
+    assert_eq!(get("gangway_launcher_connections"), 2.0);
+    assert_eq!(get("gangway_store_write_failing"), 0.0);
+    assert_eq!(get(r#"gangway_cpus_allocated{pool="default"}"#), 0.0, "nothing runs now");
+    let cpus: f64 = c.list_nodes(None).unwrap().iter().map(|n| f64::from(n.resources.cpus)).sum();
+    assert_eq!(get(r#"gangway_cpus{pool="default"}"#), cpus);
+    assert!(get(r#"gangway_memory_bytes{pool="default"}"#) > 0.0);
+}
