@@ -25,12 +25,17 @@ fn metrics_describe_the_cluster_in_prometheus_text_format() {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
             declared.push(name.to_owned());
         } else if !line.starts_with("# HELP ") {
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
             let name = series.split('{').next().unwrap();
-            assert!(declared.iter().any(|d| d == name), "{name} has no TYPE before it:\n{text}");
+            // A histogram's samples are its name with `_bucket`, `_sum` or `_count`.
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| declared.iter().any(|d| d == f)))
+                .unwrap_or(name);
+            assert!(declared.iter().any(|d| d == family), "{name} has no TYPE before it:\n{text}");
             samples.insert(series.to_owned(), value.parse().unwrap_or_else(|_| panic!("not a number: {line}")));
         }
     }
@@ -44,4 +49,10 @@ fn metrics_describe_the_cluster_in_prometheus_text_format() {
     let cpus: f64 = c.list_nodes(None).unwrap().iter().map(|n| f64::from(n.resources.cpus)).sum();
     assert_eq!(get(r#"gangway_cpus{pool="default"}"#), cpus);
     assert!(get(r#"gangway_memory_bytes{pool="default"}"#) > 0.0);
+    // The head's own work: the task's wait, passes and commits were measured.
+    assert_eq!(get("gangway_task_submit_to_start_seconds_count"), 1.0);
+    assert_eq!(get(r#"gangway_task_submit_to_start_seconds_bucket{le="+Inf"}"#), 1.0);
+    assert!(get("gangway_scheduler_pass_seconds_count") >= 1.0);
+    assert!(get("gangway_store_commit_seconds_count") >= 1.0);
+    assert_eq!(get("gangway_launcher_reconnects_total"), 0.0, "no launcher had to reconnect");
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::state::HeadState;
+use crate::histogram::Histogram;
 
 /// A state's wire name (`running`, `idle`, …).
 fn name_of(state: impl serde::Serialize) -> String {
@@ -52,8 +53,29 @@ fn by_pool_state(f: &mut Family, counts: BTreeMap<(String, String), u64>) {
     }
 }
 
+/// What the store tells `/metrics`.
+pub struct StoreFacts {
+    /// Whether commits fail now.
+    pub failing: bool,
+    /// How long commits took.
+    pub commits: Histogram,
+}
+
+/// A histogram family: its buckets, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let (buckets, sum, count) = h.buckets();
+    for (le, n) in buckets {
+        let le = if le.is_infinite() { "+Inf".to_owned() } else { le.to_string() };
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
 /// The exposition of `st`, with the store's and the process's own facts.
-pub fn render(st: &HeadState, store_failing: bool, dropped_writes: u64) -> String {
+pub fn render(st: &HeadState, store: &StoreFacts, dropped_writes: u64) -> String {
     let mut jobs: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut tasks: BTreeMap<(String, String), u64> = BTreeMap::new();
     for j in st.jobs.values() {
@@ -107,7 +129,7 @@ pub fn render(st: &HeadState, store_failing: bool, dropped_writes: u64) -> Strin
     families.push(f);
     let mut f =
         Family::new("gangway_store_write_failing", "gauge", "1 while the state store cannot write (changes get 503).");
-    f.add(&[], if store_failing { 1.0 } else { 0.0 });
+    f.add(&[], if store.failing { 1.0 } else { 0.0 });
     families.push(f);
     let mut f = Family::new(
         "gangway_output_writes_dropped_total",
@@ -116,10 +138,19 @@ pub fn render(st: &HeadState, store_failing: bool, dropped_writes: u64) -> Strin
     );
     f.add(&[], dropped_writes as f64);
     families.push(f);
+    let mut f = Family::new("gangway_launcher_reconnects_total", "counter", "Launchers that connected again.");
+    f.add(&[], st.stats.launcher_reconnects as f64);
+    families.push(f);
     let mut out = String::new();
     for f in &families {
         f.write(&mut out);
     }
+    let s = &st.stats;
+    histogram(&mut out, "gangway_scheduler_pass_seconds", "How long each scheduler pass took.", &s.pass_seconds);
+    histogram(&mut out, "gangway_scheduler_pass_decisions", "Starts each scheduler pass decided.", &s.pass_decisions);
+    let wait = "From a task's submission to its first start.";
+    histogram(&mut out, "gangway_task_submit_to_start_seconds", wait, &s.submit_to_start_seconds);
+    histogram(&mut out, "gangway_store_commit_seconds", "How long each state store commit took.", &store.commits);
     out
 }
 

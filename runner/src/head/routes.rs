@@ -121,8 +121,9 @@ async fn bounded_body(req: Request, next: Next) -> Response {
 
 /// `GET /metrics`: Prometheus' text format.
 async fn metrics(State(head): H) -> Response {
-    let failing = head.store.failing().is_some();
-    let text = head.read(|st| super::metrics::render(st, failing, gangway_api::out::dropped()));
+    let store =
+        super::metrics::StoreFacts { failing: head.store.failing().is_some(), commits: head.store.commit_seconds() };
+    let text = head.read(|st| super::metrics::render(st, &store, gangway_api::out::dropped()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

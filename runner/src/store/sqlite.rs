@@ -29,6 +29,8 @@ pub struct SqliteStore {
     reader: Mutex<Option<Connection>>,
     /// Why commits fail now, while they do.
     failing: Arc<Mutex<Option<String>>>,
+    /// How long each commit took (`/metrics`).
+    commits: Arc<Mutex<crate::histogram::Histogram>>,
 }
 
 const SCHEMA: &str = "
@@ -75,10 +77,11 @@ impl SqliteStore {
         let conn = open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
         let (tx, rx) = mpsc::channel();
         let failing = Arc::new(Mutex::new(None));
-        let writer_failing = failing.clone();
+        let commits = Arc::new(Mutex::new(crate::histogram::Histogram::new(&crate::histogram::SECONDS)));
+        let (writer_failing, writer_commits) = (failing.clone(), commits.clone());
         let writer = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_failing))
+            .spawn(move || writer_loop(conn, rx, &writer_failing, &writer_commits))
             .map_err(|e| StoreError::Open {
                 path: path.clone(),
                 source: rusqlite::Error::ToSqlConversionFailure(e.into()),
@@ -89,7 +92,13 @@ impl SqliteStore {
             path,
             reader: Mutex::new(None),
             failing,
+            commits,
         })
+    }
+
+    /// How long the commits so far took.
+    pub fn commit_seconds(&self) -> crate::histogram::Histogram {
+        self.commits.lock().expect("store lock").clone()
     }
 
     /// Why the store cannot write now (a full disk, an I/O error), while it cannot: its
@@ -133,7 +142,12 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, failing: &Mutex<Option<String>>) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Batch>,
+    failing: &Mutex<Option<String>>,
+    commits: &Mutex<crate::histogram::Histogram>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCHES_PER_COMMIT {
@@ -146,6 +160,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, failing: &Mutex<
         // what came since, until it succeeds: nothing is acknowledged before it is durable,
         // and meanwhile `failing` says why (the head refuses new changes with 503).
         let mut wait = Duration::from_millis(100);
+        let mut began = std::time::Instant::now();
         while let Err(e) = commit(&mut conn, &batches) {
             let why = e.to_string();
             let mut f = failing.lock().expect("store lock");
@@ -157,7 +172,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, failing: &Mutex<
             thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_secs(2));
             batches.extend(std::iter::from_fn(|| rx.try_recv().ok()));
+            began = std::time::Instant::now();
         }
+        commits.lock().expect("store lock").observe(began.elapsed().as_secs_f64());
         if failing.lock().expect("store lock").take().is_some() {
             tracing::info!("the state store writes again");
         }

@@ -75,6 +75,7 @@ impl HeadState {
         let mpi_default = pool_of_job.and_then(|p| p.wire.mpi_default.clone());
         let waits: Vec<String> =
             names.iter().filter(|n| matches!(self.prep_gate(&job, n, fx), super::prep::Gate::Wait)).cloned().collect();
+        self.note_first_start(key);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");

@@ -84,6 +84,7 @@ impl HeadState {
         // Set only once its reports are reconciled: a leaving node must not leave half-registered.
         let leaving = old.as_ref().is_some_and(|n| n.leaving);
         let old_persisted = old.as_ref().and_then(|n| n.persisted.clone());
+        self.stats.launcher_reconnects += u64::from(old.is_some());
         let running = old.map(|n| n.running).unwrap_or_default();
         let boot_id = hello.boot_id.clone();
         let rec = NodeRec {
@@ -307,6 +308,7 @@ impl HeadState {
         let gate = self.prep_gate(&job, &node, fx);
         let refs = self.task_by_key(key).map(|t| t.application_package_references.clone()).unwrap_or_default();
         let packages = self.packages_for(&pool, &refs);
+        self.note_first_start(key);
         let Some((j, tid)) = self.task_mut(key) else { return };
         let now = Timestamp::now();
         let t = j.tasks.get_mut(&tid).expect("indexed");
@@ -388,6 +390,14 @@ impl HeadState {
         } else {
             self.maybe_complete_job(&job, fx);
             self.maybe_disabled(&job, fx);
+        }
+    }
+
+    /// Counts task `key`'s wait from submission to its first start (`/metrics`).
+    pub(crate) fn note_first_start(&mut self, key: TaskKey) {
+        let first = self.task_by_key(key).filter(|t| t.execution_info.start_time.is_none());
+        if let Some(created) = first.map(|t| t.creation_time) {
+            self.stats.submit_to_start_seconds.observe(Timestamp::now().micros_since(created) as f64 / 1e6);
         }
     }
 

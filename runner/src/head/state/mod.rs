@@ -84,6 +84,31 @@ pub struct Effects {
     pub timers: Vec<Timer>,
 }
 
+/// What the head measures of its own work, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// How long each scheduler pass took.
+    pub pass_seconds: crate::histogram::Histogram,
+    /// How many starts each pass decided.
+    pub pass_decisions: crate::histogram::Histogram,
+    /// From a task's submission to its first start.
+    pub submit_to_start_seconds: crate::histogram::Histogram,
+    /// Launchers that connected again (after a dropped stream or a head restart).
+    pub launcher_reconnects: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        use crate::histogram::{Histogram, COUNTS, SECONDS};
+        Stats {
+            pass_seconds: Histogram::new(&SECONDS),
+            pass_decisions: Histogram::new(&COUNTS),
+            submit_to_start_seconds: Histogram::new(&SECONDS),
+            launcher_reconnects: 0,
+        }
+    }
+}
+
 /// A pool and its scheduler key.
 pub(crate) struct PoolRec {
     pub wire: Pool,
@@ -191,6 +216,8 @@ pub struct HeadState {
     pub(crate) trust: trust::Trust,
     /// Client request ids done, and their answers.
     pub(crate) requests: requests::Requests,
+    /// What `/metrics` shows of the head's own work.
+    pub(crate) stats: Stats,
     /// Slurm's `MinJobAge` (zero: finished jobs stay).
     pub(crate) min_job_age: Duration,
     /// The key of job credentials (see `tokens::job_token`).
@@ -259,6 +286,7 @@ impl HeadState {
             tokens: BTreeMap::new(),
             trust: trust::Trust::default(),
             requests: requests::Requests::default(),
+            stats: Stats::default(),
             min_job_age: purge::DEFAULT_MIN_JOB_AGE,
             job_token_key: [0; 32],
             api_url: String::new(),
@@ -357,11 +385,14 @@ impl HeadState {
     pub(crate) fn sched_pass(&mut self, fx: &mut Effects) {
         let mut out = std::mem::take(&mut self.decisions);
         self.sched.advance(alloc::millis(Timestamp::now()));
-        let mut budget = PassClock(std::time::Instant::now() + self.max_pass_time);
+        let began = std::time::Instant::now();
+        let mut budget = PassClock(began + self.max_pass_time);
         if self.sched.schedule_within(&mut out, &mut budget) && !self.pass_pending {
             self.pass_pending = true;
             fx.timers.push(Timer::Pass);
         }
+        self.stats.pass_seconds.observe(began.elapsed().as_secs_f64());
+        self.stats.pass_decisions.observe(out.len() as f64);
         for d in out.drain(..) {
             let task = match d {
                 Decision::Start { task, node, grant } => {
