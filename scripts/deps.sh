@@ -2,7 +2,7 @@
 # Installs the Debian packages gangway needs to build and test, when they are missing.
 set -euo pipefail
 # Extra packages may be named on the command line (scripts/build-mpi.sh does).
-need=("$@" gcc pkg-config libsqlite3-dev libhwloc-dev libpmix-dev libudev-dev iproute2 procps mpich libmpich-dev libclang-dev openmpi-bin libopenmpi-dev curl openssl python3 munge unzip)
+need=("$@" gcc pkg-config libsqlite3-dev libhwloc-dev libpmix-dev python3-prometheus-client libudev-dev iproute2 procps mpich libmpich-dev libclang-dev openmpi-bin libopenmpi-dev curl openssl python3 munge unzip)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

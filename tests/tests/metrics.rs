@@ -2,6 +2,9 @@
 //! cluster (issue 20, in part).
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gangway_api::{JobAddParameter, TaskAddParameter, TaskState};
@@ -55,4 +58,28 @@ fn metrics_describe_the_cluster_in_prometheus_text_format() {
     assert!(get("gangway_scheduler_pass_seconds_count") >= 1.0);
     assert!(get("gangway_store_commit_seconds_count") >= 1.0);
     assert_eq!(get("gangway_launcher_reconnects_total"), 0.0, "no launcher had to reconnect");
+
+    // Prometheus' own client library reads it (Debian's python3-prometheus-client).
+    let python = if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    let parse = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as parse\n\
+                 fams = list(parse(sys.stdin.read()))\nprint(len(fams), sum(len(f.samples) for f in fams))";
+    let mut child = Command::new(python)
+        .args(["-c", parse])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/deps.sh installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the Prometheus parser refused it (scripts/deps.sh installs it): {err}\n{text}");
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let families = counts.split_whitespace().next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    assert_eq!(families, declared.len(), "every family parsed: {counts}");
+
+    // Without credentials: 401, as the API.
+    let mut anon = gangway_tests::tls::http(&cluster.config);
+    let r = anon.request("GET", "/metrics", &[], None).unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
 }
