@@ -41,7 +41,21 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// `--help`: this file's header.
+const USAGE: &str = r#"End-to-end harness: starts `gangway up --nodes N --detach`, submits tasks running
+`/bin/true` in collections of 100, and reports completed tasks per second; then submits
+single tasks one at a time on the idle cluster and reports submit→start latency.
+
+`cargo build --release --bins && target/release/gangway-e2e-bench [--tasks 2000] [--nodes 1]
+[--slots-per-node N] [--samples 200] [--nodes-dir DIR]`
+
+The head's state (and its fsyncs) live in `$TMPDIR`; `--nodes-dir` puts the nodes' task
+directories elsewhere (a node-local scratch such as /dev/shm)."#;
+
 fn main() -> anyhow::Result<()> {
+    if gangway_benchmarks::wants_help(USAGE) {
+        return Ok(());
+    }
     let args = parse_args()?;
     let tag = format!("gangway-bench-{}", std::process::id());
     let nodes_dir = args.nodes_dir.as_ref().map(|d| d.join(&tag));

@@ -559,7 +559,32 @@ fn run(args: &Args, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--help`: this file's header.
+const USAGE: &str = r#"Launcher load on the head: starts a real `gangway head`, measures its CPU and memory while
+idle, joins N simulated nodes (each gets its certificate, as a real launcher's first start
+does), then opens their N launcher streams over TLS at once, `--concurrency` handshakes at
+a time (a reconnect storm: every node reconnecting after a head restart), and measures
+again over a steady window (node `simN` in pool `default`, each heartbeating at the
+head's interval). With
+`--tasks M` it then submits M tasks that the simulated launchers finish at once (exit 0),
+so the figure is tasks/s through the head alone: no processes, no task directories.
+
+`cargo build --release --bins && target/release/gangway-launcher-load [--launchers 1000]
+[--duration 30] [--tasks 0] [--heartbeat 2s] [--concurrency 100] [--head-nofile SOFT]`
+
+Each stream costs one descriptor here and one in the head. This program raises its soft
+`RLIMIT_NOFILE` to the hard limit, and the head inherits it; if the hard limit is below
+N + 64, raise it first (`ulimit -Hn`, or `LimitNOFILE=` in a unit file). `--head-nofile 1024`
+starts the head with the common default soft limit instead, to see what it does when it
+runs out.
+
+CPU is utime+stime from `/proc/PID/stat` over the window, as % of one core; memory is
+`VmRSS` at the end of the window and `VmHWM` (peak) from `/proc/PID/status`."#;
+
 fn main() -> anyhow::Result<()> {
+    if gangway_benchmarks::wants_help(USAGE) {
+        return Ok(());
+    }
     let args = parse_args()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

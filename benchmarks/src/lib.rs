@@ -64,3 +64,12 @@ pub fn gpu_node_inventory() -> std::sync::Arc<gangway_topology::alloc::NodeInven
         (0..8).map(|g| GpuSlot { index: g, name: "NVIDIA H100".into(), numa: Some(g / 4) }).collect(),
     ))
 }
+
+/// Prints `usage` when the command line asks for help (`-h`, `--help`) and says whether it did.
+pub fn wants_help(usage: &str) -> bool {
+    let asked = std::env::args().skip(1).any(|a| a == "-h" || a == "--help");
+    if asked {
+        gangway_api::outln!("{}", usage.trim());
+    }
+    asked
+}

@@ -137,7 +137,27 @@ fn srun_runs(
         .collect()
 }
 
+/// `--help`: this file's header.
+const USAGE: &str = r#"MPI launch overhead on the namespace cluster (needs root): a trivial MPI program (MPI_Init,
+an allreduce, MPI_Finalize) on 1×2, 2×2 and 4×2 ranks, built for MPICH and for Open MPI.
+MPICH: started by gangway (its launchers over PMI-1) and by `mpiexec.hydra` run by hand.
+Open MPI: started by gangway directly (each launcher's PMIx server, `auto`), by gangway
+through `mpirun` (`mpi.implementation=openmpi`: daemons through gangway's agent and the
+head), and by Open MPI's `mpirun` run by hand with ssh replaced by a trivial agent.
+srun: inside a batch job of the same nodes, `srun -N… -n…` of the Open MPI hello (PMIx) and
+of the MPICH hello (PMI-1), launch to exit as the job's script times it.
+The hand-run launchers' agents start their daemons in each host's namespace with
+`ip netns exec` (Open MPI's with the per-host TMPDIR and shared-memory directory that fake
+hosts on one machine need). Median wall time of each; gangway's is submit → completed as
+seen by the REST API.
+
+`cargo build --release -p gangway-benchmarks --bins && sudo target/release/gangway-mpi-launch-bench [--runs 10]`
+(`GANGWAY_BENCH_NO_HYDRA=1` / `GANGWAY_BENCH_NO_OPENMPI=1` leave those columns out.)"#;
+
 fn main() -> anyhow::Result<()> {
+    if gangway_benchmarks::wants_help(USAGE) {
+        return Ok(());
+    }
     let mut runs = 10usize;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {

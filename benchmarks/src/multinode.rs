@@ -10,7 +10,17 @@ use anyhow::{bail, Context};
 use gangway_api::*;
 use gangway_tests::netns::{available, NetCluster, NetOptions};
 
+/// `--help`: this file's header.
+const USAGE: &str = r#"Multi-node launch latency on the namespace cluster (needs root): submit → every instance of
+a 4-node multi-instance task running (the primary's application starts only once every
+instance has run its coordination command), over 20 runs.
+
+`cargo build --release --bins && sudo target/release/gangway-multinode-bench [--hosts 4] [--runs 20]`"#;
+
 fn main() -> anyhow::Result<()> {
+    if gangway_benchmarks::wants_help(USAGE) {
+        return Ok(());
+    }
     let mut hosts = 4u32;
     let mut runs = 20u32;
     let mut it = std::env::args().skip(1);

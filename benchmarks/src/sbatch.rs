@@ -61,7 +61,29 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// `--help`: this file's header.
+const USAGE: &str = r#"sbatch end to end: starts `gangway up --nodes N --detach`, runs `--jobs` invocations of the
+real `gangway-slurm sbatch --parsable --wrap=true` binary from `--submitters` threads at
+once, waits until every job has ended, and reports jobs per second (first submit to last
+job end) and the latency of one sbatch process (spawn to exit, which includes the
+durable submit).
+
+`cargo build --release -p gangway-benchmarks -p gangway-runner -p gangway-launcher -p gangway-slurm --bins &&
+target/release/gangway-sbatch-bench [--jobs 1000] [--submitters 4] [--nodes 1] [--slots-per-node N]
+[--nodes-dir DIR] [--as-user NAME]`
+
+With `--as-user` (run as root; the user must exist: `useradd gwbench`) every sbatch runs as
+that user, who reaches the head through its socket with no token (the kernel names them),
+and the jobs run as that user: authentication and run-as-user on. Without it, sbatch runs as
+the caller with the admin token from `client.json`.
+
+The head's state (and its fsyncs) live in `$TMPDIR`; `--nodes-dir` puts the nodes' task
+directories and the jobs' `slurm-N.out` files elsewhere (a scratch such as /dev/shm)."#;
+
 fn main() -> anyhow::Result<()> {
+    if gangway_benchmarks::wants_help(USAGE) {
+        return Ok(());
+    }
     let args = parse_args()?;
     let tag = format!("gangway-sbatch-bench-{}", std::process::id());
     let scratch = args.nodes_dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("{tag}-nodes"));

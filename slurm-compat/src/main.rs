@@ -107,8 +107,21 @@ fn report(e: &SlurmError) {
 
 /// `install-shims DIR`: links named after every Slurm command, pointing at this binary.
 fn install_shims(args: &[String]) -> ExitCode {
+    let usage = "usage: gangway-slurm install-shims DIR (links named sbatch, srun, squeue, ... to this binary)";
+    match args {
+        [h] if h == "-h" || h == "--help" => {
+            gangway_api::outln!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        // An option is never a directory to make.
+        [d] if d.starts_with('-') => {
+            gangway_api::errln!("gangway-slurm install-shims: unknown option {d}\n{usage}");
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
     let [dir] = args else {
-        gangway_api::errln!("usage: gangway-slurm install-shims DIR");
+        gangway_api::errln!("{usage}");
         return ExitCode::from(2);
     };
     match make_shims(Path::new(dir)) {

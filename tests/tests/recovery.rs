@@ -126,7 +126,10 @@ fn up_detach_and_down_leave_nothing_behind() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, _, err) = gangway(&["up", "--nodes", "2", "--detach", "--slots-per-node", "1"]);
+    // The launchers' directories elsewhere (`--nodes-dir`): `down` removes them too.
+    let nodes_dir = dir.path().join("scratch");
+    let nodes = nodes_dir.to_str().unwrap();
+    let (code, _, err) = gangway(&["up", "--nodes", "2", "--detach", "--slots-per-node", "1", "--nodes-dir", nodes]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = gangway(&["up", "--nodes", "1", "--detach"]);
     assert_ne!(code, 0, "a second cluster in the same directory is refused");
@@ -145,10 +148,11 @@ fn up_detach_and_down_leave_nothing_behind() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} still runs after down");
     }
     for (i, name) in ["node1", "node2"].iter().enumerate() {
-        let root = state.join("nodes").join(name);
+        let root = nodes_dir.join(name);
         assert!(leftover_cgroups(name, &root).is_empty(), "cgroups of node{} left behind", i + 1);
     }
     assert!(!state.join("cluster.pids").exists());
+    assert!(!nodes_dir.exists(), "the --nodes-dir is gone with the launchers");
 }
 
 #[test]

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 struct Pids {
     head: i32,
     nodes: Vec<i32>,
+    /// The launchers' root directories, removed by `gangway down`.
+    #[serde(default)]
+    node_roots: Vec<PathBuf>,
+    /// `--nodes-dir`, removed by `gangway down` when that leaves it empty.
+    #[serde(default)]
+    nodes_dir: Option<PathBuf>,
 }
 
 fn alive(pid: i32) -> bool {
@@ -121,7 +127,9 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
         .stdout(log_file(dir, "head.log")?)
         .stderr(log_file(dir, "head.log")?);
     let head_pid = spawn(head, o.detach)?;
-    let mut pids = Pids { head: head_pid, nodes: Vec::new() };
+    let nodes_dir = o.nodes_dir.clone().unwrap_or_else(|| dir.join("nodes"));
+    let mut pids =
+        Pids { head: head_pid, nodes: Vec::new(), node_roots: Vec::new(), nodes_dir: Some(nodes_dir.clone()) };
     let result = (|| {
         let config = wait_for_head(dir, head_pid)?;
         let node_bin = sibling_binary("gangway-node")?;
@@ -138,13 +146,14 @@ pub fn up(o: UpOptions) -> anyhow::Result<()> {
                 .arg("--join-token-file")
                 .arg(&token_file)
                 .args(["--name", &name, "--memory-reserve", &o.memory_reserve.to_string(), "--root"])
-                .arg(o.nodes_dir.clone().unwrap_or_else(|| dir.join("nodes")).join(&name))
+                .arg(nodes_dir.join(&name))
                 .stdout(log_file(dir, &format!("{name}.log"))?)
                 .stderr(log_file(dir, &format!("{name}.log"))?);
             if let Some((flag, value)) = &o.topology {
                 cmd.arg(flag).arg(value);
             }
             pids.nodes.push(spawn(cmd, o.detach)?);
+            pids.node_roots.push(nodes_dir.join(&name));
         }
         std::fs::write(&pids_path, serde_json::to_vec(&pids)?).context("writing cluster.pids")?;
         wait_for_nodes(&config, o.nodes, &pids)?;
@@ -260,6 +269,18 @@ pub fn down(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("no cluster was started from {} (no cluster.pids)", dir.display()))?;
     let pids: Pids = serde_json::from_str(&text).with_context(|| format!("{} is not valid", pids_path.display()))?;
     stop(&pids);
+    // The launchers' directories go with them (their tasks' files included), and the
+    // `--nodes-dir` with them when nothing else is in it.
+    for root in &pids.node_roots {
+        if let Err(e) = std::fs::remove_dir_all(root) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                gangway_api::errln!("gangway: removing {}: {e}", root.display());
+            }
+        }
+    }
+    if let Some(d) = &pids.nodes_dir {
+        let _ = std::fs::remove_dir(d);
+    }
     std::fs::remove_file(&pids_path).with_context(|| format!("removing {}", pids_path.display()))?;
     gangway_api::errln!("gangway: cluster in {} stopped", dir.display());
     Ok(())
