@@ -3,7 +3,8 @@
 //!
 //! gangway schedules one GPU type per job, so a request naming two types is refused; GRES
 //! other than `gpu` (`mps`, `shard`, site-defined ones) are accepted and ignored with a
-//! warning. `--gres=gpu:0` and `--gres=none` ask for no GPU.
+//! warning. `--gres=none` asks for no GPU; `--gres=gpu:0` asks for zero per node (no GPU, but
+//! shown as Slurm shows it, `TresPerNode=gres:gpu:0`).
 
 use serde::Serialize;
 
@@ -124,7 +125,7 @@ pub fn gres(value: &str) -> Result<(Option<GpuCount>, Vec<String>), SlurmError> 
         }
         gpu = Some(GpuCount { count, gpu_type: gpu_type.map(String::from) });
     }
-    Ok((gpu.filter(|g| g.count > 0), ignored))
+    Ok((gpu, ignored))
 }
 
 /// The four GPU options together. Two per-node counts must agree, and at most one type may be
@@ -204,7 +205,7 @@ mod tests {
         check("gpu:a100:2", Some(gpus(2, Some("a100"))), &[]);
         check("gpu:a100", Some(gpus(1, Some("a100"))), &[]);
         check("gres/gpu:4", Some(gpus(4, None)), &[]);
-        check("gpu:0", None, &[]);
+        check("gpu:0", Some(gpus(0, None)), &[]);
         check("none", None, &[]);
         check("gpu:tesla:2,mps:100", Some(gpus(2, Some("tesla"))), &["mps"]);
         check("shard:2", None, &["shard"]);

@@ -108,6 +108,8 @@ fn mpi_job_with_per_cpu_memory_and_mail() {
 #[test]
 fn zero_gpus_and_gb_suffixes() {
     let job = resolve("#!/bin/bash\n#SBATCH --array=0-999%100\n#SBATCH --time=8:00:00\n#SBATCH --gres=gpu:0  # none\n#SBATCH --mem=4000M\nrun\n");
-    assert_eq!((job.gpus.as_ref(), job.mem_mb.and_then(|m| m.per_node)), (None, Some(4000)));
+    // Zero GPUs per node: asked for and shown (`TresPerNode=gres:gpu:0`), none given.
+    assert_eq!(job.gpus.as_ref().map(|g| (g.per_node, g.per_job)), Some((Some(0), None)));
+    assert_eq!(job.mem_mb.and_then(|m| m.per_node), Some(4000));
     assert_eq!(job.array.as_ref().map(|a| (a.indices.len(), a.max_running)), Some((1000, Some(100))));
 }
