@@ -50,6 +50,12 @@ fn gpu_jobs_get_their_own_gpus_of_their_nodes() {
         assert!(lines.iter().any(|l| l == want), "{want} missing from {lines:?}");
     }
 
+    // --gres=gpu:0: zero GPUs per node: the job sees none of the node's.
+    let z = door.sbatch(&["-n1", "--gres=gpu:0", "-o", "z.out", "--wrap", SHOW]);
+    assert_eq!(door.wait_end(z, WAIT).state, SlurmJobState::Completed, "{}", door.read("z.out"));
+    let z_out = door.sorted_lines("z.out");
+    assert_eq!(z_out, ["CUDA_VISIBLE_DEVICES=", "GPU_DEVICE_ORDINAL=", "ROCR_VISIBLE_DEVICES="], "every GPU hidden");
+
     // -G 4 over two nodes: 2 on each, on every node of the allocation.
     let c = door.sbatch(&["-N2", "-G", "4", "-o", "c.out", "--wrap", "srun -l sh -c 'echo $CUDA_VISIBLE_DEVICES'"]);
     assert_eq!(door.wait_end(c, WAIT).state, SlurmJobState::Completed, "{}", door.read("c.out"));
