@@ -50,3 +50,51 @@ macro_rules! errln {
 macro_rules! err {
     ($($arg:tt)*) => { $crate::out::write(format_args!($($arg)*), true) };
 }
+
+/// A status line for a long wait, kept up to date on standard error when that is a terminal
+/// (and silent otherwise): `show` redraws it at most once a second, `clear` erases it.
+#[derive(Debug)]
+pub struct Progress {
+    terminal: bool,
+    started: std::time::Instant,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// A status line on standard error, if it is a terminal.
+    pub fn new() -> Progress {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Progress { terminal, started: std::time::Instant::now(), drawn: None }
+    }
+
+    /// Seconds since the wait began.
+    pub fn elapsed_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Redraws the line with `text` (after a second's wait, then at most once a second).
+    pub fn show(&mut self, text: &str) {
+        let now = std::time::Instant::now();
+        let due = match self.drawn {
+            None => now.duration_since(self.started) >= std::time::Duration::from_secs(1),
+            Some(last) => now.duration_since(last) >= std::time::Duration::from_secs(1),
+        };
+        if self.terminal && due {
+            write(format_args!("\r{text}\x1b[K"), true);
+            self.drawn = Some(now);
+        }
+    }
+
+    /// Erases the line, if one was drawn.
+    pub fn clear(&mut self) {
+        if self.drawn.take().is_some() {
+            write(format_args!("\r\x1b[K"), true);
+        }
+    }
+}

@@ -297,12 +297,21 @@ fn wait(client: &mut Client, id: u64) -> Result<ExitCode, String> {
     // The head has no push channel for clients; polling backs off to 200 ms, which only
     // costs this waiting process.
     let mut delay = Duration::from_millis(5);
+    // On a terminal, a line says how the job stands while it waits and runs.
+    let mut progress = gangway_api::out::Progress::new();
     loop {
         let jobs = client.slurm_jobs().map_err(|e| format!("sbatch: error: {}", cluster::message(&e)))?;
         let mine: Vec<&SlurmJob> = jobs.jobs.iter().filter(|j| j.job_id == id || j.array_job_id == Some(id)).collect();
         if !mine.is_empty() && mine.iter().all(|j| j.state.is_finished()) {
+            progress.clear();
             let code = mine.iter().map(|j| exit_status(j)).max().unwrap_or(0);
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        if let Some(j) = mine.iter().find(|j| !j.state.is_finished()) {
+            let reason =
+                if j.reason.is_empty() || j.reason == "None" { String::new() } else { format!(" ({})", j.reason) };
+            let s = progress.elapsed_s();
+            progress.show(&format!("sbatch: job {id} is {}{reason} ({s} s)", j.state.as_str()));
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));

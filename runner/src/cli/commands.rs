@@ -199,14 +199,24 @@ fn wait_task(c: &mut Client, job: &str, task: &str) -> anyhow::Result<Task> {
 /// `gangway wait JOB`: 0 when every task succeeded, else the first failing task's exit code.
 pub fn wait(c: &mut Client, job: &str) -> anyhow::Result<i32> {
     let mut step = 5;
+    // On a terminal, a line says how the job stands while it runs.
+    let mut progress = gangway_api::out::Progress::new();
     loop {
         let j = c.get_job(job)?;
         let tasks = c.list_tasks(job, &ListOptions::default())?;
         let done = tasks.iter().all(|t| t.state == TaskState::Completed);
         if (done && !tasks.is_empty()) || j.state == JobState::Completed {
+            progress.clear();
             let failed = tasks.iter().find(|t| t.execution_info.result != Some(TaskExecutionResult::Success));
             return Ok(failed.map_or(0, exit_status));
         }
+        let count = |s: TaskState| tasks.iter().filter(|t| t.state == s).count();
+        let (waiting, running) = (count(TaskState::Active) + count(TaskState::Preparing), count(TaskState::Running));
+        let finished = count(TaskState::Completed);
+        let s = progress.elapsed_s();
+        progress.show(&format!(
+            "gangway: waiting for job {job}: {waiting} waiting, {running} running, {finished} done ({s} s)"
+        ));
         backoff(&mut step);
     }
 }
