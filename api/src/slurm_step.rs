@@ -5,7 +5,7 @@
 //! slurm-step ADDR NODE` — directly on its own node and through the launchers' agent relay
 //! (the one Open MPI's daemons use) on the others. Each part connects back, says
 //! [`PartMessage::Hello`] with the step's key, gets its [`StepStart`], starts its node's
-//! tasks, serves them PMI-1, and sends their output, fences and exits back. One JSON object
+//! tasks, serves them PMI-1 or PMIx, and sends their output, fences and exits back. One JSON object
 //! per line in both directions.
 
 use serde::{Deserialize, Serialize};

@@ -79,9 +79,14 @@ pub fn openmpi_env(e: &OpenMpiEnv) -> Vec<(String, String)> {
         env.push(("TMPDIR".to_owned(), s(e.tmp)));
     }
     if !e.rdma {
-        env.extend(NO_RDMA_DEFAULTS.iter().filter(|(k, _)| !user_sets(k)).map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(transport_defaults(user_sets));
     }
     env
+}
+
+/// The transport defaults of a node without RDMA NICs, less those the task sets.
+fn transport_defaults(user_sets: impl Fn(&str) -> bool) -> impl Iterator<Item = (String, String)> {
+    NO_RDMA_DEFAULTS.iter().filter(move |(k, _)| !user_sets(k)).map(|(k, v)| (k.to_string(), v.to_string()))
 }
 
 /// What Open MPI ranks started directly (under PMIx) get on top of the task's environment
@@ -91,7 +96,7 @@ pub fn direct_env(user: &[(String, String)], rdma: bool, shm: &Path) -> Vec<(Str
     let user_sets = |k: &str| user.iter().any(|(n, _)| n == k);
     let mut env = Vec::new();
     if !rdma {
-        env.extend(NO_RDMA_DEFAULTS.iter().filter(|(k, _)| !user_sets(k)).map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(transport_defaults(user_sets));
     }
     if !user_sets("OMPI_MCA_btl_vader_backing_directory") {
         env.push(("OMPI_MCA_btl_vader_backing_directory".to_owned(), shm.to_string_lossy().into_owned()));

@@ -437,17 +437,27 @@ fn program_of(start: &StartTask, dir: &std::path::Path) -> std::path::PathBuf {
 /// Refuses a program that cannot speak the interface its ranks would be served (they would
 /// each run as a one-rank job), naming what it speaks.
 pub(crate) fn check_speaks(kind: &str, program: &std::path::Path) -> Result<(), String> {
-    let name = program.display();
-    match (kind, linked_mpi(program)) {
-        ("pmi", LinkedMpi::OpenMpi) => Err(format!(
-            "{name} is linked to Open MPI, which speaks PMIx only, but mpi.implementation is pmi (PMI-1): \
-             use pmix, openmpi or auto"
-        )),
-        ("pmix", LinkedMpi::Mpich) => Err(format!(
-            "{name} is linked to an MPICH-family MPI, which speaks PMI-1 and PMI-2, but mpi.implementation is \
-             pmix: use pmi or auto"
-        )),
-        _ => Ok(()),
+    let pmix = match kind {
+        "pmi" => false,
+        "pmix" => true,
+        _ => return Ok(()),
+    };
+    match cannot_speak(&program.display().to_string(), linked_mpi(program), pmix) {
+        Some(what) if pmix => Err(format!("{what}, but mpi.implementation is pmix: use pmi or auto")),
+        Some(what) => Err(format!("{what}, but mpi.implementation is pmi (PMI-1): use pmix, openmpi or auto")),
+        None => Ok(()),
+    }
+}
+
+/// What `program`, linked to `linked`, speaks when that is not the interface it would be
+/// served (PMIx with `pmix`, else PMI-1): the start of the refusal both front doors give.
+pub(crate) fn cannot_speak(program: &str, linked: LinkedMpi, pmix: bool) -> Option<String> {
+    match (linked, pmix) {
+        (LinkedMpi::OpenMpi, false) => Some(format!("{program} is linked to Open MPI, which speaks PMIx only")),
+        (LinkedMpi::Mpich, true) => {
+            Some(format!("{program} is linked to an MPICH-family MPI, which speaks PMI-1 and PMI-2"))
+        }
+        _ => None,
     }
 }
 

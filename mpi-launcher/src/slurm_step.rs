@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pmi::io::FenceError;
 use crate::pmi::{process_mapping_of, serve_node, FenceExchange, NodeConfig, NodePmi, PmiEvent, RankSocket};
-use crate::ranks::{linked_mpi, LinkedMpi};
+use crate::pmix::server::RemoveDir;
+use crate::ranks::{cannot_speak, linked_mpi, LinkedMpi};
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>;
 /// Fences waiting for srun's answer, by epoch.
@@ -224,19 +225,14 @@ async fn run_tasks(spec: &StepStart, tx: &mpsc::UnboundedSender<PartMessage>, mu
 
     let serve = served_mpi(spec.mpi, spec.rank_commands.first().unwrap_or(&spec.command), &env, Path::new(&cwd))?;
     // PMIx: this part's own server (one per process), its rendezvous files in a directory of
-    // the step's, removed at the end.
-    let pmix_dir =
-        std::env::temp_dir().join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()));
-    let _remove_dir = crate::pmix::server::RemoveDir(pmix_dir.clone());
-    // Open MPI's shared-memory segments, in a directory of the part's own: fake hosts on one
-    // machine would otherwise collide in /dev/shm.
-    let shm = match Path::new("/dev/shm").is_dir() {
-        true => {
-            Path::new("/dev/shm").join(format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id()))
-        }
-        false => pmix_dir.join("shm"),
-    };
-    let _remove_shm = crate::pmix::server::RemoveDir(shm.clone());
+    // the step's, and Open MPI's shared-memory segments in one of the part's own (fake hosts on
+    // one machine would otherwise collide in /dev/shm); both removed at the end.
+    let pmix = serve == StepMpi::Pmix;
+    let own = format!("gangway-pmix.{}.{}.{}", spec.job_id, spec.step_id, std::process::id());
+    let pmix_dir = std::env::temp_dir().join(&own);
+    let shm =
+        if pmix && Path::new("/dev/shm").is_dir() { Path::new("/dev/shm").join(&own) } else { pmix_dir.join("shm") };
+    let _cleanup = pmix.then(|| (RemoveDir(pmix_dir.clone()), RemoveDir(shm.clone())));
     let mut namespace = match serve {
         StepMpi::Pmix => {
             let server = crate::pmix::server(&pmix_dir).map_err(|e| format!("starting the PMIx server: {e}"))?;
@@ -553,18 +549,19 @@ fn served_mpi(mpi: StepMpi, program: &[String], env: &[(String, String)], cwd: &
     let path = lookup(env, "PATH").map(std::ffi::OsStr::new);
     let linked =
         crate::spawn::resolve_program(name, path, cwd).map_or(LinkedMpi::Unknown, |p| linked_mpi(&cwd.join(p)));
-    match (mpi, linked) {
-        (StepMpi::Auto, LinkedMpi::OpenMpi) => Ok(StepMpi::Pmix),
-        (StepMpi::Auto, _) => Ok(StepMpi::Pmi1),
-        (StepMpi::Pmi1, LinkedMpi::OpenMpi) => Err(format!(
-            "{name} is linked to Open MPI, which speaks PMIx only, but the step serves PMI-1 (--mpi=pmi2): \
-             use --mpi=pmix (or leave --mpi out)"
-        )),
-        (StepMpi::Pmix, LinkedMpi::Mpich) => Err(format!(
-            "{name} is linked to an MPICH-family MPI, which speaks PMI-1 and PMI-2, but the step serves PMIx \
-             (--mpi=pmix): use --mpi=pmi2 (or leave --mpi out)"
-        )),
-        (m, _) => Ok(m),
+    let served = match (mpi, linked) {
+        (StepMpi::Auto, LinkedMpi::OpenMpi) => StepMpi::Pmix,
+        (StepMpi::Auto, _) => StepMpi::Pmi1,
+        (m, _) => m,
+    };
+    let words = match served {
+        StepMpi::Pmix => Some((true, "PMIx (--mpi=pmix): use --mpi=pmi2")),
+        StepMpi::Pmi1 => Some((false, "PMI-1 (--mpi=pmi2): use --mpi=pmix")),
+        _ => None,
+    };
+    match words.and_then(|(pmix, words)| Some((cannot_speak(name, linked, pmix)?, words))) {
+        Some((what, words)) => Err(format!("{what}, but the step serves {words} (or leave --mpi out)")),
+        None => Ok(served),
     }
 }
 

@@ -6,7 +6,7 @@
 //!   into job-wide fences, aborts and lost ranks).
 //! - [`io`]: the tokio driver over one socket pair per local rank, and [`io::FenceExchange`].
 //!
-//! Not yet wired to task launch (issue 5).
+//! Used by managed MPI (`ranks.rs`) and by srun's step parts (`slurm_step.rs`).
 
 pub mod io;
 pub mod server;
