@@ -206,6 +206,10 @@ pub struct Hello {
     pub topology: Option<NodeTopology>,
 }
 
+/// The failure code of an attempt its launcher lost track of (its supervisor ended without
+/// saying how the task did): the head requeues it, as it requeues the work of a lost node.
+pub const TASK_LOST: &str = "TaskLost";
+
 /// The end of one attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskFinished {

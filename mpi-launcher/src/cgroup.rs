@@ -251,9 +251,16 @@ fn rmdir(path: &Path) -> io::Result<()> {
 
 /// Kills and removes every child cgroup of `dir` (depth first), then kills what is in `dir`.
 fn clear_tree(dir: &Path, version: CgroupVersion) {
+    clear_tree_keeping(dir, version, &[]);
+}
+
+/// [`clear_tree`], except for the child cgroups named in `keep` (tasks that outlived an
+/// earlier run of the launcher, re-adopted by this one).
+fn clear_tree_keeping(dir: &Path, version: CgroupVersion, keep: &[String]) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            let kept = e.file_name().to_str().is_some_and(|n| keep.iter().any(|k| k == n));
+            if !kept && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 let sub = e.path();
                 clear_tree(&sub, version);
                 let _ = rmdir(&sub);
@@ -296,6 +303,11 @@ fn enable_controllers(dir: &Path) {
 impl NodeCgroups {
     /// Creates (or reuses, after cleaning) `gangway.<name>` under the first usable cgroup mount.
     pub fn create(name: &str) -> Result<NodeCgroups, CgroupError> {
+        Self::create_keeping(name, &[])
+    }
+
+    /// [`NodeCgroups::create`], keeping the task cgroups named in `keep` and what runs in them.
+    pub fn create_keeping(name: &str, keep: &[String]) -> Result<NodeCgroups, CgroupError> {
         check_name(name)?;
         let text = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| CgroupError::Unavailable(format!("reading mountinfo: {e}")))?;
@@ -306,7 +318,7 @@ impl NodeCgroups {
         // Hybrid systems keep the controllers on v1 and an empty v2 alongside, so try v1 first.
         for (version, bases) in [(CgroupVersion::V1, v1), (CgroupVersion::V2, v2)] {
             if !bases.is_empty() {
-                match Self::create_in(version, &bases, &dir_name) {
+                match Self::create_in(version, &bases, &dir_name, keep) {
                     Err(CgroupError::Unavailable(w)) => why.push(w),
                     r => return r,
                 }
@@ -318,7 +330,12 @@ impl NodeCgroups {
         Err(CgroupError::Unavailable(why.join("; ")))
     }
 
-    fn create_in(version: CgroupVersion, bases: &[Dir], dir_name: &str) -> Result<NodeCgroups, CgroupError> {
+    fn create_in(
+        version: CgroupVersion,
+        bases: &[Dir],
+        dir_name: &str,
+        keep: &[String],
+    ) -> Result<NodeCgroups, CgroupError> {
         // Dirs are recorded as soon as they exist so that an error below removes them on drop.
         let mut node = NodeCgroups { version, dirs: Vec::new() };
         let mut skipped = Vec::new();
@@ -334,7 +351,7 @@ impl NodeCgroups {
             }
             node.dirs.push(Dir::new(path.clone(), base.ctl));
             // On v2 leftover processes would also block subtree_control (no internal processes).
-            clear_tree(&path, version);
+            clear_tree_keeping(&path, version, keep);
             match version {
                 CgroupVersion::V1 if base.ctl & CPUSET != 0 => copy_cpuset(&base.path, &path)?,
                 CgroupVersion::V1 => {}
@@ -394,6 +411,17 @@ impl NodeCgroups {
             }
         }
         Ok(task)
+    }
+}
+
+impl NodeCgroups {
+    /// The task cgroup `name` that an earlier run of the launcher made (kept by
+    /// [`NodeCgroups::create_keeping`]), or None when none of its directories exists.
+    pub fn adopt_task(&self, name: &str) -> Option<TaskCgroup> {
+        check_name(name).ok()?;
+        let dirs: Vec<Dir> =
+            self.dirs.iter().map(|nd| Dir::new(nd.path.join(name), nd.ctl)).filter(|d| d.path.is_dir()).collect();
+        (!dirs.is_empty()).then_some(TaskCgroup { version: self.version, dirs })
     }
 }
 
@@ -716,7 +744,7 @@ mod tests {
         };
         let base = [Dir { path, ctl: PIDS | CPUSET | MEMORY }];
         let name = format!("gangway.test-{}-v2", std::process::id());
-        match NodeCgroups::create_in(CgroupVersion::V2, &base, &name) {
+        match NodeCgroups::create_in(CgroupVersion::V2, &base, &name, &[]) {
             Ok(node) => join_track_kill(node),
             Err(e) => gangway_api::errln!("skipping: {e}"),
         }
@@ -755,5 +783,28 @@ mod tests {
         assert!(t.pids().is_empty());
         // The first handles now only find already-removed dirs, which their drops tolerate.
         drop((t, second, task, first));
+    }
+
+    #[test]
+    fn a_restarted_launcher_keeps_and_adopts_the_task_cgroups_it_is_told_to() {
+        let Some(first) = node("keep") else { return };
+        let kept = first.create_task("t7", false, false, false).unwrap();
+        let swept = first.create_task("t8", false, false, false).unwrap();
+        let mut kept_child = spawn_in(&kept, "sleep", &["30"]);
+        let mut swept_child = spawn_in(&swept, "sleep", &["30"]);
+        let (kept_dirs, swept_dirs) = (owned(kept.paths()), owned(swept.paths()));
+        // The first launcher crashed: nothing of it was dropped.
+        std::mem::forget((kept, swept, first));
+        let second = NodeCgroups::create_keeping(&format!("test-{}-keep", std::process::id()), &["t7".into()]).unwrap();
+        assert_eq!(swept_child.0.wait().unwrap().signal(), Some(SIGKILL));
+        assert!(swept_dirs.iter().all(|d| !d.exists()), "{swept_dirs:?}");
+        let adopted = second.adopt_task("t7").expect("the kept cgroup");
+        assert_eq!(owned(adopted.paths()), kept_dirs);
+        assert_eq!(adopted.pids(), vec![kept_child.0.id() as i32]);
+        assert!(second.adopt_task("t8").is_none());
+        assert!(second.adopt_task("../t7").is_none(), "names are checked");
+        drop(adopted);
+        assert_eq!(kept_child.0.wait().unwrap().signal(), Some(SIGKILL));
+        drop(second);
     }
 }

@@ -110,6 +110,24 @@ pub(crate) struct RunMode {
     pub append_logs: bool,
 }
 
+/// A process ready to start ([`Executor::prepare`]).
+pub(crate) struct Prepared {
+    /// The program, resolved on the task's `PATH`.
+    pub program: PathBuf,
+    /// Its arguments, `argv[0]` included.
+    pub argv: Vec<String>,
+    /// Its whole environment.
+    pub env: Vec<(String, String)>,
+    /// Its working directory.
+    pub wd: PathBuf,
+    /// Its stdin, stdout and stderr.
+    pub stdio: [std::fs::File; 3],
+    /// Its user, when not the launcher's own.
+    pub user: Option<Arc<TaskUser>>,
+    /// The variable that gets the process's own pid (a batch script's `SLURM_TASK_PID`).
+    pub pid_env: Option<&'static str>,
+}
+
 /// How a process ended.
 pub(crate) struct Outcome {
     /// Exit code (128+N when killed by signal N); absent when it never started.
@@ -201,6 +219,11 @@ pub struct Executor {
     /// `--task-pids-max`.
     task_pids_max: u64,
     pub(crate) kill_grace: Duration,
+    /// `gangway-node` itself, which supervises task processes (`supervise.rs`); None: task
+    /// processes are the launcher's own children and end with it (unit tests).
+    supervisor: Option<crate::supervise::Supervisor>,
+    /// Supervised units whose records are kept until the head acknowledges their attempt.
+    pub(crate) units: Mutex<HashMap<AttemptId, String>>,
     running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
     unacked: Mutex<HashMap<AttemptId, TaskFinished>>,
     /// Task directories to remove when their attempt ends (job deleted meanwhile).
@@ -210,14 +233,16 @@ pub struct Executor {
     /// The pool's start task in this process.
     pub(crate) start_task: Mutex<StartTaskSlot>,
     /// Processes running now, by task directory: what a signal from the head reaches.
-    signal_targets: Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
+    pub(crate) signal_targets: Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
     /// Slurm batch scripts running, by task directory: their output files and working directory.
     pub(crate) batch_io: Mutex<HashMap<PathBuf, gangway_api::messages::BatchScript>>,
     /// The users tasks run as, by task directory (absent: the launcher's own user).
     task_users: Mutex<HashMap<PathBuf, Arc<TaskUser>>>,
     /// Users looked up recently.
     known_users: crate::users::KnownUsers,
-    seq: std::sync::atomic::AtomicU64,
+    /// Numbers cgroups and supervised units; starts from the clock, so names never repeat
+    /// those of an earlier run of the launcher whose tasks it re-adopts.
+    pub(crate) seq: std::sync::atomic::AtomicU64,
     /// Held while an application package is unpacked (each is unpacked once per node).
     pub(crate) package_lock: tokio::sync::Mutex<()>,
 }
@@ -243,6 +268,8 @@ impl Executor {
             warned_memory: Default::default(),
             task_pids_max: 0,
             kill_grace,
+            supervisor: None,
+            units: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             unacked: Mutex::new(HashMap::new()),
             remove_after: Mutex::new(Vec::new()),
@@ -257,7 +284,7 @@ impl Executor {
             fences: Mutex::new(HashMap::new()),
             modex: Mutex::new(HashMap::new()),
             modex_req: std::sync::atomic::AtomicU64::new(0),
-            seq: std::sync::atomic::AtomicU64::new(0),
+            seq: std::sync::atomic::AtomicU64::new(Timestamp::now().0.max(0) as u64),
             package_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -275,6 +302,7 @@ impl Executor {
     /// The head has recorded this report.
     pub fn acked(&self, id: &AttemptId) {
         self.unacked.lock().expect("lock").remove(id);
+        self.forget_unit(id);
     }
 
     /// Asks a running attempt to stop.
@@ -387,6 +415,12 @@ impl Executor {
         }
     }
 
+    /// Runs task attempts' processes under supervisors, so they outlive this launcher process.
+    pub fn with_supervisor(mut self, supervisor: Option<crate::supervise::Supervisor>) -> Executor {
+        self.supervisor = supervisor;
+        self
+    }
+
     /// Limits every task's cgroup to `n` processes and threads (0: no limit).
     pub fn with_task_pids_max(mut self, n: u64) -> Executor {
         self.task_pids_max = n;
@@ -402,14 +436,7 @@ impl Executor {
 
     /// Starts an attempt (a repeated start of a running attempt is ignored).
     pub fn start(self: &Arc<Self>, mut start: StartTask) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        {
-            let mut running = self.running.lock().expect("lock");
-            if running.contains_key(&start.id) {
-                return;
-            }
-            running.insert(start.id.clone(), tx);
-        }
+        let Some(rx) = self.claim(&start.id) else { return };
         // A Slurm batch script runs where the application would (the primary of a gang).
         let batch_dir = self.layout.task_dir(&start.id.job, &start.id.task);
         // Its user, and the task directory given to them before anything is put in it.
@@ -433,31 +460,48 @@ impl Executor {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let id = start.id.clone();
-            let retention = Duration::from_millis(start.retention_ms);
             let instance = start.multi_instance.as_ref().map(|p| p.instance);
             let report = match (user, start.multi_instance.clone(), start.mpi.clone()) {
-                (Err(why), _, _) => Outcome::failed(TASK_USER_UNAVAILABLE, why).into_report(id.clone(), instance),
-                (Ok(_), Some(plan), _) => me.run_instance(start, plan, rx).await,
-                (Ok(_), None, Some(mpi)) => me.run_ranks(start, mpi, rx).await,
-                (Ok(_), None, None) => me.run(start, rx).await,
+                (Err(why), _, _) => Outcome::failed(TASK_USER_UNAVAILABLE, why).into_report(start.id.clone(), instance),
+                (Ok(_), Some(plan), _) => me.run_instance(start.clone(), plan, rx).await,
+                (Ok(_), None, Some(mpi)) => me.run_ranks(start.clone(), mpi, rx).await,
+                (Ok(_), None, None) => me.run(&start, rx).await,
             };
-            me.schedule_removal(&id, retention);
-            me.batch_io.lock().expect("lock").remove(&batch_dir);
-            me.task_users.lock().expect("lock").remove(&batch_dir);
-            me.running.lock().expect("lock").remove(&id);
-            let pending: Vec<_> = {
-                let mut r = me.remove_after.lock().expect("lock");
-                let (now, later) = r.drain(..).partition(|(j, t)| *j == id.job && *t == id.task);
-                *r = later;
-                now
-            };
-            for (j, t) in pending {
-                let _ = std::fs::remove_dir_all(me.layout.task_dir(&j, &t));
-            }
-            me.unacked.lock().expect("lock").insert(id, report.clone());
-            me.send(LauncherMessage::TaskFinished(report));
+            me.attempt_ended(&start, report);
         });
+    }
+
+    /// Marks attempt `id` running here; None when it already is (a repeated start).
+    pub(crate) fn claim(&self, id: &AttemptId) -> Option<mpsc::UnboundedReceiver<StopReason>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut running = self.running.lock().expect("lock");
+        if running.contains_key(id) {
+            return None;
+        }
+        running.insert(id.clone(), tx);
+        Some(rx)
+    }
+
+    /// An attempt ended here with `report`: its directory's retention starts, what it held
+    /// goes, and the report is sent and kept until the head acknowledges it.
+    pub(crate) fn attempt_ended(self: &Arc<Self>, start: &StartTask, report: TaskFinished) {
+        let id = start.id.clone();
+        let batch_dir = self.layout.task_dir(&id.job, &id.task);
+        self.schedule_removal(&id, Duration::from_millis(start.retention_ms));
+        self.batch_io.lock().expect("lock").remove(&batch_dir);
+        self.task_users.lock().expect("lock").remove(&batch_dir);
+        self.running.lock().expect("lock").remove(&id);
+        let pending: Vec<_> = {
+            let mut r = self.remove_after.lock().expect("lock");
+            let (now, later) = r.drain(..).partition(|(j, t)| *j == id.job && *t == id.task);
+            *r = later;
+            now
+        };
+        for (j, t) in pending {
+            let _ = std::fs::remove_dir_all(self.layout.task_dir(&j, &t));
+        }
+        self.unacked.lock().expect("lock").insert(id, report.clone());
+        self.send(LauncherMessage::TaskFinished(report));
     }
 
     /// Creates `task_dir` (in the launcher's own tree) and gives it to `user`, who makes its
@@ -479,25 +523,35 @@ impl Executor {
         dir.ancestors().find_map(|d| users.get(d).cloned())
     }
 
-    async fn run(self: &Arc<Self>, start: StartTask, mut stop_rx: mpsc::UnboundedReceiver<StopReason>) -> TaskFinished {
+    async fn run(
+        self: &Arc<Self>,
+        start: &StartTask,
+        mut stop_rx: mpsc::UnboundedReceiver<StopReason>,
+    ) -> TaskFinished {
         let launch = Launch {
             dir: self.layout.task_dir(&start.id.job, &start.id.task),
             command_line: start.command_line.clone(),
-            env: self.layout.task_env(&start, &self.node, &self.account_url),
+            env: self.layout.task_env(start, &self.node, &self.account_url),
             max_wall_clock: start.max_wall_clock_ms.map(Duration::from_millis),
             cgroup_prefix: 't',
             rank: None,
         };
         let limits = self.limits_of(start.allocation.as_ref());
-        let dir = launch.dir.clone();
-        let mut o = match self.fetch_resource_files(&start, &launch.dir).await {
-            Ok(()) => self.run_process_in(launch, &limits, &mut stop_rx).await,
-            Err(failed) => failed,
+        let o = match (self.fetch_resource_files(start, &launch.dir).await, self.supervisor.clone()) {
+            (Ok(()), Some(sup)) => self.run_supervised(start, launch, &limits, &mut stop_rx, &sup).await,
+            (Ok(()), None) => self.run_process_in(launch, &limits, &mut stop_rx).await,
+            (Err(failed), _) => failed,
         };
+        self.after_process(start, o).await
+    }
+
+    /// The report of a plain attempt whose process ended so, once its output files are copied.
+    pub(crate) async fn after_process(&self, start: &StartTask, mut o: Outcome) -> TaskFinished {
         if !start.output_files.is_empty() {
-            upload_outputs(&dir, start.output_files.clone(), self.head_store(&start), &mut o).await;
+            let dir = self.layout.task_dir(&start.id.job, &start.id.task);
+            upload_outputs(&dir, start.output_files.clone(), self.head_store(start), &mut o).await;
         }
-        o.into_report(start.id, None)
+        o.into_report(start.id.clone(), None)
     }
 
     /// The head's file store of the attempt's user, for its `uploadedFile` outputs.
@@ -589,10 +643,14 @@ impl Executor {
     /// limit, and its memory limit (not enforced, with one warning, where there is no memory
     /// controller).
     pub(crate) fn new_cgroup_on(&self, prefix: char, limits: &Limits) -> Result<Option<TaskCgroup>, Outcome> {
+        self.new_cgroup_named(&self.unit_name(prefix), limits)
+    }
+
+    /// [`Executor::new_cgroup_on`] with the cgroup's name given.
+    pub(crate) fn new_cgroup_named(&self, name: &str, limits: &Limits) -> Result<Option<TaskCgroup>, Outcome> {
         let Some(cg) = &self.cgroups else { return Ok(None) };
-        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let devices = !limits.deny_gpus.is_empty() && cg.version() == crate::cgroup::CgroupVersion::V1;
-        let made = cg.create_task(&format!("{prefix}{n}"), !limits.cpus.is_empty(), limits.memory_bytes > 0, devices);
+        let made = cg.create_task(name, !limits.cpus.is_empty(), limits.memory_bytes > 0, devices);
         if let Ok(task) = &made {
             if !limits.cpus.is_empty() {
                 let set = task.set_cpus(&limits.cpus).and_then(|()| match limits.mems.is_empty() {
@@ -637,33 +695,19 @@ impl Executor {
         })
     }
 
-    /// Runs one process inside `cgroup` (which the caller creates and releases, so several
-    /// processes can share one — a multi-instance task's coordination command and application).
-    pub(crate) async fn run_in(
-        self: &Arc<Self>,
-        launch: Launch,
-        cgroup: Option<&TaskCgroup>,
-        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
-        mode: RunMode,
-    ) -> Outcome {
-        let fail = |code: &str, message: String| Outcome {
-            exit_code: None,
-            failure: Some(TaskFailureInformation { category: ErrorCategory::UserError, code: code.into(), message }),
-            start_time: None,
-            end_time: Timestamp::now(),
-            max_rss_bytes: None,
-        };
+    /// What every process of a task needs before it starts, shared by [`Executor::run_in`]
+    /// and supervised processes (supervise.rs): its directories, its output files (opened as
+    /// its user), its environment and its program.
+    pub(crate) fn prepare(&self, launch: &Launch, mode: RunMode) -> Result<Prepared, Outcome> {
+        let fail = |code: &str, message: String| Outcome::failed(code, message);
         let task_dir = &launch.dir;
         let wd = task_dir.join("wd");
         let user = self.user_of(task_dir);
         // A user's task directory is theirs: they make what is missing in it.
         if let Err(e) = crate::users::as_user(user.as_deref(), || std::fs::create_dir_all(&wd)) {
-            return server_failure(fail("TaskDirectory", format!("creating {}: {e}", wd.display())));
+            return Err(server_failure(fail("TaskDirectory", format!("creating {}: {e}", wd.display()))));
         }
-        let argv = match split_command_line(&launch.command_line) {
-            Ok(a) => a,
-            Err(e) => return fail("InvalidCommandLine", e),
-        };
+        let argv = split_command_line(&launch.command_line).map_err(|e| fail("InvalidCommandLine", e))?;
         let batch = self.batch_io.lock().expect("lock").get(task_dir).cloned();
         // What the task writes is opened with its user's permissions (a path or a symbolic
         // link the user could not open themselves fails), as slurmd opens them.
@@ -672,22 +716,19 @@ impl Executor {
         };
         let (stdout, stderr) = match &batch {
             // The job's own --output/--error files: a path it cannot open is its user's error.
-            Some(b) => match as_user(&|| crate::batch::open_outputs(b)) {
-                Ok(files) => files,
-                Err(e) => return fail("OutputFileFailed", e.to_string()),
-            },
-            None => match as_user(&|| {
+            Some(b) => {
+                as_user(&|| crate::batch::open_outputs(b)).map_err(|e| fail("OutputFileFailed", e.to_string()))?
+            }
+            None => as_user(&|| {
                 Ok((
                     open_log(task_dir, "stdout.txt", mode.append_logs)?,
                     open_log(task_dir, "stderr.txt", mode.append_logs)?,
                 ))
-            }) {
-                Ok(files) => files,
-                Err(e) => return server_failure(fail("TaskDirectory", format!("creating output files: {e}"))),
-            },
+            })
+            .map_err(|e| server_failure(fail("TaskDirectory", format!("creating output files: {e}"))))?,
         };
         let wd = batch.as_ref().map_or(wd, crate::batch::work_dir);
-        let mut env = launch.env;
+        let mut env = launch.env.clone();
         if let Some(u) = &user {
             env.extend(u.env());
         }
@@ -697,14 +738,34 @@ impl Executor {
             env.retain(|(k, _)| k != crate::batch::TASK_PID_ENV);
         }
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsString::from(v));
-        let program = match spawn::resolve_program(&argv[0], path_var.as_deref(), &wd) {
-            Ok(p) => p,
-            Err(e) => return fail("CommandNotFound", format!("starting '{}': {e}", argv[0])),
-        };
-        // The descriptors in the spec must stay open until the spawn: keep their owners here.
+        let program = spawn::resolve_program(&argv[0], path_var.as_deref(), &wd)
+            .map_err(|e| fail("CommandNotFound", format!("starting '{}': {e}", argv[0])))?;
         let stdin = devnull_or(&stdout);
-        let spec = match build_spec(&program, &argv, &env, &wd, [&stdin, &stdout, &stderr]) {
-            Ok(s) => spawn::SpawnSpec { pid_env: batch.is_some().then_some(crate::batch::TASK_PID_ENV), ..s },
+        let pid_env = batch.is_some().then_some(crate::batch::TASK_PID_ENV);
+        Ok(Prepared { program, argv, env, wd, stdio: [stdin, stdout, stderr], user, pid_env })
+    }
+
+    /// Runs one process inside `cgroup` (which the caller creates and releases, so several
+    /// processes can share one — a multi-instance task's coordination command and application).
+    pub(crate) async fn run_in(
+        self: &Arc<Self>,
+        launch: Launch,
+        cgroup: Option<&TaskCgroup>,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        mode: RunMode,
+    ) -> Outcome {
+        let fail = |code: &str, message: String| Outcome::failed(code, message);
+        let p = match self.prepare(&launch, mode) {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        let task_dir = &launch.dir;
+        let argv = p.argv.clone();
+        let user = p.user.clone();
+        // The descriptors in the spec must stay open until the spawn: `p` keeps their owners.
+        let stdio = [&p.stdio[0], &p.stdio[1], &p.stdio[2]];
+        let spec = match build_spec(&p.program, &argv, &p.env, &p.wd, stdio) {
+            Ok(s) => spawn::SpawnSpec { pid_env: p.pid_env, ..s },
             Err(e) => return fail("CommandLaunchFailed", format!("starting '{}': {e}", argv[0])),
         };
         let join_fds = match cgroup.map(TaskCgroup::open_join_fds).transpose() {
@@ -721,7 +782,7 @@ impl Executor {
         };
         let started = Timestamp::now();
         let spawned = spawn::spawn(&spec).and_then(spawn::Child::new);
-        drop((join_fds, spec, stdin, stdout, stderr));
+        drop((join_fds, spec, p));
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -763,26 +824,8 @@ impl Executor {
         let end = Timestamp::now();
         let exit_code = status.as_ref().ok().map(|e| e.code);
         let failure = match stopped {
-            Some(StopReason::WallClock) => Some(TaskFailureInformation {
-                category: ErrorCategory::UserError,
-                code: "TaskEnded".into(),
-                message: "the task exceeded its maximum wall clock time and was killed".into(),
-            }),
-            Some(StopReason::Killed(reason)) => Some(TaskFailureInformation {
-                category: ErrorCategory::UserError,
-                code: reason.clone(),
-                message: format!("the task was killed ({reason})"),
-            }),
-            Some(StopReason::Shutdown) => Some(TaskFailureInformation {
-                category: ErrorCategory::ServerError,
-                code: "NodeShutdown".into(),
-                message: "the node's launcher shut down while the task ran".into(),
-            }),
-            None if oom_killed => Some(TaskFailureInformation {
-                category: ErrorCategory::UserError,
-                code: OUT_OF_MEMORY.into(),
-                message: "the task used more memory than it was allocated and the kernel's OOM killer killed it".into(),
-            }),
+            Some(why) => stop_failure(&why),
+            None if oom_killed => Some(oom_failure()),
             None => None,
         };
         Outcome { exit_code, failure, start_time: Some(started), end_time: end, max_rss_bytes: max_rss }
@@ -806,24 +849,54 @@ impl Executor {
     }
 }
 
+/// Why a process that was stopped failed.
+pub(crate) fn stop_failure(why: &StopReason) -> Option<TaskFailureInformation> {
+    Some(match why {
+        StopReason::WallClock => TaskFailureInformation {
+            category: ErrorCategory::UserError,
+            code: "TaskEnded".into(),
+            message: "the task exceeded its maximum wall clock time and was killed".into(),
+        },
+        StopReason::Killed(reason) => TaskFailureInformation {
+            category: ErrorCategory::UserError,
+            code: reason.clone(),
+            message: format!("the task was killed ({reason})"),
+        },
+        StopReason::Shutdown => TaskFailureInformation {
+            category: ErrorCategory::ServerError,
+            code: "NodeShutdown".into(),
+            message: "the node's launcher shut down while the task ran".into(),
+        },
+    })
+}
+
+/// The failure of a process the kernel's OOM killer ended.
+pub(crate) fn oom_failure() -> TaskFailureInformation {
+    TaskFailureInformation {
+        category: ErrorCategory::UserError,
+        code: OUT_OF_MEMORY.into(),
+        message: "the task used more memory than it was allocated and the kernel's OOM killer killed it".into(),
+    }
+}
+
 /// One running process of an attempt, as a signal reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SignalTarget {
+pub(crate) struct SignalTarget {
     /// Its process group (its own pid).
-    pgid: i32,
+    pub pgid: i32,
     /// Its cgroup's directories, when the launcher uses cgroups.
-    cgroup: Option<Vec<PathBuf>>,
+    pub cgroup: Option<Vec<PathBuf>>,
 }
 
 /// Keeps a process in [`Executor::signal_targets`] while it runs (removed on every return path).
-struct Registered<'a> {
+pub(crate) struct Registered<'a> {
     map: &'a Mutex<HashMap<PathBuf, Vec<SignalTarget>>>,
     dir: PathBuf,
     target: SignalTarget,
 }
 
 impl<'a> Registered<'a> {
-    fn new(map: &'a Mutex<HashMap<PathBuf, Vec<SignalTarget>>>, dir: PathBuf, target: SignalTarget) -> Self {
+    pub(crate) fn new(map: &'a Mutex<HashMap<PathBuf, Vec<SignalTarget>>>, dir: PathBuf, target: SignalTarget) -> Self {
         map.lock().expect("lock").entry(dir.clone()).or_default().push(target.clone());
         Registered { map, dir, target }
     }
@@ -902,6 +975,7 @@ fn build_spec(
         mems: None,
         pid_env: None,
         user: None,
+        outlive_parent: false,
     })
 }
 

@@ -6,6 +6,7 @@
 //! - [`layout`]: the Azure Batch directory layout and task environment.
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
+//! - [`supervise`]: task processes under supervisors of their own, which outlive the launcher.
 //! - [`resource_files`]: fetching a task's resource files before it starts.
 //! - [`users`]: tasks as their owners (who, and opening files with their permissions).
 //! - [`batch`]: Slurm batch scripts (script file, working directory, `--output` files).
@@ -37,6 +38,7 @@ pub mod resource_files;
 pub mod slurm_step;
 pub mod spawn;
 pub mod startup;
+pub mod supervise;
 pub mod users;
 
 /// The name of a launcher's cgroup subtree: its node name plus a hash of its root directory,

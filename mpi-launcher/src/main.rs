@@ -1,7 +1,7 @@
 //! `gangway-node`: the per-node launcher. It connects out to the head, registers, and runs
 //! the task attempts the head sends, each in its own process group and cgroup.
 
-use gangway_launcher::{cgroup, connection, executor, layout};
+use gangway_launcher::{cgroup, connection, executor, layout, supervise};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,6 +103,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(code) = gangway_launcher::agent_cli::run_helper(&argv) {
         std::process::exit(code);
     }
+    // `gangway-node supervise FD NAME`: one task process's supervisor (supervise.rs).
+    if argv.get(1).is_some_and(|a| a == "supervise") {
+        std::process::exit(gangway_launcher::supervise::main(&argv[2..]));
+    }
     let args = Args::parse();
     let level = std::env::var("RUST_LOG").unwrap_or(args.log_level.clone());
     tracing_subscriber::fmt()
@@ -113,10 +117,14 @@ fn main() -> anyhow::Result<()> {
     gangway_api::common::validate_id("node", &name).map_err(anyhow::Error::msg)?;
     let layout = layout::NodeLayout::create(&args.root)
         .with_context(|| format!("creating the node root {}", args.root.display()))?;
+    // Tasks an earlier run of this launcher left running (or ended meanwhile): their cgroups
+    // are kept, and they are taken back before the first hello.
+    let found = supervise::found(&args.root);
     let cgroups = if args.no_cgroups {
         None
     } else {
-        match cgroup::NodeCgroups::create(&gangway_launcher::cgroup_name(&name, &args.root)) {
+        let keep = supervise::kept_cgroups(&found);
+        match cgroup::NodeCgroups::create_keeping(&gangway_launcher::cgroup_name(&name, &args.root), &keep) {
             Ok(cg) => Some(cg),
             Err(e) => {
                 tracing::warn!(error = %e, "cgroups unavailable; tasks are contained by process groups only");
@@ -143,7 +151,8 @@ fn main() -> anyhow::Result<()> {
         executor::Executor::new(layout, name.clone(), args.head.clone(), cgroups, args.kill_grace)
             .with_head_tls(Some(tls.clone()))
             .with_topology(topology.clone())
-            .with_task_pids_max(args.task_pids_max),
+            .with_task_pids_max(args.task_pids_max)
+            .with_supervisor(std::env::current_exe().ok().map(|me| supervise::Supervisor::beside(&me))),
     );
     let me = connection::Identity {
         name,
@@ -159,9 +168,12 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let result = rt.block_on(async {
+        exec.readopt(found);
         exec.resume_retention();
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut handover =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2()).context("SIGUSR2 handler")?;
         let stay = async {
             let mut tls = tls;
             let mut rejoined = false;
@@ -189,6 +201,13 @@ fn main() -> anyhow::Result<()> {
             r = stay => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
+            _ = handover.recv() => {
+                // An upgrade or restart: the tasks stay with their supervisors, and the next
+                // launcher on this root takes them back. Nothing is dropped on the way out
+                // (dropping would kill the tasks' cgroups).
+                tracing::info!(running = exec.running_ids().len(), "leaving the running tasks to the next launcher");
+                std::process::exit(0);
+            }
         };
         tracing::info!("stopping: killing running tasks");
         exec.stop_all().await;

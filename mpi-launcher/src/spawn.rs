@@ -42,6 +42,9 @@ pub struct SpawnSpec {
     /// The user the program runs as (uid, gid, every group), set after it joins its cgroup;
     /// None: the launcher's own.
     pub user: Option<(u32, u32, Vec<libc::gid_t>)>,
+    /// Whether the process may outlive the launcher (a task's supervisor): no parent-death
+    /// signal. Everything else dies with the process that started it.
+    pub outlive_parent: bool,
 }
 
 /// Room for a pid's digits and the terminating NUL after `NAME=`.
@@ -95,6 +98,8 @@ struct ChildArgs {
     gid: libc::gid_t,
     groups: *const libc::gid_t,
     groups_len: usize,
+    /// Whether to set SIGKILL as the parent-death signal.
+    parent_death: bool,
     /// Set by the child when something failed before or at exec; shared thanks to CLONE_VM.
     errno: i32,
 }
@@ -161,11 +166,12 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         {
             fail(a);
         }
-        // Nothing a task starts may outlive a launcher that was killed outright.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        // Nothing a task starts may outlive its parent (the launcher, or the task's
+        // supervisor) when that is killed outright.
+        if a.parent_death && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             fail(a);
         }
-        if libc::getppid() != a.parent {
+        if a.parent_death && libc::getppid() != a.parent {
             libc::_exit(127);
         }
         if a.keep_fd >= 0 && libc::fcntl(a.keep_fd, libc::F_SETFD, 0) != 0 {
@@ -269,6 +275,7 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         gid: spec.user.as_ref().map_or(0, |u| u.1),
         groups: spec.user.as_ref().map_or(std::ptr::null(), |u| u.2.as_ptr()),
         groups_len: spec.user.as_ref().map_or(0, |u| u.2.len()),
+        parent_death: !spec.outlive_parent,
         errno: 0,
     };
     // The child runs on its own stack inside our address space until it execs.
@@ -402,6 +409,7 @@ mod tests {
             mems: None,
             pid_env: None,
             user: None,
+            outlive_parent: false,
         }
     }
 

@@ -262,7 +262,8 @@ impl Cluster {
         self.nodes[i] = Some(child);
     }
 
-    /// SIGKILLs launcher `i` (its task processes die with it: they have it as parent-death signal).
+    /// SIGKILLs launcher `i`. Its plain tasks and batch scripts go on under their supervisors
+    /// (a restarted launcher takes them back); multi-instance and managed-MPI work dies with it.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut n) = self.nodes[i].take() {
             let _ = n.kill();
@@ -325,6 +326,22 @@ impl Drop for Cluster {
             remove_node_cgroups(&format!("node{}", i + 1), &self.node_root(i));
         }
     }
+}
+
+/// Waits (up to 15 s) until no task cgroup under any of these launchers and no process of a
+/// task of these nodes (or a task's supervisor) is left, and fails naming what is.
+pub fn assert_nothing_left(nodes: &[(String, PathBuf)]) {
+    let roots: Vec<String> = nodes.iter().map(|(_, r)| format!("AZ_BATCH_NODE_ROOT_DIR={}", r.display())).collect();
+    let left = || [task_cgroups_left(nodes), processes_with_env(&roots)].concat();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let last = loop {
+        let last = left();
+        if last.is_empty() || Instant::now() > deadline {
+            break last;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(last.is_empty(), "left behind: {last:#?}");
 }
 
 /// Removes (killing what is inside) the cgroups a launcher for `node` at `root` made: a
@@ -400,8 +417,10 @@ pub fn compile_openmpi_hello(dir: &Path) -> PathBuf {
 
 /// An Open MPI program that prints its rank, the world's size, an allreduce, how many ranks
 /// share its node (from PMIx's locality) and its node's name; `abort` makes rank 1 call
-/// `MPI_Abort(…, 7)` and `die` makes rank 1 exit without finalizing, after the allreduce.
+/// `MPI_Abort(…, 7)` and `die` makes rank 1 exit without finalizing, after the allreduce;
+/// `wait FILE` makes every rank wait for FILE to exist before it finalizes.
 const OMPI_RANKS_C: &str = "#include <mpi.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+    #include <unistd.h>\n\
     static const char *host(void) {\n\
         const char *h = getenv(\"SLURMD_NODENAME\");\n\
         return h ? h : getenv(\"AZ_BATCH_NODE_ID\");\n\
@@ -420,6 +439,7 @@ const OMPI_RANKS_C: &str = "#include <mpi.h>\n#include <stdio.h>\n#include <stdl
         fflush(stdout);\n\
         if (argc > 1 && rank == 1 && !strcmp(argv[1], \"abort\")) MPI_Abort(MPI_COMM_WORLD, 7);\n\
         if (argc > 1 && rank == 1 && !strcmp(argv[1], \"die\")) _exit(3);\n\
+        if (argc > 2 && !strcmp(argv[1], \"wait\")) while (access(argv[2], F_OK) != 0) usleep(20000);\n\
         if (argc > 1) MPI_Barrier(MPI_COMM_WORLD);\n\
         MPI_Finalize();\n\
         return 0;\n\

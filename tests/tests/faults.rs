@@ -113,12 +113,13 @@ fn with_full_output(bin: &str, args: &[&str]) -> std::process::ExitStatus {
 fn writing_to_a_full_disk_crashes_no_binary() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root").display().to_string();
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("gangway-slurm", &["squeue"]),
         ("gangway-slurm", &["sbatch", "--bogus-option"]),
         ("gangway-slurm", &["scontrol", "bogus"]),
         ("gangway", &["job", "list"]),
         ("gangway-node", &["slurm-step"]),
+        ("gangway-supervise", &["not-a-socket"]),
         ("gangway-node", &["--head", "https://127.0.0.1:9", "--name", "n", "--root", &root]),
     ];
     for (bin, args) in cases {
@@ -212,4 +213,120 @@ fn a_full_state_disk_refuses_changes_keeps_reads_and_resumes_when_space_returns(
 fn nix_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Waits until `path` exists.
+fn wait_file(path: &std::path::Path) {
+    gangway_tests::wait_for(Duration::from_secs(30), &format!("{} to exist", path.display()), || {
+        path.exists().then_some(())
+    });
+}
+
+/// Whether the launcher's log says it re-adopted tasks at least `n` times, within 20 s.
+fn wait_readopted(cluster: &Cluster, n: usize) {
+    let log = cluster.dir.path().join("node1.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("re-adopted").count() >= n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the restarted launcher re-adopted nothing:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
+    use gangway_api::slurm::SlurmJobState;
+    use gangway_api::{IsoDuration, TaskAddParameter, TaskConstraints, TaskState};
+    let mut cluster = Cluster::start(Options { nodes: 1, slots: 4, ..Options::default() });
+    let slurm = SlurmFrontDoor::new(cluster.config.clone());
+    let work = slurm.work().to_path_buf();
+    gangway_tests::compile_openmpi_ranks(&work);
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "keep".into(), ..Default::default() }).unwrap();
+    // A plain task with output on both sides of the restarts and a real exit code.
+    let plain = format!(
+        "/bin/sh -c 'echo before; echo ran >> {w}/plain.runs; while [ ! -e {w}/go2 ]; do sleep 0.05; done; \
+         echo after; echo err >&2; exit 7'",
+        w = work.display()
+    );
+    // A wall-clock limit, enforced whether or not a launcher is there when it passes.
+    let limited = TaskAddParameter {
+        id: "limited".into(),
+        command_line: format!("/bin/sh -c 'echo ran >> {}/limited.runs; exec sleep 60'", work.display()),
+        constraints: Some(TaskConstraints {
+            max_wall_clock_time: Some(IsoDuration(Duration::from_secs(4))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tasks = vec![TaskAddParameter { id: "plain".into(), command_line: plain, ..Default::default() }, limited];
+    c.add_task_collection("keep", tasks).unwrap();
+    // A batch job: an srun step runs across a SIGKILL of the launcher, an Open MPI step (PMIx,
+    // served by the step's node part) across an upgrade (SIGUSR2), and a step after both.
+    let text = "#!/bin/sh\n\
+        echo ran >> batch.runs\n\
+        srun -n2 sh -c 'echo step $SLURM_PROCID; touch step.$SLURM_PROCID; while [ ! -e go1 ]; do sleep 0.05; done' > step.txt\n\
+        srun --mpi=pmix -n2 ./ranks-ompi wait go2 > mpi.txt 2> mpi.err; echo \"mpi=$?\"\n\
+        srun -n2 sh -c 'echo after $SLURM_PROCID' > after.txt\n\
+        exit 5\n";
+    std::fs::write(work.join("job.sh"), text).unwrap();
+    let id = slurm.sbatch(&["-n2", "-o", "job.out", "job.sh"]);
+    wait_file(&work.join("plain.runs"));
+    wait_file(&work.join("limited.runs"));
+    wait_file(&work.join("step.1"));
+
+    cluster.kill_node(0);
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.start_node(0);
+    wait_readopted(&cluster, 1);
+    std::fs::write(work.join("go1"), "").unwrap();
+    gangway_tests::wait_for(Duration::from_secs(30), "both ranks to print", || {
+        (std::fs::read_to_string(work.join("mpi.txt")).ok()?.lines().count() == 2).then_some(())
+    });
+    // An upgrade: the launcher leaves, its tasks stay, the next one takes them back.
+    let mut old = cluster.nodes[0].take().unwrap();
+    // SAFETY: kill(2) on the launcher this test started.
+    unsafe { libc::kill(old.id() as i32, libc::SIGUSR2) };
+    assert_eq!(old.wait().unwrap().code(), Some(0), "a launcher that hands over exits 0");
+    cluster.start_node(0);
+    wait_readopted(&cluster, 2);
+    std::fs::write(work.join("go2"), "").unwrap();
+
+    let job = slurm.wait_end(id, Duration::from_secs(60));
+    let out = slurm.read("job.out");
+    assert_eq!((job.state, job.exit_code, job.restarts), (SlurmJobState::Failed, Some(5), 0), "{out}");
+    assert_eq!(slurm.read("batch.runs"), "ran\n", "the batch script ran once");
+    assert_eq!(slurm.sorted_lines("step.txt"), ["step 0", "step 1"]);
+    assert!(out.contains("mpi=0\n"), "{out}\n{}", slurm.read("mpi.err"));
+    let ranks: Vec<String> = (0..2).map(|r| format!("rank={r} size=2 sum=3 local=2 host=node1")).collect();
+    assert_eq!(slurm.sorted_lines("mpi.txt"), ranks, "{}", slurm.read("mpi.err"));
+    assert_eq!(slurm.sorted_lines("after.txt"), ["after 0", "after 1"]);
+
+    let done = |c: &mut gangway_api::client::Client, task: &str| {
+        gangway_tests::wait_for(Duration::from_secs(30), &format!("task {task} to complete"), || {
+            c.get_task("keep", task).ok().filter(|t| t.state == TaskState::Completed)
+        })
+    };
+    let t = done(&mut c, "plain");
+    assert_eq!((t.execution_info.exit_code, t.execution_info.requeue_count), (Some(7), 0), "{:?}", t.execution_info);
+    assert_eq!(slurm.read("plain.runs"), "ran\n");
+    let (_, stdout, _) = cluster.cli(&["task", "logs", "keep", "plain"]);
+    assert_eq!(stdout, "before\nafter\n");
+    let (_, stderr, _) = cluster.cli(&["task", "logs", "keep", "plain", "--stderr"]);
+    assert_eq!(stderr, "err\n");
+    let t = done(&mut c, "limited");
+    let failure = t.execution_info.failure_info.as_ref().map(|f| f.code.as_str());
+    assert_eq!((failure, t.execution_info.requeue_count), (Some("TaskEnded"), 0), "{:?}", t.execution_info);
+    assert_eq!(slurm.read("limited.runs"), "ran\n");
+
+    // Every report was acknowledged: no record of a running task is kept, nothing is left.
+    let running = cluster.node_root(0).join(gangway_launcher::supervise::RUNNING_DIR);
+    gangway_tests::wait_for(Duration::from_secs(10), "the records to go", || {
+        let left = std::fs::read_dir(&running).map(|d| d.count()).unwrap_or(0);
+        (left == 0).then_some(())
+    });
+    gangway_tests::assert_nothing_left(&[("node1".to_owned(), cluster.node_root(0))]);
 }

@@ -9,6 +9,7 @@ fn every_binary_answers_help() {
     let binaries = [
         "gangway",
         "gangway-node",
+        "gangway-supervise",
         "gangway-slurm",
         "gangway-e2e-bench",
         "gangway-sbatch-bench",
@@ -16,6 +17,7 @@ fn every_binary_answers_help() {
         "gangway-mpi-launch-bench",
         "gangway-multinode-bench",
         "gangway-deps-bench",
+        "gangway-readopt-bench",
     ];
     for b in binaries {
         let out = Command::new(bin(b)).arg("--help").env("RUST_BACKTRACE", "1").output().unwrap();

@@ -10,9 +10,7 @@ use std::time::Duration;
 use gangway_api::slurm::SlurmJobState;
 use gangway_tests::netns::{self, NetCluster, NetOptions};
 use gangway_tests::slurm::SlurmFrontDoor;
-use gangway_tests::{
-    compile_mpich_hello, compile_openmpi_hello, processes_with_env, task_cgroups_left, Cluster, Options,
-};
+use gangway_tests::{assert_nothing_left, compile_mpich_hello, compile_openmpi_hello, Cluster, Options};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../slurm-compat/tests/fixtures").join(name)
@@ -27,31 +25,6 @@ fn read_env(path: &Path) -> BTreeMap<String, String> {
 fn script(slurm: &SlurmFrontDoor, name: &str, text: &str) -> String {
     std::fs::write(slurm.work().join(name), text).expect("writing the script");
     name.to_owned()
-}
-
-/// No task cgroup under any launcher's and no process of a task of these nodes is left (the
-/// instances end a moment after the job does).
-fn assert_nothing_left(nodes: &[(String, PathBuf)]) {
-    let roots: Vec<String> = nodes.iter().map(|(_, r)| format!("AZ_BATCH_NODE_ROOT_DIR={}", r.display())).collect();
-    let left = || [task_cgroups_left(nodes), processes_with_env(&roots)].concat();
-    let mut last = Vec::new();
-    let gone = wait_for_or(Duration::from_secs(15), || {
-        last = left();
-        last.is_empty()
-    });
-    assert!(gone, "left behind: {last:#?}");
-}
-
-/// Polls `f` until it is true or `timeout` passes; whether it became true.
-fn wait_for_or(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 #[test]

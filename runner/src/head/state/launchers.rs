@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use gangway_api::cmdline::split_command_line;
-use gangway_api::messages::{AttemptId, HeadMessage, Hello, RunAs, RunStartTask, StartTask, TaskFinished, Welcome};
+use gangway_api::messages::{
+    AttemptId, HeadMessage, Hello, RunAs, RunStartTask, StartTask, TaskFinished, Welcome, TASK_LOST,
+};
 use gangway_api::*;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -248,7 +250,11 @@ impl HeadState {
             awaited.remove(&key);
         }
         self.refresh_node(node);
-        if retry || requeue {
+        // Its launcher lost it (not the task's doing): back in the queue, as a lost node's.
+        let lost = killed_by_user.is_none() && f.failure.as_ref().is_some_and(|x| x.code == TASK_LOST);
+        if lost && single {
+            self.requeue(key, "its launcher lost the attempt", fx);
+        } else if retry || requeue {
             let (j, tid) = self.task_mut(key).expect("indexed");
             let t = j.tasks.get_mut(&tid).expect("indexed");
             j.running -= 1;

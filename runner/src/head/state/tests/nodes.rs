@@ -422,3 +422,26 @@ fn hello(name: &str, pool: &str) -> Hello {
         topology: None,
     }
 }
+
+#[test]
+fn an_attempt_its_launcher_lost_is_requeued_not_failed() {
+    let mut sim = Sim::with_pool(1, NodeFillType::Spread);
+    sim.node("n1");
+    sim.node("n2");
+    sim.job_retrying("j", 0);
+    sim.tasks("j", &["t1"]);
+    assert_eq!(sim.sent("n1"), ["start j/t1#1"]);
+    let mut lost = super::exited("j/t1#1", 0);
+    lost.exit_code = None;
+    lost.failure = Some(TaskFailureInformation {
+        category: ErrorCategory::ServerError,
+        code: gangway_api::messages::TASK_LOST.into(),
+        message: "the task's supervisor ended without recording how the task ended".into(),
+    });
+    sim.apply(|st, fx| st.finish_attempt("n1", lost, fx));
+    assert_eq!(sim.sent("n1"), ["ack j/t1#1"]);
+    // Run again (n2 is the emptier node now that n1 holds nothing), as a requeue, not a retry.
+    assert_eq!(sim.sent("n2"), ["start j/t1#2"]);
+    let t1 = sim.task("j", "t1");
+    assert_eq!((t1.state, t1.execution_info.requeue_count, t1.execution_info.retry_count), (TaskState::Running, 1, 0));
+}
