@@ -349,6 +349,11 @@ pub struct RunStartTask {
 pub struct Welcome {
     /// How often to heartbeat.
     pub heartbeat_ms: u64,
+    /// How long the head waits for a launcher that went away before it declares the node
+    /// lost and requeues its tasks (0: not said, from an older head). Supervised tasks that
+    /// have had no launcher for this long stop, so they never run beside their requeued copies.
+    #[serde(default)]
+    pub node_timeout_ms: u64,
     /// Attempts the launcher reported running that the head no longer wants: kill them.
     pub kill: Vec<AttemptId>,
     /// The pool's application packages: unpacked as the node joins (before its tasks need them).

@@ -197,6 +197,7 @@ async fn session(
         Err(e) => return Ended::Dropped(e),
     };
     tracing::info!(node = %me.name, "connected to the head");
+    exec.node_timeout_ms.store(welcome.node_timeout_ms, std::sync::atomic::Ordering::Relaxed);
     for id in &welcome.kill {
         exec.stop(id, StopReason::Killed("NodeReconciliation".into()));
     }

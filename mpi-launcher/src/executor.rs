@@ -224,6 +224,9 @@ pub struct Executor {
     supervisor: Option<crate::supervise::Supervisor>,
     /// Supervised units whose records are kept until the head acknowledges their attempt.
     pub(crate) units: Mutex<HashMap<AttemptId, String>>,
+    /// The head's node timeout (from its welcome; 0: not known yet): how long a supervised
+    /// task goes on without a launcher.
+    pub(crate) node_timeout_ms: std::sync::atomic::AtomicU64,
     running: Mutex<HashMap<AttemptId, mpsc::UnboundedSender<StopReason>>>,
     unacked: Mutex<HashMap<AttemptId, TaskFinished>>,
     /// Task directories to remove when their attempt ends (job deleted meanwhile).
@@ -270,6 +273,7 @@ impl Executor {
             kill_grace,
             supervisor: None,
             units: Mutex::new(HashMap::new()),
+            node_timeout_ms: Default::default(),
             running: Mutex::new(HashMap::new()),
             unacked: Mutex::new(HashMap::new()),
             remove_after: Mutex::new(Vec::new()),

@@ -76,6 +76,8 @@ struct SupervisorSpec {
     deadline: Option<i64>,
     /// Between SIGTERM and SIGKILL when the task is stopped.
     grace_ms: u64,
+    /// How long the task goes on without a launcher (the head's node timeout; 0: forever).
+    orphan_ms: u64,
     /// Where to write how the task ended.
     exit_file: PathBuf,
 }
@@ -91,6 +93,9 @@ struct ExitRecord {
     max_rss_bytes: u64,
     /// Its deadline passed and the supervisor stopped it.
     wall_clock: bool,
+    /// No launcher took it back within the head's node timeout, and the supervisor stopped it.
+    #[serde(default)]
+    orphaned: bool,
 }
 
 /// A running unit, as recorded in `ROOT/running/NAME.json`.
@@ -307,6 +312,7 @@ impl Executor {
             pid_env: p.pid_env.map(str::to_owned),
             deadline,
             grace_ms: self.kill_grace.as_millis() as u64,
+            orphan_ms: self.node_timeout_ms.load(std::sync::atomic::Ordering::Relaxed),
             exit_file: exit_path(&self.layout.root, &name),
         };
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| server_error(launch_failed(e)))?;
@@ -452,6 +458,19 @@ impl Executor {
         let failed = exit.code != 0;
         let max_rss = cgroup.and_then(TaskCgroup::memory_peak).or(Some(exit.max_rss_bytes));
         let oom_killed = failed && cgroup.and_then(TaskCgroup::oom_kills).is_some_and(|n| n > 0);
+        if exit.orphaned {
+            // The head has called the node lost and requeued the attempt meanwhile (or will).
+            return server_error(Outcome {
+                exit_code: Some(exit.code),
+                start_time: Some(Timestamp(exit.start)),
+                end_time: Timestamp(exit.end),
+                max_rss_bytes: max_rss,
+                ..Outcome::failed(
+                    gangway_api::messages::TASK_LOST,
+                    "no launcher took the task back within the head's node timeout, so it was stopped".into(),
+                )
+            });
+        }
         let stopped = if exit.wall_clock { Some(StopReason::WallClock) } else { stopped };
         let base = Outcome {
             exit_code: Some(exit.code),
@@ -481,6 +500,10 @@ impl Executor {
             }
             let cgroup = if r.cgroup { self.cgroups.as_ref().and_then(|c| c.adopt_task(&r.name)) } else { None };
             let waiter = if f.alive { Waiter::adopt(r.supervisor, r.supervisor_start).ok() } else { None };
+            // The supervisor now watches this launcher (and stops waiting for one).
+            if let Some(w) = &waiter {
+                w.signal(libc::SIGUSR1);
+            }
             if waiter.is_none() && !exit_path(&self.layout.root, &r.name).exists() {
                 // Gone without a word (the node rebooted): the head requeues it as lost.
                 tracing::warn!(job = %r.start.id.job, task = %r.start.id.task, "a task's supervisor is gone; its attempt is lost");
@@ -575,12 +598,18 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     drop(sock);
     // The task's files are the task's: this process keeps none of them open.
     release_stdio();
-    let (status, max_rss, wall_clock) = supervise(&spec, child, &sigfd);
+    let ended = supervise(&spec, child, &sigfd);
     // Whatever the task left in its process group goes with it (its cgroup is the launcher's).
     // SAFETY: kill(2) on the task's own process group.
     unsafe { libc::kill(-child, libc::SIGKILL) };
-    let exit =
-        ExitRecord { start: started.0, end: Timestamp::now().0, code: status, max_rss_bytes: max_rss, wall_clock };
+    let exit = ExitRecord {
+        start: started.0,
+        end: Timestamp::now().0,
+        code: ended.code,
+        max_rss_bytes: ended.max_rss_bytes,
+        wall_clock: ended.wall_clock,
+        orphaned: ended.orphaned,
+    };
     match write_whole(&spec.exit_file, &serde_json::to_vec(&exit).expect("serializes")) {
         Ok(()) => 0,
         Err(_) => 1,
@@ -654,65 +683,116 @@ fn signal_task(spec: &SupervisorSpec, child: i32, sig: i32) {
     }
 }
 
-/// Waits for the task, stopping it when asked (SIGTERM) or at its deadline; returns its
-/// exit status, its peak memory and whether the deadline stopped it.
-fn supervise(spec: &SupervisorSpec, child: i32, sigfd: &OwnedFd) -> (i32, u64, bool) {
-    // SAFETY: pidfd_open(2) on our own child.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as i32;
+/// A pidfd for process `pid`, or None where it is gone.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2); the result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// How a supervised task ended.
+struct Ended {
+    /// Exit status, or 128+N when killed by signal N.
+    code: i32,
+    max_rss_bytes: u64,
+    /// Its deadline stopped it.
+    wall_clock: bool,
+    /// No launcher took it back in time.
+    orphaned: bool,
+}
+
+/// Waits for the task, stopping it when asked (SIGTERM), at its deadline, or when it has had
+/// no launcher for `orphan_ms` (the launcher that started it, or the one that re-adopted it
+/// and said so with SIGUSR1, is watched through a pidfd).
+fn supervise(spec: &SupervisorSpec, child: i32, sigfd: &OwnedFd) -> Ended {
+    let task = pidfd(child);
+    // SAFETY: getppid(2) cannot fail.
+    let mut launcher = pidfd(unsafe { libc::getppid() });
+    let mut orphan_since = launcher.is_none().then(|| Timestamp::now().0);
     let grace = spec.grace_ms as i64 * 1000;
     let mut kill_at: Option<i64> = None;
-    let mut wall_clock = false;
+    let (mut wall_clock, mut orphaned) = (false, false);
     loop {
         let now = Timestamp::now().0;
+        let orphan_deadline = orphan_since.filter(|_| spec.orphan_ms > 0).map(|t| t + spec.orphan_ms as i64 * 1000);
         if kill_at.is_some_and(|k| now >= k) {
             signal_task(spec, child, libc::SIGKILL);
             kill_at = Some(i64::MAX);
         }
-        if kill_at.is_none() && spec.deadline.is_some_and(|d| now >= d) {
-            wall_clock = true;
-            signal_task(spec, child, libc::SIGTERM);
-            kill_at = Some(now + grace);
+        if kill_at.is_none() {
+            let expired = |d: Option<i64>| d.is_some_and(|d| now >= d);
+            wall_clock = expired(spec.deadline);
+            orphaned = !wall_clock && expired(orphan_deadline);
+            if wall_clock || orphaned {
+                signal_task(spec, child, libc::SIGTERM);
+                kill_at = Some(now + grace);
+            }
         }
-        let next = [kill_at.filter(|k| *k != i64::MAX), spec.deadline.filter(|_| kill_at.is_none())]
-            .into_iter()
-            .flatten()
-            .min();
-        let timeout_ms = next.map_or(-1, |t| ((t - now).max(0) / 1000 + 1).min(i64::from(i32::MAX)) as i32);
+        let next = match kill_at {
+            Some(k) if k != i64::MAX => Some(k),
+            Some(_) => None,
+            None => [spec.deadline, orphan_deadline].into_iter().flatten().min(),
+        };
+        // A task whose pidfd could not be opened is looked at every 100 ms.
+        let mut timeout_ms = next.map_or(-1, |t| ((t - now).max(0) / 1000 + 1).min(i64::from(i32::MAX)) as i32);
+        if task.is_none() && !(0..100).contains(&timeout_ms) {
+            timeout_ms = 100;
+        }
+        let fd_of = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         let mut fds = [
-            libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: fd_of(&task), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: fd_of(&launcher), events: libc::POLLIN, revents: 0 },
         ];
-        // SAFETY: poll(2) on two valid descriptors (a failed pidfd_open gives -1, which poll skips).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, if pidfd < 0 { timeout_ms.min(100) } else { timeout_ms }) };
+        // SAFETY: poll(2) on valid descriptors (a negative one is skipped).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             break;
         }
+        if fds[2].revents & libc::POLLIN != 0 {
+            // The launcher is gone: the task goes on, until the head would call the node lost.
+            launcher = None;
+            orphan_since = Some(Timestamp::now().0);
+        }
         if fds[1].revents & libc::POLLIN != 0 {
-            // SAFETY: reading whole siginfo records from our signalfd.
+            // SAFETY: an all-zero siginfo record is valid; reads fill whole records.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reading whole siginfo records from our signalfd into `info`.
             while unsafe { libc::read(sigfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) }
                 == size as isize
             {
-                if info.ssi_signo == libc::SIGTERM as u32 && kill_at.is_none() {
-                    signal_task(spec, child, libc::SIGTERM);
-                    kill_at = Some(Timestamp::now().0 + grace);
+                match info.ssi_signo as i32 {
+                    libc::SIGTERM if kill_at.is_none() => {
+                        signal_task(spec, child, libc::SIGTERM);
+                        kill_at = Some(Timestamp::now().0 + grace);
+                    }
+                    // A restarted launcher re-adopted this task: it is the one watched now.
+                    libc::SIGUSR1 => {
+                        if let Some(fd) = pidfd(info.ssi_pid as i32) {
+                            launcher = Some(fd);
+                            orphan_since = None;
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         let mut status = 0;
-        // SAFETY: rusage is plain data; wait4(2) on our own child, non-blocking.
+        // SAFETY: rusage is plain data.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4(2) on our own child, non-blocking.
         let r = unsafe { libc::wait4(child, &mut status, libc::WNOHANG, &mut usage) };
         if r == child {
             let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-            return (code, usage.ru_maxrss.max(0) as u64 * 1024, wall_clock);
+            return Ended { code, max_rss_bytes: usage.ru_maxrss.max(0) as u64 * 1024, wall_clock, orphaned };
         }
         if r < 0 {
             break;
         }
     }
-    (128 + libc::SIGKILL, 0, wall_clock)
+    Ended { code: 128 + libc::SIGKILL, max_rss_bytes: 0, wall_clock, orphaned }
 }
 
 #[cfg(test)]

@@ -330,3 +330,34 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
     });
     gangway_tests::assert_nothing_left(&[("node1".to_owned(), cluster.node_root(0))]);
 }
+
+#[test]
+fn a_task_whose_launcher_never_returns_stops_when_the_head_calls_its_node_lost() {
+    use gangway_api::{TaskAddParameter, TaskState};
+    let mut cluster = Cluster::start(Options { nodes: 2, slots: 1, ..Options::default() });
+    let work = tempfile::tempdir().unwrap();
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "orphan".into(), ..Default::default() }).unwrap();
+    let command_line = format!("/bin/sh -c 'echo ran >> {}/runs; exec sleep 60'", work.path().display());
+    c.add_task("orphan", &TaskAddParameter { id: "long".into(), command_line, ..Default::default() }).unwrap();
+    wait_file(&work.path().join("runs"));
+    let first = c.get_task("orphan", "long").unwrap().node_info.unwrap().node_id;
+    let (k, other) = if first == "node1" { (0, "node2") } else { (1, "node1") };
+    cluster.kill_node(k);
+    // The head calls the node lost after its node timeout (2 s) and runs the task elsewhere…
+    let t = gangway_tests::wait_for(Duration::from_secs(20), "the task to run again elsewhere", || {
+        let t = c.get_task("orphan", "long").ok()?;
+        (t.state == TaskState::Running && t.node_info.as_ref()?.node_id == other).then_some(t)
+    });
+    assert_eq!(t.execution_info.requeue_count, 1);
+    // …and the supervisor, with no launcher for as long, has stopped the first copy.
+    let root = format!("AZ_BATCH_NODE_ROOT_DIR={}", cluster.node_root(k).display());
+    let mut left = Vec::new();
+    let gone = (0..100).any(|_| {
+        left = gangway_tests::processes_with_env(std::slice::from_ref(&root));
+        std::thread::sleep(Duration::from_millis(50));
+        left.is_empty()
+    });
+    assert!(gone, "the lost node's task still runs beside its requeued copy: {left:?}");
+    c.terminate_job("orphan", None).unwrap();
+}

@@ -117,9 +117,12 @@ fn across_hosts_a_killed_launcher_and_a_restarted_head_lose_nothing() {
         *seen.entry(line.to_owned()).or_insert(0) += 1;
     }
     assert_eq!(seen.len(), 60, "every task ran");
-    // Tasks on the killed host died with its launcher (parent-death signal) before writing.
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "ran to completion twice: {twice:?}");
+    // Tasks on the killed host went on under their supervisors, but their ends never reached
+    // the head, which requeued them when it called the host lost: only those may have run twice.
+    let requeued: std::collections::HashSet<&str> =
+        tasks.iter().filter(|t| t.execution_info.requeue_count > 0).map(|t| t.id.as_str()).collect();
+    let twice: Vec<_> = seen.iter().filter(|(id, n)| **n > 1 && !requeued.contains(id.as_str())).collect();
+    assert!(twice.is_empty(), "ran to completion twice without being requeued: {twice:?}");
     // The head remembers host3 across its restart, and finds it lost.
     wait_for(Duration::from_secs(20), "host3 to be unusable", || {
         (c.get_node("host3").ok()?.state == NodeState::Unusable).then_some(())

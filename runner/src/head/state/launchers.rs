@@ -154,7 +154,8 @@ impl HeadState {
         self.maybe_leave(&hello.name, fx);
         // The pool's packages go to the node as it joins, as Azure Batch installs them.
         let packages = self.packages_for(&hello.pool, &[]).into_iter().filter(|p| !p.sha256.is_empty()).collect();
-        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, kill, packages }))
+        let node_timeout_ms = self.node_timeout.as_millis() as u64;
+        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, node_timeout_ms, kill, packages }))
     }
 
     /// The connection `generation` of `node` closed; the node is lost unless it returns in time.
