@@ -99,6 +99,8 @@ impl Dir {
 pub struct NodeCgroups {
     version: CgroupVersion,
     dirs: Vec<Dir>,
+    /// Made by this process (removed on drop), not only attached to.
+    owned: bool,
 }
 
 /// One task's cgroup; dropping it kills everything inside and removes the directories.
@@ -259,7 +261,10 @@ fn clear_tree(dir: &Path, version: CgroupVersion) {
 fn clear_tree_keeping(dir: &Path, version: CgroupVersion, keep: &[String]) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            let kept = e.file_name().to_str().is_some_and(|n| keep.iter().any(|k| k == n));
+            // A kept unit's own cgroup, and those its helpers made (`NAME-…`).
+            let kept = e.file_name().to_str().is_some_and(|n| {
+                keep.iter().any(|k| n == k || n.strip_prefix(k.as_str()).is_some_and(|rest| rest.starts_with('-')))
+            });
             if !kept && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 let sub = e.path();
                 clear_tree(&sub, version);
@@ -337,7 +342,7 @@ impl NodeCgroups {
         keep: &[String],
     ) -> Result<NodeCgroups, CgroupError> {
         // Dirs are recorded as soon as they exist so that an error below removes them on drop.
-        let mut node = NodeCgroups { version, dirs: Vec::new() };
+        let mut node = NodeCgroups { version, dirs: Vec::new(), owned: true };
         let mut skipped = Vec::new();
         for base in bases {
             let path = base.path.join(dir_name);
@@ -415,6 +420,40 @@ impl NodeCgroups {
 }
 
 impl NodeCgroups {
+    /// Kills and removes the task cgroups whose names start with `prefix` (what a unit's
+    /// helper made and left, when the unit ends).
+    pub fn remove_children_named(&self, prefix: &str) {
+        for d in &self.dirs {
+            let Ok(entries) = fs::read_dir(&d.path) else { continue };
+            for e in entries.flatten() {
+                if e.file_name().to_str().is_some_and(|n| n.starts_with(prefix)) {
+                    clear_tree(&e.path(), self.version);
+                    let _ = rmdir(&e.path());
+                }
+            }
+        }
+    }
+
+    /// The launcher's subtree `gangway.<name>` as it is, for a helper process that makes task
+    /// cgroups in it (a supervised rank group): nothing is cleaned, and dropping it removes
+    /// nothing.
+    pub fn attach(name: &str) -> Result<NodeCgroups, CgroupError> {
+        check_name(name)?;
+        let text = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| CgroupError::Unavailable(format!("reading mountinfo: {e}")))?;
+        let (v1, v2) = parse_mountinfo(&text);
+        let v2: Vec<Dir> = v2.into_iter().map(|p| Dir::new(p, ALL)).collect();
+        let dir_name = format!("gangway.{name}");
+        for (version, bases) in [(CgroupVersion::V1, v1), (CgroupVersion::V2, v2)] {
+            let dirs: Vec<Dir> =
+                bases.iter().map(|b| Dir::new(b.path.join(&dir_name), b.ctl)).filter(|d| d.path.is_dir()).collect();
+            if !dirs.is_empty() {
+                return Ok(NodeCgroups { version, dirs, owned: false });
+            }
+        }
+        Err(CgroupError::Unavailable(format!("the launcher's cgroup {dir_name} does not exist")))
+    }
+
     /// The task cgroup `name` that an earlier run of the launcher made (kept by
     /// [`NodeCgroups::create_keeping`]), or None when none of its directories exists.
     pub fn adopt_task(&self, name: &str) -> Option<TaskCgroup> {
@@ -427,6 +466,9 @@ impl NodeCgroups {
 
 impl Drop for NodeCgroups {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         for d in &self.dirs {
             clear_tree(&d.path, self.version);
             let _ = rmdir(&d.path);

@@ -217,11 +217,11 @@ pub struct Executor {
     warned_missing_cpus: std::sync::atomic::AtomicBool,
     warned_memory: std::sync::atomic::AtomicBool,
     /// `--task-pids-max`.
-    task_pids_max: u64,
+    pub(crate) task_pids_max: u64,
     pub(crate) kill_grace: Duration,
     /// `gangway-node` itself, which supervises task processes (`supervise.rs`); None: task
     /// processes are the launcher's own children and end with it (unit tests).
-    supervisor: Option<crate::supervise::Supervisor>,
+    pub(crate) supervisor: Option<crate::supervise::Supervisor>,
     /// Supervised units whose records are kept until the head acknowledges their attempt.
     pub(crate) units: Mutex<HashMap<AttemptId, String>>,
     /// The head's node timeout (from its welcome; 0: not known yet): how long a supervised
@@ -246,6 +246,9 @@ pub struct Executor {
     /// Numbers cgroups and supervised units; starts from the clock, so names never repeat
     /// those of an earlier run of the launcher whose tasks it re-adopts.
     pub(crate) seq: std::sync::atomic::AtomicU64,
+    /// Starts every cgroup name (a rank group's: its unit's name and `-`, so a restarted
+    /// launcher keeps them with the unit).
+    pub(crate) name_prefix: String,
     /// Held while an application package is unpacked (each is unpacked once per node).
     pub(crate) package_lock: tokio::sync::Mutex<()>,
 }
@@ -289,6 +292,7 @@ impl Executor {
             modex: Mutex::new(HashMap::new()),
             modex_req: std::sync::atomic::AtomicU64::new(0),
             seq: std::sync::atomic::AtomicU64::new(Timestamp::now().0.max(0) as u64),
+            name_prefix: String::new(),
             package_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -468,8 +472,8 @@ impl Executor {
             let report = match (user, start.multi_instance.clone(), start.mpi.clone()) {
                 (Err(why), _, _) => Outcome::failed(TASK_USER_UNAVAILABLE, why).into_report(start.id.clone(), instance),
                 (Ok(_), Some(plan), _) => me.run_instance(start.clone(), plan, rx).await,
-                (Ok(_), None, Some(mpi)) => me.run_ranks(start.clone(), mpi, rx).await,
-                (Ok(_), None, None) => me.run(&start, rx).await,
+                (Ok(_), None, Some(mpi)) if me.supervisor.is_none() => me.run_ranks(start.clone(), mpi, rx).await,
+                (Ok(_), None, _) => me.run(&start, rx).await,
             };
             me.attempt_ended(&start, report);
         });
@@ -520,6 +524,15 @@ impl Executor {
         Ok(Arc::new(user))
     }
 
+    /// Runs what goes in `dir` (a task directory the launcher already gave its user) as that
+    /// user: a rank group's executor, which did not start the attempt.
+    pub(crate) fn adopt_user(&self, dir: &Path, user: Option<&gangway_api::messages::RunAs>) -> Result<(), String> {
+        if let Some(u) = self.known_users.resolve(user)? {
+            self.task_users.lock().expect("lock").insert(dir.to_path_buf(), Arc::new(u));
+        }
+        Ok(())
+    }
+
     /// The user a process in `dir` (a task directory or one inside it) runs as, if not the
     /// launcher's own.
     pub(crate) fn user_of(&self, dir: &Path) -> Option<Arc<TaskUser>> {
@@ -542,6 +555,8 @@ impl Executor {
         };
         let limits = self.limits_of(start.allocation.as_ref());
         let o = match (self.fetch_resource_files(start, &launch.dir).await, self.supervisor.clone()) {
+            // Managed MPI: the ranks and their PMI server live in a supervised rank group.
+            (Ok(()), Some(sup)) if start.mpi.is_some() => self.run_rank_group(start, &limits, &mut stop_rx, &sup).await,
             (Ok(()), Some(sup)) => self.run_supervised(start, launch, &limits, &mut stop_rx, &sup).await,
             (Ok(()), None) => self.run_process_in(launch, &limits, &mut stop_rx).await,
             (Err(failed), _) => failed,

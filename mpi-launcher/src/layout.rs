@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use gangway_api::messages::{RunStartTask, StartTask};
 
 /// Directories every node has under its root.
-pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
+pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "running", "shared", "startup", "volatile", "workitems"];
 
 /// The root of one node.
 #[derive(Debug, Clone)]

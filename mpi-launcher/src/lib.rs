@@ -6,6 +6,7 @@
 //! - [`layout`]: the Azure Batch directory layout and task environment.
 //! - [`files`]: answers to the head's file requests.
 //! - [`startup`]: the pool's start task.
+//! - [`rank_group`]: a managed-MPI attempt's ranks and PMI server in a supervised process.
 //! - [`supervise`]: task processes under supervisors of their own, which outlive the launcher.
 //! - [`resource_files`]: fetching a task's resource files before it starts.
 //! - [`users`]: tasks as their owners (who, and opening files with their permissions).
@@ -33,6 +34,7 @@ pub mod packages;
 pub mod pmi;
 pub mod pmix;
 pub mod pty;
+pub mod rank_group;
 pub mod ranks;
 pub mod resource_files;
 pub mod slurm_step;

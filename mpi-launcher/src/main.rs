@@ -107,6 +107,10 @@ fn main() -> anyhow::Result<()> {
     if argv.get(1).is_some_and(|a| a == "supervise") {
         std::process::exit(gangway_launcher::supervise::main(&argv[2..]));
     }
+    // `gangway-node rank-group SPEC`: a managed-MPI attempt's ranks (rank_group.rs).
+    if argv.get(1).is_some_and(|a| a == "rank-group") {
+        std::process::exit(gangway_launcher::rank_group::main(&argv[2..]));
+    }
     let args = Args::parse();
     let level = std::env::var("RUST_LOG").unwrap_or(args.log_level.clone());
     tracing_subscriber::fmt()

@@ -248,12 +248,27 @@ impl Executor {
         stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
         supervisor: &Supervisor,
     ) -> Outcome {
+        let deadline = launch.max_wall_clock;
+        let prepare = |_: &str| self.prepare(&launch, RunMode::default());
+        self.supervised(start, prepare, deadline, limits, stop_rx, supervisor).await
+    }
+
+    /// Runs the process `prepare` makes (given the unit's name) under a supervisor of its own.
+    pub(crate) async fn supervised(
+        self: &Arc<Self>,
+        start: &StartTask,
+        prepare: impl FnOnce(&str) -> Result<Prepared, Outcome>,
+        max_wall_clock: Option<std::time::Duration>,
+        limits: &Limits,
+        stop_rx: &mut mpsc::UnboundedReceiver<StopReason>,
+        supervisor: &Supervisor,
+    ) -> Outcome {
         let name = self.unit_name('t');
         let cgroup = match self.new_cgroup_named(&name, limits) {
             Ok(c) => c,
             Err(o) => return o,
         };
-        let deadline = launch.max_wall_clock.map(|d| Timestamp::now().plus(d).0);
+        let deadline = max_wall_clock.map(|d| Timestamp::now().plus(d).0);
         let record = UnitRecord {
             name: name.clone(),
             start: start.clone(),
@@ -263,7 +278,7 @@ impl Executor {
             cgroup: cgroup.is_some(),
             started: 0,
         };
-        let started = match self.prepare(&launch, RunMode::default()) {
+        let started = match prepare(&name) {
             Ok(p) => self.start_supervisor(supervisor, record, p, cgroup.as_ref(), deadline).await,
             Err(o) => Err(o),
         };
@@ -279,7 +294,7 @@ impl Executor {
 
     /// A fresh unit name: unique across launcher restarts (it starts from the clock).
     pub(crate) fn unit_name(&self, prefix: char) -> String {
-        format!("{prefix}{}", self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        format!("{}{prefix}{}", self.name_prefix, self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Starts the supervisor of a prepared process and records the unit `record` names:
@@ -386,8 +401,6 @@ impl Executor {
     }
 
     fn keep_record(&self, record: &UnitRecord) -> std::io::Result<()> {
-        let dir = self.layout.root.join(RUNNING_DIR);
-        std::fs::create_dir_all(&dir)?;
         write_whole(&record_path(&self.layout.root, &record.name), &serde_json::to_vec(record).expect("serializes"))?;
         self.units.lock().expect("lock").insert(record.start.id.clone(), record.name.clone());
         Ok(())
@@ -396,8 +409,13 @@ impl Executor {
     /// The head has the attempt's report: its record and exit file go.
     pub(crate) fn forget_unit(&self, id: &AttemptId) {
         if let Some(name) = self.units.lock().expect("lock").remove(id) {
-            let _ = std::fs::remove_file(record_path(&self.layout.root, &name));
-            let _ = std::fs::remove_file(exit_path(&self.layout.root, &name));
+            let root = &self.layout.root;
+            for f in [record_path(root, &name), exit_path(root, &name)]
+                .into_iter()
+                .chain(crate::rank_group::unit_files(root, &name))
+            {
+                let _ = std::fs::remove_file(f);
+            }
         }
     }
 
@@ -429,8 +447,16 @@ impl Executor {
         }
         drop(registered);
         let o = self.unit_outcome(record, cgroup.as_ref(), stopped);
-        release(cgroup).await;
+        self.release_unit(&record.name, cgroup).await;
         o
+    }
+
+    /// Releases a unit's cgroup and those its rank group made (`NAME-…`).
+    async fn release_unit(&self, name: &str, cgroup: Option<TaskCgroup>) {
+        release(cgroup).await;
+        if let Some(cg) = &self.cgroups {
+            cg.remove_children_named(&format!("{name}-"));
+        }
     }
 
     /// How a unit ended: its exit file, its cgroup's memory and OOM counts, and why it was
@@ -455,6 +481,10 @@ impl Executor {
                 )),
             };
         };
+        // A rank group's report says how its ranks did.
+        let report = std::fs::read(crate::rank_group::report_path(&self.layout.root, &record.name))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<gangway_api::messages::TaskFinished>(&b).ok());
         let failed = exit.code != 0;
         let max_rss = cgroup.and_then(TaskCgroup::memory_peak).or(Some(exit.max_rss_bytes));
         let oom_killed = failed && cgroup.and_then(TaskCgroup::oom_kills).is_some_and(|n| n > 0);
@@ -472,16 +502,27 @@ impl Executor {
             });
         }
         let stopped = if exit.wall_clock { Some(StopReason::WallClock) } else { stopped };
-        let base = Outcome {
-            exit_code: Some(exit.code),
-            failure: None,
-            start_time: Some(Timestamp(exit.start)),
-            end_time: Timestamp(exit.end),
-            max_rss_bytes: max_rss,
+        let base = match report {
+            Some(r) => Outcome {
+                exit_code: r.exit_code,
+                failure: r.failure,
+                start_time: r.start_time.or(Some(Timestamp(exit.start))),
+                end_time: r.end_time,
+                max_rss_bytes: r.max_rss_bytes.or(max_rss),
+            },
+            None => Outcome {
+                exit_code: Some(exit.code),
+                failure: None,
+                start_time: Some(Timestamp(exit.start)),
+                end_time: Timestamp(exit.end),
+                max_rss_bytes: max_rss,
+            },
         };
         match stopped {
             Some(why) => Outcome { failure: crate::executor::stop_failure(&why), ..base },
-            None if oom_killed => Outcome { failure: Some(crate::executor::oom_failure()), ..base },
+            None if oom_killed && base.failure.is_none() => {
+                Outcome { failure: Some(crate::executor::oom_failure()), ..base }
+            }
             None => base,
         }
     }
@@ -525,7 +566,7 @@ impl Executor {
                     Some(w) => me.watch_unit(&r, w, cgroup, &mut rx).await,
                     None => {
                         let o = me.unit_outcome(&r, cgroup.as_ref(), None);
-                        release(cgroup).await;
+                        me.release_unit(&r.name, cgroup).await;
                         o
                     }
                 };

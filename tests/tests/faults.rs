@@ -239,8 +239,10 @@ fn wait_readopted(cluster: &Cluster, n: usize) {
 #[test]
 fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
     use gangway_api::slurm::SlurmJobState;
-    use gangway_api::{IsoDuration, TaskAddParameter, TaskConstraints, TaskState};
-    let mut cluster = Cluster::start(Options { nodes: 1, slots: 4, ..Options::default() });
+    use gangway_api::{IsoDuration, MpiSettings, TaskAddParameter, TaskConstraints, TaskState};
+    // Eight declared cores: the batch job's, the MPI task's and the plain tasks' all fit at once.
+    let synthetic = Some("pack:1 numa:1(memory=16GB) core:8 pu:1".to_owned());
+    let mut cluster = Cluster::start(Options { nodes: 1, slots: 6, synthetic, ..Options::default() });
     let slurm = SlurmFrontDoor::new(cluster.config.clone());
     let work = slurm.work().to_path_buf();
     gangway_tests::compile_openmpi_ranks(&work);
@@ -262,7 +264,16 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
         }),
         ..Default::default()
     };
-    let tasks = vec![TaskAddParameter { id: "plain".into(), command_line: plain, ..Default::default() }, limited];
+    // Managed MPI: two Open MPI ranks served PMIx by their rank group, across both restarts.
+    let ranks = TaskAddParameter {
+        id: "ranks".into(),
+        command_line: format!("{w}/ranks-ompi wait {w}/go2", w = work.display()),
+        // One core per rank (without a CPU count the ranks would take the whole node).
+        mpi: Some(MpiSettings { ranks_per_node: 2, cpus_per_rank: Some(1), ..Default::default() }),
+        ..Default::default()
+    };
+    let tasks =
+        vec![TaskAddParameter { id: "plain".into(), command_line: plain, ..Default::default() }, limited, ranks];
     c.add_task_collection("keep", tasks).unwrap();
     // A batch job: an srun step runs across a SIGKILL of the launcher, an Open MPI step (PMIx,
     // served by the step's node part) across an upgrade (SIGUSR2), and a step after both.
@@ -277,6 +288,23 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
     wait_file(&work.join("plain.runs"));
     wait_file(&work.join("limited.runs"));
     wait_file(&work.join("step.1"));
+    let ranks_out = cluster.node_root(0).join("workitems/keep/job-1/ranks/stdout.txt");
+    for _ in 0..300 {
+        if std::fs::read_to_string(&ranks_out).is_ok_and(|o| o.lines().count() == 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = c.get_task("keep", "ranks").unwrap();
+    let err = std::fs::read_to_string(ranks_out.with_file_name("stderr.txt")).unwrap_or_default();
+    let out = std::fs::read_to_string(&ranks_out).unwrap_or_default();
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "the MPI task's ranks did not print: {:?} {:?}\n{out}{err}",
+        t.state,
+        t.execution_info
+    );
 
     cluster.kill_node(0);
     std::thread::sleep(Duration::from_millis(300));
@@ -317,6 +345,12 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
     assert_eq!(stdout, "before\nafter\n");
     let (_, stderr, _) = cluster.cli(&["task", "logs", "keep", "plain", "--stderr"]);
     assert_eq!(stderr, "err\n");
+    let t = done(&mut c, "ranks");
+    let (_, stdout, stderr) = cluster.cli(&["task", "logs", "keep", "ranks"]);
+    assert_eq!((t.execution_info.exit_code, t.execution_info.requeue_count), (Some(0), 0), "{stdout}{stderr}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["rank=0 size=2 sum=3 local=2 host=node1", "rank=1 size=2 sum=3 local=2 host=node1"]);
     let t = done(&mut c, "limited");
     let failure = t.execution_info.failure_info.as_ref().map(|f| f.code.as_str());
     assert_eq!((failure, t.execution_info.requeue_count), (Some("TaskEnded"), 0), "{:?}", t.execution_info);
