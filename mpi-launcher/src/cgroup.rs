@@ -313,15 +313,9 @@ impl NodeCgroups {
 
     /// [`NodeCgroups::create`], keeping the task cgroups named in `keep` and what runs in them.
     pub fn create_keeping(name: &str, keep: &[String]) -> Result<NodeCgroups, CgroupError> {
-        check_name(name)?;
-        let text = fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| CgroupError::Unavailable(format!("reading mountinfo: {e}")))?;
-        let (v1, v2) = parse_mountinfo(&text);
-        let v2: Vec<Dir> = v2.into_iter().map(|p| Dir::new(p, ALL)).collect();
-        let dir_name = format!("gangway.{name}");
+        let (dir_name, hierarchies) = Self::hierarchies(name)?;
         let mut why = Vec::new();
-        // Hybrid systems keep the controllers on v1 and an empty v2 alongside, so try v1 first.
-        for (version, bases) in [(CgroupVersion::V1, v1), (CgroupVersion::V2, v2)] {
+        for (version, bases) in hierarchies {
             if !bases.is_empty() {
                 match Self::create_in(version, &bases, &dir_name, keep) {
                     Err(CgroupError::Unavailable(w)) => why.push(w),
@@ -333,6 +327,19 @@ impl NodeCgroups {
             why.push("no cgroup filesystem mounted".to_string());
         }
         Err(CgroupError::Unavailable(why.join("; ")))
+    }
+
+    /// The subtree's directory name (`gangway.<name>`) and the mounted hierarchies that may
+    /// hold it, in the order they are tried: hybrid systems keep the controllers on v1 and an
+    /// empty v2 alongside, so v1 first.
+    #[allow(clippy::type_complexity)]
+    fn hierarchies(name: &str) -> Result<(String, [(CgroupVersion, Vec<Dir>); 2]), CgroupError> {
+        check_name(name)?;
+        let text = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| CgroupError::Unavailable(format!("reading mountinfo: {e}")))?;
+        let (v1, v2) = parse_mountinfo(&text);
+        let v2: Vec<Dir> = v2.into_iter().map(|p| Dir::new(p, ALL)).collect();
+        Ok((format!("gangway.{name}"), [(CgroupVersion::V1, v1), (CgroupVersion::V2, v2)]))
     }
 
     fn create_in(
@@ -438,13 +445,8 @@ impl NodeCgroups {
     /// cgroups in it (a supervised rank group): nothing is cleaned, and dropping it removes
     /// nothing.
     pub fn attach(name: &str) -> Result<NodeCgroups, CgroupError> {
-        check_name(name)?;
-        let text = fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| CgroupError::Unavailable(format!("reading mountinfo: {e}")))?;
-        let (v1, v2) = parse_mountinfo(&text);
-        let v2: Vec<Dir> = v2.into_iter().map(|p| Dir::new(p, ALL)).collect();
-        let dir_name = format!("gangway.{name}");
-        for (version, bases) in [(CgroupVersion::V1, v1), (CgroupVersion::V2, v2)] {
+        let (dir_name, hierarchies) = Self::hierarchies(name)?;
+        for (version, bases) in hierarchies {
             let dirs: Vec<Dir> =
                 bases.iter().map(|b| Dir::new(b.path.join(&dir_name), b.ctl)).filter(|d| d.path.is_dir()).collect();
             if !dirs.is_empty() {

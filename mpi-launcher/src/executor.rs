@@ -1004,4 +1004,4 @@ fn open_log(dir: &Path, name: &str, append: bool) -> std::io::Result<std::fs::Fi
 
 #[cfg(test)]
 #[path = "executor_tests.rs"]
-mod tests;
+pub(crate) mod tests;

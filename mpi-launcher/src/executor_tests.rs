@@ -17,7 +17,8 @@ fn executor(root: &std::path::Path) -> (Arc<Executor>, mpsc::UnboundedReceiver<L
     (exec, rx)
 }
 
-fn start(id: &AttemptId, command_line: &str) -> StartTask {
+/// A plain attempt `id` running `command_line` (shared with the other modules' tests).
+pub(crate) fn start(id: &AttemptId, command_line: &str) -> StartTask {
     StartTask {
         id: id.clone(),
         pool: "p".into(),

@@ -83,7 +83,7 @@ impl Executor {
             task_pids_max: self.task_pids_max,
         };
         let path = spec_path(&self.layout.root, unit);
-        std::fs::write(&path, serde_json::to_vec(&spec).expect("serializes"))
+        crate::supervise::write_whole(&path, &serde_json::to_vec(&spec).expect("serializes"))
             .map_err(|e| failed(format!("writing {}: {e}", path.display())))?;
         let null = || std::fs::File::open("/dev/null").map_err(|e| failed(format!("opening /dev/null: {e}")));
         Ok(Prepared {

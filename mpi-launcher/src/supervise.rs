@@ -134,9 +134,13 @@ fn exit_path(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Writes `data` to `path` through a temporary file, so a reader sees all of it or nothing.
-fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)?;
+/// Readable by root only: an attempt's environment may hold secrets.
+pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
@@ -857,24 +861,7 @@ mod tests {
         std::fs::write(dir.join("half.tmp"), b"{").unwrap();
         let me = std::process::id() as i32;
         let id = AttemptId { job: "j".into(), task: "t".into(), attempt: 2 };
-        let start = StartTask {
-            id,
-            pool: "p".into(),
-            command_line: "true".into(),
-            env: Vec::new(),
-            max_wall_clock_ms: None,
-            retention_ms: 0,
-            slots: 1,
-            allocation: None,
-            multi_instance: None,
-            mpi: None,
-            resource_files: Vec::new(),
-            output_files: Vec::new(),
-            job_prep_task: None,
-            packages: Vec::new(),
-            batch: None,
-            user: None,
-        };
+        let start = crate::executor::tests::start(&id, "true");
         let mut record = UnitRecord {
             name: "t5".into(),
             start,
