@@ -109,9 +109,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node
         Err(e) => return refuse(&mut wr, &name, e.to_string()).await,
     };
     tracing::info!(node = %name, generation, "launcher connected");
+    let heartbeat = std::time::Duration::from_millis(welcome.heartbeat_ms);
     // The welcome goes out before anything queued for this connection.
     let welcome = serde_json::to_vec(&HeadMessage::Welcome(welcome)).expect("messages serialize");
-    let heartbeat = head.read(|st| st.heartbeat);
+    // This launcher's interval, as the welcome says. The head's own heartbeat on an idle
+    // stream comes every two: well inside the three a launcher waits before it calls the head
+    // silent, at half the messages (at 10,000 nodes, thousands a second).
+    let idle = heartbeat * 2;
     let writer = tokio::spawn(async move {
         let mut out = welcome;
         out.push(b'\n');
@@ -121,7 +125,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node
         loop {
             // An idle stream carries the head's heartbeat, so the launcher never takes the
             // silence for a dead head (and drops out of the scheduler while it reconnects).
-            let msg = match tokio::time::timeout(heartbeat, rx.recv()).await {
+            let msg = match tokio::time::timeout(idle, rx.recv()).await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => return,
                 Err(_) => HeadMessage::Heartbeat,
@@ -139,7 +143,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(head: Arc<Head>, node
             }
         }
     });
-    let deadline = head.read(|st| st.heartbeat) * 3;
+    let deadline = heartbeat * 3;
     loop {
         let msg = match tokio::time::timeout(deadline, read_message(&mut rd, &mut buf)).await {
             Err(_) => {

@@ -39,6 +39,7 @@ impl HeadState {
         let now = Timestamp::now();
         let generation = self.new_generation();
         let old = self.nodes.remove(&hello.name);
+        let old_pool = old.as_ref().map(|n| n.wire.pool_id.clone());
         let key = old.as_ref().map_or_else(|| self.new_key() as NodeKey, |n| n.key);
         self.node_names.insert(key, hello.name.clone());
         // Out of scheduling until its reports are reconciled, so nothing lands on it meanwhile.
@@ -143,7 +144,16 @@ impl HeadState {
         n.leaving = leaving;
         let schedulable = n.takes_tasks();
         n.schedulable = schedulable;
-        self.refresh_pool_sizes();
+        // A node new to its pool counts there (a reconnect changes nothing: no walk over
+        // every node when thousands reconnect at once).
+        if old_pool.as_deref() != Some(hello.pool.as_str()) {
+            if let Some(p) = old_pool.and_then(|p| self.pools.get_mut(&p)) {
+                p.wire.current_dedicated_nodes = p.wire.current_dedicated_nodes.saturating_sub(1);
+            }
+            if let Some(p) = self.pools.get_mut(&hello.pool) {
+                p.wire.current_dedicated_nodes += 1;
+            }
+        }
         self.refresh_node(&hello.name);
         if let Some(msg) = run_start_task {
             tracing::info!(node = %hello.name, boot = %hello.boot_id, "sending the pool's start task");
@@ -155,7 +165,8 @@ impl HeadState {
         // The pool's packages go to the node as it joins, as Azure Batch installs them.
         let packages = self.packages_for(&hello.pool, &[]).into_iter().filter(|p| !p.sha256.is_empty()).collect();
         let node_timeout_ms = self.node_timeout.as_millis() as u64;
-        Ok((generation, Welcome { heartbeat_ms: self.heartbeat.as_millis() as u64, node_timeout_ms, kill, packages }))
+        let heartbeat_ms = self.heartbeat_for_size().as_millis() as u64;
+        Ok((generation, Welcome { heartbeat_ms, node_timeout_ms, kill, packages }))
     }
 
     /// The connection `generation` of `node` closed; the node is lost unless it returns in time.
@@ -510,6 +521,16 @@ impl HeadState {
         }
     }
 
+    /// The heartbeat interval a launcher is told: `--heartbeat`, stretched on big clusters
+    /// so the head hears at most about [`HEARTBEATS_PER_SECOND`] a second, and never more
+    /// than a quarter of the node timeout (a stream is called dead after three silent
+    /// intervals, well before its node is called lost).
+    pub(crate) fn heartbeat_for_size(&self) -> std::time::Duration {
+        // Nodes that joined count before they connect: a reconnect storm gets one interval.
+        let nodes = self.nodes.len().max(self.trust.issued());
+        heartbeat_for(self.heartbeat, self.node_timeout, nodes)
+    }
+
     pub(crate) fn refresh_pool_sizes(&mut self) {
         let mut counts: HashMap<&str, u32> = HashMap::new();
         for n in self.nodes.values() {
@@ -519,6 +540,31 @@ impl HeadState {
             p.wire.current_dedicated_nodes = counts.get(p.wire.id.as_str()).copied().unwrap_or(0);
         }
     }
+}
+
+/// How many launcher heartbeats a second the head is sized for (see
+/// [`HeadState::heartbeat_for_size`]): the default 2 s interval holds up to 3,000 launchers.
+pub const HEARTBEATS_PER_SECOND: f64 = 1500.0;
+
+/// [`HeadState::heartbeat_for_size`] for `nodes` nodes.
+fn heartbeat_for(
+    configured: std::time::Duration,
+    node_timeout: std::time::Duration,
+    nodes: usize,
+) -> std::time::Duration {
+    let spread = std::time::Duration::from_secs_f64(nodes as f64 / HEARTBEATS_PER_SECOND);
+    configured.max(spread.min(node_timeout / 4))
+}
+
+#[cfg(test)]
+#[test]
+fn big_clusters_heartbeat_less_often_but_well_inside_the_node_timeout() {
+    let s = std::time::Duration::from_secs;
+    assert_eq!(heartbeat_for(s(2), s(30), 2), s(2), "small clusters keep --heartbeat");
+    assert_eq!(heartbeat_for(s(2), s(30), 3000), s(2));
+    assert_eq!(heartbeat_for(s(2), s(30), 6000), s(4), "1,500 a second");
+    assert_eq!(heartbeat_for(s(2), s(30), 100_000), std::time::Duration::from_millis(7500), "a quarter of the timeout");
+    assert_eq!(heartbeat_for(s(10), s(30), 100_000), s(10), "never shorter than asked");
 }
 
 /// The start message of a task's current attempt on the node of `allocation` (for a

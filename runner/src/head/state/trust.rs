@@ -60,6 +60,11 @@ pub(crate) struct Trust {
 }
 
 impl Trust {
+    /// How many node certificates were issued (about how many nodes joined).
+    pub(crate) fn issued(&self) -> usize {
+        self.certs.len()
+    }
+
     /// The fingerprints of `node`'s certificates that are not revoked.
     fn live_certs(&self, node: &str) -> Vec<String> {
         self.certs.values().filter(|c| c.node == node && c.revoked.is_none()).map(|c| c.fingerprint.clone()).collect()
