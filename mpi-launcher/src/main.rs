@@ -12,7 +12,14 @@ use clap::Parser;
 
 /// The gangway node launcher.
 #[derive(Parser, Debug)]
-#[command(name = "gangway-node", version, about = "The gangway node launcher: joins a head and runs its tasks")]
+#[command(
+    name = "gangway-node",
+    version,
+    about = "The gangway node launcher: joins a head and runs its tasks",
+    after_help = "Signals: SIGTERM (or Ctrl-C) stops the node's tasks and exits. SIGUSR2 exits at once and \
+                  leaves the tasks running under their supervisors: the next gangway-node started on the same \
+                  --root takes them back (a restart or an upgrade without draining the node)."
+)]
 struct Args {
     /// The head's URL (https://HOST:PORT).
     #[arg(long, env = "GANGWAY_HEAD")]
