@@ -131,8 +131,28 @@ pub fn request_certificate(client: &mut HttpClient, token: &str, name: &str) -> 
     })
     .expect("serializes");
     let auth = format!("Bearer {}", token.trim());
-    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-    let resp = client.request("POST", "/nodes/join", &headers, Some(&body)).map_err(JoinError::Unreachable)?;
+    // One request id for every try: a head that did the join but whose answer was lost
+    // (it restarted, the connection dropped) gives the same certificate again.
+    let id = gangway_api::client::new_request_id();
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        (gangway_api::client::REQUEST_ID_HEADER, id.as_str()),
+    ];
+    let deadline = std::time::Instant::now() + gangway_api::client::DEFAULT_MESSAGE_TIMEOUT;
+    let mut delay = std::time::Duration::from_millis(50);
+    let resp = loop {
+        let outcome = client.request("POST", "/nodes/join", &headers, Some(&body));
+        let again = match &outcome {
+            Ok(r) => r.status == 503,
+            Err(_) => true,
+        };
+        if !again || std::time::Instant::now() + delay > deadline {
+            break outcome.map_err(JoinError::Unreachable)?;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_secs(1));
+    };
     let refused = |message| JoinError::Refused { status: resp.status, message };
     if resp.status != 201 {
         let why = serde_json::from_slice::<gangway_api::ErrorBody>(&resp.body).map(|b| b.message.value);

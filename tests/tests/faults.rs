@@ -395,3 +395,27 @@ fn a_task_whose_launcher_never_returns_stops_when_the_head_calls_its_node_lost()
     assert!(gone, "the lost node's task still runs beside its requeued copy: {left:?}");
     c.terminate_job("orphan", None).unwrap();
 }
+
+#[test]
+fn a_join_repeated_with_its_request_id_gets_the_same_certificate_and_spends_the_token_once() {
+    use gangway_api::tokens::JoinTokenAddParameter;
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    let mut c = cluster.client();
+    let token = c.create_join_token(&JoinTokenAddParameter { uses: Some(1), ..Default::default() }).unwrap();
+    let secret = token.token.expect("the secret is in the answer");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let public_key = gangway_api::sha256::hex(key.public_key_raw());
+    let body = serde_json::to_vec(&gangway_api::tokens::NodeJoinParameter { name: "late".into(), public_key }).unwrap();
+    let auth = format!("Bearer {secret}");
+    let id = gangway_api::client::new_request_id();
+    let join = |id: &str| {
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), (REQUEST_ID_HEADER, id)];
+        gangway_tests::tls::http(&cluster.config).request("POST", "/nodes/join", &headers, Some(&body)).unwrap()
+    };
+    let first = join(&id);
+    assert_eq!(first.status, 201, "{}", first.text());
+    let again = join(&id);
+    assert_eq!((again.status, again.text()), (201, first.text()), "the lost answer, given again");
+    let other = join(&gangway_api::client::new_request_id());
+    assert_eq!(other.status, 401, "a new request spends the token again: {}", other.text());
+}

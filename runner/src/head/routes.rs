@@ -82,7 +82,13 @@ pub fn router(head: Arc<Head>) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route(gangway_api::messages::LAUNCHER_PATH, get(launcher::upgrade))
-        .route("/nodes/join", axum::routing::post(super::joining::join))
+        // A join done once per request id: a node whose answer was lost asks again with the
+        // same id and key and gets the same certificate, its single-use token not spent twice.
+        .route(
+            "/nodes/join",
+            axum::routing::post(super::joining::join)
+                .route_layer(middleware::from_fn_with_state(head.clone(), super::requests::once)),
+        )
         .route("/files", get(uploads::list_files))
         .route("/files/{name}", get(uploads::get_file).put(uploads::put_file).delete(uploads::delete_file))
         .route("/applications", get(super::applications::list))
