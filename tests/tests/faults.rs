@@ -46,6 +46,16 @@ fn a_repeated_request_id_gets_the_first_answer_and_a_misused_one_is_refused() {
     let again = c.raw("POST", "/jobs", Some(&job), &[(REQUEST_ID_HEADER, &id)]).unwrap();
     assert_eq!((first.status, again.status), (201, 201), "{}", again.text());
 
+    // A task collection's per-task results are remembered with the tasks they added.
+    let tasks = serde_json::json!({"value": [{"id": "a", "commandLine": "true"}, {"id": "a", "commandLine": "true"}]});
+    let tasks = serde_json::to_vec(&tasks).unwrap();
+    let tid = gangway_api::client::new_request_id();
+    let first = c.raw("POST", "/jobs/j/addtaskcollection", Some(&tasks), &[(REQUEST_ID_HEADER, &tid)]).unwrap();
+    let again = c.raw("POST", "/jobs/j/addtaskcollection", Some(&tasks), &[(REQUEST_ID_HEADER, &tid)]).unwrap();
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("\"success\"") && first.text().contains("appears twice"), "{}", first.text());
+    assert_eq!((again.status, again.text()), (200, first.text()), "not TaskExists the second time");
+
     // Ids are remembered durably: after a restart the repeat still gets the first answer.
     let mut cluster = cluster;
     cluster.kill_head();

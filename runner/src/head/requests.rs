@@ -3,7 +3,8 @@
 //! that lost the answer, or saw the head restart, retries safely); the id on a different
 //! request is refused with 409; an id that is not a UUID's shape with 400. A call that
 //! creates what the server names (a Slurm submission) remembers its answer in the same commit
-//! as the change ([`Recorded`]); the others are remembered in the commit right after.
+//! as the change ([`Recorded`]), as do the Azure adds (jobs, tasks, task collections, pools,
+//! schedules: [`in_the_same_commit`]); the others are remembered in the commit right after.
 
 use std::sync::Arc;
 
@@ -42,9 +43,47 @@ impl RequestOnce {
     }
 }
 
+impl RequestOnce {
+    /// The record of an answer with `status` and no body.
+    pub fn record_status(&self, status: StatusCode) -> Remembered {
+        Remembered { status: status.as_u16(), body: String::new(), ..self.record(&()) }
+    }
+}
+
 /// Marks a response whose handler remembered it already (in the commit of its change).
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded;
+
+/// What a handler gets of its call's request id, if it has one.
+pub type Once = Option<axum::Extension<RequestOnce>>;
+
+/// Makes `change` and, for a call with a request id, remembers its answer (`status`, no body)
+/// in the same commit: a head that dies after the commit still gives a retry this answer
+/// (not `…Exists`).
+pub async fn in_the_same_commit<E>(
+    head: &Arc<Head>,
+    once: &Once,
+    status: StatusCode,
+    change: impl FnOnce(&mut super::state::HeadState, &mut super::state::Effects) -> Result<(), E>,
+) -> Result<Response, E> {
+    head.apply_durable(|st, fx| {
+        let r = change(st, fx);
+        if let (Ok(()), Some(o)) = (&r, once) {
+            st.remember(o.record_status(status), fx);
+        }
+        r
+    })
+    .await?;
+    Ok(recorded(status.into_response(), once))
+}
+
+/// `resp`, marked remembered when the call had a request id (its handler remembered it).
+pub fn recorded(mut resp: Response, once: &Once) -> Response {
+    if once.is_some() {
+        resp.extensions_mut().insert(Recorded);
+    }
+    resp
+}
 
 /// Takes the id out of the in-flight set when the call ends, however it ends.
 struct InFlight(Arc<Head>, String);

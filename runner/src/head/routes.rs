@@ -17,6 +17,7 @@ use super::identity::{self, Caller, Connection};
 use super::listing::{
     page, select_list, select_one, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, SCHEDULE_FIELDS, TASK_FIELDS,
 };
+use super::requests::{in_the_same_commit, recorded, Once};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::state::{HeadState, JobRec};
 use super::{auth, files, launcher, privacy, uploads, Head};
@@ -362,11 +363,10 @@ async fn list_pools(State(head): H, Query(q): Q) -> ApiResult<Json<Value>> {
     select_list(list, &q, "Pool").map(Json)
 }
 
-async fn add_pool(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_pool(State(head): H, who: Who, once: Once, body: Bytes) -> ApiResult<Response> {
     admin(&who, "create pools")?;
     let p: PoolAddParameter = parse_body(&body)?;
-    head.apply_durable(|st, fx| st.add_pool(p, fx)).await?;
-    Ok(StatusCode::CREATED)
+    in_the_same_commit(&head, &once, StatusCode::CREATED, |st, fx| st.add_pool(p, fx)).await
 }
 
 async fn get_pool(State(head): H, Path(id): Path<String>) -> ApiResult<Json<Pool>> {
@@ -469,11 +469,10 @@ async fn list_jobs(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json<Valu
     select_list(list, &q, "Job").map(Json)
 }
 
-async fn add_job(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_job(State(head): H, who: Who, once: Once, body: Bytes) -> ApiResult<Response> {
     let p: JobAddParameter = parse_body(&body)?;
     let owner = Owner { uid: who.uid, name: head.users.name(who.uid).await };
-    head.apply_durable(|st, fx| st.add_job(p, owner, fx)).await?;
-    Ok(StatusCode::CREATED)
+    in_the_same_commit(&head, &once, StatusCode::CREATED, |st, fx| st.add_job(p, owner, fx)).await
 }
 
 async fn get_job(State(head): H, who: Who, Path(id): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
@@ -520,11 +519,10 @@ async fn list_schedules(State(head): H, who: Who, Query(q): Q) -> ApiResult<Json
     select_list(list, &q, "JobSchedule").map(Json)
 }
 
-async fn add_schedule(State(head): H, who: Who, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_schedule(State(head): H, who: Who, once: Once, body: Bytes) -> ApiResult<Response> {
     let p: JobScheduleAddParameter = parse_body(&body)?;
     let owner = Owner { uid: who.uid, name: head.users.name(who.uid).await };
-    head.apply_durable(|st, fx| st.add_schedule(p, owner, fx)).await?;
-    Ok(StatusCode::CREATED)
+    in_the_same_commit(&head, &once, StatusCode::CREATED, |st, fx| st.add_schedule(p, owner, fx)).await
 }
 
 async fn get_schedule(State(head): H, who: Who, Path(id): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
@@ -699,15 +697,14 @@ async fn list_tasks(State(head): H, who: Who, Path(job): Path<String>, Query(q):
     select_list(list, &q, "Task").map(Json)
 }
 
-async fn add_task(State(head): H, who: Who, Path(job): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+async fn add_task(State(head): H, who: Who, once: Once, Path(job): Path<String>, body: Bytes) -> ApiResult<Response> {
     let p: TaskAddParameter = parse_body(&body)?;
     let run_as = run_as(&head, &who, p.user_identity.as_ref()).await?;
-    head.apply_durable(|st, fx| {
+    in_the_same_commit(&head, &once, StatusCode::CREATED, |st, fx| {
         st.may_change_job(&who, &job)?;
         st.add_task_as(&job, p, run_as, fx)
     })
-    .await?;
-    Ok(StatusCode::CREATED)
+    .await
 }
 
 /// Adds up to 100 tasks; each gets its own result, as in Azure Batch. The job must exist and
@@ -715,9 +712,10 @@ async fn add_task(State(head): H, who: Who, Path(job): Path<String>, body: Bytes
 async fn add_task_collection(
     State(head): H,
     who: Who,
+    once: Once,
     Path(job): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<TaskAddCollectionResult>> {
+) -> ApiResult<Response> {
     let p: TaskAddCollectionParameter = parse_body(&body)?;
     // Each task's user, or why it may not have it (that task's own result).
     let mut users = Vec::with_capacity(p.value.len().min(MAX_COLLECTION));
@@ -731,7 +729,7 @@ async fn add_task_collection(
             format!("the collection holds {} tasks; at most {MAX_COLLECTION} may be added in one call", p.value.len()),
         ));
     }
-    let results = head
+    let answer = head
         .apply_durable(|st, fx| {
             st.may_change_job(&who, &job)?;
             let j = st.jobs.get(&job).ok_or_else(|| job_not_found(&job))?;
@@ -742,7 +740,7 @@ async fn add_task_collection(
                 ));
             }
             let mut seen = std::collections::HashSet::new();
-            let results = p
+            let results: Vec<TaskAddResult> = p
                 .value
                 .into_iter()
                 .zip(users)
@@ -759,10 +757,15 @@ async fn add_task_collection(
                     }
                 })
                 .collect();
-            Ok(results)
+            let answer = TaskAddCollectionResult { value: results };
+            // Remembered with the tasks it added (see requests.rs).
+            if let Some(o) = &once {
+                st.remember(o.record(&answer), fx);
+            }
+            Ok(answer)
         })
         .await?;
-    Ok(Json(TaskAddCollectionResult { value: results }))
+    Ok(recorded(Json(answer).into_response(), &once))
 }
 
 async fn get_task(

@@ -107,7 +107,7 @@ async fn show(State(head): H, who: Who, Path(id): Path<String>) -> Result<Json<S
 async fn submit(
     State(head): H,
     who: Who,
-    once: Option<axum::Extension<super::requests::RequestOnce>>,
+    once: super::requests::Once,
     body: Bytes,
 ) -> Result<axum::response::Response, ApiError> {
     let mut req: SlurmSubmit = parse_body(&body)?;
@@ -147,11 +147,7 @@ async fn submit(
             r
         })
         .await?;
-    let mut resp = axum::response::IntoResponse::into_response(Json(submitted));
-    if once.is_some() {
-        resp.extensions_mut().insert(super::requests::Recorded);
-    }
-    Ok(resp)
+    Ok(super::requests::recorded(axum::response::IntoResponse::into_response(Json(submitted)), &once))
 }
 
 async fn cancel(State(head): H, who: Who, body: Bytes) -> Result<Json<SlurmCancelled>, ApiError> {
