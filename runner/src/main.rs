@@ -407,6 +407,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell): for bash,
+    /// `source <(gangway completions bash)`, or save it in ~/.local/share/bash-completion/completions/gangway.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() {
@@ -714,6 +720,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Slurm { args } => cli::cluster::slurm(&args, cli.state_dir.as_deref()),
+        Cmd::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "gangway", &mut script);
+            gangway_api::out!("{}", String::from_utf8_lossy(&script));
+            Ok(0)
+        }
         Cmd::Status => {
             let (mut c, config) = client()?;
             commands::status(&mut c, &config.url, cli.json)?;
