@@ -193,9 +193,14 @@ pub fn kept_cgroups(found: &[Found]) -> Vec<String> {
 
 /// How the launcher waits for a supervisor: its own child, or one it re-adopted.
 enum Waiter {
-    Child(spawn::Child),
+    /// Our child, and the socket it was handed the task on: it also says there how the task
+    /// ended, in case its exit file could not be written (a full disk).
+    Child(spawn::Child, Option<Socket>),
     Adopted(AsyncFd<OwnedFd>),
 }
+
+/// The launcher's end of a supervisor's socket.
+type Socket = tokio::io::BufReader<tokio::net::UnixStream>;
 
 impl Waiter {
     /// A pidfd for `pid` (not our child), checked to still be the recorded process.
@@ -217,7 +222,7 @@ impl Waiter {
 
     async fn ended(&mut self) {
         match self {
-            Waiter::Child(c) => {
+            Waiter::Child(c, _) => {
                 let _ = c.wait().await;
             }
             // A pidfd becomes readable when its process exits.
@@ -230,7 +235,7 @@ impl Waiter {
     fn signal(&self, sig: i32) {
         match self {
             // SAFETY: kill(2) on our own child, which stays ours (a zombie at worst) until reaped.
-            Waiter::Child(c) => unsafe {
+            Waiter::Child(c, _) => unsafe {
                 libc::kill(c.pid(), sig);
             },
             // SAFETY: pidfd_send_signal(2) on a pidfd we own: never another process.
@@ -287,7 +292,7 @@ impl Executor {
             Err(o) => Err(o),
         };
         match started {
-            Ok((sup, record)) => self.watch_unit(&record, Waiter::Child(sup), cgroup, stop_rx).await,
+            Ok((sup, socket, record)) => self.watch_unit(&record, Waiter::Child(sup, socket), cgroup, stop_rx).await,
             Err(o) => {
                 self.forget_unit(&start.id);
                 release(cgroup).await;
@@ -313,7 +318,7 @@ impl Executor {
         p: Prepared,
         cgroup: Option<&TaskCgroup>,
         deadline: Option<i64>,
-    ) -> Result<(spawn::Child, UnitRecord), Outcome> {
+    ) -> Result<(spawn::Child, Option<Socket>, UnitRecord), Outcome> {
         let name = record.name.clone();
         use std::os::unix::ffi::OsStrExt;
         let argv0 = p.argv[0].clone();
@@ -381,16 +386,20 @@ impl Executor {
             s.shutdown().await?;
             // One line: whatever else happens to hold the socket cannot keep the answer back.
             let mut answer = String::new();
-            tokio::io::BufReader::new(s).read_line(&mut answer).await?;
-            Ok::<_, std::io::Error>(answer)
+            let mut s = tokio::io::BufReader::new(s);
+            s.read_line(&mut answer).await?;
+            Ok::<_, std::io::Error>((answer, s))
         };
-        let answer = answer.await.unwrap_or_default();
+        let (answer, socket) = match answer.await {
+            Ok((a, s)) => (a, Some(s)),
+            Err(_) => (String::new(), None),
+        };
         match answer.trim().split_once(' ') {
             // The record keeps no task pid: a launcher that re-adopts the unit asks the kernel.
             Some(("ok", pid)) if pid.parse::<i32>().is_ok() => {
                 record.task = pid.parse().expect("checked");
                 record.started = Timestamp::now().0;
-                Ok((sup, record))
+                Ok((sup, socket, record))
             }
             Some(("err", errno)) => Err(launch_failed(std::io::Error::from_raw_os_error(errno.parse().unwrap_or(0)))),
             _ => {
@@ -450,7 +459,18 @@ impl Executor {
             }
         }
         drop(registered);
-        let o = self.unit_outcome(record, cgroup.as_ref(), stopped);
+        // What the supervisor said on its socket as it ended: how the task ended, should its
+        // exit file be missing.
+        let said = match &mut waiter {
+            Waiter::Child(_, Some(socket)) => {
+                let mut line = String::new();
+                let read = tokio::io::AsyncBufReadExt::read_line(socket, &mut line);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+                serde_json::from_str::<ExitRecord>(line.trim()).ok()
+            }
+            _ => None,
+        };
+        let o = self.unit_outcome(record, cgroup.as_ref(), stopped, said);
         self.release_unit(&record.name, cgroup).await;
         o
     }
@@ -465,10 +485,17 @@ impl Executor {
 
     /// How a unit ended: its exit file, its cgroup's memory and OOM counts, and why it was
     /// stopped, if it was.
-    fn unit_outcome(&self, record: &UnitRecord, cgroup: Option<&TaskCgroup>, stopped: Option<StopReason>) -> Outcome {
+    fn unit_outcome(
+        &self,
+        record: &UnitRecord,
+        cgroup: Option<&TaskCgroup>,
+        stopped: Option<StopReason>,
+        said: Option<ExitRecord>,
+    ) -> Outcome {
         let exit = std::fs::read(exit_path(&self.layout.root, &record.name))
             .ok()
-            .and_then(|b| serde_json::from_slice::<ExitRecord>(&b).ok());
+            .and_then(|b| serde_json::from_slice::<ExitRecord>(&b).ok())
+            .or(said);
         let Some(exit) = exit else {
             // Killed with its cgroup before it could write (a SIGKILL after the grace).
             return match stopped {
@@ -569,7 +596,7 @@ impl Executor {
                 let o = match waiter {
                     Some(w) => me.watch_unit(&r, w, cgroup, &mut rx).await,
                     None => {
-                        let o = me.unit_outcome(&r, cgroup.as_ref(), None);
+                        let o = me.unit_outcome(&r, cgroup.as_ref(), None, None);
                         me.release_unit(&r.name, cgroup).await;
                         o
                     }
@@ -640,7 +667,6 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         }
     };
     let _ = writeln!(sock, "ok {child}");
-    drop(sock);
     // The task's files are the task's: this process keeps none of them open.
     release_stdio();
     let ended = supervise(&spec, child, &sigfd);
@@ -655,10 +681,12 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         wall_clock: ended.wall_clock,
         orphaned: ended.orphaned,
     };
-    match write_whole(&spec.exit_file, &serde_json::to_vec(&exit).expect("serializes")) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
+    let line = serde_json::to_vec(&exit).expect("serializes");
+    let written = write_whole(&spec.exit_file, &line);
+    // And to the launcher that started it, if it is still there: it then knows even when the
+    // file could not be written (a full disk). A launcher that is gone makes this fail.
+    let _ = sock.write_all(&[line.as_slice(), b"\n"].concat());
+    i32::from(written.is_err())
 }
 
 /// Blocks the signals a supervisor handles and returns a signalfd that receives them.

@@ -429,3 +429,43 @@ fn a_join_repeated_with_its_request_id_gets_the_same_certificate_and_spends_the_
     let other = join(&gangway_api::client::new_request_id());
     assert_eq!(other.status, 401, "a new request spends the token again: {}", other.text());
 }
+
+#[test]
+fn a_launcher_whose_records_cannot_be_written_still_reports_each_end_once() {
+    use gangway_api::{TaskAddParameter, TaskState};
+    if !nix_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    // The launcher's records and its supervisors' exit files go to a full 64 KiB tmpfs.
+    let running = cluster.node_root(0).join(gangway_launcher::supervise::RUNNING_DIR);
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "gangway-full-node"])
+        .arg(&running)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: this machine cannot mount a tmpfs");
+        return;
+    }
+    let _tmpfs = Tmpfs(running.clone());
+    let mut f = std::fs::File::create(running.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut f, &[0u8; 4096]).is_ok() {}
+    drop(f);
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "full".into(), ..Default::default() }).unwrap();
+    let command_line = "/bin/sh -c 'echo out; exit 3'".to_owned();
+    c.add_task("full", &TaskAddParameter { id: "t".into(), command_line, ..Default::default() }).unwrap();
+    let t = gangway_tests::wait_for(Duration::from_secs(20), "the task to complete", || {
+        c.get_task("full", "t").ok().filter(|t| t.state == TaskState::Completed)
+    });
+    // Its supervisor said how it ended on its socket: the real exit code, not a lost attempt.
+    let info = &t.execution_info;
+    assert_eq!((info.exit_code, info.requeue_count), (Some(3), 0), "{info:?}");
+    assert_eq!(info.failure_info.as_ref().map(|f| f.code.as_str()), Some("FailureExitCode"));
+    let (_, out, _) = cluster.cli(&["task", "logs", "full", "t"]);
+    assert_eq!(out, "out\n");
+    let log = std::fs::read_to_string(cluster.dir.path().join("node1.log")).unwrap();
+    assert!(log.contains("cannot record a running task"), "the launcher says it could not record it");
+}
