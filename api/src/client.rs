@@ -564,6 +564,10 @@ impl Client {
         }
         Ok(check(resp)?.body)
     }
+    /// `GET /nodecounts`: each pool's nodes by state.
+    pub fn pool_node_counts(&mut self) -> Result<Vec<crate::PoolNodeCounts>, ClientError> {
+        self.list_all("/nodecounts", &ListOptions::default())
+    }
     /// `GET /pools/{pool}/nodes` for every pool, or `GET /nodes` when `pool` is None.
     pub fn list_nodes(&mut self, pool: Option<&str>) -> Result<Vec<ComputeNode>, ClientError> {
         match pool {

@@ -173,3 +173,58 @@ pub struct NodeDisableSchedulingParameter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_disable_scheduling_option: Option<DisableComputeNodeSchedulingOption>,
 }
+
+/// How many of a pool's compute nodes are in each state (Azure Batch's `BatchNodeCounts`;
+/// `GET /nodecounts`). gangway's nodes never create, reboot, reimage, upgrade or get
+/// preempted: those stay 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCounts {
+    pub creating: u32,
+    pub idle: u32,
+    pub offline: u32,
+    pub preempted: u32,
+    pub rebooting: u32,
+    pub reimaging: u32,
+    pub running: u32,
+    pub starting: u32,
+    pub start_task_failed: u32,
+    pub leaving_pool: u32,
+    pub unknown: u32,
+    pub unusable: u32,
+    pub waiting_for_start_task: u32,
+    #[serde(rename = "upgradingOS")]
+    pub upgrading_os: u32,
+    /// Every node of the pool.
+    pub total: u32,
+}
+
+impl NodeCounts {
+    /// Counts one node in state `s`.
+    pub fn add(&mut self, s: NodeState) {
+        let slot = match s {
+            NodeState::Starting => &mut self.starting,
+            NodeState::WaitingForStartTask => &mut self.waiting_for_start_task,
+            NodeState::Idle => &mut self.idle,
+            NodeState::Running => &mut self.running,
+            NodeState::StartTaskFailed => &mut self.start_task_failed,
+            NodeState::Offline => &mut self.offline,
+            NodeState::Unusable => &mut self.unusable,
+            NodeState::LeavingPool => &mut self.leaving_pool,
+            NodeState::Unknown => &mut self.unknown,
+        };
+        *slot += 1;
+        self.total += 1;
+    }
+}
+
+/// One pool's node counts (Azure Batch's `BatchPoolNodeCounts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolNodeCounts {
+    pub pool_id: String,
+    /// Its nodes (all of gangway's are dedicated).
+    pub dedicated: NodeCounts,
+    /// Always zero: gangway has no spot nodes.
+    pub low_priority: NodeCounts,
+}

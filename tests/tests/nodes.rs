@@ -215,3 +215,29 @@ fn an_idle_cluster_keeps_its_launcher_streams() {
     assert_eq!(log.matches("launcher connected").count(), 2, "{log}");
     assert_eq!(log.matches("launcher disconnected").count(), 0, "{log}");
 }
+
+#[test]
+fn node_counts_say_how_many_of_each_pools_nodes_are_in_each_state() {
+    let cluster = Cluster::start(Options { nodes: 2, slots: 1, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_pool(&PoolAddParameter { id: "empty".into(), ..Default::default() }).unwrap();
+    c.add_job(&JobAddParameter { id: "j".into(), ..Default::default() }).unwrap();
+    let long = TaskAddParameter { id: "t".into(), command_line: "sleep 30".into(), ..Default::default() };
+    c.add_task("j", &long).unwrap();
+    let counts = wait_for(Duration::from_secs(20), "one node to run the task", || {
+        let counts = c.pool_node_counts().ok()?;
+        let default = counts.iter().find(|p| p.pool_id == "default")?;
+        (default.dedicated.running == 1).then_some(counts)
+    });
+    let pools: Vec<(&str, u32, u32, u32)> =
+        counts.iter().map(|p| (p.pool_id.as_str(), p.dedicated.idle, p.dedicated.running, p.dedicated.total)).collect();
+    assert_eq!(pools, [("default", 1, 1, 2), ("empty", 0, 0, 0)]);
+    assert!(counts.iter().all(|p| p.low_priority == NodeCounts::default()));
+    // Azure's field names, and a filter on the pool.
+    let r = c.raw("GET", "/nodecounts?$filter=poolId%20eq%20'empty'", None, &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["value"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["value"][0]["dedicated"]["waitingForStartTask"], 0, "{v}");
+    assert_eq!(v["value"][0]["lowPriority"]["upgradingOS"], 0, "{v}");
+    c.terminate_job("j", None).unwrap();
+}

@@ -27,6 +27,8 @@ pub const JOB_FIELDS: &[&str] = &["id", "displayName", "state", "priority", "poo
 pub const SCHEDULE_FIELDS: &[&str] = &["id", "displayName", "state", "executionInfo/recentJob/id"];
 /// Properties a pool list may filter on.
 pub const POOL_FIELDS: &[&str] = &["id", "state"];
+/// Properties a node-count list may filter on.
+pub const NODE_COUNT_FIELDS: &[&str] = &["poolId"];
 /// Properties a node list may filter on.
 pub const NODE_FIELDS: &[&str] = &["id", "state", "schedulingState", "poolId"];
 

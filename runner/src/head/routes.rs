@@ -15,7 +15,8 @@ use gangway_api::*;
 use super::error::{parse_body, ApiError};
 use super::identity::{self, Caller, Connection};
 use super::listing::{
-    page, select_list, select_one, JOB_FIELDS, NODE_FIELDS, POOL_FIELDS, SCHEDULE_FIELDS, TASK_FIELDS,
+    page, select_list, select_one, JOB_FIELDS, NODE_COUNT_FIELDS, NODE_FIELDS, POOL_FIELDS, SCHEDULE_FIELDS,
+    TASK_FIELDS,
 };
 use super::requests::{in_the_same_commit, recorded, Once};
 use super::state::resources::{admins_only, job_not_found, node_not_found, pool_not_found, task_not_found};
@@ -45,6 +46,7 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/pools/{pool}/nodes/{node}/enablescheduling", post(enable_pool_node_scheduling))
         .route("/pools/{pool}/removenodes", post(remove_nodes))
         .route("/nodes", get(list_nodes))
+        .route("/nodecounts", get(node_counts))
         .route("/nodes/{node}", get(get_node))
         .route("/nodes/{node}/disablescheduling", post(disable_node_scheduling))
         .route("/nodes/{node}/enablescheduling", post(enable_node_scheduling))
@@ -377,6 +379,25 @@ async fn delete_pool(State(head): H, who: Who, Path(id): Path<String>) -> ApiRes
     admin(&who, "delete pools")?;
     head.apply_durable(|st, fx| st.delete_pool(&id, fx)).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /nodecounts`: each pool's nodes by state, as Azure Batch counts them.
+async fn node_counts(State(head): H, Query(q): Q) -> ApiResult<Json<Value>> {
+    let counts: Vec<(String, PoolNodeCounts)> = head.read(|st| {
+        let mut by_pool: std::collections::BTreeMap<&str, PoolNodeCounts> = st
+            .pools
+            .keys()
+            .map(|p| (p.as_str(), PoolNodeCounts { pool_id: p.clone(), ..Default::default() }))
+            .collect();
+        for n in st.nodes.values() {
+            if let Some(c) = by_pool.get_mut(n.wire.pool_id.as_str()) {
+                c.dedicated.add(n.wire.state);
+            }
+        }
+        by_pool.into_values().map(|c| (c.pool_id.clone(), c)).collect()
+    });
+    let list = page(counts.iter().map(|(k, c)| (k.as_str(), c)), &q, NODE_COUNT_FIELDS, &head.url, "/nodecounts")?;
+    select_list(list, &q, "PoolNodeCounts").map(Json)
 }
 
 async fn list_nodes(State(head): H, Query(q): Q) -> ApiResult<Json<Value>> {
