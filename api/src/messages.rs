@@ -206,6 +206,10 @@ pub struct Hello {
     pub topology: Option<NodeTopology>,
 }
 
+/// The directories of a node root that the node files API shows (Azure Batch's; not the
+/// node's key, nor the records of its running tasks).
+pub const NODE_FILE_DIRS: [&str; 6] = ["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
+
 /// The failure code of an attempt its launcher lost track of (its supervisor ended without
 /// saying how the task did): the head requeues it, as it requeues the work of a lost node.
 pub const TASK_LOST: &str = "TaskLost";
@@ -316,6 +320,11 @@ pub enum HeadMessage {
         /// Delete the file (or, with `recursive`, the directory and what it holds) instead.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delete: Option<DeleteFile>,
+        /// The node's own files instead of a task's: `job` and `task` are ignored and paths
+        /// are relative to the node root, whose Azure Batch directories ([`NODE_FILE_DIRS`])
+        /// alone are shown.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        node: bool,
     },
     /// Remove a task's directory now (job deleted).
     RemoveTaskDir {

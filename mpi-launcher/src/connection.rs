@@ -293,9 +293,18 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         HeadMessage::Agent(relay) => crate::agent::from_head(exec, relay),
         HeadMessage::Ack { id } => exec.acked(&id),
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
-        HeadMessage::ReadFiles { req, job, task, path, offset, len, delete } => {
-            let dir = exec.layout.task_dir(&job, &task);
+        HeadMessage::ReadFiles { req, job, task, path, offset, len, delete, node } => {
             let tx = tx.clone();
+            if node {
+                let root = exec.layout.root.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::files::node_files(&root, path.as_deref(), offset, len, delete);
+                    let _ = tx.send(LauncherMessage::Files { req, result });
+                });
+                return Flow::Continue;
+            }
+            let dir = exec.layout.task_dir(&job, &task);
+
             tokio::task::spawn_blocking(move || {
                 // A task directory its user owns is read (and changed) as that user.
                 let answer = || match (delete, path.as_deref()) {

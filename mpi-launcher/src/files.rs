@@ -28,6 +28,38 @@ pub fn answer(task_dir: &Path, path: Option<&str>, offset: u64, len: u64) -> Fil
     }
 }
 
+/// The node's own files (`HeadMessage::ReadFiles` with `node`): listed, read or deleted
+/// under the node root, within its Azure Batch directories only (the node's key and the
+/// records of its running tasks are never shown).
+pub fn node_files(
+    root: &Path,
+    path: Option<&str>,
+    offset: u64,
+    len: u64,
+    remove: Option<gangway_api::messages::DeleteFile>,
+) -> FilesResult {
+    let shown = |p: &str| gangway_api::messages::NODE_FILE_DIRS.contains(&p.split('/').next().unwrap_or(""));
+    match (path, remove) {
+        (None, _) => {
+            let mut files = Vec::new();
+            for d in gangway_api::messages::NODE_FILE_DIRS {
+                let dir = root.join(d);
+                if let Ok(meta) = std::fs::metadata(&dir) {
+                    files.push(entry(root, &dir, &meta));
+                    list(root, &dir, &mut files);
+                }
+            }
+            files.sort_by(|a, b| a.name.cmp(&b.name));
+            FilesResult::List { files }
+        }
+        (Some(p), _) if !shown(p) => FilesResult::NotFound,
+        (Some(p), Some(d)) if p.contains('/') => delete(root, p, d.recursive),
+        // A node's top-level directories stay.
+        (Some(p), Some(_)) => FilesResult::Error { message: format!("'{p}' is one of the node's own directories") },
+        (Some(p), None) => answer(root, Some(p), offset, len),
+    }
+}
+
 /// Deletes `rel` in the task directory: a file or link (never what a link points to), or a
 /// directory (with everything in it only when `recursive`; else it must be empty).
 pub fn delete(task_dir: &Path, rel: &str, recursive: bool) -> FilesResult {
@@ -111,28 +143,33 @@ fn read(path: &Path, offset: u64, len: u64) -> FilesResult {
     }
 }
 
+/// The listing entry of `path` (named relative to `base`).
+fn entry(base: &Path, path: &Path, meta: &std::fs::Metadata) -> NodeFile {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(Timestamp(0), |d| Timestamp(d.as_micros() as i64));
+    NodeFile {
+        name: path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned(),
+        is_directory: meta.is_dir(),
+        properties: Some(FileProperties {
+            content_length: if meta.is_dir() { 0 } else { meta.len() },
+            last_modified: modified,
+        }),
+    }
+}
+
 fn list(base: &Path, dir: &Path, out: &mut Vec<NodeFile>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let path = e.path();
         let Ok(meta) = e.metadata() else { continue };
-        let name = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().into_owned();
-        if name == EXPIRY_MARKER {
+        let file = entry(base, &path, &meta);
+        if file.name == EXPIRY_MARKER {
             continue;
         }
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(Timestamp(0), |d| Timestamp(d.as_micros() as i64));
-        out.push(NodeFile {
-            name,
-            is_directory: meta.is_dir(),
-            properties: Some(FileProperties {
-                content_length: if meta.is_dir() { 0 } else { meta.len() },
-                last_modified: modified,
-            }),
-        });
+        out.push(file);
         if meta.is_dir() {
             list(base, &path, out);
         }

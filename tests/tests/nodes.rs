@@ -241,3 +241,44 @@ fn node_counts_say_how_many_of_each_pools_nodes_are_in_each_state() {
     assert_eq!(v["value"][0]["lowPriority"]["upgradingOS"], 0, "{v}");
     c.terminate_job("j", None).unwrap();
 }
+
+#[test]
+fn a_nodes_own_files_are_listed_read_and_deleted_within_its_batch_directories() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    let mut c = cluster.client();
+    c.add_job(&JobAddParameter { id: "j".into(), ..Default::default() }).unwrap();
+    let task = TaskAddParameter { id: "t".into(), command_line: "/bin/echo hello".into(), ..Default::default() };
+    c.add_task("j", &task).unwrap();
+    wait_for(Duration::from_secs(20), "the task", || {
+        (c.get_task("j", "t").ok()?.state == TaskState::Completed).then_some(())
+    });
+    let base = "/pools/default/nodes/node1/files";
+    let names = |c: &mut Client, query: &str| -> Vec<String> {
+        let r = c.raw("GET", &format!("{base}{query}"), None, &[]).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["value"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let top = names(&mut c, "");
+    assert_eq!(
+        top,
+        ["applications", "fsmounts", "shared", "startup", "volatile", "workitems"],
+        "Azure's directories only"
+    );
+    let all = names(&mut c, "?recursive=true");
+    assert!(all.contains(&"workitems/j/job-1/t/stdout.txt".to_owned()), "{all:?}");
+    assert!(!all.iter().any(|n| n.starts_with("tls") || n.starts_with("running")), "never the key or records: {all:?}");
+    let file = c.raw("GET", &format!("{base}/workitems/j/job-1/t/stdout.txt"), None, &[]).unwrap();
+    assert_eq!((file.status, file.text()), (200, "hello\n".to_owned()));
+    for (path, status) in [("tls/node.key", 404), ("running", 404), ("../x", 400), ("workitems", 409)] {
+        let method = if path == "workitems" { "DELETE" } else { "GET" };
+        let r = c.raw(method, &format!("{base}/{path}"), None, &[]).unwrap();
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+    }
+    let gone = c.raw("DELETE", &format!("{base}/workitems/j/job-1/t/stdout.txt"), None, &[]).unwrap();
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    let again = c.raw("GET", &format!("{base}/workitems/j/job-1/t/stdout.txt"), None, &[]).unwrap();
+    assert_eq!(again.status, 404);
+    let elsewhere = c.raw("GET", "/pools/nopool/nodes/node1/files", None, &[]).unwrap();
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.text());
+}

@@ -15,7 +15,7 @@ use gangway_api::{ListResponse, NodeFile};
 use super::error::ApiError;
 use super::identity::Caller;
 use super::routes::parse_range;
-use super::state::resources::{job_not_found, task_not_found};
+use super::state::resources::{job_not_found, node_not_found, pool_not_found, task_not_found};
 use super::Head;
 
 /// Bytes asked of a launcher per message.
@@ -45,29 +45,44 @@ pub fn check_relative_path(path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whose files: a task's (on the node that ran it), or a node's own.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Task { job: &'a str, task: &'a str },
+    Node { pool: &'a str, node: &'a str },
+}
+
 async fn ask(
     head: &Arc<Head>,
-    job: &str,
-    task: &str,
+    target: Target<'_>,
     path: Option<String>,
     offset: u64,
     len: u64,
     delete: Option<DeleteFile>,
 ) -> Result<FilesResult, ApiError> {
     let tx = head.read(|st| {
-        let j = st.jobs.get(job).ok_or_else(|| job_not_found(job))?;
-        let t = j.tasks.get(task).ok_or_else(|| task_not_found(job, task))?;
-        let node = t.wire.node_info.as_ref().map(|n| n.node_id.clone()).ok_or_else(|| {
-            ApiError::not_found(
-                "FileNotFound",
-                format!("task '{task}' has not run on any node yet, so it has no files"),
-            )
-        })?;
+        let node = match target {
+            Target::Task { job, task } => {
+                let j = st.jobs.get(job).ok_or_else(|| job_not_found(job))?;
+                let t = j.tasks.get(task).ok_or_else(|| task_not_found(job, task))?;
+                t.wire.node_info.as_ref().map(|n| n.node_id.clone()).ok_or_else(|| {
+                    ApiError::not_found(
+                        "FileNotFound",
+                        format!("task '{task}' has not run on any node yet, so it has no files"),
+                    )
+                })?
+            }
+            Target::Node { pool, node } => {
+                st.pools.get(pool).ok_or_else(|| pool_not_found(pool))?;
+                st.nodes.get(node).filter(|n| n.wire.pool_id == pool).ok_or_else(|| node_not_found(node))?;
+                node.to_owned()
+            }
+        };
         let conn = st.nodes.get(&node).and_then(|n| n.conn.as_ref()).ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NodeNotConnected",
-                format!("node '{node}', which holds the task's files, is not connected"),
+                format!("node '{node}', which holds the files, is not connected"),
             )
         })?;
         Ok::<_, ApiError>((conn.tx.clone(), node))
@@ -76,7 +91,11 @@ async fn ask(
     let req = head.new_request_id();
     let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
     head.file_requests.lock().expect("file request lock").insert(req, (node, answer_tx));
-    let msg = HeadMessage::ReadFiles { req, job: job.to_owned(), task: task.to_owned(), path, offset, len, delete };
+    let (job, task, node) = match target {
+        Target::Task { job, task } => (job.to_owned(), task.to_owned(), false),
+        Target::Node { .. } => (String::new(), String::new(), true),
+    };
+    let msg = HeadMessage::ReadFiles { req, job, task, path, offset, len, delete, node };
     let sent = tx.send(msg).is_ok();
     let answer =
         if sent { tokio::time::timeout(ANSWER_TIMEOUT, answer_rx).await.ok().and_then(Result::ok) } else { None };
@@ -131,8 +150,17 @@ pub async fn list_task_files(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
     may_read(&head, &who, &job)?;
-    let recursive = recursive_flag(&q)?;
-    match ask(&head, &job, &task, None, 0, 0, None).await? {
+    list_files(&head, Target::Task { job: &job, task: &task }, &q).await
+}
+
+/// The files of `target`: the top level, or everything with `recursive=true`.
+async fn list_files(
+    head: &Arc<Head>,
+    target: Target<'_>,
+    q: &HashMap<String, String>,
+) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
+    let recursive = recursive_flag(q)?;
+    match ask(head, target, None, 0, 0, None).await? {
         FilesResult::List { mut files } => {
             // Azure lists the top level only, unless asked for everything.
             if !recursive {
@@ -140,7 +168,7 @@ pub async fn list_task_files(
             }
             Ok(Json(ListResponse { value: files, next_link: None }))
         }
-        other => Err(node_error(other, "the task directory")),
+        other => Err(node_error(other, "the directory")),
     }
 }
 
@@ -152,14 +180,19 @@ pub async fn get_task_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_read(&head, &who, &job)?;
-    check_relative_path(&path)?;
-    let range = parse_range(&headers)?;
+    get_file(&head, Target::Task { job: &job, task: &task }, &path, &headers).await
+}
+
+/// One file of `target`, whole or the `Range` asked for.
+async fn get_file(head: &Arc<Head>, target: Target<'_>, path: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    check_relative_path(path)?;
+    let range = parse_range(headers)?;
     let (first, last) = range.unwrap_or((0, None));
     let mut body = Vec::new();
     let mut offset = first;
     let size = loop {
         let want = last.map_or(CHUNK, |l| (l + 1).saturating_sub(offset).min(CHUNK));
-        match ask(&head, &job, &task, Some(path.clone()), offset, want, None).await? {
+        match ask(head, target, Some(path.to_owned()), offset, want, None).await? {
             FilesResult::Data { data, size } => {
                 let bytes = base64_decode(&data)
                     .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UnexpectedNodeAnswer", e))?;
@@ -213,13 +246,64 @@ pub async fn delete_task_file(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     head.read(|st| st.may_change_job(&who, &job))?;
-    check_relative_path(&path)?;
-    let recursive = recursive_flag(&q)?;
-    match ask(&head, &job, &task, Some(path.clone()), 0, 0, Some(DeleteFile { recursive })).await? {
+    delete_file(&head, Target::Task { job: &job, task: &task }, &path, &q).await
+}
+
+/// Deletes a file (or, with `recursive=true`, a directory) of `target`.
+async fn delete_file(
+    head: &Arc<Head>,
+    target: Target<'_>,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> Result<StatusCode, ApiError> {
+    check_relative_path(path)?;
+    let recursive = recursive_flag(q)?;
+    match ask(head, target, Some(path.to_owned()), 0, 0, Some(DeleteFile { recursive })).await? {
         FilesResult::Deleted => Ok(StatusCode::OK),
         FilesResult::Error { message } => Err(ApiError::conflict("FileNotDeleted", message)),
         other => Err(node_error(other, &format!("'{path}'"))),
     }
+}
+
+/// A node's own files hold every task's: admins only.
+fn may_read_node(who: &Caller) -> Result<(), ApiError> {
+    match who.admin {
+        true => Ok(()),
+        false => Err(super::state::resources::admins_only("read or change a node's files")),
+    }
+}
+
+/// `GET /pools/{pool}/nodes/{node}/files[?recursive=true]`: the node's Azure Batch directories.
+pub async fn list_node_files(
+    State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
+    Path((pool, node)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<ListResponse<NodeFile>>, ApiError> {
+    may_read_node(&who)?;
+    list_files(&head, Target::Node { pool: &pool, node: &node }, &q).await
+}
+
+/// `GET /pools/{pool}/nodes/{node}/files/{path}`, with `Range` support.
+pub async fn get_node_file(
+    State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
+    Path((pool, node, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    may_read_node(&who)?;
+    get_file(&head, Target::Node { pool: &pool, node: &node }, &path, &headers).await
+}
+
+/// `DELETE /pools/{pool}/nodes/{node}/files/{path}[?recursive=true]`.
+pub async fn delete_node_file(
+    State(head): State<Arc<Head>>,
+    who: axum::Extension<Caller>,
+    Path((pool, node, path)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    may_read_node(&who)?;
+    delete_file(&head, Target::Node { pool: &pool, node: &node }, &path, &q).await
 }
 
 #[cfg(test)]

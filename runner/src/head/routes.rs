@@ -42,6 +42,8 @@ pub fn router(head: Arc<Head>) -> Router {
         .route("/pools/{pool}", get(get_pool).delete(delete_pool))
         .route("/pools/{pool}/nodes", get(list_pool_nodes))
         .route("/pools/{pool}/nodes/{node}", get(get_pool_node))
+        .route("/pools/{pool}/nodes/{node}/files", get(files::list_node_files))
+        .route("/pools/{pool}/nodes/{node}/files/{*path}", get(files::get_node_file).delete(files::delete_node_file))
         .route("/pools/{pool}/nodes/{node}/disablescheduling", post(disable_pool_node_scheduling))
         .route("/pools/{pool}/nodes/{node}/enablescheduling", post(enable_pool_node_scheduling))
         .route("/pools/{pool}/removenodes", post(remove_nodes))
