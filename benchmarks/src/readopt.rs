@@ -144,7 +144,7 @@ fn measure(state: &std::path::Path, launcher: &mut Launcher, tasks: usize, round
         launcher.start()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let log = strip_ansi(&std::fs::read_to_string(&launcher.log).unwrap_or_default());
+            let log = gangway_tests::strip_ansi(&std::fs::read_to_string(&launcher.log).unwrap_or_default());
             let readopted = log.matches("re-adopted").count() > before;
             let node = c.get_node("node1")?;
             if readopted && node.state == NodeState::Running && all_running(&mut c)? {
@@ -188,22 +188,4 @@ fn measure(state: &std::path::Path, launcher: &mut Launcher, tasks: usize, round
         total.last().copied().unwrap_or(f64::NAN),
     );
     Ok(())
-}
-
-/// `text` without its terminal colour sequences (`ESC [ … m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -144,13 +144,19 @@ pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The start time of process `pid` (clock ticks since boot), from `/proc/PID/stat`.
+/// The start time of process `pid` (clock ticks since boot), from `/proc/PID/stat`, while
+/// it runs (None once it is gone, or has ended and waits to be reaped).
 fn start_time_of(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    // Field 22 (starttime); `rest` starts at field 3 (state).
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    // Field 3 (state): a zombie has ended.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    // Field 22 (starttime), 19 fields further.
+    fields.nth(18)?.parse().ok()
 }
 
 /// The first child of process `pid`.

@@ -328,6 +328,25 @@ impl Drop for Cluster {
     }
 }
 
+/// `text` without its terminal colour sequences (`ESC [ … m`), as logs written by a process
+/// that took its output for a terminal carry them.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Waits (up to 15 s) until no task cgroup under any of these launchers and no process of a
 /// task of these nodes (or a task's supervisor) is left, and fails naming what is.
 pub fn assert_nothing_left(nodes: &[(String, PathBuf)]) {

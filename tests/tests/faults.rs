@@ -282,8 +282,17 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
         mpi: Some(MpiSettings { ranks_per_node: 2, cpus_per_rank: Some(1), ..Default::default() }),
         ..Default::default()
     };
-    let tasks =
-        vec![TaskAddParameter { id: "plain".into(), command_line: plain, ..Default::default() }, limited, ranks];
+    // One that ends while no launcher is there: its end is read from its exit file.
+    let away = format!(
+        "/bin/sh -c 'echo ran >> {w}/away.runs; while [ ! -e {w}/go0 ]; do sleep 0.05; done; echo bye; exit 4'",
+        w = work.display()
+    );
+    let tasks = vec![
+        TaskAddParameter { id: "plain".into(), command_line: plain, ..Default::default() },
+        TaskAddParameter { id: "away".into(), command_line: away, ..Default::default() },
+        limited,
+        ranks,
+    ];
     c.add_task_collection("keep", tasks).unwrap();
     // A batch job: an srun step runs across a SIGKILL of the launcher, an Open MPI step (PMIx,
     // served by the step's node part) across an upgrade (SIGUSR2), and a step after both.
@@ -316,10 +325,27 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
         t.execution_info
     );
 
+    wait_file(&work.join("away.runs"));
+
     cluster.kill_node(0);
-    std::thread::sleep(Duration::from_millis(300));
+    let exits = || {
+        let dir = cluster.node_root(0).join(gangway_launcher::supervise::RUNNING_DIR);
+        std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "exit")).count()
+    };
+    let root = format!("AZ_BATCH_NODE_ROOT_DIR={}", cluster.node_root(0).display());
+    let supervisors = || {
+        let procs = gangway_tests::processes_with_env(std::slice::from_ref(&root));
+        procs.iter().filter(|p| p.contains(": gangway-supervise ")).count()
+    };
+    let before = supervisors();
+    std::fs::write(work.join("go0"), "").unwrap();
+    gangway_tests::wait_for(Duration::from_secs(10), "the task to end while no launcher runs", || {
+        (exits() == 1 && supervisors() == before - 1).then_some(())
+    });
     cluster.start_node(0);
     wait_readopted(&cluster, 1);
+    let log = gangway_tests::strip_ansi(&std::fs::read_to_string(cluster.dir.path().join("node1.log")).unwrap());
+    assert!(log.contains("ended=1"), "the restarted launcher reported the task that ended meanwhile: {log}");
     std::fs::write(work.join("go1"), "").unwrap();
     gangway_tests::wait_for(Duration::from_secs(30), "both ranks to print", || {
         (std::fs::read_to_string(work.join("mpi.txt")).ok()?.lines().count() == 2).then_some(())
@@ -361,6 +387,10 @@ fn tasks_outlive_a_killed_or_upgraded_launcher_and_end_exactly_once() {
     let mut lines: Vec<&str> = stdout.lines().collect();
     lines.sort_unstable();
     assert_eq!(lines, ["rank=0 size=2 sum=3 local=2 host=node1", "rank=1 size=2 sum=3 local=2 host=node1"]);
+    let t = done(&mut c, "away");
+    assert_eq!((t.execution_info.exit_code, t.execution_info.requeue_count), (Some(4), 0), "{:?}", t.execution_info);
+    assert_eq!(slurm.read("away.runs"), "ran\n");
+    assert_eq!(cluster.cli(&["task", "logs", "keep", "away"]).1, "bye\n");
     let t = done(&mut c, "limited");
     let failure = t.execution_info.failure_info.as_ref().map(|f| f.code.as_str());
     assert_eq!((failure, t.execution_info.requeue_count), (Some("TaskEnded"), 0), "{:?}", t.execution_info);
