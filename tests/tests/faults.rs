@@ -148,6 +148,27 @@ impl Drop for Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`3m`, `64k`) on `dir`; None where this machine cannot.
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "gangway-full-test"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: this machine cannot mount a tmpfs");
+        }
+        mounted.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Fills it up with one file.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut f, &[0u8; 64 << 10]).is_ok() {}
+    }
+}
+
 #[test]
 fn a_full_state_disk_refuses_changes_keeps_reads_and_resumes_when_space_returns() {
     if !nix_root() {
@@ -161,28 +182,15 @@ fn a_full_state_disk_refuses_changes_keeps_reads_and_resumes_when_space_returns(
     let saved = cluster.dir.path().join("state.saved");
     std::fs::rename(&state, &saved).unwrap();
     std::fs::create_dir(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "gangway-full-test"])
-        .arg(&state)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: this machine cannot mount a tmpfs");
-        return;
-    }
-    let _tmpfs = Tmpfs(state.clone());
+    let Some(tmpfs) = Tmpfs::mount(&state, "3m") else { return };
     let copied = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", saved.display())).arg(&state).status();
     assert!(copied.unwrap().success());
     cluster.start_head();
     let mut c = cluster.client().with_retry(Duration::ZERO);
     c.add_job(&JobAddParameter { id: "before".into(), ..Default::default() }).unwrap();
 
-    // Fill it.
     let filler = state.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 64 << 10];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    drop(f);
+    tmpfs.fill();
     let job = |id: &str| serde_json::to_vec(&JobAddParameter { id: id.into(), ..Default::default() }).unwrap();
     // The first change that cannot be made durable waits (the head's commit retries); the
     // ones after it are refused at once, naming the cause, and change nothing. (Another
@@ -470,19 +478,8 @@ fn a_launcher_whose_records_cannot_be_written_still_reports_each_end_once() {
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
     // The launcher's records and its supervisors' exit files go to a full 64 KiB tmpfs.
     let running = cluster.node_root(0).join(gangway_launcher::supervise::RUNNING_DIR);
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "gangway-full-node"])
-        .arg(&running)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: this machine cannot mount a tmpfs");
-        return;
-    }
-    let _tmpfs = Tmpfs(running.clone());
-    let mut f = std::fs::File::create(running.join("filler")).unwrap();
-    while std::io::Write::write_all(&mut f, &[0u8; 4096]).is_ok() {}
-    drop(f);
+    let Some(tmpfs) = Tmpfs::mount(&running, "64k") else { return };
+    tmpfs.fill();
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "full".into(), ..Default::default() }).unwrap();
     let command_line = "/bin/sh -c 'echo out; exit 3'".to_owned();
