@@ -23,7 +23,15 @@ pub const CA_PATH: &str = "tls/ca.crt";
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<Arc<rustls::crypto::CryptoProvider>> = std::sync::OnceLock::new();
     #[allow(deprecated)]
-    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+    PROVIDER
+        .get_or_init(|| {
+            // Key exchange on X25519 (or P-256): a handshake on P-384, which clients were seen
+            // to pick, costs the head several times as much when every launcher reconnects.
+            let mut p = rustls::crypto::ring::default_provider();
+            p.kx_groups = vec![rustls::crypto::ring::kx_group::X25519, rustls::crypto::ring::kx_group::SECP256R1];
+            Arc::new(p)
+        })
+        .clone()
 }
 
 /// Every certificate in a PEM text (in order), or what is wrong with it.
