@@ -295,24 +295,19 @@ fn handle(msg: HeadMessage, exec: &Arc<Executor>, tx: &mpsc::UnboundedSender<Lau
         HeadMessage::RemoveTaskDir { job, task } => exec.remove_task_dir(&job, &task),
         HeadMessage::ReadFiles { req, job, task, path, offset, len, delete, node } => {
             let tx = tx.clone();
-            if node {
-                let root = exec.layout.root.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = crate::files::node_files(&root, path.as_deref(), offset, len, delete);
-                    let _ = tx.send(LauncherMessage::Files { req, result });
-                });
-                return Flow::Continue;
-            }
-            let dir = exec.layout.task_dir(&job, &task);
-
+            let (root, dir) = (exec.layout.root.clone(), exec.layout.task_dir(&job, &task));
             tokio::task::spawn_blocking(move || {
-                // A task directory its user owns is read (and changed) as that user.
-                let answer = || match (delete, path.as_deref()) {
-                    (Some(d), Some(p)) => crate::files::delete(&dir, p, d.recursive),
-                    _ => crate::files::answer(&dir, path.as_deref(), offset, len),
+                let result = if node {
+                    crate::files::node_files(&root, path.as_deref(), offset, len, delete)
+                } else {
+                    // A task directory its user owns is read (and changed) as that user.
+                    let answer = || match (delete, path.as_deref()) {
+                        (Some(d), Some(p)) => crate::files::delete(&dir, p, d.recursive),
+                        _ => crate::files::answer(&dir, path.as_deref(), offset, len),
+                    };
+                    crate::files::as_owner_of(&dir, answer)
+                        .unwrap_or_else(|e| gangway_api::messages::FilesResult::Error { message: e.to_string() })
                 };
-                let result = crate::files::as_owner_of(&dir, answer)
-                    .unwrap_or_else(|e| gangway_api::messages::FilesResult::Error { message: e.to_string() });
                 let _ = tx.send(LauncherMessage::Files { req, result });
             });
         }

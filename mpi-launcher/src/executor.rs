@@ -222,8 +222,9 @@ pub struct Executor {
     /// `gangway-node` itself, which supervises task processes (`supervise.rs`); None: task
     /// processes are the launcher's own children and end with it (unit tests).
     pub(crate) supervisor: Option<crate::supervise::Supervisor>,
-    /// Supervised units whose records are kept until the head acknowledges their attempt.
-    pub(crate) units: Mutex<HashMap<AttemptId, String>>,
+    /// Supervised units whose records are kept until the head acknowledges their attempt:
+    /// each one's name, and whether it is a rank group (which has files of its own).
+    pub(crate) units: Mutex<HashMap<AttemptId, (String, bool)>>,
     /// The head's node timeout (from its welcome; 0: not known yet): how long a supervised
     /// task goes on without a launcher.
     pub(crate) node_timeout_ms: std::sync::atomic::AtomicU64,

@@ -108,7 +108,8 @@ pub struct UnitRecord {
     /// The supervisor's pid and its start time (clock ticks since boot), against pid reuse.
     pub supervisor: i32,
     pub supervisor_start: u64,
-    /// The task's pid, also its process group.
+    /// The task's pid, also its process group: 0 in the file (it is written before the task
+    /// starts), the supervisor's child when re-adopted.
     pub task: i32,
     /// Whether it has a cgroup of its own named `name`.
     pub cgroup: bool,
@@ -211,16 +212,11 @@ type Socket = tokio::io::BufReader<tokio::net::UnixStream>;
 impl Waiter {
     /// A pidfd for `pid` (not our child), checked to still be the recorded process.
     fn adopt(pid: i32, start: u64) -> std::io::Result<Waiter> {
-        // SAFETY: pidfd_open(2); the result is a new descriptor we own.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is fresh and ours.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let gone = || std::io::Error::new(std::io::ErrorKind::NotFound, "the supervisor is gone");
+        let owned = pidfd(pid).ok_or_else(gone)?;
         // Checked after opening: the pidfd now pins the process it names.
         if start_time_of(pid) != Some(start) {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the supervisor is gone"));
+            return Err(gone());
         }
         // SAFETY: the AsyncFd owns the only copy of the pidfd, so it stays open while registered.
         Ok(Waiter::Adopted(unsafe { AsyncFd::register(owned) }.map_err(std::io::Error::from)?))
@@ -421,17 +417,23 @@ impl Executor {
 
     fn keep_record(&self, record: &UnitRecord) -> std::io::Result<()> {
         write_whole(&record_path(&self.layout.root, &record.name), &serde_json::to_vec(record).expect("serializes"))?;
-        self.units.lock().expect("lock").insert(record.start.id.clone(), record.name.clone());
+        self.track_unit(record);
         Ok(())
+    }
+
+    /// Keeps `record`'s unit until the head acknowledges its attempt.
+    fn track_unit(&self, record: &UnitRecord) {
+        let rank_group = record.start.mpi.is_some();
+        self.units.lock().expect("lock").insert(record.start.id.clone(), (record.name.clone(), rank_group));
     }
 
     /// The head has the attempt's report: its record and exit file go.
     pub(crate) fn forget_unit(&self, id: &AttemptId) {
-        if let Some(name) = self.units.lock().expect("lock").remove(id) {
+        if let Some((name, rank_group)) = self.units.lock().expect("lock").remove(id) {
             let root = &self.layout.root;
-            for f in [record_path(root, &name), exit_path(root, &name)]
-                .into_iter()
-                .chain(crate::rank_group::unit_files(root, &name))
+            let group_files = rank_group.then(|| crate::rank_group::unit_files(root, &name));
+            for f in
+                [record_path(root, &name), exit_path(root, &name)].into_iter().chain(group_files.into_iter().flatten())
             {
                 let _ = std::fs::remove_file(f);
             }
@@ -590,7 +592,7 @@ impl Executor {
                 continue;
             }
             let Some(rx) = self.claim(&r.start.id) else { continue };
-            self.units.lock().expect("lock").insert(r.start.id.clone(), r.name.clone());
+            self.track_unit(&r);
             if waiter.is_some() {
                 running += 1;
             } else {

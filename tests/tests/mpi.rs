@@ -30,7 +30,15 @@ fn an_mpich_program_runs_over_gangways_pmi_without_mpiexec() {
     let exe = compile_mpich_hello(cluster.dir.path());
     let mut c = cluster.client();
     c.add_job(&JobAddParameter { id: "mpi".into(), ..Default::default() }).unwrap();
-    c.add_task("mpi", &mpi_task("hello", &exe.display().to_string(), 2)).unwrap();
+    // Its output files are copied when it ends, as any task's are.
+    let collected = cluster.dir.path().join("collected");
+    let output = OutputFile {
+        file_pattern: "../stdout.txt".into(),
+        destination: OutputFileDestination { path: Some(collected.display().to_string()), ..Default::default() },
+        upload_options: OutputFileUploadOptions { upload_condition: UploadCondition::TaskSuccess },
+    };
+    let task = TaskAddParameter { output_files: vec![output], ..mpi_task("hello", &exe.display().to_string(), 2) };
+    c.add_task("mpi", &task).unwrap();
     let t = done(&mut c, "mpi", "hello");
     let out = String::from_utf8(c.get_task_file("mpi", "hello", "stdout.txt", 0).unwrap()).unwrap();
     let err = String::from_utf8(c.get_task_file("mpi", "hello", "stderr.txt", 0).unwrap()).unwrap();
@@ -38,6 +46,8 @@ fn an_mpich_program_runs_over_gangways_pmi_without_mpiexec() {
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
     assert_eq!(lines, ["rank=0 size=2 sum=3", "rank=1 size=2 sum=3"], "{err}");
+    let copied = std::fs::read_to_string(collected.join("stdout.txt")).unwrap_or_default();
+    assert_eq!(copied, out, "the ranks' output, copied to the task's output-file destination");
 }
 
 #[test]
